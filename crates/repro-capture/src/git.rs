@@ -1,0 +1,268 @@
+//! The git state of the code: commit, branch, remote, dirty flag, the uncommitted diff and
+//! the untracked files — enough to rebuild the exact tree later.
+//!
+//! We drive the `git` command rather than a library: replay needs `git worktree` and
+//! `git apply --binary` with the user's own configuration and credentials, the CLI is on
+//! every machine that has a repository, and its porcelain formats are stable.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use repro_core::record::{CodeState, FileEntry, SkippedFile};
+use repro_core::Digest;
+
+use crate::{CaptureError, Result};
+
+/// What `capture` saw, with the bytes that still have to be stored.
+#[derive(Debug, Default)]
+pub struct GitCapture {
+    pub code: CodeState,
+    /// The diff's bytes (its digest is `code.diff`).
+    pub diff_bytes: Option<Vec<u8>>,
+    /// Absolute paths of the untracked files listed in `code.untracked`.
+    pub untracked_files: Vec<PathBuf>,
+    /// Paths (relative to the root) with uncommitted changes.
+    pub changed: BTreeSet<String>,
+    pub untracked: BTreeSet<String>,
+}
+
+fn git(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(dir);
+    // Never take the index lock: several runs may look at one repository at once.
+    c.env("GIT_OPTIONAL_LOCKS", "0");
+    c.env("LC_ALL", "C");
+    c
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<Vec<u8>> {
+    let out = cmd.output().map_err(|e| CaptureError::Git { command: what.into(), message: e.to_string() })?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("failed").trim();
+        return Err(CaptureError::Git { command: what.into(), message: first.to_string() });
+    }
+    Ok(out.stdout)
+}
+
+/// The repository's top-level folder, or `None` outside a repository.
+pub fn toplevel(cwd: &Path) -> Option<PathBuf> {
+    let out = git(cwd).args(["rev-parse", "--show-toplevel"]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let s = String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string();
+    (!s.is_empty()).then(|| PathBuf::from(s))
+}
+
+/// Captures the state of the repository containing `cwd`. Untracked files under one of
+/// `exclude` (absolute paths: the run's data and outputs) are not code and are skipped;
+/// untracked files larger than `max_untracked` are listed as not stored.
+pub fn capture(cwd: &Path, exclude: &[PathBuf], max_untracked: u64) -> GitCapture {
+    let Some(root) = toplevel(cwd) else {
+        return GitCapture {
+            code: CodeState {
+                error: Some(format!("{} is not inside a git repository", cwd.display())),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+    };
+    match capture_in(&root, exclude, max_untracked) {
+        Ok(c) => c,
+        Err(e) => GitCapture {
+            code: CodeState {
+                repo_root: Some(root.display().to_string()),
+                error: Some(e.to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    }
+}
+
+fn capture_in(root: &Path, exclude: &[PathBuf], max_untracked: u64) -> Result<GitCapture> {
+    let status = run(
+        {
+            let mut c = git(root);
+            c.args(["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"]);
+            c
+        },
+        "git status",
+    )?;
+    let parsed = parse_status(&status);
+    let mut cap = GitCapture::default();
+    cap.code.repo_root = Some(root.display().to_string());
+    cap.code.commit = parsed.commit.clone();
+    cap.code.branch = parsed.branch.clone();
+    cap.code.remote = remote_url(root, parsed.upstream.as_deref());
+    cap.changed = parsed.changed.iter().cloned().collect();
+
+    if !parsed.changed.is_empty() && parsed.commit.is_some() {
+        let mut c = git(root);
+        c.args(["diff", "--binary", "--no-ext-diff", "--no-textconv", "--no-color", "--full-index", "HEAD", "--"]);
+        let diff = run(c, "git diff HEAD")?;
+        if !diff.is_empty() {
+            cap.code.diff = Some(Digest::of_bytes(&diff));
+            cap.diff_bytes = Some(diff);
+        }
+        cap.code.diff_files = parsed.changed.clone();
+    } else if !parsed.changed.is_empty() {
+        // No commit yet: everything staged is effectively untracked content.
+        cap.code.diff_files = parsed.changed.clone();
+    }
+
+    for rel in &parsed.untracked {
+        let abs = root.join(rel);
+        cap.untracked.insert(rel.clone());
+        if exclude.iter().any(|x| abs.starts_with(x)) {
+            continue;
+        }
+        let meta = match std::fs::symlink_metadata(&abs) {
+            Ok(m) => m,
+            Err(_) => continue, // vanished between status and now
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.len() > max_untracked {
+            cap.code.untracked_skipped.push(SkippedFile {
+                path: rel.clone(),
+                size: meta.len(),
+                reason: format!("{} bytes, over the {} byte limit", meta.len(), max_untracked),
+            });
+            continue;
+        }
+        let (digest, size) = repro_store::objects::hash_file(&abs).map_err(CaptureError::io("read", &abs))?;
+        cap.code.untracked.push(FileEntry { path: rel.clone(), size, mode: mode_of(&meta), digest });
+        cap.untracked_files.push(abs);
+    }
+    cap.code.dirty =
+        !parsed.changed.is_empty() || !cap.code.untracked.is_empty() || !cap.code.untracked_skipped.is_empty();
+    Ok(cap)
+}
+
+/// Whether git tracks `rel` (relative to `root`).
+pub fn is_tracked(root: &Path, rel: &str) -> bool {
+    git(root)
+        .args(["ls-files", "--error-unmatch", "--", rel])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn remote_url(root: &Path, upstream: Option<&str>) -> Option<String> {
+    let out = git(root).args(["config", "--get-regexp", r"^remote\..*\.url$"]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let remotes: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let (key, url) = l.split_once(' ')?;
+            let name = key.strip_prefix("remote.")?.strip_suffix(".url")?;
+            Some((name.to_string(), url.to_string()))
+        })
+        .collect();
+    let wanted = upstream.and_then(|u| u.split_once('/')).map(|(r, _)| r.to_string());
+    remotes
+        .iter()
+        .find(|(n, _)| Some(n) == wanted.as_ref())
+        .or_else(|| remotes.iter().find(|(n, _)| n == "origin"))
+        .or_else(|| remotes.first())
+        .map(|(_, u)| u.clone())
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Status {
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub upstream: Option<String>,
+    pub changed: Vec<String>,
+    pub untracked: Vec<String>,
+}
+
+/// Parses `git status --porcelain=v2 --branch -z`.
+pub fn parse_status(bytes: &[u8]) -> Status {
+    let mut st = Status::default();
+    let mut fields = bytes.split(|&b| b == 0).map(|f| String::from_utf8_lossy(f).into_owned());
+    while let Some(rec) = fields.next() {
+        if let Some(h) = rec.strip_prefix("# ") {
+            let (key, value) = h.split_once(' ').unwrap_or((h, ""));
+            match key {
+                "branch.oid" if value != "(initial)" => st.commit = Some(value.to_string()),
+                "branch.head" if value != "(detached)" => st.branch = Some(value.to_string()),
+                "branch.upstream" => st.upstream = Some(value.to_string()),
+                _ => {}
+            }
+        } else if let Some(p) = rec.strip_prefix("? ") {
+            st.untracked.push(p.to_string());
+        } else if rec.starts_with("1 ") {
+            if let Some(p) = rec.splitn(9, ' ').nth(8) {
+                st.changed.push(p.to_string());
+            }
+        } else if rec.starts_with("2 ") {
+            if let Some(p) = rec.splitn(10, ' ').nth(9) {
+                st.changed.push(p.to_string());
+            }
+            // The original path follows as its own NUL-terminated field.
+            if let Some(orig) = fields.next() {
+                st.changed.push(orig);
+            }
+        } else if rec.starts_with("u ") {
+            if let Some(p) = rec.splitn(11, ' ').nth(10) {
+                st.changed.push(p.to_string());
+            }
+        }
+    }
+    st.changed.sort();
+    st.changed.dedup();
+    st
+}
+
+pub(crate) fn mode_of(meta: &std::fs::Metadata) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o7777
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        0o644
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_porcelain_v2() {
+        let raw = b"# branch.oid 1234abcd\0# branch.head main\0# branch.upstream origin/main\0\
+1 .M N... 100644 100644 100644 aaaa bbbb train.py\0\
+2 R. N... 100644 100644 100644 aaaa bbbb R100 new name.py\0old.py\0\
+? notes with space.txt\0";
+        let st = parse_status(raw);
+        assert_eq!(st.commit.as_deref(), Some("1234abcd"));
+        assert_eq!(st.branch.as_deref(), Some("main"));
+        assert_eq!(st.upstream.as_deref(), Some("origin/main"));
+        assert_eq!(st.changed, vec!["new name.py", "old.py", "train.py"]);
+        assert_eq!(st.untracked, vec!["notes with space.txt"]);
+    }
+
+    #[test]
+    fn initial_and_detached() {
+        let st = parse_status(b"# branch.oid (initial)\0# branch.head (detached)\0");
+        assert_eq!(st.commit, None);
+        assert_eq!(st.branch, None);
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        for raw in [&b"\xff\xfe\0\0"[..], b"1 \0", b"2 x\0", b"# \0", b"u\0"] {
+            let _ = parse_status(raw);
+        }
+    }
+}

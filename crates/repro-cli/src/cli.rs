@@ -1,0 +1,174 @@
+//! The command line, in one place: every command, flag and `REPRO_*` variable. Doc
+//! comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The variables repro reads (the CLI resolves them once, here).
+pub const ENV_STORE: &str = "REPRO_STORE";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "repro",
+    version,
+    about = "Capture, audit and replay machine-learning training runs",
+    long_about = "repro records every ingredient of a training run (code, environment, data, \
+hyperparameters, seed, script, outputs) into an immutable, content-addressed store, and \
+audits whether a run can be rebuilt.",
+    after_help = "Examples:\n  repro init\n  repro run --seed 42 --data data/train.csv --params params.yaml --output model.pkl -- python train.py\n  repro audit latest\n\nExit codes: 0 ok; 1 the checked thing failed (audit incomplete, fsck found damage, --strict refused); 2 bad input; `repro run` exits with the command's own code."
+)]
+pub struct Cli {
+    /// The store to use: a `.repro` folder or the folder holding it (default: found by
+    /// walking up from the current folder, like git).
+    #[arg(long, global = true, env = ENV_STORE, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Log what repro does on stderr (-v, -vv); RUST_LOG works too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a store (.repro/) in the current folder.
+    ///
+    /// Example: repro init
+    Init,
+
+    /// Run a command and record everything needed to reproduce it.
+    ///
+    /// The command runs with REPRO_SEED, PYTHONHASHSEED, REPRO_PARAMS (a JSON file of the
+    /// flattened params) and REPRO_METRICS (append JSON lines such as
+    /// {"metric": "acc", "value": 0.9, "step": 1}) set; unset OMP/MKL/OPENBLAS thread counts
+    /// are fixed to this machine's usable cores. repro exits with the command's exit code.
+    ///
+    /// Example: repro run --name baseline --seed 42 --data data/train.csv --params params.yaml --output model.pkl -- python train.py
+    Run(RunArgs),
+
+    /// List runs, newest first.
+    ///
+    /// Example: repro runs --limit 5
+    Runs {
+        /// Show at most N runs.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+
+    /// Show everything recorded about a run.
+    ///
+    /// RUN is a run id, a unique id prefix (4+ characters), a run name, or `latest`.
+    /// Example: repro show latest
+    Show {
+        /// The run (id, 4+ character prefix, name, or `latest`).
+        run: String,
+    },
+
+    /// Check that a run has every ingredient an auditor asks for.
+    ///
+    /// Exit 0 when complete, 1 when something is missing (with --strict, warnings count as missing).
+    /// Example: repro audit latest --strict
+    Audit {
+        /// The run (id, 4+ character prefix, name, or `latest`).
+        run: String,
+        /// Treat warnings (dirty tree, loose pins, generated seed …) as missing.
+        #[arg(long)]
+        strict: bool,
+    },
+
+    /// Data snapshots and named datasets.
+    #[command(subcommand)]
+    Data(DataCmd),
+
+    /// Python environments.
+    #[command(subcommand)]
+    Env(EnvCmd),
+
+    /// Re-hash every object and check every reference; exit 1 when anything is damaged.
+    ///
+    /// Example: repro fsck
+    Fsck,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A name for the run (several runs may share one; RUN then means the newest).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The random seed, exported as REPRO_SEED and PYTHONHASHSEED (generated and flagged when absent).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=4_294_967_295))]
+    pub seed: Option<u64>,
+    /// An input file or folder, snapshotted before the run (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub data: Vec<PathBuf>,
+    /// A hyperparameter file (YAML, JSON or TOML; nested keys become a.b.c) (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub params: Vec<PathBuf>,
+    /// One hyperparameter, KEY=VALUE; wins over --params (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub param: Vec<String>,
+    /// The environment file (default: environment.yml, requirements.txt, uv.lock, poetry.lock
+    /// or pyproject.toml, nearest first).
+    #[arg(long = "env", value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// An output file or folder, snapshotted after the run (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub output: Vec<PathBuf>,
+    /// Refuse to start (exit 1, nothing recorded) unless the pre-run audit passes with no warnings.
+    #[arg(long)]
+    pub strict: bool,
+    /// The command, after --.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCmd {
+    /// Snapshot a file or folder (contents stored unless --reference).
+    ///
+    /// With --name, the snapshot becomes a version of that dataset: the same content gives the
+    /// same version, changed content the next one.
+    /// Example: repro data snapshot data/ --name train
+    Snapshot {
+        path: PathBuf,
+        /// Dataset name (default: the file or folder name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Record digests only; leave the contents where they are.
+        #[arg(long)]
+        reference: bool,
+    },
+    /// List datasets and their versions.
+    ///
+    /// Example: repro data ls
+    Ls,
+    /// Show a dataset version and its files.
+    ///
+    /// Example: repro data show train:2
+    Show {
+        /// NAME (newest version) or NAME:VERSION.
+        dataset: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EnvCmd {
+    /// Print the installed set of a Python interpreter (read from its metadata, no pip).
+    ///
+    /// Example: repro env capture --python .venv/bin/python -o serving.json
+    Capture {
+        /// The interpreter (default: the active virtualenv / conda env, else python3 on PATH).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
+        /// Write the manifest (JSON) to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}

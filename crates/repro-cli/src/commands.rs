@@ -1,0 +1,218 @@
+//! Each command: resolve the store, call the libraries, hand the result to `render`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use repro_capture::snapshot::{self, Request};
+use repro_exec::run::{RunOptions, RunOutcome};
+use repro_store::Store;
+use serde_json::json;
+
+use crate::cli::{Cli, Cmd, DataCmd, EnvCmd};
+use crate::progress::Ui;
+use crate::render;
+use crate::{EXIT_FAILED_CHECK, EXIT_OK};
+
+fn open_store(cli_store: Option<&Path>) -> Result<Store> {
+    let root = match cli_store {
+        Some(dir) => repro_store::explicit(dir)?,
+        None => {
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            repro_store::discover(&cwd)?
+        }
+    };
+    Ok(Store::open(&root)?)
+}
+
+pub fn dispatch(cli: Cli) -> Result<u8> {
+    let json = cli.json;
+    let store_arg = cli.store.clone();
+    let store_dir = store_arg.as_deref();
+    match cli.command {
+        Cmd::Init => {
+            let dir = match store_dir {
+                Some(d) => d.to_path_buf(),
+                None => std::env::current_dir().context("cannot read the current folder")?,
+            };
+            let dir = if dir.file_name().is_some_and(|n| n == repro_store::STORE_DIR) {
+                dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+            } else {
+                dir
+            };
+            let store = Store::init(&dir)?;
+            if json {
+                render::json(&json!({"store": store.root()}))?;
+            } else {
+                render::line(&format!("initialized an empty repro store in {}", store.root().display()))?;
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Run(args) => {
+            let mut store = open_store(store_dir)?;
+            let ui = Ui::new(false);
+            let vars: BTreeMap<String, String> = std::env::vars().collect();
+            let opts = RunOptions {
+                name: args.name,
+                seed: args.seed,
+                data: args.data,
+                params_files: args.params,
+                params: args.param,
+                env_file: args.env_file,
+                outputs: args.output,
+                strict: args.strict,
+                command: args.command,
+                cwd: std::env::current_dir().context("cannot read the current folder")?,
+                vars,
+            };
+            match repro_exec::run::run(&mut store, &opts, &ui)? {
+                RunOutcome::Refused { items } => {
+                    render::refusal(&items, json)?;
+                    Ok(EXIT_FAILED_CHECK)
+                }
+                RunOutcome::Ran { id, status, exit_code, record } => {
+                    for n in &record.notes {
+                        eprintln!("repro: note: {n}");
+                    }
+                    if json {
+                        render::json(&json!({"id": id, "status": status, "exit_code": exit_code}))?;
+                    }
+                    eprintln!(
+                        "repro: run {id} {} (exit {exit_code}); `repro audit {}` checks it",
+                        status.as_str(),
+                        id.short()
+                    );
+                    Ok(exit_code.clamp(0, 255) as u8)
+                }
+            }
+        }
+        Cmd::Runs { limit } => {
+            let store = open_store(store_dir)?;
+            let runs = store.meta.list_runs(limit)?;
+            render::runs(&runs, json)?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Show { run } => {
+            let store = open_store(store_dir)?;
+            let id = store.meta.resolve_run(&run)?;
+            let stored = store.meta.get_run(&id)?;
+            let metrics = store.meta.metrics(&id)?;
+            render::show(&stored, &metrics, json)?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Audit { run, strict } => {
+            let store = open_store(store_dir)?;
+            let id = store.meta.resolve_run(&run)?;
+            let ui = Ui::new(true);
+            let report = repro_exec::audit::audit_run(&store, &id, strict, &ui)?;
+            let name = store.meta.get_run(&id)?.record.name;
+            render::audit(&report, name.as_deref(), json)?;
+            Ok(if report.complete { EXIT_OK } else { EXIT_FAILED_CHECK })
+        }
+        Cmd::Data(DataCmd::Snapshot { path, name, reference }) => {
+            let mut store = open_store(store_dir)?;
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let abs = cwd.join(&path);
+            let canonical = std::fs::canonicalize(&abs)
+                .map_err(|_| repro_capture::CaptureError::NoSuchPath { path: path.clone(), cwd: cwd.clone() })?;
+            let default_name =
+                canonical.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+            let name = name.unwrap_or(default_name);
+            validate_dataset_name(&name)?;
+            let source = canonical.display().to_string();
+            let ui = Ui::new(json);
+            let outcome = snapshot::snapshot(
+                &mut store,
+                &Request { path: &canonical, reference, dataset: Some((&name, &source)) },
+                &ui,
+            )?;
+            render::snapshot(&outcome, json)?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Data(DataCmd::Ls) => {
+            let store = open_store(store_dir)?;
+            let versions = store.meta.list_datasets()?;
+            let mut rows = Vec::new();
+            for v in versions {
+                let snap = store.meta.get_snapshot(&v.snapshot)?;
+                rows.push((v, snap));
+            }
+            render::datasets(&rows, json)?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Data(DataCmd::Show { dataset }) => {
+            let store = open_store(store_dir)?;
+            let v = store.meta.get_dataset(&dataset)?;
+            let snap = store.meta.get_snapshot(&v.snapshot)?;
+            let manifest = snapshot::manifest(&store, &v.snapshot)?;
+            render::dataset(&v, snap.as_ref(), &manifest, json)?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Env(EnvCmd::Capture { python, output }) => {
+            let vars: BTreeMap<String, String> = std::env::vars().collect();
+            let path_var = std::env::var_os("PATH");
+            let found = match &python {
+                Some(p) => {
+                    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+                    let p = cwd.join(p);
+                    if !p.exists() {
+                        anyhow::bail!("{} does not exist; give the path of a Python interpreter", p.display());
+                    }
+                    Some((p, "--python"))
+                }
+                None => repro_capture::python::find_interpreter(None, &vars, path_var.as_deref()),
+            };
+            let Some((exe, how)) = found else {
+                anyhow::bail!("no Python interpreter found; pass --python PATH or activate an environment");
+            };
+            let Some(env) = repro_capture::python::inspect(&exe, how) else {
+                anyhow::bail!(
+                    "{} is not a Python installation repro can read (no site-packages or version found)",
+                    exe.display()
+                );
+            };
+            let text = serde_json::to_string_pretty(&env).context("serialize manifest")?;
+            match output {
+                Some(o) => {
+                    write_file(&o, text.as_bytes())?;
+                    if !json {
+                        eprintln!(
+                            "repro: wrote {} packages of Python {} to {}",
+                            env.packages.len(),
+                            env.version.as_deref().unwrap_or("?"),
+                            o.display()
+                        );
+                    }
+                }
+                None => render::line(&text)?,
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Fsck => {
+            let store = open_store(store_dir)?;
+            let ui = Ui::new(json);
+            let report = repro_store::fsck::fsck(&store, &ui)?;
+            render::fsck(&report, json)?;
+            Ok(if report.clean { EXIT_OK } else { EXIT_FAILED_CHECK })
+        }
+    }
+}
+
+fn validate_dataset_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(':') || name.chars().any(|c| c.is_control()) {
+        anyhow::bail!("invalid dataset name '{name}': use letters, digits, '-', '_', '.', '/' (no ':')");
+    }
+    Ok(())
+}
+
+fn write_file(path: &PathBuf, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile_in(dir)?;
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn tempfile_in(dir: &Path) -> Result<PathBuf> {
+    Ok(dir.join(format!(".repro-{}.tmp", std::process::id())))
+}

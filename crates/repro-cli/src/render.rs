@@ -1,0 +1,391 @@
+//! Output: human text or `--json` on stdout. Write errors (a closed pipe) propagate so
+//! `main` can treat `repro runs | head` as success.
+
+use std::io::Write;
+
+use anyhow::Result;
+use repro_capture::snapshot::Outcome;
+use repro_core::audit::{human_bytes, AuditItem, AuditReport, ItemStatus};
+use repro_core::metrics::MetricPoint;
+use repro_core::params::display_value;
+use repro_core::snapshot::Manifest;
+use repro_store::fsck::FsckReport;
+use repro_store::meta::{DatasetVersion, SnapshotRow, StoredRun};
+use serde_json::{json, Value};
+
+fn out() -> std::io::StdoutLock<'static> {
+    std::io::stdout().lock()
+}
+
+pub fn json(v: &impl serde::Serialize) -> Result<()> {
+    let mut o = out();
+    serde_json::to_writer_pretty(&mut o, v)?;
+    writeln!(o)?;
+    Ok(())
+}
+
+pub fn line(s: &str) -> Result<()> {
+    writeln!(out(), "{s}")?;
+    Ok(())
+}
+
+fn run_json(r: &StoredRun) -> Value {
+    let mut v = serde_json::to_value(&r.record).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("lineage".into(), json!(r.lineage));
+        m.insert("record_object".into(), json!(r.record_object));
+    }
+    v
+}
+
+fn short_time(rfc: &str) -> String {
+    rfc.replace('T', " ").chars().take(19).collect()
+}
+
+pub fn runs(runs: &[StoredRun], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&runs.iter().map(run_json).collect::<Vec<_>>());
+    }
+    let mut o = out();
+    if runs.is_empty() {
+        writeln!(o, "no runs yet; start one with: repro run -- python train.py")?;
+        return Ok(());
+    }
+    writeln!(o, "{:<10} {:<16} {:<12} {:<20} {:>4}  COMMAND", "ID", "NAME", "STATUS", "STARTED (UTC)", "EXIT")?;
+    for r in runs {
+        let rec = &r.record;
+        let exit = rec.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+        let name: String = rec.name.clone().unwrap_or_else(|| "-".into()).chars().take(16).collect();
+        let cmd: String = rec.script.argv.join(" ").chars().take(60).collect();
+        writeln!(
+            o,
+            "{:<10} {:<16} {:<12} {:<20} {:>4}  {}",
+            rec.id.short(),
+            name,
+            rec.status.as_str(),
+            short_time(&rec.started_at),
+            exit,
+            cmd
+        )?;
+    }
+    Ok(())
+}
+
+pub fn show(r: &StoredRun, metrics: &[MetricPoint], as_json: bool) -> Result<()> {
+    if as_json {
+        let mut v = run_json(r);
+        if let Value::Object(m) = &mut v {
+            m.insert("metrics".into(), json!(metrics));
+        }
+        return json(&v);
+    }
+    let rec = &r.record;
+    let mut o = out();
+    writeln!(o, "run       {}{}", rec.id, rec.name.as_ref().map(|n| format!("  ({n})")).unwrap_or_default())?;
+    writeln!(
+        o,
+        "status    {}{}",
+        rec.status.as_str(),
+        rec.exit_code.map(|c| format!(", exit {c}")).unwrap_or_default()
+    )?;
+    writeln!(o, "started   {}  by {}@{}", rec.started_at, rec.user, rec.host)?;
+    if let Some(e) = &rec.ended_at {
+        writeln!(o, "ended     {e}")?;
+    }
+    if let Some(l) = &r.lineage {
+        writeln!(o, "lineage   {l}")?;
+    }
+    writeln!(o, "command   {}   (in {})", rec.script.argv.join(" "), rec.script.workdir)?;
+    writeln!(o)?;
+    writeln!(o, "code")?;
+    match (&rec.code.repo_root, &rec.code.commit) {
+        (Some(root), Some(c)) => {
+            writeln!(o, "  commit  {c}{}", rec.code.branch.as_ref().map(|b| format!(" ({b})")).unwrap_or_default())?;
+            writeln!(
+                o,
+                "  repo    {root}{}",
+                rec.code.remote.as_ref().map(|r| format!("  remote {r}")).unwrap_or_default()
+            )?;
+            if rec.code.dirty {
+                writeln!(
+                    o,
+                    "  dirty   {} changed, {} untracked stored{}",
+                    rec.code.diff_files.len(),
+                    rec.code.untracked.len(),
+                    rec.code.diff.as_ref().map(|d| format!(", diff {}", d.short())).unwrap_or_default()
+                )?;
+            } else {
+                writeln!(o, "  clean")?;
+            }
+        }
+        _ => writeln!(o, "  {}", rec.code.error.clone().unwrap_or_else(|| "no commit".into()))?,
+    }
+    writeln!(o, "script")?;
+    writeln!(
+        o,
+        "  {}  {}  {}",
+        rec.script.path.as_deref().unwrap_or("(none)"),
+        rec.script.digest.as_ref().map(|d| d.short()).unwrap_or_default(),
+        rec.script.git_state.as_deref().unwrap_or("")
+    )?;
+    writeln!(o, "environment")?;
+    if let Some(d) = &rec.environment.declared {
+        writeln!(o, "  declared  {} ({}, {} requirements)", d.path, d.format, d.requirements.len())?;
+    }
+    if let Some(p) = &rec.environment.python {
+        writeln!(
+            o,
+            "  python    {} {} ({}), {} packages",
+            p.executable,
+            p.version.as_deref().unwrap_or("?"),
+            p.kind,
+            p.packages.len()
+        )?;
+    }
+    writeln!(
+        o,
+        "  os        {} / {} / {}",
+        rec.environment.os.name,
+        rec.environment.os.kernel,
+        rec.environment.os.libc.as_deref().unwrap_or("?")
+    )?;
+    for (k, v) in &rec.environment.variables {
+        let mark = if rec.environment.set_by_repro.contains(k) { "  (set by repro)" } else { "" };
+        writeln!(o, "  {k}={v}{mark}")?;
+    }
+    writeln!(o, "hardware")?;
+    writeln!(
+        o,
+        "  {} ({} usable of {} CPUs), {}, flags {}",
+        rec.hardware.cpu_model.as_deref().unwrap_or("?"),
+        rec.hardware.usable_cores,
+        rec.hardware.logical_cpus,
+        rec.hardware.memory_bytes.map(human_bytes).unwrap_or_default(),
+        rec.hardware.cpu_flags.join(" ")
+    )?;
+    for g in &rec.hardware.gpus {
+        writeln!(
+            o,
+            "  GPU {} driver {} CUDA {}",
+            g.model,
+            g.driver.as_deref().unwrap_or("?"),
+            g.cuda.as_deref().unwrap_or("?")
+        )?;
+    }
+    writeln!(o, "seed      {}{}", rec.seed.value, if rec.seed.generated { " (generated)" } else { "" })?;
+    writeln!(o, "params")?;
+    for (k, v) in &rec.params.values {
+        writeln!(o, "  {k} = {}", display_value(v))?;
+    }
+    for (k, v) in &rec.params.logged {
+        writeln!(o, "  {k} = {v}  (logged)")?;
+    }
+    writeln!(o, "inputs")?;
+    for i in &rec.inputs {
+        writeln!(
+            o,
+            "  {}  {}  {} files, {}{}",
+            i.path,
+            i.snapshot.short(),
+            i.files,
+            human_bytes(i.bytes),
+            i.dataset.as_ref().map(|d| format!("  = {d}")).unwrap_or_default()
+        )?;
+    }
+    writeln!(o, "outputs")?;
+    for x in &rec.outputs {
+        match &x.snapshot {
+            Some(s) => writeln!(o, "  {}  {}  {} files, {}", x.path, s.short(), x.files, human_bytes(x.bytes))?,
+            None => writeln!(o, "  {}  (not produced)", x.path)?,
+        }
+    }
+    if !metrics.is_empty() {
+        writeln!(o, "metrics (last value)")?;
+        let mut last: std::collections::BTreeMap<&str, &MetricPoint> = Default::default();
+        for m in metrics {
+            last.insert(&m.key, m);
+        }
+        for (k, m) in last {
+            writeln!(o, "  {k} = {} (step {})", m.value, m.step)?;
+        }
+    }
+    writeln!(
+        o,
+        "logs      stdout {}, stderr {}",
+        human_bytes(rec.logs.stdout_bytes),
+        human_bytes(rec.logs.stderr_bytes)
+    )?;
+    for n in &rec.notes {
+        writeln!(o, "note      {n}")?;
+    }
+    Ok(())
+}
+
+fn items(o: &mut impl Write, items: &[AuditItem]) -> std::io::Result<()> {
+    for i in items {
+        let tag = match i.status {
+            ItemStatus::Ok => "ok",
+            ItemStatus::Warn => "WARN",
+            ItemStatus::Missing => "MISSING",
+        };
+        writeln!(o, "  {tag:<8} {:<19} {}", i.name, i.detail)?;
+        if let Some(f) = &i.fix {
+            writeln!(o, "  {:<8} {:<19} fix: {f}", "", "")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn audit(r: &AuditReport, name: Option<&str>, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(r);
+    }
+    let mut o = out();
+    let missing = r.items.iter().filter(|i| i.status == ItemStatus::Missing).count();
+    let warn = r.items.iter().filter(|i| i.status == ItemStatus::Warn).count();
+    let verdict = if r.complete {
+        if warn > 0 {
+            format!("complete, {warn} warning(s)")
+        } else {
+            "complete".into()
+        }
+    } else {
+        format!(
+            "INCOMPLETE: {missing} missing, {warn} warning(s){}",
+            if r.strict { " (strict: warnings count)" } else { "" }
+        )
+    };
+    writeln!(o, "audit of run {}{}: {verdict}", r.run.short(), name.map(|n| format!(" ({n})")).unwrap_or_default())?;
+    items(&mut o, &r.items)?;
+    Ok(())
+}
+
+pub fn refusal(list: &[AuditItem], as_json: bool) -> Result<()> {
+    if as_json {
+        json(&json!({"refused": true, "items": list}))?;
+    }
+    let mut e = std::io::stderr().lock();
+    writeln!(e, "repro: --strict: refusing to start; nothing was run or recorded. The pre-run audit found:")?;
+    let bad: Vec<AuditItem> = list.iter().filter(|i| i.status != ItemStatus::Ok).cloned().collect();
+    items(&mut e, &bad)?;
+    Ok(())
+}
+
+pub fn snapshot(s: &Outcome, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(s);
+    }
+    let mut o = out();
+    let name = s.dataset.as_ref().map(|d| format!("{}:{}", d.name, d.version)).unwrap_or_else(|| "(unnamed)".into());
+    writeln!(
+        o,
+        "{name}  {}  {} file(s), {}{}",
+        s.digest,
+        s.files,
+        human_bytes(s.bytes),
+        if s.reference { "  (reference only: contents not stored)" } else { "" }
+    )?;
+    writeln!(
+        o,
+        "  hashed {} file(s) ({}), {} from the stat cache; {} new object(s), {}",
+        s.hashed_files,
+        human_bytes(s.hashed_bytes),
+        s.files.saturating_sub(s.hashed_files),
+        s.new_objects,
+        human_bytes(s.new_bytes)
+    )?;
+    Ok(())
+}
+
+pub fn datasets(rows: &[(DatasetVersion, Option<SnapshotRow>)], as_json: bool) -> Result<()> {
+    if as_json {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|(d, s)| {
+                json!({"name": d.name, "version": d.version, "snapshot": d.snapshot, "source": d.source, "reference": d.reference,
+                       "created_at": repro_store::rfc3339(d.created_ms), "files": s.as_ref().map(|s| s.files), "bytes": s.as_ref().map(|s| s.bytes)})
+            })
+            .collect();
+        return json(&v);
+    }
+    let mut o = out();
+    if rows.is_empty() {
+        writeln!(o, "no datasets yet; create one with: repro data snapshot PATH --name NAME")?;
+        return Ok(());
+    }
+    writeln!(o, "{:<28} {:<22} {:>7} {:>10}  {:<20} SOURCE", "DATASET", "SNAPSHOT", "FILES", "SIZE", "CREATED (UTC)")?;
+    for (d, s) in rows {
+        let label = format!("{}:{}{}", d.name, d.version, if d.reference { " (ref)" } else { "" });
+        writeln!(
+            o,
+            "{:<28} {:<22} {:>7} {:>10}  {:<20} {}",
+            label,
+            d.snapshot.short(),
+            s.as_ref().map(|s| s.files.to_string()).unwrap_or_default(),
+            s.as_ref().map(|s| human_bytes(s.bytes)).unwrap_or_default(),
+            short_time(&repro_store::rfc3339(d.created_ms)),
+            d.source
+        )?;
+    }
+    Ok(())
+}
+
+pub fn dataset(d: &DatasetVersion, s: Option<&SnapshotRow>, m: &Manifest, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&json!({"name": d.name, "version": d.version, "snapshot": d.snapshot, "source": d.source,
+            "reference": d.reference, "stored": s.map(|s| s.stored), "created_at": repro_store::rfc3339(d.created_ms),
+            "kind": m.kind, "files": m.entries.len(), "bytes": m.total_bytes(), "entries": m.entries}));
+    }
+    let mut o = out();
+    writeln!(o, "dataset   {}:{}", d.name, d.version)?;
+    writeln!(o, "snapshot  {}", d.snapshot)?;
+    writeln!(o, "source    {}", d.source)?;
+    writeln!(
+        o,
+        "contents  {}",
+        if s.is_some_and(|s| s.stored) { "stored" } else { "reference only (digests recorded, contents not stored)" }
+    )?;
+    writeln!(o, "files     {} ({})", m.entries.len(), human_bytes(m.total_bytes()))?;
+    for e in m.entries.iter().take(50) {
+        writeln!(o, "  {:o}  {:>10}  {}  {}", e.mode, human_bytes(e.size), e.digest.short(), e.path)?;
+    }
+    if m.entries.len() > 50 {
+        writeln!(o, "  … and {} more (--json lists all)", m.entries.len() - 50)?;
+    }
+    Ok(())
+}
+
+pub fn fsck(r: &FsckReport, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(r);
+    }
+    let mut o = out();
+    writeln!(
+        o,
+        "fsck: {} objects ({}), {} runs, {} snapshots: {}",
+        r.objects,
+        human_bytes(r.bytes),
+        r.runs,
+        r.snapshots,
+        if r.clean { "clean" } else { "DAMAGED" }
+    )?;
+    for d in &r.corrupt {
+        writeln!(o, "  corrupt object {d}")?;
+    }
+    for s in &r.stray {
+        writeln!(o, "  stray file in the object store: {s}")?;
+    }
+    for b in &r.broken_references {
+        writeln!(o, "  {} refers to {} object {}", b.referrer, b.problem, b.object)?;
+    }
+    for b in &r.bad_runs {
+        writeln!(o, "  {}: {}", b.run, b.problem)?;
+    }
+    for i in &r.interrupted {
+        writeln!(o, "  run {} was interrupted (repro died before it ended); marked interrupted", i.short())?;
+    }
+    if r.stale_temp_removed > 0 {
+        writeln!(o, "  removed {} temp folder(s) left by interrupted writers", r.stale_temp_removed)?;
+    }
+    Ok(())
+}

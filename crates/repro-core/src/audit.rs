@@ -1,0 +1,542 @@
+//! Audit rules: which of the ingredients an auditor asks for a run has, and why not.
+//!
+//! The seven an auditor asks for come first (`git_commit` … `registry_version`), then the
+//! supporting evidence. Missing means the run cannot be rebuilt; warn means it can, with a
+//! caveat the auditor should read.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{
+    CodeState, DeclaredEnvironment, Hardware, OutputRef, Params, PinStatus, PythonEnvironment, RunRecord, RunStatus,
+    ScriptInfo, ScriptKind, Seed,
+};
+use crate::{Digest, RunId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemStatus {
+    Ok,
+    Warn,
+    Missing,
+}
+
+impl ItemStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Ok => "ok",
+            ItemStatus::Warn => "warn",
+            ItemStatus::Missing => "missing",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditItem {
+    pub name: String,
+    pub status: ItemStatus,
+    pub detail: String,
+    /// What to do about it; absent when the item is ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub run: RunId,
+    pub complete: bool,
+    pub strict: bool,
+    pub items: Vec<AuditItem>,
+}
+
+/// What re-hashing the run's objects found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectCheck {
+    pub checked: usize,
+    pub bytes: u64,
+    pub missing: Vec<Digest>,
+    pub corrupt: Vec<Digest>,
+}
+
+/// An input as known before the run starts (for `repro run --strict`).
+#[derive(Clone, Debug)]
+pub struct PlannedInput {
+    pub path: String,
+    pub reference: bool,
+}
+
+/// The seven ingredients, in the order an auditor reads them.
+pub const AUDITOR_ITEMS: [&str; 7] = [
+    "git_commit",
+    "environment_file",
+    "dataset_snapshot",
+    "hyperparameters",
+    "random_seed",
+    "training_script",
+    "registry_version",
+];
+
+fn item(name: &str, status: ItemStatus, detail: impl Into<String>, fix: Option<&str>) -> AuditItem {
+    AuditItem { name: name.to_string(), status, detail: detail.into(), fix: fix.map(str::to_string) }
+}
+
+/// Whether a set of items makes a complete audit.
+pub fn is_complete(items: &[AuditItem], strict: bool) -> bool {
+    items.iter().all(|i| match i.status {
+        ItemStatus::Ok => true,
+        ItemStatus::Warn => !strict,
+        ItemStatus::Missing => false,
+    })
+}
+
+/// The full audit of a recorded run.
+pub fn audit_run(
+    record: &RunRecord,
+    objects: &ObjectCheck,
+    registry_version: Option<&str>,
+    strict: bool,
+) -> AuditReport {
+    let inputs: Vec<PlannedInput> =
+        record.inputs.iter().map(|i| PlannedInput { path: describe_input(i), reference: i.reference }).collect();
+    let mut items = vec![
+        git_commit(&record.code),
+        environment_file(record.environment.declared.as_ref()),
+        dataset_snapshot(&inputs),
+        hyperparameters(&record.params, true),
+        random_seed(&record.seed),
+        training_script(&record.script),
+        registry(registry_version),
+        installed_packages(record.environment.python.as_ref(), &record.script),
+        hardware(&record.hardware),
+        outputs(&record.outputs),
+        objects_verified(objects),
+        result(record),
+    ];
+    items.iter_mut().for_each(|i| i.detail = i.detail.trim().to_string());
+    AuditReport { run: record.id.clone(), complete: is_complete(&items, strict), strict, items }
+}
+
+/// The part of the audit that can be judged before the command runs: what
+/// `repro run --strict` checks before it starts anything.
+pub fn pre_run_items(
+    code: &CodeState,
+    declared: Option<&DeclaredEnvironment>,
+    inputs: &[PlannedInput],
+    params: &Params,
+    seed: &Seed,
+    script: &ScriptInfo,
+) -> Vec<AuditItem> {
+    vec![
+        git_commit(code),
+        environment_file(declared),
+        dataset_snapshot(inputs),
+        hyperparameters(params, false),
+        random_seed(seed),
+        training_script(script),
+    ]
+}
+
+fn describe_input(i: &crate::record::DataRef) -> String {
+    let name = i.dataset.as_deref().map(|d| format!(" = {d}")).unwrap_or_default();
+    format!("{}{} ({}, {} files, {})", i.path, name, i.snapshot.short(), i.files, human_bytes(i.bytes))
+}
+
+pub fn git_commit(code: &CodeState) -> AuditItem {
+    const N: &str = "git_commit";
+    if code.repo_root.is_none() {
+        let why = code.error.clone().unwrap_or_else(|| "the command did not run inside a git repository".into());
+        return item(
+            N,
+            ItemStatus::Missing,
+            why,
+            Some("run from a git repository with the code committed (git init; git add -A; git commit)"),
+        );
+    }
+    let Some(commit) = &code.commit else {
+        return item(
+            N,
+            ItemStatus::Missing,
+            "the repository has no commit yet",
+            Some("commit the code (git add -A; git commit), then run again"),
+        );
+    };
+    let short = &commit[..commit.len().min(12)];
+    let place = match (&code.branch, &code.remote) {
+        (Some(b), Some(r)) => format!(" on {b} ({r})"),
+        (Some(b), None) => format!(" on {b} (no remote)"),
+        (None, Some(r)) => format!(" (detached, {r})"),
+        (None, None) => " (detached, no remote)".into(),
+    };
+    if !code.dirty {
+        return item(N, ItemStatus::Ok, format!("commit {short}{place}, clean tree"), None);
+    }
+    let mut parts = Vec::new();
+    if code.diff.is_some() {
+        parts.push(format!("uncommitted changes to {} stored as a diff", list(&code.diff_files, 4)));
+    }
+    if !code.untracked.is_empty() {
+        let names: Vec<String> = code.untracked.iter().map(|f| f.path.clone()).collect();
+        parts.push(format!("untracked {} stored", list(&names, 4)));
+    }
+    if !code.untracked_skipped.is_empty() {
+        let names: Vec<String> = code.untracked_skipped.iter().map(|f| format!("{} ({})", f.path, f.reason)).collect();
+        parts.push(format!("NOT stored: {}", list(&names, 4)));
+    }
+    item(
+        N,
+        ItemStatus::Warn,
+        format!("commit {short}{place}, dirty tree: {}", parts.join("; ")),
+        Some("commit (or ignore) your changes before the run, so the commit alone rebuilds the code"),
+    )
+}
+
+pub fn environment_file(declared: Option<&DeclaredEnvironment>) -> AuditItem {
+    const N: &str = "environment_file";
+    let Some(d) = declared else {
+        return item(
+            N,
+            ItemStatus::Missing,
+            "no environment file: none given with --env, and no environment.yml, requirements.txt, pyproject.toml + uv.lock or poetry.lock in the repository",
+            Some("add a pinned requirements.txt (pip freeze > requirements.txt) or pass --env FILE"),
+        );
+    };
+    if d.requirements.is_empty() {
+        return item(
+            N,
+            ItemStatus::Warn,
+            format!("{} ({}) declares no requirements", d.path, d.format),
+            Some("list every dependency with an exact version (name==x.y.z)"),
+        );
+    }
+    let loose: Vec<String> = d
+        .requirements
+        .iter()
+        .filter(|r| r.status != PinStatus::Pinned)
+        .map(|r| match r.status {
+            PinStatus::Unpinned => format!("{} (unpinned, {})", r.name, r.origin),
+            _ => format!("{} {} (loose, {})", r.name, r.spec, r.origin),
+        })
+        .collect();
+    if loose.is_empty() {
+        item(
+            N,
+            ItemStatus::Ok,
+            format!("{} ({}): {} requirements, all pinned", d.path, d.format, d.requirements.len()),
+            None,
+        )
+    } else {
+        item(
+            N,
+            ItemStatus::Warn,
+            format!("{}: {} of {} requirements not pinned: {}", d.path, loose.len(), d.requirements.len(), list(&loose, 6)),
+            Some("pin each with an exact version (==x.y.z for pip, =x.y.z for conda); `pip freeze` shows what is installed"),
+        )
+    }
+}
+
+pub fn dataset_snapshot(inputs: &[PlannedInput]) -> AuditItem {
+    const N: &str = "dataset_snapshot";
+    if inputs.is_empty() {
+        return item(
+            N,
+            ItemStatus::Missing,
+            "no input data recorded",
+            Some("pass each input file or folder with --data PATH"),
+        );
+    }
+    let refs: Vec<String> = inputs.iter().filter(|i| i.reference).map(|i| i.path.clone()).collect();
+    let all: Vec<String> = inputs.iter().map(|i| i.path.clone()).collect();
+    if refs.is_empty() {
+        item(N, ItemStatus::Ok, list(&all, 6), None)
+    } else {
+        item(
+            N,
+            ItemStatus::Warn,
+            format!("reference-only (digests recorded, contents not stored): {}", list(&refs, 6)),
+            Some("snapshot without --reference so the store keeps the bytes"),
+        )
+    }
+}
+
+pub fn hyperparameters(params: &Params, after_run: bool) -> AuditItem {
+    const N: &str = "hyperparameters";
+    let n = params.values.len() + params.logged.len();
+    if n == 0 {
+        let detail = if after_run {
+            "no hyperparameters recorded: none given with --params/--param, none logged"
+        } else {
+            "no hyperparameters given with --params/--param"
+        };
+        return item(
+            N,
+            ItemStatus::Missing,
+            detail,
+            Some("pass --params params.yaml or --param key=value (values hard-coded in the script cannot be audited)"),
+        );
+    }
+    let mut sources: Vec<String> = params.files.iter().map(|f| f.path.clone()).collect();
+    if !params.logged.is_empty() {
+        sources.push(format!("{} logged", params.logged.len()));
+    }
+    let keys: Vec<String> = params
+        .values
+        .iter()
+        .map(|(k, v)| format!("{k}={}", crate::params::display_value(v)))
+        .chain(params.logged.iter().map(|(k, v)| format!("{k}={v}")))
+        .collect();
+    let from = if sources.is_empty() { String::new() } else { format!(" from {}", sources.join(", ")) };
+    item(N, ItemStatus::Ok, format!("{n} params{from}: {}", list(&keys, 5)), None)
+}
+
+pub fn random_seed(seed: &Seed) -> AuditItem {
+    const N: &str = "random_seed";
+    if seed.generated {
+        item(
+            N,
+            ItemStatus::Warn,
+            format!("seed {} was generated, not chosen", seed.value),
+            Some("pass --seed N so the seed is a decision, not an accident"),
+        )
+    } else {
+        item(
+            N,
+            ItemStatus::Ok,
+            format!("seed {} (given with --seed), exported as REPRO_SEED and PYTHONHASHSEED", seed.value),
+            None,
+        )
+    }
+}
+
+pub fn training_script(script: &ScriptInfo) -> AuditItem {
+    const N: &str = "training_script";
+    let argv = script.argv.join(" ");
+    match script.kind {
+        ScriptKind::PythonInline => {
+            return item(
+                N,
+                ItemStatus::Warn,
+                format!("inline code (`{}`): only the command line is recorded", truncate(&argv, 60)),
+                Some("put the training code in a file tracked by git"),
+            );
+        }
+        ScriptKind::Command if script.path.is_none() => {
+            return item(
+                N,
+                ItemStatus::Warn,
+                format!(
+                    "`{}` runs no script file of the repository: only the command line is recorded",
+                    truncate(&argv, 60)
+                ),
+                Some("run a script file tracked by git (python train.py, ./train.sh)"),
+            );
+        }
+        _ => {}
+    }
+    let Some(path) = &script.path else {
+        return item(
+            N,
+            ItemStatus::Missing,
+            format!("could not tell which script `{}` runs", truncate(&argv, 60)),
+            Some("run the script by its path (python train.py)"),
+        );
+    };
+    let Some(digest) = &script.digest else {
+        return item(
+            N,
+            ItemStatus::Missing,
+            format!("{path} was not found when the run started"),
+            Some("check the script path"),
+        );
+    };
+    match script.tracked_unchanged {
+        Some(true) => item(N, ItemStatus::Ok, format!("{path} ({}), tracked by git, unchanged", digest.short()), None),
+        Some(false) => {
+            let state = script.git_state.as_deref().unwrap_or("not committed");
+            item(
+                N,
+                ItemStatus::Warn,
+                format!("{path} is {state}; its content is stored as {}", digest.short()),
+                Some("commit the script (git add; git commit) before the run"),
+            )
+        }
+        None => item(
+            N,
+            ItemStatus::Warn,
+            format!("{path} is outside git; its content is stored as {}", digest.short()),
+            Some("keep the script in the git repository"),
+        ),
+    }
+}
+
+pub fn registry(version: Option<&str>) -> AuditItem {
+    const N: &str = "registry_version";
+    match version {
+        Some(v) => item(N, ItemStatus::Ok, format!("registered as {v}"), None),
+        None => item(
+            N,
+            ItemStatus::Warn,
+            "no model version refers to this run (the model registry is not part of this build yet)",
+            Some("register the model once the registry is available"),
+        ),
+    }
+}
+
+pub fn installed_packages(python: Option<&PythonEnvironment>, script: &ScriptInfo) -> AuditItem {
+    const N: &str = "installed_packages";
+    match python {
+        Some(p) => item(
+            N,
+            ItemStatus::Ok,
+            format!(
+                "Python {} ({} at {}): {} distributions",
+                p.version.as_deref().unwrap_or("?"),
+                p.kind,
+                p.prefix,
+                p.packages.len()
+            ),
+            None,
+        ),
+        None if matches!(script.kind, ScriptKind::PythonFile | ScriptKind::PythonModule | ScriptKind::PythonInline) => {
+            item(
+                N,
+                ItemStatus::Missing,
+                "the Python interpreter's installed packages could not be read",
+                Some("run with an interpreter from a virtualenv, conda env or PATH"),
+            )
+        }
+        None => item(
+            N,
+            ItemStatus::Warn,
+            "no Python interpreter found for this command",
+            Some("activate the environment the command uses (VIRTUAL_ENV / CONDA_PREFIX)"),
+        ),
+    }
+}
+
+pub fn hardware(h: &Hardware) -> AuditItem {
+    const N: &str = "hardware";
+    let gpus = if h.gpus.is_empty() {
+        format!("no GPU ({})", h.gpu_probe)
+    } else {
+        h.gpus.iter().map(|g| g.model.clone()).collect::<Vec<_>>().join(", ")
+    };
+    let mem = h.memory_bytes.map(human_bytes).unwrap_or_else(|| "? memory".into());
+    let detail = format!(
+        "{}, {} usable cores of {}, {mem}, {gpus}",
+        h.cpu_model.as_deref().unwrap_or("unknown CPU"),
+        h.usable_cores,
+        h.logical_cpus
+    );
+    if h.cpu_model.is_none() {
+        item(N, ItemStatus::Warn, detail, Some("hardware could not be read on this platform"))
+    } else {
+        item(N, ItemStatus::Ok, detail, None)
+    }
+}
+
+pub fn outputs(outputs: &[OutputRef]) -> AuditItem {
+    const N: &str = "outputs";
+    if outputs.is_empty() {
+        return item(
+            N,
+            ItemStatus::Warn,
+            "no outputs declared",
+            Some("pass --output PATH for each artifact (the model file) so it is stored and can be compared on replay"),
+        );
+    }
+    let missing: Vec<String> = outputs.iter().filter(|o| o.missing).map(|o| o.path.clone()).collect();
+    if !missing.is_empty() {
+        return item(
+            N,
+            ItemStatus::Missing,
+            format!("declared but not produced: {}", list(&missing, 6)),
+            Some("check the --output paths and that the command wrote them"),
+        );
+    }
+    let all: Vec<String> = outputs
+        .iter()
+        .map(|o| match &o.snapshot {
+            Some(s) => format!("{} ({}, {})", o.path, s.short(), human_bytes(o.bytes)),
+            None => o.path.clone(),
+        })
+        .collect();
+    item(N, ItemStatus::Ok, list(&all, 6), None)
+}
+
+pub fn objects_verified(check: &ObjectCheck) -> AuditItem {
+    const N: &str = "objects_verified";
+    if check.missing.is_empty() && check.corrupt.is_empty() {
+        return item(
+            N,
+            ItemStatus::Ok,
+            format!("{} objects present and re-hashed ({})", check.checked, human_bytes(check.bytes)),
+            None,
+        );
+    }
+    let mut bad: Vec<String> = check.missing.iter().map(|d| format!("{} missing", d.short())).collect();
+    bad.extend(check.corrupt.iter().map(|d| format!("{} corrupt", d.short())));
+    item(
+        N,
+        ItemStatus::Missing,
+        format!("{} of {} objects failed: {}", bad.len(), check.checked, list(&bad, 6)),
+        Some("run `repro fsck` to see the damage; restore the store from a backup"),
+    )
+}
+
+pub fn result(record: &RunRecord) -> AuditItem {
+    const N: &str = "result";
+    let code = record.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+    match record.status {
+        RunStatus::Finished => item(N, ItemStatus::Ok, format!("finished{code}"), None),
+        RunStatus::Running => item(N, ItemStatus::Warn, "still running", Some("audit again when the run has ended")),
+        RunStatus::Failed => item(
+            N,
+            ItemStatus::Missing,
+            format!("the command failed{code}"),
+            Some("a failed run produced no result to reproduce; fix it and run again"),
+        ),
+        RunStatus::Killed => item(
+            N,
+            ItemStatus::Missing,
+            format!("the command was killed (signal {})", record.signal.unwrap_or(0)),
+            Some("run again to completion"),
+        ),
+        RunStatus::Interrupted => item(
+            N,
+            ItemStatus::Missing,
+            "repro was interrupted before the run ended; nothing after the start was recorded",
+            Some("run again to completion"),
+        ),
+    }
+}
+
+fn list(items: &[String], max: usize) -> String {
+    if items.len() <= max {
+        items.join(", ")
+    } else {
+        format!("{} and {} more", items[..max].join(", "), items.len() - max)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+/// Bytes for people: 1.5 KiB, 2.0 GiB.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

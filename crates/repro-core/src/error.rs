@@ -1,0 +1,14 @@
+use thiserror::Error;
+
+/// Errors from parsing and validating the vocabulary types.
+#[derive(Debug, Error)]
+pub enum CoreError {
+    #[error("invalid digest '{0}': expected 'blake3:' followed by 64 lowercase hex digits")]
+    InvalidDigest(String),
+    #[error("invalid run id '{0}': expected 32 lowercase hex digits")]
+    InvalidRunId(String),
+    #[error("{source_name}: {message}")]
+    Params { source_name: String, message: String },
+    #[error("line {line}: {message}")]
+    MetricsLine { line: usize, message: String },
+}

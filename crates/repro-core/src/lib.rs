@@ -1,0 +1,16 @@
+//! The vocabulary of repro: identifiers, the run record (lineage), snapshot manifests,
+//! hyperparameter flattening, the metrics line format and the audit rules.
+//!
+//! Pure logic only: no file system, no processes, no network. Every other crate of
+//! ours depends on this one; it depends on none of them.
+
+pub mod audit;
+pub mod digest;
+pub mod error;
+pub mod metrics;
+pub mod params;
+pub mod record;
+pub mod snapshot;
+
+pub use digest::{Digest, RunId};
+pub use error::CoreError;

@@ -1,0 +1,320 @@
+//! The run record: everything `repro run` captured, serialized as canonical JSON.
+//! Its digest (the lineage digest) is what signatures, replays and bundles refer to.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Digest, RunId};
+
+/// The record's schema version; bump when fields change meaning.
+pub const RECORD_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The wrapper is alive and the command has not finished.
+    Running,
+    /// The command exited with status 0.
+    Finished,
+    /// The command exited with a non-zero status.
+    Failed,
+    /// The command was ended by a signal.
+    Killed,
+    /// repro itself died before it could record the end (e.g. `kill -9`).
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+            RunStatus::Killed => "killed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "finished" => RunStatus::Finished,
+            "failed" => RunStatus::Failed,
+            "killed" => RunStatus::Killed,
+            "interrupted" => RunStatus::Interrupted,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub record_version: u32,
+    pub id: RunId,
+    pub name: Option<String>,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    /// The signal that ended the command, when it was killed.
+    pub signal: Option<i32>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub user: String,
+    pub host: String,
+    pub code: CodeState,
+    pub script: ScriptInfo,
+    pub environment: EnvironmentInfo,
+    pub hardware: Hardware,
+    pub inputs: Vec<DataRef>,
+    pub params: Params,
+    pub seed: Seed,
+    pub outputs: Vec<OutputRef>,
+    pub logs: Logs,
+    /// Number of metric points stored with the run (the points live in the metadata store).
+    pub metric_count: u64,
+    /// Problems noticed while capturing that did not stop the run, for the audit and the user.
+    pub notes: Vec<String>,
+}
+
+/// The state of the source tree. `repo_root` is `None` outside a git repository.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CodeState {
+    pub repo_root: Option<String>,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub remote: Option<String>,
+    pub dirty: bool,
+    /// `git diff --binary HEAD` of tracked files, stored as an object.
+    pub diff: Option<Digest>,
+    pub diff_files: Vec<String>,
+    /// Untracked, non-ignored files stored as objects.
+    pub untracked: Vec<FileEntry>,
+    /// Untracked files seen but not stored (too large), with the reason.
+    pub untracked_skipped: Vec<SkippedFile>,
+    /// Why the code state could not be captured, when it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    pub path: String,
+    pub size: u64,
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptKind {
+    PythonFile,
+    PythonModule,
+    PythonInline,
+    Executable,
+    Command,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScriptInfo {
+    pub argv: Vec<String>,
+    /// Working directory relative to the repository root ("." at the root); absolute outside a repo.
+    pub workdir: String,
+    pub kind: ScriptKind,
+    /// The script file, relative to the repository root when inside it.
+    pub path: Option<String>,
+    pub digest: Option<Digest>,
+    /// Some(true): git tracks it and it is unchanged; Some(false): untracked or modified.
+    pub tracked_unchanged: Option<bool>,
+    pub git_state: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentInfo {
+    pub declared: Option<DeclaredEnvironment>,
+    pub python: Option<PythonEnvironment>,
+    pub os: OsInfo,
+    /// Determinism-relevant variables as the command saw them (unset ones are absent).
+    pub variables: BTreeMap<String, String>,
+    /// Which of `variables` repro set because they were unset.
+    pub set_by_repro: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinStatus {
+    Pinned,
+    Loose,
+    Unpinned,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeclaredRequirement {
+    pub name: String,
+    /// The version constraint as written (`==1.4.2`, `>=1.2`, `=1.26.4=py311_0`, empty when none).
+    pub spec: String,
+    pub status: PinStatus,
+    /// Where it came from: `file:line`.
+    pub origin: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeclaredEnvironment {
+    /// Path relative to the repository root (or as given).
+    pub path: String,
+    /// requirements, conda, pyproject, uv-lock, poetry-lock.
+    pub format: String,
+    pub digest: Digest,
+    /// Companion files read with it (an included requirements file, a lock next to pyproject.toml).
+    pub companions: Vec<FileEntry>,
+    pub requirements: Vec<DeclaredRequirement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledPackage {
+    pub name: String,
+    pub version: String,
+    /// pip, conda, uv …, when the metadata says.
+    pub installer: Option<String>,
+    /// Conda build string.
+    pub build: Option<String>,
+    /// A direct URL or editable path (PEP 610), when installed from one.
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PythonEnvironment {
+    pub executable: String,
+    /// venv, conda, system.
+    pub kind: String,
+    pub prefix: String,
+    pub version: Option<String>,
+    pub site_dirs: Vec<String>,
+    pub packages: Vec<InstalledPackage>,
+    /// How the interpreter was found (`command`, `VIRTUAL_ENV`, `CONDA_PREFIX`, `PATH`).
+    pub found_by: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OsInfo {
+    pub name: String,
+    pub kernel: String,
+    pub arch: String,
+    pub libc: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hardware {
+    pub cpu_model: Option<String>,
+    /// Cores this process may use (affinity-aware).
+    pub usable_cores: u32,
+    /// Logical CPUs the machine has.
+    pub logical_cpus: u32,
+    pub memory_bytes: Option<u64>,
+    /// The CPU flags that change numeric code paths (SIMD width, FMA).
+    pub cpu_flags: Vec<String>,
+    pub gpus: Vec<Gpu>,
+    /// `nvidia-smi` not found, failed, or found GPUs.
+    pub gpu_probe: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    pub model: String,
+    pub driver: Option<String>,
+    pub cuda: Option<String>,
+    pub memory: Option<String>,
+}
+
+/// One file in a manifest or in the list of untracked files.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub mode: u32,
+    pub digest: Digest,
+}
+
+/// An input of the run: one data snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataRef {
+    /// The path as it is relative to the repository root (absolute when outside it).
+    pub path: String,
+    pub snapshot: Digest,
+    /// The manifest object (its digest equals `snapshot`).
+    pub files: u64,
+    pub bytes: u64,
+    /// Contents not copied into the store: only digests were recorded.
+    pub reference: bool,
+    /// `name:version` of the dataset this snapshot is a version of.
+    pub dataset: Option<String>,
+}
+
+/// A declared output: snapshotted after the run, or recorded missing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputRef {
+    pub path: String,
+    pub snapshot: Option<Digest>,
+    pub files: u64,
+    pub bytes: u64,
+    pub missing: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// Flattened `a.b.c` → JSON value, after merging files then `--param` (later wins).
+    pub values: BTreeMap<String, serde_json::Value>,
+    /// Params files read, stored as objects.
+    pub files: Vec<FileEntry>,
+    /// Params the command logged itself (through `REPRO_METRICS`).
+    pub logged: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    pub value: u64,
+    /// True when repro generated it because none was given.
+    pub generated: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Logs {
+    pub stdout: Option<Digest>,
+    pub stderr: Option<Digest>,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+}
+
+impl RunRecord {
+    /// The canonical JSON of the record: keys sorted at every level, no whitespace.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        // Going through `Value` sorts map keys (serde_json's Map is a BTreeMap here),
+        // so the bytes do not depend on struct field order.
+        let value = serde_json::to_value(self).expect("a run record always serializes");
+        serde_json::to_vec(&value).expect("a JSON value always serializes")
+    }
+
+    /// The lineage digest: BLAKE3 of the canonical JSON.
+    pub fn lineage(&self) -> Digest {
+        Digest::of_bytes(&self.canonical_json())
+    }
+
+    /// Every object this record refers to directly (manifests count; their entries are
+    /// listed by the store when it expands snapshots).
+    pub fn referenced_objects(&self) -> Vec<Digest> {
+        let mut out = Vec::new();
+        out.extend(self.code.diff.clone());
+        out.extend(self.code.untracked.iter().map(|f| f.digest.clone()));
+        out.extend(self.script.digest.clone());
+        if let Some(d) = &self.environment.declared {
+            out.push(d.digest.clone());
+            out.extend(d.companions.iter().map(|f| f.digest.clone()));
+        }
+        out.extend(self.params.files.iter().map(|f| f.digest.clone()));
+        out.extend(self.logs.stdout.clone());
+        out.extend(self.logs.stderr.clone());
+        out.extend(self.inputs.iter().map(|i| i.snapshot.clone()));
+        out.extend(self.outputs.iter().filter_map(|o| o.snapshot.clone()));
+        out.sort();
+        out.dedup();
+        out
+    }
+}

@@ -1,0 +1,30 @@
+//! Doing things: the run wrapper (`repro run`: capture, spawn, tee logs, forward signals,
+//! snapshot outputs, record) and the audit that re-checks a recorded run.
+//!
+//! Depends on `repro-core`, `repro-store` and `repro-capture`. It prints nothing itself:
+//! the caller passes a [`Reporter`] for messages and progress.
+
+pub mod audit;
+mod error;
+pub mod params;
+pub mod run;
+
+pub use error::ExecError;
+pub use repro_store::fsck::Progress;
+
+pub type Result<T, E = ExecError> = std::result::Result<T, E>;
+
+/// Where the library's messages to the user go (the CLI prints them on stderr).
+pub trait Reporter: Sync {
+    fn message(&self, text: &str);
+    fn progress(&self) -> &dyn Progress;
+}
+
+/// A reporter that says nothing.
+pub struct Quiet;
+impl Reporter for Quiet {
+    fn message(&self, _text: &str) {}
+    fn progress(&self) -> &dyn Progress {
+        &repro_store::fsck::NoProgress
+    }
+}

@@ -1,0 +1,657 @@
+//! `repro run`: capture every ingredient, run the command with the seed, params and
+//! determinism variables, tee its output, snapshot its outputs, and record the run.
+//!
+//! Order matters for "nothing half-written": everything that can fail on bad input is
+//! checked before anything is stored; objects are durable before the metadata that refers
+//! to them; the run row is inserted (status `running`) only once its inputs are stored,
+//! and finished in one transaction.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use repro_capture::declared::{self, Declared};
+use repro_capture::snapshot::{self, Request};
+use repro_capture::{git, hardware, python, script};
+use repro_core::audit::{self, AuditItem, PlannedInput};
+use repro_core::metrics::{self, MetricPoint, MetricsLine};
+use repro_core::record::{
+    DataRef, EnvironmentInfo, FileEntry, Logs, OutputRef, Params, RunRecord, RunStatus, ScriptInfo, Seed,
+    RECORD_VERSION,
+};
+use repro_core::RunId;
+use repro_store::Store;
+
+use crate::{ExecError, Reporter, Result};
+
+/// Variables that change numeric results or which code runs; recorded when set.
+pub const DETERMINISM_VARIABLES: [&str; 26] = [
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "MKL_CBWR",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "KMP_DETERMINISTIC_REDUCTION",
+    "OMP_PROC_BIND",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_LAUNCH_BLOCKING",
+    "NVIDIA_TF32_OVERRIDE",
+    "TF_DETERMINISTIC_OPS",
+    "TF_CUDNN_DETERMINISTIC",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "PYTHONPATH",
+    "PYTHONUNBUFFERED",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "LC_ALL",
+    "LANG",
+];
+
+/// Thread-count variables repro sets (to the usable core count) when they are unset, so a
+/// replay on a bigger machine splits reductions the same way.
+pub const THREAD_VARIABLES: [&str; 3] = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"];
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub name: Option<String>,
+    pub seed: Option<u64>,
+    pub data: Vec<PathBuf>,
+    pub params_files: Vec<PathBuf>,
+    pub params: Vec<String>,
+    pub env_file: Option<PathBuf>,
+    pub outputs: Vec<PathBuf>,
+    pub strict: bool,
+    pub command: Vec<String>,
+    /// The working directory (the CLI's current directory).
+    pub cwd: PathBuf,
+    /// The environment the command inherits (UTF-8 variables; others pass through untouched).
+    pub vars: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// `--strict` and the pre-run audit failed: nothing ran, nothing was recorded.
+    Refused {
+        items: Vec<AuditItem>,
+    },
+    Ran {
+        id: RunId,
+        status: RunStatus,
+        exit_code: i32,
+        record: Box<RunRecord>,
+    },
+}
+
+struct Prepared {
+    record: RunRecord,
+    diff_bytes: Option<Vec<u8>>,
+    files_to_store: Vec<PathBuf>,
+    params_bytes: Vec<Vec<u8>>,
+    child_env: Vec<(String, String)>,
+    planned_inputs: Vec<(PathBuf, String)>,
+    planned_outputs: Vec<(PathBuf, String)>,
+    declared: Option<Declared>,
+}
+
+/// Path as recorded: relative to the repository root when inside it, else absolute.
+fn recorded_path(abs: &Path, root: Option<&Path>) -> String {
+    match root.and_then(|r| abs.strip_prefix(r).ok()) {
+        Some(rel) if rel.as_os_str().is_empty() => ".".into(),
+        Some(rel) => rel.display().to_string(),
+        None => abs.display().to_string(),
+    }
+}
+
+fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+    let joined = cwd.join(p);
+    // Normalize `.` and `..` lexically: outputs may not exist yet, so no canonicalize.
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
+    if opts.command.is_empty() {
+        return Err(ExecError::Usage("no command given; put it after --, e.g. repro run -- python train.py".into()));
+    }
+    let cwd = fs::canonicalize(&opts.cwd).map_err(ExecError::io("enter", &opts.cwd))?;
+    let path_var: Option<OsString> = opts.vars.get("PATH").map(OsString::from);
+
+    // Bad input first: nothing is written until all of this passes.
+    let guess = script::identify(&opts.command, &cwd, path_var.as_deref())?;
+    let mut params = Params::default();
+    let mut params_bytes = Vec::new();
+    let mut params_paths = Vec::new();
+    for f in &opts.params_files {
+        let abs = absolute(&cwd, f);
+        if !abs.is_file() {
+            return Err(repro_capture::CaptureError::NoSuchPath { path: f.clone(), cwd: cwd.clone() }.into());
+        }
+        let (bytes, flat) = crate::params::read_params_file(&abs)?;
+        params.values.extend(flat);
+        params_bytes.push(bytes);
+        params_paths.push(abs);
+    }
+    for p in &opts.params {
+        let (k, v) = repro_core::params::parse_param_flag(p)?;
+        params.values.insert(k, v);
+    }
+    let mut input_abs = Vec::new();
+    for d in &opts.data {
+        let abs = absolute(&cwd, d);
+        if fs::symlink_metadata(&abs).is_err() {
+            return Err(repro_capture::CaptureError::NoSuchPath { path: d.clone(), cwd: cwd.clone() }.into());
+        }
+        input_abs.push(fs::canonicalize(&abs).unwrap_or(abs));
+    }
+    let output_abs: Vec<PathBuf> = opts.outputs.iter().map(|o| absolute(&cwd, o)).collect();
+    if let Some(e) = &opts.env_file {
+        let abs = absolute(&cwd, e);
+        if !abs.is_file() {
+            return Err(repro_capture::CaptureError::NoSuchPath { path: e.clone(), cwd: cwd.clone() }.into());
+        }
+    }
+
+    // Observe in parallel: git, the interpreter's packages and the hardware are independent.
+    let exclude: Vec<PathBuf> = input_abs.iter().chain(output_abs.iter()).cloned().collect();
+    let max_untracked = store.config.capture.max_untracked_file_bytes;
+    let (git_cap, python_env, hw) = std::thread::scope(|s| {
+        let g = s.spawn(|| git::capture(&cwd, &exclude, max_untracked));
+        let p = s.spawn(|| {
+            python::find_interpreter(guess.python.as_deref(), &opts.vars, path_var.as_deref())
+                .and_then(|(exe, how)| python::inspect(&exe, how))
+        });
+        let h = s.spawn(|| hardware::capture(path_var.as_deref()));
+        (g.join().unwrap_or_default(), p.join().ok().flatten(), h.join().unwrap_or_default())
+    });
+    let root: Option<PathBuf> = git_cap.code.repo_root.as_ref().map(PathBuf::from);
+    let root_ref = root.as_deref();
+    let base = root.clone().unwrap_or_else(|| cwd.clone());
+
+    // The declared environment: --env, else the nearest well-known file.
+    let env_path = match &opts.env_file {
+        Some(e) => Some(absolute(&cwd, e)),
+        None => declared::detect(&cwd, root_ref),
+    };
+    let declared = env_path.map(|p| declared::read(&p, &base)).transpose()?;
+
+    // The script.
+    let mut files_to_store = Vec::new();
+    let script_info = {
+        let mut info = ScriptInfo {
+            argv: opts.command.clone(),
+            workdir: recorded_path(&cwd, root_ref),
+            kind: guess.kind,
+            path: None,
+            digest: None,
+            tracked_unchanged: None,
+            git_state: None,
+        };
+        if let Some(file) = &guess.file {
+            let rel = recorded_path(file, root_ref);
+            info.path = Some(rel.clone());
+            if file.is_file() {
+                let (d, _) = repro_store::objects::hash_file(file).map_err(ExecError::io("read", file))?;
+                info.digest = Some(d);
+                files_to_store.push(file.clone());
+                if let Some(r) = root_ref.filter(|r| file.starts_with(r)) {
+                    let (state, unchanged) = if git_cap.untracked.contains(&rel) {
+                        ("untracked by git", false)
+                    } else if git_cap.changed.contains(&rel) {
+                        ("modified since the last commit", false)
+                    } else if git::is_tracked(r, &rel) {
+                        ("tracked and unchanged", true)
+                    } else {
+                        ("ignored by git", false)
+                    };
+                    info.git_state = Some(state.to_string());
+                    info.tracked_unchanged = Some(unchanged);
+                }
+            }
+        }
+        info
+    };
+
+    let seed = match opts.seed {
+        Some(v) => Seed { value: v, generated: false },
+        None => {
+            let b = uuid::Uuid::new_v4();
+            let bytes = b.as_bytes();
+            Seed {
+                value: u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) >> 1),
+                generated: true,
+            }
+        }
+    };
+
+    // What the child gets, and what is recorded of it.
+    let mut child_env: Vec<(String, String)> = Vec::new();
+    let mut set_by_repro = Vec::new();
+    let cores = hw.usable_cores.max(1).to_string();
+    for v in THREAD_VARIABLES {
+        if !opts.vars.contains_key(v) {
+            child_env.push((v.to_string(), cores.clone()));
+            set_by_repro.push(v.to_string());
+        }
+    }
+    if !opts.vars.contains_key("PYTHONHASHSEED") {
+        child_env.push(("PYTHONHASHSEED".into(), (seed.value % (1u64 << 32)).to_string()));
+        set_by_repro.push("PYTHONHASHSEED".into());
+    }
+    if !opts.vars.contains_key("PYTHONUNBUFFERED") {
+        // Output goes through a pipe to be stored; keep it live on the terminal.
+        child_env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+        set_by_repro.push("PYTHONUNBUFFERED".into());
+    }
+    let mut variables = BTreeMap::new();
+    for v in DETERMINISM_VARIABLES {
+        if let Some(val) = opts.vars.get(v) {
+            variables.insert(v.to_string(), val.clone());
+        }
+    }
+    for (k, v) in &child_env {
+        variables.insert(k.clone(), v.clone());
+    }
+    set_by_repro.sort();
+
+    for p in &params_paths {
+        files_to_store.push(p.clone());
+    }
+    params.files = params_paths
+        .iter()
+        .zip(&params_bytes)
+        .map(|(p, b)| FileEntry {
+            path: recorded_path(p, root_ref),
+            size: b.len() as u64,
+            mode: 0o644,
+            digest: repro_core::Digest::of_bytes(b),
+        })
+        .collect();
+
+    let id = RunId::from_bytes(*uuid::Uuid::new_v4().as_bytes());
+    let (started_ms, host) = (repro_store::now_ms(), repro_store::process::hostname());
+    let user = opts.vars.get("USER").or_else(|| opts.vars.get("LOGNAME")).cloned().unwrap_or_else(|| "unknown".into());
+    let record = RunRecord {
+        record_version: RECORD_VERSION,
+        id,
+        name: opts.name.clone(),
+        status: RunStatus::Running,
+        exit_code: None,
+        signal: None,
+        started_at: repro_store::rfc3339(started_ms),
+        ended_at: None,
+        user,
+        host,
+        code: git_cap.code.clone(),
+        script: script_info,
+        environment: EnvironmentInfo {
+            declared: declared.as_ref().map(|d| d.environment.clone()),
+            python: python_env,
+            os: hardware::os_info(),
+            variables,
+            set_by_repro,
+        },
+        hardware: hw,
+        inputs: Vec::new(),
+        params,
+        seed,
+        outputs: Vec::new(),
+        logs: Logs::default(),
+        metric_count: 0,
+        notes: Vec::new(),
+    };
+    files_to_store.extend(git_cap.untracked_files.iter().cloned());
+    Ok(Prepared {
+        planned_inputs: input_abs.iter().map(|a| (a.clone(), recorded_path(a, root_ref))).collect(),
+        planned_outputs: output_abs.iter().map(|a| (a.clone(), recorded_path(a, root_ref))).collect(),
+        record,
+        diff_bytes: git_cap.diff_bytes,
+        files_to_store,
+        params_bytes,
+        child_env,
+        declared,
+    })
+}
+
+/// The pre-run audit `--strict` applies.
+fn pre_run_audit(p: &Prepared) -> Vec<AuditItem> {
+    let inputs: Vec<PlannedInput> =
+        p.planned_inputs.iter().map(|(_, rel)| PlannedInput { path: rel.clone(), reference: false }).collect();
+    audit::pre_run_items(
+        &p.record.code,
+        p.record.environment.declared.as_ref(),
+        &inputs,
+        &p.record.params,
+        &p.record.seed,
+        &p.record.script,
+    )
+}
+
+pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Result<RunOutcome> {
+    let mut p = prepare(store, opts)?;
+    if opts.strict {
+        let items = pre_run_audit(&p);
+        if !audit::is_complete(&items, true) {
+            return Ok(RunOutcome::Refused { items });
+        }
+    }
+
+    // Store the code, script, environment file and params (one durable batch).
+    {
+        let batch = store.objects.batch()?;
+        if let Some(diff) = &p.diff_bytes {
+            batch.add_bytes(&repro_core::Digest::of_bytes(diff), diff)?;
+        }
+        for b in &p.params_bytes {
+            batch.add_bytes(&repro_core::Digest::of_bytes(b), b)?;
+        }
+        if let Some(d) = &p.declared {
+            let bytes = fs::read(&d.main_file).map_err(ExecError::io("read", &d.main_file))?;
+            batch.add_bytes(&repro_core::Digest::of_bytes(&bytes), &bytes)?;
+            for c in &d.companion_files {
+                let bytes = fs::read(c).map_err(ExecError::io("read", c))?;
+                batch.add_bytes(&repro_core::Digest::of_bytes(&bytes), &bytes)?;
+            }
+        }
+        for f in &p.files_to_store {
+            // Small source files: read, hash and store the same bytes.
+            let bytes = fs::read(f).map_err(ExecError::io("read", f))?;
+            batch.add_bytes(&repro_core::Digest::of_bytes(&bytes), &bytes)?;
+        }
+        batch.commit()?;
+    }
+    // Digests recorded at capture time must match what was stored (a file edited in
+    // between would otherwise be recorded under the wrong digest).
+    for f in p.record.code.untracked.iter_mut() {
+        if let Some(abs) = p.record.code.repo_root.as_ref().map(|r| Path::new(r).join(&f.path)) {
+            if let Ok(bytes) = fs::read(&abs) {
+                f.digest = repro_core::Digest::of_bytes(&bytes);
+                f.size = bytes.len() as u64;
+            }
+        }
+    }
+
+    // Snapshot the inputs.
+    for (abs, rel) in &p.planned_inputs {
+        reporter.message(&format!("snapshotting {rel}"));
+        let source = abs.display().to_string();
+        let out = snapshot::snapshot(
+            store,
+            &Request { path: abs, reference: false, dataset: Some((rel, &source)) },
+            reporter.progress(),
+        )?;
+        p.record.inputs.push(DataRef {
+            path: rel.clone(),
+            snapshot: out.digest,
+            files: out.files,
+            bytes: out.bytes,
+            reference: false,
+            dataset: out.dataset.map(|d| format!("{}:{}", d.name, d.version)),
+        });
+    }
+
+    let started_ms = repro_store::now_ms();
+    store.meta.insert_run(&p.record, started_ms)?;
+    let id = p.record.id.clone();
+    reporter.message(&format!("run {} started: {}", id, opts.command.join(" ")));
+
+    // The run's private folder: params for the child, the metrics file, captured logs.
+    let work = store.objects.tmp_dir().join(format!("{}-run-{}", std::process::id(), id));
+    fs::create_dir_all(&work).map_err(ExecError::io("create", &work))?;
+    let cleanup = TempDir(work.clone());
+    let params_json = work.join("params.json");
+    let metrics_path = work.join("metrics.jsonl");
+    fs::write(&params_json, serde_json::to_vec_pretty(&p.record.params.values).expect("params serialize"))
+        .map_err(ExecError::io("write", &params_json))?;
+    fs::write(&metrics_path, b"").map_err(ExecError::io("write", &metrics_path))?;
+
+    let mut cmd = Command::new(&opts.command[0]);
+    cmd.args(&opts.command[1..]).current_dir(&opts.cwd);
+    for (k, v) in &p.child_env {
+        cmd.env(k, v);
+    }
+    cmd.env("REPRO_RUN_ID", id.as_str())
+        .env("REPRO_SEED", p.record.seed.value.to_string())
+        .env("REPRO_PARAMS", &params_json)
+        .env("REPRO_METRICS", &metrics_path)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // If repro itself is killed, the command must not run on unrecorded.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    let outcome = spawn_and_wait(cmd, &opts.command[0], &work);
+    let (status, mut logs) = match outcome {
+        Ok(x) => x,
+        Err(e) => {
+            // The run row exists: end it honestly before reporting the error.
+            p.record.status = RunStatus::Failed;
+            p.record.notes.push(format!("the command could not be started: {e}"));
+            let _ = finish(store, &mut p.record, &[], Logs::default());
+            drop(cleanup);
+            return Err(e);
+        }
+    };
+    let (exit_code, signal) = status;
+    p.record.exit_code = Some(exit_code);
+    p.record.signal = signal;
+    p.record.status = match (signal, exit_code) {
+        (Some(_), _) => RunStatus::Killed,
+        (None, 0) => RunStatus::Finished,
+        _ => RunStatus::Failed,
+    };
+
+    // Outputs.
+    for (abs, rel) in &p.planned_outputs {
+        if fs::symlink_metadata(abs).is_err() {
+            p.record.outputs.push(OutputRef { path: rel.clone(), snapshot: None, files: 0, bytes: 0, missing: true });
+            reporter.message(&format!("output {rel} was not produced"));
+            continue;
+        }
+        reporter.message(&format!("snapshotting output {rel}"));
+        let out =
+            snapshot::snapshot(store, &Request { path: abs, reference: false, dataset: None }, reporter.progress())?;
+        p.record.outputs.push(OutputRef {
+            path: rel.clone(),
+            snapshot: Some(out.digest),
+            files: out.files,
+            bytes: out.bytes,
+            missing: false,
+        });
+    }
+
+    // Metrics and logged params.
+    let mut points = Vec::new();
+    let text = fs::read(&metrics_path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let mut bad = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        match metrics::parse_line(i + 1, line) {
+            Ok(Some(MetricsLine::Metric(m))) => points.push(m),
+            Ok(Some(MetricsLine::Param { key, value })) => {
+                p.record.params.logged.insert(key, value);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                bad += 1;
+                if bad <= 5 {
+                    p.record.notes.push(format!("REPRO_METRICS {e}; line skipped"));
+                }
+            }
+        }
+    }
+    if bad > 5 {
+        p.record.notes.push(format!("REPRO_METRICS: {} more malformed lines skipped", bad - 5));
+    }
+    if bad > 0 {
+        reporter.message(&format!(
+            "{bad} malformed line(s) in the metrics file were skipped (see `repro show {}`)",
+            id.short()
+        ));
+    }
+    store_logs(store, &work, &mut logs)?;
+    finish(store, &mut p.record, &points, logs)?;
+    drop(cleanup);
+    let code = match signal {
+        Some(s) => 128 + s,
+        None => exit_code,
+    };
+    Ok(RunOutcome::Ran { id, status: p.record.status, exit_code: code, record: Box::new(p.record) })
+}
+
+/// Stores the logs and the final record, then ends the run row in one transaction.
+fn finish(store: &mut Store, record: &mut RunRecord, points: &[MetricPoint], logs: Logs) -> Result<()> {
+    record.logs = logs;
+    record.metric_count = points.len() as u64;
+    let ended_ms = repro_store::now_ms();
+    record.ended_at = Some(repro_store::rfc3339(ended_ms));
+    let canonical = record.canonical_json();
+    let lineage = repro_core::Digest::of_bytes(&canonical);
+    let object = store.objects.put_bytes(&canonical)?;
+    store.meta.finish_run(record, ended_ms, &lineage, &object, points)?;
+    Ok(())
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+type ExitStatus = (i32, Option<i32>);
+
+fn spawn_and_wait(mut cmd: Command, program: &str, work: &Path) -> Result<(ExitStatus, Logs)> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    use signal_hook::iterator::exfiltrator::WithOrigin;
+    use signal_hook::iterator::SignalsInfo;
+
+    // Register before spawning so no signal slips between the two.
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
+        .map_err(|e| ExecError::Spawn { program: program.into(), source: e })?;
+    let handle = signals.handle();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            handle.close();
+            let err = if e.kind() == std::io::ErrorKind::NotFound {
+                ExecError::Capture(repro_capture::CaptureError::CommandNotFound(program.to_string()))
+            } else {
+                ExecError::Spawn { program: program.into(), source: e }
+            };
+            return Err(err);
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    let forwarder = std::thread::spawn(move || {
+        for info in signals.forever() {
+            // Ctrl-C from the terminal reaches the whole foreground group, the command
+            // included; forward only signals sent to repro alone (they carry a sender).
+            if info.signal == SIGINT && info.process.is_none() {
+                continue;
+            }
+            // SAFETY: plain kill(2) on the child we spawned.
+            unsafe {
+                libc::kill(pid, info.signal);
+            }
+        }
+    });
+    let so = work.join("stdout");
+    let se = work.join("stderr");
+    let out_pipe = child.stdout.take().expect("stdout is piped");
+    let err_pipe = child.stderr.take().expect("stderr is piped");
+    let t_out = std::thread::spawn(move || tee(out_pipe, std::io::stdout(), &so));
+    let t_err = std::thread::spawn(move || tee(err_pipe, std::io::stderr(), &se));
+    let status = child.wait().map_err(|e| ExecError::Spawn { program: program.into(), source: e });
+    let out_bytes = t_out.join().unwrap_or(0);
+    let err_bytes = t_err.join().unwrap_or(0);
+    handle.close();
+    let _ = forwarder.join();
+    let status = status?;
+    let exit = {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            match (status.code(), status.signal()) {
+                (Some(c), _) => (c, None),
+                (None, Some(s)) => (128 + s, Some(s)),
+                _ => (1, None),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            (status.code().unwrap_or(1), None)
+        }
+    };
+    // Digests are filled in by `store_logs`; here we only know the sizes.
+    Ok((exit, Logs { stdout: None, stderr: None, stdout_bytes: out_bytes, stderr_bytes: err_bytes }))
+}
+
+/// Copies a child's stream to our own and to a file. Our terminal going away (EPIPE)
+/// must not stop the capture.
+fn tee(mut from: impl Read, mut to: impl Write, file: &Path) -> u64 {
+    let mut f = fs::File::create(file).ok();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    let mut to_ok = true;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        total += n as u64;
+        if to_ok && (to.write_all(&buf[..n]).is_err() || to.flush().is_err()) {
+            to_ok = false;
+        }
+        if let Some(fh) = f.as_mut() {
+            if fh.write_all(&buf[..n]).is_err() {
+                f = None;
+            }
+        }
+    }
+    total
+}
+
+/// Stores the captured stdout and stderr files as objects.
+fn store_logs(store: &Store, work: &Path, logs: &mut Logs) -> Result<()> {
+    let batch = store.objects.batch()?;
+    for (name, slot) in [("stdout", &mut logs.stdout), ("stderr", &mut logs.stderr)] {
+        let p = work.join(name);
+        if let Ok(bytes) = fs::read(&p) {
+            let d = repro_core::Digest::of_bytes(&bytes);
+            batch.add_bytes(&d, &bytes)?;
+            *slot = Some(d);
+        }
+    }
+    batch.commit()?;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, StoreError};
+
+pub const CONFIG_FILE: &str = "repro.toml";
+
+/// `repro.toml`: the store's settings. Unknown keys are errors, so a typo never passes silently.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub capture: CaptureSection,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// The on-disk format of the store.
+    pub format: u32,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { format: 1 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSection {
+    /// Untracked files larger than this are listed but not stored with the code.
+    #[serde(default = "default_max_untracked")]
+    pub max_untracked_file_bytes: u64,
+}
+
+fn default_max_untracked() -> u64 {
+    10 * 1024 * 1024
+}
+
+impl Default for CaptureSection {
+    fn default() -> Self {
+        CaptureSection { max_untracked_file_bytes: default_max_untracked() }
+    }
+}
+
+impl Config {
+    pub fn default_file() -> String {
+        format!(
+            "# repro store settings (https://example.invalid/repro/docs/architecture.md)\n{}",
+            toml::to_string(&Config::default()).expect("the default config serializes")
+        )
+    }
+
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotAStore(path.parent().unwrap_or(path).to_path_buf()))
+            }
+            Err(e) => return Err(StoreError::Io { action: "read", path: path.to_path_buf(), source: e }),
+        };
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| StoreError::Config { path: path.to_path_buf(), message: one_line(&e.to_string(), &text) })?;
+        if config.store.format != 1 {
+            return Err(StoreError::Config {
+                path: path.to_path_buf(),
+                message: format!("store format {} is not known to this repro (it knows 1)", config.store.format),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// toml's errors span several lines with a caret drawing; keep the first line and the
+/// line number so the message stays one line.
+fn one_line(message: &str, _text: &str) -> String {
+    let mut lines = message.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or("invalid TOML").trim().to_string();
+    let last = message
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('|') && !l.contains('^'))
+        .unwrap_or("")
+        .trim();
+    if last.is_empty() || last == first {
+        first
+    } else {
+        format!("{first}: {last}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join(CONFIG_FILE);
+        std::fs::write(&p, Config::default_file()).expect("write");
+        let c = Config::load(&p).expect("loads");
+        assert_eq!(c.store.format, 1);
+    }
+
+    #[test]
+    fn unknown_keys_and_garbage_are_one_line_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join(CONFIG_FILE);
+        for text in ["[store]\nformat = 1\ncolour = 3\n", "[[[", "[store]\nformat = \"x\"\n", "[store]\nformat = 9\n"] {
+            std::fs::write(&p, text).expect("write");
+            let e = Config::load(&p).expect_err(text).to_string();
+            assert!(!e.contains('\n'), "{e}");
+            assert!(e.contains("repro.toml"), "{e}");
+        }
+    }
+}

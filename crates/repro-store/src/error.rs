@@ -1,0 +1,49 @@
+use std::path::PathBuf;
+
+use repro_core::Digest;
+use thiserror::Error;
+
+/// Everything that can go wrong keeping things. Each message is one line that names the
+/// thing and says what to do.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(
+        "no repro store in {0} or any parent folder; run `repro init` there (or pass --store DIR / set REPRO_STORE)"
+    )]
+    NotFound(PathBuf),
+    #[error(
+        "{0} is not a repro store (no repro.toml inside); pass the folder that holds .repro/, or run `repro init`"
+    )]
+    NotAStore(PathBuf),
+    #[error("a repro store already exists at {0}; use it, or remove it first to start over")]
+    AlreadyExists(PathBuf),
+    #[error("cannot {action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("metadata database {path}: {context}: {source}")]
+    Database { path: PathBuf, context: String, source: rusqlite::Error },
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("the store was written by a newer repro (schema {found}, this build knows {known}); upgrade repro")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("object {0} is missing from the store; run `repro fsck` to see what else is damaged")]
+    ObjectMissing(Digest),
+    #[error("object {0} is corrupt (its content no longer hashes to its name); run `repro fsck` and restore the store from a backup")]
+    ObjectCorrupt(Digest),
+    #[error("no run matches '{0}'; `repro runs` lists the runs (a run is named by id, a 4+ character id prefix, its name, or `latest`)")]
+    UnknownRun(String),
+    #[error("'{spec}' matches {count} runs ({examples}); give more characters of the id")]
+    AmbiguousRun { spec: String, count: usize, examples: String },
+    #[error("no dataset '{0}'; `repro data ls` lists the datasets")]
+    UnknownDataset(String),
+    #[error("stored record of run {run} is unreadable ({message}); run `repro fsck`")]
+    BadRecord { run: String, message: String },
+    #[error("{path} changed while it was being snapshotted; run again when nothing writes to it")]
+    ChangedDuringSnapshot { path: PathBuf },
+}
+
+impl StoreError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io { action, path, source }
+    }
+}

@@ -1,0 +1,197 @@
+//! `repro fsck`: re-hash every object, check every reference from the metadata, recompute
+//! every run's lineage digest, and finish off what interrupted writers left behind.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use repro_core::record::{RunRecord, RunStatus};
+use repro_core::snapshot::Manifest;
+use repro_core::{Digest, RunId};
+use serde::Serialize;
+
+use crate::objects::Verified;
+use crate::{Result, Store};
+
+#[derive(Debug, Default, Serialize)]
+pub struct FsckReport {
+    pub clean: bool,
+    pub objects: usize,
+    pub bytes: u64,
+    pub runs: usize,
+    pub snapshots: usize,
+    /// Objects whose content does not hash to their name.
+    pub corrupt: Vec<Digest>,
+    /// Files in the object folder that are not objects.
+    pub stray: Vec<String>,
+    /// Objects referred to by metadata but absent (or corrupt), with who refers to them.
+    pub broken_references: Vec<BrokenReference>,
+    /// Runs whose stored record does not match its lineage digest or cannot be read.
+    pub bad_runs: Vec<BadRun>,
+    /// Runs whose repro process died before recording the end; now marked interrupted.
+    pub interrupted: Vec<RunId>,
+    /// Temp folders of writers that died, removed (they were never referred to).
+    pub stale_temp_removed: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BrokenReference {
+    pub object: Digest,
+    pub referrer: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BadRun {
+    pub run: String,
+    pub problem: String,
+}
+
+/// Progress hooks, so the CLI can draw a bar without this crate knowing about terminals.
+pub trait Progress: Sync {
+    fn start(&self, _what: &str, _total: u64) {}
+    fn advance(&self, _n: u64) {}
+    fn finish(&self) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
+    let mut report = FsckReport::default();
+    report.stale_temp_removed = remove_stale_temp(store);
+    report.interrupted = store.meta.reap_interrupted()?;
+
+    // 1. Every object re-hashes to its name.
+    let listed = store.objects.list()?;
+    let mut digests = Vec::with_capacity(listed.len());
+    for item in listed {
+        match item {
+            Ok(d) => digests.push(d),
+            Err(p) => report.stray.push(p.display().to_string()),
+        }
+    }
+    progress.start("verifying objects", digests.len() as u64);
+    let bytes = AtomicU64::new(0);
+    let objects = &store.objects;
+    let results: Vec<(Digest, Result<Verified>)> = digests
+        .par_iter()
+        .map(|d| {
+            let r = objects.verify(d);
+            if let Ok(Verified::Ok { bytes: b }) = r {
+                bytes.fetch_add(b, Ordering::Relaxed);
+            }
+            progress.advance(1);
+            (d.clone(), r)
+        })
+        .collect();
+    progress.finish();
+    let mut good: HashSet<Digest> = HashSet::with_capacity(results.len());
+    for (d, r) in results {
+        match r? {
+            Verified::Ok { .. } => {
+                good.insert(d);
+            }
+            Verified::Corrupt => report.corrupt.push(d),
+            Verified::Missing => {}
+        }
+    }
+    report.objects = digests.len();
+    report.bytes = bytes.into_inner();
+    let check = |d: &Digest, referrer: String, report: &mut FsckReport| {
+        if !good.contains(d) {
+            let problem = if report.corrupt.contains(d) { "corrupt" } else { "missing" };
+            report.broken_references.push(BrokenReference { object: d.clone(), referrer, problem: problem.into() });
+            false
+        } else {
+            true
+        }
+    };
+
+    // 2. Every run: its record, lineage and references.
+    let runs = store.meta.all_runs()?;
+    report.runs = runs.len();
+    for run in &runs {
+        let id = run.record.id.to_string();
+        if run.record.status == RunStatus::Running || run.record.status == RunStatus::Interrupted {
+            // Unfinished runs have no lineage yet; their snapshots are checked below.
+        } else {
+            match (&run.lineage, &run.record_object) {
+                (Some(lineage), Some(object)) => {
+                    if run.record.lineage() != *lineage {
+                        report.bad_runs.push(BadRun {
+                            run: id.clone(),
+                            problem:
+                                "the stored record no longer matches its lineage digest (edited behind repro's back?)"
+                                    .into(),
+                        });
+                    }
+                    if check(object, format!("run {id} record"), &mut report) {
+                        match store.objects.read(object).map(|b| serde_json::from_slice::<RunRecord>(&b)) {
+                            Ok(Ok(rec)) if rec.lineage() == *lineage => {}
+                            _ => report.bad_runs.push(BadRun {
+                                run: id.clone(),
+                                problem: "the record object does not match the lineage digest".into(),
+                            }),
+                        }
+                    }
+                }
+                _ => report
+                    .bad_runs
+                    .push(BadRun { run: id.clone(), problem: "an ended run without a lineage digest".into() }),
+            }
+        }
+        for d in run.record.referenced_objects() {
+            check(&d, format!("run {id}"), &mut report);
+        }
+    }
+
+    // 3. Every snapshot: its manifest, and each file's object when contents are stored.
+    let snapshots = store.meta.all_snapshots()?;
+    report.snapshots = snapshots.len();
+    for s in &snapshots {
+        let who = format!("snapshot {}", s.digest.short());
+        if !check(&s.digest, who.clone(), &mut report) {
+            continue;
+        }
+        let manifest = match store.objects.read(&s.digest).map(|b| Manifest::from_bytes(&b)) {
+            Ok(Ok(m)) => m,
+            _ => {
+                report.bad_runs.push(BadRun { run: who.clone(), problem: "manifest object is not a manifest".into() });
+                continue;
+            }
+        };
+        if s.stored {
+            for e in &manifest.entries {
+                check(&e.digest, format!("{who} file {}", e.path), &mut report);
+            }
+        }
+    }
+    report.clean = report.corrupt.is_empty()
+        && report.stray.is_empty()
+        && report.broken_references.is_empty()
+        && report.bad_runs.is_empty();
+    Ok(report)
+}
+
+/// Removes temp folders of batches whose writer process is gone.
+fn remove_stale_temp(store: &Store) -> usize {
+    let Ok(entries) = std::fs::read_dir(store.objects.tmp_dir()) else { return 0 };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid: Option<u32> = name.split('-').next().and_then(|p| p.parse().ok());
+        let stale = match pid {
+            Some(pid) => !crate::process::alive(pid, ""),
+            None => true,
+        };
+        if stale {
+            let p = e.path();
+            let ok = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            if ok.is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}

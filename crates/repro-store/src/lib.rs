@@ -1,0 +1,107 @@
+//! Keeping things: the content-addressed object store (`objects/`), the metadata
+//! database (`repro.db`, SQLite in WAL mode), the store's configuration (`repro.toml`)
+//! and `fsck`.
+//!
+//! Depends on `repro-core` only. Nothing here modifies an object in place: objects are
+//! written once (temp file → durable → rename) and every read re-checks the digest.
+
+mod config;
+mod error;
+pub mod fsck;
+pub mod meta;
+pub mod objects;
+pub mod process;
+
+use std::path::{Path, PathBuf};
+
+pub use config::Config;
+pub use error::StoreError;
+pub use meta::Metadata;
+pub use objects::{Batch, Objects};
+
+/// The folder name of a store inside a project.
+pub const STORE_DIR: &str = ".repro";
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An open store: configuration, objects and metadata.
+pub struct Store {
+    root: PathBuf,
+    pub config: Config,
+    pub objects: Objects,
+    pub meta: Metadata,
+}
+
+impl Store {
+    /// Creates `.repro/` inside `dir`.
+    pub fn init(dir: &Path) -> Result<Store> {
+        let root = dir.join(STORE_DIR);
+        if root.join(config::CONFIG_FILE).exists() {
+            return Err(StoreError::AlreadyExists(root));
+        }
+        std::fs::create_dir_all(&root).map_err(StoreError::io("create", &root))?;
+        // Keep the store out of git without touching the user's .gitignore.
+        write_new(&root.join(".gitignore"), b"# repro's store; managed by repro\n*\n")?;
+        Objects::create(&root)?;
+        Metadata::open(&root.join(meta::DB_FILE))?;
+        // repro.toml last: its presence is what marks a finished store.
+        write_new(&root.join(config::CONFIG_FILE), Config::default_file().as_bytes())?;
+        Store::open(&root)
+    }
+
+    /// Opens the store whose folder (the `.repro` folder) is `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        let config = Config::load(&root.join(config::CONFIG_FILE))?;
+        let objects = Objects::open(root)?;
+        let meta = Metadata::open(&root.join(meta::DB_FILE))?;
+        Ok(Store { root: root.to_path_buf(), config, objects, meta })
+    }
+
+    /// The `.repro` folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder that holds `.repro/` (the project the store belongs to).
+    pub fn project_dir(&self) -> &Path {
+        self.root.parent().unwrap_or(&self.root)
+    }
+}
+
+/// Finds the store for `start`: `start/.repro`, then each parent's, the way git finds `.git`.
+pub fn discover(start: &Path) -> Result<PathBuf> {
+    for dir in start.ancestors() {
+        let candidate = dir.join(STORE_DIR);
+        if candidate.join(config::CONFIG_FILE).is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(StoreError::NotFound(start.to_path_buf()))
+}
+
+/// Resolves an explicit `--store DIR` / `REPRO_STORE`: the `.repro` folder itself or the folder holding it.
+pub fn explicit(dir: &Path) -> Result<PathBuf> {
+    if dir.join(config::CONFIG_FILE).is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let inner = dir.join(STORE_DIR);
+    if inner.join(config::CONFIG_FILE).is_file() {
+        return Ok(inner);
+    }
+    Err(StoreError::NotAStore(dir.to_path_buf()))
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    objects::write_durably(path, bytes).map_err(StoreError::io("write", path))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// RFC 3339 (UTC, milliseconds) for a Unix time in milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}

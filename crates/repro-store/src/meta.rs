@@ -1,0 +1,607 @@
+//! The metadata database: runs, metrics, snapshots, datasets and the stat cache, in SQLite
+//! (WAL mode, so readers never wait for the one writer, and several `repro run` processes
+//! share one store).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use repro_core::metrics::MetricPoint;
+use repro_core::record::{RunRecord, RunStatus};
+use repro_core::{Digest, RunId};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::{Result, StoreError};
+
+pub const DB_FILE: &str = "repro.db";
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT,
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    started_ms INTEGER NOT NULL,
+    ended_ms INTEGER,
+    host TEXT NOT NULL,
+    pid INTEGER,
+    pid_start TEXT,
+    record TEXT NOT NULL,
+    lineage TEXT,
+    record_object TEXT
+);
+CREATE INDEX runs_name ON runs(name);
+CREATE TABLE metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    value REAL NOT NULL,
+    step INTEGER NOT NULL,
+    timestamp_ms INTEGER NOT NULL
+);
+CREATE INDEX metrics_run ON metrics(run_id, key, step);
+CREATE TABLE snapshots (
+    digest TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    stored INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE datasets (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    snapshot TEXT NOT NULL REFERENCES snapshots(digest),
+    source TEXT NOT NULL,
+    reference INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, version),
+    UNIQUE (name, snapshot)
+);
+CREATE TABLE stat_cache (
+    path TEXT PRIMARY KEY,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    digest TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+pub struct Metadata {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A run as the metadata store holds it.
+#[derive(Clone, Debug)]
+pub struct StoredRun {
+    pub record: RunRecord,
+    pub lineage: Option<Digest>,
+    pub record_object: Option<Digest>,
+    pub pid: Option<u32>,
+    pub pid_start: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub digest: Digest,
+    pub kind: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub stored: bool,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DatasetVersion {
+    pub name: String,
+    pub version: u32,
+    pub snapshot: Digest,
+    pub source: String,
+    pub reference: bool,
+    pub created_ms: i64,
+}
+
+/// What a file looked like when it was hashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatEntry {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub digest: Digest,
+}
+
+impl Metadata {
+    pub fn open(path: &Path) -> Result<Metadata> {
+        let conn = Connection::open(path).map_err(|e| db(path, "open", e))?;
+        conn.busy_timeout(Duration::from_secs(60)).map_err(|e| db(path, "configure", e))?;
+        // WAL: concurrent readers with one writer; FULL: a commit survives power loss.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db(path, "enable WAL", e))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| db(path, "configure", e))?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| db(path, "configure", e))?;
+        let mut m = Metadata { conn, path: path.to_path_buf() };
+        m.migrate()?;
+        Ok(m)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db(&path, "migrate", e))?;
+        let version: i64 =
+            tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| db(&path, "migrate", e))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { found: version, known: SCHEMA_VERSION });
+        }
+        if version < 1 {
+            tx.execute_batch(SCHEMA_V1).map_err(|e| db(&path, "create schema", e))?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;
+        tx.commit().map_err(|e| db(&path, "migrate", e))
+    }
+
+    fn err(&self, context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        let context = context.to_string();
+        move |e| db(&self.path, &context, e)
+    }
+
+    // ---- runs -------------------------------------------------------------------------
+
+    /// Records a run that is starting, owned by this process.
+    pub fn insert_run(&self, record: &RunRecord, started_ms: i64) -> Result<()> {
+        let (pid, pid_start) = crate::process::current();
+        let json = serde_json::to_string(record).expect("records serialize");
+        self.conn
+            .execute(
+                "INSERT INTO runs (id, name, status, exit_code, started_ms, host, pid, pid_start, record)
+                 VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    record.id.as_str(),
+                    record.name,
+                    record.status.as_str(),
+                    started_ms,
+                    record.host,
+                    pid,
+                    pid_start,
+                    json
+                ],
+            )
+            .map_err(self.err("record the new run"))?;
+        Ok(())
+    }
+
+    /// Records the end of a run: the final record, its lineage and its metrics, in one transaction.
+    pub fn finish_run(
+        &mut self,
+        record: &RunRecord,
+        ended_ms: i64,
+        lineage: &Digest,
+        record_object: &Digest,
+        metrics: &[MetricPoint],
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let json = serde_json::to_string(record).expect("records serialize");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db(&path, "finish run", e))?;
+        {
+            let mut stmt = tx
+                .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(|e| db(&path, "store metrics", e))?;
+            for m in metrics {
+                stmt.execute(params![record.id.as_str(), m.key, m.value, m.step, m.timestamp_ms.unwrap_or(ended_ms)])
+                    .map_err(|e| db(&path, "store metrics", e))?;
+            }
+        }
+        tx.execute(
+            "UPDATE runs SET status = ?2, exit_code = ?3, ended_ms = ?4, record = ?5, lineage = ?6, record_object = ?7,
+                 pid = NULL, pid_start = NULL
+             WHERE id = ?1",
+            params![
+                record.id.as_str(),
+                record.status.as_str(),
+                record.exit_code,
+                ended_ms,
+                json,
+                lineage.as_str(),
+                record_object.as_str()
+            ],
+        )
+        .map_err(|e| db(&path, "finish run", e))?;
+        tx.commit().map_err(|e| db(&path, "finish run", e))
+    }
+
+    fn row_to_run(
+        row: &rusqlite::Row<'_>,
+    ) -> rusqlite::Result<(String, String, Option<String>, Option<String>, Option<u32>, Option<String>, String, String)>
+    {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+    }
+
+    const RUN_COLUMNS: &'static str = "id, record, lineage, record_object, pid, pid_start, status, host";
+
+    fn decode(
+        &self,
+        (id, json, lineage, object, pid, pid_start, status, host): (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<u32>,
+            Option<String>,
+            String,
+            String,
+        ),
+    ) -> Result<StoredRun> {
+        let bad = |message: String| StoreError::BadRecord { run: id.clone(), message };
+        let mut record: RunRecord = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+        record.status = RunStatus::parse(&status).ok_or_else(|| bad(format!("unknown status '{status}'")))?;
+        // A run still marked running whose owner died on this host was interrupted.
+        if record.status == RunStatus::Running && host == crate::process::hostname() {
+            if let Some(pid) = pid {
+                if !crate::process::alive(pid, pid_start.as_deref().unwrap_or("")) {
+                    record.status = RunStatus::Interrupted;
+                }
+            }
+        }
+        let parse = |s: Option<String>| s.map(|s| Digest::parse(&s).map_err(|e| bad(e.to_string()))).transpose();
+        Ok(StoredRun { record, lineage: parse(lineage)?, record_object: parse(object)?, pid, pid_start })
+    }
+
+    pub fn get_run(&self, id: &RunId) -> Result<StoredRun> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLUMNS),
+                [id.as_str()],
+                Self::row_to_run,
+            )
+            .optional()
+            .map_err(self.err("read run"))?
+            .ok_or_else(|| StoreError::UnknownRun(id.to_string()))?;
+        self.decode(row)
+    }
+
+    /// Newest first.
+    pub fn list_runs(&self, limit: Option<usize>) -> Result<Vec<StoredRun>> {
+        let limit = limit.map(|l| l as i64).unwrap_or(-1);
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {} FROM runs ORDER BY seq DESC LIMIT ?1", Self::RUN_COLUMNS))
+            .map_err(self.err("list runs"))?;
+        let rows = stmt.query_map([limit], Self::row_to_run).map_err(self.err("list runs"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(self.decode(r.map_err(self.err("list runs"))?)?);
+        }
+        Ok(out)
+    }
+
+    /// Resolves what a user typed: a full id, a 4+ character id prefix, a run name (the
+    /// newest run of that name), or `latest`.
+    pub fn resolve_run(&self, spec: &str) -> Result<RunId> {
+        let spec = spec.trim();
+        let one = |sql: &str, arg: &str| -> Result<Vec<String>> {
+            let mut stmt = self.conn.prepare(sql).map_err(self.err("find run"))?;
+            let rows = stmt.query_map([arg], |r| r.get::<_, String>(0)).map_err(self.err("find run"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("find run"))
+        };
+        if spec == "latest" {
+            return one("SELECT id FROM runs WHERE ?1 = ?1 ORDER BY seq DESC LIMIT 1", "")
+                .map(|v| v.into_iter().next())?
+                .map(|id| RunId::parse(&id).map_err(|e| StoreError::BadRecord { run: id, message: e.to_string() }))
+                .unwrap_or_else(|| Err(StoreError::UnknownRun("latest (the store has no runs yet)".into())));
+        }
+        let is_hex = spec.len() >= 4 && spec.len() <= 32 && spec.bytes().all(|b| b.is_ascii_hexdigit());
+        if is_hex {
+            let lower = spec.to_ascii_lowercase();
+            let ids = one("SELECT id FROM runs WHERE id >= ?1 ORDER BY id LIMIT 6", &lower)?;
+            let matching: Vec<String> = ids.into_iter().filter(|id| id.starts_with(&lower)).collect();
+            match matching.len() {
+                0 => {}
+                1 => {
+                    return RunId::parse(&matching[0])
+                        .map_err(|e| StoreError::BadRecord { run: matching[0].clone(), message: e.to_string() })
+                }
+                n => {
+                    return Err(StoreError::AmbiguousRun {
+                        spec: spec.to_string(),
+                        count: n,
+                        examples: matching.iter().map(|m| m[..12].to_string()).collect::<Vec<_>>().join(", "),
+                    })
+                }
+            }
+        }
+        let by_name = one("SELECT id FROM runs WHERE name = ?1 ORDER BY seq DESC LIMIT 1", spec)?;
+        match by_name.into_iter().next() {
+            Some(id) => RunId::parse(&id).map_err(|e| StoreError::BadRecord { run: id, message: e.to_string() }),
+            None => Err(StoreError::UnknownRun(spec.to_string())),
+        }
+    }
+
+    /// Marks runs interrupted whose owning process is gone. Returns their ids.
+    pub fn reap_interrupted(&self) -> Result<Vec<RunId>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {} FROM runs WHERE status = 'running'", Self::RUN_COLUMNS))
+            .map_err(self.err("list running runs"))?;
+        let rows = stmt.query_map([], Self::row_to_run).map_err(self.err("list running runs"))?;
+        let mut dead = Vec::new();
+        for r in rows {
+            let run = self.decode(r.map_err(self.err("list running runs"))?)?;
+            if run.record.status == RunStatus::Interrupted {
+                dead.push(run);
+            }
+        }
+        let mut ids = Vec::new();
+        for run in dead {
+            let mut record = run.record;
+            record.status = RunStatus::Interrupted;
+            let json = serde_json::to_string(&record).expect("records serialize");
+            self.conn
+                .execute(
+                    "UPDATE runs SET status = 'interrupted', record = ?2, pid = NULL WHERE id = ?1 AND status = 'running'",
+                    params![record.id.as_str(), json],
+                )
+                .map_err(self.err("mark run interrupted"))?;
+            ids.push(record.id);
+        }
+        Ok(ids)
+    }
+
+    pub fn metrics(&self, run: &RunId) -> Result<Vec<MetricPoint>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value, step, timestamp_ms FROM metrics WHERE run_id = ?1 ORDER BY key, step, timestamp_ms, rowid")
+            .map_err(self.err("read metrics"))?;
+        let rows = stmt
+            .query_map([run.as_str()], |r| {
+                Ok(MetricPoint { key: r.get(0)?, value: r.get(1)?, step: r.get(2)?, timestamp_ms: Some(r.get(3)?) })
+            })
+            .map_err(self.err("read metrics"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read metrics"))
+    }
+
+    // ---- snapshots and datasets ---------------------------------------------------------
+
+    pub fn get_snapshot(&self, digest: &Digest) -> Result<Option<SnapshotRow>> {
+        self.conn
+            .query_row(
+                "SELECT digest, kind, files, bytes, stored, created_ms FROM snapshots WHERE digest = ?1",
+                [digest.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, bool>(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err("read snapshot"))?
+            .map(|(d, kind, files, bytes, stored, created_ms)| {
+                Ok(SnapshotRow {
+                    digest: Digest::parse(&d)
+                        .map_err(|e| StoreError::BadRecord { run: d.clone(), message: e.to_string() })?,
+                    kind,
+                    files: files as u64,
+                    bytes: bytes as u64,
+                    stored,
+                    created_ms,
+                })
+            })
+            .transpose()
+    }
+
+    pub fn all_snapshots(&self) -> Result<Vec<SnapshotRow>> {
+        let mut stmt =
+            self.conn.prepare("SELECT digest FROM snapshots ORDER BY digest").map_err(self.err("list snapshots"))?;
+        let digests: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.err("list snapshots"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.err("list snapshots"))?;
+        let mut out = Vec::new();
+        for d in digests {
+            let digest =
+                Digest::parse(&d).map_err(|e| StoreError::BadRecord { run: d.clone(), message: e.to_string() })?;
+            out.extend(self.get_snapshot(&digest)?);
+        }
+        Ok(out)
+    }
+
+    /// Records a snapshot (its objects must already be durable), optionally as a new
+    /// version of a named dataset, and refreshes the stat cache, in one transaction.
+    /// Returns the dataset version (existing when the content was seen before under that name).
+    pub fn record_snapshot(
+        &mut self,
+        row: &SnapshotRow,
+        dataset: Option<(&str, &str, bool)>,
+        stat_updates: &[(String, StatEntry)],
+    ) -> Result<Option<DatasetVersion>> {
+        let path = self.path.clone();
+        let e = |c: &'static str| {
+            let path = path.clone();
+            move |err| db(&path, c, err)
+        };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("record snapshot"))?;
+        tx.execute(
+            "INSERT INTO snapshots (digest, kind, files, bytes, stored, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(digest) DO UPDATE SET stored = MAX(stored, excluded.stored)",
+            params![row.digest.as_str(), row.kind, row.files as i64, row.bytes as i64, row.stored, row.created_ms],
+        )
+        .map_err(e("record snapshot"))?;
+        if !stat_updates.is_empty() {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO stat_cache (path, dev, ino, size, mtime_ns, ctime_ns, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(e("update stat cache"))?;
+            for (p, s) in stat_updates {
+                stmt.execute(params![
+                    p,
+                    s.dev as i64,
+                    s.ino as i64,
+                    s.size as i64,
+                    s.mtime_ns,
+                    s.ctime_ns,
+                    s.digest.as_str()
+                ])
+                .map_err(e("update stat cache"))?;
+            }
+        }
+        let mut version = None;
+        if let Some((name, source, reference)) = dataset {
+            let existing: Option<(u32, String, bool, i64)> = tx
+                .query_row(
+                    "SELECT version, source, reference, created_ms FROM datasets WHERE name = ?1 AND snapshot = ?2",
+                    params![name, row.digest.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(e("find dataset version"))?;
+            version = Some(match existing {
+                Some((v, source, reference, created_ms)) => DatasetVersion {
+                    name: name.to_string(),
+                    version: v,
+                    snapshot: row.digest.clone(),
+                    source,
+                    reference,
+                    created_ms,
+                },
+                None => {
+                    let next: u32 = tx
+                        .query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM datasets WHERE name = ?1", [name], |r| {
+                            r.get(0)
+                        })
+                        .map_err(e("number dataset version"))?;
+                    tx.execute(
+                        "INSERT INTO datasets (name, version, snapshot, source, reference, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![name, next, row.digest.as_str(), source, reference, row.created_ms],
+                    )
+                    .map_err(e("record dataset version"))?;
+                    DatasetVersion {
+                        name: name.to_string(),
+                        version: next,
+                        snapshot: row.digest.clone(),
+                        source: source.to_string(),
+                        reference,
+                        created_ms: row.created_ms,
+                    }
+                }
+            });
+        }
+        tx.commit().map_err(e("record snapshot"))?;
+        Ok(version)
+    }
+
+    fn dataset_rows(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<DatasetVersion>> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err("read datasets"))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(self.err("read datasets"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (name, version, snapshot, source, reference, created_ms) = r.map_err(self.err("read datasets"))?;
+            let snapshot = Digest::parse(&snapshot)
+                .map_err(|e| StoreError::BadRecord { run: name.clone(), message: e.to_string() })?;
+            out.push(DatasetVersion { name, version, snapshot, source, reference, created_ms });
+        }
+        Ok(out)
+    }
+
+    /// Every dataset version, by name then version.
+    pub fn list_datasets(&self) -> Result<Vec<DatasetVersion>> {
+        self.dataset_rows(
+            "SELECT name, version, snapshot, source, reference, created_ms FROM datasets ORDER BY name, version",
+            &[],
+        )
+    }
+
+    /// `NAME` (the newest version) or `NAME:VERSION`.
+    pub fn get_dataset(&self, spec: &str) -> Result<DatasetVersion> {
+        let (name, version) = match spec.rsplit_once(':') {
+            Some((n, v)) if !n.is_empty() && v.parse::<u32>().is_ok() => (n, v.parse::<u32>().ok()),
+            _ => (spec, None),
+        };
+        let rows = match version {
+            Some(v) => self.dataset_rows(
+                "SELECT name, version, snapshot, source, reference, created_ms FROM datasets WHERE name = ?1 AND version = ?2",
+                &[&name, &v],
+            )?,
+            None => self.dataset_rows(
+                "SELECT name, version, snapshot, source, reference, created_ms FROM datasets WHERE name = ?1 ORDER BY version DESC LIMIT 1",
+                &[&name],
+            )?,
+        };
+        rows.into_iter().next().ok_or_else(|| StoreError::UnknownDataset(spec.to_string()))
+    }
+
+    // ---- stat cache ---------------------------------------------------------------------
+
+    /// Every cached entry whose path starts with `prefix`.
+    pub fn stat_cache_under(&self, prefix: &str) -> Result<HashMap<String, StatEntry>> {
+        // Paths under `prefix` sort between `prefix` and `prefix` + U+10FFFF.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest FROM stat_cache WHERE path >= ?1 AND path < ?2")
+            .map_err(self.err("read stat cache"))?;
+        let rows = stmt
+            .query_map([prefix, upper.as_str()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .map_err(self.err("read stat cache"))?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let (path, dev, ino, size, mtime_ns, ctime_ns, digest) = r.map_err(self.err("read stat cache"))?;
+            // A damaged cache row is only a cache miss.
+            if let Ok(digest) = Digest::parse(&digest) {
+                out.insert(
+                    path,
+                    StatEntry { dev: dev as u64, ino: ino as u64, size: size as u64, mtime_ns, ctime_ns, digest },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored record, for fsck.
+    pub fn all_runs(&self) -> Result<Vec<StoredRun>> {
+        self.list_runs(None)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn db(path: &Path, context: &str, source: rusqlite::Error) -> StoreError {
+    StoreError::Database { path: path.to_path_buf(), context: context.to_string(), source }
+}

@@ -1,0 +1,422 @@
+//! The local object store: `objects/ab/cdef…` named by BLAKE3, written once.
+//!
+//! Durability is batched: a [`Batch`] writes every new object to a private temp folder,
+//! makes all of them durable in one pass (`syncfs` on Linux, one `fsync` each elsewhere),
+//! renames them into place and makes the renames durable, and only then may the caller
+//! commit metadata that refers to them. An object under its final name is therefore always
+//! complete, and metadata never points at an object that is not yet durable.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use repro_core::Digest;
+
+use crate::{Result, StoreError};
+
+const OBJECTS_DIR: &str = "objects";
+pub const TMP_DIR: &str = "tmp";
+/// Files up to this size are read whole; larger ones are hashed through mapped windows.
+const SMALL_FILE: u64 = 4 * 1024 * 1024;
+/// The mapped window for large files: bounds memory while letting BLAKE3 use every core.
+const WINDOW: u64 = 32 * 1024 * 1024;
+
+pub struct Objects {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+/// What re-hashing one object found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    Ok { bytes: u64 },
+    Missing,
+    Corrupt,
+}
+
+impl Objects {
+    pub(crate) fn create(root: &Path) -> Result<()> {
+        for d in [OBJECTS_DIR, TMP_DIR] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(StoreError::io("create", &p))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn open(root: &Path) -> Result<Objects> {
+        let dir = root.join(OBJECTS_DIR);
+        if !dir.is_dir() {
+            return Err(StoreError::NotAStore(root.to_path_buf()));
+        }
+        let tmp = root.join(TMP_DIR);
+        fs::create_dir_all(&tmp).map_err(StoreError::io("create", &tmp))?;
+        Ok(Objects { dir, tmp })
+    }
+
+    pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.dir.join(&hex[..2]).join(&hex[2..])
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path_of(digest).is_file()
+    }
+
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    pub fn objects_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts a batch of writes in a private temp folder.
+    pub fn batch(&self) -> Result<Batch<'_>> {
+        let dir = self.tmp.join(format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+        fs::create_dir(&dir).map_err(StoreError::io("create", &dir))?;
+        Ok(Batch { objects: self, dir, state: Mutex::new(BatchState::default()), committed: false })
+    }
+
+    /// Stores one blob durably and returns its digest.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of_bytes(bytes);
+        if !self.contains(&digest) {
+            let batch = self.batch()?;
+            batch.add_bytes(&digest, bytes)?;
+            batch.commit()?;
+        }
+        Ok(digest)
+    }
+
+    /// Reads a whole object, verifying its digest.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.path_of(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::ObjectMissing(digest.clone()))
+            }
+            Err(e) => return Err(StoreError::Io { action: "read", path, source: e }),
+        };
+        if Digest::of_bytes(&bytes) != *digest {
+            return Err(StoreError::ObjectCorrupt(digest.clone()));
+        }
+        Ok(bytes)
+    }
+
+    /// Re-hashes one object.
+    pub fn verify(&self, digest: &Digest) -> Result<Verified> {
+        let path = self.path_of(digest);
+        match hash_file(&path) {
+            Ok((d, bytes)) if d == *digest => Ok(Verified::Ok { bytes }),
+            Ok(_) => Ok(Verified::Corrupt),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Verified::Missing),
+            Err(e) => Err(StoreError::Io { action: "read", path, source: e }),
+        }
+    }
+
+    /// Copies an object out to `dest` (verified), for restores.
+    pub fn copy_out(&self, digest: &Digest, dest: &Path, mode: u32) -> Result<()> {
+        match self.verify(digest)? {
+            Verified::Ok { .. } => {}
+            Verified::Missing => return Err(StoreError::ObjectMissing(digest.clone())),
+            Verified::Corrupt => return Err(StoreError::ObjectCorrupt(digest.clone())),
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(StoreError::io("create", parent))?;
+        }
+        fs::copy(self.path_of(digest), dest).map_err(StoreError::io("write", dest))?;
+        set_mode(dest, mode).map_err(StoreError::io("set permissions on", dest))?;
+        Ok(())
+    }
+
+    /// Every object file, with the name it claims (files whose names are not digests are
+    /// returned as `Err(path)`).
+    pub fn list(&self) -> Result<Vec<std::result::Result<Digest, PathBuf>>> {
+        let mut out = Vec::new();
+        for shard in fs::read_dir(&self.dir).map_err(StoreError::io("list", &self.dir))? {
+            let shard = shard.map_err(StoreError::io("list", &self.dir))?;
+            let shard_path = shard.path();
+            let shard_name = shard.file_name().to_string_lossy().into_owned();
+            if !shard_path.is_dir() {
+                out.push(Err(shard_path));
+                continue;
+            }
+            for entry in fs::read_dir(&shard_path).map_err(StoreError::io("list", &shard_path))? {
+                let entry = entry.map_err(StoreError::io("list", &shard_path))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                match Digest::parse(&format!("{}{shard_name}{name}", Digest::PREFIX)) {
+                    Ok(d) => out.push(Ok(d)),
+                    Err(_) => out.push(Err(entry.path())),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct BatchState {
+    pending: HashMap<Digest, PathBuf>,
+    bytes: u64,
+}
+
+/// A set of object writes made durable together. Dropping an uncommitted batch removes
+/// its temp files; nothing outside the temp folder is touched before [`Batch::commit`].
+pub struct Batch<'a> {
+    objects: &'a Objects,
+    dir: PathBuf,
+    state: Mutex<BatchState>,
+    committed: bool,
+}
+
+impl Batch<'_> {
+    /// Reserves `digest` for this batch; false when it is already stored or pending.
+    fn reserve(&self, digest: &Digest) -> Option<PathBuf> {
+        if self.objects.contains(digest) {
+            return None;
+        }
+        let mut state = self.state.lock().expect("batch lock is never poisoned by a panic-free writer");
+        if state.pending.contains_key(digest) {
+            return None;
+        }
+        let tmp = self.dir.join(digest.hex());
+        state.pending.insert(digest.clone(), tmp.clone());
+        Some(tmp)
+    }
+
+    fn count(&self, n: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.bytes += n;
+        }
+    }
+
+    /// Adds bytes whose digest the caller computed from these very bytes.
+    pub fn add_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<bool> {
+        let Some(tmp) = self.reserve(digest) else { return Ok(false) };
+        let mut f = File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
+        f.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
+        self.count(bytes.len() as u64);
+        Ok(true)
+    }
+
+    /// Adds a copy of `src`, already hashed to `digest`. The copy is checked against the
+    /// size and modification time seen when hashing, so a file rewritten meanwhile is an
+    /// error rather than an object under the wrong name.
+    pub fn add_copy(&self, digest: &Digest, src: &Path, seen: &fs::Metadata) -> Result<bool> {
+        let Some(tmp) = self.reserve(digest) else { return Ok(false) };
+        // std::fs::copy uses copy_file_range on Linux: the kernel moves the bytes.
+        fs::copy(src, &tmp).map_err(StoreError::io("copy", src))?;
+        let now = fs::metadata(src).map_err(StoreError::io("stat", src))?;
+        if now.len() != seen.len() || now.modified().ok() != seen.modified().ok() {
+            return Err(StoreError::ChangedDuringSnapshot { path: src.to_path_buf() });
+        }
+        self.count(now.len());
+        Ok(true)
+    }
+
+    /// Number of objects and bytes this batch will add.
+    pub fn pending(&self) -> (usize, u64) {
+        let s = self.state.lock().expect("batch lock");
+        (s.pending.len(), s.bytes)
+    }
+
+    /// Makes every pending object durable and visible. Returns how many were added.
+    pub fn commit(mut self) -> Result<usize> {
+        let pending: Vec<(Digest, PathBuf)> = {
+            let mut s = self.state.lock().expect("batch lock");
+            s.pending.drain().collect()
+        };
+        if pending.is_empty() {
+            self.committed = true;
+            return Ok(0);
+        }
+        sync_all(&self.dir, pending.iter().map(|(_, p)| p.as_path()))?;
+        let mut shards = Vec::new();
+        for (digest, tmp) in &pending {
+            let dest = self.objects.path_of(digest);
+            let shard = dest.parent().expect("object paths have a shard folder").to_path_buf();
+            if !shard.is_dir() {
+                fs::create_dir_all(&shard).map_err(StoreError::io("create", &shard))?;
+            }
+            // Objects are read-only: nothing may change them in place.
+            set_mode(tmp, 0o444).map_err(StoreError::io("set permissions on", tmp))?;
+            fs::rename(tmp, &dest).map_err(StoreError::io("rename into", &dest))?;
+            shards.push(shard);
+        }
+        shards.sort();
+        shards.dedup();
+        sync_dirs(&self.dir, &shards)?;
+        self.committed = true;
+        Ok(pending.len())
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        let _ = self.committed;
+    }
+}
+
+/// Makes file contents durable: one `syncfs` for the whole file system on Linux.
+#[cfg(target_os = "linux")]
+fn sync_all<'a>(dir: &Path, _files: impl Iterator<Item = &'a Path>) -> Result<()> {
+    syncfs(dir)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_all<'a>(_dir: &Path, files: impl Iterator<Item = &'a Path>) -> Result<()> {
+    for f in files {
+        File::open(f).and_then(|f| f.sync_all()).map_err(StoreError::io("sync", f))?;
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn sync_dirs(dir: &Path, _shards: &[PathBuf]) -> Result<()> {
+    syncfs(dir)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_dirs(_dir: &Path, shards: &[PathBuf]) -> Result<()> {
+    for s in shards {
+        File::open(s).and_then(|f| f.sync_all()).map_err(StoreError::io("sync", s))?;
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn syncfs(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir).map_err(StoreError::io("open", dir))?;
+    // SAFETY: syncfs takes any open descriptor on the file system; `f` outlives the call.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(StoreError::Io {
+            action: "sync",
+            path: dir.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+/// Writes a small file atomically and durably (temp, fsync, rename, fsync folder).
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Hashes a file with bounded memory: small files are read whole, large ones through
+/// mapped windows hashed on every core.
+pub fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len <= SMALL_FILE {
+        let mut buf = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut buf)?;
+        return Ok((Digest::of_bytes(&buf), buf.len() as u64));
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut offset = 0u64;
+    while offset < len {
+        let size = WINDOW.min(len - offset);
+        // SAFETY: the map is read-only and dropped before the next window; a file truncated
+        // underneath us would fault, which the caller's change check cannot prevent, so we
+        // only map files we just stat'ed (the snapshot re-checks size and mtime afterwards).
+        let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(size as usize).map(&file)? };
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        hasher.update_rayon(&map);
+        offset += size;
+    }
+    Ok((Digest::from_hash(hasher.finalize()), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Objects) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Objects::create(dir.path()).expect("create");
+        let o = Objects::open(dir.path()).expect("open");
+        (dir, o)
+    }
+
+    #[test]
+    fn put_read_verify() {
+        let (_d, o) = store();
+        let d = o.put_bytes(b"hello").expect("put");
+        assert_eq!(o.read(&d).expect("read"), b"hello");
+        assert_eq!(o.verify(&d).expect("verify"), Verified::Ok { bytes: 5 });
+        // Writing the same content again is a no-op.
+        assert_eq!(o.put_bytes(b"hello").expect("put"), d);
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let (_d, o) = store();
+        let d = o.put_bytes(b"hello").expect("put");
+        let p = o.path_of(&d);
+        set_mode(&p, 0o644).expect("chmod");
+        fs::write(&p, b"hellO").expect("write");
+        assert_eq!(o.verify(&d).expect("verify"), Verified::Corrupt);
+        assert!(matches!(o.read(&d), Err(StoreError::ObjectCorrupt(_))));
+        let missing = Digest::of_bytes(b"nope");
+        assert_eq!(o.verify(&missing).expect("verify"), Verified::Missing);
+    }
+
+    #[test]
+    fn dropped_batch_leaves_nothing() {
+        let (_d, o) = store();
+        let digest = Digest::of_bytes(b"x");
+        {
+            let b = o.batch().expect("batch");
+            b.add_bytes(&digest, b"x").expect("add");
+        }
+        assert!(!o.contains(&digest));
+        assert_eq!(fs::read_dir(o.tmp_dir()).expect("ls").count(), 0);
+    }
+
+    #[test]
+    fn large_files_hash_like_small_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("big");
+        let data: Vec<u8> = (0..(SMALL_FILE + WINDOW + 12345)).map(|i| (i % 251) as u8).collect();
+        fs::write(&p, &data).expect("write");
+        let (d, n) = hash_file(&p).expect("hash");
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(d, Digest::of_bytes(&data));
+    }
+}
