@@ -283,6 +283,20 @@ pub fn parse_requirement_line(path: &Path, line_no: usize, line: &str, origin: &
             origin: origin.to_string(),
         });
     }
+    // pep508_rs 0.9 panics on a name ending in `-`, `_` or `.` followed by some non-ASCII
+    // characters ("a-¡"); check the name ourselves first.
+    let name_end = req_text.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(req_text.len());
+    let name = &req_text[..name_end];
+    if name.is_empty()
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Err(parse_err(
+            path,
+            line_no,
+            format!("cannot parse requirement '{req_text}': a package name must start and end with a letter or digit"),
+        ));
+    }
     let req = Requirement::<pep508_rs::VerbatimUrl>::from_str(req_text)
         .map_err(|e| parse_err(path, line_no, format!("cannot parse requirement '{req_text}': {}", e.message)))?;
     Ok(classify(&req, origin))

@@ -194,7 +194,7 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
         .filter(|(_, &fresh)| fresh)
         .filter_map(|((f, d), _)| {
             let s = stat_of(&f.meta);
-            (s.mtime_ns < cutoff && s.ctime_ns < cutoff).then(|| {
+            (s.mtime_ns < cutoff).then(|| {
                 (
                     key(f),
                     StatEntry {

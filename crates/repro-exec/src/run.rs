@@ -587,11 +587,29 @@ fn spawn_and_wait(mut cmd: Command, program: &str, work: &Path) -> Result<(ExitS
     let se = work.join("stderr");
     let out_pipe = child.stdout.take().expect("stdout is piped");
     let err_pipe = child.stderr.take().expect("stderr is piped");
-    let t_out = std::thread::spawn(move || tee(out_pipe, std::io::stdout(), &so));
-    let t_err = std::thread::spawn(move || tee(err_pipe, std::io::stderr(), &se));
+    let (tx, rx) = std::sync::mpsc::channel::<(bool, u64)>();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        let n = tee(out_pipe, std::io::stdout(), &so);
+        let _ = tx.send((true, n));
+    });
+    std::thread::spawn(move || {
+        let n = tee(err_pipe, std::io::stderr(), &se);
+        let _ = tx2.send((false, n));
+    });
     let status = child.wait().map_err(|e| ExecError::Spawn { program: program.into(), source: e });
-    let out_bytes = t_out.join().unwrap_or(0);
-    let err_bytes = t_err.join().unwrap_or(0);
+    // A grandchild the command left behind may keep the pipes open for ever; once the
+    // command itself has ended, give the streams a moment to drain, then record what came.
+    let (mut out_bytes, mut err_bytes) = (0, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((true, n)) => out_bytes = n,
+            Ok((false, n)) => err_bytes = n,
+            Err(_) => break,
+        }
+    }
     handle.close();
     let _ = forwarder.join();
     let status = status?;
@@ -644,12 +662,15 @@ fn tee(mut from: impl Read, mut to: impl Write, file: &Path) -> u64 {
 /// Stores the captured stdout and stderr files as objects.
 fn store_logs(store: &Store, work: &Path, logs: &mut Logs) -> Result<()> {
     let batch = store.objects.batch()?;
-    for (name, slot) in [("stdout", &mut logs.stdout), ("stderr", &mut logs.stderr)] {
+    for (name, slot, size) in
+        [("stdout", &mut logs.stdout, &mut logs.stdout_bytes), ("stderr", &mut logs.stderr, &mut logs.stderr_bytes)]
+    {
         let p = work.join(name);
         if let Ok(bytes) = fs::read(&p) {
             let d = repro_core::Digest::of_bytes(&bytes);
             batch.add_bytes(&d, &bytes)?;
             *slot = Some(d);
+            *size = bytes.len() as u64;
         }
     }
     batch.commit()?;

@@ -58,9 +58,11 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
-    let mut report = FsckReport::default();
-    report.stale_temp_removed = remove_stale_temp(store);
-    report.interrupted = store.meta.reap_interrupted()?;
+    let mut report = FsckReport {
+        stale_temp_removed: remove_stale_temp(store),
+        interrupted: store.meta.reap_interrupted()?,
+        ..Default::default()
+    };
 
     // 1. Every object re-hashes to its name.
     let listed = store.objects.list()?;

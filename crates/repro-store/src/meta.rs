@@ -75,6 +75,18 @@ pub struct Metadata {
     path: PathBuf,
 }
 
+/// One `runs` row as read, before decoding.
+struct RunRow {
+    id: String,
+    json: String,
+    lineage: Option<String>,
+    object: Option<String>,
+    pid: Option<u32>,
+    pid_start: Option<String>,
+    status: String,
+    host: String,
+}
+
 /// A run as the metadata store holds it.
 #[derive(Clone, Debug)]
 pub struct StoredRun {
@@ -217,28 +229,23 @@ impl Metadata {
         tx.commit().map_err(|e| db(&path, "finish run", e))
     }
 
-    fn row_to_run(
-        row: &rusqlite::Row<'_>,
-    ) -> rusqlite::Result<(String, String, Option<String>, Option<String>, Option<u32>, Option<String>, String, String)>
-    {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+    fn row_to_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+        Ok(RunRow {
+            id: row.get(0)?,
+            json: row.get(1)?,
+            lineage: row.get(2)?,
+            object: row.get(3)?,
+            pid: row.get(4)?,
+            pid_start: row.get(5)?,
+            status: row.get(6)?,
+            host: row.get(7)?,
+        })
     }
 
     const RUN_COLUMNS: &'static str = "id, record, lineage, record_object, pid, pid_start, status, host";
 
-    fn decode(
-        &self,
-        (id, json, lineage, object, pid, pid_start, status, host): (
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<u32>,
-            Option<String>,
-            String,
-            String,
-        ),
-    ) -> Result<StoredRun> {
+    fn decode(&self, row: RunRow) -> Result<StoredRun> {
+        let RunRow { id, json, lineage, object, pid, pid_start, status, host } = row;
         let bad = |message: String| StoreError::BadRecord { run: id.clone(), message };
         let mut record: RunRecord = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
         record.status = RunStatus::parse(&status).ok_or_else(|| bad(format!("unknown status '{status}'")))?;

@@ -1,0 +1,208 @@
+//! The test harness: a temp folder with a real git repository, the real `repro` binary,
+//! and a real Python virtualenv with scikit-learn (built once, shared, pinned by
+//! requirements-test.txt at the workspace root).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// The shared test virtualenv, created on first use (file-locked across test processes).
+pub fn venv() -> PathBuf {
+    let ws = workspace();
+    let dir = std::env::var_os("REPRO_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| ws.join("target/test-venv"));
+    let reqs = std::fs::read(ws.join("requirements-test.txt")).expect("requirements-test.txt");
+    let stamp_want = format!("{:x}", fxhash(&reqs));
+    let stamp = dir.join(".repro-test-stamp");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(stamp_want.as_str()) {
+        return dir;
+    }
+    std::fs::create_dir_all(dir.parent().expect("parent")).expect("mkdir");
+    let lock = std::fs::File::create(dir.with_extension("lock")).expect("lock file");
+    lock.lock().expect("lock the venv");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(stamp_want.as_str()) {
+        let _ = std::fs::remove_dir_all(&dir);
+        let ok = Command::new("python3").args(["-m", "venv"]).arg(&dir).status().expect("python3 -m venv").success();
+        assert!(ok, "python3 -m venv failed");
+        let ok = Command::new(dir.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check", "-r"])
+            .arg(ws.join("requirements-test.txt"))
+            .status()
+            .expect("pip install")
+            .success();
+        assert!(ok, "pip install -r requirements-test.txt failed");
+        std::fs::write(&stamp, &stamp_want).expect("stamp");
+    }
+    dir
+}
+
+fn fxhash(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf29ce484222325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100000001b3))
+}
+
+pub struct TestContext {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+impl TestContext {
+    /// An empty folder.
+    pub fn new() -> TestContext {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().canonicalize().expect("canonical");
+        TestContext { tmp, dir }
+    }
+
+    /// A git repository holding a copy of examples/sklearn-pricing, its data generated,
+    /// everything committed, and a repro store.
+    pub fn sklearn_project() -> TestContext {
+        let t = TestContext::new();
+        let src = workspace().join("examples/sklearn-pricing");
+        for f in ["train.py", "generate_data.py", "params.yaml", "requirements.txt", ".gitignore"] {
+            std::fs::copy(src.join(f), t.dir.join(f)).expect("copy example");
+        }
+        t.git(&["init", "-q", "-b", "main"]);
+        t.git(&["remote", "add", "origin", "https://example.invalid/pricing.git"]);
+        let py = t.python();
+        let out = Command::new(&py).arg("generate_data.py").current_dir(&t.dir).output().expect("generate data");
+        assert!(out.status.success(), "generate_data.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        // Data is an input, not code: keep it out of git like a real project would.
+        t.append(".gitignore", "data/\n");
+        t.commit_all("initial");
+        t.repro(&["init"]).success();
+        t
+    }
+
+    pub fn python(&self) -> PathBuf {
+        venv().join("bin/python")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, text).expect("write");
+    }
+
+    pub fn append(&self, rel: &str, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(self.path(rel)).expect("open");
+        f.write_all(text.as_bytes()).expect("append");
+    }
+
+    pub fn git(&self, args: &[&str]) {
+        let out = Command::new("git")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn commit_all(&self, msg: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", msg]);
+    }
+
+    /// The real binary, run in the test folder with a clean repro environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_repro"));
+        c.current_dir(&self.dir).env_remove("REPRO_STORE").env_remove("RUST_LOG").env("NO_COLOR", "1");
+        for v in ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "VIRTUAL_ENV"] {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    pub fn repro(&self, args: &[&str]) -> Run {
+        let out = self.cmd().args(args).output().expect("run repro");
+        Run { args: args.iter().map(|s| s.to_string()).collect(), out }
+    }
+
+    /// `repro run` of the example's training script, with everything an auditor wants.
+    pub fn train(&self, extra: &[&str]) -> Run {
+        let py = self.python();
+        let py = py.to_str().expect("utf-8 path");
+        let mut args =
+            vec!["run", "--seed", "42", "--data", "data/train.csv", "--params", "params.yaml", "--output", "model.pkl"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", py, "train.py"]);
+        self.repro(&args)
+    }
+
+    pub fn runs(&self) -> Vec<Value> {
+        match self.repro(&["runs", "--json"]).success().json() {
+            Value::Array(a) => a,
+            other => panic!("runs --json is not an array: {other}"),
+        }
+    }
+
+    pub fn audit(&self, run: &str) -> (Value, i32) {
+        let r = self.repro(&["audit", run, "--json"]);
+        let code = r.code();
+        (r.json(), code)
+    }
+}
+
+pub struct Run {
+    pub args: Vec<String>,
+    pub out: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(self.code(), code, "repro {:?}\nstdout:\n{}\nstderr:\n{}", self.args, self.stdout(), self.stderr());
+        self
+    }
+    pub fn success(self) -> Self {
+        self.expect_code(0)
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.out.stdout).unwrap_or_else(|e| {
+            panic!("repro {:?}: stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.args, self.stdout(), self.stderr())
+        })
+    }
+    /// The error line of a failed command: exactly one line, starting with `error:`.
+    pub fn error_line(&self) -> String {
+        let err = self.stderr();
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
+        assert!(lines[0].starts_with("error: "), "{err}");
+        lines[0].to_string()
+    }
+}
+
+/// The audit item `name` of an audit JSON report.
+pub fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no item {name} in {report}"))
+}
+
+pub fn status<'a>(report: &'a Value, name: &str) -> &'a str {
+    item(report, name)["status"].as_str().expect("status")
+}

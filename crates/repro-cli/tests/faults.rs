@@ -1,0 +1,161 @@
+//! Faults: kill -9 at any moment leaves a store fsck finds clean; signals reach the
+//! command; concurrent runs on one store all land.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestContext;
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill(pid: u32, sig: &str) {
+    Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill");
+}
+
+#[test]
+fn kill_9_during_a_run_leaves_a_clean_store_and_an_interrupted_run() {
+    let t = TestContext::new();
+    t.git(&["init", "-q"]);
+    t.repro(&["init"]).success();
+    let marker = t.path("child-alive");
+    let script = format!("touch {}; sleep 30", marker.display());
+    let mut child = t
+        .cmd()
+        .args(["run", "--seed", "1", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_until("the command to start", || marker.exists());
+    kill(child.id(), "-9");
+    child.wait().expect("wait");
+    let runs = t.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "interrupted", "not running forever: {}", runs[0]);
+    let fsck = t.repro(&["fsck", "--json"]).success().json();
+    assert_eq!(fsck["clean"], true, "{fsck:#}");
+    assert_eq!(fsck["interrupted"].as_array().expect("list").len(), 1);
+    assert_eq!(
+        t.repro(&["fsck", "--json"]).success().json()["interrupted"].as_array().expect("l").len(),
+        0,
+        "marked once"
+    );
+    let (report, code) = t.audit("latest");
+    assert_eq!(code, 1);
+    assert_eq!(common::status(&report, "result"), "missing");
+}
+
+#[test]
+fn kill_9_during_snapshots_never_leaves_damage() {
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    // Enough data that the kill lands mid-snapshot: 300 files of 64 KiB plus one 24 MiB file.
+    let block: String = "0123456789abcdef".repeat(4096);
+    for i in 0..300 {
+        t.write(&format!("data/d{}/f{i}.bin", i % 7), &format!("{i}{block}"));
+    }
+    std::fs::write(t.path("data/big.bin"), vec![7u8; 24 << 20]).expect("big");
+    for delay_ms in [5u64, 20, 40, 80, 150, 300] {
+        let mut child = t
+            .cmd()
+            .args(["data", "snapshot", "data", "--name", "d"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        kill(child.id(), "-9");
+        child.wait().expect("wait");
+        let fsck = t.repro(&["fsck", "--json"]).success().json();
+        assert_eq!(fsck["clean"], true, "after a kill at {delay_ms} ms: {fsck:#}");
+        // Change one file so the next round writes something new.
+        t.write(&format!("data/d0/f{delay_ms}.bin"), &format!("round {delay_ms}"));
+    }
+    // And a snapshot that is allowed to finish still works and verifies.
+    t.repro(&["data", "snapshot", "data", "--name", "d"]).success();
+    t.repro(&["fsck"]).success();
+    let tmp_left = std::fs::read_dir(t.path(".repro/tmp")).expect("tmp").count();
+    assert_eq!(tmp_left, 0, "fsck cleared what the killed writers left");
+}
+
+#[test]
+fn sigterm_is_forwarded_and_the_run_is_recorded_killed() {
+    let t = TestContext::new();
+    t.git(&["init", "-q"]);
+    t.repro(&["init"]).success();
+    let marker = t.path("started");
+    let script = format!("touch {}; sleep 30", marker.display());
+    let mut child = t
+        .cmd()
+        .args(["run", "--seed", "1", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_until("the command to start", || marker.exists());
+    let start = Instant::now();
+    kill(child.id(), "-TERM");
+    let status = child.wait().expect("wait");
+    assert!(start.elapsed() < Duration::from_secs(10), "the command was not stopped");
+    assert_eq!(status.code(), Some(128 + 15), "repro exits like the command: killed by SIGTERM");
+    let show = t.repro(&["show", "latest", "--json"]).success().json();
+    assert_eq!(show["status"], "killed");
+    assert_eq!(show["signal"], 15);
+    t.repro(&["fsck"]).success();
+}
+
+#[test]
+fn eight_concurrent_runs_on_one_store_all_land() {
+    let t = TestContext::sklearn_project();
+    let py = t.python();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            t.cmd()
+                .args([
+                    "run",
+                    "--name",
+                    &format!("r{i}"),
+                    "--seed",
+                    &i.to_string(),
+                    "--data",
+                    "data/train.csv",
+                    "--params",
+                    "params.yaml",
+                    "--output",
+                    &format!("out{i}.txt"),
+                    "--",
+                ])
+                .arg(&py)
+                .args([
+                    "-c",
+                    &format!("import os,time; time.sleep(0.2); open('out{i}.txt','w').write(os.environ['REPRO_SEED'])"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let runs = t.runs();
+    assert_eq!(runs.len(), 8);
+    assert!(runs.iter().all(|r| r["status"] == "finished"));
+    let mut names: Vec<String> = runs.iter().map(|r| r["name"].as_str().expect("n").to_string()).collect();
+    names.sort();
+    assert_eq!(names, (0..8).map(|i| format!("r{i}")).collect::<Vec<_>>());
+    // All eight read the same data: one dataset version.
+    let ls = t.repro(&["data", "ls", "--json"]).success().json();
+    assert_eq!(ls.as_array().expect("arr").iter().filter(|d| d["name"] == "data/train.csv").count(), 1);
+    t.repro(&["fsck"]).success();
+}
