@@ -288,7 +288,9 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
 
     let id = RunId::from_bytes(*uuid::Uuid::new_v4().as_bytes());
     let (started_ms, host) = (repro_store::now_ms(), repro_store::process::hostname());
-    let user = opts.vars.get("USER").or_else(|| opts.vars.get("LOGNAME")).cloned().unwrap_or_else(|| "unknown".into());
+    let user = repro_store::process::username()
+        .or_else(|| opts.vars.get("USER").or_else(|| opts.vars.get("LOGNAME")).cloned())
+        .unwrap_or_else(|| "unknown".into());
     let record = RunRecord {
         record_version: RECORD_VERSION,
         id,

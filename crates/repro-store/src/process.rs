@@ -66,3 +66,22 @@ mod tests {
         assert!(!alive(cpid, "1"));
     }
 }
+
+/// The login name of the current user, from the password database (not the environment,
+/// which a CI job or container may leave empty).
+pub fn username() -> Option<String> {
+    #[cfg(unix)]
+    {
+        let mut buf = vec![0 as libc::c_char; 4096];
+        // SAFETY: passwd is plain data; getpwuid_r writes into `pwd` and `buf` only.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe { libc::getpwuid_r(libc::getuid(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
+            // SAFETY: pw_name points into `buf`, NUL-terminated by getpwuid_r.
+            let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+            return Some(name.to_string_lossy().into_owned());
+        }
+    }
+    None
+}

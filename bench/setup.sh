@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs what bench/run.sh needs. Idempotent: every step is skipped when already done.
+#
+#   hyperfine, GNU time, strace    (Debian apt)
+#   b3sum                           (crates.io, `cargo install`, into $BENCH_TOOLS/bin)
+#   DVC (pinned)                    (PyPI, in its own venv: $BENCH_WORK/dvc-venv)
+#   a ~95-package virtualenv        (PyPI, pinned in bench/requirements-bench.txt: $BENCH_WORK/pyenv-90)
+#
+# Environment (defaults in brackets):
+#   BENCH_WORK   [/work/bench-work]     data, venvs, stores, results; never inside the repo
+#   BENCH_TOOLS  [/work/bench-tools]    cargo install root for b3sum
+#   BENCH_TARGET [/work/bench-target]   CARGO_TARGET_DIR for everything built here
+#   BENCH_PYTHON [python3 on PATH, resolved to its real executable]
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BENCH_WORK="${BENCH_WORK:-/work/bench-work}"
+BENCH_TOOLS="${BENCH_TOOLS:-/work/bench-tools}"
+BENCH_TARGET="${BENCH_TARGET:-/work/bench-target}"
+DVC_VERSION="3.67.1"
+B3SUM_VERSION="1.8.7"
+
+say() { printf '\n== %s\n' "$*"; }
+mkdir -p "$BENCH_WORK" "$BENCH_TOOLS"
+
+# --- system tools ---------------------------------------------------------------------------
+missing=()
+command -v hyperfine >/dev/null || missing+=(hyperfine)
+[ -x /usr/bin/time ] || missing+=(time)
+command -v strace >/dev/null || missing+=(strace)
+command -v git >/dev/null || missing+=(git)
+if [ ${#missing[@]} -gt 0 ]; then
+    say "apt-get install ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+else
+    say "hyperfine, time, strace, git: present"
+fi
+
+# --- b3sum ----------------------------------------------------------------------------------
+if [ -x "$BENCH_TOOLS/bin/b3sum" ] && "$BENCH_TOOLS/bin/b3sum" --version | grep -q "$B3SUM_VERSION"; then
+    say "b3sum $B3SUM_VERSION: present"
+else
+    say "cargo install b3sum $B3SUM_VERSION"
+    CARGO_TARGET_DIR="$BENCH_TARGET/b3sum" cargo install --locked b3sum --version "$B3SUM_VERSION" --root "$BENCH_TOOLS"
+fi
+
+# --- Python interpreter for the venvs ---------------------------------------------------------
+PY="${BENCH_PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}"
+say "base interpreter: $PY ($("$PY" --version))"
+
+# --- DVC venv -------------------------------------------------------------------------------
+DVC_VENV="$BENCH_WORK/dvc-venv"
+if [ -x "$DVC_VENV/bin/dvc" ] && [ "$("$DVC_VENV/bin/dvc" --version 2>/dev/null)" = "$DVC_VERSION" ]; then
+    say "dvc $DVC_VERSION: present"
+else
+    say "dvc $DVC_VERSION into $DVC_VENV"
+    [ -x "$DVC_VENV/bin/python" ] || "$PY" -m venv "$DVC_VENV"
+    "$DVC_VENV/bin/pip" install -q --disable-pip-version-check "dvc==$DVC_VERSION"
+fi
+
+# --- the ~90-package venv used by `env capture` and `run` ----------------------------------------
+V="$BENCH_WORK/pyenv-90"
+REQ="$HERE/requirements-bench.txt"
+stamp="$V/.bench-requirements.sha256"
+want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+if [ -x "$V/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "package venv: present ($("$V/bin/pip" freeze --disable-pip-version-check | wc -l) packages in pip freeze)"
+else
+    say "package venv into $V from $REQ"
+    [ -x "$V/bin/python" ] || "$PY" -m venv "$V"
+    # Fully pinned list (a pip freeze), so no resolver surprises: install exactly these.
+    "$V/bin/pip" install -q --disable-pip-version-check --no-deps -r "$REQ"
+    echo "$want" > "$stamp"
+    say "package venv: $("$V/bin/pip" freeze --disable-pip-version-check | wc -l) packages in pip freeze"
+fi
+
+say "setup done"
