@@ -318,6 +318,9 @@ pub fn training_script(script: &ScriptInfo) -> AuditItem {
                 Some("put the training code in a file tracked by git"),
             );
         }
+        ScriptKind::PythonModule if script.path.is_none() => {
+            return item(N, ItemStatus::Warn, format!("`{}` runs a module of an installed package, not a file of the repository; its version is in installed_packages", truncate(&argv, 60)), Some("run a module or script file that lives in the repository"));
+        }
         ScriptKind::Command if script.path.is_none() => {
             return item(
                 N,
@@ -538,5 +541,173 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::*;
+    use std::collections::BTreeMap;
+
+    fn record() -> RunRecord {
+        let d = Digest::of_bytes(b"x");
+        RunRecord {
+            record_version: crate::record::RECORD_VERSION,
+            id: RunId::from_bytes([1; 16]),
+            name: Some("r".into()),
+            status: RunStatus::Finished,
+            exit_code: Some(0),
+            signal: None,
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            ended_at: Some("2026-01-01T00:00:01.000Z".into()),
+            user: "u".into(),
+            host: "h".into(),
+            code: CodeState {
+                repo_root: Some("/repo".into()),
+                commit: Some("0123456789abcdef".into()),
+                branch: Some("main".into()),
+                ..Default::default()
+            },
+            script: ScriptInfo {
+                argv: vec!["python".into(), "train.py".into()],
+                workdir: ".".into(),
+                kind: ScriptKind::PythonFile,
+                path: Some("train.py".into()),
+                digest: Some(d.clone()),
+                tracked_unchanged: Some(true),
+                git_state: Some("tracked and unchanged".into()),
+            },
+            environment: EnvironmentInfo {
+                declared: Some(DeclaredEnvironment {
+                    path: "requirements.txt".into(),
+                    format: "requirements".into(),
+                    digest: d.clone(),
+                    companions: vec![],
+                    requirements: vec![DeclaredRequirement {
+                        name: "numpy".into(),
+                        spec: "==1.26.4".into(),
+                        status: PinStatus::Pinned,
+                        origin: "requirements.txt:1".into(),
+                    }],
+                }),
+                python: Some(PythonEnvironment {
+                    executable: "/v/bin/python".into(),
+                    kind: "venv".into(),
+                    prefix: "/v".into(),
+                    version: Some("3.11.7".into()),
+                    site_dirs: vec![],
+                    packages: vec![],
+                    found_by: "command".into(),
+                }),
+                ..Default::default()
+            },
+            hardware: Hardware {
+                cpu_model: Some("cpu".into()),
+                usable_cores: 2,
+                logical_cpus: 2,
+                ..Default::default()
+            },
+            inputs: vec![DataRef {
+                path: "data.csv".into(),
+                snapshot: d.clone(),
+                files: 1,
+                bytes: 3,
+                reference: false,
+                dataset: Some("data.csv:1".into()),
+            }],
+            params: Params {
+                values: BTreeMap::from([("lr".to_string(), serde_json::json!(0.1))]),
+                ..Default::default()
+            },
+            seed: Seed { value: 42, generated: false },
+            outputs: vec![OutputRef {
+                path: "model.pkl".into(),
+                snapshot: Some(d),
+                files: 1,
+                bytes: 3,
+                missing: false,
+            }],
+            logs: Logs::default(),
+            metric_count: 0,
+            notes: vec![],
+        }
+    }
+
+    fn status_of(r: &AuditReport, name: &str) -> ItemStatus {
+        r.items.iter().find(|i| i.name == name).map(|i| i.status).expect("item present")
+    }
+
+    #[test]
+    fn a_complete_record_is_complete_but_not_strictly() {
+        let r = audit_run(&record(), &ObjectCheck::default(), None, false);
+        assert!(r.complete, "{r:#?}");
+        for name in AUDITOR_ITEMS.iter().take(6) {
+            assert_eq!(status_of(&r, name), ItemStatus::Ok, "{name}");
+        }
+        assert_eq!(status_of(&r, "registry_version"), ItemStatus::Warn);
+        assert!(!audit_run(&record(), &ObjectCheck::default(), None, true).complete);
+        assert!(audit_run(&record(), &ObjectCheck::default(), Some("pricing@3"), true).complete);
+        let names: Vec<&str> = r.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(&names[..7], &AUDITOR_ITEMS[..]);
+    }
+
+    #[test]
+    fn each_gap_is_named() {
+        let mut rec = record();
+        rec.code.dirty = true;
+        rec.code.diff = Some(Digest::of_bytes(b"diff"));
+        rec.code.diff_files = vec!["train.py".into()];
+        rec.seed.generated = true;
+        rec.environment.declared.as_mut().expect("declared").requirements[0].status = PinStatus::Unpinned;
+        rec.inputs[0].reference = true;
+        rec.script.tracked_unchanged = Some(false);
+        rec.script.git_state = Some("modified since the last commit".into());
+        let r = audit_run(&rec, &ObjectCheck::default(), None, false);
+        assert!(r.complete, "warnings only");
+        for name in ["git_commit", "environment_file", "dataset_snapshot", "random_seed", "training_script"] {
+            assert_eq!(status_of(&r, name), ItemStatus::Warn, "{name}");
+        }
+        rec.params = Params::default();
+        rec.inputs.clear();
+        rec.environment.declared = None;
+        rec.code.commit = None;
+        rec.outputs[0].missing = true;
+        rec.status = RunStatus::Interrupted;
+        let bad = ObjectCheck { checked: 3, missing: vec![Digest::of_bytes(b"m")], ..Default::default() };
+        let r = audit_run(&rec, &bad, None, false);
+        assert!(!r.complete);
+        for name in [
+            "git_commit",
+            "environment_file",
+            "dataset_snapshot",
+            "hyperparameters",
+            "outputs",
+            "objects_verified",
+            "result",
+        ] {
+            assert_eq!(status_of(&r, name), ItemStatus::Missing, "{name}");
+            assert!(
+                r.items.iter().find(|i| i.name == name).and_then(|i| i.fix.as_ref()).is_some(),
+                "{name} says what to do"
+            );
+        }
+    }
+
+    #[test]
+    fn lineage_changes_with_any_field() {
+        let a = record();
+        let mut b = record();
+        assert_eq!(a.lineage(), b.lineage());
+        b.seed.value = 43;
+        assert_ne!(a.lineage(), b.lineage());
+        assert!(!a.canonical_json().contains(&b'\n'));
+    }
+
+    #[test]
+    fn human_bytes_reads_well() {
+        assert_eq!(human_bytes(5), "5 B");
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 }
