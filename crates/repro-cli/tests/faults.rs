@@ -20,14 +20,14 @@ fn kill(pid: u32, sig: &str) {
     Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill");
 }
 
-#[test]
-fn kill_9_during_a_run_leaves_a_clean_store_and_an_interrupted_run() {
+/// A store with `repro run -- sh -c 'sleep 30'` running in it, once the command has started.
+fn start_a_long_run() -> (TestContext, std::process::Child) {
     let t = TestContext::new();
     t.git(&["init", "-q"]);
     t.repro(&["init"]).success();
-    let marker = t.path("child-alive");
+    let marker = t.path("started");
     let script = format!("touch {}; sleep 30", marker.display());
-    let mut child = t
+    let child = t
         .cmd()
         .args(["run", "--seed", "1", "--", "sh", "-c", &script])
         .stdout(Stdio::null())
@@ -35,6 +35,12 @@ fn kill_9_during_a_run_leaves_a_clean_store_and_an_interrupted_run() {
         .spawn()
         .expect("spawn");
     wait_until("the command to start", || marker.exists());
+    (t, child)
+}
+
+#[test]
+fn kill_9_during_a_run_leaves_a_clean_store_and_an_interrupted_run() {
+    let (t, mut child) = start_a_long_run();
     kill(child.id(), "-9");
     child.wait().expect("wait");
     let runs = t.runs();
@@ -88,19 +94,7 @@ fn kill_9_during_snapshots_never_leaves_damage() {
 
 #[test]
 fn sigterm_is_forwarded_and_the_run_is_recorded_killed() {
-    let t = TestContext::new();
-    t.git(&["init", "-q"]);
-    t.repro(&["init"]).success();
-    let marker = t.path("started");
-    let script = format!("touch {}; sleep 30", marker.display());
-    let mut child = t
-        .cmd()
-        .args(["run", "--seed", "1", "--", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    wait_until("the command to start", || marker.exists());
+    let (t, mut child) = start_a_long_run();
     let start = Instant::now();
     kill(child.id(), "-TERM");
     let status = child.wait().expect("wait");

@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A content digest, carrying its algorithm: `blake3:<64 hex>`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -22,7 +26,7 @@ impl Digest {
 
     pub fn parse(s: &str) -> Result<Self, CoreError> {
         let hex = s.strip_prefix(Self::PREFIX).ok_or_else(|| CoreError::InvalidDigest(s.to_string()))?;
-        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if is_lower_hex(hex, 64) {
             Ok(Digest(s.to_string()))
         } else {
             Err(CoreError::InvalidDigest(s.to_string()))
@@ -79,7 +83,7 @@ impl RunId {
     }
 
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if is_lower_hex(s, 32) {
             Ok(RunId(s.to_string()))
         } else {
             Err(CoreError::InvalidRunId(s.to_string()))
