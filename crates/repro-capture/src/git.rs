@@ -5,10 +5,11 @@
 //! `git apply --binary` with the user's own configuration and credentials, the CLI is on
 //! every machine that has a repository, and its porcelain formats are stable.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use repro_core::audit::human_bytes;
 use repro_core::record::{CodeState, FileEntry, SkippedFile};
 use repro_core::Digest;
 
@@ -113,10 +114,12 @@ fn capture_in(root: &Path, exclude: &[PathBuf], max_untracked: u64) -> Result<Gi
         cap.code.diff_files = parsed.changed.clone();
     }
 
+    let mut env_dirs: HashMap<String, bool> = HashMap::new();
+    let mut stored_bytes = 0u64;
     for rel in &parsed.untracked {
         let abs = root.join(rel);
         cap.untracked.insert(rel.clone());
-        if exclude.iter().any(|x| abs.starts_with(x)) {
+        if exclude.iter().any(|x| abs.starts_with(x)) || is_generated(rel) || in_environment(root, rel, &mut env_dirs) {
             continue;
         }
         let meta = match std::fs::symlink_metadata(&abs) {
@@ -126,21 +129,54 @@ fn capture_in(root: &Path, exclude: &[PathBuf], max_untracked: u64) -> Result<Gi
         if !meta.is_file() {
             continue;
         }
-        if meta.len() > max_untracked {
-            cap.code.untracked_skipped.push(SkippedFile {
-                path: rel.clone(),
-                size: meta.len(),
-                reason: format!("{} bytes, over the {} byte limit", meta.len(), max_untracked),
-            });
+        let too_big = if meta.len() > max_untracked {
+            Some(format!("{}, over the {} limit per file", human_bytes(meta.len()), human_bytes(max_untracked)))
+        } else if stored_bytes + meta.len() > MAX_UNTRACKED_TOTAL {
+            Some(format!("over the {} limit for all untracked files", human_bytes(MAX_UNTRACKED_TOTAL)))
+        } else {
+            None
+        };
+        if let Some(reason) = too_big {
+            cap.code.untracked_skipped.push(SkippedFile { path: rel.clone(), size: meta.len(), reason });
             continue;
         }
         let (digest, size) = repro_store::objects::hash_file(&abs).map_err(CaptureError::io("read", &abs))?;
+        stored_bytes += size;
         cap.code.untracked.push(FileEntry { path: rel.clone(), size, mode: mode_of(&meta), digest });
         cap.untracked_files.push(abs);
     }
     cap.code.dirty =
         !parsed.changed.is_empty() || !cap.code.untracked.is_empty() || !cap.code.untracked_skipped.is_empty();
     Ok(cap)
+}
+
+/// Untracked files stored with a run, at most, all together.
+const MAX_UNTRACKED_TOTAL: u64 = 100 * 1024 * 1024;
+
+/// Byte-code caches are rebuilt by Python; they are not source.
+fn is_generated(rel: &str) -> bool {
+    rel.ends_with(".pyc") || rel.ends_with(".pyo") || rel.split('/').any(|c| c == "__pycache__")
+}
+
+/// Whether `rel` lies inside a virtualenv or conda env that git does not ignore: its
+/// packages are captured as the installed set, not as code.
+fn in_environment(root: &Path, rel: &str, cache: &mut HashMap<String, bool>) -> bool {
+    let mut dir = String::new();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if !dir.is_empty() {
+            dir.push('/');
+        }
+        dir.push_str(part);
+        let is_env = *cache.entry(dir.clone()).or_insert_with(|| {
+            let d = root.join(&dir);
+            d.join("pyvenv.cfg").is_file() || d.join("conda-meta").is_dir()
+        });
+        if is_env {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether git tracks `rel` (relative to `root`).
@@ -257,6 +293,18 @@ mod tests {
         let st = parse_status(b"# branch.oid (initial)\0# branch.head (detached)\0");
         assert_eq!(st.commit, None);
         assert_eq!(st.branch, None);
+    }
+
+    #[test]
+    fn environments_and_byte_code_are_not_code() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("sub/.venv/lib")).expect("mkdir");
+        std::fs::write(d.path().join("sub/.venv/pyvenv.cfg"), "home = /usr\n").expect("write");
+        let mut cache = HashMap::new();
+        assert!(in_environment(d.path(), "sub/.venv/lib/x.py", &mut cache));
+        assert!(!in_environment(d.path(), "sub/train.py", &mut cache));
+        assert!(is_generated("pkg/__pycache__/m.cpython-311.pyc"));
+        assert!(!is_generated("pkg/m.py"));
     }
 
     #[test]
