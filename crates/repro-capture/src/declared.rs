@@ -104,6 +104,24 @@ fn parse_err(path: &Path, line: usize, message: impl Into<String>) -> CaptureErr
     CaptureError::Parse { path: path.to_path_buf(), line, message: message.into() }
 }
 
+/// Parses the text of a declared-environment file, choosing the format by `path`'s name
+/// (no includes are followed from here; an `-r` names a file that must exist beside `path`).
+/// For fuzzing and for callers that already hold the text.
+pub fn parse_text(path: &Path, text: &str) -> Result<Vec<DeclaredRequirement>> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if name.ends_with(".yml") || name.ends_with(".yaml") {
+        parse_conda(path, text)
+    } else if name.ends_with(".lock") {
+        parse_lock(path, text)
+    } else if name == "pyproject.toml" {
+        parse_pyproject(path, text)
+    } else {
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let rel = move |p: &Path| p.strip_prefix(&base).unwrap_or(p).display().to_string();
+        parse_requirements_file(path, text, &mut vec![path.to_path_buf()], &rel)
+    }
+}
+
 // ---- requirements.txt -------------------------------------------------------------------
 
 /// One logical line of a requirements file: continuations joined, comments removed.

@@ -10,6 +10,12 @@ use crate::{ExecError, Result};
 /// Parses a params file by its extension (YAML when unknown) and flattens it.
 pub fn read_params_file(path: &Path) -> Result<(Vec<u8>, BTreeMap<String, Value>)> {
     let bytes = std::fs::read(path).map_err(ExecError::io("read params file", path))?;
+    let flat = parse_params(path, &bytes)?;
+    Ok((bytes, flat))
+}
+
+/// Parses params file contents; `path` picks the format (by extension) and names errors.
+pub fn parse_params(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Value>> {
     let text = std::str::from_utf8(&bytes).map_err(|e| ExecError::Parse {
         path: path.to_path_buf(),
         line: line_at(&bytes, e.valid_up_to()),
@@ -38,8 +44,7 @@ pub fn read_params_file(path: &Path) -> Result<(Vec<u8>, BTreeMap<String, Value>
             yaml_to_json(path, v)?
         }
     };
-    let flat = repro_core::params::flatten(&path.display().to_string(), &doc)?;
-    Ok((bytes, flat))
+    Ok(repro_core::params::flatten(&path.display().to_string(), &doc)?)
 }
 
 fn yaml_to_json(path: &Path, v: serde_norway::Value) -> Result<Value> {
