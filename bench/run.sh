@@ -174,8 +174,7 @@ rm -rf "$RUNREPO"; mkdir -p "$RUNREPO"
     cd "$RUNREPO"
     git init -q && echo 'print("hi")' > train.py && git add train.py && git commit -qm init
     "$R" init >/dev/null
-    git add .repro/.gitignore 2>/dev/null || true
-    git commit -qm store || true
+    git add -A >/dev/null 2>&1 && git commit -qm store >/dev/null 2>&1 || true   # store is git-ignored; commit whatever is not
     hf 5-run-overhead --warmup 3 --runs "$RUNS_FAST" -N \
         -n "repro run -- python -c pass" "'$R' run -- '$V/bin/python' -c pass" \
         -n "python -c pass" "'$V/bin/python' -c pass"

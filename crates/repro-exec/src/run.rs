@@ -96,6 +96,7 @@ struct Prepared {
     record: RunRecord,
     diff_bytes: Option<Vec<u8>>,
     files_to_store: Vec<PathBuf>,
+    script_file: Option<PathBuf>,
     params_bytes: Vec<Vec<u8>>,
     child_env: Vec<(String, String)>,
     planned_inputs: Vec<(PathBuf, String)>,
@@ -272,9 +273,6 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
     }
     set_by_repro.sort();
 
-    for p in &params_paths {
-        files_to_store.push(p.clone());
-    }
     params.files = params_paths
         .iter()
         .zip(&params_bytes)
@@ -327,6 +325,7 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         record,
         diff_bytes: git_cap.diff_bytes,
         files_to_store,
+        script_file: guess.file.clone().filter(|f| f.is_file()),
         params_bytes,
         child_env,
         declared,
@@ -357,6 +356,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     }
 
     // Store the code, script, environment file and params (one durable batch).
+    let mut stored: std::collections::HashMap<PathBuf, (repro_core::Digest, u64)> = Default::default();
     {
         let batch = store.objects.batch()?;
         if let Some(diff) = &p.diff_bytes {
@@ -365,28 +365,35 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         for b in &p.params_bytes {
             batch.add_bytes(&repro_core::Digest::of_bytes(b), b)?;
         }
-        if let Some(d) = &p.declared {
-            let bytes = fs::read(&d.main_file).map_err(ExecError::io("read", &d.main_file))?;
-            batch.add_bytes(&repro_core::Digest::of_bytes(&bytes), &bytes)?;
-            for c in &d.companion_files {
-                let bytes = fs::read(c).map_err(ExecError::io("read", c))?;
-                batch.add_bytes(&repro_core::Digest::of_bytes(&bytes), &bytes)?;
-            }
-        }
-        for f in &p.files_to_store {
-            // Small source files: read, hash and store the same bytes.
+        let declared_files = p.declared.iter().flat_map(|d| std::iter::once(&d.main_file).chain(&d.companion_files));
+        for f in p.files_to_store.iter().chain(declared_files) {
+            // Small source files: read once, and record the digest of the very bytes stored
+            // (a file edited since it was first hashed is recorded as stored).
             let bytes = fs::read(f).map_err(ExecError::io("read", f))?;
-            batch.add_bytes(&repro_core::Digest::of_bytes(&bytes), &bytes)?;
+            let d = repro_core::Digest::of_bytes(&bytes);
+            batch.add_bytes(&d, &bytes)?;
+            stored.insert(f.clone(), (d, bytes.len() as u64));
         }
         batch.commit()?;
     }
-    // Digests recorded at capture time must match what was stored (a file edited in
-    // between would otherwise be recorded under the wrong digest).
-    for f in p.record.code.untracked.iter_mut() {
-        if let Some(abs) = p.record.code.repo_root.as_ref().map(|r| Path::new(r).join(&f.path)) {
-            if let Ok(bytes) = fs::read(&abs) {
-                f.digest = repro_core::Digest::of_bytes(&bytes);
-                f.size = bytes.len() as u64;
+    let root = p.record.code.repo_root.clone().map(PathBuf::from);
+    for entry in p.record.code.untracked.iter_mut() {
+        if let Some((d, size)) = root.as_ref().and_then(|r| stored.get(&r.join(&entry.path))) {
+            entry.digest = d.clone();
+            entry.size = *size;
+        }
+    }
+    if let Some((d, _)) = p.script_file.as_ref().and_then(|f| stored.get(f)) {
+        p.record.script.digest = Some(d.clone());
+    }
+    if let (Some(files), Some(rec)) = (&p.declared, p.record.environment.declared.as_mut()) {
+        if let Some((d, _)) = stored.get(&files.main_file) {
+            rec.digest = d.clone();
+        }
+        for (entry, path) in rec.companions.iter_mut().zip(&files.companion_files) {
+            if let Some((d, size)) = stored.get(path) {
+                entry.digest = d.clone();
+                entry.size = *size;
             }
         }
     }
