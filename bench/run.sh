@@ -66,6 +66,7 @@ LOG="$RES/context.txt"
     echo "dvc: $("$DVC" --version)"
     echo "pip freeze lines in $V: $("$V/bin/pip" freeze | wc -l)"
     echo "mode: $TAG (RUNS_BIG=$RUNS_BIG RUNS_FAST=$RUNS_FAST)"
+    echo "start: $(load)"
 } > "$LOG"
 cat "$LOG"
 
@@ -111,12 +112,33 @@ warm() {  # read the data sets so every timing starts from a warm page cache
     cat "$A" > /dev/null
     find "$B" -type f -print0 | xargs -0 cat > /dev/null
 }
+# Old stores and repos are renamed into $TRASH, not deleted, while timings run: this ext4 is
+# mounted without a journal, and then ext4 skips inodes freed in the last 60 s (360 s while their
+# inode-table block is dirty) when it allocates new ones (fs/ext4/ialloc.c, recently_deleted), one
+# cached-block lookup per skipped inode. An `rm -rf` of 20,000 files right before a timed run
+# made file creation quadratic and the timings grow run after run. $TRASH is emptied before and
+# after the measurements, and timed runs that create many files start $SETTLE s after any mass
+# deletion (dvc add itself unlinks and recreates every workspace file, so its repo gets the wait
+# before each of its runs too).
+SETTLE="${BENCH_SETTLE_S:-65}"
+TRASH="$SCR/trash"
+LAST_DELETE=0
+discard() {  # shell snippet: move $1 out of the way, without deleting anything
+    echo "mkdir -p '$TRASH' && { [ ! -e '$1' ] || mv '$1' '$TRASH/'\$(date +%s%N); }"
+}
 fresh_store() {  # shell snippet for --prepare: a new, empty store at $1
-    echo "rm -rf '$1' && mkdir -p '$1' && cd '$1' && '$R' init >/dev/null && sync"
+    echo "$(discard "$1") && mkdir -p '$1' && cd '$1' && '$R' init >/dev/null && sync"
 }
 fresh_dvc() {  # shell snippet for --prepare: a new git+dvc repo at $1 holding a hardlinked copy of $2 as $3
-    echo "rm -rf '$1' && mkdir -p '$1' && cd '$1' && git init -q && '$DVC' init -q && '$DVC' config core.analytics false \
+    # ($4 = settle: sleep $SETTLE s first, past the inodes the previous dvc add freed)
+    local pre=""; [ "${4:-}" = settle ] && pre="sync && sleep $SETTLE && "
+    echo "$pre$(discard "$1") && mkdir -p '$1' && cd '$1' && git init -q && '$DVC' init -q && '$DVC' config core.analytics false \
 && '$DVC' config core.check_update false && '$DVC' config cache.type copy && cp -al '$2' '$3' && sync"
+}
+empty_trash() { rm -rf "$TRASH" "$SCR"/s[0-9] "$SCR"/dvc[0-9]; sync; LAST_DELETE=$(date +%s); }
+settle() {  # wait until $SETTLE s have passed since the last mass deletion
+    local left=$((LAST_DELETE + SETTLE - $(date +%s)))
+    if [ "$left" -gt 0 ]; then echo "(waiting ${left}s for ext4's recently-deleted window)"; sleep "$left"; fi
 }
 hf() {  # hf NAME hyperfine-args... : runs hyperfine, exports JSON + Markdown as $RES/NAME.*
     local name=$1; shift
@@ -124,6 +146,9 @@ hf() {  # hf NAME hyperfine-args... : runs hyperfine, exports JSON + Markdown as
     echo "$name: $(load)" >> "$LOG"
     hyperfine --style basic --export-json "$RES/$name.json" --export-markdown "$RES/$name.md" "$@"
 }
+
+empty_trash
+settle
 
 # --- 1. hashing: repro --reference vs b3sum ------------------------------------------------------
 warm
@@ -134,7 +159,9 @@ hf 1a-hash-file --warmup 1 --runs "$((RUNS_BIG + 2))" \
 hf 1b-hash-tree --warmup 1 --runs "$((RUNS_BIG + 2))" \
     --prepare "$(fresh_store "$SCR/s1")" \
     -n "repro data snapshot --reference (B)" "'$R' data snapshot '$B' --reference --store '$SCR/s1'" \
-    -n "b3sum, all files (B)" "find '$B' -type f -print0 | xargs -0 '$B3' > /dev/null"
+    -n "b3sum, all files (B)" "find '$B' -type f -print0 | xargs -0 '$B3' > /dev/null" \
+    -n "b3sum tuned: $(nproc) processes, 1 thread, no mmap (B)" \
+    "find '$B' -type f -print0 | xargs -0 -P$(nproc) -n 1000 '$B3' --num-threads 1 --no-mmap > /dev/null"
 
 # --- 2. copying snapshot vs dvc add --------------------------------------------------------------
 warm
@@ -143,11 +170,12 @@ hf 2a-copy-file --warmup 1 --runs "$RUNS_BIG" \
     "'$R' data snapshot '$A' --store '$SCR/s2'" \
     -n "dvc add (A, fresh repo)" --prepare "$(fresh_dvc "$SCR/dvc2" "$A" data.bin)" \
     "cd '$SCR/dvc2' && '$DVC' add -q data.bin"
+settle
 warm
 hf 2b-copy-tree --warmup 1 --runs "$RUNS_BIG" \
     -n "repro data snapshot (B, fresh store)" --prepare "$(fresh_store "$SCR/s2")" \
     "'$R' data snapshot '$B' --store '$SCR/s2'" \
-    -n "dvc add (B, fresh repo)" --prepare "$(fresh_dvc "$SCR/dvc2" "$B" tree)" \
+    -n "dvc add (B, fresh repo)" --prepare "$(fresh_dvc "$SCR/dvc2" "$B" tree settle)" \
     "cd '$SCR/dvc2' && '$DVC' add -q tree"
 
 # --- 3. re-snapshot of the unchanged tree vs dvc status ------------------------------------------
@@ -187,7 +215,7 @@ eval "$(fresh_store "$SCR/s6")"; cd "$REPO"
 /usr/bin/time -v "$R" data snapshot "$A" --store "$SCR/s6" > /dev/null 2> "$RES/6-peak-memory.txt"
 grep -E 'Maximum resident|Elapsed|Percent of CPU' "$RES/6-peak-memory.txt"
 
-rm -rf "$SCR/s1" "$SCR/s2" "$SCR/s6" "$SCR/dvc2"
+empty_trash
 echo "end: $(load)" >> "$LOG"
 
 # --- summary --------------------------------------------------------------------------------------
@@ -217,9 +245,15 @@ b = f"B ({files_b} files, {bytes_b / 2**20:.0f} MiB)"
 r, o = means("1a-hash-file")
 row(f"1. hash {a}: `snapshot --reference` vs b3sum", f"{t(r)} ({mbps(bytes_a, r)})", f"{t(o)} ({mbps(bytes_a, o)})",
     f"{o[0] / r[0]:.2f}× b3sum throughput", "≥ 0.8×", o[0] / r[0] >= 0.8)
-r, o = means("1b-hash-tree")
+r, o, _ = means("1b-hash-tree")
 row(f"1. hash {b}: `snapshot --reference` vs b3sum", f"{t(r)} ({mbps(bytes_b, r)})", f"{t(o)} ({mbps(bytes_b, o)})",
     f"{o[0] / r[0]:.2f}× b3sum throughput", "≥ 0.8×", o[0] / r[0] >= 0.8)
+r, o, tuned = means("1b-hash-tree")
+# Not a target: b3sum as fast as it goes on many small files (the form above is the brief's).
+info = f"{tuned[0] / r[0]:.2f}× tuned-b3sum throughput"
+rows.append((f"1. (info) hash {b} vs b3sum tuned (`xargs -P{__import__('os').cpu_count()} b3sum --num-threads 1 --no-mmap`)",
+             f"{t(r)} ({mbps(bytes_b, r)})", f"{t(tuned)} ({mbps(bytes_b, tuned)})", info, "(≥ 0.8×, not counted)",
+             "info: " + ("would pass" if tuned[0] / r[0] >= 0.8 else "would FAIL")))
 r, o = means("2a-copy-file")
 row(f"2. copy {a} into a fresh store vs `dvc add`", t(r), t(o), f"{o[0] / r[0]:.2f}× faster", "≥ 3×", o[0] / r[0] >= 3)
 r, o = means("2b-copy-tree")
@@ -244,6 +278,7 @@ print("| What | repro | Comparison | Ratio | Target | Result |")
 print("|---|---|---|---|---|---|")
 for x in rows:
     print("| " + " | ".join(x) + " |")
-print(f"\n{sum(x[5] == 'PASS' for x in rows)}/{len(rows)} targets pass")
+counted = [x for x in rows if x[5] in ("PASS", "FAIL")]
+print(f"\n{sum(x[5] == 'PASS' for x in counted)}/{len(counted)} targets pass")
 EOF
 say "results in $RES"

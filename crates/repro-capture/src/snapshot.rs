@@ -1,9 +1,10 @@
 //! Data snapshots: hash a file or a folder in parallel, store new contents in the object
 //! store (unless reference-only), and record the manifest whose digest names the snapshot.
 //!
-//! A stat cache (device, inode, size, mtime, ctime → digest) lets an unchanged tree be
-//! re-snapshotted with `stat` calls only. Entries younger than two seconds are not cached,
-//! since a write in the same clock tick would leave the times unchanged.
+//! A stat cache per snapshot root (device, inode, size, mtime, ctime, mode → digest) lets
+//! an unchanged tree be re-snapshotted with `stat` calls only: when every file matches,
+//! even the manifest is not rebuilt. Files modified under two seconds ago are not cached,
+//! since a write in the same clock tick would leave their times unchanged.
 
 use std::fs;
 use std::io::Read;
@@ -15,7 +16,8 @@ use repro_core::record::FileEntry;
 use repro_core::snapshot::{Manifest, SnapshotKind};
 use repro_core::Digest;
 use repro_store::fsck::Progress;
-use repro_store::meta::{DatasetVersion, SnapshotRow, StatEntry};
+use repro_store::meta::{CachedFile, DatasetVersion, SnapshotRow, TreeCache};
+use repro_store::objects::FileStat;
 use repro_store::{Batch, Store};
 use serde::Serialize;
 
@@ -51,41 +53,10 @@ pub struct Outcome {
     pub dataset: Option<DatasetVersion>,
 }
 
+/// A file found under the root: its path relative to the root and what it looked like.
 struct Found {
     rel: String,
-    abs: PathBuf,
-    meta: fs::Metadata,
-}
-
-struct Stat {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i64,
-    ctime_ns: i64,
-}
-
-#[cfg(unix)]
-fn stat_of(m: &fs::Metadata) -> Stat {
-    use std::os::unix::fs::MetadataExt;
-    Stat {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.len(),
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-    }
-}
-
-#[cfg(not(unix))]
-fn stat_of(m: &fs::Metadata) -> Stat {
-    let mtime_ns = m
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    Stat { dev: 0, ino: 0, size: m.len(), mtime_ns, ctime_ns: mtime_ns }
+    stat: FileStat,
 }
 
 pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -> Result<Outcome> {
@@ -95,53 +66,61 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
         _ => CaptureError::Io { action: "read", path: req.path.to_path_buf(), source: e },
     })?;
     let meta = fs::metadata(&root).map_err(CaptureError::io("read", &root))?;
-    let (kind, found, cache_prefix) = if meta.is_dir() {
-        (SnapshotKind::Dir, walk(&root, "")?, format!("{}/", root.display()))
+    tracing::debug!(path = %root.display(), "snapshot start");
+    let (kind, mut found) = if meta.is_dir() {
+        (SnapshotKind::Dir, walk(&root, "")?)
     } else if meta.is_file() {
         let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
-        (SnapshotKind::File, vec![Found { rel: name, abs: root.clone(), meta }], root.display().to_string())
+        (SnapshotKind::File, vec![Found { rel: name, stat: FileStat::of(&meta) }])
     } else {
         return Err(CaptureError::Unsupported { path: root, kind: "special file" });
     };
+    let abs = |f: &Found| if kind == SnapshotKind::Dir { root.join(&f.rel) } else { root.clone() };
+    // Sorted by relative path: the manifest's order and the stat cache's, so the two
+    // merge without a hash map.
+    found.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    tracing::debug!(files = found.len(), "walked");
 
-    let cache = store.meta.stat_cache_under(&cache_prefix)?;
-    let key = |f: &Found| f.abs.display().to_string();
-    let mut digests: Vec<Option<Digest>> = found
-        .iter()
-        .map(|f| {
-            let s = stat_of(&f.meta);
-            cache.get(&key(f)).and_then(|c| {
-                (c.dev == s.dev
-                    && c.ino == s.ino
-                    && c.size == s.size
-                    && c.mtime_ns == s.mtime_ns
-                    && c.ctime_ns == s.ctime_ns)
-                    .then(|| c.digest.clone())
-            })
-        })
-        .collect();
+    let root_key = root.display().to_string();
+    let cache = store.meta.tree_cache(&root_key)?;
+    // Raw BLAKE3 digests: made into text only where a manifest or an object needs them.
+    let mut digests: Vec<Option<[u8; 32]>> = Vec::with_capacity(found.len());
+    let mut rows = cache.files.iter().peekable();
+    let mut unchanged = found.len() == cache.files.len();
+    for f in &found {
+        while rows.peek().is_some_and(|c| c.rel < f.rel) {
+            rows.next();
+        }
+        let hit = rows.peek().filter(|c| c.rel == f.rel && same_file(&c.stat, &f.stat)).map(|c| c.blake3);
+        unchanged &= hit.is_some() && rows.peek().is_some_and(|c| c.stat.mode == f.stat.mode);
+        digests.push(hit);
+    }
+    tracing::debug!(cached = cache.files.len(), unchanged, "stat cache merged");
 
     let batch = store.objects.batch()?;
     let hashed_files = AtomicU64::new(0);
     let hashed_bytes = AtomicU64::new(0);
     let mut fresh = vec![false; found.len()];
-    let process = |idxs: &[usize], digests: &mut Vec<Option<Digest>>, fresh: &mut Vec<bool>| -> Result<()> {
-        let total: u64 = idxs.iter().map(|&i| found[i].meta.len()).sum();
+    let process = |idxs: &[usize], digests: &mut Vec<Option<[u8; 32]>>, fresh: &mut Vec<bool>| -> Result<()> {
+        if idxs.is_empty() {
+            return Ok(());
+        }
+        let total: u64 = idxs.iter().map(|&i| found[i].stat.size).sum();
         progress.start(if req.reference { "hashing" } else { "storing" }, total);
         let results: Vec<(usize, Result<Digest>)> = idxs
             .par_iter()
             .map(|&i| {
                 let f = &found[i];
-                let r = hash_and_store(f, if req.reference { None } else { Some(&batch) });
+                let r = hash_and_store(&abs(f), &f.stat, if req.reference { None } else { Some(&batch) });
                 hashed_files.fetch_add(1, Ordering::Relaxed);
-                hashed_bytes.fetch_add(f.meta.len(), Ordering::Relaxed);
-                progress.advance(f.meta.len());
+                hashed_bytes.fetch_add(f.stat.size, Ordering::Relaxed);
+                progress.advance(f.stat.size);
                 (i, r)
             })
             .collect();
         progress.finish();
         for (i, r) in results {
-            digests[i] = Some(r?);
+            digests[i] = Some(raw(&r?));
             fresh[i] = true;
         }
         Ok(())
@@ -149,83 +128,109 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
 
     let misses: Vec<usize> = (0..found.len()).filter(|&i| digests[i].is_none()).collect();
     process(&misses, &mut digests, &mut fresh)?;
+    tracing::debug!(hashed = misses.len(), "hashed");
 
-    let build = |digests: &[Option<Digest>]| {
+    let build = |digests: &[Option<[u8; 32]>]| {
         let entries = found
             .iter()
             .zip(digests)
             .map(|(f, d)| FileEntry {
                 path: f.rel.clone(),
-                size: f.meta.len(),
-                mode: crate::git::mode_of(&f.meta),
-                digest: d.clone().expect("every file has a digest by now"),
+                size: f.stat.size,
+                mode: f.stat.mode,
+                digest: text(d.as_ref().expect("every file has a digest by now")),
             })
             .collect();
-        Manifest::new(kind, entries)
+        let manifest = Manifest::new(kind, entries);
+        let bytes = manifest.to_bytes();
+        (Digest::of_bytes(&bytes), Some(bytes))
     };
-    let mut manifest = build(&digests);
-    let mut digest = manifest.digest();
+    // Every file as the cache remembers it: the manifest is the one the cache was made from.
+    let (mut digest, mut manifest_bytes) = match (&cache.manifest, unchanged) {
+        (Some(m), true) => (m.clone(), None),
+        _ => build(&digests),
+    };
+    tracing::debug!(rebuilt = manifest_bytes.is_some(), "manifest");
 
-    if !req.reference {
-        // Cached digests say nothing about the store: make sure their objects are there,
-        // unless this very snapshot is already known to be stored.
-        let known_stored = store.meta.get_snapshot(&digest)?.map(|s| s.stored).unwrap_or(false);
-        if !known_stored {
-            let absent: Vec<usize> = (0..found.len())
-                .filter(|&i| !fresh[i] && !store.objects.contains(digests[i].as_ref().expect("digest")))
-                .collect();
-            if !absent.is_empty() {
-                process(&absent, &mut digests, &mut fresh)?;
-                manifest = build(&digests);
-                digest = manifest.digest();
-            }
+    let known = store.meta.get_snapshot(&digest)?;
+    if !req.reference && !known.as_ref().is_some_and(|k| k.stored) {
+        // Cached digests say nothing about the store: make sure their objects are there.
+        let absent: Vec<usize> = (0..found.len())
+            .filter(|&i| !fresh[i] && !store.objects.contains(&text(digests[i].as_ref().expect("digest"))))
+            .collect();
+        if !absent.is_empty() {
+            process(&absent, &mut digests, &mut fresh)?;
+            (digest, manifest_bytes) = build(&digests);
         }
     }
-
-    batch.add_bytes(&digest, &manifest.to_bytes())?;
+    if !store.objects.contains(&digest) {
+        // Store the manifest under the digest of the bytes written, never a remembered one.
+        let bytes = match manifest_bytes {
+            Some(b) => b,
+            None => {
+                let (d, b) = build(&digests);
+                digest = d;
+                b.expect("built")
+            }
+        };
+        batch.add_bytes(&digest, &bytes)?;
+    }
     let (new_objects, new_bytes) = batch.pending();
     batch.commit()?;
+    tracing::debug!(new_objects, "objects durable");
 
-    let cutoff = now_ns() - RACY_NS;
-    let stat_updates: Vec<(String, StatEntry)> = found
-        .iter()
-        .zip(&digests)
-        .zip(&fresh)
-        .filter(|(_, &fresh)| fresh)
-        .filter_map(|((f, d), _)| {
-            let s = stat_of(&f.meta);
-            (s.mtime_ns < cutoff).then(|| {
-                (
-                    key(f),
-                    StatEntry {
-                        dev: s.dev,
-                        ino: s.ino,
-                        size: s.size,
-                        mtime_ns: s.mtime_ns,
-                        ctime_ns: s.ctime_ns,
-                        digest: d.clone().expect("digest"),
-                    },
-                )
-            })
-        })
-        .collect();
+    // The cache to keep: every file not modified in the last two seconds. When every file
+    // matched the cache and the manifest came from it, the cache is already right.
+    let reused = unchanged && cache.manifest.as_ref() == Some(&digest);
+    let new_cache = if reused {
+        None
+    } else {
+        let cutoff = now_ns() - RACY_NS;
+        let cacheable: Vec<CachedFile> = found
+            .iter()
+            .zip(&digests)
+            .filter(|(f, _)| f.stat.mtime_ns < cutoff)
+            .map(|(f, d)| CachedFile { rel: f.rel.clone(), stat: f.stat, blake3: *d.as_ref().expect("digest") })
+            .collect();
+        let complete = cacheable.len() == found.len();
+        Some(TreeCache { manifest: complete.then(|| digest.clone()), files: cacheable }).filter(|c| *c != cache)
+    };
+    let cache_changed = new_cache.is_some();
+
+    let files = found.len() as u64;
+    let bytes: u64 = found.iter().map(|f| f.stat.size).sum();
     let row = SnapshotRow {
         digest: digest.clone(),
         kind: match kind {
             SnapshotKind::File => "file".into(),
             SnapshotKind::Dir => "dir".into(),
         },
-        files: manifest.entries.len() as u64,
-        bytes: manifest.total_bytes(),
+        files,
+        bytes,
         stored: !req.reference,
         created_ms: repro_store::now_ms(),
     };
-    let dataset = store.meta.record_snapshot(&row, req.dataset.map(|(n, s)| (n, s, req.reference)), &stat_updates)?;
+    // Nothing new to say (the common re-snapshot): skip the write transaction and its fsync.
+    let known_fully = known.is_some_and(|k| k.stored || req.reference) && !cache_changed;
+    let known_version = match (known_fully, req.dataset) {
+        (true, Some((name, _))) => store.meta.dataset_version_of(name, &digest)?.map(Some),
+        (true, None) => Some(None),
+        (false, _) => None,
+    };
+    let dataset = match known_version {
+        Some(v) => v,
+        None => store.meta.record_snapshot(
+            &row,
+            req.dataset.map(|(n, s)| (n, s, req.reference)),
+            new_cache.as_ref().map(|c| (root_key.as_str(), c)),
+        )?,
+    };
+    tracing::debug!("snapshot recorded");
     Ok(Outcome {
         digest,
         kind,
-        files: row.files,
-        bytes: row.bytes,
+        files,
+        bytes,
         reference: req.reference,
         hashed_files: hashed_files.into_inner(),
         hashed_bytes: hashed_bytes.into_inner(),
@@ -235,51 +240,67 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
     })
 }
 
-fn hash_and_store(f: &Found, batch: Option<&Batch<'_>>) -> Result<Digest> {
-    let size = f.meta.len();
+fn raw(d: &Digest) -> [u8; 32] {
+    blake3::Hash::from_hex(d.hex()).map(|h| *h.as_bytes()).expect("a Digest is always 64 hex digits")
+}
+
+fn text(raw: &[u8; 32]) -> Digest {
+    Digest::from_hash(blake3::Hash::from_bytes(*raw))
+}
+
+fn same_file(a: &FileStat, b: &FileStat) -> bool {
+    a.dev == b.dev && a.ino == b.ino && a.size == b.size && a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns
+}
+
+fn hash_and_store(path: &Path, stat: &FileStat, batch: Option<&Batch<'_>>) -> Result<Digest> {
     match batch {
-        Some(batch) if size <= SMALL_FILE => {
+        Some(batch) if stat.size <= SMALL_FILE => {
             // Read once: hash and store the very same bytes.
-            let mut buf = Vec::with_capacity(size as usize);
-            fs::File::open(&f.abs)
-                .and_then(|mut h| h.read_to_end(&mut buf))
-                .map_err(CaptureError::io("read", &f.abs))?;
+            let mut buf = Vec::with_capacity(stat.size as usize);
+            fs::File::open(path).and_then(|mut h| h.read_to_end(&mut buf)).map_err(CaptureError::io("read", path))?;
             let d = Digest::of_bytes(&buf);
             batch.add_bytes(&d, &buf)?;
             Ok(d)
         }
         Some(batch) => {
-            let (d, _) = repro_store::objects::hash_file(&f.abs).map_err(CaptureError::io("read", &f.abs))?;
-            batch.add_copy(&d, &f.abs, &f.meta)?;
+            let (d, _) = repro_store::objects::hash_file(path).map_err(CaptureError::io("read", path))?;
+            batch.add_copy(&d, path, stat)?;
             Ok(d)
         }
-        None => Ok(repro_store::objects::hash_file(&f.abs).map_err(CaptureError::io("read", &f.abs))?.0),
+        None => Ok(repro_store::objects::hash_file(path).map_err(CaptureError::io("read", path))?.0),
     }
 }
 
 /// Lists every file under `dir`, folders in parallel.
 fn walk(dir: &Path, rel: &str) -> Result<Vec<Found>> {
     let mut files = Vec::new();
-    let mut subdirs = Vec::new();
+    let mut subdirs: Vec<(PathBuf, String)> = Vec::new();
     for entry in fs::read_dir(dir).map_err(CaptureError::io("list", dir))? {
         let entry = entry.map_err(CaptureError::io("list", dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-        let abs = entry.path();
-        let ft = entry.file_type().map_err(CaptureError::io("read", &abs))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let child_rel = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        let ft = entry.file_type().map_err(CaptureError::io("read", entry.path()))?;
         if ft.is_dir() {
-            if !SKIPPED_DIRS.contains(&name.as_str()) {
-                subdirs.push((abs, child_rel));
+            if !SKIPPED_DIRS.contains(&name.as_ref()) {
+                subdirs.push((entry.path(), child_rel));
             }
             continue;
         }
-        // Symlinks are followed to files; a symlinked folder could loop, so it is refused.
+        // Plain files: stat relative to the open folder (no path walk). Symlinks are
+        // followed to files; a symlinked folder could loop, so it is refused.
+        if ft.is_file() {
+            let meta = entry.metadata().map_err(CaptureError::io("read", entry.path()))?;
+            files.push(Found { rel: child_rel, stat: FileStat::of(&meta) });
+            continue;
+        }
+        let abs = entry.path();
         let meta = fs::metadata(&abs).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => CaptureError::Unsupported { path: abs.clone(), kind: "dangling symlink" },
             _ => CaptureError::Io { action: "read", path: abs.clone(), source: e },
         })?;
         if meta.is_file() {
-            files.push(Found { rel: child_rel, abs, meta });
+            files.push(Found { rel: child_rel, stat: FileStat::of(&meta) });
         } else if meta.is_dir() {
             return Err(CaptureError::Unsupported { path: abs, kind: "symlink to a folder" });
         } else {

@@ -2,7 +2,6 @@
 //! (WAL mode, so readers never wait for the one writer, and several `repro run` processes
 //! share one store).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use repro_core::record::{RunRecord, RunStatus};
 use repro_core::{Digest, RunId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
@@ -59,14 +59,10 @@ CREATE TABLE datasets (
     PRIMARY KEY (name, version),
     UNIQUE (name, snapshot)
 );
-CREATE TABLE stat_cache (
-    path TEXT PRIMARY KEY,
-    dev INTEGER NOT NULL,
-    ino INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    ctime_ns INTEGER NOT NULL,
-    digest TEXT NOT NULL
+CREATE TABLE tree_cache (
+    root TEXT PRIMARY KEY,
+    manifest TEXT,
+    files BLOB NOT NULL
 ) WITHOUT ROWID;
 ";
 
@@ -117,15 +113,75 @@ pub struct DatasetVersion {
     pub created_ms: i64,
 }
 
-/// What a file looked like when it was hashed.
+/// The stat cache of one snapshot root: what each file looked like when it was hashed,
+/// sorted by relative path, and the manifest digest they made (when every file was cacheable).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TreeCache {
+    pub manifest: Option<Digest>,
+    pub files: Vec<CachedFile>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatEntry {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub digest: Digest,
+pub struct CachedFile {
+    pub rel: String,
+    pub stat: FileStat,
+    /// The raw BLAKE3 digest (kept raw: turning 20,000 of them into text costs more
+    /// than the rest of a re-snapshot).
+    pub blake3: [u8; 32],
+}
+
+impl TreeCache {
+    /// A compact binary form: one row per root instead of one per file, because reading
+    /// 20,000 rows costs more than the walk it is meant to save.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.files.len() * 96);
+        out.extend_from_slice(b"RTC1");
+        for f in &self.files {
+            out.extend_from_slice(&(f.rel.len() as u32).to_le_bytes());
+            out.extend_from_slice(f.rel.as_bytes());
+            for v in [f.stat.dev, f.stat.ino, f.stat.size, f.stat.mtime_ns as u64, f.stat.ctime_ns as u64] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&f.stat.mode.to_le_bytes());
+            out.extend_from_slice(&f.blake3);
+        }
+        out
+    }
+
+    /// Decodes; anything malformed is `None` (a damaged cache is only a cache miss).
+    pub fn decode(bytes: &[u8]) -> Option<Vec<CachedFile>> {
+        let mut rest = bytes.strip_prefix(b"RTC1")?;
+        let mut files = Vec::new();
+        fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            if rest.len() < n {
+                return None;
+            }
+            let (a, b) = rest.split_at(n);
+            *rest = b;
+            Some(a)
+        }
+        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+        while !rest.is_empty() {
+            let len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
+            let rel = std::str::from_utf8(take(&mut rest, len)?).ok()?.to_string();
+            let nums = take(&mut rest, 40)?;
+            let mode = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?);
+            let raw: [u8; 32] = take(&mut rest, 32)?.try_into().ok()?;
+            files.push(CachedFile {
+                rel,
+                stat: FileStat {
+                    dev: u64_of(&nums[0..8]),
+                    ino: u64_of(&nums[8..16]),
+                    size: u64_of(&nums[16..24]),
+                    mtime_ns: u64_of(&nums[24..32]) as i64,
+                    ctime_ns: u64_of(&nums[32..40]) as i64,
+                    mode,
+                },
+                blake3: raw,
+            });
+        }
+        Some(files)
+    }
 }
 
 impl Metadata {
@@ -143,6 +199,12 @@ impl Metadata {
 
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
+        // Most opens find the schema current: check without taking the write lock.
+        let current: i64 =
+            self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| db(&path, "migrate", e))?;
+        if current == SCHEMA_VERSION {
+            return Ok(());
+        }
         let tx =
             self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db(&path, "migrate", e))?;
         let version: i64 =
@@ -427,13 +489,14 @@ impl Metadata {
     }
 
     /// Records a snapshot (its objects must already be durable), optionally as a new
-    /// version of a named dataset, and refreshes the stat cache, in one transaction.
-    /// Returns the dataset version (existing when the content was seen before under that name).
+    /// version of a named dataset, and replaces the stat cache of its root, in one
+    /// transaction. Returns the dataset version (existing when the content was seen
+    /// before under that name).
     pub fn record_snapshot(
         &mut self,
         row: &SnapshotRow,
         dataset: Option<(&str, &str, bool)>,
-        stat_updates: &[(String, StatEntry)],
+        cache: Option<(&str, &TreeCache)>,
     ) -> Result<Option<DatasetVersion>> {
         let path = self.path.clone();
         let e = |c: &'static str| {
@@ -447,24 +510,12 @@ impl Metadata {
             params![row.digest.as_str(), row.kind, row.files as i64, row.bytes as i64, row.stored, row.created_ms],
         )
         .map_err(e("record snapshot"))?;
-        if !stat_updates.is_empty() {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT OR REPLACE INTO stat_cache (path, dev, ino, size, mtime_ns, ctime_ns, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(e("update stat cache"))?;
-            for (p, s) in stat_updates {
-                stmt.execute(params![
-                    p,
-                    s.dev as i64,
-                    s.ino as i64,
-                    s.size as i64,
-                    s.mtime_ns,
-                    s.ctime_ns,
-                    s.digest.as_str()
-                ])
-                .map_err(e("update stat cache"))?;
-            }
+        if let Some((root, cache)) = cache {
+            tx.execute(
+                "INSERT OR REPLACE INTO tree_cache (root, manifest, files) VALUES (?1, ?2, ?3)",
+                params![root, cache.manifest.as_ref().map(Digest::as_str), cache.encode()],
+            )
+            .map_err(e("update stat cache"))?;
         }
         let mut version = None;
         if let Some((name, source, reference)) = dataset {
@@ -535,6 +586,17 @@ impl Metadata {
         Ok(out)
     }
 
+    /// The version of dataset `name` whose snapshot is `digest`, if any.
+    pub fn dataset_version_of(&self, name: &str, digest: &Digest) -> Result<Option<DatasetVersion>> {
+        Ok(self
+            .dataset_rows(
+                "SELECT name, version, snapshot, source, reference, created_ms FROM datasets WHERE name = ?1 AND snapshot = ?2",
+                &[&name, &digest.as_str()],
+            )?
+            .into_iter()
+            .next())
+    }
+
     /// Every dataset version, by name then version.
     pub fn list_datasets(&self) -> Result<Vec<DatasetVersion>> {
         self.dataset_rows(
@@ -564,39 +626,20 @@ impl Metadata {
 
     // ---- stat cache ---------------------------------------------------------------------
 
-    /// Every cached entry whose path starts with `prefix`.
-    pub fn stat_cache_under(&self, prefix: &str) -> Result<HashMap<String, StatEntry>> {
-        // Paths under `prefix` sort between `prefix` and `prefix` + U+10FFFF.
-        let upper = format!("{prefix}\u{10FFFF}");
-        let mut stmt = self
+    /// The stat cache of a snapshot root (an absolute path).
+    pub fn tree_cache(&self, root: &str) -> Result<TreeCache> {
+        let row: Option<(Option<String>, Vec<u8>)> = self
             .conn
-            .prepare_cached("SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest FROM stat_cache WHERE path >= ?1 AND path < ?2")
+            .query_row("SELECT manifest, files FROM tree_cache WHERE root = ?1", [root], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
             .map_err(self.err("read stat cache"))?;
-        let rows = stmt
-            .query_map([prefix, upper.as_str()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            })
-            .map_err(self.err("read stat cache"))?;
-        let mut out = HashMap::new();
-        for r in rows {
-            let (path, dev, ino, size, mtime_ns, ctime_ns, digest) = r.map_err(self.err("read stat cache"))?;
-            // A damaged cache row is only a cache miss.
-            if let Ok(digest) = Digest::parse(&digest) {
-                out.insert(
-                    path,
-                    StatEntry { dev: dev as u64, ino: ino as u64, size: size as u64, mtime_ns, ctime_ns, digest },
-                );
-            }
-        }
-        Ok(out)
+        Ok(match row {
+            Some((manifest, blob)) => match TreeCache::decode(&blob) {
+                Some(files) => TreeCache { manifest: manifest.and_then(|m| Digest::parse(&m).ok()), files },
+                None => TreeCache::default(),
+            },
+            None => TreeCache::default(),
+        })
     }
 
     /// Every stored record, for fsck.
@@ -611,4 +654,28 @@ impl Metadata {
 
 fn db(path: &Path, context: &str, source: rusqlite::Error) -> StoreError {
     StoreError::Database { path: path.to_path_buf(), context: context.to_string(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_cache_round_trips_and_garbage_is_a_miss() {
+        let f = CachedFile {
+            rel: "a/b.csv".into(),
+            stat: FileStat { dev: 1, ino: 2, size: 3, mtime_ns: -4, ctime_ns: 5, mode: 0o644 },
+            blake3: [7; 32],
+        };
+        let c = TreeCache { manifest: None, files: vec![f.clone(), CachedFile { rel: "é".into(), ..f }] };
+        assert_eq!(TreeCache::decode(&c.encode()).expect("decodes"), c.files);
+        for bad in [&b""[..], b"RTC", b"RTC1\x05\0\0\0ab", b"XXXX"] {
+            assert!(TreeCache::decode(bad).is_none() || bad == b"RTC1", "{bad:?}");
+        }
+        assert_eq!(TreeCache::decode(b"RTC1").expect("empty"), vec![]);
+        let enc = c.encode();
+        for cut in 4..enc.len() {
+            let _ = TreeCache::decode(&enc[..cut]);
+        }
+    }
 }

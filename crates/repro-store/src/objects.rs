@@ -157,6 +157,43 @@ impl Objects {
     }
 }
 
+/// What a file looked like: the fields a stat cache compares, and its permission bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileStat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub mode: u32,
+}
+
+impl FileStat {
+    #[cfg(unix)]
+    pub fn of(m: &fs::Metadata) -> FileStat {
+        use std::os::unix::fs::MetadataExt;
+        FileStat {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            mode: m.mode() & 0o7777,
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn of(m: &fs::Metadata) -> FileStat {
+        let mtime_ns = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        FileStat { dev: 0, ino: 0, size: m.len(), mtime_ns, ctime_ns: mtime_ns, mode: 0o644 }
+    }
+}
+
 #[derive(Default)]
 struct BatchState {
     pending: HashMap<Digest, PathBuf>,
@@ -202,18 +239,18 @@ impl Batch<'_> {
         Ok(true)
     }
 
-    /// Adds a copy of `src`, already hashed to `digest`. The copy is checked against the
-    /// size and modification time seen when hashing, so a file rewritten meanwhile is an
-    /// error rather than an object under the wrong name.
-    pub fn add_copy(&self, digest: &Digest, src: &Path, seen: &fs::Metadata) -> Result<bool> {
+    /// Adds a copy of `src`, already hashed to `digest` when it looked like `seen`. The
+    /// file is checked again after the copy, so a file rewritten meanwhile is an error
+    /// rather than an object under the wrong name.
+    pub fn add_copy(&self, digest: &Digest, src: &Path, seen: &FileStat) -> Result<bool> {
         let Some(tmp) = self.reserve(digest) else { return Ok(false) };
         // std::fs::copy uses copy_file_range on Linux: the kernel moves the bytes.
         fs::copy(src, &tmp).map_err(StoreError::io("copy", src))?;
-        let now = fs::metadata(src).map_err(StoreError::io("stat", src))?;
-        if now.len() != seen.len() || now.modified().ok() != seen.modified().ok() {
+        let now = FileStat::of(&fs::metadata(src).map_err(StoreError::io("stat", src))?);
+        if now.size != seen.size || now.mtime_ns != seen.mtime_ns {
             return Err(StoreError::ChangedDuringSnapshot { path: src.to_path_buf() });
         }
-        self.count(now.len());
+        self.count(now.size);
         Ok(true)
     }
 

@@ -52,21 +52,6 @@ pub fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".into())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn self_is_alive_and_a_dead_child_is_not() {
-        let (pid, start) = current();
-        assert!(alive(pid, &start));
-        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
-        let cpid = child.id();
-        child.wait().expect("wait");
-        assert!(!alive(cpid, "1"));
-    }
-}
-
 /// The login name of the current user, from the password database (not the environment,
 /// which a CI job or container may leave empty).
 pub fn username() -> Option<String> {
@@ -84,4 +69,19 @@ pub fn username() -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_is_alive_and_a_dead_child_is_not() {
+        let (pid, start) = current();
+        assert!(alive(pid, &start));
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let cpid = child.id();
+        child.wait().expect("wait");
+        assert!(!alive(cpid, "1"));
+    }
 }
