@@ -16,9 +16,9 @@ pub fn read_params_file(path: &Path) -> Result<(Vec<u8>, BTreeMap<String, Value>
 
 /// Parses params file contents; `path` picks the format (by extension) and names errors.
 pub fn parse_params(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Value>> {
-    let text = std::str::from_utf8(&bytes).map_err(|e| ExecError::Parse {
+    let text = std::str::from_utf8(bytes).map_err(|e| ExecError::Parse {
         path: path.to_path_buf(),
-        line: line_at(&bytes, e.valid_up_to()),
+        line: line_at(bytes, e.valid_up_to()),
         message: "not UTF-8 text".into(),
     })?;
     let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
