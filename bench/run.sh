@@ -123,16 +123,19 @@ warm() {  # read the data sets so every timing starts from a warm page cache
 SETTLE="${BENCH_SETTLE_S:-65}"
 TRASH="$SCR/trash"
 LAST_DELETE=0
-discard() {  # shell snippet: move $1 out of the way, without deleting anything
+discard() {  # shell snippet: move $1 out of the way, without deleting anything ($2 = rm: delete it)
+    # Few-file stores (A) are deleted: keeping 2-4 GiB per run would fill the page cache and
+    # make every later run pay for reclaim.
+    if [ "${2:-}" = rm ]; then echo "rm -rf '$1'"; return; fi
     echo "mkdir -p '$TRASH' && { [ ! -e '$1' ] || mv '$1' '$TRASH/'\$(date +%s%N); }"
 }
-fresh_store() {  # shell snippet for --prepare: a new, empty store at $1
-    echo "$(discard "$1") && mkdir -p '$1' && cd '$1' && '$R' init >/dev/null && sync"
+fresh_store() {  # shell snippet for --prepare: a new, empty store at $1 ($2 = rm: delete the old one)
+    echo "$(discard "$1" "${2:-}") && mkdir -p '$1' && cd '$1' && '$R' init >/dev/null && sync"
 }
 fresh_dvc() {  # shell snippet for --prepare: a new git+dvc repo at $1 holding a hardlinked copy of $2 as $3
     # ($4 = settle: sleep $SETTLE s first, past the inodes the previous dvc add freed)
-    local pre=""; [ "${4:-}" = settle ] && pre="sync && sleep $SETTLE && "
-    echo "$pre$(discard "$1") && mkdir -p '$1' && cd '$1' && git init -q && '$DVC' init -q && '$DVC' config core.analytics false \
+    local pre="" mode=rm; [ "${4:-}" = settle ] && pre="sync && sleep $SETTLE && " mode=""
+    echo "$pre$(discard "$1" $mode) && mkdir -p '$1' && cd '$1' && git init -q && '$DVC' init -q && '$DVC' config core.analytics false \
 && '$DVC' config core.check_update false && '$DVC' config cache.type copy && cp -al '$2' '$3' && sync"
 }
 empty_trash() { rm -rf "$TRASH" "$SCR"/s[0-9] "$SCR"/dvc[0-9]; sync; LAST_DELETE=$(date +%s); }
@@ -153,11 +156,11 @@ settle
 # --- 1. hashing: repro --reference vs b3sum ------------------------------------------------------
 warm
 hf 1a-hash-file --warmup 1 --runs "$((RUNS_BIG + 2))" \
-    --prepare "$(fresh_store "$SCR/s1")" \
+    --prepare "$(fresh_store "$SCR/s1" rm)" \
     -n "repro data snapshot --reference (A)" "'$R' data snapshot '$A' --reference --store '$SCR/s1'" \
     -n "b3sum (A)" "'$B3' '$A'"
 hf 1b-hash-tree --warmup 1 --runs "$((RUNS_BIG + 2))" \
-    --prepare "$(fresh_store "$SCR/s1")" \
+    --prepare "$(fresh_store "$SCR/s1" rm)" \
     -n "repro data snapshot --reference (B)" "'$R' data snapshot '$B' --reference --store '$SCR/s1'" \
     -n "b3sum, all files (B)" "find '$B' -type f -print0 | xargs -0 '$B3' > /dev/null" \
     -n "b3sum tuned: $(nproc) processes, 1 thread, no mmap (B)" \
@@ -166,7 +169,7 @@ hf 1b-hash-tree --warmup 1 --runs "$((RUNS_BIG + 2))" \
 # --- 2. copying snapshot vs dvc add --------------------------------------------------------------
 warm
 hf 2a-copy-file --warmup 1 --runs "$RUNS_BIG" \
-    -n "repro data snapshot (A, fresh store)" --prepare "$(fresh_store "$SCR/s2")" \
+    -n "repro data snapshot (A, fresh store)" --prepare "$(fresh_store "$SCR/s2" rm)" \
     "'$R' data snapshot '$A' --store '$SCR/s2'" \
     -n "dvc add (A, fresh repo)" --prepare "$(fresh_dvc "$SCR/dvc2" "$A" data.bin)" \
     "cd '$SCR/dvc2' && '$DVC' add -q data.bin"
@@ -211,7 +214,7 @@ rm -rf "$RUNREPO"; mkdir -p "$RUNREPO"
 # --- 6. peak memory of a copying snapshot of A -----------------------------------------------------
 say "6-peak-memory   ($(load))"
 warm
-eval "$(fresh_store "$SCR/s6")"; cd "$REPO"
+eval "$(fresh_store "$SCR/s6" rm)"; cd "$REPO"
 /usr/bin/time -v "$R" data snapshot "$A" --store "$SCR/s6" > /dev/null 2> "$RES/6-peak-memory.txt"
 grep -E 'Maximum resident|Elapsed|Percent of CPU' "$RES/6-peak-memory.txt"
 
