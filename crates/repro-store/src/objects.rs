@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rayon::prelude::*;
 use repro_core::Digest;
 
 use crate::{Result, StoreError};
@@ -233,7 +234,13 @@ impl Batch<'_> {
     /// Adds bytes whose digest the caller computed from these very bytes.
     pub fn add_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<bool> {
         let Some(tmp) = self.reserve(digest) else { return Ok(false) };
-        let mut f = File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
+        // Created read-only (the open handle may still write): objects are never changed
+        // in place, and this saves a chmod per object at commit.
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o444);
+        let mut f = options.open(&tmp).map_err(StoreError::io("create", &tmp))?;
         f.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
         self.count(bytes.len() as u64);
         Ok(true)
@@ -246,6 +253,7 @@ impl Batch<'_> {
         let Some(tmp) = self.reserve(digest) else { return Ok(false) };
         // std::fs::copy uses copy_file_range on Linux: the kernel moves the bytes.
         fs::copy(src, &tmp).map_err(StoreError::io("copy", src))?;
+        set_mode(&tmp, 0o444).map_err(StoreError::io("set permissions on", &tmp))?;
         let now = FileStat::of(&fs::metadata(src).map_err(StoreError::io("stat", src))?);
         if now.size != seen.size || now.mtime_ns != seen.mtime_ns {
             return Err(StoreError::ChangedDuringSnapshot { path: src.to_path_buf() });
@@ -271,20 +279,22 @@ impl Batch<'_> {
             return Ok(0);
         }
         sync_all(&self.dir, pending.iter().map(|(_, p)| p.as_path()))?;
-        let mut shards = Vec::new();
-        for (digest, tmp) in &pending {
-            let dest = self.objects.path_of(digest);
-            let shard = dest.parent().expect("object paths have a shard folder").to_path_buf();
-            if !shard.is_dir() {
-                fs::create_dir_all(&shard).map_err(StoreError::io("create", &shard))?;
-            }
-            // Objects are read-only: nothing may change them in place.
-            set_mode(tmp, 0o444).map_err(StoreError::io("set permissions on", tmp))?;
-            fs::rename(tmp, &dest).map_err(StoreError::io("rename into", &dest))?;
-            shards.push(shard);
-        }
+        let mut shards: Vec<PathBuf> = pending
+            .iter()
+            .map(|(d, _)| self.objects.path_of(d).parent().expect("shard folder").to_path_buf())
+            .collect();
         shards.sort();
         shards.dedup();
+        for shard in &shards {
+            if !shard.is_dir() {
+                fs::create_dir_all(shard).map_err(StoreError::io("create", shard))?;
+            }
+        }
+        // Renames of distinct names are independent: do them on every core.
+        pending.par_iter().try_for_each(|(digest, tmp)| {
+            let dest = self.objects.path_of(digest);
+            fs::rename(tmp, &dest).map_err(StoreError::io("rename into", &dest))
+        })?;
         sync_dirs(&self.dir, &shards)?;
         self.committed = true;
         Ok(pending.len())
