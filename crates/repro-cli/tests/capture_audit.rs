@@ -259,3 +259,37 @@ fn conda_environment_file_is_detected_and_pins_read() {
     assert_eq!(env["status"], "warn");
     assert!(env["detail"].as_str().expect("d").contains("python =3.11 (loose, environment.yml:3)"), "{env}");
 }
+
+/// No GPU on the test machines: a stand-in `nvidia-smi` that prints what the real one
+/// prints for an H100 checks the parsing; its absence is checked by every other test.
+#[test]
+fn gpu_model_driver_and_cuda_are_read_from_nvidia_smi() {
+    let t = TestContext::new();
+    t.git(&["init", "-q"]);
+    t.repro(&["init"]).success();
+    t.write(
+        "fakebin/nvidia-smi",
+        r#"#!/bin/sh
+if [ "$1" = "--query-gpu=name,driver_version,memory.total" ]; then
+  echo "NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB"
+  exit 0
+fi
+cat <<'BANNER'
++-----------------------------------------------------------------------------------------+
+| NVIDIA-SMI 550.54.15              Driver Version: 550.54.15      CUDA Version: 12.4     |
++-----------------------------------------------------------------------------------------+
+BANNER
+"#,
+    );
+    Command::new("chmod").args(["+x", "fakebin/nvidia-smi"]).current_dir(&t.dir).status().expect("chmod");
+    let path = format!("{}:{}", t.path("fakebin").display(), std::env::var("PATH").expect("PATH"));
+    let out = t.cmd().args(["run", "--seed", "1", "--", "true"]).env("PATH", path).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let show = t.repro(&["show", "latest", "--json"]).success().json();
+    let gpu = &show["hardware"]["gpus"][0];
+    assert_eq!(gpu["model"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(gpu["driver"], "550.54.15");
+    assert_eq!(gpu["cuda"], "12.4");
+    assert_eq!(gpu["memory"], "81559 MiB");
+    assert!(t.repro(&["audit", "latest"]).stdout().contains("NVIDIA H100 80GB HBM3"));
+}
