@@ -293,3 +293,26 @@ BANNER
     assert_eq!(gpu["memory"], "81559 MiB");
     assert!(t.repro(&["audit", "latest"]).stdout().contains("NVIDIA H100 80GB HBM3"));
 }
+
+#[test]
+fn an_output_left_from_before_the_run_is_flagged_and_a_missing_one_is_missing() {
+    let t = TestContext::new();
+    t.git(&["init", "-q"]);
+    t.repro(&["init"]).success();
+    t.write("model.pkl", "stale model from yesterday");
+    let r = t.repro(&["run", "--seed", "1", "--output", "model.pkl", "--", "true"]).success();
+    assert!(r.stderr().contains("model.pkl was not rewritten by the run"), "{}", r.stderr());
+    let (report, _) = t.audit("latest");
+    assert_eq!(status(&report, "outputs"), "warn");
+    assert!(item(&report, "outputs")["detail"].as_str().expect("d").contains("model.pkl"));
+
+    t.repro(&["run", "--seed", "1", "--output", "model.pkl", "--", "sh", "-c", "echo fresh > model.pkl"]).success();
+    let (report, _) = t.audit("latest");
+    assert_eq!(status(&report, "outputs"), "ok", "{report:#}");
+
+    t.repro(&["run", "--seed", "1", "--output", "never.bin", "--", "true"]).success();
+    let (report, code) = t.audit("latest");
+    assert_eq!(code, 1);
+    assert_eq!(status(&report, "outputs"), "missing");
+    assert!(item(&report, "outputs")["detail"].as_str().expect("d").contains("never.bin"));
+}

@@ -455,6 +455,15 @@ pub fn outputs(outputs: &[OutputRef]) -> AuditItem {
             Some("check the --output paths and that the command wrote them"),
         );
     }
+    let stale: Vec<String> = outputs.iter().filter(|o| o.predates_run).map(|o| o.path.clone()).collect();
+    if !stale.is_empty() {
+        return item(
+            N,
+            ItemStatus::Warn,
+            format!("not rewritten by the run (left from before it): {}", list(&stale, 6)),
+            Some("check that the command writes its outputs; delete stale artifacts before the run"),
+        );
+    }
     let all: Vec<String> = outputs
         .iter()
         .map(|o| match &o.snapshot {

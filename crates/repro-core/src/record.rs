@@ -256,6 +256,9 @@ pub struct OutputRef {
     pub files: u64,
     pub bytes: u64,
     pub missing: bool,
+    /// A file that existed before the run and was not rewritten by it (a stale artifact).
+    #[serde(default)]
+    pub predates_run: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

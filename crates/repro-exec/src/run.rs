@@ -100,7 +100,8 @@ struct Prepared {
     params_bytes: Vec<Vec<u8>>,
     child_env: Vec<(String, String)>,
     planned_inputs: Vec<(PathBuf, String)>,
-    planned_outputs: Vec<(PathBuf, String)>,
+    /// Outputs: absolute path, recorded path, and the file's modification time before the run.
+    planned_outputs: Vec<(PathBuf, String, Option<std::time::SystemTime>)>,
     declared: Option<Declared>,
 }
 
@@ -321,7 +322,13 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
     files_to_store.extend(git_cap.untracked_files.iter().cloned());
     Ok(Prepared {
         planned_inputs: input_abs.iter().map(|a| (a.clone(), recorded_path(a, root_ref))).collect(),
-        planned_outputs: output_abs.iter().map(|a| (a.clone(), recorded_path(a, root_ref))).collect(),
+        planned_outputs: output_abs
+            .iter()
+            .map(|a| {
+                let before = fs::metadata(a).ok().filter(|m| m.is_file()).and_then(|m| m.modified().ok());
+                (a.clone(), recorded_path(a, root_ref), before)
+            })
+            .collect(),
         record,
         diff_bytes: git_cap.diff_bytes,
         files_to_store,
@@ -478,9 +485,16 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     };
 
     // Outputs.
-    for (abs, rel) in &p.planned_outputs {
+    for (abs, rel, before) in &p.planned_outputs {
         if fs::symlink_metadata(abs).is_err() {
-            p.record.outputs.push(OutputRef { path: rel.clone(), snapshot: None, files: 0, bytes: 0, missing: true });
+            p.record.outputs.push(OutputRef {
+                path: rel.clone(),
+                snapshot: None,
+                files: 0,
+                bytes: 0,
+                missing: true,
+                predates_run: false,
+            });
             reporter.message(&format!("output {rel} was not produced"));
             continue;
         }
@@ -493,7 +507,11 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
             files: out.files,
             bytes: out.bytes,
             missing: false,
+            predates_run: before.is_some() && fs::metadata(abs).ok().and_then(|m| m.modified().ok()) == *before,
         });
+        if p.record.outputs.last().is_some_and(|o| o.predates_run) {
+            reporter.message(&format!("output {rel} was not rewritten by the run: it is left from before"));
+        }
     }
 
     // Metrics and logged params.
