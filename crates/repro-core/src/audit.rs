@@ -636,6 +636,7 @@ mod tests {
                 files: 1,
                 bytes: 3,
                 missing: false,
+                predates_run: false,
             }],
             logs: Logs::default(),
             metric_count: 0,
