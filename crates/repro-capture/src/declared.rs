@@ -250,7 +250,7 @@ fn split_option(line: &str) -> (String, Option<String>) {
     let opt = parts.next().unwrap_or("").to_string();
     let value = parts.next().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     // Short options may be glued to their value: -rbase.txt
-    if value.is_none() && opt.len() > 2 && !opt.starts_with("--") {
+    if value.is_none() && opt.len() > 2 && !opt.starts_with("--") && opt.is_char_boundary(2) {
         return (opt[..2].to_string(), Some(opt[2..].to_string()));
     }
     (opt, value)
@@ -301,6 +301,15 @@ pub fn parse_requirement_line(path: &Path, line_no: usize, line: &str, origin: &
             origin: origin.to_string(),
         });
     }
+    // PEP 508 requirements are ASCII; pep508_rs 0.9 slices by byte and panics inside
+    // multi-byte characters, so anything else is refused here, by name.
+    if let Some(c) = req_text.chars().find(|c| !c.is_ascii() || (c.is_ascii_control() && *c != '\t')) {
+        return Err(parse_err(
+            path,
+            line_no,
+            format!("cannot parse requirement '{}': unexpected character {c:?}", req_text.escape_debug()),
+        ));
+    }
     // pep508_rs 0.9 panics on a name ending in `-`, `_` or `.` followed by some non-ASCII
     // characters ("a-¡"); check the name ourselves first.
     let name_end = req_text.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(req_text.len());
@@ -315,7 +324,28 @@ pub fn parse_requirement_line(path: &Path, line_no: usize, line: &str, origin: &
             format!("cannot parse requirement '{req_text}': a package name must start and end with a letter or digit"),
         ));
     }
-    let req = Requirement::<pep508_rs::VerbatimUrl>::from_str(req_text)
+    // Likewise for extras ("x[H...]" panics in pep508_rs 0.9.2).
+    let after = req_text[name_end..].trim_start();
+    if let Some(rest) = after.strip_prefix('[') {
+        let inner = rest.split(']').next().unwrap_or(rest);
+        for extra in inner.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let valid = extra.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && extra.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && extra.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !valid {
+                return Err(parse_err(
+                    path,
+                    line_no,
+                    format!("cannot parse requirement '{req_text}': invalid extra '{extra}'"),
+                ));
+            }
+        }
+    }
+    // And should another input still trip an assertion inside the parser, it is a parse
+    // error of this line, not a crash of repro.
+    let parsed = std::panic::catch_unwind(|| Requirement::<pep508_rs::VerbatimUrl>::from_str(req_text))
+        .map_err(|_| parse_err(path, line_no, format!("cannot parse requirement '{req_text}'")))?;
+    let req = parsed
         .map_err(|e| parse_err(path, line_no, format!("cannot parse requirement '{req_text}': {}", e.message)))?;
     Ok(classify(&req, origin))
 }
@@ -648,6 +678,24 @@ mod tests {
             assert!(e.contains(&format!("requirements.txt:{line}:")), "{e}");
             assert!(!e.contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn malformed_extras_are_errors_not_panics() {
+        // Found by `cargo fuzz run declared`: pep508_rs 0.9.2 asserts on these.
+        for text in ["UUO[H...\n", "x[a-]==1\n", "y[.b]\n", "AA7;''~=''~=\u{0}B]] 1]G[={.-@[@@] \u{feff}\n"] {
+            let e = reqs(text).expect_err(text).to_string();
+            assert!(e.contains("requirements.txt:1: cannot parse requirement"), "{e}");
+        }
+        let ok = reqs("x[a, b_c]==1\n").expect("valid extras");
+        assert_eq!(ok[0].status, PinStatus::Pinned);
+    }
+
+    #[test]
+    fn non_ascii_options_are_errors_not_panics() {
+        // Found by `cargo fuzz run declared`: a glued short option split inside a character.
+        let e = reqs("#-\u{420}W#\n-\u{420}W\n").expect_err("unknown option").to_string();
+        assert!(e.contains("requirements.txt:2: unknown option"), "{e}");
     }
 
     #[test]
