@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use repro_capture::snapshot::Outcome;
-use repro_core::audit::{human_bytes, AuditItem, AuditReport, ItemStatus};
+use repro_core::audit::{count, human_bytes, AuditItem, AuditReport, ItemStatus};
 use repro_core::metrics::MetricPoint;
 use repro_core::params::display_value;
 use repro_core::snapshot::Manifest;
@@ -184,10 +184,10 @@ pub fn show(r: &StoredRun, metrics: &[MetricPoint], as_json: bool) -> Result<()>
     for i in &rec.inputs {
         writeln!(
             o,
-            "  {}  {}  {} files, {}{}",
+            "  {}  {}  {}, {}{}",
             i.path,
             i.snapshot.short(),
-            i.files,
+            count(i.files, "file"),
             human_bytes(i.bytes),
             i.dataset.as_ref().map(|d| format!("  = {d}")).unwrap_or_default()
         )?;
@@ -195,7 +195,9 @@ pub fn show(r: &StoredRun, metrics: &[MetricPoint], as_json: bool) -> Result<()>
     writeln!(o, "outputs")?;
     for x in &rec.outputs {
         match &x.snapshot {
-            Some(s) => writeln!(o, "  {}  {}  {} files, {}", x.path, s.short(), x.files, human_bytes(x.bytes))?,
+            Some(s) => {
+                writeln!(o, "  {}  {}  {}, {}", x.path, s.short(), count(x.files, "file"), human_bytes(x.bytes))?
+            }
             None => writeln!(o, "  {}  (not produced)", x.path)?,
         }
     }

@@ -137,7 +137,7 @@ pub fn pre_run_items(
 
 fn describe_input(i: &crate::record::DataRef) -> String {
     let name = i.dataset.as_deref().map(|d| format!(" = {d}")).unwrap_or_default();
-    format!("{}{} ({}, {} files, {})", i.path, name, i.snapshot.short(), i.files, human_bytes(i.bytes))
+    format!("{}{} ({}, {}, {})", i.path, name, i.snapshot.short(), count(i.files, "file"), human_bytes(i.bytes))
 }
 
 pub fn git_commit(code: &CodeState) -> AuditItem {
@@ -534,6 +534,15 @@ fn truncate(s: &str, max: usize) -> String {
         s.to_string()
     } else {
         format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+/// "1 file", "3 files".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
