@@ -151,3 +151,27 @@ fn usage_errors_exit_2_and_help_has_examples() {
     let help = t.repro(&["--help"]).success().stdout();
     assert!(help.contains("Exit codes"), "{help}");
 }
+
+#[test]
+fn a_closed_pipe_is_success() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    for _ in 0..30 {
+        t.repro(&["run", "--seed", "1", "--", "true"]).success();
+    }
+    for args in [&["runs"][..], &["runs", "--json"]] {
+        let mut child = t.cmd().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        // Read one byte, then close our end, as `| head -c1` would.
+        let mut out = child.stdout.take().expect("stdout");
+        let mut one = [0u8; 1];
+        out.read_exact(&mut one).expect("first byte");
+        drop(out);
+        let status = child.wait().expect("wait");
+        let mut err = String::new();
+        child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+        assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}
