@@ -107,29 +107,22 @@ fn unknown_runs_and_datasets_are_named() {
 fn ambiguous_prefix_lists_candidates() {
     let t = TestContext::new();
     t.repro(&["init"]).success();
-    // Enough runs that two ids share a first hex digit… use a 1-char class of prefixes.
-    for _ in 0..20 {
-        t.repro(&["run", "--seed", "1", "--", "true"]).success();
-    }
-    let ids: Vec<String> = t.runs().iter().map(|r| r["id"].as_str().expect("id").to_string()).collect();
-    let mut found = None;
-    'outer: for a in &ids {
-        for b in &ids {
-            if a != b && a[..4] == b[..4] {
-                found = Some(a[..4].to_string());
-                break 'outer;
-            }
-        }
-    }
-    // 20 random ids rarely share 4 hex digits; when they do, the message must list both.
-    if let Some(prefix) = found {
-        let line = t.repro(&["show", &prefix]).expect_code(2).error_line();
-        assert!(line.contains("matches 2 runs") || line.contains("matches"), "{line}");
-    }
-    // Too short a prefix is not an id prefix: it is looked up as a name.
-    let line = t.repro(&["show", &ids[0][..3]]).expect_code(2).error_line();
+    t.repro(&["run", "--seed", "1", "--", "true"]).success();
+    let a = t.runs()[0]["id"].as_str().expect("id").to_string();
+    // A second run whose id shares the first 8 digits (ids are random, so make one).
+    let filler = if &a[8..9] == "f" { "e" } else { "f" };
+    let b = format!("{}{}", &a[..8], filler.repeat(24));
+    let sql = format!(
+        "INSERT INTO runs (id, name, status, started_ms, host, record) SELECT '{b}', name, status, started_ms, host, record FROM runs WHERE id = '{a}'"
+    );
+    let ok = std::process::Command::new("sqlite3").arg(t.path(".repro/repro.db")).arg(sql).status().expect("sqlite3");
+    assert!(ok.success());
+    let line = t.repro(&["show", &a[..8]]).expect_code(2).error_line();
+    assert!(line.contains("matches 2 runs") && line.contains(&a[..12]) && line.contains(&b[..12]), "{line}");
+    // More digits disambiguate; too few (under 4) are not an id prefix but a name.
+    t.repro(&["show", &a[..9]]).success();
+    let line = t.repro(&["show", &a[..3]]).expect_code(2).error_line();
     assert!(line.contains("no run matches"), "{line}");
-    t.repro(&["show", &ids[0][..8]]).success();
 }
 
 #[test]
