@@ -104,9 +104,9 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             let store = open_store(store_dir)?;
             let id = store.meta.resolve_run(&run)?;
             let ui = Ui::new(true);
-            let report = repro_exec::audit::audit_run(&store, &id, strict, &ui)?;
-            let name = store.meta.get_run(&id)?.record.name;
-            render::audit(&report, name.as_deref(), json)?;
+            let run = store.meta.get_run(&id)?;
+            let report = repro_exec::audit::audit_run(&store, &run, strict, &ui);
+            render::audit(&report, run.record.name.as_deref(), json)?;
             Ok(if report.complete { EXIT_OK } else { EXIT_FAILED_CHECK })
         }
         Cmd::Data(DataCmd::Snapshot { path, name, reference }) => {

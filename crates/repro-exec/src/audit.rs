@@ -6,15 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use repro_core::audit::{self, AuditReport, ObjectCheck};
 use repro_core::snapshot::Manifest;
-use repro_core::{Digest, RunId};
+use repro_core::Digest;
+use repro_store::meta::StoredRun;
 use repro_store::objects::Verified;
 use repro_store::Store;
 
-use crate::Result;
-
 /// Every object a run refers to, snapshot contents included (for stored snapshots).
-pub fn run_objects(store: &Store, id: &RunId) -> Result<(Vec<Digest>, Vec<Digest>)> {
-    let run = store.meta.get_run(id)?;
+pub fn run_objects(store: &Store, run: &StoredRun) -> (Vec<Digest>, Vec<Digest>) {
     let mut all = run.record.referenced_objects();
     all.extend(run.record_object.clone());
     let mut unreadable = Vec::new();
@@ -34,13 +32,12 @@ pub fn run_objects(store: &Store, id: &RunId) -> Result<(Vec<Digest>, Vec<Digest
     }
     all.sort();
     all.dedup();
-    Ok((all, unreadable))
+    (all, unreadable)
 }
 
 /// Re-hashes every object of the run.
-pub fn verify_objects(store: &Store, id: &RunId, progress: &dyn crate::Progress) -> Result<ObjectCheck> {
-    let run = store.meta.get_run(id)?;
-    let (all, _) = run_objects(store, id)?;
+pub fn verify_objects(store: &Store, run: &StoredRun, progress: &dyn crate::Progress) -> ObjectCheck {
+    let (all, _) = run_objects(store, run);
     progress.start("verifying objects", all.len() as u64);
     let bytes = AtomicU64::new(0);
     let objects = &store.objects;
@@ -70,11 +67,10 @@ pub fn verify_objects(store: &Store, id: &RunId, progress: &dyn crate::Progress)
             check.corrupt.push(object.clone());
         }
     }
-    Ok(check)
+    check
 }
 
-pub fn audit_run(store: &Store, id: &RunId, strict: bool, progress: &dyn crate::Progress) -> Result<AuditReport> {
-    let run = store.meta.get_run(id)?;
-    let check = verify_objects(store, id, progress)?;
-    Ok(audit::audit_run(&run.record, &check, None, strict))
+pub fn audit_run(store: &Store, run: &StoredRun, strict: bool, progress: &dyn crate::Progress) -> AuditReport {
+    let check = verify_objects(store, run, progress);
+    audit::audit_run(&run.record, &check, None, strict)
 }

@@ -546,11 +546,8 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     store_logs(store, &work, &mut logs)?;
     finish(store, &mut p.record, &points, logs)?;
     drop(cleanup);
-    let code = match signal {
-        Some(s) => 128 + s,
-        None => exit_code,
-    };
-    Ok(RunOutcome::Ran { id, status: p.record.status, exit_code: code, record: Box::new(p.record) })
+    // A command killed by a signal already reads 128 + signal, as a shell reports it.
+    Ok(RunOutcome::Ran { id, status: p.record.status, exit_code, record: Box::new(p.record) })
 }
 
 /// Stores the logs and the final record, then ends the run row in one transaction.

@@ -118,21 +118,6 @@ impl Objects {
         }
     }
 
-    /// Copies an object out to `dest` (verified), for restores.
-    pub fn copy_out(&self, digest: &Digest, dest: &Path, mode: u32) -> Result<()> {
-        match self.verify(digest)? {
-            Verified::Ok { .. } => {}
-            Verified::Missing => return Err(StoreError::ObjectMissing(digest.clone())),
-            Verified::Corrupt => return Err(StoreError::ObjectCorrupt(digest.clone())),
-        }
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(StoreError::io("create", parent))?;
-        }
-        fs::copy(self.path_of(digest), dest).map_err(StoreError::io("write", dest))?;
-        set_mode(dest, mode).map_err(StoreError::io("set permissions on", dest))?;
-        Ok(())
-    }
-
     /// Every object file, with the name it claims (files whose names are not digests are
     /// returned as `Err(path)`).
     pub fn list(&self) -> Result<Vec<std::result::Result<Digest, PathBuf>>> {
