@@ -64,6 +64,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 command: args.command,
                 cwd: std::env::current_dir().context("cannot read the current folder")?,
                 vars,
+                ..Default::default()
             };
             match repro_exec::run::run(&mut store, &opts, &ui)? {
                 RunOutcome::Refused { items } => {
@@ -105,7 +106,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             let id = store.meta.resolve_run(&run)?;
             let ui = Ui::new(true);
             let run = store.meta.get_run(&id)?;
-            let report = repro_exec::audit::audit_run(&store, &run, strict, &ui);
+            let report = repro_exec::audit::audit_run(&store, &run, strict, &ui)?;
             render::audit(&report, run.record.name.as_deref(), json)?;
             Ok(if report.complete { EXIT_OK } else { EXIT_FAILED_CHECK })
         }

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::record::{
-    CodeState, DeclaredEnvironment, Hardware, OutputRef, Params, PinStatus, PythonEnvironment, RunRecord, RunStatus,
-    ScriptInfo, ScriptKind, Seed,
+    CodeState, DeclaredEnvironment, Hardware, OutputRef, Params, PinStatus, PythonEnvironment, ReplaySummary,
+    RunRecord, RunStatus, ScriptInfo, ScriptKind, Seed,
 };
 use crate::{Digest, RunId};
 
@@ -93,6 +93,7 @@ pub fn audit_run(
     record: &RunRecord,
     objects: &ObjectCheck,
     registry_version: Option<&str>,
+    replays: &[ReplaySummary],
     strict: bool,
 ) -> AuditReport {
     let inputs: Vec<PlannedInput> =
@@ -110,6 +111,7 @@ pub fn audit_run(
         outputs(&record.outputs),
         objects_verified(objects),
         result(record),
+        replay_verified(replays),
     ];
     items.iter_mut().for_each(|i| i.detail = i.detail.trim().to_string());
     AuditReport { run: record.id.clone(), complete: is_complete(&items, strict), strict, items }
@@ -494,6 +496,39 @@ pub fn objects_verified(check: &ObjectCheck) -> AuditItem {
     )
 }
 
+/// Whether a replay rebuilt the run and got the same result. The latest replay decides:
+/// a run that replayed identical once but differs now has stopped being reproducible.
+pub fn replay_verified(replays: &[ReplaySummary]) -> AuditItem {
+    const N: &str = "replay_verified";
+    let Some(last) = replays.last() else {
+        return item(
+            N,
+            ItemStatus::Warn,
+            "never replayed: nobody has rebuilt this run and compared the result",
+            Some("run `repro replay RUN` to rebuild it from the store and compare the outputs"),
+        );
+    };
+    let earlier = match replays.len() {
+        1 => String::new(),
+        n => format!(" (latest of {n} replays)"),
+    };
+    if last.verdict.reproduced() {
+        item(
+            N,
+            ItemStatus::Ok,
+            format!("replay {} at {} was {}{earlier}", last.replay.short(), last.at, last.verdict.as_str()),
+            None,
+        )
+    } else {
+        item(
+            N,
+            ItemStatus::Missing,
+            format!("replay {} at {} differs from this run{earlier}", last.replay.short(), last.at),
+            Some("`repro diff RUN REPLAY` shows what differs and the likely causes"),
+        )
+    }
+}
+
 pub fn result(record: &RunRecord) -> AuditItem {
     const N: &str = "result";
     let code = record.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
@@ -650,6 +685,7 @@ mod tests {
             logs: Logs::default(),
             metric_count: 0,
             notes: vec![],
+            replay_of: None,
         }
     }
 
@@ -659,14 +695,24 @@ mod tests {
 
     #[test]
     fn a_complete_record_is_complete_but_not_strictly() {
-        let r = audit_run(&record(), &ObjectCheck::default(), None, false);
+        let r = audit_run(&record(), &ObjectCheck::default(), None, &[], false);
         assert!(r.complete, "{r:#?}");
         for name in AUDITOR_ITEMS.iter().take(6) {
             assert_eq!(status_of(&r, name), ItemStatus::Ok, "{name}");
         }
         assert_eq!(status_of(&r, "registry_version"), ItemStatus::Warn);
-        assert!(!audit_run(&record(), &ObjectCheck::default(), None, true).complete);
-        assert!(audit_run(&record(), &ObjectCheck::default(), Some("pricing@3"), true).complete);
+        assert!(!audit_run(&record(), &ObjectCheck::default(), None, &[], true).complete);
+        let replayed = [ReplaySummary {
+            replay: RunId::parse("0123456789abcdef0123456789abcdef").expect("id"),
+            verdict: crate::record::Verdict::Identical,
+            at: "2026-01-01T00:00:00Z".into(),
+        }];
+        assert!(!audit_run(&record(), &ObjectCheck::default(), Some("pricing@3"), &[], true).complete);
+        assert!(audit_run(&record(), &ObjectCheck::default(), Some("pricing@3"), &replayed, true).complete);
+        let differs = [ReplaySummary { verdict: crate::record::Verdict::Differs, ..replayed[0].clone() }];
+        let r = audit_run(&record(), &ObjectCheck::default(), Some("pricing@3"), &differs, false);
+        assert!(!r.complete);
+        assert!(r.items.iter().any(|i| i.name == "replay_verified" && i.status == ItemStatus::Missing));
         let names: Vec<&str> = r.items.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(&names[..7], &AUDITOR_ITEMS[..]);
     }
@@ -682,7 +728,7 @@ mod tests {
         rec.inputs[0].reference = true;
         rec.script.tracked_unchanged = Some(false);
         rec.script.git_state = Some("modified since the last commit".into());
-        let r = audit_run(&rec, &ObjectCheck::default(), None, false);
+        let r = audit_run(&rec, &ObjectCheck::default(), None, &[], false);
         assert!(r.complete, "warnings only");
         for name in ["git_commit", "environment_file", "dataset_snapshot", "random_seed", "training_script"] {
             assert_eq!(status_of(&r, name), ItemStatus::Warn, "{name}");
@@ -694,7 +740,7 @@ mod tests {
         rec.outputs[0].missing = true;
         rec.status = RunStatus::Interrupted;
         let bad = ObjectCheck { checked: 3, missing: vec![Digest::of_bytes(b"m")], ..Default::default() };
-        let r = audit_run(&rec, &bad, None, false);
+        let r = audit_run(&rec, &bad, None, &[], false);
         assert!(!r.complete);
         for name in [
             "git_commit",

@@ -5,6 +5,7 @@
 //! ours depends on this one; it depends on none of them.
 
 pub mod audit;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod metrics;

@@ -1,6 +1,8 @@
 //! The metrics file a command may append to (`REPRO_METRICS`): one JSON object per line,
 //! `{"metric": "acc", "value": 0.93, "step": 1}` or `{"param": "k", "value": "v"}`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -66,6 +68,22 @@ pub fn parse_line(line: usize, text: &str) -> Result<Option<MetricsLine>, CoreEr
     Err(err("expected a \"metric\" or a \"param\" key".into()))
 }
 
+/// The last value of each metric: the one at the highest step. A command may log the same
+/// step twice (a re-evaluation, a resumed run), so ties go to the later timestamp (a point
+/// without one counts as earliest), then to the later line, which is what was written last.
+pub fn last_values(points: &[MetricPoint]) -> BTreeMap<String, f64> {
+    let mut last: BTreeMap<&str, &MetricPoint> = BTreeMap::new();
+    for point in points {
+        let newer = last
+            .get(point.key.as_str())
+            .is_none_or(|seen| (point.step, point.timestamp_ms) >= (seen.step, seen.timestamp_ms));
+        if newer {
+            last.insert(&point.key, point);
+        }
+    }
+    last.into_iter().map(|(key, point)| (key.to_string(), point.value)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +115,30 @@ mod tests {
             let e = parse_line(7, bad).expect_err(bad);
             assert!(e.to_string().starts_with("line 7:"), "{e}");
         }
+    }
+
+    fn point(key: &str, value: f64, step: i64, timestamp_ms: Option<i64>) -> MetricPoint {
+        MetricPoint { key: key.into(), value, step, timestamp_ms }
+    }
+
+    #[test]
+    fn last_value_is_at_the_highest_step() {
+        let points = [point("acc", 0.5, 1, None), point("acc", 0.9, 3, None), point("acc", 0.7, 2, Some(99))];
+        assert_eq!(last_values(&points), BTreeMap::from([("acc".to_string(), 0.9)]));
+        assert!(last_values(&[]).is_empty());
+    }
+
+    #[test]
+    fn last_value_ties_go_to_the_later_timestamp_then_the_later_line() {
+        let by_time = [point("a", 1.0, 5, Some(20)), point("a", 2.0, 5, Some(10)), point("a", 3.0, 5, None)];
+        let by_line = [point("b", 1.0, 5, Some(10)), point("b", 2.0, 5, Some(10)), point("c", 4.0, 0, None)];
+        let mut all = by_time.to_vec();
+        all.extend(by_line);
+        let last = last_values(&all);
+        assert_eq!(last.get("a"), Some(&1.0), "timestamp beats position; None is earliest");
+        assert_eq!(last.get("b"), Some(&2.0), "same step and time: the later line wins");
+        assert_eq!(last.get("c"), Some(&4.0));
+        assert_eq!(last.len(), 3);
     }
 
     proptest! {

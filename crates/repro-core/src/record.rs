@@ -48,6 +48,51 @@ impl RunStatus {
     }
 }
 
+/// What a replay concluded about the run it rebuilt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every output bit-identical, metrics equal.
+    Identical,
+    /// Outputs differ in bytes, but a comparator or the metrics (within tolerance) vouch for them.
+    Equivalent,
+    /// Something differs that nothing vouches for.
+    Differs,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Identical => "identical",
+            Verdict::Equivalent => "equivalent",
+            Verdict::Differs => "differs",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "identical" => Verdict::Identical,
+            "equivalent" => Verdict::Equivalent,
+            "differs" => Verdict::Differs,
+            _ => return None,
+        })
+    }
+
+    /// Whether the replay reproduced the run.
+    pub fn reproduced(self) -> bool {
+        self != Verdict::Differs
+    }
+}
+
+/// A replay of a run, as the audit sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaySummary {
+    pub replay: RunId,
+    pub verdict: Verdict,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub record_version: u32,
@@ -75,6 +120,10 @@ pub struct RunRecord {
     pub metric_count: u64,
     /// Problems noticed while capturing that did not stop the run, for the audit and the user.
     pub notes: Vec<String>,
+    /// The run this one replays (`repro replay`). Absent from the JSON of ordinary runs, so
+    /// records written before the field existed keep their lineage digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<RunId>,
 }
 
 /// The state of the source tree. `repo_root` is `None` outside a git repository.

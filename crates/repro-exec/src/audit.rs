@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use repro_core::audit::{self, AuditReport, ObjectCheck};
+use repro_core::record::ReplaySummary;
 use repro_core::snapshot::Manifest;
 use repro_core::Digest;
 use repro_store::meta::StoredRun;
@@ -70,7 +71,23 @@ pub fn verify_objects(store: &Store, run: &StoredRun, progress: &dyn crate::Prog
     check
 }
 
-pub fn audit_run(store: &Store, run: &StoredRun, strict: bool, progress: &dyn crate::Progress) -> AuditReport {
+pub fn audit_run(
+    store: &Store,
+    run: &StoredRun,
+    strict: bool,
+    progress: &dyn crate::Progress,
+) -> crate::Result<AuditReport> {
     let check = verify_objects(store, run, progress);
-    audit::audit_run(&run.record, &check, None, strict)
+    let replays = replay_summaries(store, &run.record.id)?;
+    Ok(audit::audit_run(&run.record, &check, None, &replays, strict))
+}
+
+/// The replays of a run, oldest first, as the audit and `repro show` present them.
+pub fn replay_summaries(store: &Store, id: &repro_core::RunId) -> crate::Result<Vec<ReplaySummary>> {
+    Ok(store
+        .meta
+        .replays_of(id)?
+        .into_iter()
+        .map(|r| ReplaySummary { replay: r.replay, verdict: r.verdict, at: repro_store::rfc3339(r.created_ms) })
+        .collect())
 }

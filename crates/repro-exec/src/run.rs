@@ -76,6 +76,10 @@ pub struct RunOptions {
     pub cwd: PathBuf,
     /// The environment the command inherits (UTF-8 variables; others pass through untouched).
     pub vars: BTreeMap<String, String>,
+    /// Exact hyperparameter values applied last (a replay passes the recorded ones).
+    pub param_values: BTreeMap<String, serde_json::Value>,
+    /// Set by `repro replay`: the run being rebuilt.
+    pub replay_of: Option<RunId>,
 }
 
 #[derive(Debug)]
@@ -156,6 +160,7 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         let (k, v) = repro_core::params::parse_param_flag(p)?;
         params.values.insert(k, v);
     }
+    params.values.extend(opts.param_values.clone());
     let mut input_abs = Vec::new();
     for d in &opts.data {
         let abs = absolute(&cwd, d);
@@ -318,6 +323,7 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         logs: Logs::default(),
         metric_count: 0,
         notes: Vec::new(),
+        replay_of: opts.replay_of.clone(),
     };
     files_to_store.extend(git_cap.untracked_files.iter().cloned());
     Ok(Prepared {

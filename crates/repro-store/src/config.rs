@@ -14,6 +14,19 @@ pub struct Config {
     pub store: StoreSection,
     #[serde(default)]
     pub capture: CaptureSection,
+    #[serde(default)]
+    pub replay: ReplaySection,
+}
+
+/// `[replay]`: how `repro replay` judges outputs whose bytes differ.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySection {
+    /// A command deciding whether a recorded and a replayed output file are equivalent
+    /// (exit 0 = equivalent), e.g. `python compare.py {recorded} {replayed}`. Runs with
+    /// `sh -c` in the rebuilt tree; the placeholders are replaced by quoted paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,6 +117,18 @@ mod tests {
         std::fs::write(&p, Config::default_file()).expect("write");
         let c = Config::load(&p).expect("loads");
         assert_eq!(c.store.format, 1);
+    }
+
+    #[test]
+    fn replay_comparator_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join(CONFIG_FILE);
+        std::fs::write(&p, "[store]\nformat = 1\n[replay]\ncompare = \"python compare.py {recorded} {replayed}\"\n")
+            .expect("write");
+        let c = Config::load(&p).expect("loads");
+        assert_eq!(c.replay.compare.as_deref(), Some("python compare.py {recorded} {replayed}"));
+        std::fs::write(&p, "[replay]\ncomparator = \"x\"\n").expect("write");
+        assert!(Config::load(&p).expect_err("unknown key").to_string().contains("comparator"));
     }
 
     #[test]

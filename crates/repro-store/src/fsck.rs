@@ -148,6 +148,18 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         }
     }
 
+    // Replays: the report exists and the replay run says which run it replays.
+    for r in store.meta.all_replays()? {
+        check(&r.report, format!("replay {} report", r.replay), &mut report);
+        let linked = runs.iter().find(|run| run.record.id == r.replay).and_then(|run| run.record.replay_of.as_ref());
+        if linked != Some(&r.original) {
+            report.bad_runs.push(BadRun {
+                run: r.replay.to_string(),
+                problem: format!("recorded as a replay of {} but its record does not say so", r.original),
+            });
+        }
+    }
+
     // 3. Every snapshot: its manifest, and each file's object when contents are stored.
     let snapshots = store.meta.all_snapshots()?;
     report.snapshots = snapshots.len();

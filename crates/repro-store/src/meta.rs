@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use repro_core::metrics::MetricPoint;
-use repro_core::record::{RunRecord, RunStatus};
+use repro_core::record::{RunRecord, RunStatus, Verdict};
 use repro_core::{Digest, RunId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -14,7 +14,7 @@ use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE runs (
@@ -66,6 +66,18 @@ CREATE TABLE tree_cache (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: replays of runs and their verdicts (`repro replay`).
+const SCHEMA_V2: &str = "
+CREATE TABLE replays (
+    replay_id TEXT PRIMARY KEY REFERENCES runs(id),
+    original_id TEXT NOT NULL REFERENCES runs(id),
+    verdict TEXT NOT NULL,
+    report TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX replays_original ON replays(original_id, created_ms);
+";
+
 pub struct Metadata {
     conn: Connection,
     path: PathBuf,
@@ -91,6 +103,17 @@ pub struct StoredRun {
     pub record_object: Option<Digest>,
     pub pid: Option<u32>,
     pub pid_start: Option<String>,
+}
+
+/// A replay of a run and its verdict.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayRow {
+    pub replay: RunId,
+    pub original: RunId,
+    pub verdict: Verdict,
+    /// The replay report (JSON), stored as an object.
+    pub report: Digest,
+    pub created_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,6 +237,9 @@ impl Metadata {
         }
         if version < 1 {
             tx.execute_batch(SCHEMA_V1).map_err(|e| db(&path, "create schema", e))?;
+        }
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2).map_err(|e| db(&path, "add the replays table", e))?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;
         tx.commit().map_err(|e| db(&path, "migrate", e))
@@ -435,6 +461,70 @@ impl Metadata {
             })
             .map_err(self.err("read metrics"))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read metrics"))
+    }
+
+    // ---- replays -------------------------------------------------------------------------
+
+    /// Records the verdict of a finished replay; `report` is the stored report object.
+    pub fn record_replay(&self, row: &ReplayRow) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO replays (replay_id, original_id, verdict, report, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    row.replay.as_str(),
+                    row.original.as_str(),
+                    row.verdict.as_str(),
+                    row.report.as_str(),
+                    row.created_ms
+                ],
+            )
+            .map_err(self.err("record the replay"))?;
+        Ok(())
+    }
+
+    fn replay_rows(&self, sql: &str, arg: &str) -> Result<Vec<ReplayRow>> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err("read replays"))?;
+        let rows = stmt
+            .query_map([arg], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(self.err("read replays"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (replay, original, verdict, report, created_ms) = r.map_err(self.err("read replays"))?;
+            let bad = |m: String| StoreError::BadRecord { run: replay.clone(), message: m };
+            out.push(ReplayRow {
+                replay: RunId::parse(&replay).map_err(|e| bad(e.to_string()))?,
+                original: RunId::parse(&original).map_err(|e| bad(e.to_string()))?,
+                verdict: Verdict::parse(&verdict).ok_or_else(|| bad(format!("unknown replay verdict '{verdict}'")))?,
+                report: Digest::parse(&report).map_err(|e| bad(e.to_string()))?,
+                created_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The replays of a run, oldest first.
+    pub fn replays_of(&self, original: &RunId) -> Result<Vec<ReplayRow>> {
+        self.replay_rows(
+            "SELECT replay_id, original_id, verdict, report, created_ms FROM replays WHERE original_id = ?1
+             ORDER BY created_ms, rowid",
+            original.as_str(),
+        )
+    }
+
+    /// Every replay, for fsck.
+    pub fn all_replays(&self) -> Result<Vec<ReplayRow>> {
+        self.replay_rows(
+            "SELECT replay_id, original_id, verdict, report, created_ms FROM replays WHERE ?1 = ?1 ORDER BY rowid",
+            "",
+        )
     }
 
     // ---- snapshots and datasets ---------------------------------------------------------

@@ -118,6 +118,38 @@ impl Objects {
         }
     }
 
+    /// Copies an object out to `dest` (with `mode`), verifying the bytes that landed: the
+    /// copy goes to a temp name beside `dest`, is re-hashed, and only then renamed into place,
+    /// so `dest` is either the verified content or untouched.
+    pub fn restore(&self, digest: &Digest, dest: &Path, mode: u32) -> Result<u64> {
+        let src = self.path_of(digest);
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+        let tmp = dir.join(format!(
+            ".{}.repro-{}",
+            dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let cleanup = |e: StoreError| {
+            let _ = fs::remove_file(&tmp);
+            e
+        };
+        match fs::copy(&src, &tmp) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !src.exists() => {
+                return Err(cleanup(StoreError::ObjectMissing(digest.clone())))
+            }
+            Err(e) => return Err(cleanup(StoreError::Io { action: "copy", path: src, source: e })),
+        }
+        let (got, bytes) = hash_file(&tmp).map_err(|e| cleanup(StoreError::Io { action: "read", path: tmp.clone(), source: e }))?;
+        if got != *digest {
+            return Err(cleanup(StoreError::ObjectCorrupt(digest.clone())));
+        }
+        set_mode(&tmp, mode & 0o7777).map_err(|e| cleanup(StoreError::Io { action: "chmod", path: tmp.clone(), source: e }))?;
+        fs::rename(&tmp, dest).map_err(|e| cleanup(StoreError::Io { action: "write", path: dest.to_path_buf(), source: e }))?;
+        Ok(bytes)
+    }
+
     /// Every object file, with the name it claims (files whose names are not digests are
     /// returned as `Err(path)`).
     pub fn list(&self) -> Result<Vec<std::result::Result<Digest, PathBuf>>> {
