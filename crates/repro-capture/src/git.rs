@@ -101,9 +101,7 @@ fn capture_in(root: &Path, exclude: &[PathBuf], max_untracked: u64) -> Result<Gi
     cap.changed = parsed.changed.iter().cloned().collect();
 
     if !parsed.changed.is_empty() && parsed.commit.is_some() {
-        let mut c = git(root);
-        c.args(["diff", "--binary", "--no-ext-diff", "--no-textconv", "--no-color", "--full-index", "HEAD", "--"]);
-        let diff = run(c, "git diff HEAD")?;
+        let diff = diff_head(root)?;
         if !diff.is_empty() {
             cap.code.diff = Some(Digest::of_bytes(&diff));
             cap.diff_bytes = Some(diff);
@@ -208,6 +206,86 @@ fn remote_url(root: &Path, upstream: Option<&str>) -> Option<String> {
         .or_else(|| remotes.iter().find(|(n, _)| n == "origin"))
         .or_else(|| remotes.first())
         .map(|(_, u)| u.clone())
+}
+
+// ---- rebuilding a recorded tree (`repro replay`) ---------------------------------------
+
+/// The arguments `capture` diffs with, so a rebuilt tree can be compared byte for byte.
+const DIFF_ARGS: [&str; 8] = ["diff", "--binary", "--no-ext-diff", "--no-textconv", "--no-color", "--full-index", "HEAD", "--"];
+
+/// A command that must never stop to ask for credentials: replay runs unattended.
+fn git_batch(dir: &Path) -> Command {
+    let mut c = git(dir);
+    c.env("GIT_TERMINAL_PROMPT", "0").env("GIT_ASKPASS", "true").stdin(std::process::Stdio::null());
+    c
+}
+
+/// Whether `repo` holds `commit` (as a commit object).
+pub fn has_commit(repo: &Path, commit: &str) -> bool {
+    git(repo)
+        .args(["cat-file", "-e", &format!("{commit}^{{commit}}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Clones without checking out. A local repository is cloned `--shared`: nothing is copied
+/// and every object it holds, reachable from a branch or not, is available.
+pub fn clone_into(source: &str, dest: &Path, local: bool) -> Result<()> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    let mut c = git_batch(parent);
+    c.args(["clone", "--quiet", "--no-checkout"]);
+    if local {
+        c.arg("--shared");
+    }
+    c.arg("--").arg(source).arg(dest);
+    run(c, "git clone").map(|_| ())
+}
+
+/// Asks the clone's origin for one commit (servers that allow fetching any reachable commit).
+pub fn fetch_commit(repo: &Path, commit: &str) -> bool {
+    let mut c = git_batch(repo);
+    c.args(["fetch", "--quiet", "origin", commit]);
+    run(c, "git fetch").is_ok() && has_commit(repo, commit)
+}
+
+/// Checks out `commit`, on a branch of the recorded name when there was one (so the
+/// replay's own capture reads the same branch).
+pub fn checkout(repo: &Path, commit: &str, branch: Option<&str>) -> Result<()> {
+    let mut c = git(repo);
+    c.args(["-c", "advice.detachedHead=false", "checkout", "--quiet"]);
+    match branch.filter(|b| !b.is_empty() && !b.starts_with('(')) {
+        Some(b) => c.args(["-B", b, commit]),
+        None => c.args(["--detach", commit]),
+    };
+    run(c, "git checkout").map(|_| ())
+}
+
+/// Points `origin` at the recorded remote (or removes it), so the rebuilt tree names the
+/// same remote as the run it rebuilds rather than the folder it was cloned from.
+pub fn set_origin(repo: &Path, url: Option<&str>) -> Result<()> {
+    let mut c = git(repo);
+    match url {
+        Some(u) => c.args(["remote", "set-url", "origin", u]),
+        None => c.args(["remote", "remove", "origin"]),
+    };
+    run(c, "git remote").map(|_| ())
+}
+
+/// Applies a stored `git diff --binary` to the working tree.
+pub fn apply_patch(repo: &Path, patch: &Path) -> Result<()> {
+    let mut c = git(repo);
+    c.args(["apply", "--binary", "--whitespace=nowarn"]).arg(patch);
+    run(c, "git apply").map(|_| ())
+}
+
+/// `git diff --binary HEAD` of a tree, as `capture` takes it.
+pub fn diff_head(repo: &Path) -> Result<Vec<u8>> {
+    let mut c = git(repo);
+    c.args(DIFF_ARGS);
+    run(c, "git diff HEAD")
 }
 
 #[derive(Debug, Default, PartialEq)]

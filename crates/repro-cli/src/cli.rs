@@ -16,7 +16,7 @@ pub const ENV_STORE: &str = "REPRO_STORE";
     long_about = "repro records every ingredient of a training run (code, environment, data, \
 hyperparameters, seed, script, outputs) into an immutable, content-addressed store, and \
 audits whether a run can be rebuilt.",
-    after_help = "Examples:\n  repro init\n  repro run --seed 42 --data data/train.csv --params params.yaml --output model.pkl -- python train.py\n  repro audit latest\n\nExit codes: 0 ok; 1 the checked thing failed (audit incomplete, fsck found damage, --strict refused); 2 bad input; `repro run` exits with the command's own code."
+    after_help = "Examples:\n  repro init\n  repro run --seed 42 --data data/train.csv --params params.yaml --output model.pkl -- python train.py\n  repro audit latest\n  repro replay latest\n  repro diff baseline latest\n\nExit codes: 0 ok; 1 the checked thing failed (audit incomplete, fsck found damage, --strict refused); 2 bad input; `repro run` exits with the command's own code."
 )]
 pub struct Cli {
     /// The store to use: a `.repro` folder or the folder holding it (default: found by
@@ -83,6 +83,31 @@ pub enum Cmd {
         strict: bool,
     },
 
+    /// Rebuild a past run from the store, run it again, and say whether the result is the same.
+    ///
+    /// The code is cloned at the recorded commit with the recorded diff and untracked files,
+    /// every input is restored and verified, the interpreter is checked against the recorded
+    /// packages (or, with --create-env, a virtualenv with exactly those versions is built), and
+    /// the command runs with the recorded seed, params and variables. Outputs are compared by
+    /// digest, metrics within --tolerance; when bytes differ, `[replay] compare` in repro.toml
+    /// may judge them. The replay is a run of its own, linked to the original.
+    ///
+    /// Exit 0: identical or equivalent; 1: differs, or the environment differs; 2: cannot rebuild.
+    /// Examples:
+    ///   repro replay baseline
+    ///   repro replay 3f2a --create-env --tolerance rmse=0.001 --keep
+    Replay(ReplayArgs),
+
+    /// Explain why two runs differ: every ingredient side by side, then the likely causes.
+    ///
+    /// Example: repro diff baseline latest
+    Diff {
+        /// The first run (id, 4+ character prefix, name, or `latest`).
+        run_a: String,
+        /// The second run.
+        run_b: String,
+    },
+
     /// Data snapshots and named datasets.
     #[command(subcommand)]
     Data(DataCmd),
@@ -127,6 +152,41 @@ pub struct RunArgs {
     /// The command, after --.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The run to replay (id, 4+ character prefix, name, or `latest`).
+    pub run: String,
+    /// Build the tree in DIR (new or empty) instead of a private folder.
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Run with this interpreter (default: the recorded one if it still exists, else python3).
+    #[arg(long, value_name = "PATH", conflicts_with = "create_env")]
+    pub python: Option<PathBuf>,
+    /// Build a fresh virtualenv with exactly the recorded package versions (uv when on PATH,
+    /// else venv + pip).
+    #[arg(long)]
+    pub create_env: bool,
+    /// Accept a metric within an absolute difference, METRIC=ABS (repeatable).
+    #[arg(long, value_name = "METRIC=ABS", value_parser = parse_tolerance)]
+    pub tolerance: Vec<(String, f64)>,
+    /// Leave the rebuilt tree for inspection (under .repro/replays/ unless --workdir).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn parse_tolerance(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}' is not METRIC=ABS, e.g. rmse=0.001"))?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("'{s}' names no metric; use METRIC=ABS, e.g. rmse=0.001"));
+    }
+    let v: f64 = v.trim().parse().map_err(|_| format!("'{v}' is not a number; use METRIC=ABS, e.g. rmse=0.001"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("tolerance '{v}' must be a finite number ≥ 0"));
+    }
+    Ok((k.to_string(), v))
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use repro_capture::snapshot::{self, Request};
+use repro_exec::replay::{ReplayOptions, ReplayOutcome};
 use repro_exec::run::{RunOptions, RunOutcome};
 use repro_store::Store;
 use serde_json::json;
@@ -64,6 +65,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 command: args.command,
                 cwd: std::env::current_dir().context("cannot read the current folder")?,
                 vars,
+                stdout_to_stderr: json,
                 ..Default::default()
             };
             match repro_exec::run::run(&mut store, &opts, &ui)? {
@@ -98,7 +100,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             let id = store.meta.resolve_run(&run)?;
             let stored = store.meta.get_run(&id)?;
             let metrics = store.meta.metrics(&id)?;
-            render::show(&stored, &metrics, json)?;
+            let replays = repro_exec::audit::replay_summaries(&store, &id)?;
+            render::show(&stored, &metrics, &replays, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Audit { run, strict } => {
@@ -109,6 +112,39 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             let report = repro_exec::audit::audit_run(&store, &run, strict, &ui)?;
             render::audit(&report, run.record.name.as_deref(), json)?;
             Ok(if report.complete { EXIT_OK } else { EXIT_FAILED_CHECK })
+        }
+        Cmd::Replay(args) => {
+            let mut store = open_store(store_dir)?;
+            let id = store.meta.resolve_run(&args.run)?;
+            let ui = Ui::new(json);
+            let opts = ReplayOptions {
+                run: Some(id),
+                workdir: args.workdir,
+                python: args.python,
+                create_env: args.create_env,
+                tolerances: args.tolerance.into_iter().collect(),
+                keep: args.keep,
+                cwd: std::env::current_dir().context("cannot read the current folder")?,
+                vars: std::env::vars().collect(),
+            };
+            match repro_exec::replay::replay(&mut store, &opts, &ui)? {
+                ReplayOutcome::EnvironmentDiffers { python, created, differences, changes } => {
+                    render::environment_differs(&python, created, &differences, &changes, json)?;
+                    Ok(EXIT_FAILED_CHECK)
+                }
+                ReplayOutcome::Done(report) => {
+                    render::replay(&report, json)?;
+                    Ok(if report.verdict.reproduced() { EXIT_OK } else { EXIT_FAILED_CHECK })
+                }
+            }
+        }
+        Cmd::Diff { run_a, run_b } => {
+            let store = open_store(store_dir)?;
+            let a = store.meta.get_run(&store.meta.resolve_run(&run_a)?)?;
+            let b = store.meta.get_run(&store.meta.resolve_run(&run_b)?)?;
+            let diff = repro_exec::diff::diff_runs(&store, &a, &b)?;
+            render::diff(&diff, json)?;
+            Ok(EXIT_OK)
         }
         Cmd::Data(DataCmd::Snapshot { path, name, reference }) => {
             let mut store = open_store(store_dir)?;

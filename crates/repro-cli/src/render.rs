@@ -6,6 +6,9 @@ use std::io::Write;
 use anyhow::Result;
 use repro_capture::snapshot::Outcome;
 use repro_core::audit::{count, human_bytes, AuditItem, AuditReport, ItemStatus};
+use repro_core::diff::{PackageChange, RunDiff};
+use repro_core::record::ReplaySummary;
+use repro_exec::replay::ReplayReport;
 use repro_core::metrics::MetricPoint;
 use repro_core::params::display_value;
 use repro_core::snapshot::Manifest;
@@ -71,17 +74,21 @@ pub fn runs(runs: &[StoredRun], as_json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn show(r: &StoredRun, metrics: &[MetricPoint], as_json: bool) -> Result<()> {
+pub fn show(r: &StoredRun, metrics: &[MetricPoint], replays: &[ReplaySummary], as_json: bool) -> Result<()> {
     if as_json {
         let mut v = run_json(r);
         if let Value::Object(m) = &mut v {
             m.insert("metrics".into(), json!(metrics));
+            m.insert("replays".into(), json!(replays));
         }
         return json(&v);
     }
     let rec = &r.record;
     let mut o = out();
     writeln!(o, "run       {}{}", rec.id, rec.name.as_ref().map(|n| format!("  ({n})")).unwrap_or_default())?;
+    if let Some(of) = &rec.replay_of {
+        writeln!(o, "replay of {of}")?;
+    }
     writeln!(
         o,
         "status    {}{}",
@@ -219,6 +226,150 @@ pub fn show(r: &StoredRun, metrics: &[MetricPoint], as_json: bool) -> Result<()>
     )?;
     for n in &rec.notes {
         writeln!(o, "note      {n}")?;
+    }
+    for x in replays {
+        writeln!(o, "replayed  {} by run {} at {}", x.verdict.as_str(), x.replay.short(), x.at)?;
+    }
+    Ok(())
+}
+
+pub fn environment_differs(
+    python: &str,
+    created: bool,
+    differences: &[String],
+    changes: &[PackageChange],
+    as_json: bool,
+) -> Result<()> {
+    if as_json {
+        return json(&json!({
+            "verdict": null,
+            "environment_differs": true,
+            "python": python,
+            "created": created,
+            "differences": differences,
+            "packages": changes,
+        }));
+    }
+    let mut o = out();
+    if created {
+        writeln!(o, "the environment built at {python} does not match the recorded packages:")?;
+    } else {
+        writeln!(o, "{python} does not match the recorded environment; nothing was run:")?;
+    }
+    for d in differences {
+        writeln!(o, "  {d}")?;
+    }
+    if !created {
+        writeln!(o, "fix: pass --create-env to build a virtualenv with the recorded versions, or --python PATH")?;
+    }
+    Ok(())
+}
+
+pub fn replay(r: &ReplayReport, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(r);
+    }
+    let mut o = out();
+    writeln!(o, "replay    {} of run {}", r.replay, r.original)?;
+    let c = &r.code;
+    writeln!(
+        o,
+        "code      {} from {}{}{}",
+        &c.commit[..c.commit.len().min(12)],
+        c.source,
+        if c.diff_applied { ", recorded diff applied" } else { "" },
+        if c.untracked_restored > 0 { format!(", {} untracked restored", c.untracked_restored) } else { String::new() }
+    )?;
+    for i in &r.inputs {
+        writeln!(o, "input     {}  {}, {}  {}", i.path, count(i.files, "file"), human_bytes(i.bytes), i.how)?;
+    }
+    if let Some(e) = &r.environment {
+        writeln!(
+            o,
+            "python    {} {} ({} packages{})",
+            e.python,
+            e.version.as_deref().unwrap_or("?"),
+            e.packages,
+            e.created_with.as_ref().map(|t| format!(", built with {t}")).unwrap_or_default()
+        )?;
+    }
+    for x in &r.outputs {
+        writeln!(
+            o,
+            "output    {}  {}  {} → {}",
+            x.path,
+            x.verdict.as_str(),
+            x.recorded.as_ref().map(|d| d.short()).unwrap_or_else(|| "absent".into()),
+            x.replayed.as_ref().map(|d| d.short()).unwrap_or_else(|| "absent".into())
+        )?;
+    }
+    for m in &r.metrics {
+        let show = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_else(|| "absent".into());
+        writeln!(
+            o,
+            "metric    {} {} → {}{}",
+            m.key,
+            show(m.recorded),
+            show(m.replayed),
+            if m.within { "" } else { "  (outside tolerance)" }
+        )?;
+    }
+    if !r.captured_differences.is_empty() {
+        writeln!(o, "captured fields that differ:")?;
+        for d in &r.captured_differences {
+            writeln!(o, "  {d}")?;
+        }
+    }
+    writeln!(o, "verdict   {}", r.verdict.as_str().to_uppercase())?;
+    for reason in &r.reasons {
+        writeln!(o, "  {reason}")?;
+    }
+    if r.kept {
+        writeln!(o, "tree      {} (kept)", r.tree)?;
+    }
+    if !r.verdict.reproduced() {
+        writeln!(o, "next: repro diff {} {} explains the likely causes", r.original.short(), r.replay.short())?;
+    }
+    Ok(())
+}
+
+pub fn diff(d: &RunDiff, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(d);
+    }
+    let mut o = out();
+    writeln!(o, "a  {}", d.a)?;
+    writeln!(o, "b  {}", d.b)?;
+    for s in &d.sections {
+        let shown: Vec<_> = s.changes.iter().collect();
+        if s.same && shown.iter().all(|c| c.is_location_only()) {
+            writeln!(o, "{:<12} same", s.name)?;
+        } else {
+            writeln!(o, "{:<12} differs", s.name)?;
+        }
+        for c in shown {
+            writeln!(o, "  {}", c.describe())?;
+        }
+    }
+    writeln!(o)?;
+    if d.causes.is_empty() {
+        if d.outputs_differ {
+            writeln!(o, "no likely cause found")?;
+        } else {
+            writeln!(o, "the runs match: same outputs and no ingredient differs")?;
+        }
+        return Ok(());
+    }
+    if d.outputs_differ {
+        writeln!(o, "likely causes, most likely first:")?;
+    } else {
+        writeln!(o, "outputs are the same; ingredient differences that did not change them:")?;
+    }
+    for (n, c) in d.causes.iter().enumerate() {
+        writeln!(o, "  {}. {}", n + 1, c.summary)?;
+        for e in &c.evidence {
+            writeln!(o, "       {e}")?;
+        }
     }
     Ok(())
 }

@@ -17,6 +17,8 @@ pub enum ExecError {
     Parse { path: PathBuf, line: usize, message: String },
     #[error("{0}")]
     Usage(String),
+    #[error("cannot replay run {run}: {message}")]
+    Replay { run: String, message: String },
     #[error("cannot start `{program}`: {source}")]
     Spawn { program: String, source: std::io::Error },
     #[error("cannot {action} {path}: {source}")]

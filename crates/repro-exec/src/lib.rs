@@ -5,8 +5,10 @@
 //! the caller passes a [`Reporter`] for messages and progress.
 
 pub mod audit;
+pub mod diff;
 mod error;
 pub mod params;
+pub mod replay;
 pub mod run;
 
 pub use error::ExecError;

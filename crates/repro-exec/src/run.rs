@@ -80,6 +80,8 @@ pub struct RunOptions {
     pub param_values: BTreeMap<String, serde_json::Value>,
     /// Set by `repro replay`: the run being rebuilt.
     pub replay_of: Option<RunId>,
+    /// Echo the command's stdout on our stderr, keeping our stdout for a report (`--json`).
+    pub stdout_to_stderr: bool,
 }
 
 #[derive(Debug)]
@@ -469,7 +471,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
             });
         }
     }
-    let outcome = spawn_and_wait(cmd, &opts.command[0], &work);
+    let outcome = spawn_and_wait(cmd, &opts.command[0], &work, opts.stdout_to_stderr);
     let (status, mut logs) = match outcome {
         Ok(x) => x,
         Err(e) => {
@@ -578,7 +580,7 @@ impl Drop for TempDir {
 
 type ExitStatus = (i32, Option<i32>);
 
-fn spawn_and_wait(mut cmd: Command, program: &str, work: &Path) -> Result<(ExitStatus, Logs)> {
+fn spawn_and_wait(mut cmd: Command, program: &str, work: &Path, stdout_to_stderr: bool) -> Result<(ExitStatus, Logs)> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
     use signal_hook::iterator::exfiltrator::WithOrigin;
     use signal_hook::iterator::SignalsInfo;
@@ -620,7 +622,9 @@ fn spawn_and_wait(mut cmd: Command, program: &str, work: &Path) -> Result<(ExitS
     let (tx, rx) = std::sync::mpsc::channel::<(bool, u64)>();
     let tx2 = tx.clone();
     std::thread::spawn(move || {
-        let n = tee(out_pipe, std::io::stdout(), &so);
+        let echo: Box<dyn Write> =
+            if stdout_to_stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+        let n = tee(out_pipe, echo, &so);
         let _ = tx.send((true, n));
     });
     std::thread::spawn(move || {
