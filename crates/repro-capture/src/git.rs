@@ -211,7 +211,8 @@ fn remote_url(root: &Path, upstream: Option<&str>) -> Option<String> {
 // ---- rebuilding a recorded tree (`repro replay`) ---------------------------------------
 
 /// The arguments `capture` diffs with, so a rebuilt tree can be compared byte for byte.
-const DIFF_ARGS: [&str; 8] = ["diff", "--binary", "--no-ext-diff", "--no-textconv", "--no-color", "--full-index", "HEAD", "--"];
+const DIFF_ARGS: [&str; 8] =
+    ["diff", "--binary", "--no-ext-diff", "--no-textconv", "--no-color", "--full-index", "HEAD", "--"];
 
 /// A command that must never stop to ask for credentials: replay runs unattended.
 fn git_batch(dir: &Path) -> Command {

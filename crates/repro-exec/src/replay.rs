@@ -136,7 +136,12 @@ pub struct ReplayReport {
 #[derive(Debug)]
 pub enum ReplayOutcome {
     /// The interpreter's packages differ from the recorded set: nothing ran.
-    EnvironmentDiffers { python: String, created: bool, differences: Vec<String>, changes: Vec<PackageChange> },
+    EnvironmentDiffers {
+        python: String,
+        created: bool,
+        differences: Vec<String>,
+        changes: Vec<PackageChange>,
+    },
     Done(Box<ReplayReport>),
 }
 
@@ -167,7 +172,8 @@ impl Drop for WorkArea {
                 if let Ok(entries) = fs::read_dir(&self.tree) {
                     for e in entries.flatten() {
                         let p = e.path();
-                        let _ = if p.is_dir() && !p.is_symlink() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+                        let _ =
+                            if p.is_dir() && !p.is_symlink() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
                     }
                 }
             }
@@ -234,7 +240,11 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     }
 
     // 1. Code.
-    reporter.message(&format!("rebuilding the code of run {} at commit {}", id.short(), &commit[..commit.len().min(12)]));
+    reporter.message(&format!(
+        "rebuilding the code of run {} at commit {}",
+        id.short(),
+        &commit[..commit.len().min(12)]
+    ));
     let code = rebuild_code(store, &rec, &commit, &area.tree, &area.dir, &opts.cwd)?;
 
     // 2. Data.
@@ -249,10 +259,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
         let mut created_with = None;
         if opts.create_env {
             let env_dir = area.dir.join("env");
-            reporter.message(&format!(
-                "building a virtualenv with the {} recorded packages",
-                recorded.packages.len()
-            ));
+            reporter.message(&format!("building a virtualenv with the {} recorded packages", recorded.packages.len()));
             let tool = create_env(&id, recorded, &env_dir, &area.dir, &opts.vars)?;
             exe = env_dir.join("bin/python");
             created_with = Some(tool);
@@ -297,11 +304,9 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     let comparator = store.config.replay.compare.clone();
     let outputs = compare_outputs(store, &rec, &replay_record, &area, comparator.as_deref(), &run_opts.vars)?;
     let metrics = compare_metrics(&metrics_recorded, &metrics_replayed, &opts.tolerances);
-    let (verdict, reasons) =
-        judge(&outputs, &metrics, rec.exit_code, exit_code, comparator.is_some());
+    let (verdict, reasons) = judge(&outputs, &metrics, rec.exit_code, exit_code, comparator.is_some());
     let replay_stored = store.meta.get_run(&replay_id)?;
-    let captured_differences =
-        crate::diff::diff_runs(store, &original, &replay_stored)?.captured_field_differences();
+    let captured_differences = crate::diff::diff_runs(store, &original, &replay_stored)?.captured_field_differences();
 
     // 6. Record the verdict, linked to the original.
     let mut report = ReplayReport {
@@ -385,7 +390,10 @@ fn check_objects(store: &Store, run: &StoredRun) -> Result<()> {
         };
         return Err(cannot(
             &rec.id,
-            format!("{what} ({}) is {problem}; `repro fsck` lists the damage — restore the store from a backup", digest.short()),
+            format!(
+                "{what} ({}) is {problem}; `repro fsck` lists the damage — restore the store from a backup",
+                digest.short()
+            ),
         ));
     }
     for i in rec.inputs.iter().filter(|i| !i.reference) {
@@ -532,7 +540,8 @@ fn rebuild_code(
         report.diff_applied = true;
     }
     for f in &rec.code.untracked {
-        let dest = inside(tree, &f.path).ok_or_else(|| cannot(id, format!("untracked file path {} leaves the tree", f.path)))?;
+        let dest = inside(tree, &f.path)
+            .ok_or_else(|| cannot(id, format!("untracked file path {} leaves the tree", f.path)))?;
         store.objects.restore(&f.digest, &dest, f.mode)?;
         report.untracked_restored += 1;
     }
@@ -708,9 +717,9 @@ fn create_env(
     }
     let base = candidates.into_iter().find(|c| {
         c.exists()
-            && python::inspect(c, "base")
-                .and_then(|e| e.version)
-                .is_some_and(|v| v == want || (!minor.is_empty() && v.split('.').take(2).collect::<Vec<_>>().join(".") == minor))
+            && python::inspect(c, "base").and_then(|e| e.version).is_some_and(|v| {
+                v == want || (!minor.is_empty() && v.split('.').take(2).collect::<Vec<_>>().join(".") == minor)
+            })
     });
 
     let mut reqs = String::new();
@@ -795,7 +804,9 @@ fn run_options(
     if switched {
         if let (Some(first), Some(i)) = (command.first_mut(), interpreter) {
             let base = Path::new(first.as_str()).file_name().map(|n| n.to_string_lossy().into_owned());
-            if Some(Path::new(first.as_str())) == recorded_exe.as_deref() || base.is_some_and(|b| script::is_python_name(&b)) {
+            if Some(Path::new(first.as_str())) == recorded_exe.as_deref()
+                || base.is_some_and(|b| script::is_python_name(&b))
+            {
                 *first = i.display().to_string();
             }
         }
@@ -822,7 +833,9 @@ fn run_options(
         if let Some(bin) = i.parent() {
             let path = vars.get("PATH").cloned().unwrap_or_default();
             vars.insert("PATH".into(), format!("{}:{path}", bin.display()));
-            if rec.environment.variables.contains_key("VIRTUAL_ENV") && bin.parent().is_some_and(|p| p.join("pyvenv.cfg").is_file()) {
+            if rec.environment.variables.contains_key("VIRTUAL_ENV")
+                && bin.parent().is_some_and(|p| p.join("pyvenv.cfg").is_file())
+            {
                 vars.insert("VIRTUAL_ENV".into(), bin.parent().map(|p| p.display().to_string()).unwrap_or_default());
             }
         }
@@ -841,9 +854,8 @@ fn run_options(
     // Params files: the tree's copy when it is the recorded one, else the stored bytes.
     let mut params_files = Vec::new();
     for (n, f) in rec.params.files.iter().enumerate() {
-        let in_tree = inside(tree, &f.path).filter(|p| {
-            repro_store::objects::hash_file(p).map(|(d, _)| d == f.digest).unwrap_or(false)
-        });
+        let in_tree = inside(tree, &f.path)
+            .filter(|p| repro_store::objects::hash_file(p).map(|(d, _)| d == f.digest).unwrap_or(false));
         let path = match in_tree {
             Some(p) => p,
             None => {
@@ -919,15 +931,21 @@ fn compare_outputs(
                                     };
                                     let recorded_copy = file_of(&area.dir.join("recorded").join(&o.path));
                                     store.objects.restore(&e.digest, &recorded_copy, 0o444)?;
-                                    let replayed_file = file_of(&inside(&area.tree, &o.path).unwrap_or_else(|| PathBuf::from(&o.path)));
-                                    let (ok, said) = run_comparator(c, &recorded_copy, &replayed_file, &area.tree, vars);
+                                    let replayed_file =
+                                        file_of(&inside(&area.tree, &o.path).unwrap_or_else(|| PathBuf::from(&o.path)));
+                                    let (ok, said) =
+                                        run_comparator(c, &recorded_copy, &replayed_file, &area.tree, vars);
                                     let _ = x;
                                     all_vouched &= ok;
                                     Some(said)
                                 }
                                 None => None,
                             };
-                            cmp.files.push(FileComparison { path: p.to_string(), change: "changed", comparator: verdict });
+                            cmp.files.push(FileComparison {
+                                path: p.to_string(),
+                                change: "changed",
+                                comparator: verdict,
+                            });
                         }
                         None => {
                             all_vouched = false;
@@ -965,7 +983,13 @@ fn run_comparator(
             let out = String::from_utf8_lossy(&o.stdout);
             let last = err.lines().chain(out.lines()).map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("");
             let code = o.status.code().map(|c| format!("exit {c}")).unwrap_or_else(|| "killed".into());
-            (false, format!("differs (comparator {code}{})", if last.is_empty() { String::new() } else { format!(": {last}") }))
+            (
+                false,
+                format!(
+                    "differs (comparator {code}{})",
+                    if last.is_empty() { String::new() } else { format!(": {last}") }
+                ),
+            )
         }
         Err(e) => (false, format!("the comparator could not start: {e}")),
     }
@@ -1020,8 +1044,10 @@ fn judge(
             m.tolerance
         ));
     }
-    let inexact: Vec<&MetricComparison> =
-        metrics.iter().filter(|m| m.within && m.recorded != m.replayed && !(m.recorded.is_some_and(f64::is_nan))).collect();
+    let inexact: Vec<&MetricComparison> = metrics
+        .iter()
+        .filter(|m| m.within && m.recorded != m.replayed && !(m.recorded.is_some_and(f64::is_nan)))
+        .collect();
     for m in &inexact {
         reasons.push(format!(
             "metric {}: {} → {}, within the tolerance {}",

@@ -14,7 +14,7 @@ pub struct Config {
     pub store: StoreSection,
     #[serde(default)]
     pub capture: CaptureSection,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ReplaySection::is_unset")]
     pub replay: ReplaySection,
 }
 
@@ -27,6 +27,12 @@ pub struct ReplaySection {
     /// `sh -c` in the rebuilt tree; the placeholders are replaced by quoted paths.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<String>,
+}
+
+impl ReplaySection {
+    fn is_unset(&self) -> bool {
+        self.compare.is_none()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -63,7 +69,10 @@ impl Default for CaptureSection {
 impl Config {
     pub fn default_file() -> String {
         format!(
-            "# repro store settings (https://example.invalid/repro/docs/architecture.md)\n{}",
+            "# repro store settings (https://example.invalid/repro/docs/architecture.md)\n{}\n\
+             # How `repro replay` judges an output whose bytes differ (exit 0 = equivalent):\n\
+             # [replay]\n\
+             # compare = \"python compare.py {{recorded}} {{replayed}}\"\n",
             toml::to_string(&Config::default()).expect("the default config serializes")
         )
     }

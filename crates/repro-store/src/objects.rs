@@ -141,12 +141,15 @@ impl Objects {
             }
             Err(e) => return Err(cleanup(StoreError::Io { action: "copy", path: src, source: e })),
         }
-        let (got, bytes) = hash_file(&tmp).map_err(|e| cleanup(StoreError::Io { action: "read", path: tmp.clone(), source: e }))?;
+        let (got, bytes) =
+            hash_file(&tmp).map_err(|e| cleanup(StoreError::Io { action: "read", path: tmp.clone(), source: e }))?;
         if got != *digest {
             return Err(cleanup(StoreError::ObjectCorrupt(digest.clone())));
         }
-        set_mode(&tmp, mode & 0o7777).map_err(|e| cleanup(StoreError::Io { action: "chmod", path: tmp.clone(), source: e }))?;
-        fs::rename(&tmp, dest).map_err(|e| cleanup(StoreError::Io { action: "write", path: dest.to_path_buf(), source: e }))?;
+        set_mode(&tmp, mode & 0o7777)
+            .map_err(|e| cleanup(StoreError::Io { action: "chmod", path: tmp.clone(), source: e }))?;
+        fs::rename(&tmp, dest)
+            .map_err(|e| cleanup(StoreError::Io { action: "write", path: dest.to_path_buf(), source: e }))?;
         Ok(bytes)
     }
 

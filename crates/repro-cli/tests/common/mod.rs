@@ -127,9 +127,21 @@ impl TestContext {
         Run { args: args.iter().map(|s| s.to_string()).collect(), out }
     }
 
+    /// A virtualenv of this test's own (a copy of the shared one), free to be changed.
+    pub fn private_venv(&self) -> PathBuf {
+        let dest = self.dir.join(".venv");
+        let ok = Command::new("cp").arg("-a").arg(venv()).arg(&dest).status().expect("cp").success();
+        assert!(ok, "copying the test venv failed");
+        dest
+    }
+
     /// `repro run` of the example's training script, with everything an auditor wants.
     pub fn train(&self, extra: &[&str]) -> Run {
-        let py = self.python();
+        self.train_with(&self.python(), extra)
+    }
+
+    /// `repro run` of the example's training script with the given interpreter.
+    pub fn train_with(&self, py: &Path, extra: &[&str]) -> Run {
         let py = py.to_str().expect("utf-8 path");
         let mut args =
             vec!["run", "--seed", "42", "--data", "data/train.csv", "--params", "params.yaml", "--output", "model.pkl"];
@@ -179,10 +191,11 @@ impl Run {
             panic!("repro {:?}: stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.args, self.stdout(), self.stderr())
         })
     }
-    /// The error line of a failed command: exactly one line, starting with `error:`.
+    /// The error line of a failed command: exactly one line, starting with `error:` (the
+    /// progress messages before it, `repro: …`, are not part of the error).
     pub fn error_line(&self) -> String {
         let err = self.stderr();
-        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("repro: ")).collect();
         assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
         assert!(lines[0].starts_with("error: "), "{err}");
         lines[0].to_string()

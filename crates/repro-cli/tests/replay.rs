@@ -1,0 +1,336 @@
+//! Replay and diff, told as the auditor's story: months later, with the repository moved
+//! on, the data overwritten and the virtualenv upgraded, the run is rebuilt from the store
+//! and compared — and when two runs differ, `repro diff` says why.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{item, status, TestContext};
+use serde_json::Value;
+
+fn id_of(run: &common::Run) -> String {
+    run.json()["id"].as_str().expect("id").to_string()
+}
+
+/// `repro run --json` of the example with the given interpreter; returns the run id.
+fn train_json(t: &TestContext, py: &Path) -> String {
+    id_of(&t.train_with(py, &["--json"]).success())
+}
+
+fn pip(py: &Path, args: &[&str]) {
+    let out = Command::new(py)
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .args(args)
+        .output()
+        .expect("pip");
+    assert!(out.status.success(), "pip install {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn first_cause(diff: &Value) -> (&str, &str) {
+    let c = &diff["causes"][0];
+    (c["kind"].as_str().unwrap_or_else(|| panic!("no cause in {diff:#}")), c["summary"].as_str().expect("summary"))
+}
+
+/// Nothing of a replay is left in the store's temp folder.
+fn assert_no_leftovers(t: &TestContext) {
+    let tmp = t.path(".repro/tmp");
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind in .repro/tmp: {left:?}");
+    assert!(!t.path(".repro/replays").exists(), "a tree was kept without --keep");
+}
+
+#[test]
+fn seeded_run_replays_identical_after_the_repo_data_and_venv_move_on() {
+    let t = TestContext::sklearn_project();
+    // A loose pin, as real projects have: the venv decides which joblib runs.
+    let reqs = std::fs::read_to_string(t.path("requirements.txt")).expect("reqs");
+    t.write("requirements.txt", &reqs.replace("joblib==1.6.0", "joblib>=1.5"));
+    t.commit_all("loosen joblib");
+    let venv = t.private_venv();
+    let py = venv.join("bin/python");
+
+    let a = train_json(&t, &py);
+    let r = t.repro(&["replay", &a, "--json"]).success();
+    let report = r.json();
+    assert_eq!(report["verdict"], "identical", "{report:#}");
+    assert_eq!(report["outputs"][0]["path"], "model.pkl");
+    assert_eq!(report["outputs"][0]["recorded"], report["outputs"][0]["replayed"]);
+    assert!(report["code"]["source"].as_str().expect("source").contains("original repository"));
+    assert_eq!(report["inputs"][0]["how"], "restored from the store");
+    let first_replay = report["replay"].as_str().expect("replay id").to_string();
+    assert!(r.stderr().contains("rmse="), "the command's output goes to stderr under --json");
+    assert_no_leftovers(&t);
+
+    // The replay is a run of its own, linked to the original; the original shows it.
+    let replay = t.repro(&["show", &first_replay, "--json"]).success().json();
+    assert_eq!(replay["replay_of"], a.as_str());
+    assert_eq!(replay["seed"]["value"], 42);
+    let orig = t.repro(&["show", &a, "--json"]).success().json();
+    assert_eq!(orig["replays"][0]["verdict"], "identical");
+    assert!(orig.get("replay_of").is_none());
+    let (audit, _) = t.audit(&a);
+    assert_eq!(status(&audit, "replay_verified"), "ok", "{}", item(&audit, "replay_verified"));
+    assert!(t.repro(&["show", &a]).success().stdout().contains("replayed  identical"));
+
+    // Another joblib in the same venv: same code, data, params and seed.
+    pip(&py, &["joblib==1.5.2"]);
+    let b = train_json(&t, &py);
+    let diff = t.repro(&["diff", &a, &b, "--json"]).success().json();
+    let (kind, summary) = first_cause(&diff);
+    assert_eq!(kind, "unpinned_package_changed", "{diff:#}");
+    assert!(summary.contains("joblib") && summary.contains("1.6.0") && summary.contains("1.5.2"), "{summary}");
+    let human = t.repro(&["diff", &a, &b]).success().stdout();
+    let causes = human.split("likely causes").nth(1).or_else(|| human.split("did not change them").nth(1));
+    assert!(causes.expect("a causes list").lines().nth(1).unwrap_or_default().contains("joblib"), "{human}");
+
+    // The data file at the same path is overwritten: same path, different content.
+    let gen =
+        Command::new(&py).args(["generate_data.py", "--seed", "7"]).current_dir(&t.dir).output().expect("generate");
+    assert!(gen.status.success());
+    let c = train_json(&t, &py);
+    let diff = t.repro(&["diff", &b, &c, "--json"]).success().json();
+    let (kind, summary) = first_cause(&diff);
+    assert_eq!(kind, "data_changed", "{diff:#}");
+    assert!(summary.contains("data/train.csv") && summary.contains("same path"), "{summary}");
+    assert_eq!(diff["outputs_differ"], true);
+
+    // The repository moves on.
+    t.append("train.py", "\n# refactored later\n");
+    t.commit_all("later work");
+
+    // The venv no longer matches the recorded run: replay refuses to run, naming the package.
+    let refused = t.repro(&["replay", &a]).expect_code(1);
+    assert!(refused.stdout().contains("joblib 1.6.0 → 1.5.2"), "{}", refused.stdout());
+    assert!(refused.stdout().contains("--create-env"));
+    assert_no_leftovers(&t);
+
+    // --create-env builds the recorded versions, and the result is bit-identical again.
+    let r = t.repro(&["replay", &a, "--create-env", "--json"]).success();
+    let report = r.json();
+    assert_eq!(report["verdict"], "identical", "{report:#}\n{}", r.stderr());
+    assert!(report["environment"]["created_with"].as_str().is_some());
+    let replay_id = report["replay"].as_str().expect("id");
+    let replay = t.repro(&["show", replay_id, "--json"]).success().json();
+    let joblib = replay["environment"]["python"]["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "joblib")
+        .expect("joblib");
+    assert_eq!(joblib["version"], "1.6.0");
+    assert_eq!(
+        replay["inputs"][0]["snapshot"],
+        t.repro(&["show", &a, "--json"]).success().json()["inputs"][0]["snapshot"]
+    );
+    assert_no_leftovers(&t);
+    t.repro(&["fsck"]).success();
+}
+
+#[test]
+fn unseeded_randomness_replays_differs_and_diff_names_it() {
+    let t = TestContext::sklearn_project();
+    t.write(
+        "noisy.py",
+        "import json, os, random\n\
+         x = random.random()  # not seeded from REPRO_SEED\n\
+         open('out.txt', 'w').write(repr(x))\n\
+         with open(os.environ['REPRO_METRICS'], 'a') as f:\n\
+         \x20   f.write(json.dumps({'metric': 'score', 'value': x}) + '\\n')\n",
+    );
+    t.commit_all("noisy");
+    let py = t.python();
+    let run = t
+        .repro(&["run", "--json", "--seed", "1", "--output", "out.txt", "--", py.to_str().expect("utf-8"), "noisy.py"])
+        .success();
+    let a = id_of(&run);
+    let r = t.repro(&["replay", &a, "--json"]).expect_code(1);
+    let report = r.json();
+    assert_eq!(report["verdict"], "differs", "{report:#}");
+    let reasons = report["reasons"].to_string();
+    assert!(reasons.contains("score") && reasons.contains("out.txt"), "{reasons}");
+    let b = report["replay"].as_str().expect("replay").to_string();
+    let human = t.repro(&["replay", &a]).expect_code(1).stdout();
+    assert!(human.contains("DIFFERS") && human.contains("repro diff"), "{human}");
+
+    let diff = t.repro(&["diff", &a, &b, "--json"]).success().json();
+    assert_eq!(first_cause(&diff).0, "uncontrolled_randomness", "{diff:#}");
+    let text = t.repro(&["diff", &a, &b]).success().stdout();
+    assert!(text.contains("likely causes") && text.contains("uncontrolled randomness"), "{text}");
+    let (audit, code) = t.audit(&a);
+    assert_eq!(code, 1, "a run whose latest replay differs is not reproducible");
+    assert_eq!(status(&audit, "replay_verified"), "missing");
+}
+
+#[test]
+fn replay_without_the_original_checkout_uses_the_remote_and_stored_objects() {
+    let t = TestContext::sklearn_project();
+    // A real remote (a bare repository), the recorded diff and an untracked file.
+    let away = tempfile::tempdir().expect("tempdir");
+    let remote = away.path().join("remote.git");
+    let out = Command::new("git").args(["clone", "-q", "--bare"]).arg(&t.dir).arg(&remote).output().expect("git");
+    assert!(out.status.success());
+    t.git(&["remote", "set-url", "origin", remote.to_str().expect("utf-8")]);
+    t.append("train.py", "\n# an uncommitted tweak\n");
+    t.write("NOTES.md", "tried a deeper forest\n");
+    let a = id_of(&t.train(&["--json"]).success());
+    let shown = t.repro(&["show", &a, "--json"]).success().json();
+    assert_eq!(shown["code"]["dirty"], true);
+
+    // The checkout is gone; only the store (moved elsewhere) and the remote remain.
+    let store = away.path().join("kept-store");
+    std::fs::rename(t.path(".repro"), &store).expect("move store");
+    std::fs::remove_dir_all(&t.dir).expect("remove checkout");
+    let elsewhere = away.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    let out = t
+        .cmd()
+        .current_dir(&elsewhere)
+        .args(["--store", store.to_str().expect("utf-8"), "replay", &a, "--keep", "--json"])
+        .output()
+        .expect("replay");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["verdict"], "identical", "{report:#}");
+    assert!(report["code"]["source"].as_str().expect("source").contains("remote"), "{report:#}");
+    assert_eq!(report["code"]["diff_applied"], true);
+    assert_eq!(report["code"]["untracked_restored"], 1);
+    // --keep leaves the rebuilt tree, with the recorded tweak and the untracked file.
+    let tree = Path::new(report["tree"].as_str().expect("tree"));
+    assert!(tree.starts_with(&store), "{}", tree.display());
+    assert!(std::fs::read_to_string(tree.join("train.py")).expect("train.py").contains("an uncommitted tweak"));
+    assert_eq!(std::fs::read_to_string(tree.join("NOTES.md")).expect("notes"), "tried a deeper forest\n");
+    assert!(tree.join("data/train.csv").is_file());
+}
+
+#[test]
+fn differing_bytes_are_judged_by_metrics_or_the_configured_comparator() {
+    let t = TestContext::sklearn_project();
+    // An output with an incidental field (a timestamp), and a deterministic metric.
+    t.write(
+        "stamp.py",
+        "import json, os, time\n\
+         json.dump({'weights': [1, 2, 3], 'written_at': time.time_ns()}, open('model.json', 'w'))\n\
+         with open(os.environ['REPRO_METRICS'], 'a') as f:\n\
+         \x20   f.write(json.dumps({'metric': 'score', 'value': 0.75}) + '\\n')\n",
+    );
+    t.write(
+        "compare.py",
+        "import json, sys\n\
+         a, b = (json.load(open(p)) for p in sys.argv[1:3])\n\
+         for d in (a, b):\n\
+         \x20   d.pop('written_at')\n\
+         sys.exit(0 if a == b else 1)\n",
+    );
+    t.commit_all("stamp");
+    let py = t.python();
+    let a = id_of(
+        &t.repro(&[
+            "run",
+            "--json",
+            "--seed",
+            "3",
+            "--output",
+            "model.json",
+            "--",
+            py.to_str().expect("utf-8"),
+            "stamp.py",
+        ])
+        .success(),
+    );
+
+    // No comparator: the bytes differ, every metric agrees → equivalent.
+    let report = t.repro(&["replay", &a, "--json"]).success().json();
+    assert_eq!(report["verdict"], "equivalent", "{report:#}");
+    assert_eq!(report["outputs"][0]["verdict"], "differs");
+
+    // A comparator that ignores the timestamp decides: equivalent.
+    t.append(".repro/repro.toml", "\n[replay]\ncompare = \"python3 compare.py {recorded} {replayed}\"\n");
+    let report = t.repro(&["replay", &a, "--json"]).success().json();
+    assert_eq!(report["verdict"], "equivalent", "{report:#}");
+    assert_eq!(report["outputs"][0]["verdict"], "equivalent");
+    assert!(report["outputs"][0]["files"][0]["comparator"].as_str().expect("said").starts_with("equivalent"));
+
+    // A comparator that says no: differs, exit 1, with its last words.
+    let toml = std::fs::read_to_string(t.path(".repro/repro.toml")).expect("toml");
+    t.write(".repro/repro.toml", &toml.replace("python3 compare.py", "echo weights differ >&2; false"));
+    let report = t.repro(&["replay", &a, "--json"]).expect_code(1).json();
+    assert_eq!(report["verdict"], "differs");
+    assert!(report["reasons"].to_string().contains("weights differ"), "{report:#}");
+
+    // Tolerances name metrics the run recorded.
+    let bad = t.repro(&["replay", &a, "--tolerance", "acc=0.1"]).expect_code(2);
+    assert!(bad.error_line().contains("no metric 'acc'") && bad.error_line().contains("score"));
+    let bad = t.repro(&["replay", &a, "--tolerance", "score=-1"]).expect_code(2);
+    assert!(bad.stderr().contains("≥ 0"), "{}", bad.stderr());
+    t.repro(&["replay", &a, "--tolerance", "score=0.01"]).expect_code(1);
+    assert_no_leftovers(&t);
+}
+
+#[test]
+fn replay_that_cannot_rebuild_names_the_missing_piece_and_leaves_nothing() {
+    let t = TestContext::sklearn_project();
+    t.append("train.py", "\n# uncommitted\n");
+    let a = id_of(&t.train(&["--json"]).success());
+    let shown = t.repro(&["show", &a, "--json"]).success().json();
+    let runs_before = t.runs().len();
+
+    // A bad RUN.
+    let r = t.repro(&["replay", "nosuchrun"]).expect_code(2);
+    assert!(r.error_line().contains("no run matches 'nosuchrun'"));
+
+    // A corrupted object: the stored diff.
+    let diff = shown["code"]["diff"].as_str().expect("diff digest");
+    let hex = diff.trim_start_matches("blake3:");
+    let obj = t.path(&format!(".repro/objects/{}/{}", &hex[..2], &hex[2..]));
+    let good = std::fs::read(&obj).expect("object");
+    let mut bad = good.clone();
+    bad[0] ^= 1;
+    std::fs::set_permissions(&obj, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    std::fs::write(&obj, &bad).expect("corrupt");
+    let r = t.repro(&["replay", &a]).expect_code(2);
+    let line = r.error_line();
+    assert!(line.contains("uncommitted diff") && line.contains("corrupt"), "{line}");
+    assert_no_leftovers(&t);
+
+    // A deleted object: a file of the input snapshot.
+    std::fs::write(&obj, &good).expect("repair");
+    let manifest = shown["inputs"][0]["snapshot"].as_str().expect("snapshot").trim_start_matches("blake3:").to_string();
+    let m: Value = serde_json::from_slice(
+        &std::fs::read(t.path(&format!(".repro/objects/{}/{}", &manifest[..2], &manifest[2..]))).expect("manifest"),
+    )
+    .expect("manifest json");
+    let file = m["entries"][0]["digest"].as_str().expect("digest").trim_start_matches("blake3:").to_string();
+    let file_obj = t.path(&format!(".repro/objects/{}/{}", &file[..2], &file[2..]));
+    let saved = std::fs::read(&file_obj).expect("read");
+    std::fs::remove_file(&file_obj).expect("delete");
+    let r = t.repro(&["replay", &a]).expect_code(2);
+    let line = r.error_line();
+    assert!(line.contains("input data/train.csv") && line.contains("missing"), "{line}");
+    assert_no_leftovers(&t);
+    std::fs::write(&file_obj, saved).expect("restore");
+
+    // An unreachable commit: history rewritten and collected, and the recorded remote
+    // (https://example.invalid/…) cannot be reached.
+    t.git(&["checkout", "-q", "--orphan", "rewritten"]);
+    t.commit_all("rewritten history");
+    t.git(&["branch", "-D", "main"]);
+    t.git(&["reflog", "expire", "--expire=now", "--all"]);
+    t.git(&["gc", "-q", "--prune=now"]);
+    let r = t.repro(&["replay", &a]).expect_code(2);
+    let line = r.error_line();
+    assert!(line.contains("is not reachable") && line.contains("does not hold it"), "{line}");
+    assert_no_leftovers(&t);
+
+    // A --workdir that is not empty is refused before anything is built.
+    t.write("busy/file", "x");
+    let r = t.repro(&["replay", &a, "--workdir", "busy"]).expect_code(2);
+    assert!(r.error_line().contains("not empty"));
+    assert!(t.path("busy/file").is_file());
+
+    assert_eq!(t.runs().len(), runs_before, "no replay run was recorded");
+    t.repro(&["fsck"]).success();
+}
