@@ -58,7 +58,12 @@ pub fn runs(runs: &[StoredRun], as_json: bool) -> Result<()> {
     for r in runs {
         let rec = &r.record;
         let exit = rec.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
-        let name: String = rec.name.clone().unwrap_or_else(|| "-".into()).chars().take(16).collect();
+        let name = match (&rec.name, &rec.replay_of) {
+            (Some(n), _) => n.clone(),
+            (None, Some(of)) => format!("replay:{}", of.short()),
+            (None, None) => "-".into(),
+        };
+        let name: String = name.chars().take(16).collect();
         let cmd: String = rec.script.argv.join(" ").chars().take(60).collect();
         writeln!(
             o,

@@ -153,3 +153,47 @@ fn eight_concurrent_runs_on_one_store_all_land() {
     assert_eq!(ls.as_array().expect("arr").iter().filter(|d| d["name"] == "data/train.csv").count(), 1);
     t.repro(&["fsck"]).success();
 }
+
+#[test]
+fn kill_9_during_a_replay_leaves_a_clean_store_and_no_rebuilt_tree() {
+    let t = TestContext::new();
+    t.git(&["init", "-q", "-b", "main"]);
+    // Slow only when replayed (the flag appears after the original run).
+    let outside = tempfile::tempdir().expect("tempdir");
+    let flag = outside.path().join("replay-is-slow");
+    let started = outside.path().join("replay-started");
+    t.write(
+        "job.sh",
+        &format!(
+            "echo out > out.txt\nif [ -e {} ]; then touch {}; sleep 30; fi\n",
+            flag.display(),
+            started.display()
+        ),
+    );
+    t.commit_all("job");
+    t.repro(&["init"]).success();
+    t.repro(&["run", "--seed", "5", "--output", "out.txt", "--", "sh", "job.sh"]).success();
+    std::fs::write(&flag, "").expect("flag");
+    let mut child = t
+        .cmd()
+        .args(["replay", "latest"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_until("the replayed command to start", || started.exists());
+    kill(child.id(), "-9");
+    child.wait().expect("wait");
+
+    let fsck = t.repro(&["fsck", "--json"]).success().json();
+    assert_eq!(fsck["clean"], true, "{fsck:#}");
+    assert!(fsck["stale_temp_removed"].as_u64().expect("count") >= 1, "the rebuilt tree is removed: {fsck:#}");
+    let left: Vec<_> = std::fs::read_dir(t.path(".repro/tmp")).expect("tmp").flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let runs = t.runs();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["status"], "interrupted");
+    assert!(runs[0]["replay_of"].is_string());
+    let (audit, _) = t.audit(runs[1]["id"].as_str().expect("id"));
+    assert_eq!(common::status(&audit, "replay_verified"), "warn", "an interrupted replay verifies nothing");
+}
