@@ -11,23 +11,7 @@ use repro_core::record::{InstalledPackage, PythonEnvironment};
 
 use crate::script::resolve_program;
 
-/// PEP 503 normalized name: lowercase, runs of `-_.` become `-`.
-pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
-}
+pub use repro_core::diff::normalize_package_name as normalize;
 
 /// The interpreter a command will use: the one it names, else the active virtualenv or
 /// conda env, else `python3` on PATH.

@@ -164,23 +164,14 @@ fn kill_9_during_a_replay_leaves_a_clean_store_and_no_rebuilt_tree() {
     let started = outside.path().join("replay-started");
     t.write(
         "job.sh",
-        &format!(
-            "echo out > out.txt\nif [ -e {} ]; then touch {}; sleep 30; fi\n",
-            flag.display(),
-            started.display()
-        ),
+        &format!("echo out > out.txt\nif [ -e {} ]; then touch {}; sleep 30; fi\n", flag.display(), started.display()),
     );
     t.commit_all("job");
     t.repro(&["init"]).success();
     t.repro(&["run", "--seed", "5", "--output", "out.txt", "--", "sh", "job.sh"]).success();
     std::fs::write(&flag, "").expect("flag");
-    let mut child = t
-        .cmd()
-        .args(["replay", "latest"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child =
+        t.cmd().args(["replay", "latest"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
     wait_until("the replayed command to start", || started.exists());
     kill(child.id(), "-9");
     child.wait().expect("wait");

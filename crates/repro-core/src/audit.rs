@@ -601,92 +601,15 @@ pub fn human_bytes(n: u64) -> String {
 mod tests {
     use super::*;
     use crate::record::*;
-    use std::collections::BTreeMap;
 
+    /// The sample record, with every declared requirement pinned (the sample's loose pin
+    /// is for the diff's tests).
     fn record() -> RunRecord {
-        let d = Digest::of_bytes(b"x");
-        RunRecord {
-            record_version: crate::record::RECORD_VERSION,
-            id: RunId::from_bytes([1; 16]),
-            name: Some("r".into()),
-            status: RunStatus::Finished,
-            exit_code: Some(0),
-            signal: None,
-            started_at: "2026-01-01T00:00:00.000Z".into(),
-            ended_at: Some("2026-01-01T00:00:01.000Z".into()),
-            user: "u".into(),
-            host: "h".into(),
-            code: CodeState {
-                repo_root: Some("/repo".into()),
-                commit: Some("0123456789abcdef".into()),
-                branch: Some("main".into()),
-                ..Default::default()
-            },
-            script: ScriptInfo {
-                argv: vec!["python".into(), "train.py".into()],
-                workdir: ".".into(),
-                kind: ScriptKind::PythonFile,
-                path: Some("train.py".into()),
-                digest: Some(d.clone()),
-                tracked_unchanged: Some(true),
-                git_state: Some("tracked and unchanged".into()),
-            },
-            environment: EnvironmentInfo {
-                declared: Some(DeclaredEnvironment {
-                    path: "requirements.txt".into(),
-                    format: "requirements".into(),
-                    digest: d.clone(),
-                    companions: vec![],
-                    requirements: vec![DeclaredRequirement {
-                        name: "numpy".into(),
-                        spec: "==1.26.4".into(),
-                        status: PinStatus::Pinned,
-                        origin: "requirements.txt:1".into(),
-                    }],
-                }),
-                python: Some(PythonEnvironment {
-                    executable: "/v/bin/python".into(),
-                    kind: "venv".into(),
-                    prefix: "/v".into(),
-                    version: Some("3.11.7".into()),
-                    site_dirs: vec![],
-                    packages: vec![],
-                    found_by: "command".into(),
-                }),
-                ..Default::default()
-            },
-            hardware: Hardware {
-                cpu_model: Some("cpu".into()),
-                usable_cores: 2,
-                logical_cpus: 2,
-                ..Default::default()
-            },
-            inputs: vec![DataRef {
-                path: "data.csv".into(),
-                snapshot: d.clone(),
-                files: 1,
-                bytes: 3,
-                reference: false,
-                dataset: Some("data.csv:1".into()),
-            }],
-            params: Params {
-                values: BTreeMap::from([("lr".to_string(), serde_json::json!(0.1))]),
-                ..Default::default()
-            },
-            seed: Seed { value: 42, generated: false },
-            outputs: vec![OutputRef {
-                path: "model.pkl".into(),
-                snapshot: Some(d),
-                files: 1,
-                bytes: 3,
-                missing: false,
-                predates_run: false,
-            }],
-            logs: Logs::default(),
-            metric_count: 0,
-            notes: vec![],
-            replay_of: None,
+        let mut r = crate::record::sample::record();
+        if let Some(d) = r.environment.declared.as_mut() {
+            d.requirements.retain(|q| q.status == PinStatus::Pinned);
         }
+        r
     }
 
     fn status_of(r: &AuditReport, name: &str) -> ItemStatus {

@@ -370,3 +370,122 @@ impl RunRecord {
         out
     }
 }
+
+/// A run record with every ingredient, for the tests of the modules that read records.
+#[cfg(test)]
+pub(crate) mod sample {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    pub(crate) fn package(name: &str, version: &str) -> InstalledPackage {
+        InstalledPackage { name: name.into(), version: version.into(), installer: None, build: None, url: None }
+    }
+
+    pub(crate) fn requirement(name: &str, spec: &str, status: PinStatus, line: u32) -> DeclaredRequirement {
+        DeclaredRequirement { name: name.into(), spec: spec.into(), status, origin: format!("requirements.txt:{line}") }
+    }
+
+    pub(crate) fn record() -> RunRecord {
+        let d = Digest::of_bytes(b"x");
+        RunRecord {
+            record_version: RECORD_VERSION,
+            id: RunId::from_bytes([1; 16]),
+            name: Some("r".into()),
+            status: RunStatus::Finished,
+            exit_code: Some(0),
+            signal: None,
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            ended_at: Some("2026-01-01T00:00:01.000Z".into()),
+            user: "u".into(),
+            host: "h".into(),
+            code: CodeState {
+                repo_root: Some("/repo".into()),
+                commit: Some("0123456789abcdef0123".into()),
+                branch: Some("main".into()),
+                ..Default::default()
+            },
+            script: ScriptInfo {
+                argv: vec!["/v/bin/python".into(), "train.py".into()],
+                workdir: ".".into(),
+                kind: ScriptKind::PythonFile,
+                path: Some("train.py".into()),
+                digest: Some(Digest::of_bytes(b"print(1)")),
+                tracked_unchanged: Some(true),
+                git_state: Some("tracked and unchanged".into()),
+            },
+            environment: EnvironmentInfo {
+                declared: Some(DeclaredEnvironment {
+                    path: "requirements.txt".into(),
+                    format: "requirements".into(),
+                    digest: Digest::of_bytes(b"numpy==1.26.4\nscikit-learn>=1.0\n"),
+                    companions: vec![],
+                    requirements: vec![
+                        requirement("numpy", "==1.26.4", PinStatus::Pinned, 1),
+                        requirement("scikit-learn", ">=1.0", PinStatus::Loose, 2),
+                        requirement("threadpoolctl", "==3.5.0", PinStatus::Pinned, 3),
+                    ],
+                }),
+                python: Some(PythonEnvironment {
+                    executable: "/v/bin/python".into(),
+                    kind: "venv".into(),
+                    prefix: "/v".into(),
+                    version: Some("3.11.7".into()),
+                    site_dirs: vec!["/v/lib/python3.11/site-packages".into()],
+                    packages: vec![
+                        package("numpy", "1.26.4"),
+                        package("scikit-learn", "1.4.2"),
+                        package("threadpoolctl", "3.5.0"),
+                    ],
+                    found_by: "command".into(),
+                }),
+                os: OsInfo {
+                    name: "Linux".into(),
+                    kernel: "6.1".into(),
+                    arch: "x86_64".into(),
+                    libc: Some("glibc 2.36".into()),
+                },
+                variables: BTreeMap::from([
+                    ("OMP_NUM_THREADS".to_string(), "2".to_string()),
+                    ("PYTHONHASHSEED".to_string(), "42".to_string()),
+                    ("VIRTUAL_ENV".to_string(), "/v".to_string()),
+                ]),
+                set_by_repro: vec!["OMP_NUM_THREADS".into()],
+            },
+            hardware: Hardware {
+                cpu_model: Some("cpu".into()),
+                usable_cores: 2,
+                logical_cpus: 2,
+                memory_bytes: Some(8 << 30),
+                cpu_flags: vec!["avx2".into(), "fma".into()],
+                gpus: vec![],
+                gpu_probe: "nvidia-smi not found".into(),
+            },
+            inputs: vec![DataRef {
+                path: "data/train.csv".into(),
+                snapshot: d.clone(),
+                files: 1,
+                bytes: 8,
+                reference: false,
+                dataset: None,
+            }],
+            params: Params {
+                values: BTreeMap::from([("lr".to_string(), serde_json::json!(0.1))]),
+                ..Default::default()
+            },
+            seed: Seed { value: 42, generated: false },
+            outputs: vec![OutputRef {
+                path: "model.pkl".into(),
+                snapshot: Some(d),
+                files: 1,
+                bytes: 8,
+                missing: false,
+                predates_run: false,
+            }],
+            logs: Logs::default(),
+            metric_count: 1,
+            notes: vec![],
+            replay_of: None,
+        }
+    }
+}
