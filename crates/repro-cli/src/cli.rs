@@ -232,3 +232,28 @@ pub enum EnvCmd {
         output: Option<PathBuf>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerances_parse_and_garbage_is_refused_in_one_line() {
+        assert_eq!(parse_tolerance("rmse=0.001"), Ok(("rmse".into(), 0.001)));
+        assert_eq!(parse_tolerance(" val.loss = 1e-3 "), Ok(("val.loss".into(), 0.001)));
+        assert_eq!(
+            parse_tolerance("a=b=1").map(|t| t.0),
+            Err("'b=1' is not a number; use METRIC=ABS, e.g. rmse=0.001".into())
+        );
+        for bad in ["rmse", "=1", "rmse=", "rmse=x", "rmse=-1", "rmse=inf", "rmse=NaN", "", "=", "\u{0}=\u{0}"] {
+            let e = parse_tolerance(bad).expect_err(bad);
+            assert!(!e.contains('\n') && e.contains("METRIC=ABS") || e.contains("≥ 0"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

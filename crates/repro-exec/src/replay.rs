@@ -801,14 +801,14 @@ fn run_options(
         (Some(i), Some(r)) => i != r,
         _ => false,
     };
-    if switched {
-        if let (Some(first), Some(i)) = (command.first_mut(), interpreter) {
-            let base = Path::new(first.as_str()).file_name().map(|n| n.to_string_lossy().into_owned());
-            if Some(Path::new(first.as_str())) == recorded_exe.as_deref()
-                || base.is_some_and(|b| script::is_python_name(&b))
-            {
-                *first = i.display().to_string();
-            }
+    // The interpreter the environment check approved runs the command, by absolute path:
+    // a bare `python` would be looked up on today's PATH, which may lead elsewhere.
+    if let (Some(first), Some(i)) = (command.first_mut(), interpreter) {
+        let base = Path::new(first.as_str()).file_name().map(|n| n.to_string_lossy().into_owned());
+        if Some(Path::new(first.as_str())) == recorded_exe.as_deref()
+            || base.is_some_and(|b| script::is_python_name(&b))
+        {
+            *first = i.display().to_string();
         }
     }
 
@@ -829,7 +829,8 @@ fn run_options(
             }
         }
     }
-    if let Some(i) = interpreter.filter(|_| switched) {
+    if let Some(i) = interpreter {
+        // Subprocesses and `#!/usr/bin/env python` scripts find the same interpreter.
         if let Some(bin) = i.parent() {
             let path = vars.get("PATH").cloned().unwrap_or_default();
             vars.insert("PATH".into(), format!("{}:{path}", bin.display()));
