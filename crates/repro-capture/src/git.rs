@@ -1,7 +1,7 @@
 //! The git state of the code: commit, branch, remote, dirty flag, the uncommitted diff and
 //! the untracked files — enough to rebuild the exact tree later.
 //!
-//! We drive the `git` command rather than a library: replay needs `git worktree` and
+//! We drive the `git` command rather than a library: replay needs `git clone --shared` and
 //! `git apply --binary` with the user's own configuration and credentials, the CLI is on
 //! every machine that has a repository, and its porcelain formats are stable.
 

@@ -93,9 +93,10 @@ pub enum Cmd {
     /// may judge them. The replay is a run of its own, linked to the original.
     ///
     /// Exit 0: identical or equivalent; 1: differs, or the environment differs; 2: cannot rebuild.
-    /// Examples:
-    ///   repro replay baseline
-    ///   repro replay 3f2a --create-env --tolerance rmse=0.001 --keep
+    ///
+    /// Example: repro replay baseline
+    ///
+    /// Example: repro replay 3f2a --create-env --tolerance rmse=0.001 --keep
     Replay(ReplayArgs),
 
     /// Explain why two runs differ: every ingredient side by side, then the likely causes.
