@@ -334,3 +334,22 @@ fn replay_that_cannot_rebuild_names_the_missing_piece_and_leaves_nothing() {
     assert_eq!(t.runs().len(), runs_before, "no replay run was recorded");
     t.repro(&["fsck"]).success();
 }
+
+#[test]
+fn a_run_outside_git_cannot_be_replayed_and_diff_refuses_unknown_runs() {
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    t.repro(&["run", "--seed", "1", "--output", "o.txt", "--", "sh", "-c", "echo hi > o.txt"]).success();
+    let r = t.repro(&["replay", "latest"]).expect_code(2);
+    let line = r.error_line();
+    assert!(line.contains("cannot replay run") && line.contains("git"), "{line}");
+    assert_no_leftovers(&t);
+
+    let r = t.repro(&["diff", "latest", "nosuchrun"]).expect_code(2);
+    assert!(r.error_line().contains("no run matches 'nosuchrun'"));
+    // A run compared with itself: nothing differs, no cause.
+    let same = t.repro(&["diff", "latest", "latest", "--json"]).success().json();
+    assert_eq!(same["outputs_differ"], false);
+    assert_eq!(same["causes"].as_array().expect("causes").len(), 0);
+    assert!(t.repro(&["diff", "latest", "latest"]).success().stdout().contains("the runs match"));
+}
