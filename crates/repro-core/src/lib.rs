@@ -10,6 +10,7 @@ pub mod digest;
 pub mod error;
 pub mod metrics;
 pub mod params;
+pub mod pickles;
 pub mod record;
 pub mod snapshot;
 
