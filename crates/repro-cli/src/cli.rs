@@ -221,6 +221,37 @@ pub enum DataCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum EnvCmd {
+    /// Classify each dependency of an environment file as pinned, loose or unpinned.
+    ///
+    /// Exit 1 when any dependency is not pinned exactly.
+    ///
+    /// Example: repro env check requirements.txt
+    Check {
+        /// requirements.txt, environment.yml, pyproject.toml, uv.lock or poetry.lock.
+        file: PathBuf,
+    },
+    /// Compare the environment a run trained in with the one it is served from.
+    ///
+    /// A difference in a package the run's pickled outputs import (or that the run declared)
+    /// fails with exit 1, listed first; other differences are reported. Against a live
+    /// interpreter (--python), a manifest from `repro env capture`, or a pinned file.
+    ///
+    /// Example: repro env parity baseline --python /srv/venv/bin/python
+    ///
+    /// Example: repro env parity baseline --against serving.json --ignore gunicorn
+    Parity {
+        /// The training run (id, 4+ character prefix, name, or `latest`).
+        run: String,
+        /// A manifest written by `repro env capture`, or a requirements/lock file.
+        #[arg(long, value_name = "FILE", required_unless_present = "python", conflicts_with = "python")]
+        against: Option<PathBuf>,
+        /// The serving interpreter.
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
+        /// A package whose difference does not matter (repeatable).
+        #[arg(long, value_name = "PKG")]
+        ignore: Vec<String>,
+    },
     /// Print the installed set of a Python interpreter (read from its metadata, no pip).
     ///
     /// Example: repro env capture --python .venv/bin/python -o serving.json

@@ -225,6 +225,25 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             }
             Ok(EXIT_OK)
         }
+        Cmd::Env(EnvCmd::Check { file }) => {
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let report = repro_exec::env::check(&file, &cwd)?;
+            render::env_check(&report, json)?;
+            Ok(if report.all_pinned() { EXIT_OK } else { EXIT_FAILED_CHECK })
+        }
+        Cmd::Env(EnvCmd::Parity { run, against, python, ignore }) => {
+            let store = open_store(store_dir)?;
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let stored = store.meta.get_run(&store.meta.resolve_run(&run)?)?;
+            let against = match (python, against) {
+                (Some(p), _) => repro_exec::env::Against::Python(p),
+                (None, Some(f)) => repro_exec::env::Against::File(f),
+                (None, None) => anyhow::bail!("give --python PATH or --against FILE to compare with"),
+            };
+            let report = repro_exec::env::parity(&store, &stored, &against, &ignore, &cwd)?;
+            render::parity(&report, json)?;
+            Ok(if report.pass { EXIT_OK } else { EXIT_FAILED_CHECK })
+        }
         Cmd::Fsck => {
             let store = open_store(store_dir)?;
             let ui = Ui::new(json);

@@ -11,6 +11,7 @@ use repro_core::metrics::MetricPoint;
 use repro_core::params::display_value;
 use repro_core::record::ReplaySummary;
 use repro_core::snapshot::Manifest;
+use repro_exec::env::{CheckReport, ParityReport};
 use repro_exec::replay::ReplayReport;
 use repro_store::fsck::FsckReport;
 use repro_store::meta::{DatasetVersion, SnapshotRow, StoredRun};
@@ -544,6 +545,48 @@ pub fn fsck(r: &FsckReport, as_json: bool) -> Result<()> {
     }
     if r.stale_temp_removed > 0 {
         writeln!(o, "  removed {} temp folder(s) left by interrupted writers", r.stale_temp_removed)?;
+    }
+    Ok(())
+}
+
+pub fn env_check(r: &CheckReport, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(r);
+    }
+    let mut o = out();
+    for q in &r.requirements {
+        let spec = if q.spec.is_empty() { "(no version)" } else { q.spec.as_str() };
+        writeln!(o, "  {:<9} {:<28} {:<24} {}", q.status_str(), q.name, spec, q.origin)?;
+    }
+    let verdict = if r.all_pinned() { "every dependency pinned" } else { "not fully pinned" };
+    writeln!(
+        o,
+        "{} ({}): {} pinned, {} loose, {} unpinned — {verdict}",
+        r.path, r.format, r.pinned, r.loose, r.unpinned
+    )?;
+    Ok(())
+}
+
+pub fn parity(r: &ParityReport, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(r);
+    }
+    let mut o = out();
+    let verdict = if r.pass { "PASS" } else { "FAIL" };
+    writeln!(o, "parity of {} against {}: {verdict}", r.subject, r.against)?;
+    if !r.artifact_packages.is_empty() {
+        writeln!(o, "  the artifact imports: {}", r.artifact_packages.join(", "))?;
+    }
+    if let Some((a, b)) = &r.python {
+        let tag = if r.python_critical { "FAIL" } else { "warn" };
+        writeln!(o, "  {tag:<5} Python: trained with {a}, serving with {b}")?;
+    }
+    for d in &r.differences {
+        let tag = if d.critical { "FAIL" } else { "warn" };
+        writeln!(o, "  {tag:<5} {}", d.describe())?;
+    }
+    if r.differences.is_empty() && r.python.is_none() {
+        writeln!(o, "  same packages, same Python")?;
     }
     Ok(())
 }

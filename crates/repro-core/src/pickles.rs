@@ -6,12 +6,11 @@
 //! A scan, not an unpickler: it walks the opcode stream far enough to find the module names
 //! (protocols 0–5) and stops at the first byte it does not understand. Any input is safe.
 
-use std::collections::BTreeSet;
-
-/// The top-level modules (`sklearn`, `numpy`) a pickle's globals come from. Empty for bytes
-/// that are not a pickle.
-pub fn referenced_modules(bytes: &[u8]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// The top-level modules (`sklearn`, `numpy`) a pickle's globals come from, in the order
+/// they first appear (the pickled object's own class comes first). Empty for bytes that
+/// are not a pickle.
+pub fn referenced_modules(bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
     let mut strings: Vec<String> = Vec::new(); // recent string pushes, for STACK_GLOBAL
     let mut i = 0usize;
     let take = |i: &mut usize, n: usize| -> Option<&[u8]> {
@@ -77,9 +76,9 @@ pub fn referenced_modules(bytes: &[u8]) -> BTreeSet<String> {
             // The end.
             b'.' => break,
             // No argument.
-            b'(' | b')' | b']' | b'}' | b'N' | b'a' | b'b' | b'd' | b'e' | b'l' | b'o' | b's' | b't' | b'u'
-            | b'0' | b'1' | b'2' | b'R' | b'Q' | 0x81 | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91
-            | 0x92 | 0x94 | 0x97 | 0x98 => true,
+            b'(' | b')' | b']' | b'}' | b'N' | b'a' | b'b' | b'd' | b'e' | b'l' | b'o' | b's' | b't' | b'u' | b'0'
+            | b'1' | b'2' | b'R' | b'Q' | 0x81 | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x92
+            | 0x94 | 0x97 | 0x98 => true,
             _ => false,
         };
         if !ok {
@@ -97,15 +96,16 @@ fn push(strings: &mut Vec<String>, s: &[u8]) -> bool {
     true
 }
 
-fn add(out: &mut BTreeSet<String>, module: &[u8]) {
+fn add(out: &mut Vec<String>, module: &[u8]) {
     let Ok(module) = std::str::from_utf8(module) else { return };
     let top = module.split('.').next().unwrap_or("");
     let valid = !top.is_empty()
         && top.len() <= 100
         && top.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !top.starts_with(|c: char| c.is_ascii_digit());
-    if valid && top != "builtins" && top != "__builtin__" && top != "copy_reg" && top != "copyreg" {
-        out.insert(top.to_string());
+    let builtin = ["builtins", "__builtin__", "copy_reg", "copyreg", "_codecs"].contains(&top);
+    if valid && !builtin && !out.iter().any(|m| m == top) {
+        out.push(top.to_string());
     }
 }
 
@@ -137,9 +137,9 @@ mod tests {
     fn protocol_0_and_2_globals() {
         // pickle.dumps(collections.OrderedDict(), protocol=0) and a protocol-2 GLOBAL.
         let p0 = b"ccollections\nOrderedDict\np0\n((tRp1\n.";
-        assert_eq!(referenced_modules(p0).into_iter().collect::<Vec<_>>(), ["collections"]);
+        assert_eq!(referenced_modules(p0), ["collections"]);
         let p2 = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x00csklearn.tree._tree\nTree\nq\x01\x86q\x02.";
-        assert_eq!(referenced_modules(p2).into_iter().collect::<Vec<_>>(), ["numpy", "sklearn"]);
+        assert_eq!(referenced_modules(p2), ["numpy", "sklearn"]);
     }
 
     #[test]
@@ -162,14 +162,21 @@ mod tests {
         }
         p.push(0x93);
         p.push(b'.');
-        assert_eq!(referenced_modules(&p).into_iter().collect::<Vec<_>>(), ["numpy", "sklearn"]);
+        assert_eq!(referenced_modules(&p), ["sklearn", "numpy"], "in order of first appearance");
         assert_eq!(distribution_of("sklearn"), "scikit-learn");
         assert_eq!(distribution_of("numpy"), "numpy");
     }
 
     #[test]
     fn garbage_is_empty_not_a_crash() {
-        for g in [&b""[..], b"not a pickle", b"\x80\x04\x8c\xff", b"c\n", b"X\xff\xff\xff\xff", b"\x8d\xff\xff\xff\xff\xff\xff\xff\xff"] {
+        for g in [
+            &b""[..],
+            b"not a pickle",
+            b"\x80\x04\x8c\xff",
+            b"c\n",
+            b"X\xff\xff\xff\xff",
+            b"\x8d\xff\xff\xff\xff\xff\xff\xff\xff",
+        ] {
             let _ = referenced_modules(g);
         }
         assert!(referenced_modules(b"hello world").is_empty());
@@ -185,4 +192,3 @@ mod tests {
         }
     }
 }
-

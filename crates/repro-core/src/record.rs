@@ -195,6 +195,16 @@ pub enum PinStatus {
     Unpinned,
 }
 
+impl DeclaredRequirement {
+    pub fn status_str(&self) -> &'static str {
+        match self.status {
+            PinStatus::Pinned => "pinned",
+            PinStatus::Loose => "loose",
+            PinStatus::Unpinned => "unpinned",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeclaredRequirement {
     pub name: String,

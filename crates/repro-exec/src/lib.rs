@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod diff;
+pub mod env;
 mod error;
 pub mod params;
 pub mod replay;

@@ -1,0 +1,75 @@
+//! Environments: pinning checks and training/serving parity, on real files and real venvs.
+
+mod common;
+
+use std::process::Command;
+
+use common::TestContext;
+
+#[test]
+fn env_check_tells_pinned_from_loose_and_names_bad_lines() {
+    let t = TestContext::sklearn_project();
+    let ok = t.repro(&["env", "check", "requirements.txt", "--json"]).success().json();
+    assert_eq!(ok["unpinned"], 0);
+    assert_eq!(ok["loose"], 0);
+    assert_eq!(ok["pinned"], 7);
+
+    t.write("serving.txt", "scikit-learn>=1.0\nnumpy\njoblib==1.6.0\n");
+    let r = t.repro(&["env", "check", "serving.txt", "--json"]).expect_code(1).json();
+    let status = |name: &str| {
+        r["requirements"].as_array().expect("list").iter().find(|q| q["name"] == name).expect("present")["status"]
+            .clone()
+    };
+    assert_eq!(status("scikit-learn"), "loose");
+    assert_eq!(status("numpy"), "unpinned");
+    assert_eq!(status("joblib"), "pinned");
+    assert!(t.repro(&["env", "check", "serving.txt"]).expect_code(1).stdout().contains("not fully pinned"));
+
+    t.write("broken.txt", "numpy==1.26\nscikit-learn ==== 1.4\n");
+    let e = t.repro(&["env", "check", "broken.txt"]).expect_code(2).error_line();
+    assert!(e.contains("broken.txt:2"), "{e}");
+    let e = t.repro(&["env", "check", "nope.txt"]).expect_code(2).error_line();
+    assert!(e.contains("nope.txt does not exist"), "{e}");
+}
+
+#[test]
+fn parity_fails_first_on_the_package_the_model_imports() {
+    let t = TestContext::sklearn_project();
+    let run = t.train(&["--json"]).success().json();
+    let id = run["id"].as_str().expect("id");
+    let py = t.python();
+
+    // Served from the very environment it was trained in: pass.
+    let same = t.repro(&["env", "parity", id, "--python", py.to_str().expect("utf-8"), "--json"]).success().json();
+    assert_eq!(same["pass"], true, "{same:#}");
+    assert_eq!(same["artifact_packages"], serde_json::json!(["scikit-learn", "numpy"]));
+
+    // A serving venv with an older scikit-learn (a real install).
+    let serving = t.private_venv();
+    let serving_py = serving.join("bin/python");
+    let out = Command::new(&serving_py)
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "scikit-learn==1.2.2"])
+        .output()
+        .expect("pip");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = t.repro(&["env", "parity", id, "--python", serving_py.to_str().expect("utf-8")]).expect_code(1);
+    let first = r.stdout().lines().find(|l| l.trim_start().starts_with("FAIL")).unwrap_or_default().to_string();
+    assert!(first.contains("scikit-learn: trained with 1.9.1, serving with 1.2.2"), "{}", r.stdout());
+    assert!(first.contains("the artifact imports it"));
+
+    // The same through a manifest captured "inside the serving image".
+    t.repro(&["env", "capture", "--python", serving_py.to_str().expect("utf-8"), "-o", "serving.json"]).success();
+    let j = t.repro(&["env", "parity", id, "--against", "serving.json", "--json"]).expect_code(1).json();
+    assert_eq!(j["differences"][0]["package"], "scikit-learn");
+    assert_eq!(j["differences"][0]["kind"], "minor");
+    assert_eq!(j["differences"][0]["critical"], true);
+    // Ignoring it is the user's call.
+    t.repro(&["env", "parity", id, "--against", "serving.json", "--ignore", "scikit-learn"]).success();
+
+    // Garbage in: a manifest that is not one, a missing file, no comparison given.
+    t.write("bad.json", "{\"packages\": 3}");
+    let e = t.repro(&["env", "parity", id, "--against", "bad.json"]).expect_code(2).error_line();
+    assert!(e.contains("bad.json") && e.contains("repro env capture"), "{e}");
+    t.repro(&["env", "parity", id, "--against", "missing.json"]).expect_code(2);
+    t.repro(&["env", "parity", id]).expect_code(2);
+}
