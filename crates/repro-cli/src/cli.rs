@@ -155,6 +155,13 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ExportFormatArg {
+    Requirements,
+    Conda,
+    Dockerfile,
+}
+
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
     /// The run to replay (id, 4+ character prefix, name, or `latest`).
@@ -239,6 +246,20 @@ pub enum EnvCmd {
     /// Example: repro env parity baseline --python /srv/venv/bin/python
     ///
     /// Example: repro env parity baseline --against serving.json --ignore gunicorn
+    /// Write the exact environment of a run: a requirements lock (every package `==` the
+    /// trained version), a conda environment.yml, or a Dockerfile (with its lock beside it)
+    /// on the recorded Python version.
+    ///
+    /// Example: repro env export baseline --format dockerfile -o serving/Dockerfile
+    Export {
+        /// The run (id, 4+ character prefix, name, or `latest`).
+        run: String,
+        #[arg(long, value_enum, default_value = "requirements")]
+        format: ExportFormatArg,
+        /// Write to FILE (a Dockerfile's lock goes beside it) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     Parity {
         /// The training run (id, 4+ character prefix, name, or `latest`).
         run: String,

@@ -231,6 +231,46 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             render::env_check(&report, json)?;
             Ok(if report.all_pinned() { EXIT_OK } else { EXIT_FAILED_CHECK })
         }
+        Cmd::Env(EnvCmd::Export { run, format, output }) => {
+            use repro_exec::env::ExportFormat;
+            let store = open_store(store_dir)?;
+            let stored = store.meta.get_run(&store.meta.resolve_run(&run)?)?;
+            let format = match format {
+                crate::cli::ExportFormatArg::Requirements => ExportFormat::Requirements,
+                crate::cli::ExportFormatArg::Conda => ExportFormat::Conda,
+                crate::cli::ExportFormatArg::Dockerfile => ExportFormat::Dockerfile,
+            };
+            let files = repro_exec::env::export(&stored, format)?;
+            match output {
+                Some(o) => {
+                    let dir = o.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+                    let mut written = Vec::new();
+                    for (i, (name, text)) in files.iter().enumerate() {
+                        let path = if i == 0 { o.clone() } else { dir.join(name) };
+                        write_file(&path, text.as_bytes())?;
+                        written.push(path.display().to_string());
+                    }
+                    if json {
+                        render::json(&json!({"written": written}))?;
+                    } else {
+                        eprintln!("repro: wrote {}", written.join(", "));
+                    }
+                }
+                None if json => {
+                    let map: BTreeMap<&str, &str> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+                    render::json(&map)?;
+                }
+                None => {
+                    for (i, (name, text)) in files.iter().enumerate() {
+                        if i > 0 {
+                            render::line(&format!("# ---- {name} ----"))?;
+                        }
+                        render::line(text.trim_end())?;
+                    }
+                }
+            }
+            Ok(EXIT_OK)
+        }
         Cmd::Env(EnvCmd::Parity { run, against, python, ignore }) => {
             let store = open_store(store_dir)?;
             let cwd = std::env::current_dir().context("cannot read the current folder")?;

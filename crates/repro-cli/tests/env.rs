@@ -73,3 +73,35 @@ fn parity_fails_first_on_the_package_the_model_imports() {
     t.repro(&["env", "parity", id, "--against", "missing.json"]).expect_code(2);
     t.repro(&["env", "parity", id]).expect_code(2);
 }
+
+#[test]
+fn export_writes_the_exact_lock_that_parity_and_check_accept() {
+    let t = TestContext::sklearn_project();
+    let id = t.train(&["--json"]).success().json()["id"].as_str().expect("id").to_string();
+
+    t.repro(&["env", "export", &id, "-o", "serving.lock.txt"]).success();
+    let lock = std::fs::read_to_string(t.path("serving.lock.txt")).expect("lock");
+    assert!(lock.contains("scikit-learn==1.9.1") && lock.contains("numpy==2.4.6"), "{lock}");
+    let check = t.repro(&["env", "check", "serving.lock.txt", "--json"]).success().json();
+    assert_eq!(check["pinned"], 7, "every installed package but pip and setuptools, pinned: {check:#}");
+    let parity = t.repro(&["env", "parity", &id, "--against", "serving.lock.txt", "--json"]).success().json();
+    assert_eq!(parity["pass"], true, "{parity:#}");
+
+    t.repro(&["env", "export", &id, "--format", "conda", "-o", "environment.yml"]).success();
+    let conda = t.repro(&["env", "check", "environment.yml", "--json"]).success().json();
+    assert_eq!(conda["unpinned"], 0, "{conda:#}");
+
+    t.repro(&["env", "export", &id, "--format", "dockerfile", "-o", "serving/Dockerfile"]).expect_code(2);
+    std::fs::create_dir_all(t.path("serving")).expect("mkdir");
+    t.repro(&["env", "export", &id, "--format", "dockerfile", "-o", "serving/Dockerfile"]).success();
+    let docker = std::fs::read_to_string(t.path("serving/Dockerfile")).expect("Dockerfile");
+    let python = t.repro(&["show", &id, "--json"]).success().json()["environment"]["python"]["version"]
+        .as_str()
+        .expect("version")
+        .to_string();
+    assert!(docker.contains(&format!("FROM python:{python}-slim")), "{docker}");
+    assert!(docker.contains("pip install --no-cache-dir --no-deps -r /tmp/requirements.lock"));
+    let beside = std::fs::read_to_string(t.path("serving/requirements.lock")).expect("lock beside");
+    assert!(beside.contains("scikit-learn==1.9.1"));
+    t.repro(&["env", "export", "nosuchrun"]).expect_code(2);
+}

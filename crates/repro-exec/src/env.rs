@@ -289,3 +289,104 @@ mod tests {
         }
     }
 }
+
+/// What `repro env export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Requirements,
+    Conda,
+    Dockerfile,
+}
+
+/// The lock file `Dockerfile` exports install (written beside the Dockerfile).
+pub const DOCKER_LOCK_FILE: &str = "requirements.lock";
+
+/// The exact environment of a run, as a requirements lock (every package `==` the trained
+/// version), a conda environment.yml, or a Dockerfile installing that lock on the recorded
+/// Python. Returns (file name, content) pairs: the Dockerfile comes with its lock.
+pub fn export(run: &StoredRun, format: ExportFormat) -> Result<Vec<(String, String)>> {
+    let rec = &run.record;
+    let env = rec.environment.python.as_ref().ok_or_else(|| {
+        ExecError::Usage(format!("run {} recorded no Python environment; there is nothing to export", rec.id.short()))
+    })?;
+    let version = env.version.clone().unwrap_or_default();
+    let header = format!(
+        "# The exact environment of run {} (Python {}, {} packages), written by `repro env export`.\n",
+        rec.id,
+        if version.is_empty() { "?" } else { &version },
+        env.packages.len()
+    );
+    let pip_line = |p: &InstalledPackage| match p.url.as_deref() {
+        Some(u) if u.starts_with("git+") || u.starts_with("https://") || u.starts_with("http://") => {
+            format!("{} @ {}", p.name, u)
+        }
+        _ => format!("{}=={}", p.name, p.version),
+    };
+    let is_conda = |p: &InstalledPackage| p.installer.as_deref() == Some("conda") || p.build.is_some();
+    let tooling =
+        |p: &InstalledPackage| repro_core::diff::INSTALLER_TOOLING.contains(&normalize_package_name(&p.name).as_str());
+    let lock = {
+        let mut s = header.clone();
+        s.push_str("# Install with: pip install --no-deps -r requirements.lock (the set is complete).\n");
+        for p in env.packages.iter().filter(|p| !tooling(p)) {
+            s.push_str(&pip_line(p));
+            s.push('\n');
+        }
+        s
+    };
+    Ok(match format {
+        ExportFormat::Requirements => vec![("requirements.lock".into(), lock)],
+        ExportFormat::Conda => {
+            let mut s = header;
+            s.push_str(&format!("name: repro-{}\nchannels:\n", rec.id.short()));
+            let mut channels: Vec<String> =
+                env.packages.iter().filter(|p| is_conda(p)).filter_map(|p| p.url.clone()).collect();
+            channels.sort();
+            channels.dedup();
+            if channels.is_empty() {
+                channels.push("conda-forge".into());
+            }
+            for c in channels {
+                s.push_str(&format!("  - {c}\n"));
+            }
+            s.push_str("dependencies:\n");
+            if !version.is_empty() {
+                s.push_str(&format!("  - python={version}\n"));
+            }
+            for p in env.packages.iter().filter(|p| is_conda(p) && normalize_package_name(&p.name) != "python") {
+                match &p.build {
+                    Some(b) => s.push_str(&format!("  - {}={}={}\n", p.name, p.version, b)),
+                    None => s.push_str(&format!("  - {}={}\n", p.name, p.version)),
+                }
+            }
+            let pip: Vec<&InstalledPackage> = env.packages.iter().filter(|p| !is_conda(p) && !tooling(p)).collect();
+            if !pip.is_empty() {
+                // conda installs the pip section with pip itself: the recorded pip, pinned.
+                match env.packages.iter().find(|p| normalize_package_name(&p.name) == "pip") {
+                    Some(p) => s.push_str(&format!("  - pip={}\n", p.version)),
+                    None => s.push_str("  - pip\n"),
+                }
+                s.push_str("  - pip:\n");
+                for p in pip {
+                    s.push_str(&format!("      - {}\n", pip_line(p)));
+                }
+            }
+            vec![("environment.yml".into(), s)]
+        }
+        ExportFormat::Dockerfile => {
+            if version.is_empty() {
+                return Err(ExecError::Usage(format!(
+                    "run {} recorded no Python version, so no base image can be chosen; export --format requirements instead",
+                    rec.id.short()
+                )));
+            }
+            let docker = format!(
+                "{header}# Serving is built from the same lock as training: {DOCKER_LOCK_FILE}, beside this file.\n\
+                 FROM python:{version}-slim\n\
+                 COPY {DOCKER_LOCK_FILE} /tmp/{DOCKER_LOCK_FILE}\n\
+                 RUN pip install --no-cache-dir --no-deps -r /tmp/{DOCKER_LOCK_FILE}\n"
+            );
+            vec![("Dockerfile".into(), docker), (DOCKER_LOCK_FILE.into(), lock)]
+        }
+    })
+}
