@@ -261,11 +261,12 @@ pub enum EnvCmd {
         output: Option<PathBuf>,
     },
     Parity {
-        /// The training run (id, 4+ character prefix, name, or `latest`).
-        run: String,
-        /// A manifest written by `repro env capture`, or a requirements/lock file.
-        #[arg(long, value_name = "FILE", required_unless_present = "python", conflicts_with = "python")]
-        against: Option<PathBuf>,
+        /// The training side: a run (id, prefix, name, `latest`) or a registered NAME:VERSION.
+        subject: String,
+        /// The serving side: a manifest from `repro env capture`, a requirements/lock file, or
+        /// a registered NAME:VERSION.
+        #[arg(long, value_name = "FILE|NAME:V", required_unless_present = "python", conflicts_with = "python")]
+        against: Option<String>,
         /// The serving interpreter.
         #[arg(long, value_name = "PATH")]
         python: Option<PathBuf>,
@@ -273,6 +274,33 @@ pub enum EnvCmd {
         #[arg(long, value_name = "PKG")]
         ignore: Vec<String>,
     },
+    /// Register an environment file or a captured manifest as NAME:1, NAME:2 …
+    ///
+    /// Versions are immutable: registering the same content again gives the same version,
+    /// changed content the next one.
+    ///
+    /// Example: repro env register requirements.txt --name training
+    ///
+    /// Example: repro env register serving.json --name serving
+    Register {
+        /// A declared file (requirements, environment.yml, pyproject, lock) or a manifest
+        /// written by `repro env capture`.
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// List registered environments.
+    ///
+    /// Example: repro env ls
+    Ls,
+    /// Show a registered environment (NAME for the newest version, or NAME:VERSION).
+    ///
+    /// Example: repro env show training:2
+    Show { env: String },
+    /// Compare two environments package by package (registered NAME:V, files, or runs).
+    ///
+    /// Example: repro env diff training:1 training:2
+    Diff { a: String, b: String },
     /// Print the installed set of a Python interpreter (read from its metadata, no pip).
     ///
     /// Example: repro env capture --python .venv/bin/python -o serving.json

@@ -271,18 +271,47 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             }
             Ok(EXIT_OK)
         }
-        Cmd::Env(EnvCmd::Parity { run, against, python, ignore }) => {
+        Cmd::Env(EnvCmd::Parity { subject, against, python, ignore }) => {
+            use repro_exec::env;
             let store = open_store(store_dir)?;
             let cwd = std::env::current_dir().context("cannot read the current folder")?;
-            let stored = store.meta.get_run(&store.meta.resolve_run(&run)?)?;
+            let subject = env::resolve_subject(&store, &subject)?;
             let against = match (python, against) {
-                (Some(p), _) => repro_exec::env::Against::Python(p),
-                (None, Some(f)) => repro_exec::env::Against::File(f),
-                (None, None) => anyhow::bail!("give --python PATH or --against FILE to compare with"),
+                (Some(p), _) => env::python_side(&p, &cwd)?,
+                (None, Some(f)) => env::resolve_side(&store, &f, &cwd, false)?,
+                (None, None) => anyhow::bail!("give --python PATH or --against FILE|NAME:V to compare with"),
             };
-            let report = repro_exec::env::parity(&store, &stored, &against, &ignore, &cwd)?;
+            let report = env::parity(&store, &subject, &against, &ignore)?;
             render::parity(&report, json)?;
             Ok(if report.pass { EXIT_OK } else { EXIT_FAILED_CHECK })
+        }
+        Cmd::Env(EnvCmd::Register { file, name }) => {
+            let mut store = open_store(store_dir)?;
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let (row, spec, new) = repro_exec::env::register(&mut store, &file, &name, &cwd)?;
+            render::env_registered(&row, &spec, new, json)?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Env(EnvCmd::Ls) => {
+            let store = open_store(store_dir)?;
+            let rows = store.meta.list_environments()?;
+            render::env_list(&rows, json)?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Env(EnvCmd::Show { env }) => {
+            let store = open_store(store_dir)?;
+            let (row, spec) = repro_exec::env::get_registered(&store, &env)?;
+            render::env_show(&row, &spec, json)?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Env(EnvCmd::Diff { a, b }) => {
+            let store = open_store(store_dir)?;
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let a = repro_exec::env::resolve_side(&store, &a, &cwd, true)?;
+            let b = repro_exec::env::resolve_side(&store, &b, &cwd, true)?;
+            let d = repro_exec::env::diff(&a, &b);
+            render::env_diff(&d, json)?;
+            Ok(EXIT_OK)
         }
         Cmd::Fsck => {
             let store = open_store(store_dir)?;

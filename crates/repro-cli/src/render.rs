@@ -7,14 +7,15 @@ use anyhow::Result;
 use repro_capture::snapshot::Outcome;
 use repro_core::audit::{count, human_bytes, AuditItem, AuditReport, ItemStatus};
 use repro_core::diff::{PackageChange, RunDiff};
+use repro_core::environment::EnvironmentSpec;
 use repro_core::metrics::MetricPoint;
 use repro_core::params::display_value;
 use repro_core::record::ReplaySummary;
 use repro_core::snapshot::Manifest;
-use repro_exec::env::{CheckReport, ParityReport};
+use repro_exec::env::{CheckReport, EnvDiff, ParityReport};
 use repro_exec::replay::ReplayReport;
 use repro_store::fsck::FsckReport;
-use repro_store::meta::{DatasetVersion, SnapshotRow, StoredRun};
+use repro_store::meta::{DatasetVersion, EnvironmentRow, SnapshotRow, StoredRun};
 use serde_json::{json, Value};
 
 fn out() -> std::io::StdoutLock<'static> {
@@ -587,6 +588,91 @@ pub fn parity(r: &ParityReport, as_json: bool) -> Result<()> {
     }
     if r.differences.is_empty() && r.python.is_none() {
         writeln!(o, "  same packages, same Python")?;
+    }
+    Ok(())
+}
+
+pub fn env_registered(row: &EnvironmentRow, spec: &EnvironmentSpec, new: bool, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(
+            &json!({"name": row.name, "version": row.version, "new": new, "kind": row.kind, "spec": row.spec, "entries": spec.len()}),
+        );
+    }
+    let what = if new { "registered" } else { "already registered (same content)" };
+    line(&format!(
+        "{}:{} {what}: {} {} from {}",
+        row.name,
+        row.version,
+        count(spec.len() as u64, if row.kind == "declared" { "requirement" } else { "package" }),
+        row.kind,
+        row.source
+    ))
+}
+
+pub fn env_list(rows: &[EnvironmentRow], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&rows);
+    }
+    let mut o = out();
+    if rows.is_empty() {
+        writeln!(o, "no registered environments; add one with: repro env register requirements.txt --name training")?;
+        return Ok(());
+    }
+    writeln!(o, "{:<28} {:<10} {:<20} SOURCE", "ENVIRONMENT", "KIND", "REGISTERED (UTC)")?;
+    for r in rows {
+        writeln!(
+            o,
+            "{:<28} {:<10} {:<20} {}",
+            format!("{}:{}", r.name, r.version),
+            r.kind,
+            short_time(&repro_store::rfc3339(r.created_ms)),
+            r.source
+        )?;
+    }
+    Ok(())
+}
+
+pub fn env_show(row: &EnvironmentRow, spec: &EnvironmentSpec, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(
+            &json!({"name": row.name, "version": row.version, "source": row.source, "spec_object": row.spec, "spec": spec}),
+        );
+    }
+    let mut o = out();
+    writeln!(o, "{}:{}  {} from {}", row.name, row.version, row.kind, row.source)?;
+    match spec {
+        EnvironmentSpec::Declared { declared } => {
+            writeln!(o, "  {} ({}), {}", declared.path, declared.format, declared.digest.short())?;
+            for q in &declared.requirements {
+                let spec = if q.spec.is_empty() { "(no version)" } else { q.spec.as_str() };
+                writeln!(o, "  {:<9} {:<28} {}", q.status_str(), q.name, spec)?;
+            }
+        }
+        EnvironmentSpec::Installed { python_version, packages } => {
+            writeln!(o, "  Python {}", python_version.as_deref().unwrap_or("?"))?;
+            for p in packages {
+                writeln!(o, "  {:<28} {}", p.name, p.version)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn env_diff(d: &EnvDiff, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(d);
+    }
+    let mut o = out();
+    writeln!(o, "a  {}", d.a)?;
+    writeln!(o, "b  {}", d.b)?;
+    if let Some((a, b)) = &d.python {
+        writeln!(o, "  Python {a} → {b}")?;
+    }
+    for c in &d.changes {
+        writeln!(o, "  {}", c.describe())?;
+    }
+    if d.python.is_none() && d.changes.is_empty() {
+        writeln!(o, "  same packages")?;
     }
     Ok(())
 }

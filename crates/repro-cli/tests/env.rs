@@ -105,3 +105,56 @@ fn export_writes_the_exact_lock_that_parity_and_check_accept() {
     assert!(beside.contains("scikit-learn==1.9.1"));
     t.repro(&["env", "export", "nosuchrun"]).expect_code(2);
 }
+
+#[test]
+fn registered_environments_are_immutable_versions_that_diff_and_parity_use() {
+    let t = TestContext::sklearn_project();
+    let r = t.repro(&["env", "register", "requirements.txt", "--name", "training", "--json"]).success().json();
+    assert_eq!((r["version"].as_u64(), r["new"].as_bool()), (Some(1), Some(true)));
+    // Same content (even from another path) → the same version.
+    std::fs::copy(t.path("requirements.txt"), t.path("copy.txt")).expect("copy");
+    let again = t.repro(&["env", "register", "copy.txt", "--name", "training", "--json"]).success().json();
+    assert_eq!((again["version"].as_u64(), again["new"].as_bool()), (Some(1), Some(false)));
+    // Changed content → the next version; the first is unchanged.
+    let reqs = std::fs::read_to_string(t.path("requirements.txt")).expect("reqs");
+    t.write("requirements.txt", &reqs.replace("scikit-learn==1.9.1", "scikit-learn==1.8.0"));
+    let two = t.repro(&["env", "register", "requirements.txt", "--name", "training", "--json"]).success().json();
+    assert_eq!(two["version"], 2);
+    let one = t.repro(&["env", "show", "training:1", "--json"]).success().json();
+    let sk = one["spec"]["declared"]["requirements"]
+        .as_array()
+        .expect("reqs")
+        .iter()
+        .find(|q| q["name"] == "scikit-learn")
+        .cloned();
+    assert_eq!(sk.expect("sklearn")["spec"], "==1.9.1");
+    assert!(t.repro(&["env", "show", "training"]).success().stdout().contains("training:2"));
+    let ls = t.repro(&["env", "ls"]).success().stdout();
+    assert!(ls.contains("training:1") && ls.contains("training:2"), "{ls}");
+
+    let d = t.repro(&["env", "diff", "training:1", "training:2", "--json"]).success().json();
+    assert_eq!(d["changes"].as_array().expect("changes").len(), 1, "{d:#}");
+    assert_eq!(d["changes"][0]["name"], "scikit-learn");
+    assert_eq!(d["changes"][0]["kind"], "minor");
+
+    // An installed set, captured from a real interpreter, registered and compared.
+    let py = t.python();
+    t.repro(&["env", "capture", "--python", py.to_str().expect("utf-8"), "-o", "serving.json"]).success();
+    t.repro(&["env", "register", "serving.json", "--name", "serving"]).success();
+    let id = t.train(&["--json"]).success().json()["id"].as_str().expect("id").to_string();
+    t.repro(&["env", "parity", &id, "--against", "serving:1"]).success();
+    let fail = t.repro(&["env", "parity", "training:2", "--against", "serving:1", "--json"]).expect_code(1).json();
+    assert_eq!(fail["differences"][0]["package"], "scikit-learn", "{fail:#}");
+    // A run diffs against a registered environment too.
+    let rd = t.repro(&["env", "diff", &id, "serving:1", "--json"]).success().json();
+    assert_eq!(rd["changes"].as_array().expect("changes").len(), 0, "{rd:#}");
+
+    // Bad input: unknown names, invalid names, files that are not environments.
+    assert!(t.repro(&["env", "show", "nosuch:1"]).expect_code(2).error_line().contains("repro env ls"));
+    t.repro(&["env", "register", "requirements.txt", "--name", "bad name"]).expect_code(2);
+    t.write("garbage.json", "{ not json");
+    let e = t.repro(&["env", "register", "garbage.json", "--name", "x"]).expect_code(2).error_line();
+    assert!(e.contains("garbage.json"), "{e}");
+    t.repro(&["env", "diff", "training:1", "nosuch:9"]).expect_code(2);
+    t.repro(&["fsck"]).success();
+}

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod diff;
 pub mod digest;
+pub mod environment;
 pub mod error;
 pub mod metrics;
 pub mod params;

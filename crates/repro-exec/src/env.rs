@@ -1,14 +1,15 @@
 //! Environments: `repro env check` (is every dependency of a file pinned?) and `repro env
 //! parity` (does the environment a model is served from match the one it was trained in?).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use repro_capture::{declared, python};
 use repro_core::diff::{compare_packages, normalize_package_name, PackageChangeKind};
+use repro_core::environment::{self, EnvironmentSpec};
 use repro_core::pickles;
 use repro_core::record::{DeclaredRequirement, InstalledPackage, PinStatus, PythonEnvironment};
 use repro_core::snapshot::Manifest;
-use repro_store::meta::StoredRun;
+use repro_store::meta::{EnvironmentRow, StoredRun};
 use repro_store::Store;
 use serde::Serialize;
 
@@ -48,13 +49,198 @@ pub fn check(file: &Path, cwd: &Path) -> Result<CheckReport> {
     })
 }
 
-/// What a training environment is compared against.
+/// One side of a comparison: a package set and its Python version.
 #[derive(Clone, Debug)]
-pub enum Against {
-    /// A live interpreter (e.g. inside the serving image).
-    Python(PathBuf),
-    /// A manifest written by `repro env capture`, or a declared file (requirements, lock …).
-    File(PathBuf),
+pub struct Side {
+    /// What it is, for people: a path, `NAME:V`, `run 1a2b3c4d`.
+    pub label: String,
+    pub python: Option<String>,
+    pub packages: Vec<InstalledPackage>,
+    /// The run it comes from (its artifact and declared file say which packages matter).
+    pub run: Option<Box<StoredRun>>,
+}
+
+impl Side {
+    fn of_spec(label: String, spec: &EnvironmentSpec) -> Side {
+        let (python, packages) = spec.as_packages();
+        Side { label, python, packages, run: None }
+    }
+}
+
+/// A registered environment: `NAME` (the newest version) or `NAME:V`. `None` when the text
+/// is not one (so callers may try a file or a run next).
+pub fn find_registered(store: &Store, text: &str) -> Result<Option<(EnvironmentRow, EnvironmentSpec)>> {
+    let Some((name, version)) = environment::parse_env_ref(text) else { return Ok(None) };
+    let Some(row) = store.meta.get_environment(name, version)? else { return Ok(None) };
+    let bytes = store.objects.read(&row.spec)?;
+    let spec: EnvironmentSpec = serde_json::from_slice(&bytes).map_err(|e| {
+        ExecError::Usage(format!(
+            "environment {}:{}: its stored spec is unreadable ({e}); run `repro fsck`",
+            row.name, row.version
+        ))
+    })?;
+    Ok(Some((row, spec)))
+}
+
+/// A registered environment that must exist.
+pub fn get_registered(store: &Store, text: &str) -> Result<(EnvironmentRow, EnvironmentSpec)> {
+    find_registered(store, text)?.ok_or_else(|| {
+        ExecError::Usage(format!(
+            "no registered environment '{text}'; `repro env ls` lists them (NAME or NAME:VERSION)"
+        ))
+    })
+}
+
+/// What to compare with: a file (a manifest from `repro env capture`, or a declared file),
+/// else a registered environment, else (when `runs` is true) a run.
+pub fn resolve_side(store: &Store, text: &str, cwd: &Path, runs: bool) -> Result<Side> {
+    let path = cwd.join(text);
+    if path.is_file() {
+        return file_side(&path, text);
+    }
+    if let Some((row, spec)) = find_registered(store, text)? {
+        return Ok(Side::of_spec(format!("{}:{}", row.name, row.version), &spec));
+    }
+    if runs {
+        if let Ok(id) = store.meta.resolve_run(text) {
+            return run_side(store.meta.get_run(&id)?);
+        }
+    }
+    let what = if runs { "a file, a registered environment or a run" } else { "a file or a registered environment" };
+    Err(ExecError::Usage(format!(
+        "'{text}' is neither {what}; give a path, NAME:VERSION (`repro env ls`){}",
+        if runs { ", or a run (`repro runs`)" } else { "" }
+    )))
+}
+
+/// The training side of `parity`: `NAME:V` of a registered environment, else a run, else
+/// a registered `NAME` (its newest version).
+pub fn resolve_subject(store: &Store, text: &str) -> Result<Side> {
+    let registered = |store: &Store| -> Result<Option<Side>> {
+        Ok(find_registered(store, text)?
+            .map(|(row, spec)| Side::of_spec(format!("{}:{}", row.name, row.version), &spec)))
+    };
+    if text.contains(':') {
+        if let Some(side) = registered(store)? {
+            return Ok(side);
+        }
+    }
+    match store.meta.resolve_run(text) {
+        Ok(id) => run_side(store.meta.get_run(&id)?),
+        Err(e) => registered(store)?.ok_or_else(|| e.into()),
+    }
+}
+
+/// The environment a run trained in.
+pub fn run_side(run: StoredRun) -> Result<Side> {
+    let python = run.record.environment.python.clone().ok_or_else(|| {
+        ExecError::Usage(format!(
+            "run {} recorded no Python environment, so there is nothing to compare",
+            run.record.id.short()
+        ))
+    })?;
+    Ok(Side {
+        label: format!("run {}", run.record.id.short()),
+        python: python.version,
+        packages: python.packages,
+        run: Some(Box::new(run)),
+    })
+}
+
+/// A live interpreter.
+pub fn python_side(exe: &Path, cwd: &Path) -> Result<Side> {
+    let p = cwd.join(exe);
+    if !p.exists() {
+        return Err(ExecError::Usage(format!("--python {}: no such file; give an interpreter's path", p.display())));
+    }
+    let env = python::inspect(&p, "--python")
+        .ok_or_else(|| ExecError::Usage(format!("{} is not a Python installation repro can read", p.display())))?;
+    Ok(Side { label: p.display().to_string(), python: env.version, packages: env.packages, run: None })
+}
+
+/// A manifest (JSON from `repro env capture`) or a declared file, as a package set.
+fn file_side(abs: &Path, label: &str) -> Result<Side> {
+    let spec = read_spec(abs, abs.parent().unwrap_or(Path::new(".")))?;
+    Ok(Side::of_spec(label.to_string(), &spec))
+}
+
+/// Reads a file as an environment spec: a manifest from `repro env capture` (JSON), else a
+/// declared file (requirements, conda, pyproject, locks).
+fn read_spec(abs: &Path, base: &Path) -> Result<EnvironmentSpec> {
+    let bytes = std::fs::read(abs).map_err(ExecError::io("read", abs))?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        let env: PythonEnvironment = serde_json::from_slice(&bytes).map_err(|e| ExecError::Parse {
+            path: abs.to_path_buf(),
+            line: e.line(),
+            message: format!("not an environment manifest ({e}); write one with `repro env capture -o FILE`"),
+        })?;
+        return Ok(EnvironmentSpec::installed(&env));
+    }
+    let d = declared::read(abs, base)?;
+    Ok(EnvironmentSpec::Declared { declared: d.environment })
+}
+
+/// `repro env register FILE --name NAME`: the same content gives the same version.
+pub fn register(
+    store: &mut Store,
+    file: &Path,
+    name: &str,
+    cwd: &Path,
+) -> Result<(EnvironmentRow, EnvironmentSpec, bool)> {
+    if !environment::valid_env_name(name) {
+        return Err(ExecError::Usage(format!(
+            "invalid environment name '{name}': use letters, digits, '-', '_', '.' (starting with a letter or digit)"
+        )));
+    }
+    let abs = cwd.join(file);
+    if !abs.is_file() {
+        return Err(repro_capture::CaptureError::NoSuchPath { path: file.to_path_buf(), cwd: cwd.to_path_buf() }.into());
+    }
+    let base = abs.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut spec = read_spec(&abs, &base)?;
+    // The files themselves are kept, so the version can be shown and exported as written.
+    let batch = store.objects.batch()?;
+    if let EnvironmentSpec::Declared { declared: d } = &mut spec {
+        let files = std::iter::once(abs.clone()).chain(d.companions.iter().map(|c| base.join(&c.path)));
+        for f in files {
+            let bytes = std::fs::read(&f).map_err(ExecError::io("read", &f))?;
+            batch.add_bytes(&repro_core::Digest::of_bytes(&bytes), &bytes)?;
+        }
+    }
+    let json = spec.canonical_json();
+    let digest = repro_core::Digest::of_bytes(&json);
+    batch.add_bytes(&digest, &json)?;
+    batch.commit()?;
+    let (row, new) =
+        store.meta.register_environment(name, &spec.identity(), &digest, spec.kind(), &abs.display().to_string())?;
+    if !new {
+        // The same content was registered before: that version, as it was registered.
+        let (_, existing) = get_registered(store, &format!("{}:{}", row.name, row.version))?;
+        return Ok((row, existing, false));
+    }
+    Ok((row, spec, new))
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnvDiff {
+    pub a: String,
+    pub b: String,
+    pub python: Option<(String, String)>,
+    pub changes: Vec<repro_core::diff::PackageChange>,
+}
+
+/// `repro env diff A B`: package by package, with the kind of each difference.
+pub fn diff(a: &Side, b: &Side) -> EnvDiff {
+    let python = match (&a.python, &b.python) {
+        (Some(x), Some(y)) if x != y => Some((x.clone(), y.clone())),
+        _ => None,
+    };
+    EnvDiff {
+        a: a.label.clone(),
+        b: b.label.clone(),
+        python,
+        changes: compare_packages(&a.packages, &b.packages, &repro_core::diff::INSTALLER_TOOLING),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -108,55 +294,44 @@ pub struct ParityReport {
     pub pass: bool,
 }
 
-/// Compares the environment a run trained in with `against`. Differences in a package the
-/// run's pickled outputs import, or that the run declared, fail; others are reported.
-pub fn parity(
-    store: &Store,
-    run: &StoredRun,
-    against: &Against,
-    ignore: &[String],
-    cwd: &Path,
-) -> Result<ParityReport> {
-    let rec = &run.record;
-    let trained = rec.environment.python.as_ref().ok_or_else(|| {
-        ExecError::Usage(format!(
-            "run {} recorded no Python environment, so there is nothing to compare; parity needs a Python run",
-            rec.id.short()
-        ))
-    })?;
-    let (serving, against_label) = serving_environment(against, cwd)?;
-
+/// Compares a training environment (a run's, or a registered one) with `against`. For a
+/// run, a difference in a package its pickled outputs import, or that it declared, fails;
+/// for a registered environment every difference in a package it lists fails. Extras only
+/// in `against` are reported.
+pub fn parity(store: &Store, subject: &Side, against: &Side, ignore: &[String]) -> Result<ParityReport> {
     // What the artifact imports: the modules its pickles name, mapped to distributions.
     let mut artifact: Vec<String> = Vec::new();
-    for o in &rec.outputs {
-        let Some(s) = &o.snapshot else { continue };
-        let Ok(m) = store.objects.read(s).map_err(ExecError::from).and_then(|b| {
-            Manifest::from_bytes(&b).map_err(|e| ExecError::Usage(format!("manifest {} unreadable: {e}", s.short())))
-        }) else {
-            continue;
-        };
-        for e in m.entries.iter().filter(|e| e.size <= 1 << 30) {
-            let Ok(bytes) = store.objects.read(&e.digest) else { continue };
-            for module in pickles::referenced_modules(&bytes) {
-                let dist = normalize_package_name(pickles::distribution_of(&module));
-                if trained.packages.iter().any(|p| normalize_package_name(&p.name) == dist) && !artifact.contains(&dist)
-                {
-                    artifact.push(dist);
+    let mut declared: Vec<String> = Vec::new();
+    if let Some(run) = &subject.run {
+        for o in &run.record.outputs {
+            let Some(s) = &o.snapshot else { continue };
+            let Some(m) = store.objects.read(s).ok().and_then(|b| Manifest::from_bytes(&b).ok()) else { continue };
+            for e in m.entries.iter().filter(|e| e.size <= 1 << 30) {
+                let Ok(bytes) = store.objects.read(&e.digest) else { continue };
+                for module in pickles::referenced_modules(&bytes) {
+                    let dist = normalize_package_name(pickles::distribution_of(&module));
+                    if subject.packages.iter().any(|p| normalize_package_name(&p.name) == dist)
+                        && !artifact.contains(&dist)
+                    {
+                        artifact.push(dist);
+                    }
                 }
             }
         }
+        declared = run
+            .record
+            .environment
+            .declared
+            .iter()
+            .flat_map(|d| d.requirements.iter().map(|r| normalize_package_name(&r.name)))
+            .collect();
     }
-    let declared: Vec<String> = rec
-        .environment
-        .declared
-        .iter()
-        .flat_map(|d| d.requirements.iter().map(|r| normalize_package_name(&r.name)))
-        .collect();
     let ignore_norm: Vec<String> = ignore.iter().map(|i| normalize_package_name(i)).collect();
     let mut skip: Vec<&str> = ignore_norm.iter().map(String::as_str).collect();
     skip.extend(repro_core::diff::INSTALLER_TOOLING);
-    let changes = compare_packages(&trained.packages, &serving.packages, &skip);
+    let changes = compare_packages(&subject.packages, &against.packages, &skip);
 
+    let registered = subject.run.is_none();
     let mut differences: Vec<(usize, ParityDifference)> = changes
         .into_iter()
         .map(|c| {
@@ -166,6 +341,7 @@ pub fn parity(
                 (_, _, PackageChangeKind::Extra) => (false, String::new(), usize::MAX),
                 (Some(p), _, _) => (true, "the artifact imports it".to_string(), p),
                 (None, true, _) => (true, "training declared it".to_string(), 1000),
+                (None, false, _) if registered => (true, "the environment lists it".to_string(), 1000),
                 (None, false, _) => (false, String::new(), 2000),
             };
             (
@@ -185,15 +361,15 @@ pub fn parity(
     let differences: Vec<ParityDifference> = differences.into_iter().map(|(_, d)| d).collect();
 
     let minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
-    let python = match (&trained.version, &serving.version) {
+    let python = match (&subject.python, &against.python) {
         (Some(a), Some(b)) if a != b => Some((a.clone(), b.clone())),
         _ => None,
     };
     let python_critical = python.as_ref().is_some_and(|(a, b)| minor(a) != minor(b));
     let pass = !python_critical && differences.iter().all(|d| !d.critical);
     Ok(ParityReport {
-        subject: format!("run {}", rec.id.short()),
-        against: against_label,
+        subject: subject.label.clone(),
+        against: against.label.clone(),
         python,
         python_critical,
         artifact_packages: artifact,
@@ -201,93 +377,6 @@ pub fn parity(
         ignored: ignore.to_vec(),
         pass,
     })
-}
-
-/// The serving side as an installed set: a live interpreter, a captured manifest, or the
-/// exact pins of a declared file (unpinned entries keep their spec, and cannot match).
-fn serving_environment(against: &Against, cwd: &Path) -> Result<(PythonEnvironment, String)> {
-    match against {
-        Against::Python(p) => {
-            let p = cwd.join(p);
-            if !p.exists() {
-                return Err(ExecError::Usage(format!(
-                    "--python {}: no such file; give the serving interpreter's path",
-                    p.display()
-                )));
-            }
-            let env = python::inspect(&p, "--python").ok_or_else(|| {
-                ExecError::Usage(format!("{} is not a Python installation repro can read", p.display()))
-            })?;
-            Ok((env, p.display().to_string()))
-        }
-        Against::File(f) => {
-            let abs = cwd.join(f);
-            if !abs.is_file() {
-                return Err(repro_capture::CaptureError::NoSuchPath { path: f.clone(), cwd: cwd.to_path_buf() }.into());
-            }
-            let text = std::fs::read(&abs).map_err(ExecError::io("read", &abs))?;
-            if text.first() == Some(&b'{') {
-                let env: PythonEnvironment = serde_json::from_slice(&text).map_err(|e| ExecError::Parse {
-                    path: abs.clone(),
-                    line: e.line(),
-                    message: format!("not an environment manifest ({e}); write one with `repro env capture -o FILE`"),
-                })?;
-                return Ok((env, f.display().to_string()));
-            }
-            let d = declared::read(&abs, cwd)?;
-            let packages = d
-                .environment
-                .requirements
-                .iter()
-                .map(|r| InstalledPackage {
-                    name: r.name.clone(),
-                    version: exact_version(&r.spec).unwrap_or_else(|| {
-                        if r.spec.is_empty() {
-                            "(unpinned)".into()
-                        } else {
-                            format!("{} (not pinned)", r.spec)
-                        }
-                    }),
-                    installer: None,
-                    build: None,
-                    url: None,
-                })
-                .collect();
-            let env = PythonEnvironment {
-                executable: String::new(),
-                kind: d.environment.format.clone(),
-                prefix: String::new(),
-                version: None,
-                site_dirs: Vec::new(),
-                packages,
-                found_by: "file".into(),
-            };
-            Ok((env, f.display().to_string()))
-        }
-    }
-}
-
-/// `==1.4.2` → `1.4.2`; conda `=1.4.2=py311_0` → `1.4.2`; anything else is not exact.
-fn exact_version(spec: &str) -> Option<String> {
-    let s = spec.trim();
-    let v = s.strip_prefix("===").or_else(|| s.strip_prefix("==")).or_else(|| s.strip_prefix('='))?;
-    let v = v.split('=').next().unwrap_or(v).trim();
-    (!v.is_empty() && !v.contains(['*', ',', '<', '>', '!', ' '])).then(|| v.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exact_versions() {
-        assert_eq!(exact_version("==1.4.2").as_deref(), Some("1.4.2"));
-        assert_eq!(exact_version("===1.0").as_deref(), Some("1.0"));
-        assert_eq!(exact_version("=1.26.4=py311_0").as_deref(), Some("1.26.4"));
-        for loose in ["", ">=1.2", "==1.*", "~=1.4", "==1.2,<2", "<2"] {
-            assert_eq!(exact_version(loose), None, "{loose}");
-        }
-    }
 }
 
 /// What `repro env export` writes.

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
+use repro_core::environment::EnvironmentSpec;
 use repro_core::record::{RunRecord, RunStatus};
 use repro_core::snapshot::Manifest;
 use repro_core::{Digest, RunId};
@@ -157,6 +158,24 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
                 run: r.replay.to_string(),
                 problem: format!("recorded as a replay of {} but its record does not say so", r.original),
             });
+        }
+    }
+
+    // Registered environments: their spec objects.
+    for env in store.meta.list_environments()? {
+        let who = format!("environment {}:{}", env.name, env.version);
+        if !check(&env.spec, who.clone(), &mut report) {
+            continue;
+        }
+        match store.objects.read(&env.spec).map(|b| serde_json::from_slice::<EnvironmentSpec>(&b)) {
+            Ok(Ok(EnvironmentSpec::Declared { declared })) => {
+                check(&declared.digest, format!("{who} file {}", declared.path), &mut report);
+                for c in &declared.companions {
+                    check(&c.digest, format!("{who} file {}", c.path), &mut report);
+                }
+            }
+            Ok(Ok(EnvironmentSpec::Installed { .. })) => {}
+            _ => report.bad_runs.push(BadRun { run: who, problem: "its spec object is not an environment".into() }),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE runs (
@@ -78,6 +78,21 @@ CREATE TABLE replays (
 CREATE INDEX replays_original ON replays(original_id, created_ms);
 ";
 
+/// Version 3: registered environments (`repro env register`).
+const SCHEMA_V3: &str = "
+CREATE TABLE environments (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    identity TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, version),
+    UNIQUE (name, identity)
+);
+";
+
 pub struct Metadata {
     conn: Connection,
     path: PathBuf,
@@ -103,6 +118,20 @@ pub struct StoredRun {
     pub record_object: Option<Digest>,
     pub pid: Option<u32>,
     pub pid_start: Option<String>,
+}
+
+/// A registered environment version.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EnvironmentRow {
+    pub name: String,
+    pub version: u32,
+    /// The `EnvironmentSpec` object.
+    pub spec: Digest,
+    /// `declared` or `installed`.
+    pub kind: String,
+    /// Where it was registered from (a path, for people).
+    pub source: String,
+    pub created_ms: i64,
 }
 
 /// A replay of a run and its verdict.
@@ -240,6 +269,9 @@ impl Metadata {
         }
         if version < 2 {
             tx.execute_batch(SCHEMA_V2).map_err(|e| db(&path, "add the replays table", e))?;
+        }
+        if version < 3 {
+            tx.execute_batch(SCHEMA_V3).map_err(|e| db(&path, "add the environments table", e))?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;
         tx.commit().map_err(|e| db(&path, "migrate", e))
@@ -524,6 +556,108 @@ impl Metadata {
         self.replay_rows(
             "SELECT replay_id, original_id, verdict, report, created_ms FROM replays WHERE ?1 = ?1 ORDER BY rowid",
             "",
+        )
+    }
+
+    // ---- registered environments ---------------------------------------------------------
+
+    /// Registers `spec` (an object already stored) under `name`: the existing version when
+    /// content of the same `identity` was registered before, else the next one. Returns it
+    /// and whether it is new.
+    pub fn register_environment(
+        &mut self,
+        name: &str,
+        identity: &Digest,
+        spec: &Digest,
+        kind: &str,
+        source: &str,
+    ) -> Result<(EnvironmentRow, bool)> {
+        let path = self.path.clone();
+        let e = |c: &'static str| {
+            let path = path.clone();
+            move |err| db(&path, c, err)
+        };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("register"))?;
+        let existing: Option<(u32, String, String, String, i64)> = tx
+            .query_row(
+                "SELECT version, spec, kind, source, created_ms FROM environments WHERE name = ?1 AND identity = ?2",
+                params![name, identity.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()
+            .map_err(e("find environment"))?;
+        if let Some((version, spec, kind, source, created_ms)) = existing {
+            let spec = Digest::parse(&spec)
+                .map_err(|err| StoreError::BadRecord { run: format!("{name}:{version}"), message: err.to_string() })?;
+            return Ok((EnvironmentRow { name: name.into(), version, spec, kind, source, created_ms }, false));
+        }
+        let version: u32 = tx
+            .query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM environments WHERE name = ?1", [name], |r| r.get(0))
+            .map_err(e("number environment version"))?;
+        let created_ms = crate::now_ms();
+        tx.execute(
+            "INSERT INTO environments (name, version, identity, spec, kind, source, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![name, version, identity.as_str(), spec.as_str(), kind, source, created_ms],
+        )
+        .map_err(e("register environment"))?;
+        tx.commit().map_err(e("register environment"))?;
+        let row = EnvironmentRow {
+            name: name.into(),
+            version,
+            spec: spec.clone(),
+            kind: kind.into(),
+            source: source.into(),
+            created_ms,
+        };
+        Ok((row, true))
+    }
+
+    fn environment_rows(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<EnvironmentRow>> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err("read environments"))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(self.err("read environments"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (name, version, spec, kind, source, created_ms) = r.map_err(self.err("read environments"))?;
+            let spec = Digest::parse(&spec)
+                .map_err(|e| StoreError::BadRecord { run: name.clone(), message: e.to_string() })?;
+            out.push(EnvironmentRow { name, version, spec, kind, source, created_ms });
+        }
+        Ok(out)
+    }
+
+    /// `NAME` (the newest version) or `NAME` at `version`.
+    pub fn get_environment(&self, name: &str, version: Option<u32>) -> Result<Option<EnvironmentRow>> {
+        const COLS: &str = "name, version, spec, kind, source, created_ms";
+        let rows = match version {
+            Some(v) => self.environment_rows(
+                &format!("SELECT {COLS} FROM environments WHERE name = ?1 AND version = ?2"),
+                &[&name, &v],
+            )?,
+            None => self.environment_rows(
+                &format!("SELECT {COLS} FROM environments WHERE name = ?1 ORDER BY version DESC LIMIT 1"),
+                &[&name],
+            )?,
+        };
+        Ok(rows.into_iter().next())
+    }
+
+    /// Every registered environment version, by name then version.
+    pub fn list_environments(&self) -> Result<Vec<EnvironmentRow>> {
+        self.environment_rows(
+            "SELECT name, version, spec, kind, source, created_ms FROM environments ORDER BY name, version",
+            &[],
         )
     }
 
