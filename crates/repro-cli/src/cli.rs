@@ -141,9 +141,13 @@ pub struct RunArgs {
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub param: Vec<String>,
     /// The environment file (default: environment.yml, requirements.txt, uv.lock, poetry.lock
-    /// or pyproject.toml, nearest first).
-    #[arg(long = "env", value_name = "FILE")]
+    /// or pyproject.toml, nearest first), or a registered environment NAME:VERSION the
+    /// interpreter must match (see `repro env register`).
+    #[arg(long = "env", value_name = "FILE|NAME:V")]
     pub env_file: Option<PathBuf>,
+    /// With --env NAME:V: run even when the interpreter differs from it, recording the drift.
+    #[arg(long)]
+    pub allow_env_drift: bool,
     /// An output file or folder, snapshotted after the run (repeatable).
     #[arg(long, value_name = "PATH")]
     pub output: Vec<PathBuf>,

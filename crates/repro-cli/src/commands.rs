@@ -53,13 +53,35 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             let mut store = open_store(store_dir)?;
             let ui = Ui::new(false);
             let vars: BTreeMap<String, String> = std::env::vars().collect();
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            // --env: a file when one exists there, else a registered NAME:V (or a NAME that
+            // is registered); anything else is a file that does not exist.
+            let (env_file, env_registered) = match args.env_file {
+                Some(e) if !cwd.join(&e).exists() => {
+                    let text = e.to_string_lossy().into_owned();
+                    let registered = match repro_core::environment::parse_env_ref(&text) {
+                        Some((name, version)) => {
+                            text.contains(':') || store.meta.get_environment(name, version)?.is_some()
+                        }
+                        None => false,
+                    };
+                    if registered {
+                        (None, Some(text))
+                    } else {
+                        (Some(e), None)
+                    }
+                }
+                other => (other, None),
+            };
             let opts = RunOptions {
                 name: args.name,
                 seed: args.seed,
                 data: args.data,
                 params_files: args.params,
                 params: args.param,
-                env_file: args.env_file,
+                env_file,
+                env_registered,
+                allow_env_drift: args.allow_env_drift,
                 outputs: args.output,
                 strict: args.strict,
                 command: args.command,
@@ -71,6 +93,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             match repro_exec::run::run(&mut store, &opts, &ui)? {
                 RunOutcome::Refused { items } => {
                     render::refusal(&items, json)?;
+                    Ok(EXIT_FAILED_CHECK)
+                }
+                RunOutcome::EnvDrift { env, differences } => {
+                    render::env_drift(&env, &differences, json)?;
                     Ok(EXIT_FAILED_CHECK)
                 }
                 RunOutcome::Ran { id, status, exit_code, record } => {

@@ -676,3 +676,16 @@ pub fn env_diff(d: &EnvDiff, as_json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+pub fn env_drift(env: &str, differences: &[String], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&json!({"refused": true, "environment": env, "differences": differences}));
+    }
+    let mut o = out();
+    writeln!(o, "the interpreter does not match {env}; nothing was run:")?;
+    for d in differences {
+        writeln!(o, "  {d}")?;
+    }
+    writeln!(o, "fix: install the registered versions (repro env export), or pass --allow-env-drift to run and record the drift")?;
+    Ok(())
+}

@@ -158,3 +158,52 @@ fn registered_environments_are_immutable_versions_that_diff_and_parity_use() {
     t.repro(&["env", "diff", "training:1", "nosuch:9"]).expect_code(2);
     t.repro(&["fsck"]).success();
 }
+
+#[test]
+fn run_with_a_registered_environment_checks_the_interpreter_first() {
+    let t = TestContext::sklearn_project();
+    t.repro(&["env", "register", "requirements.txt", "--name", "training"]).success();
+    let id = t.train(&["--env", "training:1", "--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let shown = t.repro(&["show", &id, "--json"]).success().json();
+    assert_eq!(shown["environment"]["registered"], "training:1");
+    let (audit, _) = t.audit(&id);
+    assert_eq!(common::status(&audit, "environment_file"), "ok", "{audit:#}");
+    assert!(common::item(&audit, "environment_file")["detail"].as_str().expect("d").contains("training:1"));
+
+    // A version the interpreter does not match: refused, nothing recorded.
+    let reqs = std::fs::read_to_string(t.path("requirements.txt")).expect("reqs");
+    t.write(
+        "next.txt",
+        &reqs.replace("scikit-learn==1.9.1", "scikit-learn==1.8.0").replace("joblib==1.6.0", "joblib>=9"),
+    );
+    t.repro(&["env", "register", "next.txt", "--name", "training"]).success();
+    let before = t.runs().len();
+    let r = t.train(&["--env", "training:2"]).expect_code(1);
+    let out = r.stdout();
+    assert!(out.contains("does not match training:2"), "{out}");
+    assert!(out.contains("scikit-learn: ==1.8.0 declared") && out.contains("1.9.1 installed"), "{out}");
+    assert!(out.contains("joblib: >=9 declared"), "{out}");
+    assert_eq!(t.runs().len(), before, "nothing recorded");
+
+    // --allow-env-drift runs and records the drift; the audit flags it.
+    let id2 = t.train(&["--env", "training:2", "--allow-env-drift", "--json"]).success().json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let shown = t.repro(&["show", &id2, "--json"]).success().json();
+    assert_eq!(shown["environment"]["drift"].as_array().expect("drift").len(), 2, "{shown:#}");
+    let (audit, _) = t.audit(&id2);
+    assert_eq!(common::status(&audit, "environment_file"), "warn");
+
+    // An installed set registered from a capture of the very interpreter: it matches.
+    let py = t.python();
+    t.repro(&["env", "capture", "--python", py.to_str().expect("utf-8"), "-o", "venv.json"]).success();
+    t.repro(&["env", "register", "venv.json", "--name", "venv"]).success();
+    let id3 = t.train(&["--env", "venv:1", "--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let (audit, _) = t.audit(&id3);
+    assert_eq!(common::status(&audit, "environment_file"), "ok", "{audit:#}");
+
+    // An unknown registered environment is bad input.
+    let e = t.train(&["--env", "nosuch:3"]).expect_code(2).error_line();
+    assert!(e.contains("nosuch:3") && e.contains("repro env ls"), "{e}");
+}

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::record::{
-    CodeState, DeclaredEnvironment, Hardware, OutputRef, Params, PinStatus, PythonEnvironment, ReplaySummary,
-    RunRecord, RunStatus, ScriptInfo, ScriptKind, Seed,
+    CodeState, DeclaredEnvironment, EnvironmentInfo, Hardware, OutputRef, Params, PinStatus, PythonEnvironment,
+    ReplaySummary, RunRecord, RunStatus, ScriptInfo, ScriptKind, Seed,
 };
 use crate::{Digest, RunId};
 
@@ -100,7 +100,7 @@ pub fn audit_run(
         record.inputs.iter().map(|i| PlannedInput { path: describe_input(i), reference: i.reference }).collect();
     let mut items = vec![
         git_commit(&record.code),
-        environment_file(record.environment.declared.as_ref()),
+        environment_item(&record.environment),
         dataset_snapshot(&inputs),
         hyperparameters(&record.params, true),
         random_seed(&record.seed),
@@ -121,7 +121,7 @@ pub fn audit_run(
 /// `repro run --strict` checks before it starts anything.
 pub fn pre_run_items(
     code: &CodeState,
-    declared: Option<&DeclaredEnvironment>,
+    environment: &EnvironmentInfo,
     inputs: &[PlannedInput],
     params: &Params,
     seed: &Seed,
@@ -129,7 +129,7 @@ pub fn pre_run_items(
 ) -> Vec<AuditItem> {
     vec![
         git_commit(code),
-        environment_file(declared),
+        environment_item(environment),
         dataset_snapshot(inputs),
         hyperparameters(params, false),
         random_seed(seed),
@@ -189,6 +189,39 @@ pub fn git_commit(code: &CodeState) -> AuditItem {
         format!("commit {short}{place}, dirty tree: {}", parts.join("; ")),
         Some("commit (or ignore) your changes before the run, so the commit alone rebuilds the code"),
     )
+}
+
+/// The environment item of a run: its declared file, or the registered environment it was
+/// tied to; a run that went ahead despite drift from that environment is flagged.
+pub fn environment_item(env: &EnvironmentInfo) -> AuditItem {
+    let mut it = match (&env.declared, &env.registered) {
+        (None, Some(r)) => item(
+            "environment_file",
+            ItemStatus::Ok,
+            format!("registered environment {r} (an installed set, every version exact)"),
+            None,
+        ),
+        (declared, registered) => {
+            let mut it = environment_file(declared.as_ref());
+            if let Some(r) = registered {
+                it.detail = format!("{} — registered as {r}", it.detail);
+            }
+            it
+        }
+    };
+    if !env.drift.is_empty() {
+        it.status = ItemStatus::Warn;
+        it.detail = format!(
+            "the interpreter differed from {} ({}): {}",
+            env.registered.as_deref().unwrap_or("the registered environment"),
+            count(env.drift.len() as u64, "difference"),
+            list(&env.drift, 4)
+        );
+        it.fix = Some(
+            "rebuild the environment from the registered version (repro env export), or register the new one".into(),
+        );
+    }
+    it
 }
 
 pub fn environment_file(declared: Option<&DeclaredEnvironment>) -> AuditItem {

@@ -185,6 +185,13 @@ pub struct EnvironmentInfo {
     pub variables: BTreeMap<String, String>,
     /// Which of `variables` repro set because they were unset.
     pub set_by_repro: Vec<String>,
+    /// The registered environment the run was tied to (`repro run --env NAME:V`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<String>,
+    /// How the interpreter differed from the registered environment, when the run went
+    /// ahead anyway (`--allow-env-drift`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,6 +468,7 @@ pub(crate) mod sample {
                     ("VIRTUAL_ENV".to_string(), "/v".to_string()),
                 ]),
                 set_by_repro: vec!["OMP_NUM_THREADS".into()],
+                ..Default::default()
             },
             hardware: Hardware {
                 cpu_model: Some("cpu".into()),

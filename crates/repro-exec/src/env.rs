@@ -113,6 +113,69 @@ pub fn resolve_side(store: &Store, text: &str, cwd: &Path, runs: bool) -> Result
     )))
 }
 
+/// How an interpreter's installed set departs from a registered environment, one line
+/// each (empty: it matches). An installed set must match package for package (pip,
+/// setuptools and wheel aside); a declared file's exact pins must be installed at that
+/// version and its ranges satisfied.
+pub fn drift(spec: &EnvironmentSpec, actual: Option<&PythonEnvironment>) -> Vec<String> {
+    use std::str::FromStr;
+    let Some(actual) = actual else {
+        return vec!["no Python interpreter was found to check against it".into()];
+    };
+    let mut out = Vec::new();
+    match spec {
+        EnvironmentSpec::Installed { python_version, packages } => {
+            if python_version.is_some() && *python_version != actual.version {
+                out.push(format!(
+                    "Python {} registered, {} here",
+                    python_version.as_deref().unwrap_or("?"),
+                    actual.version.as_deref().unwrap_or("?")
+                ));
+            }
+            out.extend(
+                compare_packages(packages, &actual.packages, &repro_core::diff::INSTALLER_TOOLING)
+                    .iter()
+                    .map(repro_core::diff::PackageChange::describe),
+            );
+        }
+        EnvironmentSpec::Declared { declared } => {
+            for r in &declared.requirements {
+                let name = normalize_package_name(&r.name);
+                if name == "python" || repro_core::diff::INSTALLER_TOOLING.contains(&name.as_str()) {
+                    continue;
+                }
+                let Some(installed) = actual.packages.iter().find(|p| normalize_package_name(&p.name) == name) else {
+                    out.push(
+                        format!("{} {} declared ({}), not installed", r.name, r.spec, r.origin).replace("  ", " "),
+                    );
+                    continue;
+                };
+                let ok = match environment::exact_version(&r.spec) {
+                    Some(v) if r.status == PinStatus::Pinned => v == installed.version,
+                    _ if r.spec.trim().is_empty() => true,
+                    _ => {
+                        match (
+                            pep508_rs::pep440_rs::VersionSpecifiers::from_str(&r.spec),
+                            pep508_rs::pep440_rs::Version::from_str(&installed.version),
+                        ) {
+                            (Ok(specs), Ok(v)) => specs.contains(&v),
+                            // Not a PEP 440 range (a conda spec): nothing to judge by.
+                            _ => true,
+                        }
+                    }
+                };
+                if !ok {
+                    out.push(format!(
+                        "{}: {} declared ({}), {} installed",
+                        r.name, r.spec, r.origin, installed.version
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The training side of `parity`: `NAME:V` of a registered environment, else a run, else
 /// a registered `NAME` (its newest version).
 pub fn resolve_subject(store: &Store, text: &str) -> Result<Side> {

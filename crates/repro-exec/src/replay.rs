@@ -296,7 +296,9 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     reporter.message(&format!("running: {}", run_opts.command.join(" ")));
     let (replay_id, status, exit_code, replay_record) = match crate::run::run(store, &run_opts, reporter)? {
         RunOutcome::Ran { id, status, exit_code, record } => (id, status, exit_code, record),
-        RunOutcome::Refused { .. } => return Err(cannot(&id, "the rebuilt run was refused")),
+        RunOutcome::Refused { .. } | RunOutcome::EnvDrift { .. } => {
+            return Err(cannot(&id, "the rebuilt run was refused"))
+        }
     };
 
     // 5. Compare.
@@ -886,6 +888,9 @@ fn run_options(
         replay_of: Some(id.clone()),
         // The report goes to stdout; the command's own output must not mix with it.
         stdout_to_stderr: true,
+        // The environment was checked against the recorded installed set above.
+        env_registered: None,
+        allow_env_drift: false,
     })
 }
 

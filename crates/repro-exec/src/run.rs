@@ -82,6 +82,10 @@ pub struct RunOptions {
     pub replay_of: Option<RunId>,
     /// Echo the command's stdout on our stderr, keeping our stdout for a report (`--json`).
     pub stdout_to_stderr: bool,
+    /// `--env NAME:V`: the registered environment the interpreter must match.
+    pub env_registered: Option<String>,
+    /// Run anyway when the interpreter differs from `env_registered`, recording the drift.
+    pub allow_env_drift: bool,
 }
 
 #[derive(Debug)]
@@ -89,6 +93,12 @@ pub enum RunOutcome {
     /// `--strict` and the pre-run audit failed: nothing ran, nothing was recorded.
     Refused {
         items: Vec<AuditItem>,
+    },
+    /// The interpreter differs from the registered environment (`--env NAME:V`) and drift
+    /// was not allowed: nothing ran, nothing was recorded.
+    EnvDrift {
+        env: String,
+        differences: Vec<String>,
     },
     Ran {
         id: RunId,
@@ -109,6 +119,8 @@ struct Prepared {
     /// Outputs: absolute path, recorded path, and the file's modification time before the run.
     planned_outputs: Vec<(PathBuf, String, Option<std::time::SystemTime>)>,
     declared: Option<Declared>,
+    /// Differences between the interpreter and the registered environment.
+    drift: Vec<String>,
 }
 
 /// Path as recorded: relative to the repository root when inside it, else absolute.
@@ -195,12 +207,22 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
     let root_ref = root.as_deref();
     let base = root.clone().unwrap_or_else(|| cwd.clone());
 
-    // The declared environment: --env, else the nearest well-known file.
-    let env_path = match &opts.env_file {
-        Some(e) => Some(absolute(&cwd, e)),
-        None => declared::detect(&cwd, root_ref),
+    // The declared environment: --env NAME:V (registered), --env FILE, else the nearest
+    // well-known file.
+    let registered = opts.env_registered.as_deref().map(|r| crate::env::get_registered(store, r)).transpose()?;
+    let declared = match (&registered, &opts.env_file) {
+        (Some(_), _) => None,
+        (None, Some(e)) => Some(declared::read(&absolute(&cwd, e), &base)?),
+        (None, None) => declared::detect(&cwd, root_ref).map(|p| declared::read(&p, &base)).transpose()?,
     };
-    let declared = env_path.map(|p| declared::read(&p, &base)).transpose()?;
+    let drift = match &registered {
+        Some((_, spec)) => crate::env::drift(spec, python_env.as_ref()),
+        None => Vec::new(),
+    };
+    let registered_declared = registered.as_ref().and_then(|(_, spec)| match spec {
+        repro_core::environment::EnvironmentSpec::Declared { declared } => Some(declared.clone()),
+        _ => None,
+    });
 
     // The script.
     let mut files_to_store = Vec::new();
@@ -311,11 +333,13 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         code: git_cap.code.clone(),
         script: script_info,
         environment: EnvironmentInfo {
-            declared: declared.as_ref().map(|d| d.environment.clone()),
+            declared: declared.as_ref().map(|d| d.environment.clone()).or(registered_declared),
             python: python_env,
             os: hardware::os_info(),
             variables,
             set_by_repro,
+            registered: registered.as_ref().map(|(row, _)| format!("{}:{}", row.name, row.version)),
+            drift: Vec::new(),
         },
         hardware: hw,
         inputs: Vec::new(),
@@ -344,6 +368,7 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         params_bytes,
         child_env,
         declared,
+        drift,
     })
 }
 
@@ -353,7 +378,7 @@ fn pre_run_audit(p: &Prepared) -> Vec<AuditItem> {
         p.planned_inputs.iter().map(|(_, rel)| PlannedInput { path: rel.clone(), reference: false }).collect();
     audit::pre_run_items(
         &p.record.code,
-        p.record.environment.declared.as_ref(),
+        &p.record.environment,
         &inputs,
         &p.record.params,
         &p.record.seed,
@@ -363,6 +388,17 @@ fn pre_run_audit(p: &Prepared) -> Vec<AuditItem> {
 
 pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Result<RunOutcome> {
     let mut p = prepare(store, opts)?;
+    if !p.drift.is_empty() {
+        let env = p.record.environment.registered.clone().unwrap_or_default();
+        if !opts.allow_env_drift {
+            return Ok(RunOutcome::EnvDrift { env, differences: std::mem::take(&mut p.drift) });
+        }
+        p.record.notes.push(format!(
+            "ran with --allow-env-drift: the interpreter differed from {env} in {} way(s)",
+            p.drift.len()
+        ));
+        p.record.environment.drift = std::mem::take(&mut p.drift);
+    }
     if opts.strict {
         let items = pre_run_audit(&p);
         if !audit::is_complete(&items, true) {
