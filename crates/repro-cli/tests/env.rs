@@ -207,3 +207,66 @@ fn run_with_a_registered_environment_checks_the_interpreter_first() {
     let e = t.train(&["--env", "nosuch:3"]).expect_code(2).error_line();
     assert!(e.contains("nosuch:3") && e.contains("repro env ls"), "{e}");
 }
+
+/// The story the environments work exists for: a model trained with scikit-learn 1.4.2 is
+/// about to be served from an image with scikit-learn 1.2.2. Parity catches it, names that
+/// package first, and the exported lock rebuilds a serving environment that passes.
+#[test]
+fn trained_with_sklearn_1_4_served_with_1_2_fails_parity_first_on_scikit_learn() {
+    let t = TestContext::sklearn_project();
+    let ws = common::workspace();
+    let train_venv = common::cached_venv(
+        &ws.join("target/test-venv-sklearn-1.4"),
+        &ws.join("crates/repro-cli/tests/fixtures/sklearn-1.4.txt"),
+    );
+    let train_py = train_venv.join("bin/python");
+    let id = t.train_with(&train_py, &["--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let shown = t.repro(&["show", &id, "--json"]).success().json();
+    let sk = shown["environment"]["python"]["packages"]
+        .as_array()
+        .expect("pkgs")
+        .iter()
+        .find(|p| p["name"] == "scikit-learn")
+        .cloned();
+    assert_eq!(sk.expect("sklearn")["version"], "1.4.2");
+
+    // The serving image: the same stack with scikit-learn 1.2.2 (a real install).
+    let serving = t.dir.join("serving-venv");
+    let ok = Command::new("cp").arg("-a").arg(&train_venv).arg(&serving).status().expect("cp").success();
+    assert!(ok);
+    let serving_py = serving.join("bin/python");
+    let out = Command::new(&serving_py)
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "scikit-learn==1.2.2"])
+        .output()
+        .expect("pip");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let r = t.repro(&["env", "parity", &id, "--python", serving_py.to_str().expect("utf-8")]).expect_code(1);
+    let first = r.stdout().lines().find(|l| l.trim_start().starts_with("FAIL")).unwrap_or_default().to_string();
+    assert!(
+        first.contains("scikit-learn: trained with 1.4.2, serving with 1.2.2 (minor difference)"),
+        "{}",
+        r.stdout()
+    );
+    // It is a real problem: scikit-learn 1.2.2 itself warns that the model is from 1.4.2.
+    let load = Command::new(&serving_py)
+        .args(["-W", "error", "-c", "import pickle; pickle.load(open('model.pkl', 'rb'))"])
+        .current_dir(&t.dir)
+        .output()
+        .expect("load");
+    assert!(!load.status.success(), "scikit-learn 1.2.2 loaded a 1.4.2 model without complaint");
+    assert!(String::from_utf8_lossy(&load.stderr).contains("1.4.2"), "{}", String::from_utf8_lossy(&load.stderr));
+
+    // The fix: serve from the exported lock; parity then passes.
+    t.repro(&["env", "export", &id, "-o", "serving.lock"]).success();
+    let fixed = t.dir.join("fixed-venv");
+    let ok = Command::new("python3").args(["-m", "venv"]).arg(&fixed).status().expect("venv").success();
+    assert!(ok);
+    let out = Command::new(fixed.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check", "--no-deps", "-r", "serving.lock"])
+        .current_dir(&t.dir)
+        .output()
+        .expect("pip");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    t.repro(&["env", "parity", &id, "--python", fixed.join("bin/python").to_str().expect("utf-8")]).success();
+}

@@ -17,29 +17,34 @@ pub fn workspace() -> PathBuf {
 pub fn venv() -> PathBuf {
     let ws = workspace();
     let dir = std::env::var_os("REPRO_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| ws.join("target/test-venv"));
-    // The stamp is a copy of the requirements the venv was built from (.ci/run writes it too).
-    let stamp_want = std::fs::read_to_string(ws.join("requirements-test.txt")).expect("requirements-test.txt");
+    cached_venv(&dir, &ws.join("requirements-test.txt"))
+}
+
+/// A virtualenv at `dir` holding exactly `requirements`, built once and reused while the
+/// requirements are unchanged (a stamp holds a copy of them), file-locked across tests.
+pub fn cached_venv(dir: &Path, requirements: &Path) -> PathBuf {
+    let stamp_want = std::fs::read_to_string(requirements).expect("requirements file");
     let stamp = dir.join(".repro-test-stamp");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(stamp_want.as_str()) {
-        return dir;
+        return dir.to_path_buf();
     }
     std::fs::create_dir_all(dir.parent().expect("parent")).expect("mkdir");
     let lock = std::fs::File::create(dir.with_extension("lock")).expect("lock file");
     lock.lock().expect("lock the venv");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(stamp_want.as_str()) {
-        let _ = std::fs::remove_dir_all(&dir);
-        let ok = Command::new("python3").args(["-m", "venv"]).arg(&dir).status().expect("python3 -m venv").success();
+        let _ = std::fs::remove_dir_all(dir);
+        let ok = Command::new("python3").args(["-m", "venv"]).arg(dir).status().expect("python3 -m venv").success();
         assert!(ok, "python3 -m venv failed");
         let ok = Command::new(dir.join("bin/pip"))
             .args(["install", "-q", "--disable-pip-version-check", "-r"])
-            .arg(ws.join("requirements-test.txt"))
+            .arg(requirements)
             .status()
             .expect("pip install")
             .success();
-        assert!(ok, "pip install -r requirements-test.txt failed");
+        assert!(ok, "pip install -r {} failed", requirements.display());
         std::fs::write(&stamp, &stamp_want).expect("stamp");
     }
-    dir
+    dir.to_path_buf()
 }
 
 pub struct TestContext {
