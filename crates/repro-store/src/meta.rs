@@ -515,31 +515,31 @@ impl Metadata {
     }
 
     fn replay_rows(&self, sql: &str, arg: &str) -> Result<Vec<ReplayRow>> {
-        let mut stmt = self.conn.prepare(sql).map_err(self.err("read replays"))?;
-        let rows = stmt
-            .query_map([arg], |r| {
+        self.rows(
+            "read replays",
+            sql,
+            &[&arg],
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
+                    r.get(4)?,
                 ))
-            })
-            .map_err(self.err("read replays"))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (replay, original, verdict, report, created_ms) = r.map_err(self.err("read replays"))?;
-            let bad = |m: String| StoreError::BadRecord { run: replay.clone(), message: m };
-            out.push(ReplayRow {
-                replay: RunId::parse(&replay).map_err(|e| bad(e.to_string()))?,
-                original: RunId::parse(&original).map_err(|e| bad(e.to_string()))?,
-                verdict: Verdict::parse(&verdict).ok_or_else(|| bad(format!("unknown replay verdict '{verdict}'")))?,
-                report: Digest::parse(&report).map_err(|e| bad(e.to_string()))?,
-                created_ms,
-            });
-        }
-        Ok(out)
+            },
+            |(replay, original, verdict, report, created_ms): (String, String, String, String, i64)| {
+                let bad = |m: String| StoreError::BadRecord { run: replay.clone(), message: m };
+                Ok(ReplayRow {
+                    replay: RunId::parse(&replay).map_err(|e| bad(e.to_string()))?,
+                    original: RunId::parse(&original).map_err(|e| bad(e.to_string()))?,
+                    verdict: Verdict::parse(&verdict)
+                        .ok_or_else(|| bad(format!("unknown replay verdict '{verdict}'")))?,
+                    report: parse_digest(&report, &replay)?,
+                    created_ms,
+                })
+            },
+        )
     }
 
     /// The replays of a run, oldest first.
@@ -614,27 +614,16 @@ impl Metadata {
     }
 
     fn environment_rows(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<EnvironmentRow>> {
-        let mut stmt = self.conn.prepare(sql).map_err(self.err("read environments"))?;
-        let rows = stmt
-            .query_map(args, |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            })
-            .map_err(self.err("read environments"))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (name, version, spec, kind, source, created_ms) = r.map_err(self.err("read environments"))?;
-            let spec = Digest::parse(&spec)
-                .map_err(|e| StoreError::BadRecord { run: name.clone(), message: e.to_string() })?;
-            out.push(EnvironmentRow { name, version, spec, kind, source, created_ms });
-        }
-        Ok(out)
+        self.rows(
+            "read environments",
+            sql,
+            args,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |(name, version, spec, kind, source, created_ms): (String, u32, String, String, String, i64)| {
+                let spec = parse_digest(&spec, &name)?;
+                Ok(EnvironmentRow { name, version, spec, kind, source, created_ms })
+            },
+        )
     }
 
     /// `NAME` (the newest version) or `NAME` at `version`.
@@ -787,25 +776,32 @@ impl Metadata {
     }
 
     fn dataset_rows(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<DatasetVersion>> {
-        let mut stmt = self.conn.prepare(sql).map_err(self.err("read datasets"))?;
-        let rows = stmt
-            .query_map(args, |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, bool>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            })
-            .map_err(self.err("read datasets"))?;
+        self.rows(
+            "read datasets",
+            sql,
+            args,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |(name, version, snapshot, source, reference, created_ms): (String, u32, String, String, bool, i64)| {
+                let snapshot = parse_digest(&snapshot, &name)?;
+                Ok(DatasetVersion { name, version, snapshot, source, reference, created_ms })
+            },
+        )
+    }
+
+    /// Runs a query: `read` takes the columns of a row, `build` checks and shapes them.
+    fn rows<R, T>(
+        &self,
+        context: &str,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+        build: impl Fn(R) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err(context))?;
+        let rows = stmt.query_map(args, read).map_err(self.err(context))?;
         let mut out = Vec::new();
         for r in rows {
-            let (name, version, snapshot, source, reference, created_ms) = r.map_err(self.err("read datasets"))?;
-            let snapshot = Digest::parse(&snapshot)
-                .map_err(|e| StoreError::BadRecord { run: name.clone(), message: e.to_string() })?;
-            out.push(DatasetVersion { name, version, snapshot, source, reference, created_ms });
+            out.push(build(r.map_err(self.err(context))?)?);
         }
         Ok(out)
     }
@@ -874,6 +870,11 @@ impl Metadata {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A digest read from a row of `owner` (a run, dataset or environment name).
+fn parse_digest(text: &str, owner: &str) -> Result<Digest> {
+    Digest::parse(text).map_err(|e| StoreError::BadRecord { run: owner.to_string(), message: e.to_string() })
 }
 
 fn db(path: &Path, context: &str, source: rusqlite::Error) -> StoreError {
