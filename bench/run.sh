@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # repro performance benchmarks: six comparisons, one run, one summary.
 #
-#   bench/setup.sh            # once: hyperfine, b3sum, dvc venv, the ~95-package venv
+#   bench/setup.sh            # once: hyperfine, b3sum, uv, dvc venv, the 105-package venv
 #   bench/run.sh              # full data: one 2 GiB file + 20,000 x ~50 KiB files
 #   BENCH_SMALL=1 bench/run.sh   # smoke run: 64 MiB + 2,000 files, fewer runs
+#   BENCH_ONLY=env bench/run.sh  # comparison 4 only (env capture vs pip freeze vs uv pip freeze),
+#                                # no data generated; needs only `BENCH_SETUP_ONLY=env bench/setup.sh`
 #
 # Everything generated lives under $BENCH_WORK (default /work/bench-work), never in the repo.
 # repro is built in release mode with its own target dir ($BENCH_TARGET, default
@@ -11,7 +13,8 @@
 # Results: $BENCH_WORK/results[-small]/ (hyperfine JSON + Markdown per comparison, summary.md).
 #
 # Knobs: BENCH_RUNS_BIG (runs for multi-second cases), BENCH_RUNS_FAST (runs for sub-second
-# cases), BENCH_SKIP_BUILD=1 (use the existing binary).
+# cases), BENCH_SKIP_BUILD=1 (use the existing binary), BENCH_ONLY=env (comparison 4 only;
+# results in $BENCH_WORK/results-env/).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,6 +23,8 @@ BENCH_WORK="${BENCH_WORK:-/work/bench-work}"
 BENCH_TOOLS="${BENCH_TOOLS:-/work/bench-tools}"
 BENCH_TARGET="${BENCH_TARGET:-/work/bench-target}"
 SMALL="${BENCH_SMALL:-0}"
+ONLY="${BENCH_ONLY:-}"
+case "$ONLY" in ""|env) ;; *) echo "error: BENCH_ONLY must be empty or 'env'" >&2; exit 2 ;; esac
 
 if [ "$SMALL" = 1 ]; then
     SIZE_A_MIB=64; B_TOP=20; B_SUB=10; B_FILES=10     # 2,000 files
@@ -33,25 +38,35 @@ DATA="$BENCH_WORK/data-$TAG"
 A="$DATA/a/big.bin"
 B="$DATA/b/tree"
 RES="$BENCH_WORK/results"; [ "$SMALL" = 1 ] && RES="$BENCH_WORK/results-small"
+if [ "$ONLY" = env ]; then   # its own results folder, so it never wipes a full run's results
+    TAG=env; RES="$BENCH_WORK/results-env"; RUNS_FAST="${BENCH_RUNS_FAST:-40}"
+fi
 SCR="$BENCH_WORK/scratch-$TAG"          # stores and dvc repos, recreated per iteration
 R="$BENCH_TARGET/release/repro"
 B3="$BENCH_TOOLS/bin/b3sum"
 DVC="$BENCH_WORK/dvc-venv/bin/dvc"
 V="$BENCH_WORK/pyenv-90"
+UV="$BENCH_TOOLS/bin/uv"
 SYSPY=/usr/bin/python3; [ -x "$SYSPY" ] || SYSPY="$(command -v python3)"
 
+# uv keeps its cache (interpreter metadata among it) under $BENCH_WORK, not in ~/.cache.
+export UV_CACHE_DIR="$BENCH_WORK/uv-cache" UV_NO_PROGRESS=1
 export DVC_NO_ANALYTICS=1 PIP_DISABLE_PIP_VERSION_CHECK=1 GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@invalid \
     GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@invalid
 
 say() { printf '\n== %s\n' "$*"; }
 die() { echo "error: $*" >&2; exit 1; }
-load() { echo "load $(cut -d' ' -f1-3 /proc/loadavg); rustc/cargo procs: $(ps -eo comm= | grep -cE '^(rustc|cargo|cc1|ld)' || true)"; }
+load() {  # load average, compiler processes, and the two busiest processes right now (top's %CPU)
+    echo "load $(cut -d' ' -f1-3 /proc/loadavg); rustc/cargo procs: $(ps -eo comm= | grep -cE '^(rustc|cargo|cc1|ld)' || true);" \
+        "busiest: $(top -bn1 -w 200 | awk 'NR > 7 && $9 + 0 >= 5 && $12 != "top" {printf "%s %s%%, ", $12, $9}' | head -c 120)"
+}
 
-for t in hyperfine "$B3" "$DVC" "$V/bin/python" /usr/bin/time git; do
+need=(hyperfine "$UV" "$V/bin/python" git); [ "$ONLY" = env ] || need+=("$B3" "$DVC" /usr/bin/time)
+for t in "${need[@]}"; do
     command -v "$t" >/dev/null || [ -x "$t" ] || die "$t missing: run bench/setup.sh"
 done
 
-mkdir -p "$DATA" "$RES" "$SCR"
+mkdir -p "$RES" "$SCR"; [ "$ONLY" = env ] || mkdir -p "$DATA"
 rm -f "$RES"/*.json "$RES"/*.md "$RES"/*.txt
 LOG="$RES/context.txt"
 {
@@ -62,9 +77,13 @@ LOG="$RES/context.txt"
     echo "mem: $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
     echo "fs of $BENCH_WORK: $(df -T "$BENCH_WORK" | awk 'NR==2 {print $1, $2}')"
     echo "hyperfine: $(hyperfine --version)"
-    echo "b3sum: $("$B3" --version)"
-    echo "dvc: $("$DVC" --version)"
+    [ "$ONLY" = env ] || echo "b3sum: $("$B3" --version)"
+    [ "$ONLY" = env ] || echo "dvc: $("$DVC" --version)"
+    echo "python: $("$V/bin/python" --version) ($V)"
+    echo "pip: $("$V/bin/pip" --version | cut -d' ' -f1-2)"
+    echo "uv: $("$UV" --version)"
     echo "pip freeze lines in $V: $("$V/bin/pip" freeze | wc -l)"
+    echo "uv pip freeze lines in $V: $("$UV" pip freeze --python "$V/bin/python" 2>/dev/null | wc -l)"
     echo "mode: $TAG (RUNS_BIG=$RUNS_BIG RUNS_FAST=$RUNS_FAST)"
     echo "start: $(load)"
 } > "$LOG"
@@ -79,6 +98,8 @@ fi
 echo "repro: $("$R" --version) ($(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo '+dirty'))" | tee -a "$LOG"
 
 # --- data (idempotent) ---------------------------------------------------------------------------
+BYTES_A=0 BYTES_B=0 FILES_B=0
+if [ "$ONLY" != env ]; then
 if [ ! -f "$DATA/a/.done" ]; then
     say "generate A: $SIZE_A_MIB MiB of random bytes"
     rm -rf "$DATA/a"; mkdir -p "$DATA/a"
@@ -107,6 +128,7 @@ BYTES_A=$(stat -c %s "$A")
 BYTES_B=$(find "$B" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 FILES_B=$(find "$B" -type f | wc -l)
 echo "A: $BYTES_A bytes; B: $FILES_B files, $BYTES_B bytes" | tee -a "$LOG"
+fi  # data
 
 warm() {  # read the data sets so every timing starts from a warm page cache
     cat "$A" > /dev/null
@@ -150,6 +172,7 @@ hf() {  # hf NAME hyperfine-args... : runs hyperfine, exports JSON + Markdown as
     hyperfine --style basic --export-json "$RES/$name.json" --export-markdown "$RES/$name.md" "$@"
 }
 
+if [ "$ONLY" != env ]; then
 empty_trash
 settle
 
@@ -193,10 +216,20 @@ hf 3-resnapshot-tree --warmup 2 --runs "$RUNS_FAST" -N \
 hf 3-dvc-status --warmup 1 --runs "$((RUNS_FAST / 2 > 3 ? RUNS_FAST / 2 : 3))" \
     -n "dvc status (B, unchanged)" "cd '$SCR/dvc3' && '$DVC' status -q"
 
-# --- 4. env capture vs pip freeze -----------------------------------------------------------------
-hf 4-env-capture --warmup 3 --runs "$RUNS_FAST" -N \
+fi  # groups 1-3
+
+# --- 4. env capture vs pip freeze vs uv pip freeze ------------------------------------------------
+# All three read the same venv; their output goes to a file (repro) or to /dev/null (hyperfine).
+# uv starts the interpreter to learn its layout and caches that under $UV_CACHE_DIR; the warm-up
+# runs fill that cache, as any earlier use of uv would.
+PKGS=$("$V/bin/pip" freeze | wc -l)
+hf 4-env-capture --warmup 5 --runs "$RUNS_FAST" -N \
     -n "repro env capture" "'$R' env capture --python '$V/bin/python' -o '$SCR/env.json'" \
-    -n "pip freeze" "'$V/bin/pip' freeze"
+    -n "pip freeze" "'$V/bin/pip' freeze" \
+    -n "uv pip freeze" "'$UV' pip freeze --python '$V/bin/python'"
+echo "packages: pip freeze $PKGS, uv pip freeze $("$UV" pip freeze --python "$V/bin/python" 2>/dev/null | wc -l)" | tee -a "$LOG"
+
+if [ "$ONLY" != env ]; then
 
 # --- 5. repro run overhead ---------------------------------------------------------------------
 RUNREPO="$SCR/runrepo"
@@ -219,12 +252,14 @@ eval "$(fresh_store "$SCR/s6" rm)"; cd "$REPO"
 grep -E 'Maximum resident|Elapsed|Percent of CPU' "$RES/6-peak-memory.txt"
 
 empty_trash
+fi  # groups 5-6
 echo "end: $(load)" >> "$LOG"
 
 # --- summary --------------------------------------------------------------------------------------
-"$SYSPY" - "$RES" "$BYTES_A" "$BYTES_B" "$FILES_B" "$TAG" <<'EOF' | tee "$RES/summary.md"
+"$SYSPY" - "$RES" "$BYTES_A" "$BYTES_B" "$FILES_B" "$TAG" "$PKGS" <<'EOF' | tee "$RES/summary.md"
 import json, re, sys
 res, bytes_a, bytes_b, files_b, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+pkgs = int(sys.argv[6])
 
 def means(name):
     with open(f"{res}/{name}.json") as f:
@@ -245,38 +280,53 @@ def row(what, repro, other, ratio, target, ok):
 
 a = f"A ({bytes_a / 2**20:.0f} MiB file)"
 b = f"B ({files_b} files, {bytes_b / 2**20:.0f} MiB)"
-r, o = means("1a-hash-file")
-row(f"1. hash {a}: `snapshot --reference` vs b3sum", f"{t(r)} ({mbps(bytes_a, r)})", f"{t(o)} ({mbps(bytes_a, o)})",
-    f"{o[0] / r[0]:.2f}× b3sum throughput", "≥ 0.8×", o[0] / r[0] >= 0.8)
-r, o, _ = means("1b-hash-tree")
-row(f"1. hash {b}: `snapshot --reference` vs b3sum", f"{t(r)} ({mbps(bytes_b, r)})", f"{t(o)} ({mbps(bytes_b, o)})",
-    f"{o[0] / r[0]:.2f}× b3sum throughput", "≥ 0.8×", o[0] / r[0] >= 0.8)
-r, o, tuned = means("1b-hash-tree")
-# Not a target: b3sum as fast as it goes on many small files (the form above is the brief's).
-info = f"{tuned[0] / r[0]:.2f}× tuned-b3sum throughput"
-rows.append((f"1. (info) hash {b} vs b3sum tuned (`xargs -P{__import__('os').cpu_count()} b3sum --num-threads 1 --no-mmap`)",
-             f"{t(r)} ({mbps(bytes_b, r)})", f"{t(tuned)} ({mbps(bytes_b, tuned)})", info, "(≥ 0.8×, not counted)",
-             "info: " + ("would pass" if tuned[0] / r[0] >= 0.8 else "would FAIL")))
-r, o = means("2a-copy-file")
-row(f"2. copy {a} into a fresh store vs `dvc add`", t(r), t(o), f"{o[0] / r[0]:.2f}× faster", "≥ 3×", o[0] / r[0] >= 3)
-r, o = means("2b-copy-tree")
-cold = r
-row(f"2. copy {b} into a fresh store vs `dvc add`", t(r), t(o), f"{o[0] / r[0]:.2f}× faster", "≥ 3×", o[0] / r[0] >= 3)
-(w,) = means("3-resnapshot-tree")
-row(f"3. re-snapshot {b} unchanged vs its cold snapshot", t(w), f"cold: {t(cold)}", f"{w[0] / cold[0] * 100:.1f} % of cold",
-    "≤ 5 %", w[0] / cold[0] <= 0.05)
-(d,) = means("3-dvc-status")
-row(f"3. re-snapshot {b} unchanged vs `dvc status`", t(w), t(d), f"{d[0] / w[0]:.1f}× faster", "≥ 20×", d[0] / w[0] >= 20)
-r, o = means("4-env-capture")
-row("4. `env capture` vs `pip freeze` (~95 packages)", t(r), t(o), f"{o[0] / r[0]:.1f}× faster", "≥ 10×", o[0] / r[0] >= 10)
-r, o = means("5-run-overhead")
-row("5. `repro run -- python -c pass` vs bare", t(r), t(o), f"+{(r[0] - o[0]) * 1000:.0f} ms", "≤ +150 ms",
-    r[0] - o[0] <= 0.150)
-txt = open(f"{res}/6-peak-memory.txt").read()
-kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", txt).group(1))
-row(f"6. peak RSS, copying snapshot of {a}", f"{kib / 1024:.1f} MiB", "—", "—", "≤ 100 MiB", kib / 1024 <= 100)
+def groups_1_to_3():
+    global cold
+    r, o = means("1a-hash-file")
+    row(f"1. hash {a}: `snapshot --reference` vs b3sum", f"{t(r)} ({mbps(bytes_a, r)})", f"{t(o)} ({mbps(bytes_a, o)})",
+        f"{o[0] / r[0]:.2f}× b3sum throughput", "≥ 0.8×", o[0] / r[0] >= 0.8)
+    r, o, _ = means("1b-hash-tree")
+    row(f"1. hash {b}: `snapshot --reference` vs b3sum", f"{t(r)} ({mbps(bytes_b, r)})", f"{t(o)} ({mbps(bytes_b, o)})",
+        f"{o[0] / r[0]:.2f}× b3sum throughput", "≥ 0.8×", o[0] / r[0] >= 0.8)
+    r, o, tuned = means("1b-hash-tree")
+    # Not a target: b3sum as fast as it goes on many small files (the form above is the brief's).
+    info = f"{tuned[0] / r[0]:.2f}× tuned-b3sum throughput"
+    rows.append((f"1. (info) hash {b} vs b3sum tuned (`xargs -P{__import__('os').cpu_count()} b3sum --num-threads 1 --no-mmap`)",
+                 f"{t(r)} ({mbps(bytes_b, r)})", f"{t(tuned)} ({mbps(bytes_b, tuned)})", info, "(≥ 0.8×, not counted)",
+                 "info: " + ("would pass" if tuned[0] / r[0] >= 0.8 else "would FAIL")))
+    r, o = means("2a-copy-file")
+    row(f"2. copy {a} into a fresh store vs `dvc add`", t(r), t(o), f"{o[0] / r[0]:.2f}× faster", "≥ 3×", o[0] / r[0] >= 3)
+    r, o = means("2b-copy-tree")
+    cold = r
+    row(f"2. copy {b} into a fresh store vs `dvc add`", t(r), t(o), f"{o[0] / r[0]:.2f}× faster", "≥ 3×", o[0] / r[0] >= 3)
+    (w,) = means("3-resnapshot-tree")
+    row(f"3. re-snapshot {b} unchanged vs its cold snapshot", t(w), f"cold: {t(cold)}", f"{w[0] / cold[0] * 100:.1f} % of cold",
+        "≤ 5 %", w[0] / cold[0] <= 0.05)
+    (d,) = means("3-dvc-status")
+    row(f"3. re-snapshot {b} unchanged vs `dvc status`", t(w), t(d), f"{d[0] / w[0]:.1f}× faster", "≥ 20×", d[0] / w[0] >= 20)
 
-print(f"\n## Summary ({tag} data)\n")
+def group_4():
+    r, o, u = means("4-env-capture")
+    row(f"4. `env capture` vs `pip freeze` ({pkgs} packages)", t(r), t(o), f"{o[0] / r[0]:.1f}× faster", "≥ 10×",
+        o[0] / r[0] >= 10)
+    row(f"4. `env capture` vs `uv pip freeze` ({pkgs} packages)", t(r), t(u), f"{u[0] / r[0]:.1f}× faster",
+        "faster (> 1×)", u[0] / r[0] > 1)
+
+def groups_5_6():
+    r, o = means("5-run-overhead")
+    row("5. `repro run -- python -c pass` vs bare", t(r), t(o), f"+{(r[0] - o[0]) * 1000:.0f} ms", "≤ +150 ms",
+        r[0] - o[0] <= 0.150)
+    txt = open(f"{res}/6-peak-memory.txt").read()
+    kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", txt).group(1))
+    row(f"6. peak RSS, copying snapshot of {a}", f"{kib / 1024:.1f} MiB", "—", "—", "≤ 100 MiB", kib / 1024 <= 100)
+
+if tag != "env":   # BENCH_ONLY=env: comparison 4 alone
+    groups_1_to_3()
+group_4()
+if tag != "env":
+    groups_5_6()
+
+print("\n## Summary (comparison 4 only, BENCH_ONLY=env)\n" if tag == "env" else f"\n## Summary ({tag} data)\n")
 print("| What | repro | Comparison | Ratio | Target | Result |")
 print("|---|---|---|---|---|---|")
 for x in rows:
