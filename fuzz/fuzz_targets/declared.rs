@@ -1,10 +1,19 @@
-//! Declared environment files: requirements.txt, environment.yml, pyproject.toml, lock files.
+//! Declared environment files, all formats in one target (the first byte picks the format);
+//! each format also has a target of its own.
 #![no_main]
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 5] = ["requirements.txt", "environment.yml", "pyproject.toml", "uv.lock", "poetry.lock"];
+const NAMES: [&str; 7] = [
+    "requirements.txt",
+    "environment.yml",
+    "pyproject.toml",
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+    "conda-lock.yml",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };

@@ -212,21 +212,77 @@ impl DeclaredRequirement {
     }
 }
 
+/// One declared dependency in a normalized form, whatever file declared it.
+///
+/// The fields after `origin` were added later; each is left out of the JSON when empty, so
+/// records written before them serialize to the same bytes and keep their lineage digest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeclaredRequirement {
+    /// The PEP 503 normalized name (`scikit-learn`); a conda package's name as conda spells
+    /// it, lowercased (conda does not treat `_` and `-` alike); for a bare path or URL whose
+    /// name cannot be told, the path or URL as written.
     pub name: String,
     /// The version constraint as written (`==1.4.2`, `>=1.2`, `=1.26.4=py311_0`, empty when none).
     pub spec: String,
     pub status: PinStatus,
     /// Where it came from: `file:line`.
     pub origin: String,
+    /// Extras asked for (`requests[socks]`), normalized and sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<String>,
+    /// The PEP 508 environment marker, normalized (`python_full_version >= '3.9'`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    /// A direct URL, local path or VCS reference (`git+https://…@<commit>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Allowed artifact hashes, `algorithm:hex` (`sha256:…`, conda's `md5:…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hashes: Vec<String>,
+    /// The exact version, when pinned to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The conda channel (`conda-forge`), when the file names one for this package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The conda build string (`py311h64a7726_0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// The group it belongs to: an optional-dependency or dependency group, `develop` in a
+    /// Pipfile.lock, a lock file's category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `conda` or `pip`, in files that mix the two (environment.yml, conda-lock.yml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+}
+
+impl DeclaredRequirement {
+    /// A requirement with only the fields every format has; the others empty.
+    pub fn new(name: impl Into<String>, spec: impl Into<String>, status: PinStatus, origin: impl Into<String>) -> Self {
+        DeclaredRequirement {
+            name: name.into(),
+            spec: spec.into(),
+            status,
+            origin: origin.into(),
+            extras: Vec::new(),
+            marker: None,
+            url: None,
+            hashes: Vec::new(),
+            version: None,
+            channel: None,
+            build: None,
+            group: None,
+            manager: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeclaredEnvironment {
     /// Path relative to the repository root (or as given).
     pub path: String,
-    /// requirements, conda, pyproject, uv-lock, poetry-lock.
+    /// requirements, conda, pyproject, uv-lock, poetry-lock, pipfile-lock, conda-lock.
     pub format: String,
     pub digest: Digest,
     /// Companion files read with it (an included requirements file, a lock next to pyproject.toml).
@@ -400,7 +456,7 @@ pub(crate) mod sample {
     }
 
     pub(crate) fn requirement(name: &str, spec: &str, status: PinStatus, line: u32) -> DeclaredRequirement {
-        DeclaredRequirement { name: name.into(), spec: spec.into(), status, origin: format!("requirements.txt:{line}") }
+        DeclaredRequirement::new(name, spec, status, format!("requirements.txt:{line}"))
     }
 
     pub(crate) fn record() -> RunRecord {
