@@ -270,3 +270,35 @@ fn trained_with_sklearn_1_4_served_with_1_2_fails_parity_first_on_scikit_learn()
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     t.repro(&["env", "parity", &id, "--python", fixed.join("bin/python").to_str().expect("utf-8")]).success();
 }
+
+#[test]
+fn export_writes_hashes_only_when_every_package_has_them() {
+    let t = TestContext::sklearn_project();
+    let reqs = std::fs::read_to_string(t.path("requirements.txt")).expect("reqs");
+    let hashed: String = reqs
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            format!("{l} --hash=sha256:{}\n", format!("{i:x}").repeat(64).chars().take(64).collect::<String>())
+        })
+        .collect();
+    t.write("requirements.txt", &hashed);
+    t.commit_all("hash-pinned requirements");
+    let id = t.train(&["--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let lock = t.repro(&["env", "export", &id]).success().stdout();
+    assert_eq!(lock.matches("--hash=sha256:").count(), 7, "{lock}");
+    assert!(lock.contains("scikit-learn==1.9.1 \\\n    --hash=sha256:"), "{lock}");
+
+    // One package without a hash: pip would refuse a partly hashed file, so none are written.
+    let partial: String = hashed
+        .lines()
+        .map(|l| if l.starts_with("numpy") { "numpy==2.4.6\n".to_string() } else { format!("{l}\n") })
+        .collect();
+    t.write("requirements.txt", &partial);
+    t.commit_all("one hash dropped");
+    let id = t.train(&["--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let lock = t.repro(&["env", "export", &id]).success().stdout();
+    assert_eq!(lock.matches("--hash=").count(), 0, "{lock}");
+    assert!(lock.contains("Hashes are known for 6 of 7 packages"), "{lock}");
+}

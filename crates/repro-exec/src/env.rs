@@ -477,11 +477,37 @@ pub fn export(run: &StoredRun, format: ExportFormat) -> Result<Vec<(String, Stri
     let is_conda = |p: &InstalledPackage| p.installer.as_deref() == Some("conda") || p.build.is_some();
     let tooling =
         |p: &InstalledPackage| repro_core::diff::INSTALLER_TOOLING.contains(&normalize_package_name(&p.name).as_str());
+    // Hashes are known where the run's declared file (a lock, or requirements with --hash)
+    // lists them for the very version installed. pip checks hashes for all or none, so
+    // they are written only when every package has them.
+    let known_hashes = |p: &InstalledPackage| -> Option<Vec<String>> {
+        let name = normalize_package_name(&p.name);
+        rec.environment.declared.as_ref()?.requirements.iter().find_map(|r| {
+            let same = normalize_package_name(&r.name) == name
+                && r.version.as_deref().or(environment::exact_version(&r.spec).as_deref()) == Some(p.version.as_str());
+            (same && !r.hashes.is_empty()).then(|| r.hashes.clone())
+        })
+    };
+    let listed: Vec<&InstalledPackage> = env.packages.iter().filter(|p| !tooling(p)).collect();
+    let hashes: Vec<Option<Vec<String>>> = listed.iter().map(|p| known_hashes(p)).collect();
+    let all_hashed = !listed.is_empty() && hashes.iter().all(Option::is_some);
     let lock = {
         let mut s = header.clone();
         s.push_str("# Install with: pip install --no-deps -r requirements.lock (the set is complete).\n");
-        for p in env.packages.iter().filter(|p| !tooling(p)) {
+        let with = hashes.iter().filter(|h| h.is_some()).count();
+        if !all_hashed && with > 0 {
+            s.push_str(&format!(
+                "# Hashes are known for {with} of {} packages; pip needs them for all or none, so none are written.\n",
+                listed.len()
+            ));
+        }
+        for (p, h) in listed.iter().zip(&hashes) {
             s.push_str(&pip_line(p));
+            if let (true, Some(h)) = (all_hashed, h) {
+                for hash in h.iter().filter(|h| h.starts_with("sha256:")) {
+                    s.push_str(&format!(" \\\n    --hash={hash}"));
+                }
+            }
             s.push('\n');
         }
         s
