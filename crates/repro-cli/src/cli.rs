@@ -241,6 +241,23 @@ pub enum EnvCmd {
         /// requirements.txt, environment.yml, pyproject.toml, uv.lock or poetry.lock.
         file: PathBuf,
     },
+    /// Write the exact environment of a run as a lock, a conda file or a Dockerfile.
+    ///
+    /// requirements: every package `==` the trained version (with hashes when the run's
+    /// declared file has them for all); conda: an environment.yml; dockerfile: a Dockerfile on
+    /// the recorded Python that installs the lock written beside it.
+    ///
+    /// Example: repro env export baseline --format dockerfile -o serving/Dockerfile
+    Export {
+        /// The run (id, 4+ character prefix, name, or `latest`).
+        run: String,
+        /// What to write.
+        #[arg(long, value_enum, default_value = "requirements")]
+        format: ExportFormatArg,
+        /// Write to FILE (a Dockerfile's lock goes beside it) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Compare the environment a run trained in with the one it is served from.
     ///
     /// A difference in a package the run's pickled outputs import (or that the run declared)
@@ -250,20 +267,6 @@ pub enum EnvCmd {
     /// Example: repro env parity baseline --python /srv/venv/bin/python
     ///
     /// Example: repro env parity baseline --against serving.json --ignore gunicorn
-    /// Write the exact environment of a run: a requirements lock (every package `==` the
-    /// trained version), a conda environment.yml, or a Dockerfile (with its lock beside it)
-    /// on the recorded Python version.
-    ///
-    /// Example: repro env export baseline --format dockerfile -o serving/Dockerfile
-    Export {
-        /// The run (id, 4+ character prefix, name, or `latest`).
-        run: String,
-        #[arg(long, value_enum, default_value = "requirements")]
-        format: ExportFormatArg,
-        /// Write to FILE (a Dockerfile's lock goes beside it) instead of stdout.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-    },
     Parity {
         /// The training side: a run (id, prefix, name, `latest`) or a registered NAME:VERSION.
         subject: String,
