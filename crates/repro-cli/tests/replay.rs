@@ -353,3 +353,42 @@ fn a_run_outside_git_cannot_be_replayed_and_diff_refuses_unknown_runs() {
     assert_eq!(same["causes"].as_array().expect("causes").len(), 0);
     assert!(t.repro(&["diff", "latest", "latest"]).success().stdout().contains("the runs match"));
 }
+
+#[test]
+fn replay_in_a_chosen_workdir_with_a_chosen_interpreter() {
+    let t = TestContext::sklearn_project();
+    let a = id_of(&t.train(&["--json"]).success());
+    let py = t.python();
+    let outside = tempfile::tempdir().expect("tempdir");
+
+    // --workdir without --keep: built there, gone afterwards.
+    let wd = outside.path().join("rebuild");
+    let r = t
+        .repro(&[
+            "replay",
+            &a,
+            "--workdir",
+            wd.to_str().expect("utf-8"),
+            "--python",
+            py.to_str().expect("utf-8"),
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(r["verdict"], "identical", "{r:#}");
+    assert_eq!(r["environment"]["python"], py.to_str().expect("utf-8"));
+    assert!(!wd.exists(), "the tree is removed without --keep");
+
+    // An existing empty --workdir with --keep: the tree stays there, the folder itself too.
+    let kept = outside.path().join("kept");
+    std::fs::create_dir(&kept).expect("mkdir");
+    let r = t.repro(&["replay", &a, "--workdir", kept.to_str().expect("utf-8"), "--keep", "--json"]).success().json();
+    assert_eq!(r["verdict"], "identical");
+    assert!(kept.join("train.py").is_file() && kept.join("data/train.csv").is_file());
+    assert!(kept.join("model.pkl").is_file(), "the replayed output is there to inspect");
+
+    // --python that does not exist: bad input, nothing built.
+    let e = t.repro(&["replay", &a, "--python", "/no/such/python"]).expect_code(2).error_line();
+    assert!(e.contains("/no/such/python"), "{e}");
+    assert_no_leftovers(&t);
+}

@@ -331,11 +331,18 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     };
     if opts.keep {
         area.keep = true;
-        if area.user_tree.is_none() {
+        // The private folder holds the tree (unless --workdir) and a built environment; it
+        // moves out of tmp/ (which fsck clears) when it holds either, and is removed otherwise.
+        let built_env = area.dir.join("env").exists();
+        if area.user_tree.is_none() || built_env {
             let kept = store.root().join("replays").join(replay_id.as_str());
             fs::create_dir_all(store.root().join("replays")).map_err(ExecError::io("create", store.root()))?;
             fs::rename(&area.dir, &kept).map_err(ExecError::io("keep", &kept))?;
-            report.tree = kept.join("tree").display().to_string();
+            if area.user_tree.is_none() {
+                report.tree = kept.join("tree").display().to_string();
+            }
+        } else {
+            let _ = fs::remove_dir_all(&area.dir);
         }
     }
     let bytes = serde_json::to_vec_pretty(&report).expect("reports serialize");
