@@ -47,8 +47,7 @@ fn sklearn_run_in_a_clean_repo_audits_complete() {
     assert_eq!(show["script"]["path"], "train.py");
     assert_eq!(show["script"]["tracked_unchanged"], true);
     assert_eq!(show["environment"]["declared"]["path"], "requirements.txt");
-    let pkgs = show["environment"]["python"]["packages"].as_array().expect("packages");
-    let sklearn = pkgs.iter().find(|p| p["name"] == "scikit-learn").expect("scikit-learn installed");
+    let sklearn = common::named(&show["environment"]["python"]["packages"], "scikit-learn");
     let pinned = std::fs::read_to_string(common::workspace().join("requirements-test.txt")).expect("reqs");
     assert!(pinned.contains(&format!("scikit-learn=={}", sklearn["version"].as_str().expect("v"))));
     assert_eq!(show["environment"]["variables"]["PYTHONHASHSEED"], "42");

@@ -16,10 +16,7 @@ fn env_check_tells_pinned_from_loose_and_names_bad_lines() {
 
     t.write("serving.txt", "scikit-learn>=1.0\nnumpy\njoblib==1.6.0\n");
     let r = t.repro(&["env", "check", "serving.txt", "--json"]).expect_code(1).json();
-    let status = |name: &str| {
-        r["requirements"].as_array().expect("list").iter().find(|q| q["name"] == name).expect("present")["status"]
-            .clone()
-    };
+    let status = |name: &str| common::named(&r["requirements"], name)["status"].clone();
     assert_eq!(status("scikit-learn"), "loose");
     assert_eq!(status("numpy"), "unpinned");
     assert_eq!(status("joblib"), "pinned");
@@ -121,13 +118,7 @@ fn registered_environments_are_immutable_versions_that_diff_and_parity_use() {
     let two = t.repro(&["env", "register", "requirements.txt", "--name", "training", "--json"]).success().json();
     assert_eq!(two["version"], 2);
     let one = t.repro(&["env", "show", "training:1", "--json"]).success().json();
-    let sk = one["spec"]["declared"]["requirements"]
-        .as_array()
-        .expect("reqs")
-        .iter()
-        .find(|q| q["name"] == "scikit-learn")
-        .cloned();
-    assert_eq!(sk.expect("sklearn")["spec"], "==1.9.1");
+    assert_eq!(common::named(&one["spec"]["declared"]["requirements"], "scikit-learn")["spec"], "==1.9.1");
     assert!(t.repro(&["env", "show", "training"]).success().stdout().contains("training:2"));
     let ls = t.repro(&["env", "ls"]).success().stdout();
     assert!(ls.contains("training:1") && ls.contains("training:2"), "{ls}");
@@ -222,13 +213,7 @@ fn trained_with_sklearn_1_4_served_with_1_2_fails_parity_first_on_scikit_learn()
     let train_py = train_venv.join("bin/python");
     let id = t.train_with(&train_py, &["--json"]).success().json()["id"].as_str().expect("id").to_string();
     let shown = t.repro(&["show", &id, "--json"]).success().json();
-    let sk = shown["environment"]["python"]["packages"]
-        .as_array()
-        .expect("pkgs")
-        .iter()
-        .find(|p| p["name"] == "scikit-learn")
-        .cloned();
-    assert_eq!(sk.expect("sklearn")["version"], "1.4.2");
+    assert_eq!(common::named(&shown["environment"]["python"]["packages"], "scikit-learn")["version"], "1.4.2");
 
     // The serving image: the same stack with scikit-learn 1.2.2 (a real install).
     let serving = t.dir.join("serving-venv");

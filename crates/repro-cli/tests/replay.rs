@@ -115,13 +115,7 @@ fn seeded_run_replays_identical_after_the_repo_data_and_venv_move_on() {
     assert!(report["environment"]["created_with"].as_str().is_some());
     let replay_id = report["replay"].as_str().expect("id");
     let replay = t.repro(&["show", replay_id, "--json"]).success().json();
-    let joblib = replay["environment"]["python"]["packages"]
-        .as_array()
-        .expect("packages")
-        .iter()
-        .find(|p| p["name"] == "joblib")
-        .expect("joblib");
-    assert_eq!(joblib["version"], "1.6.0");
+    assert_eq!(common::named(&replay["environment"]["python"]["packages"], "joblib")["version"], "1.6.0");
     assert_eq!(
         replay["inputs"][0]["snapshot"],
         t.repro(&["show", &a, "--json"]).success().json()["inputs"][0]["snapshot"]

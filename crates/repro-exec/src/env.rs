@@ -370,6 +370,15 @@ pub fn parity(store: &Store, subject: &Side, against: &Side, ignore: &[String]) 
             let Some(s) = &o.snapshot else { continue };
             let Some(m) = store.objects.read(s).ok().and_then(|b| Manifest::from_bytes(&b).ok()) else { continue };
             for e in m.entries.iter().filter(|e| e.size <= 1 << 30) {
+                // Only pickles are read whole: protocol 2+ starts with PROTO (0x80), older
+                // ones with an opcode such as `(`, `c`, `]` or `}`.
+                let mut first = [0u8; 1];
+                let looks_like_pickle = std::fs::File::open(store.objects.path_of(&e.digest))
+                    .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut first))
+                    .is_ok_and(|_| matches!(first[0], 0x80 | b'(' | b'c' | b']' | b'}' | b'N' | b'I'));
+                if !looks_like_pickle {
+                    continue;
+                }
                 let Ok(bytes) = store.objects.read(&e.digest) else { continue };
                 for module in pickles::referenced_modules(&bytes) {
                     let dist = normalize_package_name(pickles::distribution_of(&module));

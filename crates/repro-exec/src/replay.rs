@@ -935,7 +935,7 @@ fn compare_outputs(
                 for (p, e) in &before {
                     match after.get(p) {
                         Some(x) if x.digest == e.digest => {}
-                        Some(x) => {
+                        Some(_) => {
                             let verdict = match comparator {
                                 Some(c) => {
                                     let file_of = |base: &Path| match ma.kind {
@@ -948,7 +948,6 @@ fn compare_outputs(
                                         file_of(&inside(&area.tree, &o.path).unwrap_or_else(|| PathBuf::from(&o.path)));
                                     let (ok, said) =
                                         run_comparator(c, &recorded_copy, &replayed_file, &area.tree, vars);
-                                    let _ = x;
                                     all_vouched &= ok;
                                     Some(said)
                                 }
@@ -1092,10 +1091,10 @@ fn judge(
             String::new()
         };
         reasons.push(format!("output {} differs in bytes{missing}{detail}", o.path));
-        if o.verdict == Verdict::Differs && (has_comparator || o.recorded.is_none() || o.replayed.is_none()) {
-            differs = true;
-        }
-        if o.verdict == Verdict::Differs && !has_comparator && o.files.iter().any(|f| f.change != "changed") {
+        // A comparator's judgment (the output's verdict) decides; without one, only changed
+        // bytes can be vouched for (by the metrics, below) — never a file added or removed.
+        let structural = o.recorded.is_none() || o.replayed.is_none() || o.files.iter().any(|f| f.change != "changed");
+        if structural || (has_comparator && o.verdict == Verdict::Differs) {
             differs = true;
         }
     }

@@ -217,6 +217,15 @@ pub fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no item {name} in {report}"))
 }
 
+/// The element of a JSON array whose `name` is `name` (packages, requirements).
+pub fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .find(|x| x["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
 pub fn status<'a>(report: &'a Value, name: &str) -> &'a str {
     item(report, name)["status"].as_str().expect("status")
 }
