@@ -74,7 +74,7 @@ fn parity_fails_first_on_the_package_the_model_imports() {
 #[test]
 fn export_writes_the_exact_lock_that_parity_and_check_accept() {
     let t = TestContext::sklearn_project();
-    let id = t.train(&["--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let id = common::id_of(&t.train(&["--json"]).success());
 
     t.repro(&["env", "export", &id, "-o", "serving.lock.txt"]).success();
     let lock = std::fs::read_to_string(t.path("serving.lock.txt")).expect("lock");
@@ -132,7 +132,7 @@ fn registered_environments_are_immutable_versions_that_diff_and_parity_use() {
     let py = t.python();
     t.repro(&["env", "capture", "--python", py.to_str().expect("utf-8"), "-o", "serving.json"]).success();
     t.repro(&["env", "register", "serving.json", "--name", "serving"]).success();
-    let id = t.train(&["--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let id = common::id_of(&t.train(&["--json"]).success());
     t.repro(&["env", "parity", &id, "--against", "serving:1"]).success();
     let fail = t.repro(&["env", "parity", "training:2", "--against", "serving:1", "--json"]).expect_code(1).json();
     assert_eq!(fail["differences"][0]["package"], "scikit-learn", "{fail:#}");
@@ -154,7 +154,7 @@ fn registered_environments_are_immutable_versions_that_diff_and_parity_use() {
 fn run_with_a_registered_environment_checks_the_interpreter_first() {
     let t = TestContext::sklearn_project();
     t.repro(&["env", "register", "requirements.txt", "--name", "training"]).success();
-    let id = t.train(&["--env", "training:1", "--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let id = common::id_of(&t.train(&["--env", "training:1", "--json"]).success());
     let shown = t.repro(&["show", &id, "--json"]).success().json();
     assert_eq!(shown["environment"]["registered"], "training:1");
     let (audit, _) = t.audit(&id);
@@ -177,10 +177,7 @@ fn run_with_a_registered_environment_checks_the_interpreter_first() {
     assert_eq!(t.runs().len(), before, "nothing recorded");
 
     // --allow-env-drift runs and records the drift; the audit flags it.
-    let id2 = t.train(&["--env", "training:2", "--allow-env-drift", "--json"]).success().json()["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id2 = common::id_of(&t.train(&["--env", "training:2", "--allow-env-drift", "--json"]).success());
     let shown = t.repro(&["show", &id2, "--json"]).success().json();
     assert_eq!(shown["environment"]["drift"].as_array().expect("drift").len(), 2, "{shown:#}");
     let (audit, _) = t.audit(&id2);
@@ -190,7 +187,7 @@ fn run_with_a_registered_environment_checks_the_interpreter_first() {
     let py = t.python();
     t.repro(&["env", "capture", "--python", py.to_str().expect("utf-8"), "-o", "venv.json"]).success();
     t.repro(&["env", "register", "venv.json", "--name", "venv"]).success();
-    let id3 = t.train(&["--env", "venv:1", "--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let id3 = common::id_of(&t.train(&["--env", "venv:1", "--json"]).success());
     let (audit, _) = t.audit(&id3);
     assert_eq!(common::status(&audit, "environment_file"), "ok", "{audit:#}");
 
@@ -211,7 +208,7 @@ fn trained_with_sklearn_1_4_served_with_1_2_fails_parity_first_on_scikit_learn()
         &ws.join("crates/repro-cli/tests/fixtures/sklearn-1.4.txt"),
     );
     let train_py = train_venv.join("bin/python");
-    let id = t.train_with(&train_py, &["--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let id = common::id_of(&t.train_with(&train_py, &["--json"]).success());
     let shown = t.repro(&["show", &id, "--json"]).success().json();
     assert_eq!(common::named(&shown["environment"]["python"]["packages"], "scikit-learn")["version"], "1.4.2");
 
@@ -270,7 +267,7 @@ fn export_writes_hashes_only_when_every_package_has_them() {
         .collect();
     t.write("requirements.txt", &hashed);
     t.commit_all("hash-pinned requirements");
-    let id = t.train(&["--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let id = common::id_of(&t.train(&["--json"]).success());
     let lock = t.repro(&["env", "export", &id]).success().stdout();
     assert_eq!(lock.matches("--hash=sha256:").count(), 7, "{lock}");
     assert!(lock.contains("scikit-learn==1.9.1 \\\n    --hash=sha256:"), "{lock}");
@@ -282,7 +279,7 @@ fn export_writes_hashes_only_when_every_package_has_them() {
         .collect();
     t.write("requirements.txt", &partial);
     t.commit_all("one hash dropped");
-    let id = t.train(&["--json"]).success().json()["id"].as_str().expect("id").to_string();
+    let id = common::id_of(&t.train(&["--json"]).success());
     let lock = t.repro(&["env", "export", &id]).success().stdout();
     assert_eq!(lock.matches("--hash=").count(), 0, "{lock}");
     assert!(lock.contains("Hashes are known for 6 of 7 packages"), "{lock}");

@@ -7,12 +7,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{item, status, TestContext};
+use common::{id_of, item, status, TestContext};
 use serde_json::Value;
-
-fn id_of(run: &common::Run) -> String {
-    run.json()["id"].as_str().expect("id").to_string()
-}
 
 /// `repro run --json` of the example with the given interpreter; returns the run id.
 fn train_json(t: &TestContext, py: &Path) -> String {

@@ -217,6 +217,11 @@ pub fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no item {name} in {report}"))
 }
 
+/// The run id a `repro run --json` printed.
+pub fn id_of(run: &Run) -> String {
+    run.json()["id"].as_str().unwrap_or_else(|| panic!("no run id in {}", run.stdout())).to_string()
+}
+
 /// The element of a JSON array whose `name` is `name` (packages, requirements).
 pub fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
     list.as_array()
