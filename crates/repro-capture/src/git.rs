@@ -289,6 +289,48 @@ pub fn diff_head(repo: &Path) -> Result<Vec<u8>> {
     run(c, "git diff HEAD")
 }
 
+/// Who git says the user is: `Name <email>`, or whichever of the two is set.
+pub fn identity(cwd: &Path) -> Option<String> {
+    let get = |key: &str| {
+        let mut c = git(cwd);
+        c.args(["config", "--get", key]);
+        run(c, "git config").ok().map(|o| String::from_utf8_lossy(&o).trim().to_string()).filter(|s| !s.is_empty())
+    };
+    match (get("user.name"), get("user.email")) {
+        (Some(n), Some(e)) => Some(format!("{n} <{e}>")),
+        (Some(n), None) => Some(n),
+        (None, Some(e)) => Some(format!("<{e}>")),
+        (None, None) => None,
+    }
+}
+
+/// Writes a git bundle holding `commit` and its history to `dest`. The bundle needs a ref,
+/// so a `--shared` clone of `repo` (nothing copied) gets a branch at the commit; the user's
+/// repository is never touched.
+pub fn bundle_commit(repo: &Path, commit: &str, work: &Path, dest: &Path) -> Result<()> {
+    let clone = work.join("bundle-clone");
+    clone_into(&repo.to_string_lossy(), &clone, true)?;
+    if !has_commit(&clone, commit) && !fetch_commit(&clone, commit) {
+        return Err(CaptureError::Git {
+            command: "git bundle".into(),
+            message: format!("{} does not have commit {commit}", repo.display()),
+        });
+    }
+    let mut c = git(&clone);
+    c.args(["branch", "--force", "repro-bundle", commit]);
+    run(c, "git branch")?;
+    let mut c = git_batch(&clone);
+    c.args(["bundle", "create", "--quiet"]).arg(dest).arg("repro-bundle");
+    run(c, "git bundle create").map(|_| ())
+}
+
+/// Checks that a git bundle file is complete and holds `commit`.
+pub fn bundle_has(bundle: &Path, commit: &str, cwd: &Path) -> bool {
+    let mut c = git_batch(cwd);
+    c.args(["bundle", "list-heads"]).arg(bundle);
+    run(c, "git bundle list-heads").is_ok_and(|o| String::from_utf8_lossy(&o).split_whitespace().any(|w| w == commit))
+}
+
 #[derive(Debug, Default, PartialEq)]
 pub struct Status {
     pub commit: Option<String>,

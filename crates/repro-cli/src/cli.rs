@@ -64,10 +64,11 @@ pub enum Cmd {
 
     /// Show everything recorded about a run.
     ///
-    /// RUN is a run id, a unique id prefix (4+ characters), a run name, or `latest`.
+    /// RUN is a run id, a unique id prefix (4+ characters), a run name, `latest`, or a model
+    /// version (pricing@3, pricing@prod).
     /// Example: repro show latest
     Show {
-        /// The run (id, 4+ character prefix, name, or `latest`).
+        /// The run (id, 4+ character prefix, name, `latest`, or a model version NAME@V / NAME@STAGE).
         run: String,
     },
 
@@ -76,7 +77,7 @@ pub enum Cmd {
     /// Exit 0 when complete, 1 when something is missing (with --strict, warnings count as missing).
     /// Example: repro audit latest --strict
     Audit {
-        /// The run (id, 4+ character prefix, name, or `latest`).
+        /// The run (id, 4+ character prefix, name, `latest`, or a model version NAME@V / NAME@STAGE).
         run: String,
         /// Treat warnings (dirty tree, loose pins, generated seed …) as missing.
         #[arg(long)]
@@ -117,10 +118,177 @@ pub enum Cmd {
     #[command(subcommand)]
     Env(EnvCmd),
 
-    /// Re-hash every object and check every reference; exit 1 when anything is damaged.
+    /// The model registry: versions, stages, approvals, signatures.
+    ///
+    /// NAME@V (pricing@3) and NAME@STAGE (pricing@prod) also work wherever a run is
+    /// accepted: show, audit, replay, diff, env parity, env export.
+    #[command(subcommand)]
+    Model(ModelCmd),
+
+    /// Signing keys (ed25519) for `repro model sign`.
+    #[command(subcommand)]
+    Key(KeyCmd),
+
+    /// Audit bundles: one file holding everything needed to audit and replay a model version elsewhere.
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+
+    /// Re-hash every object and check every reference and the registry's event chain; exit 1
+    /// when anything is damaged.
     ///
     /// Example: repro fsck
     Fsck,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Register a run's artifact as the next version of a model.
+    ///
+    /// The artifact must be one of the run's outputs (or a file inside an output folder);
+    /// the version pins the run's lineage digest and the artifact's digests, for good.
+    ///
+    /// Example: repro model register latest --name pricing --artifact model.pkl
+    Register {
+        /// The run (id, 4+ character prefix, name, `latest`, or NAME@V).
+        run: String,
+        /// The model's name (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        name: String,
+        /// The artifact: an output of the run, or a file inside an output folder.
+        #[arg(long, value_name = "PATH")]
+        artifact: PathBuf,
+    },
+
+    /// List models with their versions and which version holds each stage.
+    ///
+    /// Example: repro model ls
+    Ls,
+
+    /// Show a model (NAME: every version) or one version (NAME@V, NAME@STAGE) with its history.
+    ///
+    /// Example: repro model show pricing@prod
+    Show {
+        /// NAME, NAME@V or NAME@STAGE.
+        model: String,
+    },
+
+    /// Move a version into a stage, if the stage's policy in repro.toml allows it.
+    ///
+    /// Every unmet requirement is listed and nothing changes when it does not (exit 1).
+    ///
+    /// Example: repro model promote pricing@3 --to staging
+    Promote {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// The stage to move it to (dev, staging, prod, or a stage of repro.toml).
+        #[arg(long, value_name = "STAGE")]
+        to: String,
+    },
+
+    /// Approve a version for a stage. One person's approvals count once.
+    ///
+    /// Example: repro model approve pricing@3 --stage prod --comment "reviewed the replay"
+    Approve {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// The stage the approval is for.
+        #[arg(long, value_name = "STAGE")]
+        stage: String,
+        /// Who approves (default: git's user.name <user.email>).
+        #[arg(long = "as", value_name = "WHO")]
+        as_who: Option<String>,
+        /// Why, for the record.
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+    },
+
+    /// Archive a version: it leaves its stage and cannot be promoted again; history stays.
+    ///
+    /// Example: repro model archive pricing@2 --reason "superseded by v3"
+    Archive {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+
+    /// Sign a version's provenance (in-toto statement, SLSA provenance, DSSE envelope).
+    ///
+    /// Example: repro model sign pricing@3 --key ~/.config/repro/repro.key
+    Sign {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// The private key (default: $REPRO_KEY_DIR/repro.key, else ~/.config/repro/repro.key).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+
+    /// Write a version's signed attestations: DSSE envelopes as JSON, one per line.
+    ///
+    /// Example: repro model attest pricing@3 -o pricing-3.intoto.jsonl
+    Attest {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// Write to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+
+    /// Check a version: the registry's event chain, the run's lineage and objects, the
+    /// artifact's digests and every signature. Exit 1 when anything fails.
+    ///
+    /// Example: repro model verify pricing@prod --key repro.pub
+    Verify {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// A public key you trust (PEM); a signature by it must verify.
+        #[arg(long, value_name = "PUBFILE")]
+        key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Create an ed25519 key pair: DIR/repro.key (private, mode 0600) and DIR/repro.pub (PEM).
+    ///
+    /// Example: repro key generate --out keys/
+    Generate {
+        /// Where to write the keys (default: $REPRO_KEY_DIR, else ~/.config/repro).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BundleCmd {
+    /// Write one tar file with everything needed to audit and replay a model version
+    /// elsewhere: run record, code (git bundle + diff), environment, artifact, metrics,
+    /// logs, attestations, public keys (and the data, with --include-data).
+    ///
+    /// Example: repro bundle export pricing@3 -o pricing-v3.tar --include-data
+    Export {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// The tar file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Include the content of the input data (default: only their manifests and digests).
+        #[arg(long)]
+        include_data: bool,
+    },
+
+    /// Import a bundle into this store (even an empty one), after verifying every digest
+    /// and signature; a damaged bundle is refused and nothing is imported.
+    ///
+    /// Example: repro bundle import pricing-v3.tar
+    Import {
+        /// The tar file.
+        file: PathBuf,
+        /// Also require a signature by this public key (PEM).
+        #[arg(long, value_name = "PUBFILE")]
+        key: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -168,7 +336,7 @@ pub enum ExportFormatArg {
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// The run to replay (id, 4+ character prefix, name, or `latest`).
+    /// The run to replay (id, 4+ character prefix, name, `latest`, or NAME@V / NAME@STAGE).
     pub run: String,
     /// Build the tree in DIR (new or empty) instead of a private folder.
     #[arg(long, value_name = "DIR")]
@@ -249,7 +417,7 @@ pub enum EnvCmd {
     ///
     /// Example: repro env export baseline --format dockerfile -o serving/Dockerfile
     Export {
-        /// The run (id, 4+ character prefix, name, or `latest`).
+        /// The run (id, 4+ character prefix, name, `latest`, or a model version NAME@V / NAME@STAGE).
         run: String,
         /// What to write.
         #[arg(long, value_enum, default_value = "requirements")]

@@ -11,11 +11,12 @@ use repro_store::Store;
 use serde_json::json;
 
 use crate::cli::{Cli, Cmd, DataCmd, EnvCmd};
+use crate::model;
 use crate::progress::Ui;
 use crate::render;
 use crate::{EXIT_FAILED_CHECK, EXIT_OK};
 
-fn open_store(cli_store: Option<&Path>) -> Result<Store> {
+pub fn open_store(cli_store: Option<&Path>) -> Result<Store> {
     let root = match cli_store {
         Some(dir) => repro_store::explicit(dir)?,
         None => {
@@ -339,6 +340,12 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             render::env_diff(&d, json)?;
             Ok(EXIT_OK)
         }
+        Cmd::Model(cmd) => {
+            let mut store = open_store(store_dir)?;
+            model::model(&mut store, cmd, json)
+        }
+        Cmd::Key(cmd) => model::key(cmd, json),
+        Cmd::Bundle(cmd) => model::bundle(store_dir, cmd, json),
         Cmd::Fsck => {
             let store = open_store(store_dir)?;
             let ui = Ui::new(json);
@@ -356,7 +363,7 @@ fn validate_dataset_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn write_file(path: &PathBuf, bytes: &[u8]) -> Result<()> {
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = tempfile_in(dir)?;
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;

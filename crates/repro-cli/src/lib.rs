@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod model;
 mod progress;
 mod render;
 

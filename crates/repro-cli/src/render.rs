@@ -522,11 +522,12 @@ pub fn fsck(r: &FsckReport, as_json: bool) -> Result<()> {
     let mut o = out();
     writeln!(
         o,
-        "fsck: {} objects ({}), {} runs, {} snapshots: {}",
+        "fsck: {} objects ({}), {} runs, {} snapshots, {} registry events: {}",
         r.objects,
         human_bytes(r.bytes),
         r.runs,
         r.snapshots,
+        r.registry_events,
         if r.clean { "clean" } else { "DAMAGED" }
     )?;
     for d in &r.corrupt {
@@ -540,6 +541,9 @@ pub fn fsck(r: &FsckReport, as_json: bool) -> Result<()> {
     }
     for b in &r.bad_runs {
         writeln!(o, "  {}: {}", b.run, b.problem)?;
+    }
+    for p in &r.registry {
+        writeln!(o, "  {p}")?;
     }
     for i in &r.interrupted {
         writeln!(o, "  run {} was interrupted (repro died before it ended); marked interrupted", i.short())?;

@@ -75,6 +75,23 @@ pub const AUDITOR_ITEMS: [&str; 7] = [
     "registry_version",
 ];
 
+/// Every item of a run's audit, in report order (what a stage policy may `require`).
+pub const ALL_ITEMS: [&str; 13] = [
+    "git_commit",
+    "environment_file",
+    "dataset_snapshot",
+    "hyperparameters",
+    "random_seed",
+    "training_script",
+    "registry_version",
+    "installed_packages",
+    "hardware",
+    "outputs",
+    "objects_verified",
+    "result",
+    "replay_verified",
+];
+
 fn item(name: &str, status: ItemStatus, detail: impl Into<String>, fix: Option<&str>) -> AuditItem {
     AuditItem { name: name.to_string(), status, detail: detail.into(), fix: fix.map(str::to_string) }
 }
@@ -92,7 +109,7 @@ pub fn is_complete(items: &[AuditItem], strict: bool) -> bool {
 pub fn audit_run(
     record: &RunRecord,
     objects: &ObjectCheck,
-    registry_version: Option<&str>,
+    registry_versions: &[RegistryMention],
     replays: &[ReplaySummary],
     strict: bool,
 ) -> AuditReport {
@@ -105,7 +122,7 @@ pub fn audit_run(
         hyperparameters(&record.params, true),
         random_seed(&record.seed),
         training_script(&record.script),
-        registry(registry_version),
+        registry(registry_versions),
         installed_packages(record.environment.python.as_ref(), &record.script),
         hardware(&record.hardware),
         outputs(&record.outputs),
@@ -405,17 +422,55 @@ pub fn training_script(script: &ScriptInfo) -> AuditItem {
     }
 }
 
-pub fn registry(version: Option<&str>) -> AuditItem {
+/// A model version that pins a run, as the audit of that run sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryMention {
+    /// `pricing@3`.
+    pub reference: String,
+    pub stage: Option<String>,
+    pub archived: bool,
+    /// Whether the lineage the version pins is the run's lineage.
+    pub lineage_matches: bool,
+}
+
+impl RegistryMention {
+    pub fn new(reference: impl Into<String>) -> Self {
+        RegistryMention { reference: reference.into(), stage: None, archived: false, lineage_matches: true }
+    }
+}
+
+pub fn registry(versions: &[RegistryMention]) -> AuditItem {
     const N: &str = "registry_version";
-    match version {
-        Some(v) => item(N, ItemStatus::Ok, format!("registered as {v}"), None),
-        None => item(
+    if versions.is_empty() {
+        return item(
             N,
             ItemStatus::Warn,
-            "no model version refers to this run (the model registry is not part of this build yet)",
-            Some("register the model once the registry is available"),
-        ),
+            "no model version refers to this run",
+            Some("register the artifact: repro model register RUN --name NAME --artifact PATH"),
+        );
     }
+    let broken: Vec<&RegistryMention> = versions.iter().filter(|v| !v.lineage_matches).collect();
+    if !broken.is_empty() {
+        let names: Vec<String> = broken.iter().map(|v| v.reference.clone()).collect();
+        return item(
+            N,
+            ItemStatus::Missing,
+            format!(
+                "{} pin(s) a lineage this run no longer has: the record or the registry was changed",
+                list(&names, 4)
+            ),
+            Some("run `repro fsck` and `repro model verify NAME@V`"),
+        );
+    }
+    let names: Vec<String> = versions
+        .iter()
+        .map(|v| match (&v.stage, v.archived) {
+            (_, true) => format!("{} (archived)", v.reference),
+            (Some(s), false) => format!("{} ({s})", v.reference),
+            (None, false) => v.reference.clone(),
+        })
+        .collect();
+    item(N, ItemStatus::Ok, format!("registered as {}", list(&names, 4)), None)
 }
 
 pub fn installed_packages(python: Option<&PythonEnvironment>, script: &ScriptInfo) -> AuditItem {
@@ -651,22 +706,27 @@ mod tests {
 
     #[test]
     fn a_complete_record_is_complete_but_not_strictly() {
-        let r = audit_run(&record(), &ObjectCheck::default(), None, &[], false);
+        let r = audit_run(&record(), &ObjectCheck::default(), &[], &[], false);
         assert!(r.complete, "{r:#?}");
         for name in AUDITOR_ITEMS.iter().take(6) {
             assert_eq!(status_of(&r, name), ItemStatus::Ok, "{name}");
         }
         assert_eq!(status_of(&r, "registry_version"), ItemStatus::Warn);
-        assert!(!audit_run(&record(), &ObjectCheck::default(), None, &[], true).complete);
+        assert!(!audit_run(&record(), &ObjectCheck::default(), &[], &[], true).complete);
         let replayed = [ReplaySummary {
             replay: RunId::parse("0123456789abcdef0123456789abcdef").expect("id"),
             verdict: crate::record::Verdict::Identical,
             at: "2026-01-01T00:00:00Z".into(),
         }];
-        assert!(!audit_run(&record(), &ObjectCheck::default(), Some("pricing@3"), &[], true).complete);
-        assert!(audit_run(&record(), &ObjectCheck::default(), Some("pricing@3"), &replayed, true).complete);
+        assert!(
+            !audit_run(&record(), &ObjectCheck::default(), &[RegistryMention::new("pricing@3")], &[], true).complete
+        );
+        assert!(
+            audit_run(&record(), &ObjectCheck::default(), &[RegistryMention::new("pricing@3")], &replayed, true)
+                .complete
+        );
         let differs = [ReplaySummary { verdict: crate::record::Verdict::Differs, ..replayed[0].clone() }];
-        let r = audit_run(&record(), &ObjectCheck::default(), Some("pricing@3"), &differs, false);
+        let r = audit_run(&record(), &ObjectCheck::default(), &[RegistryMention::new("pricing@3")], &differs, false);
         assert!(!r.complete);
         assert!(r.items.iter().any(|i| i.name == "replay_verified" && i.status == ItemStatus::Missing));
         let names: Vec<&str> = r.items.iter().map(|i| i.name.as_str()).collect();
@@ -684,7 +744,7 @@ mod tests {
         rec.inputs[0].reference = true;
         rec.script.tracked_unchanged = Some(false);
         rec.script.git_state = Some("modified since the last commit".into());
-        let r = audit_run(&rec, &ObjectCheck::default(), None, &[], false);
+        let r = audit_run(&rec, &ObjectCheck::default(), &[], &[], false);
         assert!(r.complete, "warnings only");
         for name in ["git_commit", "environment_file", "dataset_snapshot", "random_seed", "training_script"] {
             assert_eq!(status_of(&r, name), ItemStatus::Warn, "{name}");
@@ -696,7 +756,7 @@ mod tests {
         rec.outputs[0].missing = true;
         rec.status = RunStatus::Interrupted;
         let bad = ObjectCheck { checked: 3, missing: vec![Digest::of_bytes(b"m")], ..Default::default() };
-        let r = audit_run(&rec, &bad, None, &[], false);
+        let r = audit_run(&rec, &bad, &[], &[], false);
         assert!(!r.complete);
         for name in [
             "git_commit",

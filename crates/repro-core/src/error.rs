@@ -11,4 +11,10 @@ pub enum CoreError {
     Params { source_name: String, message: String },
     #[error("line {line}: {message}")]
     MetricsLine { line: usize, message: String },
+    #[error("invalid DSSE envelope: {0}")]
+    Envelope(String),
+    #[error("signature check failed: {0}")]
+    Signature(String),
+    #[error("invalid provenance statement: {0}")]
+    Statement(String),
 }

@@ -12,7 +12,9 @@ pub mod error;
 pub mod metrics;
 pub mod params;
 pub mod pickles;
+pub mod provenance;
 pub mod record;
+pub mod registry;
 pub mod snapshot;
 
 pub use digest::{Digest, RunId};

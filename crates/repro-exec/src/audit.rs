@@ -79,7 +79,24 @@ pub fn audit_run(
 ) -> crate::Result<AuditReport> {
     let check = verify_objects(store, run, progress);
     let replays = replay_summaries(store, &run.record.id)?;
-    Ok(audit::audit_run(&run.record, &check, None, &replays, strict))
+    let registry = registry_mentions(store, run)?;
+    Ok(audit::audit_run(&run.record, &check, &registry, &replays, strict))
+}
+
+/// The model versions that pin a run, with whether each still agrees with its lineage.
+pub fn registry_mentions(store: &Store, run: &StoredRun) -> crate::Result<Vec<audit::RegistryMention>> {
+    let registry = store.meta.registry()?;
+    let actual = run.record.lineage();
+    Ok(registry
+        .versions_of_run(&run.record.id)
+        .into_iter()
+        .map(|v| audit::RegistryMention {
+            reference: v.reference(),
+            stage: v.stage.clone(),
+            archived: v.archived.is_some(),
+            lineage_matches: v.lineage == actual && run.lineage.as_ref() == Some(&v.lineage),
+        })
+        .collect())
 }
 
 /// The replays of a run, oldest first, as the audit and `repro show` present them.

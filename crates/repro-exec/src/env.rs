@@ -61,7 +61,7 @@ pub struct Side {
 }
 
 impl Side {
-    fn of_spec(label: String, spec: &EnvironmentSpec) -> Side {
+    pub fn of_spec(label: String, spec: &EnvironmentSpec) -> Side {
         let (python, packages) = spec.as_packages();
         Side { label, python, packages, run: None }
     }

@@ -23,6 +23,8 @@ pub enum ExecError {
     Spawn { program: String, source: std::io::Error },
     #[error("cannot {action} {path}: {source}")]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Key { path: PathBuf, message: String },
 }
 
 impl ExecError {

@@ -7,8 +7,11 @@
 pub mod audit;
 pub mod diff;
 pub mod env;
+pub mod keys;
 mod error;
 pub mod params;
+pub mod provenance;
+pub mod registry;
 pub mod replay;
 pub mod run;
 

@@ -1,4 +1,7 @@
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use repro_core::registry::StagePolicy;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +19,10 @@ pub struct Config {
     pub capture: CaptureSection,
     #[serde(default, skip_serializing_if = "ReplaySection::is_unset")]
     pub replay: ReplaySection,
+    /// `[stages.NAME]`: the registry's stages and what each demands. None configured means
+    /// the defaults (`repro_core::registry::default_policies`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stages: BTreeMap<String, StagePolicy>,
 }
 
 /// `[replay]`: how `repro replay` judges outputs whose bytes differ.
@@ -72,9 +79,28 @@ impl Config {
             "# repro store settings (https://example.invalid/repro/docs/architecture.md)\n{}\n\
              # How `repro replay` judges an output whose bytes differ (exit 0 = equivalent):\n\
              # [replay]\n\
-             # compare = \"python compare.py {{recorded}} {{replayed}}\"\n",
-            toml::to_string(&Config::default()).expect("the default config serializes")
+             # compare = \"python compare.py {{recorded}} {{replayed}}\"\n\n\
+             # The model registry's stages and what a version needs to enter each\n\
+             # (`repro model promote`). Requirements: git_clean, env_pinned, random_seed,\n\
+             # dataset_snapshot, replay_verified, signed, audit_complete, or any audit item.\n\
+             # `parity = \"serving\"` also demands parity with a registered environment.\n\
+             {}",
+            toml::to_string(&Config::default()).expect("the default config serializes"),
+            toml::to_string(&Config { stages: repro_core::registry::default_policies(), ..Config::default() })
+                .expect("the default stages serialize")
+                .split_once("[stages.")
+                .map(|(_, rest)| format!("[stages.{rest}"))
+                .unwrap_or_default()
         )
+    }
+
+    /// The stages and their policies: those configured, else the defaults.
+    pub fn stage_policies(&self) -> BTreeMap<String, StagePolicy> {
+        if self.stages.is_empty() {
+            repro_core::registry::default_policies()
+        } else {
+            self.stages.clone()
+        }
     }
 
     pub fn load(path: &Path) -> Result<Config> {
@@ -93,6 +119,8 @@ impl Config {
                 message: format!("store format {} is not known to this repro (it knows 1)", config.store.format),
             });
         }
+        repro_core::registry::validate_policies(&config.stage_policies())
+            .map_err(|message| StoreError::Config { path: path.to_path_buf(), message })?;
         Ok(config)
     }
 }
@@ -138,6 +166,30 @@ mod tests {
         assert_eq!(c.replay.compare.as_deref(), Some("python compare.py {recorded} {replayed}"));
         std::fs::write(&p, "[replay]\ncomparator = \"x\"\n").expect("write");
         assert!(Config::load(&p).expect_err("unknown key").to_string().contains("comparator"));
+    }
+
+    #[test]
+    fn stages_default_and_are_validated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join(CONFIG_FILE);
+        std::fs::write(&p, Config::default_file()).expect("write");
+        let c = Config::load(&p).expect("loads");
+        assert_eq!(c.stage_policies(), repro_core::registry::default_policies());
+        assert_eq!(c.stages["prod"].approvals, 2);
+        std::fs::write(&p, "[stages.canary]\nrequire = [\"random_seed\"]\n").expect("write");
+        let c = Config::load(&p).expect("loads");
+        assert_eq!(c.stage_policies().keys().collect::<Vec<_>>(), ["canary"]);
+        for (text, needle) in [
+            ("[stages.prod]\nrequire = [\"signd\"]\n", "unknown requirement 'signd'"),
+            ("[stages.prod]\nfrom = \"qa\"\n", "no stage 'qa'"),
+            ("[stages.prod]\napprovals = -1\n", "line 2"),
+            ("[stages.prod]\nquorum = 2\n", "quorum"),
+            ("[stages.\"9\"]\n", "stage name '9'"),
+        ] {
+            std::fs::write(&p, text).expect("write");
+            let e = Config::load(&p).expect_err(text).to_string();
+            assert!(e.contains(needle) && !e.contains('\n'), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum StoreError {
     ObjectCorrupt(Digest),
     #[error("no run matches '{0}'; `repro runs` lists the runs (a run is named by id, a 4+ character id prefix, its name, or `latest`)")]
     UnknownRun(String),
+    /// A model reference that names no version; the message lists what exists.
+    #[error("{0}")]
+    UnknownModel(String),
     #[error("'{spec}' matches {count} runs ({examples}); give more characters of the id")]
     AmbiguousRun { spec: String, count: usize, examples: String },
     #[error("no dataset '{0}'; `repro data ls` lists the datasets")]

@@ -33,6 +33,10 @@ pub struct FsckReport {
     pub interrupted: Vec<RunId>,
     /// Temp folders of writers that died, removed (they were never referred to).
     pub stale_temp_removed: usize,
+    /// Registry events in the log.
+    pub registry_events: usize,
+    /// Breaks in the registry's event chain, and versions that no longer agree with their run.
+    pub registry: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -179,6 +183,45 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         }
     }
 
+    // The registry: the event chain, then what each version pins.
+    let events = store.meta.registry_events()?;
+    report.registry_events = events.len();
+    let anchor = store.meta.registry_anchor()?;
+    if anchor.is_none() && !events.is_empty() {
+        report.registry.push("the registry's anchor file (.repro/registry.head) is missing".into());
+    }
+    report.registry.extend(
+        repro_core::registry::verify_chain(&events, anchor.as_ref().map(|(s, h)| (*s, h)))
+            .into_iter()
+            .map(|p| p.message),
+    );
+    let (registry, problems) = repro_core::registry::Registry::fold(&events);
+    report.registry.extend(problems.into_iter().map(|p| p.message));
+    for v in registry.models.values().flat_map(|m| m.versions.values()) {
+        let who = v.reference();
+        match runs.iter().find(|r| r.record.id == v.run) {
+            None => report.registry.push(format!("{who} pins run {}, which is not in the store", v.run)),
+            Some(run) if run.lineage.as_ref() != Some(&v.lineage) => report.registry.push(format!(
+                "{who} pins lineage {} but run {} has {}",
+                v.lineage.short(),
+                v.run.short(),
+                run.lineage.as_ref().map_or("none".into(), |l| l.short())
+            )),
+            Some(_) => {}
+        }
+        check(&v.artifact.snapshot, format!("{who} artifact snapshot"), &mut report);
+        for f in &v.artifact.files {
+            check(&f.blake3, format!("{who} artifact {}", f.path), &mut report);
+        }
+        for sig in &v.signatures {
+            check(&sig.envelope, format!("{who} signature envelope"), &mut report);
+            check(&sig.public_key, format!("{who} signing key"), &mut report);
+        }
+    }
+    for (commit, object) in store.meta.all_code_bundles()? {
+        check(&object, format!("code bundle of commit {}", &commit[..commit.len().min(12)]), &mut report);
+    }
+
     // 3. Every snapshot: its manifest, and each file's object when contents are stored.
     let snapshots = store.meta.all_snapshots()?;
     report.snapshots = snapshots.len();
@@ -203,7 +246,8 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     report.clean = report.corrupt.is_empty()
         && report.stray.is_empty()
         && report.broken_references.is_empty()
-        && report.bad_runs.is_empty();
+        && report.bad_runs.is_empty()
+        && report.registry.is_empty();
     Ok(report)
 }
 

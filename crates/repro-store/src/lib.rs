@@ -11,6 +11,7 @@ pub mod fsck;
 pub mod meta;
 pub mod objects;
 pub mod process;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 

@@ -14,7 +14,7 @@ use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE runs (
@@ -93,9 +93,30 @@ CREATE TABLE environments (
 );
 ";
 
+/// Version 4: the model registry's hash-chained event log, and git bundles of imported code.
+const SCHEMA_V4: &str = "
+CREATE TABLE registry_events (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev TEXT,
+    hash TEXT NOT NULL UNIQUE
+);
+CREATE INDEX registry_events_model ON registry_events(model, version);
+CREATE TABLE code_bundles (
+    git_commit TEXT PRIMARY KEY,
+    object TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+";
+
 pub struct Metadata {
-    conn: Connection,
-    path: PathBuf,
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
 }
 
 /// One `runs` row as read, before decoding.
@@ -273,11 +294,14 @@ impl Metadata {
         if version < 3 {
             tx.execute_batch(SCHEMA_V3).map_err(|e| db(&path, "add the environments table", e))?;
         }
+        if version < 4 {
+            tx.execute_batch(SCHEMA_V4).map_err(|e| db(&path, "add the registry tables", e))?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;
         tx.commit().map_err(|e| db(&path, "migrate", e))
     }
 
-    fn err(&self, context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    pub(crate) fn err(&self, context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
         let context = context.to_string();
         move |e| db(&self.path, &context, e)
     }
@@ -412,8 +436,25 @@ impl Metadata {
 
     /// Resolves what a user typed: a full id, a 4+ character id prefix, a run name (the
     /// newest run of that name), or `latest`.
+    ///
+    /// `NAME@V` and `NAME@STAGE` name the run a model version pins. A run whose name
+    /// happens to look like that is still found when no model of that name exists.
     pub fn resolve_run(&self, spec: &str) -> Result<RunId> {
         let spec = spec.trim();
+        if let Some(r) = repro_core::registry::ModelRef::parse(spec) {
+            let registry = self.registry()?;
+            match registry.lookup(&r) {
+                Ok(v) => return Ok(v.run.clone()),
+                Err(e @ repro_core::registry::LookupError::NoModel { .. }) => {
+                    return self.resolve_plain_run(spec).map_err(|_| StoreError::UnknownModel(e.to_string()))
+                }
+                Err(e) => return Err(StoreError::UnknownModel(e.to_string())),
+            }
+        }
+        self.resolve_plain_run(spec)
+    }
+
+    fn resolve_plain_run(&self, spec: &str) -> Result<RunId> {
         let one = |sql: &str, arg: &str| -> Result<Vec<String>> {
             let mut stmt = self.conn.prepare(sql).map_err(self.err("find run"))?;
             let rows = stmt.query_map([arg], |r| r.get::<_, String>(0)).map_err(self.err("find run"))?;
@@ -873,11 +914,11 @@ impl Metadata {
 }
 
 /// A digest read from a row of `owner` (a run, dataset or environment name).
-fn parse_digest(text: &str, owner: &str) -> Result<Digest> {
+pub(crate) fn parse_digest(text: &str, owner: &str) -> Result<Digest> {
     Digest::parse(text).map_err(|e| StoreError::BadRecord { run: owner.to_string(), message: e.to_string() })
 }
 
-fn db(path: &Path, context: &str, source: rusqlite::Error) -> StoreError {
+pub(crate) fn db(path: &Path, context: &str, source: rusqlite::Error) -> StoreError {
     StoreError::Database { path: path.to_path_buf(), context: context.to_string(), source }
 }
 

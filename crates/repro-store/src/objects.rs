@@ -387,10 +387,13 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 /// Writes a small file atomically and durably (temp, fsync, rename, fsync folder).
 pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // pid and a per-process counter: threads of one process (the server) never share a temp file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        std::process::id()
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     {
         let mut f = File::create(&tmp)?;

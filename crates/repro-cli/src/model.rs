@@ -1,0 +1,315 @@
+//! `repro model …`, `repro key …` and `repro bundle …`: wiring and rendering.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use repro_core::audit::human_bytes;
+use repro_core::registry::{Model, ModelVersion, Registry};
+use repro_exec::registry::{self as reg, PromoteOutcome};
+use repro_store::Store;
+use serde_json::json;
+
+use crate::cli::{BundleCmd, KeyCmd, ModelCmd};
+use crate::progress::Ui;
+use crate::render;
+use crate::{EXIT_FAILED_CHECK, EXIT_OK};
+
+fn cwd() -> Result<std::path::PathBuf> {
+    std::env::current_dir().context("cannot read the current folder")
+}
+
+fn when(ms: i64) -> String {
+    repro_store::rfc3339(ms).replace('T', " ").chars().take(16).collect()
+}
+
+pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
+    match cmd {
+        ModelCmd::Register { run, name, artifact } => {
+            let who = reg::actor(&cwd()?, None)?;
+            let v = reg::register(store, &run, &name, &artifact, &cwd()?, &who)?;
+            if json {
+                render::json(&v)?;
+            } else {
+                let bytes: u64 = v.artifact.files.iter().map(|f| f.size).sum();
+                render::line(&format!(
+                    "registered {}: run {}, artifact {} ({} file(s), {}), lineage {}",
+                    v.reference(),
+                    v.run.short(),
+                    v.artifact.path,
+                    v.artifact.files.len(),
+                    human_bytes(bytes),
+                    v.lineage.short()
+                ))?;
+            }
+            Ok(EXIT_OK)
+        }
+        ModelCmd::Ls => {
+            let registry = store.meta.registry()?;
+            if json {
+                render::json(&registry.models.values().map(model_json).collect::<Vec<_>>())?;
+            } else {
+                ls(&registry)?;
+            }
+            Ok(EXIT_OK)
+        }
+        ModelCmd::Show { model } => {
+            let registry = store.meta.registry()?;
+            if model.contains('@') {
+                let v = reg::lookup(&registry, &model)?;
+                if json {
+                    render::json(&v)?;
+                } else {
+                    show_version(&v)?;
+                }
+            } else {
+                let m = registry.model(&model).map_err(|e| anyhow::anyhow!("{e}"))?;
+                if json {
+                    render::json(&model_json(m))?;
+                } else {
+                    show_model(m, &store.config.stage_policies().keys().cloned().collect::<Vec<_>>())?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        ModelCmd::Promote { model, to } => {
+            let who = reg::actor(&cwd()?, None)?;
+            let ui = Ui::new(json);
+            let outcome = reg::promote(store, &model, &to, &who, &ui)?;
+            let code = if matches!(outcome, PromoteOutcome::Refused { .. }) { EXIT_FAILED_CHECK } else { EXIT_OK };
+            if json {
+                render::json(&outcome)?;
+                return Ok(code);
+            }
+            let mut o = std::io::stdout().lock();
+            match outcome {
+                PromoteOutcome::Promoted { version, stage, from, replaced } => {
+                    let from = from.map(|f| format!(" (from {f})")).unwrap_or_default();
+                    let replaced = replaced.map(|r| format!("; {}@{r} left {stage}", version.name)).unwrap_or_default();
+                    writeln!(o, "promoted {} to {stage}{from}{replaced}", version.reference())?;
+                }
+                PromoteOutcome::Already { version, stage } => {
+                    writeln!(o, "{} is already in {stage}; nothing changed", version.reference())?;
+                }
+                PromoteOutcome::Refused { reference, stage, unmet } => {
+                    writeln!(o, "refused: {reference} cannot enter {stage}; {} requirement(s) unmet:", unmet.len())?;
+                    for u in &unmet {
+                        writeln!(o, "  ✗ {:<16} {}", u.requirement, u.reason)?;
+                        if !u.fix.is_empty() {
+                            writeln!(o, "    {:<16} fix: {}", "", u.fix)?;
+                        }
+                    }
+                }
+            }
+            Ok(code)
+        }
+        ModelCmd::Approve { model, stage, as_who, comment } => {
+            let who = reg::actor(&cwd()?, as_who.as_deref())?;
+            let a = reg::approve(store, &model, &stage, &who, comment.as_deref())?;
+            if json {
+                render::json(&a)?;
+            } else {
+                let counted = if a.repeated {
+                    format!("{} had already approved it for {}: counted once", a.by, a.stage)
+                } else {
+                    format!("approved by {}", a.by)
+                };
+                render::line(&format!(
+                    "{} for {}: {counted} ({} of {} distinct approval(s) needed)",
+                    a.version.reference(),
+                    a.stage,
+                    a.approvers,
+                    a.needed
+                ))?;
+            }
+            Ok(EXIT_OK)
+        }
+        ModelCmd::Archive { model, reason } => {
+            let who = reg::actor(&cwd()?, None)?;
+            let v = reg::archive(store, &model, &reason, &who)?;
+            if json {
+                render::json(&v)?;
+            } else {
+                render::line(&format!("archived {}: {reason}", v.reference()))?;
+            }
+            Ok(EXIT_OK)
+        }
+        ModelCmd::Sign { model, key } => {
+            let who = reg::actor(&cwd()?, None)?;
+            let s = repro_exec::provenance::sign(store, &model, key.as_deref(), &who)?;
+            if json {
+                render::json(&json!({"model": s.version.reference(), "keyid": s.keyid, "envelope": s.envelope}))?;
+            } else {
+                render::line(&format!(
+                    "signed {} with key {} (envelope {}); `repro model attest {}` writes it out",
+                    s.version.reference(),
+                    s.keyid,
+                    s.envelope.short(),
+                    s.version.reference()
+                ))?;
+            }
+            Ok(EXIT_OK)
+        }
+        ModelCmd::Attest { model, output } => {
+            let (v, lines) = repro_exec::provenance::attest(store, &model)?;
+            let mut text = lines.join("\n");
+            text.push('\n');
+            match output {
+                Some(path) => {
+                    crate::commands::write_file(&path, text.as_bytes())?;
+                    if json {
+                        render::json(&json!({"model": v.reference(), "file": path, "envelopes": lines.len()}))?;
+                    } else {
+                        eprintln!(
+                            "repro: wrote {} envelope(s) of {} to {}",
+                            lines.len(),
+                            v.reference(),
+                            path.display()
+                        );
+                    }
+                }
+                None => {
+                    std::io::stdout().lock().write_all(text.as_bytes())?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        ModelCmd::Verify { model, key } => {
+            let ui = Ui::new(json);
+            let r = repro_exec::provenance::verify(store, &model, key.as_deref(), &ui)?;
+            if json {
+                render::json(&r)?;
+            } else {
+                let mut o = std::io::stdout().lock();
+                for c in &r.checks {
+                    writeln!(o, "  {:<4} {:<12} {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail)?;
+                }
+                writeln!(o, "{}: {}", r.reference, if r.ok { "verified" } else { "VERIFICATION FAILED" })?;
+            }
+            Ok(if r.ok { EXIT_OK } else { EXIT_FAILED_CHECK })
+        }
+    }
+}
+
+fn model_json(m: &Model) -> serde_json::Value {
+    let stages: std::collections::BTreeMap<&str, u32> =
+        m.versions.values().filter_map(|v| Some((v.stage.as_deref()?, v.version))).collect();
+    json!({
+        "name": m.name,
+        "latest": m.latest().map(|v| v.version),
+        "stages": stages,
+        "versions": m.versions.values().collect::<Vec<_>>(),
+    })
+}
+
+fn ls(registry: &Registry) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    if registry.models.is_empty() {
+        writeln!(o, "no models yet; register one with: repro model register RUN --name NAME --artifact PATH")?;
+        return Ok(());
+    }
+    writeln!(o, "{:<20} {:>8}  STAGES", "MODEL", "VERSIONS")?;
+    for m in registry.models.values() {
+        let stages: Vec<String> =
+            m.versions.values().filter_map(|v| Some(format!("{}: v{}", v.stage.as_deref()?, v.version))).collect();
+        let stages = if stages.is_empty() { "-".to_string() } else { stages.join(", ") };
+        writeln!(o, "{:<20} {:>8}  {stages}", m.name, m.versions.len())?;
+    }
+    Ok(())
+}
+
+fn status_of(v: &ModelVersion) -> String {
+    match (&v.archived, &v.stage) {
+        (Some(_), _) => "archived".into(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => "-".into(),
+    }
+}
+
+fn show_model(m: &Model, stages: &[String]) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "model {} ({} version(s); stages: {})", m.name, m.versions.len(), stages.join(", "))?;
+    writeln!(
+        o,
+        "{:>4}  {:<10} {:<10} {:>9} {:>6}  {:<16} BY",
+        "V", "RUN", "STAGE", "APPROVALS", "SIGNED", "REGISTERED (UTC)"
+    )?;
+    for v in m.versions.values() {
+        writeln!(
+            o,
+            "{:>4}  {:<10} {:<10} {:>9} {:>6}  {:<16} {}",
+            v.version,
+            v.run.short(),
+            status_of(v),
+            v.approvals.len(),
+            v.signatures.len(),
+            when(v.registered_at_ms),
+            v.registered_by
+        )?;
+    }
+    Ok(())
+}
+
+fn show_version(v: &ModelVersion) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "{} ({})", v.reference(), status_of(v))?;
+    writeln!(o, "  run       {} (lineage {})", v.run, v.lineage)?;
+    writeln!(
+        o,
+        "  artifact  {} (output {}, snapshot {})",
+        v.artifact.path,
+        v.artifact.output,
+        v.artifact.snapshot.short()
+    )?;
+    for f in &v.artifact.files {
+        writeln!(o, "    {} {} sha256:{}", f.path, f.blake3, f.sha256)?;
+    }
+    if let Some(src) = &v.imported_from {
+        writeln!(o, "  imported  from bundle {src}")?;
+    }
+    if let Some(a) = &v.archived {
+        writeln!(o, "  archived  {} ({} by {})", a.reason, when(a.at_ms), a.by)?;
+    }
+    for a in &v.approvals {
+        let c = a.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
+        writeln!(o, "  approval  for {} by {} at {}{c}", a.stage, a.by, when(a.at_ms))?;
+    }
+    for s in &v.signatures {
+        writeln!(o, "  signature key {} by {} at {} (envelope {})", s.keyid, s.by, when(s.at_ms), s.envelope.short())?;
+    }
+    writeln!(o, "  history")?;
+    for h in &v.history {
+        writeln!(o, "    #{:<4} {}  {:<9} {}  ({})", h.seq, when(h.at_ms), h.kind, h.detail, h.by)?;
+    }
+    Ok(())
+}
+
+pub fn key(cmd: KeyCmd, json: bool) -> Result<u8> {
+    match cmd {
+        KeyCmd::Generate { out } => {
+            let dir = match out {
+                Some(d) => d,
+                None => {
+                    repro_exec::keys::default_key_dir().context("no home folder to put the key in; pass --out DIR")?
+                }
+            };
+            let k = repro_exec::keys::generate(&dir)?;
+            if json {
+                render::json(&json!({"private": k.private, "public": k.public, "keyid": k.keyid}))?;
+            } else {
+                render::line(&format!(
+                    "wrote {} (private, mode 0600) and {} (public); keyid {}",
+                    k.private.display(),
+                    k.public.display(),
+                    k.keyid
+                ))?;
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8> {
+    let _ = (store_dir, cmd, json);
+    anyhow::bail!("bundles are not wired yet")
+}

@@ -1,0 +1,1054 @@
+//! The model registry: versions, stages, approvals and signatures, as a fold over a
+//! hash-chained event log.
+//!
+//! The event log is the only truth. Every registry change appends one event whose hash
+//! covers the previous event's hash, so a row edited or removed behind repro's back breaks
+//! the chain at that row. The state (`Registry`) is rebuilt from the events on every read;
+//! registries hold hundreds of events, not millions, and a fold cannot drift from the log
+//! the way a second table could.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditReport, ItemStatus};
+use crate::record::RunRecord;
+use crate::{Digest, RunId};
+
+/// The stages a store has when `repro.toml` names none.
+pub const DEFAULT_STAGES: [&str; 3] = ["dev", "staging", "prod"];
+
+/// What a stage policy may require, beyond the audit items (which may be named too).
+pub const REQUIREMENTS: [(&str, &str); 7] = [
+    ("git_clean", "the run's tree had no uncommitted changes"),
+    ("env_pinned", "the declared environment pins every package (or the run used a registered environment)"),
+    ("random_seed", "the seed was given, not generated"),
+    ("dataset_snapshot", "every input is snapshotted with its content in the store"),
+    ("replay_verified", "the latest replay of the run reproduced it"),
+    ("signed", "the version carries a valid signature"),
+    ("audit_complete", "every audit item is ok or warn"),
+];
+
+/// Letters, digits, `-`, `_`, `.`; starting with a letter or digit; at most 100 characters.
+pub fn valid_model_name(name: &str) -> bool {
+    crate::environment::valid_env_name(name)
+}
+
+/// Letters, digits, `-`, `_`; starting with a letter; at most 40 characters. Not all digits,
+/// so `NAME@3` is always a version and `NAME@prod` always a stage.
+pub fn valid_stage_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
+/// Which version of a model a reference means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    Version(u32),
+    Stage(String),
+}
+
+/// `NAME@V` or `NAME@STAGE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelRef {
+    pub name: String,
+    pub selector: Selector,
+}
+
+impl ModelRef {
+    /// Parses `NAME@V` / `NAME@STAGE`; `None` when the text is not shaped like one.
+    pub fn parse(text: &str) -> Option<ModelRef> {
+        let (name, sel) = text.trim().rsplit_once('@')?;
+        if !valid_model_name(name) {
+            return None;
+        }
+        let selector = if !sel.is_empty() && sel.bytes().all(|b| b.is_ascii_digit()) {
+            Selector::Version(sel.parse().ok().filter(|v| *v > 0)?)
+        } else if valid_stage_name(sel) {
+            Selector::Stage(sel.to_string())
+        } else {
+            return None;
+        };
+        Some(ModelRef { name: name.to_string(), selector })
+    }
+}
+
+impl fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.selector {
+            Selector::Version(v) => write!(f, "{}@{v}", self.name),
+            Selector::Stage(s) => write!(f, "{}@{s}", self.name),
+        }
+    }
+}
+
+// ---- events ---------------------------------------------------------------------------
+
+/// One file of a registered artifact, with the digests an attestation names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactFile {
+    /// The file's path relative to the repository (the output path, or a file inside an output folder).
+    pub path: String,
+    pub size: u64,
+    pub blake3: Digest,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+/// The model artifact a version pins: one of the run's outputs, or files inside one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// What `--artifact` named, relative to the repository.
+    pub path: String,
+    /// The run output it belongs to, and that output's snapshot.
+    pub output: String,
+    pub snapshot: Digest,
+    pub files: Vec<ArtifactFile>,
+}
+
+/// What an event did. The JSON of this enum (without `kind`) is the stored payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Change {
+    Register {
+        run: RunId,
+        lineage: Digest,
+        artifact: Artifact,
+    },
+    Promote {
+        stage: String,
+        /// The stage the version left, if it was in one.
+        from: Option<String>,
+        /// The version that held the stage before and left it.
+        replaced: Option<u32>,
+        /// The requirements the policy named, all met at the time.
+        checked: Vec<String>,
+        /// The distinct approvers counted.
+        approvers: Vec<String>,
+    },
+    Approve {
+        stage: String,
+        comment: Option<String>,
+    },
+    Sign {
+        keyid: String,
+        /// The DSSE envelope (one JSON line) and the PEM public key, as objects.
+        envelope: Digest,
+        public_key: Digest,
+    },
+    Archive {
+        reason: String,
+    },
+    /// A version brought in by `repro bundle import`, with its history as the source had it.
+    Import {
+        run: RunId,
+        lineage: Digest,
+        artifact: Artifact,
+        stage: Option<String>,
+        approvals: Vec<Approval>,
+        signatures: Vec<SignatureRef>,
+        archived: Option<Archived>,
+        /// The source's event hashes for this version, in order (evidence, not re-checked here).
+        source_events: Vec<Digest>,
+        bundle: Digest,
+    },
+}
+
+impl Change {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Register { .. } => "register",
+            Change::Promote { .. } => "promote",
+            Change::Approve { .. } => "approve",
+            Change::Sign { .. } => "sign",
+            Change::Archive { .. } => "archive",
+            Change::Import { .. } => "import",
+        }
+    }
+
+    /// The stored payload: the change's JSON without the `kind` tag (that has its own column).
+    pub fn payload(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("registry changes serialize");
+        if let Some(map) = value.as_object_mut() {
+            map.remove("kind");
+        }
+        serde_json::to_string(&value).expect("JSON values serialize")
+    }
+
+    pub fn from_payload(kind: &str, payload: &str) -> Result<Change, String> {
+        let mut value: serde_json::Value = serde_json::from_str(payload).map_err(|e| format!("payload: {e}"))?;
+        let map = value.as_object_mut().ok_or("payload is not a JSON object")?;
+        map.insert("kind".into(), serde_json::Value::String(kind.to_string()));
+        serde_json::from_value(value).map_err(|e| format!("payload of a '{kind}' event: {e}"))
+    }
+}
+
+/// An event as stored: the row of the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub model: String,
+    pub version: u32,
+    pub kind: String,
+    /// The payload text exactly as stored; the hash covers these bytes.
+    pub payload: String,
+    pub prev: Option<Digest>,
+    pub hash: Digest,
+}
+
+/// The fields of an event that its hash covers, in a fixed order.
+#[derive(Serialize)]
+struct Hashed<'a> {
+    seq: u64,
+    at_ms: i64,
+    actor: &'a str,
+    model: &'a str,
+    version: u32,
+    kind: &'a str,
+    payload: &'a str,
+    prev: Option<&'a str>,
+}
+
+/// The hash of an event: BLAKE3 over a domain tag and the JSON of its fields.
+#[allow(clippy::too_many_arguments)]
+pub fn event_hash(
+    seq: u64,
+    at_ms: i64,
+    actor: &str,
+    model: &str,
+    version: u32,
+    kind: &str,
+    payload: &str,
+    prev: Option<&Digest>,
+) -> Digest {
+    let body = Hashed { seq, at_ms, actor, model, version, kind, payload, prev: prev.map(Digest::as_str) };
+    let mut bytes = b"repro-registry-event-v1\n".to_vec();
+    bytes.extend(serde_json::to_vec(&body).expect("event fields serialize"));
+    Digest::of_bytes(&bytes)
+}
+
+impl Event {
+    /// The next event after `last`, hashed.
+    pub fn next(last: Option<&Event>, at_ms: i64, actor: &str, model: &str, version: u32, change: &Change) -> Event {
+        let seq = last.map_or(1, |e| e.seq + 1);
+        let prev = last.map(|e| e.hash.clone());
+        let kind = change.kind().to_string();
+        let payload = change.payload();
+        let hash = event_hash(seq, at_ms, actor, model, version, &kind, &payload, prev.as_ref());
+        Event { seq, at_ms, actor: actor.to_string(), model: model.to_string(), version, kind, payload, prev, hash }
+    }
+
+    pub fn computed_hash(&self) -> Digest {
+        event_hash(
+            self.seq,
+            self.at_ms,
+            &self.actor,
+            &self.model,
+            self.version,
+            &self.kind,
+            &self.payload,
+            self.prev.as_ref(),
+        )
+    }
+
+    pub fn change(&self) -> Result<Change, String> {
+        Change::from_payload(&self.kind, &self.payload)
+    }
+
+    /// `#3 promote pricing@2`, for messages.
+    pub fn describe(&self) -> String {
+        format!("#{} {} {}@{}", self.seq, self.kind, self.model, self.version)
+    }
+}
+
+/// A break in the event log, named for the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainProblem {
+    pub seq: u64,
+    pub message: String,
+}
+
+/// Checks that each event hashes to its recorded hash, links to the one before, and that
+/// sequence numbers have no gaps. `anchor`, when known, is an event (seq, hash) that must
+/// still be in the log: it catches events removed from the end.
+pub fn verify_chain(events: &[Event], anchor: Option<(u64, &Digest)>) -> Vec<ChainProblem> {
+    let mut problems = Vec::new();
+    let mut prev: Option<&Event> = None;
+    for e in events {
+        let expected_seq = prev.map_or(1, |p| p.seq + 1);
+        if e.seq != expected_seq {
+            problems.push(ChainProblem {
+                seq: e.seq,
+                message: format!(
+                    "registry event #{expected_seq}{} is gone: events were removed from the log",
+                    if e.seq > expected_seq + 1 { format!("..#{}", e.seq - 1) } else { String::new() }
+                ),
+            });
+        }
+        if e.computed_hash() != e.hash {
+            problems.push(ChainProblem {
+                seq: e.seq,
+                message: format!(
+                    "registry event {} was changed: its content no longer hashes to its recorded hash",
+                    e.describe()
+                ),
+            });
+        }
+        if e.prev.as_ref() != prev.map(|p| &p.hash) {
+            problems.push(ChainProblem {
+                seq: e.seq,
+                message: format!(
+                    "registry event {} does not link to the event before it: the log was rewritten",
+                    e.describe()
+                ),
+            });
+        }
+        if let Err(message) = e.change() {
+            problems.push(ChainProblem {
+                seq: e.seq,
+                message: format!("registry event {} is unreadable: {message}", e.describe()),
+            });
+        }
+        prev = Some(e);
+    }
+    if let Some((seq, hash)) = anchor {
+        match events.iter().find(|e| e.seq == seq) {
+            None => problems.push(ChainProblem {
+                seq,
+                message: format!(
+                    "registry event #{seq} (the last one repro wrote) is gone: events were removed from the log"
+                ),
+            }),
+            Some(e) if &e.hash != hash => problems.push(ChainProblem {
+                seq,
+                message: format!("registry event {} is not the one repro wrote: the log was rewritten", e.describe()),
+            }),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+// ---- state ----------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub stage: String,
+    pub by: String,
+    pub at_ms: i64,
+    pub comment: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureRef {
+    pub keyid: String,
+    pub envelope: Digest,
+    pub public_key: Digest,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Archived {
+    pub reason: String,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// One step of a version's history, for `model show`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub kind: String,
+    pub by: String,
+    pub at_ms: i64,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: u32,
+    pub run: RunId,
+    pub lineage: Digest,
+    pub artifact: Artifact,
+    pub registered_by: String,
+    pub registered_at_ms: i64,
+    /// The stage the version holds now.
+    pub stage: Option<String>,
+    pub archived: Option<Archived>,
+    pub approvals: Vec<Approval>,
+    pub signatures: Vec<SignatureRef>,
+    /// The bundle it came from, when imported.
+    pub imported_from: Option<Digest>,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl ModelVersion {
+    pub fn reference(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// The distinct people who approved this version for `stage` (see [`identity_key`]),
+    /// each with their first approval.
+    pub fn approvers(&self, stage: &str) -> Vec<&Approval> {
+        let mut seen = BTreeSet::new();
+        self.approvals.iter().filter(|a| a.stage == stage && seen.insert(identity_key(&a.by))).collect()
+    }
+}
+
+/// Who someone is, for counting approvals: the e-mail address when there is one
+/// (`Ada <ada@example.com>`), else the name, case-folded and trimmed.
+pub fn identity_key(who: &str) -> String {
+    let who = who.trim();
+    if let (Some(open), Some(close)) = (who.rfind('<'), who.rfind('>')) {
+        if open < close {
+            let email = who[open + 1..close].trim();
+            if !email.is_empty() {
+                return email.to_lowercase();
+            }
+        }
+    }
+    who.to_lowercase()
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Model {
+    pub name: String,
+    pub versions: BTreeMap<u32, ModelVersion>,
+}
+
+impl Model {
+    /// The version holding `stage`, if any.
+    pub fn in_stage(&self, stage: &str) -> Option<&ModelVersion> {
+        self.versions.values().find(|v| v.stage.as_deref() == Some(stage))
+    }
+
+    pub fn latest(&self) -> Option<&ModelVersion> {
+        self.versions.values().next_back()
+    }
+}
+
+/// Why a reference names no version: each says what exists instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LookupError {
+    NoModel { name: String, known: Vec<String> },
+    NoVersion { name: String, version: u32, known: Vec<u32> },
+    EmptyStage { name: String, stage: String, held: Vec<(String, u32)> },
+}
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LookupError::NoModel { name, known } if known.is_empty() => {
+                write!(f, "no model named '{name}': the registry is empty; `repro model register` adds one")
+            }
+            LookupError::NoModel { name, known } => {
+                write!(f, "no model named '{name}' (models: {}); `repro model ls` lists them", known.join(", "))
+            }
+            LookupError::NoVersion { name, version, known } => write!(
+                f,
+                "model '{name}' has no version {version} (versions: {}); `repro model show {name}` lists them",
+                known.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            LookupError::EmptyStage { name, stage, held } if held.is_empty() => write!(
+                f,
+                "no version of '{name}' is in {stage} (no version holds a stage yet); `repro model promote {name}@V --to {stage}`"
+            ),
+            LookupError::EmptyStage { name, stage, held } => write!(
+                f,
+                "no version of '{name}' is in {stage} ({}); `repro model promote {name}@V --to {stage}`",
+                held.iter().map(|(s, v)| format!("{s}: {name}@{v}")).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// The registry as the event log makes it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Registry {
+    pub models: BTreeMap<String, Model>,
+    /// The last event folded in, for anchoring signatures and conflict checks.
+    pub head: Option<(u64, Digest)>,
+}
+
+impl Registry {
+    /// Folds the log. Events that cannot apply (which only a rewritten log produces) are
+    /// skipped and reported, so a damaged registry can still be shown and checked.
+    pub fn fold(events: &[Event]) -> (Registry, Vec<ChainProblem>) {
+        let mut reg = Registry::default();
+        let mut problems = Vec::new();
+        for e in events {
+            if let Err(message) = reg.apply(e) {
+                problems.push(ChainProblem {
+                    seq: e.seq,
+                    message: format!("registry event {} cannot apply: {message}", e.describe()),
+                });
+            }
+            reg.head = Some((e.seq, e.hash.clone()));
+        }
+        (reg, problems)
+    }
+
+    fn apply(&mut self, e: &Event) -> Result<(), String> {
+        let change = e.change()?;
+        let entry = |detail: String| HistoryEntry {
+            seq: e.seq,
+            kind: e.kind.clone(),
+            by: e.actor.clone(),
+            at_ms: e.at_ms,
+            detail,
+        };
+        match change {
+            Change::Register { run, lineage, artifact } => {
+                let model = self
+                    .models
+                    .entry(e.model.clone())
+                    .or_insert_with(|| Model { name: e.model.clone(), versions: BTreeMap::new() });
+                if model.versions.contains_key(&e.version) {
+                    return Err(format!("version {} is registered twice", e.version));
+                }
+                let detail = format!("run {} artifact {}", run.short(), artifact.path);
+                model.versions.insert(
+                    e.version,
+                    ModelVersion {
+                        name: e.model.clone(),
+                        version: e.version,
+                        run,
+                        lineage,
+                        artifact,
+                        registered_by: e.actor.clone(),
+                        registered_at_ms: e.at_ms,
+                        stage: None,
+                        archived: None,
+                        approvals: Vec::new(),
+                        signatures: Vec::new(),
+                        imported_from: None,
+                        history: vec![entry(detail)],
+                    },
+                );
+            }
+            Change::Import { run, lineage, artifact, stage, approvals, signatures, archived, bundle, .. } => {
+                let model = self
+                    .models
+                    .entry(e.model.clone())
+                    .or_insert_with(|| Model { name: e.model.clone(), versions: BTreeMap::new() });
+                if model.versions.contains_key(&e.version) {
+                    return Err(format!("version {} is registered twice", e.version));
+                }
+                if let Some(s) = &stage {
+                    if let Some(other) = model.versions.values_mut().find(|v| v.stage.as_ref() == Some(s)) {
+                        other.stage = None;
+                    }
+                }
+                let detail = format!("from bundle {} (run {})", bundle.short(), run.short());
+                model.versions.insert(
+                    e.version,
+                    ModelVersion {
+                        name: e.model.clone(),
+                        version: e.version,
+                        run,
+                        lineage,
+                        artifact,
+                        registered_by: e.actor.clone(),
+                        registered_at_ms: e.at_ms,
+                        stage,
+                        archived,
+                        approvals,
+                        signatures,
+                        imported_from: Some(bundle),
+                        history: vec![entry(detail)],
+                    },
+                );
+            }
+            Change::Promote { stage, replaced, .. } => {
+                let model = self.models.get_mut(&e.model).ok_or("the model is not registered")?;
+                if !model.versions.contains_key(&e.version) {
+                    return Err("the version is not registered".into());
+                }
+                for v in model.versions.values_mut() {
+                    if v.version != e.version && v.stage.as_deref() == Some(stage.as_str()) {
+                        v.stage = None;
+                        v.history.push(entry(format!("left {stage}: {}@{} took it", e.model, e.version)));
+                    }
+                }
+                let v = model.versions.get_mut(&e.version).ok_or("the version is not registered")?;
+                let from = v.stage.replace(stage.clone());
+                let detail = match (from, replaced) {
+                    (Some(f), _) => format!("{f} → {stage}"),
+                    (None, Some(r)) => format!("→ {stage} (replacing {}@{r})", e.model),
+                    (None, None) => format!("→ {stage}"),
+                };
+                v.history.push(entry(detail));
+            }
+            Change::Approve { stage, comment } => {
+                let v = self.version_mut(&e.model, e.version)?;
+                v.history.push(entry(match &comment {
+                    Some(c) => format!("for {stage}: {c}"),
+                    None => format!("for {stage}"),
+                }));
+                v.approvals.push(Approval { stage, by: e.actor.clone(), at_ms: e.at_ms, comment });
+            }
+            Change::Sign { keyid, envelope, public_key } => {
+                let v = self.version_mut(&e.model, e.version)?;
+                v.history.push(entry(format!("key {keyid}")));
+                v.signatures.push(SignatureRef { keyid, envelope, public_key, by: e.actor.clone(), at_ms: e.at_ms });
+            }
+            Change::Archive { reason } => {
+                let v = self.version_mut(&e.model, e.version)?;
+                v.history.push(entry(reason.clone()));
+                v.stage = None;
+                v.archived = Some(Archived { reason, by: e.actor.clone(), at_ms: e.at_ms });
+            }
+        }
+        Ok(())
+    }
+
+    fn version_mut(&mut self, model: &str, version: u32) -> Result<&mut ModelVersion, String> {
+        self.models
+            .get_mut(model)
+            .and_then(|m| m.versions.get_mut(&version))
+            .ok_or_else(|| "the version is not registered".to_string())
+    }
+
+    pub fn lookup(&self, r: &ModelRef) -> Result<&ModelVersion, LookupError> {
+        let model = self.model(&r.name)?;
+        match &r.selector {
+            Selector::Version(v) => model.versions.get(v).ok_or_else(|| LookupError::NoVersion {
+                name: r.name.clone(),
+                version: *v,
+                known: model.versions.keys().copied().collect(),
+            }),
+            Selector::Stage(s) => model.in_stage(s).ok_or_else(|| LookupError::EmptyStage {
+                name: r.name.clone(),
+                stage: s.clone(),
+                held: model.versions.values().filter_map(|v| Some((v.stage.clone()?, v.version))).collect(),
+            }),
+        }
+    }
+
+    pub fn model(&self, name: &str) -> Result<&Model, LookupError> {
+        self.models.get(name).ok_or_else(|| LookupError::NoModel {
+            name: name.to_string(),
+            known: self.models.keys().cloned().collect(),
+        })
+    }
+
+    /// The number the next registration of `name` gets.
+    pub fn next_version(&self, name: &str) -> u32 {
+        self.models.get(name).and_then(|m| m.versions.keys().next_back()).map_or(1, |v| v + 1)
+    }
+
+    /// Every version that pins `run`, oldest first.
+    pub fn versions_of_run(&self, run: &RunId) -> Vec<&ModelVersion> {
+        self.models.values().flat_map(|m| m.versions.values()).filter(|v| &v.run == run).collect()
+    }
+}
+
+// ---- stage policy ---------------------------------------------------------------------
+
+/// `[stages.NAME]` in repro.toml.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagePolicy {
+    /// The stage a version must hold before it may enter this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Requirement names: see [`REQUIREMENTS`] and the audit items.
+    #[serde(default)]
+    pub require: Vec<String>,
+    /// A registered environment (`NAME` or `NAME:V`) the artifact's run must have parity with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity: Option<String>,
+    /// Distinct approvers needed for this stage.
+    #[serde(default)]
+    pub approvals: u32,
+}
+
+/// The policies of a store that configures none.
+pub fn default_policies() -> BTreeMap<String, StagePolicy> {
+    let base: Vec<String> =
+        ["git_clean", "env_pinned", "random_seed", "dataset_snapshot"].iter().map(|s| s.to_string()).collect();
+    let mut prod = base.clone();
+    prod.extend(["replay_verified".to_string(), "signed".to_string()]);
+    BTreeMap::from([
+        ("dev".to_string(), StagePolicy::default()),
+        ("staging".to_string(), StagePolicy { require: base, ..Default::default() }),
+        ("prod".to_string(), StagePolicy { from: Some("staging".into()), require: prod, parity: None, approvals: 2 }),
+    ])
+}
+
+/// Whether a requirement name is one repro knows.
+pub fn known_requirement(name: &str) -> bool {
+    REQUIREMENTS.iter().any(|(n, _)| *n == name) || crate::audit::ALL_ITEMS.contains(&name)
+}
+
+/// Checks policies for unknown names and stages that refer to stages that do not exist.
+pub fn validate_policies(policies: &BTreeMap<String, StagePolicy>) -> Result<(), String> {
+    for (stage, p) in policies {
+        if !valid_stage_name(stage) {
+            return Err(format!(
+                "stage name '{stage}' is not valid: use letters, digits, '-', '_', starting with a letter"
+            ));
+        }
+        if let Some(from) = &p.from {
+            if !policies.contains_key(from) {
+                return Err(format!("[stages.{stage}] from = \"{from}\": there is no stage '{from}'"));
+            }
+        }
+        for r in &p.require {
+            if !known_requirement(r) {
+                let mut known: Vec<&str> = REQUIREMENTS.iter().map(|(n, _)| *n).collect();
+                for i in crate::audit::ALL_ITEMS {
+                    if !known.contains(&i) {
+                        known.push(i);
+                    }
+                }
+                return Err(format!(
+                    "[stages.{stage}] require: unknown requirement '{r}' (known: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An unmet requirement of a promotion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unmet {
+    pub requirement: String,
+    pub reason: String,
+    pub fix: String,
+}
+
+/// What a promotion is judged on, gathered by the caller (audit, signature checks, parity).
+pub struct PromotionFacts<'a> {
+    pub record: &'a RunRecord,
+    pub audit: &'a AuditReport,
+    /// Signatures of the version that verify, and why the others do not.
+    pub valid_signatures: usize,
+    pub signature_problems: Vec<String>,
+    /// The parity check's differences, when the policy asks for parity (empty = at parity).
+    pub parity: Option<Result<Vec<String>, String>>,
+}
+
+/// Every reason `version` may not enter `stage` under `policy`; empty means it may.
+pub fn evaluate(version: &ModelVersion, stage: &str, policy: &StagePolicy, facts: &PromotionFacts) -> Vec<Unmet> {
+    let r = version.reference();
+    let mut unmet = Vec::new();
+    let mut push = |requirement: &str, reason: String, fix: String| {
+        unmet.push(Unmet { requirement: requirement.to_string(), reason, fix })
+    };
+    if let Some(a) = &version.archived {
+        push("not_archived", format!("{r} was archived: {}", a.reason), "register a new version".into());
+    }
+    if let Some(from) = &policy.from {
+        if version.stage.as_deref() != Some(from.as_str()) {
+            push(
+                "from",
+                format!(
+                    "{stage} takes versions from {from}; {r} is {}",
+                    version.stage.as_deref().map_or("in no stage".to_string(), |s| format!("in {s}"))
+                ),
+                format!("repro model promote {r} --to {from}"),
+            );
+        }
+    }
+    let item = |name: &str| facts.audit.items.iter().find(|i| i.name == name);
+    for req in &policy.require {
+        match req.as_str() {
+            "git_clean" => {
+                let code = &facts.record.code;
+                if code.commit.is_none() {
+                    push(req, "the run was not made from a git commit".into(), "run it inside a git repository".into());
+                } else if code.dirty || code.diff.is_some() || !code.untracked.is_empty() {
+                    let mut what: Vec<String> = code.diff_files.iter().map(|f| format!("{f} (modified)")).collect();
+                    what.extend(code.untracked.iter().map(|f| format!("{} (untracked)", f.path)));
+                    push(
+                        req,
+                        format!("the run's tree had uncommitted changes: {}", short_list(&what, 4)),
+                        "commit the changes and run again".into(),
+                    );
+                }
+            }
+            "env_pinned" => audit_requirement(req, item("environment_file"), &mut push),
+            "signed" => {
+                if facts.valid_signatures == 0 {
+                    let reason = if version.signatures.is_empty() {
+                        format!("{r} is not signed")
+                    } else {
+                        format!("no signature of {r} verifies: {}", facts.signature_problems.join("; "))
+                    };
+                    push(req, reason, format!("repro model sign {r}"));
+                }
+            }
+            "audit_complete" => {
+                if !facts.audit.complete {
+                    let gaps: Vec<String> = facts
+                        .audit
+                        .items
+                        .iter()
+                        .filter(|i| i.status == ItemStatus::Missing)
+                        .map(|i| i.name.clone())
+                        .collect();
+                    push(
+                        req,
+                        format!("the audit of run {} is incomplete: {}", version.run.short(), gaps.join(", ")),
+                        format!("repro audit {}", version.run.short()),
+                    );
+                }
+            }
+            name => audit_requirement(name, item(name), &mut push),
+        }
+    }
+    if let Some(parity) = &facts.parity {
+        let against = policy.parity.as_deref().unwrap_or("?");
+        match parity {
+            Ok(diffs) if diffs.is_empty() => {}
+            Ok(diffs) => push(
+                "parity",
+                format!("the run's environment differs from '{against}': {}", short_list(diffs, 4)),
+                format!("repro env parity {r} --against {against}"),
+            ),
+            Err(e) => push("parity", format!("parity with '{against}' could not be checked: {e}"), String::new()),
+        }
+    }
+    if policy.approvals > 0 {
+        let approvers = version.approvers(stage);
+        if (approvers.len() as u32) < policy.approvals {
+            let who = if approvers.is_empty() {
+                "none yet".to_string()
+            } else {
+                approvers.iter().map(|a| a.by.as_str()).collect::<Vec<_>>().join(", ")
+            };
+            push(
+                "approvals",
+                format!("{stage} needs {} distinct approvals, {r} has {} ({who})", policy.approvals, approvers.len()),
+                format!("repro model approve {r} --stage {stage}"),
+            );
+        }
+    }
+    unmet
+}
+
+fn audit_requirement(name: &str, item: Option<&crate::audit::AuditItem>, push: &mut impl FnMut(&str, String, String)) {
+    match item {
+        Some(i) if i.status == ItemStatus::Ok => {}
+        Some(i) => push(name, i.detail.clone(), i.fix.clone().unwrap_or_default()),
+        None => push(name, format!("the audit has no item '{name}'"), String::new()),
+    }
+}
+
+fn short_list(items: &[String], max: usize) -> String {
+    let mut s = items.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > max {
+        s.push_str(&format!(" and {} more", items.len() - max));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{audit_run, ObjectCheck};
+    use crate::record::sample;
+    use proptest::prelude::*;
+
+    fn artifact() -> Artifact {
+        Artifact {
+            path: "model.pkl".into(),
+            output: "model.pkl".into(),
+            snapshot: Digest::of_bytes(b"manifest"),
+            files: vec![ArtifactFile {
+                path: "model.pkl".into(),
+                size: 5,
+                blake3: Digest::of_bytes(b"model"),
+                sha256: "00".repeat(32),
+            }],
+        }
+    }
+
+    fn log(changes: &[(&str, u32, &str, Change)]) -> Vec<Event> {
+        let mut events: Vec<Event> = Vec::new();
+        for (i, (model, version, actor, change)) in changes.iter().enumerate() {
+            let e = Event::next(events.last(), 1_000 + i as i64, actor, model, *version, change);
+            events.push(e);
+        }
+        events
+    }
+
+    fn register(run: &RunId) -> Change {
+        Change::Register { run: run.clone(), lineage: Digest::of_bytes(b"lineage"), artifact: artifact() }
+    }
+
+    fn promote(stage: &str) -> Change {
+        Change::Promote { stage: stage.into(), from: None, replaced: None, checked: vec![], approvers: vec![] }
+    }
+
+    fn approve(stage: &str) -> Change {
+        Change::Approve { stage: stage.into(), comment: None }
+    }
+
+    #[test]
+    fn references_parse() {
+        assert_eq!(
+            ModelRef::parse("pricing@3"),
+            Some(ModelRef { name: "pricing".into(), selector: Selector::Version(3) })
+        );
+        assert_eq!(
+            ModelRef::parse("pricing@prod"),
+            Some(ModelRef { name: "pricing".into(), selector: Selector::Stage("prod".into()) })
+        );
+        for bad in ["pricing", "@3", "pricing@", "pricing@0", "pricing@-1", "pri cing@3", "p@3x y", "a@99999999999"] {
+            assert_eq!(ModelRef::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn stages_move_and_history_stays() {
+        let run = sample::record().id;
+        let events = log(&[
+            ("pricing", 1, "ada", register(&run)),
+            ("pricing", 2, "ada", register(&run)),
+            ("pricing", 1, "ada", promote("prod")),
+            ("pricing", 2, "bob", promote("prod")),
+            ("pricing", 1, "bob", Change::Archive { reason: "superseded".into() }),
+        ]);
+        assert!(verify_chain(&events, events.last().map(|e| (e.seq, &e.hash))).is_empty());
+        let (reg, problems) = Registry::fold(&events);
+        assert!(problems.is_empty(), "{problems:?}");
+        let m = reg.model("pricing").expect("model");
+        assert_eq!(m.in_stage("prod").map(|v| v.version), Some(2));
+        let v1 = &m.versions[&1];
+        assert!(v1.archived.is_some() && v1.stage.is_none());
+        assert_eq!(v1.history.len(), 4, "{:?}", v1.history);
+        assert_eq!(reg.next_version("pricing"), 3);
+        assert_eq!(reg.next_version("other"), 1);
+        assert_eq!(reg.versions_of_run(&run).len(), 2);
+    }
+
+    #[test]
+    fn lookups_name_what_exists() {
+        let run = sample::record().id;
+        let events = log(&[("pricing", 1, "ada", register(&run)), ("pricing", 1, "ada", promote("staging"))]);
+        let (reg, _) = Registry::fold(&events);
+        let err = |t: &str| reg.lookup(&ModelRef::parse(t).expect("parses")).expect_err(t).to_string();
+        assert!(err("pricing@9").contains("versions: 1"), "{}", err("pricing@9"));
+        assert!(err("nosuch@prod").contains("models: pricing"), "{}", err("nosuch@prod"));
+        assert!(err("pricing@prod").contains("staging: pricing@1"), "{}", err("pricing@prod"));
+        assert_eq!(reg.lookup(&ModelRef::parse("pricing@staging").expect("parses")).map(|v| v.version), Ok(1));
+    }
+
+    #[test]
+    fn each_kind_of_tampering_is_named() {
+        let run = sample::record().id;
+        let events = log(&[
+            ("pricing", 1, "ada", register(&run)),
+            ("pricing", 1, "ada", promote("staging")),
+            ("pricing", 1, "bob", approve("prod")),
+        ]);
+        let anchor = events.last().map(|e| (e.seq, e.hash.clone()));
+        let anchor = anchor.as_ref().map(|(s, h)| (*s, h));
+
+        let mut edited = events.clone();
+        edited[1].payload = edited[1].payload.replace("staging", "prod");
+        let p = verify_chain(&edited, anchor);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("#2 promote pricing@1 was changed"), "{p:?}");
+
+        let mut removed = events.clone();
+        removed.remove(1);
+        assert!(verify_chain(&removed, anchor).iter().any(|p| p.message.contains("#2 is gone")));
+
+        let truncated = events[..2].to_vec();
+        let p = verify_chain(&truncated, anchor);
+        assert!(p.iter().any(|p| p.message.contains("#3 (the last one repro wrote) is gone")), "{p:?}");
+
+        let mut actor = events.clone();
+        actor[2].actor = "mallory".into();
+        assert!(verify_chain(&actor, anchor).iter().any(|p| p.message.contains("was changed")));
+
+        let mut garbage = events.clone();
+        garbage[0].payload = "{not json".into();
+        garbage[0].hash = garbage[0].computed_hash();
+        assert!(verify_chain(&garbage, None).iter().any(|p| p.message.contains("unreadable")));
+    }
+
+    #[test]
+    fn one_persons_approvals_count_once() {
+        let run = sample::record().id;
+        let events = log(&[
+            ("pricing", 1, "Ada <ada@example.com>", register(&run)),
+            ("pricing", 1, "Ada <ada@example.com>", approve("prod")),
+            ("pricing", 1, "ada lovelace <ADA@example.com>", approve("prod")),
+            ("pricing", 1, "Bob <bob@example.com>", approve("staging")),
+        ]);
+        let (reg, _) = Registry::fold(&events);
+        let v = &reg.models["pricing"].versions[&1];
+        assert_eq!(v.approvers("prod").len(), 1);
+        assert_eq!(v.approvers("staging").len(), 1);
+        assert_eq!(identity_key(" Bob "), "bob");
+    }
+
+    #[test]
+    fn policy_lists_every_unmet_requirement() {
+        let mut record = sample::record();
+        record.code.dirty = true;
+        record.code.diff_files = vec!["train.py".into()];
+        record.seed.generated = true;
+        let audit = audit_run(&record, &ObjectCheck::default(), &[], &[], false);
+        let events = log(&[("pricing", 1, "ada", register(&record.id)), ("pricing", 1, "ada", approve("prod"))]);
+        let (reg, _) = Registry::fold(&events);
+        let v = &reg.models["pricing"].versions[&1];
+        let policy = &default_policies()["prod"];
+        let facts = PromotionFacts {
+            record: &record,
+            audit: &audit,
+            valid_signatures: 0,
+            signature_problems: vec![],
+            parity: Some(Ok(vec!["numpy 1.26.4 → 2.0.0".into()])),
+        };
+        let unmet = evaluate(v, "prod", policy, &facts);
+        let names: Vec<&str> = unmet.iter().map(|u| u.requirement.as_str()).collect();
+        for expected in ["from", "git_clean", "random_seed", "replay_verified", "signed", "parity", "approvals"] {
+            assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        }
+        let approvals = unmet.iter().find(|u| u.requirement == "approvals").expect("approvals");
+        assert!(approvals.reason.contains("needs 2 distinct approvals") && approvals.reason.contains("has 1 (ada)"));
+        assert!(unmet.iter().all(|u| !u.reason.is_empty()));
+
+        let dev = evaluate(v, "dev", &default_policies()["dev"], &facts);
+        assert_eq!(dev.iter().filter(|u| u.requirement != "parity").count(), 0);
+    }
+
+    #[test]
+    fn policies_are_validated() {
+        assert!(validate_policies(&default_policies()).is_ok());
+        let mut p = default_policies();
+        p.get_mut("prod").expect("prod").require.push("git_cleen".into());
+        assert!(validate_policies(&p).expect_err("typo").contains("unknown requirement 'git_cleen'"));
+        let mut p = default_policies();
+        p.get_mut("prod").expect("prod").from = Some("qa".into());
+        assert!(validate_policies(&p).expect_err("no qa").contains("no stage 'qa'"));
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_payloads_never_panic(kind in "[a-z]{0,8}", payload in ".{0,64}") {
+            let _ = Change::from_payload(&kind, &payload);
+        }
+
+        #[test]
+        fn references_never_panic(text in ".{0,40}") {
+            if let Some(r) = ModelRef::parse(&text) {
+                prop_assert_eq!(ModelRef::parse(&r.to_string()), Some(r));
+            }
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! `repro model sign / attest / verify`: signed in-toto provenance for model versions, and
+//! the checks that the registry, the run and the artifact are still what was signed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::DecodePublicKey;
+use ed25519_dalek::VerifyingKey;
+use repro_core::provenance::{self as prov, StatementInput, PAYLOAD_TYPE};
+use repro_core::registry::{self, Change, Event, ModelVersion, SignatureRef};
+use repro_core::snapshot::Manifest;
+use repro_core::Digest;
+use repro_store::objects::Verified;
+use repro_store::registry::NewEvent;
+use repro_store::Store;
+use serde::Serialize;
+
+use crate::registry::lookup;
+use crate::{keys, ExecError, Result};
+
+/// The private key to sign with: `--key`, else `$REPRO_KEY_DIR` / the config folder's `repro.key`.
+pub fn signing_key_path(key: Option<&Path>) -> Result<PathBuf> {
+    if let Some(k) = key {
+        return Ok(k.to_path_buf());
+    }
+    let dir = keys::default_key_dir().ok_or_else(|| {
+        ExecError::Usage(
+            "no key given and no home folder to look in; pass --key FILE (from `repro key generate`)".into(),
+        )
+    })?;
+    let path = dir.join(keys::PRIVATE_KEY_FILE);
+    if !path.exists() {
+        return Err(ExecError::Usage(format!(
+            "no signing key at {}; create one with `repro key generate`, or pass --key FILE",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// SHA-256 of the objects a statement names by BLAKE3 (script, environment file, diff,
+/// params files, input manifests), where the store has them.
+fn object_sha256(store: &Store, record: &repro_core::record::RunRecord) -> BTreeMap<Digest, String> {
+    let mut wanted = record.referenced_objects();
+    wanted.extend(record.inputs.iter().map(|i| i.snapshot.clone()));
+    wanted.into_iter().filter_map(|d| store.objects.read(&d).ok().map(|b| (d, prov::hex_sha256(&b)))).collect()
+}
+
+fn subjects(version: &ModelVersion) -> Vec<prov::ArtifactFile> {
+    version
+        .artifact
+        .files
+        .iter()
+        .map(|f| prov::ArtifactFile {
+            name: f.path.clone(),
+            sha256: f.sha256.clone(),
+            blake3: f.blake3.hex().to_string(),
+            size: f.size,
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignOutcome {
+    pub version: ModelVersion,
+    pub keyid: String,
+    pub envelope: Digest,
+}
+
+/// `repro model sign NAME@V [--key FILE]`: a DSSE envelope over an in-toto statement with a
+/// SLSA provenance predicate, stored as an object and recorded by a `sign` event.
+pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str) -> Result<SignOutcome> {
+    let key_path = signing_key_path(key)?;
+    let signing = keys::load_signing_key(&key_path)?;
+    let registry = store.meta.registry()?;
+    let version = lookup(&registry, reference)?;
+    if let Some(a) = &version.archived {
+        return Err(ExecError::Usage(format!(
+            "{} is archived ({}); it cannot be signed",
+            version.reference(),
+            a.reason
+        )));
+    }
+    let run = store.meta.get_run(&version.run)?;
+    if run.lineage.as_ref() != Some(&version.lineage) || run.record.lineage() != version.lineage {
+        return Err(ExecError::Usage(format!(
+            "run {} no longer matches the lineage {} pins; run `repro model verify {}` and `repro fsck`",
+            version.run.short(),
+            version.reference(),
+            version.reference()
+        )));
+    }
+    // Sign only what still is what the version pinned.
+    for f in &version.artifact.files {
+        let bytes = store.objects.read(&f.blake3)?;
+        if prov::hex_sha256(&bytes) != f.sha256 {
+            return Err(ExecError::Usage(format!("artifact file {} changed since registration; not signing", f.path)));
+        }
+    }
+    let artifacts = subjects(&version);
+    let shas = object_sha256(store, &run.record);
+    let head = registry.head.clone();
+    let statement = prov::statement(&StatementInput {
+        record: &run.record,
+        lineage: &version.lineage,
+        model: &version.name,
+        version: version.version,
+        artifacts: &artifacts,
+        object_sha256: &shas,
+        registry_head: head.as_ref().map(|(s, h)| (*s, h)),
+        repro_version: env!("CARGO_PKG_VERSION"),
+    })?;
+    let envelope = prov::sign_envelope(&signing, PAYLOAD_TYPE, &prov::statement_payload(&statement));
+    let keyid = prov::sslib_keyid(&signing.verifying_key());
+    let envelope_digest = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
+    let public_key = store.objects.put_bytes(keys::public_pem(&signing.verifying_key()).as_bytes())?;
+    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+        let now = lookup(reg, &version.reference())?;
+        if now.archived.is_some() {
+            return Err(ExecError::Usage(format!("{} was archived meanwhile; not signed", now.reference())));
+        }
+        Ok(NewEvent {
+            model: version.name.clone(),
+            version: version.version,
+            actor: actor.to_string(),
+            change: Change::Sign {
+                keyid: keyid.clone(),
+                envelope: envelope_digest.clone(),
+                public_key: public_key.clone(),
+            },
+        })
+    })?;
+    let version = lookup(&store.meta.registry()?, &version.reference())?;
+    Ok(SignOutcome { version, keyid, envelope: envelope_digest })
+}
+
+/// `repro model attest NAME@V`: the stored envelopes of the version, one JSON line each.
+pub fn attest(store: &Store, reference: &str) -> Result<(ModelVersion, Vec<String>)> {
+    let version = lookup(&store.meta.registry()?, reference)?;
+    if version.signatures.is_empty() {
+        return Err(ExecError::Usage(format!(
+            "{} is not signed, so there is no attestation yet; run `repro model sign {}` first",
+            version.reference(),
+            version.reference()
+        )));
+    }
+    let mut lines = Vec::new();
+    for s in &version.signatures {
+        let bytes = store.objects.read(&s.envelope)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| ExecError::Usage(format!("envelope {} is not text", s.envelope)))?;
+        lines.push(text.trim().to_string());
+    }
+    Ok((version, lines))
+}
+
+fn public_key_of(store: &Store, s: &SignatureRef) -> std::result::Result<VerifyingKey, String> {
+    let pem = store.objects.read(&s.public_key).map_err(|e| format!("public key object: {e}"))?;
+    let pem = String::from_utf8(pem).map_err(|_| "the stored public key is not text".to_string())?;
+    VerifyingKey::from_public_key_pem(&pem).map_err(|e| format!("the stored public key is unreadable ({e})"))
+}
+
+/// Checks one signature of `version`: the envelope and key objects, the signature (with the
+/// stored key, or with `trusted` when given), and that the statement names exactly this
+/// version's run, lineage and artifact files. `events` (the log) lets the registry head the
+/// statement names be checked too.
+pub fn check_signature(
+    store: &Store,
+    version: &ModelVersion,
+    s: &SignatureRef,
+    trusted: Option<&VerifyingKey>,
+) -> std::result::Result<(), String> {
+    check_signature_in(store, version, s, trusted, None)
+}
+
+fn check_signature_in(
+    store: &Store,
+    version: &ModelVersion,
+    s: &SignatureRef,
+    trusted: Option<&VerifyingKey>,
+    events: Option<&[Event]>,
+) -> std::result::Result<(), String> {
+    let bytes = store.objects.read(&s.envelope).map_err(|e| format!("envelope object: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "the stored envelope is not text".to_string())?;
+    let envelope = prov::Envelope::parse(&text).map_err(|e| e.to_string())?;
+    let stored = public_key_of(store, s)?;
+    if prov::sslib_keyid(&stored) != s.keyid {
+        return Err(format!("the stored public key is not key {} the registry recorded", s.keyid));
+    }
+    let key = match trusted {
+        Some(t) if prov::sslib_keyid(t) != s.keyid => {
+            return Err(format!("signed by key {}, not by the trusted key {}", s.keyid, prov::sslib_keyid(t)))
+        }
+        Some(t) => t,
+        None => &stored,
+    };
+    let summary = prov::open_statement(&envelope, key).map_err(|e| e.to_string())?;
+    let r = version.reference();
+    if summary.model != version.name || summary.version != version.version {
+        return Err(format!("the statement is for {}@{}, not {r}", summary.model, summary.version));
+    }
+    if summary.run_id != version.run {
+        return Err(format!(
+            "the statement names run {}, {r} pins run {}",
+            summary.run_id.short(),
+            version.run.short()
+        ));
+    }
+    if summary.lineage != version.lineage {
+        return Err(format!(
+            "the statement names lineage {}, {r} pins {}",
+            summary.lineage.short(),
+            version.lineage.short()
+        ));
+    }
+    let pinned: BTreeMap<&str, (&str, &str)> =
+        version.artifact.files.iter().map(|f| (f.path.as_str(), (f.sha256.as_str(), f.blake3.hex()))).collect();
+    let signed: BTreeMap<&str, (&str, &str)> =
+        summary.subjects.iter().map(|(n, d)| (n.as_str(), (d.sha256.as_str(), d.blake3.as_str()))).collect();
+    if pinned != signed {
+        let names: Vec<String> = pinned
+            .keys()
+            .chain(signed.keys())
+            .filter(|n| pinned.get(*n) != signed.get(*n))
+            .map(|n| n.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return Err(format!("the signed subjects differ from {r}'s artifact files: {}", names.join(", ")));
+    }
+    if let (Some((seq, hash)), Some(events)) = (&summary.registry_head, events) {
+        match events.iter().find(|e| e.seq == *seq) {
+            Some(e) if &e.hash == hash => {}
+            Some(e) => {
+                return Err(format!("the registry event {} it was signed after has been rewritten", e.describe()))
+            }
+            None => return Err(format!("the registry event #{seq} it was signed after is gone")),
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub reference: String,
+    pub ok: bool,
+    pub checks: Vec<VerifyCheck>,
+}
+
+/// `repro model verify NAME@V [--key PUBFILE]`: the event chain, the run's lineage and
+/// objects, the artifact's digests, and every signature.
+pub fn verify(
+    store: &Store,
+    reference: &str,
+    key: Option<&Path>,
+    progress: &dyn crate::Progress,
+) -> Result<VerifyReport> {
+    let trusted = key.map(keys::load_public_key).transpose()?;
+    let events = store.meta.registry_events()?;
+    let anchor = store.meta.registry_anchor()?;
+    let (registry, fold_problems) = registry::Registry::fold(&events);
+    let version = lookup(&registry, reference)?;
+    let mut checks = Vec::new();
+    let mut check = |name: &str, problems: Vec<String>, ok_detail: String| {
+        checks.push(VerifyCheck {
+            name: name.to_string(),
+            ok: problems.is_empty(),
+            detail: if problems.is_empty() { ok_detail } else { problems.join("; ") },
+        })
+    };
+
+    // The event chain.
+    let mut problems: Vec<String> = registry::verify_chain(&events, anchor.as_ref().map(|(s, h)| (*s, h)))
+        .into_iter()
+        .chain(fold_problems)
+        .map(|p| p.message)
+        .collect();
+    if anchor.is_none() && !events.is_empty() {
+        problems.push("the registry's anchor file (.repro/registry.head) is missing".into());
+    }
+    check("event_chain", problems, format!("{} events, each hashed and linked to the one before", events.len()));
+
+    // The run and its lineage.
+    let mut problems = Vec::new();
+    let run = match store.meta.get_run(&version.run) {
+        Ok(run) => Some(run),
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    if let Some(run) = &run {
+        if run.lineage.as_ref() != Some(&version.lineage) {
+            problems.push(format!(
+                "the store says run {} has lineage {}, {} pins {}",
+                version.run.short(),
+                run.lineage.as_ref().map_or("none".into(), |l| l.short()),
+                version.reference(),
+                version.lineage.short()
+            ));
+        }
+        if run.record.lineage() != version.lineage {
+            problems.push(format!(
+                "the stored record of run {} was changed: it no longer hashes to its lineage",
+                version.run.short()
+            ));
+        }
+        let objects = crate::audit::verify_objects(store, run, progress);
+        for d in &objects.missing {
+            problems.push(format!("object {d} of the run is missing"));
+        }
+        for d in &objects.corrupt {
+            problems.push(format!("object {d} of the run is corrupt"));
+        }
+    }
+    check(
+        "lineage",
+        problems,
+        format!("run {} hashes to {}; its objects re-hash", version.run.short(), version.lineage.short()),
+    );
+
+    // The artifact.
+    let mut problems = Vec::new();
+    let manifest = store.objects.read(&version.artifact.snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok());
+    if manifest.is_none() {
+        problems.push(format!(
+            "the snapshot {} of output {} is missing or corrupt",
+            version.artifact.snapshot, version.artifact.output
+        ));
+    }
+    if let Some(run) = &run {
+        if !run.record.outputs.iter().any(|o| o.snapshot.as_ref() == Some(&version.artifact.snapshot)) {
+            problems.push(format!(
+                "run {} has no output with snapshot {}",
+                version.run.short(),
+                version.artifact.snapshot.short()
+            ));
+        }
+    }
+    for f in &version.artifact.files {
+        match store.objects.read(&f.blake3) {
+            Ok(bytes) if prov::hex_sha256(&bytes) != f.sha256 => {
+                problems.push(format!("{}: sha256 differs from the one pinned", f.path))
+            }
+            Ok(_) => {}
+            Err(_) => match store.objects.verify(&f.blake3) {
+                Ok(Verified::Missing) => problems.push(format!("{}: object {} is missing", f.path, f.blake3)),
+                _ => problems
+                    .push(format!("{}: object {} is corrupt (it no longer hashes to its name)", f.path, f.blake3)),
+            },
+        }
+        if let Some(m) = &manifest {
+            if !m.entries.iter().any(|e| e.digest == f.blake3 && e.size == f.size) {
+                problems.push(format!("{}: not in the output's snapshot", f.path));
+            }
+        }
+    }
+    let names: Vec<&str> = version.artifact.files.iter().map(|f| f.path.as_str()).collect();
+    check("artifact", problems, format!("{} (blake3 and sha256 match)", names.join(", ")));
+
+    // Signatures.
+    let mut problems = Vec::new();
+    let mut good = Vec::new();
+    for s in &version.signatures {
+        match check_signature_in(store, &version, s, trusted.as_ref(), Some(&events)) {
+            Ok(()) => good.push(s.keyid.clone()),
+            // With a trusted key, other keys' signatures are not the question.
+            Err(e) if trusted.is_some() && e.contains("not by the trusted key") => {}
+            Err(e) => problems.push(format!("key {}: {e}", s.keyid)),
+        }
+    }
+    if version.signatures.is_empty() {
+        problems.push(format!("{} is not signed (repro model sign {})", version.reference(), version.reference()));
+    } else if good.is_empty() && problems.is_empty() {
+        if let (Some(t), Some(path)) = (&trusted, key) {
+            problems.push(format!(
+                "no signature by the key in {} (keyid {}); signed by {}",
+                path.display(),
+                prov::sslib_keyid(t),
+                version.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    let how = if trusted.is_some() {
+        "with the key given"
+    } else {
+        "with the key stored at signing; pass --key to check against a key you trust"
+    };
+    check("signature", problems, format!("{} valid signature(s) by {} ({how})", good.len(), good.join(", ")));
+
+    let ok = checks.iter().all(|c| c.ok);
+    Ok(VerifyReport { reference: version.reference(), ok, checks })
+}

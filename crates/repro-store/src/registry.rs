@@ -1,0 +1,262 @@
+//! The registry's event log in the metadata database, and its anchor file.
+//!
+//! Appends happen inside an IMMEDIATE transaction that also reads the log, so the new
+//! event's number and `prev` are those of the true last event even with several writers.
+//! After the commit the anchor file (`registry.head`, beside the database) is rewritten
+//! with the new head: an edit of the database alone cannot remove events from the end of
+//! the log without fsck noticing. The file may lag one event behind after a crash between
+//! commit and rewrite; it is only ever required to name an event that still exists.
+
+use std::path::PathBuf;
+
+use repro_core::registry::{ChainProblem, Change, Event, Registry};
+use repro_core::Digest;
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use crate::meta::{db, parse_digest, Metadata};
+use crate::{Result, StoreError};
+
+const ANCHOR_FILE: &str = "registry.head";
+
+/// What an append needs to know, decided by the caller from the current registry.
+pub struct NewEvent {
+    pub model: String,
+    pub version: u32,
+    pub actor: String,
+    pub change: Change,
+}
+
+impl Metadata {
+    fn anchor_path(&self) -> PathBuf {
+        self.path.with_file_name(ANCHOR_FILE)
+    }
+
+    fn read_events(conn: &Connection, path: &std::path::Path) -> Result<Vec<Event>> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, at_ms, actor, model, version, kind, payload, prev, hash FROM registry_events ORDER BY seq",
+            )
+            .map_err(|e| db(path, "read the registry", e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })
+            .map_err(|e| db(path, "read the registry", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, at_ms, actor, model, version, kind, payload, prev, hash) =
+                row.map_err(|e| db(path, "read the registry", e))?;
+            let owner = format!("registry event #{seq}");
+            out.push(Event {
+                seq: u64::try_from(seq).unwrap_or(0),
+                at_ms,
+                actor,
+                model,
+                version: u32::try_from(version).unwrap_or(0),
+                kind,
+                payload,
+                prev: prev.map(|p| parse_digest(&p, &owner)).transpose()?,
+                hash: parse_digest(&hash, &owner)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The whole event log, oldest first.
+    pub fn registry_events(&self) -> Result<Vec<Event>> {
+        Self::read_events(&self.conn, &self.path)
+    }
+
+    /// The registry as its log makes it, and anything in the log that could not apply.
+    pub fn registry_with_problems(&self) -> Result<(Registry, Vec<ChainProblem>)> {
+        Ok(Registry::fold(&self.registry_events()?))
+    }
+
+    pub fn registry(&self) -> Result<Registry> {
+        Ok(self.registry_with_problems()?.0)
+    }
+
+    /// The head named by the anchor file: `None` when no event was ever written (or the
+    /// file is gone, which fsck reports when the log is not empty).
+    pub fn registry_anchor(&self) -> Result<Option<(u64, Digest)>> {
+        let path = self.anchor_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::Io { action: "read", path, source: e }),
+        };
+        let bad = || StoreError::BadRecord {
+            run: path.display().to_string(),
+            message: "expected '<seq> <digest>'; run `repro fsck`".into(),
+        };
+        let (seq, hash) = text.trim().split_once(' ').ok_or_else(bad)?;
+        let seq: u64 = seq.parse().map_err(|_| bad())?;
+        let hash = Digest::parse(hash.trim()).map_err(|_| bad())?;
+        Ok(Some((seq, hash)))
+    }
+
+    /// Appends one event. `decide` sees the registry as it is inside the write transaction
+    /// and returns the event to append, or an error that aborts without writing.
+    pub fn append_registry_event<E: From<StoreError>>(
+        &mut self,
+        at_ms: i64,
+        decide: impl FnOnce(&Registry) -> std::result::Result<NewEvent, E>,
+    ) -> std::result::Result<Event, E> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db(&path, "write the registry", e))?;
+        let events = Self::read_events(&tx, &path)?;
+        let (registry, _) = Registry::fold(&events);
+        let new = decide(&registry)?;
+        let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
+        tx.execute(
+            "INSERT INTO registry_events (seq, at_ms, actor, model, version, kind, payload, prev, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                event.seq as i64,
+                event.at_ms,
+                event.actor,
+                event.model,
+                event.version,
+                event.kind,
+                event.payload,
+                event.prev.as_ref().map(Digest::as_str),
+                event.hash.as_str()
+            ],
+        )
+        .map_err(|e| db(&path, "write the registry", e))?;
+        tx.commit().map_err(|e| db(&path, "write the registry", e))?;
+        self.write_anchor(&event)?;
+        Ok(event)
+    }
+
+    fn write_anchor(&self, event: &Event) -> Result<()> {
+        // Never move the anchor backwards: a slower writer may finish after a later one.
+        if let Some((seq, _)) = self.registry_anchor().ok().flatten() {
+            if seq > event.seq {
+                return Ok(());
+            }
+        }
+        let path = self.anchor_path();
+        crate::objects::write_durably(&path, format!("{} {}\n", event.seq, event.hash).as_bytes())
+            .map_err(StoreError::io("write", path))
+    }
+
+    // ---- code bundles ------------------------------------------------------------------
+
+    /// Records that the git bundle object `object` holds `commit` (from `repro bundle import`).
+    pub fn record_code_bundle(&self, commit: &str, object: &Digest) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO code_bundles (git_commit, object, created_ms) VALUES (?1, ?2, ?3)",
+                params![commit, object.as_str(), crate::now_ms()],
+            )
+            .map_err(self.err("record the code bundle"))?;
+        Ok(())
+    }
+
+    /// The git bundle object holding `commit`, if one was imported.
+    pub fn code_bundle(&self, commit: &str) -> Result<Option<Digest>> {
+        Ok(self.all_code_bundles()?.into_iter().find(|(c, _)| c == commit).map(|(_, d)| d))
+    }
+
+    pub fn all_code_bundles(&self) -> Result<Vec<(String, Digest)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT git_commit, object FROM code_bundles ORDER BY git_commit")
+            .map_err(self.err("read code bundles"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.err("read code bundles"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (commit, object) = r.map_err(self.err("read code bundles"))?;
+            let d = parse_digest(&object, &format!("code bundle of {commit}"))?;
+            out.push((commit, d));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use repro_core::registry::{Artifact, ModelRef};
+    use repro_core::RunId;
+
+    fn register(run: &RunId) -> Change {
+        Change::Register {
+            run: run.clone(),
+            lineage: Digest::of_bytes(b"l"),
+            artifact: Artifact {
+                path: "model.pkl".into(),
+                output: "model.pkl".into(),
+                snapshot: Digest::of_bytes(b"m"),
+                files: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn concurrent_appends_chain_and_anchor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_path = dir.path().join(crate::meta::DB_FILE);
+        Metadata::open(&db_path).expect("open");
+        let run = RunId::from_bytes([1; 16]);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let db_path = db_path.clone();
+                let run = run.clone();
+                std::thread::spawn(move || {
+                    let mut m = Metadata::open(&db_path).expect("open");
+                    for _ in 0..5 {
+                        m.append_registry_event::<StoreError>(1, |reg| {
+                            Ok(NewEvent {
+                                model: "pricing".into(),
+                                version: reg.next_version("pricing"),
+                                actor: "ada".into(),
+                                change: register(&run),
+                            })
+                        })
+                        .expect("append");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let m = Metadata::open(&db_path).expect("open");
+        let events = m.registry_events().expect("events");
+        assert_eq!(events.len(), 20);
+        let anchor = m.registry_anchor().expect("anchor").expect("written");
+        assert_eq!(anchor.0, 20);
+        assert!(repro_core::registry::verify_chain(&events, Some((anchor.0, &anchor.1))).is_empty());
+        let reg = m.registry().expect("fold");
+        assert_eq!(reg.models["pricing"].versions.len(), 20);
+        let v = reg.lookup(&ModelRef::parse("pricing@20").expect("ref")).expect("v20");
+        assert_eq!(v.run, run);
+    }
+
+    #[test]
+    fn a_refused_append_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut m = Metadata::open(&dir.path().join(crate::meta::DB_FILE)).expect("open");
+        let r = m.append_registry_event(1, |_| Err(StoreError::UnknownRun("x".into())));
+        assert!(r.is_err());
+        assert!(m.registry_events().expect("events").is_empty());
+        assert!(m.registry_anchor().expect("anchor").is_none());
+    }
+}
