@@ -308,6 +308,8 @@ pub fn identity(cwd: &Path) -> Option<String> {
 /// so a `--shared` clone of `repo` (nothing copied) gets a branch at the commit; the user's
 /// repository is never touched.
 pub fn bundle_commit(repo: &Path, commit: &str, work: &Path, dest: &Path) -> Result<()> {
+    std::fs::create_dir_all(work)
+        .map_err(|e| CaptureError::Git { command: "git bundle".into(), message: format!("{}: {e}", work.display()) })?;
     let clone = work.join("bundle-clone");
     clone_into(&repo.to_string_lossy(), &clone, true)?;
     if !has_commit(&clone, commit) && !fetch_commit(&clone, commit) {

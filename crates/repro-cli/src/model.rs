@@ -310,6 +310,56 @@ pub fn key(cmd: KeyCmd, json: bool) -> Result<u8> {
 }
 
 pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8> {
-    let _ = (store_dir, cmd, json);
-    anyhow::bail!("bundles are not wired yet")
+    match cmd {
+        BundleCmd::Export { model, output, include_data } => {
+            let store = crate::commands::open_store(store_dir)?;
+            let ui = Ui::new(json);
+            let r = repro_exec::bundle::export(&store, &model, &output, include_data, &cwd()?, &ui)?;
+            if json {
+                render::json(&r)?;
+            } else {
+                render::line(&format!(
+                    "wrote {} ({}): {}, {} run(s), {} object(s){}{}, {} signature(s)",
+                    r.file.display(),
+                    human_bytes(r.bytes),
+                    r.model,
+                    r.runs,
+                    r.objects,
+                    r.code.as_deref().map(|c| format!(", code at {}", &c[..c.len().min(12)])).unwrap_or_default(),
+                    if r.include_data { ", with data" } else { ", without data (--include-data adds it)" },
+                    r.signatures
+                ))?;
+            }
+            Ok(EXIT_OK)
+        }
+        BundleCmd::Import { file, key } => {
+            let mut store = crate::commands::open_store(store_dir)?;
+            let ui = Ui::new(json);
+            let who = reg::actor(&cwd()?, None)?;
+            let r = repro_exec::bundle::import(&mut store, &file, key.as_deref(), &who, &ui)?;
+            if json {
+                render::json(&r)?;
+            } else {
+                for w in &r.warnings {
+                    eprintln!("repro: warning: {w}");
+                }
+                if r.imported {
+                    let signed = if r.signatures_verified.is_empty() {
+                        "unsigned".to_string()
+                    } else {
+                        format!("signature(s) verified: {}", r.signatures_verified.join(", "))
+                    };
+                    render::line(&format!(
+                        "imported {} (run {}, {} run(s), {} new object(s)); {signed}; `repro audit {}` checks it",
+                        r.model,
+                        r.run.short(),
+                        r.runs,
+                        r.objects_added,
+                        r.model
+                    ))?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+    }
 }

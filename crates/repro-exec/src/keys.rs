@@ -20,7 +20,7 @@ use ed25519_dalek::pkcs8::{
 };
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use repro_core::provenance::sslib_keyid;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::{ExecError, Result};
 
@@ -81,6 +81,9 @@ pub fn generate(dir: &Path) -> Result<GeneratedKey> {
             return Err(already_there(path));
         }
     }
+    if dir.exists() && !dir.is_dir() {
+        return Err(key_error(dir, "is not a folder; pass --out DIR naming a folder for the key pair"));
+    }
     if !dir.exists() {
         DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(ExecError::io("create key folder", dir))?;
     }
@@ -91,9 +94,11 @@ pub fn generate(dir: &Path) -> Result<GeneratedKey> {
     let key = SigningKey::from_bytes(&seed);
     // PKCS#8 v1 (no embedded public key): the form `openssl genpkey -algorithm ed25519`
     // writes, which every PKCS#8 reader takes.
-    let private_pem = KeypairBytes { secret_key: *seed, public_key: None }
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| key_error(&private, format!("cannot encode the private key: {e}")))?;
+    let mut pkcs8 = KeypairBytes { secret_key: *seed, public_key: None };
+    let private_pem = pkcs8.to_pkcs8_pem(LineEnding::LF);
+    // KeypairBytes wipes itself only when the ed25519 crate's own zeroize feature is on.
+    pkcs8.secret_key.zeroize();
+    let private_pem = private_pem.map_err(|e| key_error(&private, format!("cannot encode the private key: {e}")))?;
     let verifying = key.verifying_key();
 
     let private_tmp = write_temp(dir, PRIVATE_KEY_FILE, private_pem.as_bytes(), 0o600)?;
@@ -171,10 +176,16 @@ fn read_key_file(path: &Path) -> Result<(Zeroizing<String>, fs::Metadata)> {
     if meta.len() > MAX_KEY_FILE {
         return Err(key_error(path, format!("is {} bytes: not a key file", meta.len())));
     }
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes).map_err(ExecError::io("read", path))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| key_error(path, "not a PEM key file (not text)"))?;
-    Ok((Zeroizing::new(text.to_string()), meta))
+    // Sized up front so reading never reallocates and leaves copies of a private key behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
+    file.take(MAX_KEY_FILE).read_to_end(&mut bytes).map_err(ExecError::io("read", path))?;
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(text) => Ok((Zeroizing::new(text), meta)),
+        Err(e) => {
+            drop(Zeroizing::new(e.into_bytes()));
+            Err(key_error(path, "not a PEM key file (not text)"))
+        }
+    }
 }
 
 /// The label of the first PEM block, if the text has one.
@@ -362,6 +373,9 @@ BeGUJ0c2+/T5P18AYB2YwXkKPQaHWkeTyqDh5eLANlhOZ9FY6kZSFFmC2g==
         let e = err(generate(only_pub.path()));
         assert!(e.contains("repro.pub") && e.contains("already there"), "{e}");
         assert!(!only_pub.path().join("repro.key").exists(), "nothing written");
+
+        let e = err(generate(&only_pub.path().join("repro.pub")));
+        assert!(e.contains("is not a folder"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! the caller passes a [`Reporter`] for messages and progress.
 
 pub mod audit;
+pub mod bundle;
 pub mod diff;
 pub mod env;
 pub mod keys;

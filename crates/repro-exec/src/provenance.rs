@@ -154,36 +154,21 @@ pub fn attest(store: &Store, reference: &str) -> Result<(ModelVersion, Vec<Strin
     Ok((version, lines))
 }
 
-fn public_key_of(store: &Store, s: &SignatureRef) -> std::result::Result<VerifyingKey, String> {
-    let pem = store.objects.read(&s.public_key).map_err(|e| format!("public key object: {e}"))?;
-    let pem = String::from_utf8(pem).map_err(|_| "the stored public key is not text".to_string())?;
-    VerifyingKey::from_public_key_pem(&pem).map_err(|e| format!("the stored public key is unreadable ({e})"))
-}
-
-/// Checks one signature of `version`: the envelope and key objects, the signature (with the
-/// stored key, or with `trusted` when given), and that the statement names exactly this
-/// version's run, lineage and artifact files. `events` (the log) lets the registry head the
-/// statement names be checked too.
-pub fn check_signature(
-    store: &Store,
+/// Checks one signature of `version` from the bytes of its envelope and public key: the
+/// key is the one recorded, the signature verifies (with `trusted` when given), and the
+/// statement names exactly this version's run, lineage and artifact files.
+pub fn check_signature_bytes(
+    envelope: &[u8],
+    public_key: &[u8],
     version: &ModelVersion,
     s: &SignatureRef,
     trusted: Option<&VerifyingKey>,
-) -> std::result::Result<(), String> {
-    check_signature_in(store, version, s, trusted, None)
-}
-
-fn check_signature_in(
-    store: &Store,
-    version: &ModelVersion,
-    s: &SignatureRef,
-    trusted: Option<&VerifyingKey>,
-    events: Option<&[Event]>,
-) -> std::result::Result<(), String> {
-    let bytes = store.objects.read(&s.envelope).map_err(|e| format!("envelope object: {e}"))?;
-    let text = String::from_utf8(bytes).map_err(|_| "the stored envelope is not text".to_string())?;
-    let envelope = prov::Envelope::parse(&text).map_err(|e| e.to_string())?;
-    let stored = public_key_of(store, s)?;
+) -> std::result::Result<prov::StatementSummary, String> {
+    let text = std::str::from_utf8(envelope).map_err(|_| "the envelope is not text".to_string())?;
+    let envelope = prov::Envelope::parse(text).map_err(|e| e.to_string())?;
+    let pem = std::str::from_utf8(public_key).map_err(|_| "the public key is not text".to_string())?;
+    let stored =
+        VerifyingKey::from_public_key_pem(pem).map_err(|e| format!("the stored public key is unreadable ({e})"))?;
     if prov::sslib_keyid(&stored) != s.keyid {
         return Err(format!("the stored public key is not key {} the registry recorded", s.keyid));
     }
@@ -227,6 +212,34 @@ fn check_signature_in(
             .into_iter()
             .collect();
         return Err(format!("the signed subjects differ from {r}'s artifact files: {}", names.join(", ")));
+    }
+    Ok(summary)
+}
+
+/// [`check_signature_bytes`] on the store's objects, plus (for versions registered here)
+/// that the registry event the statement was signed after is still in the log.
+pub fn check_signature(
+    store: &Store,
+    version: &ModelVersion,
+    s: &SignatureRef,
+    trusted: Option<&VerifyingKey>,
+) -> std::result::Result<(), String> {
+    check_signature_in(store, version, s, trusted, None)
+}
+
+fn check_signature_in(
+    store: &Store,
+    version: &ModelVersion,
+    s: &SignatureRef,
+    trusted: Option<&VerifyingKey>,
+    events: Option<&[Event]>,
+) -> std::result::Result<(), String> {
+    let envelope = store.objects.read(&s.envelope).map_err(|e| format!("envelope object: {e}"))?;
+    let public_key = store.objects.read(&s.public_key).map_err(|e| format!("public key object: {e}"))?;
+    let summary = check_signature_bytes(&envelope, &public_key, version, s, trusted)?;
+    // An imported version's statement names the source store's log; only ours can be checked.
+    if version.imported_from.is_some() {
+        return Ok(());
     }
     if let (Some((seq, hash)), Some(events)) = (&summary.registry_head, events) {
         match events.iter().find(|e| e.seq == *seq) {

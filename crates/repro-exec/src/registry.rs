@@ -246,10 +246,7 @@ pub fn gather_facts(
             Err(e) => problems.push(format!("key {}: {e}", s.keyid)),
         }
     }
-    let parity = match &policy.parity {
-        None => None,
-        Some(env) => Some(parity_with(store, &run, env)),
-    };
+    let parity = policy.parity.as_ref().map(|env| parity_with(store, &run, env));
     Ok(Facts { run, audit, valid_signatures: valid, signature_problems: problems, parity })
 }
 

@@ -503,6 +503,25 @@ fn rebuild_code(
             Err(e) => tried.push(format!("cloning {} failed ({e})", repo.display())),
         }
     }
+    // A code bundle imported with the run (`repro bundle import`): local and verified.
+    if source.is_none() {
+        if let Some(obj) = store.meta.code_bundle(commit)? {
+            match store.objects.verify(&obj)? {
+                repro_store::objects::Verified::Ok { .. } => {
+                    reset_dir(tree)?;
+                    let path = store.objects.path_of(&obj);
+                    match git::clone_into(&path.display().to_string(), tree, false) {
+                        Ok(()) if git::has_commit(tree, commit) => {
+                            source = Some(format!("the code bundle {} imported with the run", obj.short()))
+                        }
+                        Ok(()) => tried.push(format!("the code bundle {} does not hold it", obj.short())),
+                        Err(e) => tried.push(format!("the code bundle {} could not be cloned ({e})", obj.short())),
+                    }
+                }
+                _ => tried.push(format!("the code bundle {} is missing or corrupt", obj.short())),
+            }
+        }
+    }
     // The recorded remote.
     if source.is_none() {
         match rec.code.remote.as_deref() {

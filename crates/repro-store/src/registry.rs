@@ -13,7 +13,10 @@ use repro_core::registry::{ChainProblem, Change, Event, Registry};
 use repro_core::Digest;
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use crate::meta::{db, parse_digest, Metadata};
+use repro_core::metrics::MetricPoint;
+use repro_core::record::RunRecord;
+
+use crate::meta::{db, parse_digest, Metadata, ReplayRow, SnapshotRow};
 use crate::{Result, StoreError};
 
 const ANCHOR_FILE: &str = "registry.head";
@@ -121,22 +124,7 @@ impl Metadata {
         let (registry, _) = Registry::fold(&events);
         let new = decide(&registry)?;
         let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
-        tx.execute(
-            "INSERT INTO registry_events (seq, at_ms, actor, model, version, kind, payload, prev, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                event.seq as i64,
-                event.at_ms,
-                event.actor,
-                event.model,
-                event.version,
-                event.kind,
-                event.payload,
-                event.prev.as_ref().map(Digest::as_str),
-                event.hash.as_str()
-            ],
-        )
-        .map_err(|e| db(&path, "write the registry", e))?;
+        insert_event(&tx, &event).map_err(|e| db(&path, "write the registry", e))?;
         tx.commit().map_err(|e| db(&path, "write the registry", e))?;
         self.write_anchor(&event)?;
         Ok(event)
@@ -152,6 +140,92 @@ impl Metadata {
         let path = self.anchor_path();
         crate::objects::write_durably(&path, format!("{} {}\n", event.seq, event.hash).as_bytes())
             .map_err(StoreError::io("write", path))
+    }
+
+    /// Writes what `repro bundle import` brings, in one transaction: runs (with metrics),
+    /// snapshot rows, replays, code bundles, and the registry event `decide` returns. Runs
+    /// the store already has are left as they are (the caller checked they agree).
+    pub fn import_bundle<E: From<StoreError>>(
+        &mut self,
+        rows: &ImportRows,
+        at_ms: i64,
+        decide: impl FnOnce(&Registry) -> std::result::Result<NewEvent, E>,
+    ) -> std::result::Result<Event, E> {
+        let path = self.path.clone();
+        let e = |c: &'static str| {
+            let path = path.clone();
+            move |err| db(&path, c, err)
+        };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("import"))?;
+        for run in &rows.runs {
+            let exists: i64 = tx
+                .query_row("SELECT COUNT(*) FROM runs WHERE id = ?1", [run.record.id.as_str()], |r| r.get(0))
+                .map_err(e("import runs"))?;
+            if exists > 0 {
+                continue;
+            }
+            let json = serde_json::to_string(&run.record).expect("records serialize");
+            tx.execute(
+                "INSERT INTO runs (id, name, status, exit_code, started_ms, ended_ms, host, pid, pid_start, record, lineage, record_object)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, ?8, ?9, ?10)",
+                params![
+                    run.record.id.as_str(),
+                    run.record.name,
+                    run.record.status.as_str(),
+                    run.record.exit_code,
+                    run.started_ms,
+                    run.ended_ms,
+                    run.record.host,
+                    json,
+                    run.lineage.as_str(),
+                    run.record_object.as_str()
+                ],
+            )
+            .map_err(e("import runs"))?;
+            let mut stmt = tx
+                .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(e("import metrics"))?;
+            for m in &run.metrics {
+                stmt.execute(params![
+                    run.record.id.as_str(),
+                    m.key,
+                    m.value,
+                    m.step,
+                    m.timestamp_ms.unwrap_or(run.ended_ms)
+                ])
+                .map_err(e("import metrics"))?;
+            }
+        }
+        for s in &rows.snapshots {
+            tx.execute(
+                "INSERT INTO snapshots (digest, kind, files, bytes, stored, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(digest) DO UPDATE SET stored = MAX(stored, excluded.stored)",
+                params![s.digest.as_str(), s.kind, s.files as i64, s.bytes as i64, s.stored, s.created_ms],
+            )
+            .map_err(e("import snapshots"))?;
+        }
+        for r in &rows.replays {
+            tx.execute(
+                "INSERT OR IGNORE INTO replays (replay_id, original_id, verdict, report, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.replay.as_str(), r.original.as_str(), r.verdict.as_str(), r.report.as_str(), r.created_ms],
+            )
+            .map_err(e("import replays"))?;
+        }
+        for (commit, object) in &rows.code_bundles {
+            tx.execute(
+                "INSERT OR IGNORE INTO code_bundles (git_commit, object, created_ms) VALUES (?1, ?2, ?3)",
+                params![commit, object.as_str(), at_ms],
+            )
+            .map_err(e("import code"))?;
+        }
+        let events = Self::read_events(&tx, &path)?;
+        let (registry, _) = Registry::fold(&events);
+        let new = decide(&registry)?;
+        let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
+        insert_event(&tx, &event).map_err(e("import the registry event"))?;
+        tx.commit().map_err(e("import"))?;
+        self.write_anchor(&event)?;
+        Ok(event)
     }
 
     // ---- code bundles ------------------------------------------------------------------
@@ -188,6 +262,43 @@ impl Metadata {
         }
         Ok(out)
     }
+}
+
+fn insert_event(conn: &Connection, event: &Event) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO registry_events (seq, at_ms, actor, model, version, kind, payload, prev, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            event.seq as i64,
+            event.at_ms,
+            event.actor,
+            event.model,
+            event.version,
+            event.kind,
+            event.payload,
+            event.prev.as_ref().map(Digest::as_str),
+            event.hash.as_str()
+        ],
+    )
+}
+
+/// A run as a bundle carries it.
+pub struct ImportRun {
+    pub record: RunRecord,
+    pub lineage: Digest,
+    pub record_object: Digest,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    pub metrics: Vec<MetricPoint>,
+}
+
+/// Everything `import_bundle` writes besides objects.
+#[derive(Default)]
+pub struct ImportRows {
+    pub runs: Vec<ImportRun>,
+    pub snapshots: Vec<SnapshotRow>,
+    pub replays: Vec<ReplayRow>,
+    pub code_bundles: Vec<(String, Digest)>,
 }
 
 #[cfg(test)]
