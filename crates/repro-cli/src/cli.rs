@@ -276,6 +276,13 @@ pub enum BundleCmd {
         /// Include the content of the input data (default: only their manifests and digests).
         #[arg(long)]
         include_data: bool,
+        /// Sign the bundle's manifest with this private key (default: the key of
+        /// `repro key generate`, when there is one).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Do not sign the bundle's manifest.
+        #[arg(long, conflicts_with = "key")]
+        unsigned: bool,
     },
 
     /// Import a bundle into this store (even an empty one), after verifying every digest
@@ -285,7 +292,8 @@ pub enum BundleCmd {
     Import {
         /// The tar file.
         file: PathBuf,
-        /// Also require a signature by this public key (PEM).
+        /// A public key you trust (PEM): the bundle's manifest (or, for an unsigned manifest,
+        /// the model version) must be signed by it.
         #[arg(long, value_name = "PUBFILE")]
         key: Option<PathBuf>,
     },

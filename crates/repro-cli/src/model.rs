@@ -311,10 +311,19 @@ pub fn key(cmd: KeyCmd, json: bool) -> Result<u8> {
 
 pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8> {
     match cmd {
-        BundleCmd::Export { model, output, include_data } => {
+        BundleCmd::Export { model, output, include_data, key, unsigned } => {
             let store = crate::commands::open_store(store_dir)?;
             let ui = Ui::new(json);
-            let r = repro_exec::bundle::export(&store, &model, &output, include_data, &cwd()?, &ui)?;
+            let signer = match (&key, unsigned) {
+                (_, true) => None,
+                (Some(k), false) => Some(repro_exec::keys::load_signing_key(k)?),
+                (None, false) => repro_exec::keys::default_key_dir()
+                    .map(|d| d.join(repro_exec::keys::PRIVATE_KEY_FILE))
+                    .filter(|p| p.exists())
+                    .map(|p| repro_exec::keys::load_signing_key(&p))
+                    .transpose()?,
+            };
+            let r = repro_exec::bundle::export(&store, &model, &output, include_data, signer.as_ref(), &cwd()?, &ui)?;
             if json {
                 render::json(&r)?;
             } else {
@@ -329,6 +338,10 @@ pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8
                     if r.include_data { ", with data" } else { ", without data (--include-data adds it)" },
                     r.signatures
                 ))?;
+                match &r.signed_by {
+                    Some(k) => render::line(&format!("manifest signed by key {k}"))?,
+                    None => eprintln!("repro: warning: the bundle's manifest is unsigned (pass --key FILE to sign it)"),
+                }
             }
             Ok(EXIT_OK)
         }
@@ -344,11 +357,14 @@ pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8
                     eprintln!("repro: warning: {w}");
                 }
                 if r.imported {
-                    let signed = if r.signatures_verified.is_empty() {
-                        "unsigned".to_string()
+                    let mut signed = if r.signatures_verified.is_empty() {
+                        "version unsigned".to_string()
                     } else {
-                        format!("signature(s) verified: {}", r.signatures_verified.join(", "))
+                        format!("version signature(s) verified: {}", r.signatures_verified.join(", "))
                     };
+                    if let Some(k) = &r.manifest_signed_by {
+                        signed.push_str(&format!("; manifest signed by {k}"));
+                    }
                     render::line(&format!(
                         "imported {} (run {}, {} run(s), {} new object(s)); {signed}; `repro audit {}` checks it",
                         r.model,

@@ -17,6 +17,26 @@ pub struct MetricPoint {
     pub timestamp_ms: Option<i64>,
 }
 
+/// A digest of a run's metric points that does not depend on their order: BLAKE3 over the
+/// points sorted by key, step, time and value, each encoded with lengths and raw bits (no
+/// float formatting in between). Signed statements name it, so edited metrics show.
+pub fn metrics_digest(points: &[MetricPoint]) -> crate::Digest {
+    let mut sorted: Vec<&MetricPoint> = points.iter().collect();
+    sorted.sort_by(|a, b| {
+        (&a.key, a.step, a.timestamp_ms, a.value.to_bits()).cmp(&(&b.key, b.step, b.timestamp_ms, b.value.to_bits()))
+    });
+    let mut h = blake3::Hasher::new();
+    h.update(b"repro-metrics-v1\n");
+    for p in sorted {
+        h.update(&(p.key.len() as u64).to_le_bytes());
+        h.update(p.key.as_bytes());
+        h.update(&p.step.to_le_bytes());
+        h.update(&p.timestamp_ms.unwrap_or(i64::MIN).to_le_bytes());
+        h.update(&p.value.to_bits().to_le_bytes());
+    }
+    crate::Digest::from_hash(h.finalize())
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum MetricsLine {
     Metric(MetricPoint),

@@ -262,6 +262,9 @@ pub struct StatementInput<'a> {
     pub registry_head: Option<(u64, &'a Digest)>,
     /// repro's own version, for `runDetails.builder.version`.
     pub repro_version: &'a str,
+    /// [`crate::metrics::metrics_digest`] of the run's metric points and their number: a
+    /// byproduct named `metrics`, so metrics edited after signing are caught.
+    pub metrics: Option<(&'a Digest, usize)>,
 }
 
 fn statement_error(message: impl Into<String>) -> CoreError {
@@ -457,10 +460,17 @@ pub fn statement(input: &StatementInput<'_>) -> Result<Value, CoreError> {
     if let Some(ended) = &record.ended_at {
         metadata.insert("finishedOn".into(), ended.as_str().into());
     }
-    let byproducts: Vec<Value> = [("stdout", &record.logs.stdout), ("stderr", &record.logs.stderr)]
+    let mut byproducts: Vec<Value> = [("stdout", &record.logs.stdout), ("stderr", &record.logs.stderr)]
         .into_iter()
         .filter_map(|(name, d)| d.as_ref().map(|d| json!({"name": name, "digest": digest_set(d, input.object_sha256)})))
         .collect();
+    if let Some((d, points)) = input.metrics {
+        byproducts.push(json!({
+            "name": "metrics",
+            "digest": {"blake3": d.hex()},
+            "annotations": {"points": points, "digestOf": "repro metric points (key, step, time, value)"},
+        }));
+    }
     let mut run_details = Map::new();
     run_details.insert("builder".into(), json!({"id": BUILDER_ID, "version": {"repro": input.repro_version}}));
     run_details.insert("metadata".into(), Value::Object(metadata));
@@ -506,6 +516,8 @@ pub struct StatementSummary {
     pub model: String,
     pub version: u32,
     pub registry_head: Option<(u64, Digest)>,
+    /// The `metrics` byproduct's digest, when the statement names one.
+    pub metrics: Option<Digest>,
     /// The `gitCommit` of the `code` dependency, when the run was in a git repository.
     pub git_commit: Option<String>,
     pub builder_id: String,
@@ -590,7 +602,21 @@ pub fn parse_statement(payload: &[u8]) -> Result<StatementSummary, CoreError> {
     let git_commit =
         deps.iter().find_map(|d| d.pointer("/digest/gitCommit").and_then(Value::as_str)).map(str::to_string);
     let builder_id = str_field(&v, "predicate.runDetails.builder.id")?.to_string();
-    Ok(StatementSummary { subjects, run_id, lineage, model, version, registry_head, git_commit, builder_id })
+    let metrics = match v.pointer("/predicate/runDetails/byproducts").and_then(Value::as_array) {
+        Some(list) => match list.iter().find(|b| b.get("name").and_then(Value::as_str) == Some("metrics")) {
+            Some(b) => {
+                let hex = b
+                    .pointer("/digest/blake3")
+                    .and_then(Value::as_str)
+                    .filter(|h| is_hex64(h))
+                    .ok_or_else(|| statement_error("the `metrics` byproduct has no blake3 digest"))?;
+                Some(Digest::parse(&format!("blake3:{hex}"))?)
+            }
+            None => None,
+        },
+        None => None,
+    };
+    Ok(StatementSummary { subjects, run_id, lineage, model, version, registry_head, metrics, git_commit, builder_id })
 }
 
 fn in_internal(e: CoreError) -> CoreError {
@@ -645,6 +671,7 @@ mod tests {
             object_sha256: sha,
             registry_head: Some((9, &head)),
             repro_version: "0.1.0",
+            metrics: None,
         })
         .expect("statement")
     }
@@ -920,6 +947,7 @@ mod tests {
                 object_sha256: &sha,
                 registry_head: None,
                 repro_version: "0",
+                metrics: None,
             })
         };
         assert!(make(&[]).expect_err("empty").to_string().contains("at least one artifact"));
@@ -1068,5 +1096,33 @@ mod tests {
             env.payload[i] ^= 1 << bit;
             prop_assert!(verify_envelope(&env, &key.verifying_key()).is_err());
         }
+    }
+
+    #[test]
+    fn metrics_digest_is_a_byproduct_and_reads_back() {
+        let record = sample::record();
+        let lineage = record.lineage();
+        let artifacts =
+            [ArtifactFile { name: "model.pkl".into(), sha256: "ab".repeat(32), blake3: "cd".repeat(32), size: 1 }];
+        let points = [crate::metrics::MetricPoint { key: "rmse".into(), value: 1.5, step: 0, timestamp_ms: Some(1) }];
+        let digest = crate::metrics::metrics_digest(&points);
+        let sha = BTreeMap::new();
+        let v = statement(&StatementInput {
+            record: &record,
+            lineage: &lineage,
+            model: "m",
+            version: 1,
+            artifacts: &artifacts,
+            object_sha256: &sha,
+            registry_head: None,
+            repro_version: "0",
+            metrics: Some((&digest, points.len())),
+        })
+        .expect("statement");
+        let summary = parse_statement(&statement_payload(&v)).expect("parses");
+        assert_eq!(summary.metrics, Some(digest));
+        let mut other = points.clone();
+        other[0].value = 1.25;
+        assert_ne!(crate::metrics::metrics_digest(&other), summary.metrics.expect("metrics"));
     }
 }

@@ -31,6 +31,10 @@ use crate::{keys, ExecError, Result};
 pub const FORMAT: &str = "repro-bundle/1";
 const MANIFEST: &str = "repro-bundle.json";
 const MANIFEST_DIGEST: &str = "repro-bundle.json.blake3";
+/// A DSSE envelope whose payload is the manifest, and the signer's public key (PEM).
+const MANIFEST_SIGNATURE: &str = "repro-bundle.json.dsse";
+const SIGNER_KEY: &str = "repro-bundle.pub";
+pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.repro.bundle-manifest+json";
 /// The manifest is read whole; a real one is kilobytes, so anything this large is not one.
 const MAX_MANIFEST: u64 = 256 << 20;
 
@@ -87,8 +91,6 @@ struct BundleRun {
     /// The record object: the run's record, which hashes to `lineage`.
     record_object: Digest,
     lineage: Digest,
-    started_ms: i64,
-    ended_ms: i64,
     metrics: Vec<MetricPoint>,
 }
 
@@ -198,6 +200,8 @@ pub struct ExportReport {
     pub include_data: bool,
     pub code: Option<String>,
     pub signatures: usize,
+    /// The key that signed the bundle's manifest, if one did.
+    pub signed_by: Option<String>,
 }
 
 /// The objects a run needs in a bundle: its record, the objects it names, the files of its
@@ -265,6 +269,7 @@ pub fn export(
     reference: &str,
     out: &Path,
     include_data: bool,
+    signer: Option<&repro_core::provenance::SigningKey>,
     cwd: &Path,
     progress: &dyn crate::Progress,
 ) -> Result<ExportReport> {
@@ -309,8 +314,6 @@ pub fn export(
             id: r.record.id.clone(),
             record_object,
             lineage,
-            started_ms: started_ms(&r.record),
-            ended_ms: ended_ms(&r.record),
             metrics: store.meta.metrics(&r.record.id)?,
         });
         let snaps = r
@@ -418,6 +421,11 @@ pub fn export(
         };
         add(MANIFEST, &manifest_bytes, &mut tar)?;
         add(MANIFEST_DIGEST, format!("{manifest_digest}\n").as_bytes(), &mut tar)?;
+        if let Some(k) = signer {
+            let env = repro_core::provenance::sign_envelope(k, MANIFEST_PAYLOAD_TYPE, &manifest_bytes);
+            add(MANIFEST_SIGNATURE, format!("{}\n", env.to_json_line()).as_bytes(), &mut tar)?;
+            add(SIGNER_KEY, keys::public_pem(&k.verifying_key()).as_bytes(), &mut tar)?;
+        }
         progress.start("writing bundle", sources.len() as u64);
         for (d, path) in &sources {
             let mut f = File::open(path)?;
@@ -451,6 +459,7 @@ pub fn export(
         include_data,
         code: code.map(|c| c.commit),
         signatures: version.signatures.len(),
+        signed_by: signer.map(|k| repro_core::provenance::sslib_keyid(&k.verifying_key())),
     })
 }
 
@@ -466,6 +475,8 @@ pub struct ImportReport {
     pub signatures_verified: Vec<String>,
     pub include_data: bool,
     pub stage: Option<String>,
+    /// The key that signed the bundle's manifest.
+    pub manifest_signed_by: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -476,7 +487,13 @@ fn refuse(file: &Path, why: impl std::fmt::Display) -> ExecError {
 /// Reads the tar into `dir`: the manifest into memory, objects as files named by digest.
 /// Any other entry, a link, or a path that is not exactly one of those is refused.
 /// A bundle read into a folder: the manifest's bytes, the digest beside it, object files by hex.
-type Unpacked = (Vec<u8>, Option<String>, BTreeMap<String, PathBuf>);
+struct Unpacked {
+    manifest: Vec<u8>,
+    digest: Option<String>,
+    signature: Option<String>,
+    signer: Option<String>,
+    objects: BTreeMap<String, PathBuf>,
+}
 
 fn unpack(file: &Path, dir: &Path) -> Result<Unpacked> {
     let f = File::open(file).map_err(|e| match e.kind() {
@@ -486,6 +503,8 @@ fn unpack(file: &Path, dir: &Path) -> Result<Unpacked> {
     let mut archive = tar::Archive::new(std::io::BufReader::new(f));
     let mut manifest = None;
     let mut manifest_digest = None;
+    let mut signature = None;
+    let mut signer = None;
     let mut objects = BTreeMap::new();
     let bad = |e: std::io::Error| refuse(file, format!("it is truncated or not a repro bundle ({e})"));
     for entry in archive.entries().map_err(bad)? {
@@ -512,6 +531,15 @@ fn unpack(file: &Path, dir: &Path) -> Result<Unpacked> {
                 entry.take(200).read_to_string(&mut s).map_err(bad)?;
                 manifest_digest = Some(s.trim().to_string());
             }
+            MANIFEST_SIGNATURE | SIGNER_KEY => {
+                let mut s = String::new();
+                entry.take(MAX_MANIFEST * 2).read_to_string(&mut s).map_err(bad)?;
+                if path == MANIFEST_SIGNATURE {
+                    signature = Some(s);
+                } else {
+                    signer = Some(s);
+                }
+            }
             p => {
                 let hex =
                     p.strip_prefix("objects/").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -532,7 +560,7 @@ fn unpack(file: &Path, dir: &Path) -> Result<Unpacked> {
         }
     }
     let manifest = manifest.ok_or_else(|| refuse(file, "it has no repro-bundle.json (is it a repro bundle?)"))?;
-    Ok((manifest, manifest_digest, objects))
+    Ok(Unpacked { manifest, digest: manifest_digest, signature, signer, objects })
 }
 
 /// `repro bundle import FILE [--key PUBFILE]`: verify everything, then write it all at once.
@@ -545,12 +573,35 @@ pub fn import(
 ) -> Result<ImportReport> {
     let trusted = key.map(keys::load_public_key).transpose()?;
     let scratch = Scratch::new(store, "import")?;
-    let (manifest_bytes, manifest_digest, files) = unpack(file, &scratch.0)?;
+    let Unpacked { manifest: manifest_bytes, digest: manifest_digest, signature, signer, objects: files } =
+        unpack(file, &scratch.0)?;
     match manifest_digest {
         Some(d) if d == Digest::of_bytes(&manifest_bytes).as_str() => {}
         Some(_) => return Err(refuse(file, "its manifest was altered (it no longer hashes to the digest beside it)")),
         None => return Err(refuse(file, "it has no manifest digest (repro-bundle.json.blake3)")),
     }
+    // The manifest's signature, when the exporter had a key: it covers every row the
+    // manifest carries (events, metrics, replays), which digests alone do not.
+    let manifest_signed_by = match (&signature, &signer) {
+        (None, None) => None,
+        (Some(sig), Some(pem)) => {
+            let env = repro_core::provenance::Envelope::parse(sig)
+                .map_err(|e| refuse(file, format!("its manifest signature is unreadable ({e})")))?;
+            if env.payload_type != MANIFEST_PAYLOAD_TYPE || env.payload != manifest_bytes {
+                return Err(refuse(file, "its manifest signature is not over its manifest"));
+            }
+            let bundled =
+                <repro_core::provenance::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(
+                    pem,
+                )
+                .map_err(|e| refuse(file, format!("its signer key is unreadable ({e})")))?;
+            let key = trusted.as_ref().unwrap_or(&bundled);
+            repro_core::provenance::verify_envelope(&env, key)
+                .map_err(|e| refuse(file, format!("its manifest signature does not verify: {e}")))?;
+            Some(repro_core::provenance::sslib_keyid(key))
+        }
+        _ => return Err(refuse(file, "it has a manifest signature without its key, or a key without a signature")),
+    };
     let m: BundleManifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| refuse(file, format!("its manifest is not a {FORMAT} manifest ({e})")))?;
     if m.format != FORMAT {
@@ -623,12 +674,15 @@ pub fn import(
         if r.id == m.run && r.lineage != m.lineage {
             return Err(refuse(file, format!("run {} is not the lineage {}@{} pins", r.id, m.model, m.version)));
         }
+        if record.metric_count != r.metrics.len() as u64 {
+            return Err(refuse(file, format!("the metrics of run {} do not match the count its record holds", r.id)));
+        }
         import_runs.push(ImportRun {
+            started_ms: started_ms(&record),
+            ended_ms: ended_ms(&record),
             record,
             lineage: r.lineage.clone(),
             record_object: r.record_object.clone(),
-            started_ms: r.started_ms,
-            ended_ms: r.ended_ms,
             metrics: r.metrics.clone(),
         });
     }
@@ -636,11 +690,44 @@ pub fn import(
         .iter()
         .find(|r| r.record.id == m.run)
         .ok_or_else(|| refuse(file, format!("it does not hold run {}", m.run)))?;
-    if main.record.metric_count != main.metrics.len() as u64 {
-        return Err(refuse(file, "its metrics do not match the count the run record holds"));
-    }
     let stored_inputs = main.record.inputs.iter().any(|i| !i.reference);
+    let main_metrics = main.metrics.clone();
     let commit = main.record.code.commit.clone();
+
+    // Replays: each verdict is the one its (content-addressed) report states, about runs here.
+    for r in &m.replays {
+        #[derive(Deserialize)]
+        struct Report {
+            original: RunId,
+            replay: RunId,
+            verdict: Verdict,
+        }
+        let report: Report = serde_json::from_slice(&read(&r.report)?)
+            .map_err(|e| refuse(file, format!("the report of replay {} is unreadable ({e})", r.replay)))?;
+        if report.original != r.original || report.replay != r.replay || report.verdict != r.verdict {
+            return Err(refuse(
+                file,
+                format!("replay {} is listed as {} but its report says otherwise", r.replay, r.verdict.as_str()),
+            ));
+        }
+        if !import_runs.iter().any(|x| x.record.id == r.replay) || r.original != m.run {
+            return Err(refuse(file, format!("replay {} is not of run {} or is not in the bundle", r.replay, m.run)));
+        }
+    }
+    // Snapshot rows: counts from their manifests; content claimed only where every file is here.
+    for s in &m.snapshots {
+        let manifest = Manifest::from_bytes(&read(&s.digest)?)
+            .map_err(|e| refuse(file, format!("snapshot {} is not a manifest ({e})", s.digest)))?;
+        if manifest.entries.len() as u64 != s.files || manifest.total_bytes() != s.bytes {
+            return Err(refuse(file, format!("snapshot {} is listed with the wrong size", s.digest)));
+        }
+        if s.stored && !manifest.entries.iter().all(|e| path_of.contains_key(&e.digest)) {
+            return Err(refuse(
+                file,
+                format!("snapshot {} is listed as stored but its files are not all here", s.digest),
+            ));
+        }
+    }
 
     // 4. The artifact: each file's SHA-256 as pinned.
     for f in &version.artifact.files {
@@ -654,7 +741,9 @@ pub fn import(
     for s in &version.signatures {
         let envelope = read(&s.envelope)?;
         let public = read(&s.public_key)?;
-        if let Err(e) = crate::provenance::check_signature_bytes(&envelope, &public, &version, s, None) {
+        if let Err(e) =
+            crate::provenance::check_signature_bytes(&envelope, &public, &version, s, None, Some(&main_metrics))
+        {
             return Err(refuse(file, format!("the signature by key {} does not verify: {e}", s.keyid)));
         }
         verified.push(s.keyid.clone());
@@ -662,9 +751,15 @@ pub fn import(
     let mut warnings = Vec::new();
     if let (Some(t), Some(path)) = (&trusted, key) {
         let want = repro_core::provenance::sslib_keyid(t);
-        if !verified.contains(&want) {
+        if manifest_signed_by.is_none() && !verified.contains(&want) {
             return Err(refuse(file, format!("it is not signed by the key in {} (keyid {want})", path.display())));
         }
+    }
+    if manifest_signed_by.is_none() {
+        warnings.push(
+            "the bundle's manifest is unsigned: its registry history and metrics rest on digests alone (export with --key)"
+                .into(),
+        );
     }
     if version.signatures.is_empty() {
         warnings.push(format!("{} is not signed: its provenance rests on digests alone", version.reference()));
@@ -694,6 +789,7 @@ pub fn import(
                 signatures_verified: verified,
                 include_data: m.include_data,
                 stage: existing.stage.clone(),
+                manifest_signed_by,
                 warnings: vec![format!("{} is already in this store; nothing imported", version.reference())],
             });
         }
@@ -793,6 +889,7 @@ pub fn import(
         signatures_verified: verified,
         include_data: m.include_data,
         stage: version.stage.clone(),
+        manifest_signed_by,
         warnings,
     })
 }

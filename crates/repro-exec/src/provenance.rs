@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
+use repro_core::metrics::MetricPoint;
 use repro_core::provenance::{self as prov, StatementInput, PAYLOAD_TYPE};
 use repro_core::registry::{self, Change, Event, ModelVersion, SignatureRef};
 use repro_core::snapshot::Manifest;
@@ -100,6 +101,8 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     let artifacts = subjects(&version);
     let shas = object_sha256(store, &run.record);
     let head = registry.head.clone();
+    let points = store.meta.metrics(&version.run)?;
+    let metrics = repro_core::metrics::metrics_digest(&points);
     let statement = prov::statement(&StatementInput {
         record: &run.record,
         lineage: &version.lineage,
@@ -109,6 +112,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
         object_sha256: &shas,
         registry_head: head.as_ref().map(|(s, h)| (*s, h)),
         repro_version: env!("CARGO_PKG_VERSION"),
+        metrics: Some((&metrics, points.len())),
     })?;
     let envelope = prov::sign_envelope(&signing, PAYLOAD_TYPE, &prov::statement_payload(&statement));
     let keyid = prov::sslib_keyid(&signing.verifying_key());
@@ -163,6 +167,7 @@ pub fn check_signature_bytes(
     version: &ModelVersion,
     s: &SignatureRef,
     trusted: Option<&VerifyingKey>,
+    metrics: Option<&[MetricPoint]>,
 ) -> std::result::Result<prov::StatementSummary, String> {
     let text = std::str::from_utf8(envelope).map_err(|_| "the envelope is not text".to_string())?;
     let envelope = prov::Envelope::parse(text).map_err(|e| e.to_string())?;
@@ -213,6 +218,11 @@ pub fn check_signature_bytes(
             .collect();
         return Err(format!("the signed subjects differ from {r}'s artifact files: {}", names.join(", ")));
     }
+    if let (Some(signed), Some(points)) = (&summary.metrics, metrics) {
+        if repro_core::metrics::metrics_digest(points) != *signed {
+            return Err(format!("the run's metrics ({} points) differ from the ones signed", points.len()));
+        }
+    }
     Ok(summary)
 }
 
@@ -236,7 +246,8 @@ fn check_signature_in(
 ) -> std::result::Result<(), String> {
     let envelope = store.objects.read(&s.envelope).map_err(|e| format!("envelope object: {e}"))?;
     let public_key = store.objects.read(&s.public_key).map_err(|e| format!("public key object: {e}"))?;
-    let summary = check_signature_bytes(&envelope, &public_key, version, s, trusted)?;
+    let points = store.meta.metrics(&version.run).map_err(|e| e.to_string())?;
+    let summary = check_signature_bytes(&envelope, &public_key, version, s, trusted, Some(&points))?;
     // An imported version's statement names the source store's log; only ours can be checked.
     if version.imported_from.is_some() {
         return Ok(());
