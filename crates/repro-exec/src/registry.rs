@@ -294,21 +294,40 @@ pub fn promote(
             parity: facts.parity.clone(),
         },
     );
-    if facts.run.lineage.as_ref() != Some(&version.lineage) {
+    if facts.run.lineage.as_ref() != Some(&version.lineage) || facts.run.record.lineage() != version.lineage {
         unmet.insert(
             0,
             Unmet {
                 requirement: "lineage".into(),
                 reason: format!(
-                    "{} pins lineage {} but run {} now has {}",
+                    "{} pins lineage {} but run {} now has {} (its record hashes to {})",
                     version.reference(),
                     version.lineage.short(),
                     version.run.short(),
-                    facts.run.lineage.as_ref().map_or("none".into(), |l| l.short())
+                    facts.run.lineage.as_ref().map_or("none".into(), |l| l.short()),
+                    facts.run.record.lineage().short()
                 ),
                 fix: "run `repro fsck`: the store was changed behind repro's back".into(),
             },
         );
+    }
+    // Whatever the policy, the artifact must still be the bytes the version pinned.
+    for f in &version.artifact.files {
+        let intact = store.objects.read(&f.blake3).is_ok_and(|b| repro_core::provenance::hex_sha256(&b) == f.sha256);
+        if !intact {
+            unmet.insert(
+                0,
+                Unmet {
+                    requirement: "artifact".into(),
+                    reason: format!(
+                        "artifact file {} ({}) is missing or corrupt in the store",
+                        f.path,
+                        f.blake3.short()
+                    ),
+                    fix: "run `repro fsck` and restore the store from a backup".into(),
+                },
+            );
+        }
     }
     if !unmet.is_empty() {
         return Ok(PromoteOutcome::Refused { reference: version.reference(), stage: stage.to_string(), unmet });

@@ -31,6 +31,8 @@ pub enum StoreError {
     ObjectCorrupt(Digest),
     #[error("no run matches '{0}'; `repro runs` lists the runs (a run is named by id, a 4+ character id prefix, its name, or `latest`)")]
     UnknownRun(String),
+    #[error("{0}; the registry was changed behind repro's back, so nothing more is written to it: run `repro fsck` and restore .repro from a backup")]
+    RegistryDamaged(String),
     /// A model reference that names no version; the message lists what exists.
     #[error("{0}")]
     UnknownModel(String),

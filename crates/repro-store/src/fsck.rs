@@ -187,14 +187,8 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     let events = store.meta.registry_events()?;
     report.registry_events = events.len();
     let anchor = store.meta.registry_anchor()?;
-    if anchor.is_none() && !events.is_empty() {
-        report.registry.push("the registry's anchor file (.repro/registry.head) is missing".into());
-    }
-    report.registry.extend(
-        repro_core::registry::verify_chain(&events, anchor.as_ref().map(|(s, h)| (*s, h)))
-            .into_iter()
-            .map(|p| p.message),
-    );
+    report.registry.extend(anchor.problem());
+    report.registry.extend(repro_core::registry::verify_chain(&events, anchor.event()).into_iter().map(|p| p.message));
     let (registry, problems) = repro_core::registry::Registry::fold(&events);
     report.registry.extend(problems.into_iter().map(|p| p.message));
     for v in registry.models.values().flat_map(|m| m.versions.values()) {

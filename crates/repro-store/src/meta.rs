@@ -297,6 +297,9 @@ impl Metadata {
         if version < 4 {
             tx.execute_batch(SCHEMA_V4).map_err(|e| db(&path, "add the registry tables", e))?;
         }
+        if version < 4 {
+            Self::create_anchor(&path)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;
         tx.commit().map_err(|e| db(&path, "migrate", e))
     }

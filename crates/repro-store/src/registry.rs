@@ -20,6 +20,34 @@ use crate::meta::{db, parse_digest, Metadata, ReplayRow, SnapshotRow};
 use crate::{Result, StoreError};
 
 const ANCHOR_FILE: &str = "registry.head";
+const EMPTY_ANCHOR: &str = "0 empty\n";
+
+/// The anchor file's word on the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Anchor {
+    /// The file is gone: removed behind repro's back.
+    Missing,
+    /// No event had been written when it was last updated.
+    Empty,
+    /// The last event repro wrote (or one before it, after a crash between commit and update).
+    At(u64, Digest),
+}
+
+impl Anchor {
+    pub fn event(&self) -> Option<(u64, &Digest)> {
+        match self {
+            Anchor::At(seq, hash) => Some((*seq, hash)),
+            _ => None,
+        }
+    }
+
+    /// The problem the anchor itself shows, whatever the log holds.
+    pub fn problem(&self) -> Option<String> {
+        matches!(self, Anchor::Missing).then(|| {
+            "the registry's anchor file (.repro/registry.head) is missing: it was removed behind repro's back".into()
+        })
+    }
+}
 
 /// What an append needs to know, decided by the caller from the current registry.
 pub struct NewEvent {
@@ -89,23 +117,35 @@ impl Metadata {
         Ok(self.registry_with_problems()?.0)
     }
 
-    /// The head named by the anchor file: `None` when no event was ever written (or the
-    /// file is gone, which fsck reports when the log is not empty).
-    pub fn registry_anchor(&self) -> Result<Option<(u64, Digest)>> {
+    /// What the anchor file says. Created with the registry tables, so a missing file
+    /// means someone removed it.
+    pub fn registry_anchor(&self) -> Result<Anchor> {
         let path = self.anchor_path();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Anchor::Missing),
             Err(e) => return Err(StoreError::Io { action: "read", path, source: e }),
         };
         let bad = || StoreError::BadRecord {
             run: path.display().to_string(),
             message: "expected '<seq> <digest>'; run `repro fsck`".into(),
         };
+        if text.trim() == EMPTY_ANCHOR.trim() {
+            return Ok(Anchor::Empty);
+        }
         let (seq, hash) = text.trim().split_once(' ').ok_or_else(bad)?;
         let seq: u64 = seq.parse().map_err(|_| bad())?;
         let hash = Digest::parse(hash.trim()).map_err(|_| bad())?;
-        Ok(Some((seq, hash)))
+        Ok(Anchor::At(seq, hash))
+    }
+
+    /// Writes the anchor of an empty log, unless there is one (store creation and migration).
+    pub(crate) fn create_anchor(path: &std::path::Path) -> Result<()> {
+        let anchor = path.with_file_name(ANCHOR_FILE);
+        if anchor.exists() {
+            return Ok(());
+        }
+        crate::objects::write_durably(&anchor, EMPTY_ANCHOR.as_bytes()).map_err(StoreError::io("write", anchor))
     }
 
     /// Appends one event. `decide` sees the registry as it is inside the write transaction
@@ -116,11 +156,13 @@ impl Metadata {
         decide: impl FnOnce(&Registry) -> std::result::Result<NewEvent, E>,
     ) -> std::result::Result<Event, E> {
         let path = self.path.clone();
+        let anchor = self.registry_anchor()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db(&path, "write the registry", e))?;
         let events = Self::read_events(&tx, &path)?;
+        refuse_damaged(&events, &anchor)?;
         let (registry, _) = Registry::fold(&events);
         let new = decide(&registry)?;
         let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
@@ -132,7 +174,7 @@ impl Metadata {
 
     fn write_anchor(&self, event: &Event) -> Result<()> {
         // Never move the anchor backwards: a slower writer may finish after a later one.
-        if let Some((seq, _)) = self.registry_anchor().ok().flatten() {
+        if let Ok(Anchor::At(seq, _)) = self.registry_anchor() {
             if seq > event.seq {
                 return Ok(());
             }
@@ -156,6 +198,7 @@ impl Metadata {
             let path = path.clone();
             move |err| db(&path, c, err)
         };
+        let anchor = self.registry_anchor()?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("import"))?;
         for run in &rows.runs {
             let exists: i64 = tx
@@ -219,6 +262,7 @@ impl Metadata {
             .map_err(e("import code"))?;
         }
         let events = Self::read_events(&tx, &path)?;
+        refuse_damaged(&events, &anchor)?;
         let (registry, _) = Registry::fold(&events);
         let new = decide(&registry)?;
         let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
@@ -261,6 +305,18 @@ impl Metadata {
             out.push((commit, d));
         }
         Ok(out)
+    }
+}
+
+/// Never builds on a log that was changed behind repro's back: appending after a removed
+/// or edited event would make the damage look like ordinary history. The anchor is read
+/// before the write lock; a newer one written meanwhile only names a later event.
+fn refuse_damaged(events: &[Event], anchor: &Anchor) -> Result<()> {
+    let problems = repro_core::registry::verify_chain(events, anchor.event());
+    match (anchor.problem(), problems.first()) {
+        (Some(p), _) => Err(StoreError::RegistryDamaged(p)),
+        (None, Some(p)) => Err(StoreError::RegistryDamaged(p.message.clone())),
+        (None, None) => Ok(()),
     }
 }
 
@@ -352,9 +408,9 @@ mod tests {
         let m = Metadata::open(&db_path).expect("open");
         let events = m.registry_events().expect("events");
         assert_eq!(events.len(), 20);
-        let anchor = m.registry_anchor().expect("anchor").expect("written");
-        assert_eq!(anchor.0, 20);
-        assert!(repro_core::registry::verify_chain(&events, Some((anchor.0, &anchor.1))).is_empty());
+        let anchor = m.registry_anchor().expect("anchor");
+        assert_eq!(anchor.event().map(|(s, _)| s), Some(20));
+        assert!(repro_core::registry::verify_chain(&events, anchor.event()).is_empty());
         let reg = m.registry().expect("fold");
         assert_eq!(reg.models["pricing"].versions.len(), 20);
         let v = reg.lookup(&ModelRef::parse("pricing@20").expect("ref")).expect("v20");
@@ -368,6 +424,6 @@ mod tests {
         let r = m.append_registry_event(1, |_| Err(StoreError::UnknownRun("x".into())));
         assert!(r.is_err());
         assert!(m.registry_events().expect("events").is_empty());
-        assert!(m.registry_anchor().expect("anchor").is_none());
+        assert_eq!(m.registry_anchor().expect("anchor"), Anchor::Empty);
     }
 }

@@ -1,0 +1,369 @@
+//! The auditor's copy: a model version goes through the registry to prod, is exported as
+//! one bundle, and is audited and replayed in a fresh store in another folder, with the
+//! original project out of reach. Damaged bundles are refused with nothing imported.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{id_of, item, status, TestContext};
+
+/// Moves a folder out of the way for the rest of a test, and back when the test ends (so
+/// the temp folder is cleaned up even when an assertion fails).
+struct Moved {
+    from: PathBuf,
+    to: PathBuf,
+}
+
+impl Moved {
+    fn away(dir: &Path) -> Moved {
+        let to = dir.with_extension("gone");
+        std::fs::rename(dir, &to).expect("move the project away");
+        Moved { from: dir.to_path_buf(), to }
+    }
+}
+
+impl Drop for Moved {
+    fn drop(&mut self) {
+        let _ = std::fs::rename(&self.to, &self.from);
+    }
+}
+
+fn registry_events(t: &TestContext) -> i64 {
+    let out = Command::new("sqlite3")
+        .arg(t.path(".repro/repro.db"))
+        .arg("SELECT COUNT(*) FROM registry_events")
+        .output()
+        .expect("sqlite3");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a count")
+}
+
+fn object_count(t: &TestContext) -> usize {
+    walk(&t.path(".repro/objects"))
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum())
+        .unwrap_or(0)
+}
+
+/// A project whose model `pricing@1` went through staging to prod: replayed, signed and
+/// approved by two people. Returns the project, the run id, and a folder outside the
+/// project (the auditor's USB stick) holding the key pair.
+fn pricing_in_prod() -> (TestContext, String, tempfile::TempDir) {
+    let t = TestContext::sklearn_project();
+    let run = id_of(&t.train(&["--json"]).success());
+    let v = t.repro(&["model", "register", &run, "--name", "pricing", "--artifact", "model.pkl", "--json"]).success();
+    assert_eq!(v.json()["version"], 1);
+    t.repro(&["model", "promote", "pricing@1", "--to", "staging"]).success();
+
+    let refused = t.repro(&["model", "promote", "pricing@1", "--to", "prod", "--json"]).expect_code(1).json();
+    let unmet: Vec<&str> =
+        refused["unmet"].as_array().expect("unmet").iter().map(|u| u["requirement"].as_str().expect("name")).collect();
+    assert_eq!(unmet, ["replay_verified", "signed", "approvals"], "{refused:#}");
+
+    let replay = t.repro(&["replay", "pricing@staging", "--json"]).success().json();
+    assert_eq!(replay["verdict"], "identical", "{replay:#}");
+    let stick = tempfile::tempdir().expect("tempdir");
+    let keys = stick.path().join("keys");
+    t.repro(&["key", "generate", "--out", keys.to_str().expect("utf-8")]).success();
+    let key = keys.join("repro.key");
+    t.repro(&["model", "sign", "pricing@1", "--key", key.to_str().expect("utf-8")]).success();
+    for who in ["Alice <alice@example.com>", "alice <ALICE@example.com>", "Bob <bob@example.com>"] {
+        t.repro(&["model", "approve", "pricing@1", "--stage", "prod", "--as", who, "--comment", "checked"]).success();
+    }
+    let promoted = t.repro(&["model", "promote", "pricing@1", "--to", "prod", "--json"]).success().json();
+    assert_eq!(promoted["outcome"], "promoted", "{promoted:#}");
+    assert_eq!(promoted["version"]["stage"], "prod");
+    (t, run, stick)
+}
+
+#[test]
+fn the_auditor_audits_and_replays_a_prod_model_from_its_bundle_alone() {
+    let (t, run, stick) = pricing_in_prod();
+    let bundle = stick.path().join("pricing-v1.tar");
+    let key = stick.path().join("keys/repro.key");
+    let export = t
+        .repro(&[
+            "bundle",
+            "export",
+            "pricing@prod",
+            "-o",
+            bundle.to_str().expect("utf-8"),
+            "--include-data",
+            "--key",
+            key.to_str().expect("utf-8"),
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(export["model"], "pricing@1");
+    assert_eq!(export["runs"], 2, "the run and its replay: {export:#}");
+    assert!(export["signed_by"].is_string(), "{export:#}");
+    let commit = export["code"].as_str().expect("code commit").to_string();
+
+    // Another machine: a fresh store elsewhere; the project (repository and store) is gone.
+    let auditor = TestContext::new();
+    auditor.repro(&["init"]).success();
+    let _gone = Moved::away(&t.dir);
+    let public = stick.path().join("keys/repro.pub");
+    let imported = auditor
+        .repro(&[
+            "bundle",
+            "import",
+            bundle.to_str().expect("utf-8"),
+            "--key",
+            public.to_str().expect("utf-8"),
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(imported["imported"], true, "{imported:#}");
+    assert_eq!(imported["stage"], "prod");
+    assert_eq!(imported["signatures_verified"].as_array().map(Vec::len), Some(1));
+
+    let (audit, code) = auditor.audit("pricing@prod");
+    assert_eq!(code, 0, "{audit:#}");
+    assert_eq!(audit["complete"], true);
+    assert_eq!(status(&audit, "registry_version"), "ok");
+    assert!(item(&audit, "registry_version")["detail"].as_str().expect("detail").contains("pricing@1 (prod)"));
+    assert_eq!(status(&audit, "replay_verified"), "ok");
+    assert_eq!(status(&audit, "objects_verified"), "ok");
+    assert_eq!(audit["run"], run.as_str());
+
+    let verify = auditor
+        .repro(&["model", "verify", "pricing@prod", "--key", public.to_str().expect("utf-8"), "--json"])
+        .success();
+    assert_eq!(verify.json()["ok"], true, "{}", verify.stdout());
+    let shown = auditor.repro(&["model", "show", "pricing@1", "--json"]).success().json();
+    assert_eq!(shown["approvals"].as_array().map(Vec::len), Some(3), "the history came along: {shown:#}");
+    assert!(shown["imported_from"].is_string());
+
+    // Replay with a virtualenv built from the record, code from the bundle's git bundle.
+    let replay = auditor.repro(&["replay", "pricing@prod", "--create-env", "--json"]);
+    let report = replay.json();
+    assert_eq!(replay.code(), 0, "{report:#}\n{}", replay.stderr());
+    assert_eq!(report["verdict"], "identical", "{report:#}");
+    assert!(report["code"]["source"].as_str().expect("source").contains("code bundle"), "{report:#}");
+    assert_eq!(report["code"]["commit"], commit.as_str());
+    auditor.repro(&["fsck"]).success();
+
+    // Importing the same bundle again changes nothing.
+    let events = registry_events(&auditor);
+    let again = auditor.repro(&["bundle", "import", bundle.to_str().expect("utf-8"), "--json"]).success().json();
+    assert_eq!(again["imported"], false);
+    assert_eq!(registry_events(&auditor), events);
+}
+
+/// Rewrites a tar: `edit` sees each entry's name and bytes and may change them, drop the
+/// entry (None) or add entries after it.
+fn rewrite(src: &Path, dest: &Path, edit: impl Fn(&str, Vec<u8>) -> Vec<(String, Vec<u8>)>) {
+    let mut archive = tar::Archive::new(std::fs::File::open(src).expect("open bundle"));
+    let mut out = tar::Builder::new(std::fs::File::create(dest).expect("create"));
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let name = entry.path().expect("path").to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read");
+        for (n, b) in edit(&name, bytes) {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(b.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            // `append_data` would refuse `..`; write the raw name to test hostile input.
+            let raw = n.as_bytes();
+            h.as_old_mut().name[..raw.len()].copy_from_slice(raw);
+            h.set_cksum();
+            out.append(&h, b.as_slice()).expect("append");
+        }
+    }
+    out.finish().expect("finish");
+}
+
+#[test]
+fn damaged_or_hostile_bundles_are_refused_with_nothing_imported() {
+    let (t, _run, stick) = pricing_in_prod();
+    let bundle = t.tmp.path().join("b.tar");
+    let key = stick.path().join("keys/repro.key");
+    t.repro(&[
+        "bundle",
+        "export",
+        "pricing@1",
+        "-o",
+        bundle.to_str().expect("utf-8"),
+        "--key",
+        key.to_str().expect("utf-8"),
+    ])
+    .success();
+    let original = std::fs::read(&bundle).expect("bundle");
+    let dir = t.tmp.path().join("damaged");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let variant = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p
+    };
+    let rewritten = |name: &str, edit: &dyn Fn(&str, Vec<u8>) -> Vec<(String, Vec<u8>)>| {
+        let p = dir.join(name);
+        rewrite(&bundle, &p, edit);
+        p
+    };
+
+    let mut flipped = original.clone();
+    let at = original.len() / 2;
+    flipped[at] ^= 0x01;
+    let manifest_hash_fixed = |bytes: Vec<u8>| -> Vec<(String, Vec<u8>)> {
+        let m = String::from_utf8(bytes).expect("utf-8").replacen(
+            "\"verdict\": \"identical\"",
+            "\"verdict\": \"differs\"",
+            1,
+        );
+        let digest = format!("blake3:{}\n", blake3::hash(m.as_bytes()).to_hex());
+        vec![("repro-bundle.json".into(), m.into_bytes()), ("repro-bundle.json.blake3".into(), digest.into_bytes())]
+    };
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (variant("truncated.tar", &original[..original.len() * 2 / 3]), "truncated"),
+        (variant("flipped.tar", &flipped), "refused"),
+        (
+            rewritten("object-edited.tar", &|n, mut b| {
+                if n.starts_with("objects/") && b.len() > 100_000 {
+                    let mid = b.len() / 2;
+                    b[mid] ^= 0x01;
+                }
+                vec![(n.into(), b)]
+            }),
+            "was altered",
+        ),
+        (variant("empty.tar", b""), "no repro-bundle.json"),
+        (variant("garbage.tar", b"this is not a tar file at all, not even close\n"), "refused"),
+        (
+            rewritten("manifest-edited.tar", &|n, b| {
+                if n == "repro-bundle.json" {
+                    let m = String::from_utf8(b).expect("utf-8").replacen("checked", "CHECKED", 1);
+                    vec![(n.into(), m.into_bytes())]
+                } else {
+                    vec![(n.into(), b)]
+                }
+            }),
+            "manifest was altered",
+        ),
+        (
+            rewritten("resigned-digest.tar", &|n, b| match n {
+                "repro-bundle.json" => manifest_hash_fixed(b),
+                "repro-bundle.json.blake3" => vec![],
+                _ => vec![(n.into(), b)],
+            }),
+            "signature",
+        ),
+        (
+            rewritten("traversal.tar", &|n, b| {
+                let mut v = vec![(n.to_string(), b)];
+                if n == "repro-bundle.json.blake3" {
+                    v.push(("../../escaped".into(), b"owned".to_vec()));
+                }
+                v
+            }),
+            "unexpected entry '../../escaped'",
+        ),
+        (
+            rewritten("missing-object.tar", &|n, b| {
+                if n.starts_with("objects/") && b.starts_with(b"{\"manifest_version\"") {
+                    vec![]
+                } else {
+                    vec![(n.into(), b)]
+                }
+            }),
+            "is missing",
+        ),
+    ];
+    for (file, why) in &cases {
+        let auditor = TestContext::new();
+        auditor.repro(&["init"]).success();
+        let r = auditor.repro(&["bundle", "import", file.to_str().expect("utf-8")]).expect_code(2);
+        let line = r.error_line();
+        assert!(line.contains(why), "{}: expected '{why}' in: {line}", file.display());
+        assert!(!r.stderr().trim().contains('\n'), "one line: {}", r.stderr());
+        assert_eq!(registry_events(&auditor), 0, "{}", file.display());
+        assert_eq!(object_count(&auditor), 0, "{}: objects were written", file.display());
+        assert!(!auditor.path("escaped").exists() && !auditor.tmp.path().join("escaped").exists());
+        let leftovers = walk(&auditor.path(".repro/tmp"));
+        assert_eq!(leftovers, 0, "{}: temp files left", file.display());
+    }
+
+    // Unsigned manifest: the version's own signature must be by the trusted key.
+    let unsigned = t.tmp.path().join("unsigned.tar");
+    t.repro(&["bundle", "export", "pricing@1", "-o", unsigned.to_str().expect("utf-8"), "--unsigned"]).success();
+    let other = t.tmp.path().join("other-key");
+    t.repro(&["key", "generate", "--out", other.to_str().expect("utf-8")]).success();
+    let auditor = TestContext::new();
+    auditor.repro(&["init"]).success();
+    let wrong = other.join("repro.pub");
+    let r = auditor
+        .repro(&["bundle", "import", unsigned.to_str().expect("utf-8"), "--key", wrong.to_str().expect("utf-8")])
+        .expect_code(2);
+    assert!(r.error_line().contains("not signed by the key"), "{}", r.error_line());
+    assert_eq!(registry_events(&auditor), 0);
+    let ok = auditor.repro(&["bundle", "import", unsigned.to_str().expect("utf-8")]).success();
+    assert!(ok.stderr().contains("manifest is unsigned"), "{}", ok.stderr());
+
+    // A store that has another pricing@1 refuses the import.
+    let other_store = TestContext::sklearn_project();
+    let run = id_of(&other_store.train(&["--json", "--param", "model.n_estimators=7"]).success());
+    other_store.repro(&["model", "register", &run, "--name", "pricing", "--artifact", "model.pkl"]).success();
+    let r = other_store.repro(&["bundle", "import", bundle.to_str().expect("utf-8")]).expect_code(2);
+    assert!(r.error_line().contains("already has a different pricing@1"), "{}", r.error_line());
+    assert_eq!(registry_events(&other_store), 1);
+}
+
+#[test]
+fn a_bundle_without_data_imports_but_the_audit_says_what_is_missing() {
+    let t = TestContext::sklearn_project();
+    let run = id_of(&t.train(&["--json"]).success());
+    t.repro(&["model", "register", &run, "--name", "pricing", "--artifact", "model.pkl"]).success();
+    let bundle = t.tmp.path().join("nodata.tar");
+    let out =
+        t.repro(&["bundle", "export", "pricing@1", "-o", bundle.to_str().expect("utf-8"), "--unsigned"]).success();
+    assert!(out.stdout().contains("without data"), "{}", out.stdout());
+    let auditor = TestContext::new();
+    auditor.repro(&["init"]).success();
+    let r = auditor.repro(&["bundle", "import", bundle.to_str().expect("utf-8")]).success();
+    assert!(r.stderr().contains("without --include-data"), "{}", r.stderr());
+    let (audit, code) = auditor.audit("pricing@1");
+    assert_eq!(code, 1, "{audit:#}");
+    assert_eq!(status(&audit, "objects_verified"), "missing");
+    assert_eq!(status(&audit, "registry_version"), "ok");
+    // The version itself (artifact, lineage, chain) still verifies; it is unsigned.
+    let v = auditor.repro(&["model", "verify", "pricing@1", "--json"]).expect_code(1).json();
+    let checks: Vec<(&str, bool)> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| (c["name"].as_str().expect("name"), c["ok"].as_bool().expect("ok")))
+        .collect();
+    assert!(checks.contains(&("artifact", true)) && checks.contains(&("signature", false)), "{v:#}");
+}
+
+#[test]
+fn export_refuses_what_it_cannot_bundle() {
+    let t = TestContext::sklearn_project();
+    let run = id_of(&t.train(&["--json"]).success());
+    t.repro(&["model", "register", &run, "--name", "pricing", "--artifact", "model.pkl"]).success();
+    let out = t.tmp.path().join("x.tar");
+    let r = t.repro(&["bundle", "export", "pricing@7", "-o", out.to_str().expect("utf-8")]).expect_code(2);
+    assert!(r.error_line().contains("versions: 1"), "{}", r.error_line());
+    // The commit is gone from every place repro looks: history rewritten, no remote reachable.
+    std::fs::rename(t.path(".git"), t.path(".git-gone")).expect("hide .git");
+    let r = t.repro(&["bundle", "export", "pricing@1", "-o", out.to_str().expect("utf-8")]).expect_code(2);
+    assert!(r.error_line().contains("cannot bundle the code"), "{}", r.error_line());
+    assert!(!out.exists(), "a half-written bundle was left");
+    let leftovers: Vec<String> = std::fs::read_dir(t.tmp.path())
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::rename(t.path(".git-gone"), t.path(".git")).expect("restore .git");
+}
