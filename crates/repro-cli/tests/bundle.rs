@@ -158,11 +158,11 @@ fn the_auditor_audits_and_replays_a_prod_model_from_its_bundle_alone() {
 }
 
 /// An edit of one tar entry: its name and bytes in, the entries to write in its place out.
-type Edit = dyn Fn(&str, Vec<u8>) -> Vec<(String, Vec<u8>)>;
+type Edit<'a> = dyn Fn(&str, Vec<u8>) -> Vec<(String, Vec<u8>)> + 'a;
 
 /// Rewrites a tar: `edit` sees each entry's name and bytes and may change them, drop the
 /// entry (None) or add entries after it.
-fn rewrite(src: &Path, dest: &Path, edit: &Edit) {
+fn rewrite(src: &Path, dest: &Path, edit: &Edit<'_>) {
     let mut archive = tar::Archive::new(std::fs::File::open(src).expect("open bundle"));
     let mut out = tar::Builder::new(std::fs::File::create(dest).expect("create"));
     for entry in archive.entries().expect("entries") {
@@ -208,7 +208,7 @@ fn damaged_or_hostile_bundles_are_refused_with_nothing_imported() {
         std::fs::write(&p, bytes).expect("write");
         p
     };
-    let rewritten = |name: &str, edit: &Edit| {
+    let rewritten = |name: &str, edit: &Edit<'_>| {
         let p = dir.join(name);
         rewrite(&bundle, &p, edit);
         p
