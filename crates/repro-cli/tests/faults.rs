@@ -188,3 +188,75 @@ fn kill_9_during_a_replay_leaves_a_clean_store_and_no_rebuilt_tree() {
     let (audit, _) = t.audit(runs[1]["id"].as_str().expect("id"));
     assert_eq!(common::status(&audit, "replay_verified"), "warn", "an interrupted replay verifies nothing");
 }
+
+#[test]
+fn kill_9_during_a_bundle_import_or_export_leaves_clean_stores() {
+    // A model whose bundle carries 48 MiB of data, so a kill can land mid-way.
+    let t = TestContext::new();
+    t.git(&["init", "-q", "-b", "main"]);
+    t.write("job.sh", "head -c 1000 data/big.bin > model.bin\n");
+    t.write(".gitignore", "data/\nmodel.bin\n");
+    t.commit_all("job");
+    t.repro(&["init"]).success();
+    let big: Vec<u8> = (0..48u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::create_dir_all(t.path("data")).expect("mkdir");
+    std::fs::write(t.path("data/big.bin"), big).expect("big");
+    t.repro(&["run", "--seed", "3", "--data", "data/big.bin", "--output", "model.bin", "--", "sh", "job.sh"]).success();
+    t.repro(&["model", "register", "latest", "--name", "m", "--artifact", "model.bin"]).success();
+    let stick = tempfile::tempdir().expect("tempdir");
+    let bundle = stick.path().join("m.tar");
+    let bundle_arg = bundle.to_str().expect("utf-8");
+
+    for delay_ms in [10u64, 60, 150] {
+        let mut child = t
+            .cmd()
+            .args(["bundle", "export", "m@1", "-o", bundle_arg, "--include-data", "--unsigned"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        kill(child.id(), "-9");
+        child.wait().expect("wait");
+        // Never a half-written bundle under the name asked for.
+        if bundle.exists() {
+            let auditor = TestContext::new();
+            auditor.repro(&["init"]).success();
+            auditor.repro(&["bundle", "import", bundle_arg]).success();
+            std::fs::remove_file(&bundle).expect("rm");
+        }
+        t.repro(&["fsck"]).success();
+    }
+    t.repro(&["bundle", "export", "m@1", "-o", bundle_arg, "--include-data", "--unsigned"]).success();
+
+    let auditor = TestContext::new();
+    auditor.repro(&["init"]).success();
+    for delay_ms in [10u64, 50, 120, 250] {
+        let mut child = auditor
+            .cmd()
+            .args(["bundle", "import", bundle_arg])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        kill(child.id(), "-9");
+        let finished = child.wait().expect("wait").success();
+        let fsck = auditor.repro(&["fsck", "--json"]).success().json();
+        assert_eq!(fsck["clean"], true, "after a kill at {delay_ms} ms: {fsck:#}");
+        let events = fsck["registry_events"].as_u64().expect("count");
+        assert!(events <= 1, "{fsck:#}");
+        if finished || events == 1 {
+            // The import got through before the kill: it is whole.
+            let (audit, _) = auditor.audit("m@1");
+            assert_eq!(common::status(&audit, "objects_verified"), "ok", "{audit:#}");
+            return;
+        }
+        assert_eq!(auditor.runs().len(), 0, "rows without their registry event");
+    }
+    auditor.repro(&["bundle", "import", bundle_arg]).success();
+    let (audit, _) = auditor.audit("m@1");
+    assert_eq!(common::status(&audit, "objects_verified"), "ok", "{audit:#}");
+    assert_eq!(common::status(&audit, "registry_version"), "ok", "{audit:#}");
+    auditor.repro(&["fsck"]).success();
+}
