@@ -128,7 +128,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             let stored = store.meta.get_run(&id)?;
             let metrics = store.meta.metrics(&id)?;
             let replays = repro_exec::audit::replay_summaries(&store, &id)?;
-            render::show(&stored, &metrics, &replays, json)?;
+            let models = repro_exec::audit::registry_mentions(&store, &stored)?;
+            render::show(&stored, &metrics, &replays, &models, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Audit { run, strict } => {

@@ -226,6 +226,12 @@ fn status_of(v: &ModelVersion) -> String {
     }
 }
 
+/// Approvals that count: one per person per stage.
+fn distinct_approvals(v: &ModelVersion) -> usize {
+    let stages: std::collections::BTreeSet<&str> = v.approvals.iter().map(|a| a.stage.as_str()).collect();
+    stages.iter().map(|s| v.approvers(s).len()).sum()
+}
+
 fn show_model(m: &Model, stages: &[String]) -> Result<()> {
     let mut o = std::io::stdout().lock();
     writeln!(o, "model {} ({} version(s); stages: {})", m.name, m.versions.len(), stages.join(", "))?;
@@ -241,7 +247,7 @@ fn show_model(m: &Model, stages: &[String]) -> Result<()> {
             v.version,
             v.run.short(),
             status_of(v),
-            v.approvals.len(),
+            distinct_approvals(v),
             v.signatures.len(),
             when(v.registered_at_ms),
             v.registered_by

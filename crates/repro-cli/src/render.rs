@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use repro_capture::snapshot::Outcome;
-use repro_core::audit::{count, human_bytes, AuditItem, AuditReport, ItemStatus};
+use repro_core::audit::{count, human_bytes, AuditItem, AuditReport, ItemStatus, RegistryMention};
 use repro_core::diff::{PackageChange, RunDiff};
 use repro_core::environment::EnvironmentSpec;
 use repro_core::metrics::MetricPoint;
@@ -81,12 +81,19 @@ pub fn runs(runs: &[StoredRun], as_json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn show(r: &StoredRun, metrics: &[MetricPoint], replays: &[ReplaySummary], as_json: bool) -> Result<()> {
+pub fn show(
+    r: &StoredRun,
+    metrics: &[MetricPoint],
+    replays: &[ReplaySummary],
+    models: &[RegistryMention],
+    as_json: bool,
+) -> Result<()> {
     if as_json {
         let mut v = run_json(r);
         if let Value::Object(m) = &mut v {
             m.insert("metrics".into(), json!(metrics));
             m.insert("replays".into(), json!(replays));
+            m.insert("models".into(), json!(models));
         }
         return json(&v);
     }
@@ -95,6 +102,14 @@ pub fn show(r: &StoredRun, metrics: &[MetricPoint], replays: &[ReplaySummary], a
     writeln!(o, "run       {}{}", rec.id, rec.name.as_ref().map(|n| format!("  ({n})")).unwrap_or_default())?;
     if let Some(of) = &rec.replay_of {
         writeln!(o, "replay of {of}")?;
+    }
+    for m in models {
+        let stage = match (&m.stage, m.archived) {
+            (_, true) => " (archived)".to_string(),
+            (Some(s), false) => format!(" ({s})"),
+            (None, false) => String::new(),
+        };
+        writeln!(o, "model     {}{stage}", m.reference)?;
     }
     writeln!(
         o,
