@@ -153,6 +153,9 @@ pub enum Change {
         archived: Option<Archived>,
         /// The source's event hashes for this version, in order (evidence, not re-checked here).
         source_events: Vec<Digest>,
+        /// The version's history as the source had it.
+        #[serde(default)]
+        history: Vec<HistoryEntry>,
         bundle: Digest,
     },
 }
@@ -360,8 +363,11 @@ pub struct Archived {
     pub at_ms: i64,
 }
 
+const SOURCE_MARK: &str = " [in the source store]";
+
 /// One step of a version's history, for `model show`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryEntry {
     pub seq: u64,
     pub kind: String,
@@ -533,7 +539,9 @@ impl Registry {
                     },
                 );
             }
-            Change::Import { run, lineage, artifact, stage, approvals, signatures, archived, bundle, .. } => {
+            Change::Import {
+                run, lineage, artifact, stage, approvals, signatures, archived, bundle, history, ..
+            } => {
                 let model = self
                     .models
                     .entry(e.model.clone())
@@ -547,6 +555,17 @@ impl Registry {
                     }
                 }
                 let detail = format!("from bundle {} (run {})", bundle.short(), run.short());
+                // The source's steps keep their own numbers, marked as the source's.
+                let mut steps: Vec<HistoryEntry> = history
+                    .into_iter()
+                    .map(|mut h| {
+                        if !h.detail.ends_with(SOURCE_MARK) {
+                            h.detail.push_str(SOURCE_MARK);
+                        }
+                        h
+                    })
+                    .collect();
+                steps.push(entry(detail));
                 model.versions.insert(
                     e.version,
                     ModelVersion {
@@ -562,7 +581,7 @@ impl Registry {
                         approvals,
                         signatures,
                         imported_from: Some(bundle),
-                        history: vec![entry(detail)],
+                        history: steps,
                     },
                 );
             }

@@ -873,6 +873,7 @@ pub fn import(
                 signatures: version.signatures.clone(),
                 archived: version.archived.clone(),
                 source_events: events.iter().map(|e| e.hash.clone()).collect(),
+                history: version.history.clone(),
                 bundle: bundle_digest.clone(),
             },
         })
