@@ -140,6 +140,9 @@ fn the_auditor_audits_and_replays_a_prod_model_from_its_bundle_alone() {
     let shown = auditor.repro(&["model", "show", "pricing@1", "--json"]).success().json();
     assert_eq!(shown["approvals"].as_array().map(Vec::len), Some(3), "the history came along: {shown:#}");
     assert!(shown["imported_from"].is_string());
+    let kinds: Vec<&str> =
+        shown["history"].as_array().expect("history").iter().map(|h| h["kind"].as_str().expect("kind")).collect();
+    assert_eq!(kinds, ["register", "promote", "sign", "approve", "approve", "approve", "promote", "import"]);
 
     // Replay with a virtualenv built from the record, code from the bundle's git bundle.
     let replay = auditor.repro(&["replay", "pricing@prod", "--create-env", "--json"]);
