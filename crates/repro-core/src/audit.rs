@@ -75,22 +75,14 @@ pub const AUDITOR_ITEMS: [&str; 7] = [
     "registry_version",
 ];
 
+/// The supporting evidence that follows the seven in a run's audit.
+pub const SUPPORTING_ITEMS: [&str; 6] =
+    ["installed_packages", "hardware", "outputs", "objects_verified", "result", "replay_verified"];
+
 /// Every item of a run's audit, in report order (what a stage policy may `require`).
-pub const ALL_ITEMS: [&str; 13] = [
-    "git_commit",
-    "environment_file",
-    "dataset_snapshot",
-    "hyperparameters",
-    "random_seed",
-    "training_script",
-    "registry_version",
-    "installed_packages",
-    "hardware",
-    "outputs",
-    "objects_verified",
-    "result",
-    "replay_verified",
-];
+pub fn all_items() -> impl Iterator<Item = &'static str> {
+    AUDITOR_ITEMS.iter().chain(SUPPORTING_ITEMS.iter()).copied()
+}
 
 fn item(name: &str, status: ItemStatus, detail: impl Into<String>, fix: Option<&str>) -> AuditItem {
     AuditItem { name: name.to_string(), status, detail: detail.into(), fix: fix.map(str::to_string) }

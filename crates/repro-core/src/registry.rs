@@ -396,6 +396,25 @@ pub struct ModelVersion {
 }
 
 impl ModelVersion {
+    /// A version as its registering event makes it: in no stage, unapproved, unsigned.
+    fn fresh(e: &Event, run: RunId, lineage: Digest, artifact: Artifact, history: Vec<HistoryEntry>) -> Self {
+        ModelVersion {
+            name: e.model.clone(),
+            version: e.version,
+            run,
+            lineage,
+            artifact,
+            registered_by: e.actor.clone(),
+            registered_at_ms: e.at_ms,
+            stage: None,
+            archived: None,
+            approvals: Vec::new(),
+            signatures: Vec::new(),
+            imported_from: None,
+            history,
+        }
+    }
+
     pub fn reference(&self) -> String {
         format!("{}@{}", self.name, self.version)
     }
@@ -512,48 +531,12 @@ impl Registry {
         };
         match change {
             Change::Register { run, lineage, artifact } => {
-                let model = self
-                    .models
-                    .entry(e.model.clone())
-                    .or_insert_with(|| Model { name: e.model.clone(), versions: BTreeMap::new() });
-                if model.versions.contains_key(&e.version) {
-                    return Err(format!("version {} is registered twice", e.version));
-                }
                 let detail = format!("run {} artifact {}", run.short(), artifact.path);
-                model.versions.insert(
-                    e.version,
-                    ModelVersion {
-                        name: e.model.clone(),
-                        version: e.version,
-                        run,
-                        lineage,
-                        artifact,
-                        registered_by: e.actor.clone(),
-                        registered_at_ms: e.at_ms,
-                        stage: None,
-                        archived: None,
-                        approvals: Vec::new(),
-                        signatures: Vec::new(),
-                        imported_from: None,
-                        history: vec![entry(detail)],
-                    },
-                );
+                self.add_version(e, ModelVersion::fresh(e, run, lineage, artifact, vec![entry(detail)]))?;
             }
             Change::Import {
                 run, lineage, artifact, stage, approvals, signatures, archived, bundle, history, ..
             } => {
-                let model = self
-                    .models
-                    .entry(e.model.clone())
-                    .or_insert_with(|| Model { name: e.model.clone(), versions: BTreeMap::new() });
-                if model.versions.contains_key(&e.version) {
-                    return Err(format!("version {} is registered twice", e.version));
-                }
-                if let Some(s) = &stage {
-                    if let Some(other) = model.versions.values_mut().find(|v| v.stage.as_ref() == Some(s)) {
-                        other.stage = None;
-                    }
-                }
                 let detail = format!("from bundle {} (run {})", bundle.short(), run.short());
                 // The source's steps keep their own numbers, marked as the source's.
                 let mut steps: Vec<HistoryEntry> = history
@@ -566,24 +549,22 @@ impl Registry {
                     })
                     .collect();
                 steps.push(entry(detail));
-                model.versions.insert(
-                    e.version,
-                    ModelVersion {
-                        name: e.model.clone(),
-                        version: e.version,
-                        run,
-                        lineage,
-                        artifact,
-                        registered_by: e.actor.clone(),
-                        registered_at_ms: e.at_ms,
-                        stage,
-                        archived,
-                        approvals,
-                        signatures,
-                        imported_from: Some(bundle),
-                        history: steps,
-                    },
-                );
+                if let Some(s) = &stage {
+                    let holder = self
+                        .models
+                        .get_mut(&e.model)
+                        .and_then(|m| m.versions.values_mut().find(|v| v.stage.as_ref() == Some(s)));
+                    if let Some(other) = holder {
+                        other.stage = None;
+                    }
+                }
+                let mut v = ModelVersion::fresh(e, run, lineage, artifact, steps);
+                v.stage = stage;
+                v.archived = archived;
+                v.approvals = approvals;
+                v.signatures = signatures;
+                v.imported_from = Some(bundle);
+                self.add_version(e, v)?;
             }
             Change::Promote { stage, replaced, .. } => {
                 let model = self.models.get_mut(&e.model).ok_or("the model is not registered")?;
@@ -625,6 +606,18 @@ impl Registry {
                 v.archived = Some(Archived { reason, by: e.actor.clone(), at_ms: e.at_ms });
             }
         }
+        Ok(())
+    }
+
+    fn add_version(&mut self, e: &Event, v: ModelVersion) -> Result<(), String> {
+        let model = self
+            .models
+            .entry(e.model.clone())
+            .or_insert_with(|| Model { name: e.model.clone(), versions: BTreeMap::new() });
+        if model.versions.contains_key(&e.version) {
+            return Err(format!("version {} is registered twice", e.version));
+        }
+        model.versions.insert(e.version, v);
         Ok(())
     }
 
@@ -704,7 +697,7 @@ pub fn default_policies() -> BTreeMap<String, StagePolicy> {
 
 /// Whether a requirement name is one repro knows.
 pub fn known_requirement(name: &str) -> bool {
-    REQUIREMENTS.iter().any(|(n, _)| *n == name) || crate::audit::ALL_ITEMS.contains(&name)
+    REQUIREMENTS.iter().any(|(n, _)| *n == name) || crate::audit::all_items().any(|i| i == name)
 }
 
 /// Checks policies for unknown names and stages that refer to stages that do not exist.
@@ -723,7 +716,7 @@ pub fn validate_policies(policies: &BTreeMap<String, StagePolicy>) -> Result<(),
         for r in &p.require {
             if !known_requirement(r) {
                 let mut known: Vec<&str> = REQUIREMENTS.iter().map(|(n, _)| *n).collect();
-                for i in crate::audit::ALL_ITEMS {
+                for i in crate::audit::all_items() {
                     if !known.contains(&i) {
                         known.push(i);
                     }

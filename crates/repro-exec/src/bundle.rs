@@ -276,15 +276,7 @@ pub fn export(
     let events = store.meta.registry_events()?;
     let (registry, _) = Registry::fold(&events);
     let version = lookup(&registry, reference)?;
-    let run = store.meta.get_run(&version.run)?;
-    if run.lineage.as_ref() != Some(&version.lineage) || run.record.lineage() != version.lineage {
-        return Err(ExecError::Usage(format!(
-            "run {} no longer matches the lineage {} pins; run `repro model verify {}`",
-            version.run.short(),
-            version.reference(),
-            version.reference()
-        )));
-    }
+    let run = crate::registry::pinned_run(store, &version)?;
     let scratch = Scratch::new(store, "export")?;
 
     // Runs: the version's, and its replays (so the auditor's store knows it was replayed).

@@ -82,15 +82,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
             a.reason
         )));
     }
-    let run = store.meta.get_run(&version.run)?;
-    if run.lineage.as_ref() != Some(&version.lineage) || run.record.lineage() != version.lineage {
-        return Err(ExecError::Usage(format!(
-            "run {} no longer matches the lineage {} pins; run `repro model verify {}` and `repro fsck`",
-            version.run.short(),
-            version.reference(),
-            version.reference()
-        )));
-    }
+    let run = crate::registry::pinned_run(store, &version)?;
     // Sign only what still is what the version pinned.
     for f in &version.artifact.files {
         let bytes = store.objects.read(&f.blake3)?;

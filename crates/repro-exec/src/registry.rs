@@ -37,6 +37,21 @@ pub fn actor(cwd: &Path, as_who: Option<&str>) -> Result<String> {
     Ok(format!("{user}@{}", repro_store::process::hostname()))
 }
 
+/// The run a version pins, refused when its record no longer hashes to the pinned lineage
+/// (so nothing is signed or exported on top of an edited record).
+pub fn pinned_run(store: &Store, version: &ModelVersion) -> Result<StoredRun> {
+    let run = store.meta.get_run(&version.run)?;
+    if run.lineage.as_ref() != Some(&version.lineage) || run.record.lineage() != version.lineage {
+        return Err(ExecError::Usage(format!(
+            "run {} no longer matches the lineage {} pins; run `repro model verify {}` and `repro fsck`",
+            version.run.short(),
+            version.reference(),
+            version.reference()
+        )));
+    }
+    Ok(run)
+}
+
 /// Parses `NAME@V` / `NAME@STAGE` and finds the version, or says what exists.
 pub fn lookup(registry: &Registry, text: &str) -> Result<ModelVersion> {
     let r = parse_ref(text)?;
