@@ -697,6 +697,13 @@ mod tests {
     }
 
     #[test]
+    fn the_item_list_is_the_report() {
+        let r = audit_run(&record(), &ObjectCheck::default(), &[], &[], false);
+        let names: Vec<&str> = r.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, all_items().collect::<Vec<_>>());
+    }
+
+    #[test]
     fn a_complete_record_is_complete_but_not_strictly() {
         let r = audit_run(&record(), &ObjectCheck::default(), &[], &[], false);
         assert!(r.complete, "{r:#?}");
