@@ -133,6 +133,18 @@ pub enum Cmd {
     #[command(subcommand)]
     Bundle(BundleCmd),
 
+    /// Serve the store over HTTP: the MLflow tracking API, so MLflow clients log into repro.
+    ///
+    /// Example: repro serve --port 5000   (then MLFLOW_TRACKING_URI=http://127.0.0.1:5000)
+    Serve {
+        /// The address to listen on; loopback by default.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The port (0: any free one).
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+    },
+
     /// Re-hash every object and check every reference and the registry's event chain; exit 1
     /// when anything is damaged.
     ///

@@ -16,6 +16,18 @@ use crate::progress::Ui;
 use crate::render;
 use crate::{EXIT_FAILED_CHECK, EXIT_OK};
 
+/// The tracking server a command's MLflow calls log into, on a free loopback port. Without
+/// one (no loopback?) the run goes ahead and MLflow logs wherever it would have.
+fn tracking_server(store: &Store) -> Option<repro_server::Background> {
+    match repro_server::Background::start(store.root()) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("repro: warning: no tracking server for the command's MLflow calls: {e}");
+            None
+        }
+    }
+}
+
 pub fn open_store(cli_store: Option<&Path>) -> Result<Store> {
     let root = match cli_store {
         Some(dir) => repro_store::explicit(dir)?,
@@ -91,6 +103,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 stdout_to_stderr: json,
                 ..Default::default()
             };
+            let tracking = tracking_server(&store);
+            let opts = RunOptions { tracking_uri: tracking.as_ref().map(|t| t.uri()), ..opts };
             match repro_exec::run::run(&mut store, &opts, &ui)? {
                 RunOutcome::Refused { items } => {
                     render::refusal(&items, json)?;
@@ -154,7 +168,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 keep: args.keep,
                 cwd: std::env::current_dir().context("cannot read the current folder")?,
                 vars: std::env::vars().collect(),
+                tracking_uri: None,
             };
+            let tracking = tracking_server(&store);
+            let opts = ReplayOptions { tracking_uri: tracking.as_ref().map(|t| t.uri()), ..opts };
             match repro_exec::replay::replay(&mut store, &opts, &ui)? {
                 ReplayOutcome::EnvironmentDiffers { python, created, differences, changes } => {
                     render::environment_differs(&python, created, &differences, &changes, json)?;
@@ -347,6 +364,19 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         }
         Cmd::Key(cmd) => model::key(cmd, json),
         Cmd::Bundle(cmd) => model::bundle(store_dir, cmd, json),
+        Cmd::Serve { host, port } => {
+            let store = open_store(store_dir)?;
+            let addr: std::net::SocketAddr = format!("{host}:{port}")
+                .parse()
+                .with_context(|| format!("--host {host} --port {port} is not an address to listen on"))?;
+            let state = repro_server::State::open(store.root())?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the server's runtime")?;
+            rt.block_on(repro_server::serve(state, addr))?;
+            Ok(EXIT_OK)
+        }
         Cmd::Fsck => {
             let store = open_store(store_dir)?;
             let ui = Ui::new(json);

@@ -15,6 +15,7 @@ pub mod pickles;
 pub mod provenance;
 pub mod record;
 pub mod registry;
+pub mod search;
 pub mod snapshot;
 
 pub use digest::{Digest, RunId};

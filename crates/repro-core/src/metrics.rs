@@ -11,6 +11,8 @@ use crate::CoreError;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricPoint {
     pub key: String,
+    /// Non-finite values travel as the strings MLflow uses ("NaN", "Infinity", "-Infinity").
+    #[serde(with = "non_finite")]
     pub value: f64,
     pub step: i64,
     /// Milliseconds since the Unix epoch, when the line gave one.
@@ -35,6 +37,40 @@ pub fn metrics_digest(points: &[MetricPoint]) -> crate::Digest {
         h.update(&p.value.to_bits().to_le_bytes());
     }
     crate::Digest::from_hash(h.finalize())
+}
+
+/// JSON has no NaN or infinities; write them as MLflow does, and read them back.
+mod non_finite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v.is_infinite() {
+            s.serialize_str(if *v > 0.0 { "Infinity" } else { "-Infinity" })
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Either::deserialize(d)? {
+            Either::Number(n) => Ok(n),
+            Either::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!("'{other}' is not a metric value"))),
+            },
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

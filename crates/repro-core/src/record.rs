@@ -408,7 +408,49 @@ pub struct Logs {
     pub stderr_bytes: u64,
 }
 
+/// Why a run created through the MLflow tracking API has no capture.
+pub const TRACKING_ONLY: &str =
+    "created through the MLflow tracking API: repro captured nothing (run the script under `repro run` to capture it)";
+
 impl RunRecord {
+    /// A run that a tracking client created (`POST /runs/create`): params, metrics and tags
+    /// arrive over HTTP, but no code, environment, data or seed was captured, and the
+    /// audit says so.
+    pub fn tracking_only(id: RunId, name: Option<String>, user: String, host: String, started_at: String) -> Self {
+        RunRecord {
+            record_version: RECORD_VERSION,
+            id,
+            name,
+            status: RunStatus::Running,
+            exit_code: None,
+            signal: None,
+            started_at,
+            ended_at: None,
+            user,
+            host,
+            code: CodeState { error: Some(TRACKING_ONLY.into()), ..Default::default() },
+            script: ScriptInfo {
+                argv: Vec::new(),
+                workdir: String::new(),
+                kind: ScriptKind::Command,
+                path: None,
+                digest: None,
+                tracked_unchanged: None,
+                git_state: None,
+            },
+            environment: EnvironmentInfo::default(),
+            hardware: Hardware::default(),
+            inputs: Vec::new(),
+            params: Params::default(),
+            seed: Seed { value: 0, generated: true },
+            outputs: Vec::new(),
+            logs: Logs::default(),
+            metric_count: 0,
+            notes: vec![TRACKING_ONLY.into()],
+            replay_of: None,
+        }
+    }
+
     /// The canonical JSON of the record: keys sorted at every level, no whitespace.
     pub fn canonical_json(&self) -> Vec<u8> {
         // Going through `Value` sorts map keys (serde_json's Map is a BTreeMap here),

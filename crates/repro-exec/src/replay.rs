@@ -47,6 +47,8 @@ pub struct ReplayOptions {
     pub keep: bool,
     pub cwd: PathBuf,
     pub vars: BTreeMap<String, String>,
+    /// The tracking server the replayed command logs into, as `repro run` gives one.
+    pub tracking_uri: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -292,7 +294,8 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     }
 
     // 4. Run, as `repro run` does, with the recorded seed, params and variables.
-    let run_opts = run_options(store, &rec, &area, interpreter.as_deref(), opts)?;
+    let mut run_opts = run_options(store, &rec, &area, interpreter.as_deref(), opts)?;
+    run_opts.tracking_uri = opts.tracking_uri.clone();
     reporter.message(&format!("running: {}", run_opts.command.join(" ")));
     let (replay_id, status, exit_code, replay_record) = match crate::run::run(store, &run_opts, reporter)? {
         RunOutcome::Ran { id, status, exit_code, record } => (id, status, exit_code, record),
@@ -917,6 +920,7 @@ fn run_options(
         // The environment was checked against the recorded installed set above.
         env_registered: None,
         allow_env_drift: false,
+        tracking_uri: None,
     })
 }
 

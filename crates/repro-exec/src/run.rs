@@ -86,6 +86,9 @@ pub struct RunOptions {
     pub env_registered: Option<String>,
     /// Run anyway when the interpreter differs from `env_registered`, recording the drift.
     pub allow_env_drift: bool,
+    /// A tracking server serving this store (the CLI starts one on loopback): the command
+    /// gets `MLFLOW_TRACKING_URI` and `MLFLOW_RUN_ID`, so MLflow calls log into this run.
+    pub tracking_uri: Option<String>,
 }
 
 #[derive(Debug)]
@@ -488,6 +491,14 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     for (k, v) in &p.child_env {
         cmd.env(k, v);
     }
+    if let Some(uri) = &opts.tracking_uri {
+        let experiment = tracking_experiment(store, &opts.vars)?;
+        store.meta.adopt_run(&id, experiment, &p.record.user)?;
+        cmd.env("MLFLOW_TRACKING_URI", uri)
+            .env("MLFLOW_RUN_ID", id.as_str())
+            .env("MLFLOW_EXPERIMENT_ID", experiment.to_string());
+        cmd.env_remove("MLFLOW_EXPERIMENT_NAME");
+    }
     cmd.env("REPRO_RUN_ID", id.as_str())
         .env("REPRO_SEED", p.record.seed.value.to_string())
         .env("REPRO_PARAMS", &params_json)
@@ -514,7 +525,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
             // The run row exists: end it honestly before reporting the error.
             p.record.status = RunStatus::Failed;
             p.record.notes.push(format!("the command could not be started: {e}"));
-            let _ = finish(store, &mut p.record, &[], Logs::default());
+            let _ = finish(store, &mut p.record, &[], Logs::default(), 0);
             drop(cleanup);
             return Err(e);
         }
@@ -588,16 +599,31 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         ));
     }
     store_logs(store, &work, &mut logs)?;
-    finish(store, &mut p.record, &points, logs)?;
+    // What the command logged through MLflow is part of the run too.
+    let logged_by_api = if opts.tracking_uri.is_some() {
+        for (k, v) in store.meta.tracked_params(id.as_str())? {
+            p.record.params.logged.entry(k).or_insert(v);
+        }
+        store.meta.metrics(&id)?.len() as u64
+    } else {
+        0
+    };
+    finish(store, &mut p.record, &points, logs, logged_by_api)?;
     drop(cleanup);
     // A command killed by a signal already reads 128 + signal, as a shell reports it.
     Ok(RunOutcome::Ran { id, status: p.record.status, exit_code, record: Box::new(p.record) })
 }
 
 /// Stores the logs and the final record, then ends the run row in one transaction.
-fn finish(store: &mut Store, record: &mut RunRecord, points: &[MetricPoint], logs: Logs) -> Result<()> {
+fn finish(
+    store: &mut Store,
+    record: &mut RunRecord,
+    points: &[MetricPoint],
+    logs: Logs,
+    already_stored: u64,
+) -> Result<()> {
     record.logs = logs;
-    record.metric_count = points.len() as u64;
+    record.metric_count = points.len() as u64 + already_stored;
     let ended_ms = repro_store::now_ms();
     record.ended_at = Some(repro_store::rfc3339(ended_ms));
     let canonical = record.canonical_json();
@@ -605,6 +631,26 @@ fn finish(store: &mut Store, record: &mut RunRecord, points: &[MetricPoint], log
     let object = store.objects.put_bytes(&canonical)?;
     store.meta.finish_run(record, ended_ms, &lineage, &object, points)?;
     Ok(())
+}
+
+/// The experiment a captured run joins: `MLFLOW_EXPERIMENT_ID`, else `MLFLOW_EXPERIMENT_NAME`
+/// (created when new), else Default ("0").
+fn tracking_experiment(store: &mut Store, vars: &BTreeMap<String, String>) -> Result<i64> {
+    if let Some(id) = vars.get("MLFLOW_EXPERIMENT_ID").filter(|v| !v.is_empty()) {
+        let id: i64 = id
+            .trim()
+            .parse()
+            .map_err(|_| ExecError::Usage(format!("MLFLOW_EXPERIMENT_ID={id} is not an experiment id (a number)")))?;
+        store.meta.get_experiment(id)?;
+        return Ok(id);
+    }
+    match vars.get("MLFLOW_EXPERIMENT_NAME").filter(|v| !v.is_empty()) {
+        Some(name) => match store.meta.get_experiment_by_name(name) {
+            Ok(e) => Ok(e.experiment_id),
+            Err(_) => Ok(store.meta.create_experiment(name, None, &[])?),
+        },
+        None => Ok(0),
+    }
 }
 
 struct TempDir(PathBuf);

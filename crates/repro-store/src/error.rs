@@ -33,6 +33,15 @@ pub enum StoreError {
     UnknownRun(String),
     #[error("{0}; the registry was changed behind repro's back, so nothing more is written to it: run `repro fsck` and restore .repro from a backup")]
     RegistryDamaged(String),
+    /// Tracking API: something named does not exist (MLflow RESOURCE_DOES_NOT_EXIST).
+    #[error("{0}")]
+    Missing(String),
+    /// Tracking API: a name already taken (MLflow RESOURCE_ALREADY_EXISTS).
+    #[error("{0}")]
+    AlreadyThere(String),
+    /// Tracking API: a request the store refuses (MLflow INVALID_PARAMETER_VALUE).
+    #[error("{0}")]
+    Invalid(String),
     /// A model reference that names no version; the message lists what exists.
     #[error("{0}")]
     UnknownModel(String),

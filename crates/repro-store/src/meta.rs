@@ -14,7 +14,7 @@ use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE runs (
@@ -300,6 +300,10 @@ impl Metadata {
         if version < 4 {
             Self::create_anchor(&path)?;
         }
+        if version < 5 {
+            tx.execute_batch(crate::tracking::SCHEMA_V5).map_err(|e| db(&path, "add the tracking tables", e))?;
+            Self::create_default_experiment(&tx).map_err(|e| db(&path, "add the Default experiment", e))?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;
         tx.commit().map_err(|e| db(&path, "migrate", e))
     }
@@ -351,12 +355,24 @@ impl Metadata {
             .map_err(|e| db(&path, "finish run", e))?;
         {
             let mut stmt = tx
-                .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(|e| db(&path, "store metrics", e))?;
             for m in metrics {
-                stmt.execute(params![record.id.as_str(), m.key, m.value, m.step, m.timestamp_ms.unwrap_or(ended_ms)])
-                    .map_err(|e| db(&path, "store metrics", e))?;
+                let (value, nan) = crate::tracking::storable(m.value);
+                stmt.execute(params![
+                    record.id.as_str(),
+                    m.key,
+                    value,
+                    m.step,
+                    m.timestamp_ms.unwrap_or(ended_ms),
+                    nan
+                ])
+                .map_err(|e| db(&path, "store metrics", e))?;
             }
+        }
+        if !metrics.is_empty() {
+            tx.execute(crate::tracking::REFRESH_LATEST, [record.id.as_str()])
+                .map_err(|e| db(&path, "store metrics", e))?;
         }
         tx.execute(
             "UPDATE runs SET status = ?2, exit_code = ?3, ended_ms = ?4, record = ?5, lineage = ?6, record_object = ?7,
@@ -529,11 +545,19 @@ impl Metadata {
     pub fn metrics(&self, run: &RunId) -> Result<Vec<MetricPoint>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT key, value, step, timestamp_ms FROM metrics WHERE run_id = ?1 ORDER BY key, step, timestamp_ms, rowid")
+            .prepare(
+                "SELECT key, CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms FROM metrics WHERE run_id = ?1
+                 ORDER BY key, step, timestamp_ms, rowid",
+            )
             .map_err(self.err("read metrics"))?;
         let rows = stmt
             .query_map([run.as_str()], |r| {
-                Ok(MetricPoint { key: r.get(0)?, value: r.get(1)?, step: r.get(2)?, timestamp_ms: Some(r.get(3)?) })
+                Ok(MetricPoint {
+                    key: r.get(0)?,
+                    value: r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN),
+                    step: r.get(2)?,
+                    timestamp_ms: Some(r.get(3)?),
+                })
             })
             .map_err(self.err("read metrics"))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read metrics"))

@@ -226,18 +226,21 @@ impl Metadata {
             )
             .map_err(e("import runs"))?;
             let mut stmt = tx
-                .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(e("import metrics"))?;
             for m in &run.metrics {
+                let (value, nan) = crate::tracking::storable(m.value);
                 stmt.execute(params![
                     run.record.id.as_str(),
                     m.key,
-                    m.value,
+                    value,
                     m.step,
-                    m.timestamp_ms.unwrap_or(run.ended_ms)
+                    m.timestamp_ms.unwrap_or(run.ended_ms),
+                    nan
                 ])
                 .map_err(e("import metrics"))?;
             }
+            tx.execute(crate::tracking::REFRESH_LATEST, [run.record.id.as_str()]).map_err(e("import metrics"))?;
         }
         for s in &rows.snapshots {
             tx.execute(

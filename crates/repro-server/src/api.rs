@@ -1,0 +1,955 @@
+//! The MLflow tracking REST API: experiments, runs, params, metrics, tags, batches, inputs,
+//! metric history and run search, with MLflow's field names, defaults and error codes
+//! (see `shared/reference/mlflow-rest.md`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State as AxState};
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use repro_core::record::RunStatus;
+use repro_core::search::{self, RunView};
+use repro_core::RunId;
+use repro_store::tracking::{DatasetInput, MetricIn, TrackedRun};
+use serde_json::{json, Map, Value};
+
+use crate::{ApiError, State};
+
+type S = AxState<Arc<State>>;
+type Reply = Result<Json<Value>, ApiError>;
+
+/// Largest request body accepted: MLflow's batch limit is 1 MB of JSON; dataset profiles may
+/// be larger, so allow some room, and refuse beyond with a 400 the client does not retry.
+const MAX_BODY: usize = 32 << 20;
+const MAX_BATCH_METRICS: usize = 1000;
+const MAX_BATCH_PARAMS: usize = 100;
+const MAX_BATCH_TAGS: usize = 100;
+const MAX_PARAM_VALUE: usize = 6000;
+const MAX_TAG_VALUE: usize = 8000;
+const MAX_KEY: usize = 250;
+const MAX_RESULTS: i64 = 50_000;
+
+pub fn router(state: Arc<State>) -> Router {
+    let mlflow = Router::new()
+        .route("/experiments/create", post(create_experiment))
+        .route("/experiments/get", get(get_experiment))
+        .route("/experiments/get-by-name", get(get_experiment_by_name))
+        .route("/experiments/search", post(search_experiments).get(search_experiments))
+        .route("/experiments/list", get(search_experiments))
+        .route("/experiments/update", post(update_experiment))
+        .route("/experiments/delete", post(delete_experiment))
+        .route("/experiments/restore", post(restore_experiment))
+        .route("/experiments/set-experiment-tag", post(set_experiment_tag))
+        .route("/experiments/delete-experiment-tag", post(delete_experiment_tag))
+        .route("/runs/create", post(create_run))
+        .route("/runs/get", get(get_run))
+        .route("/runs/update", post(update_run))
+        .route("/runs/delete", post(delete_run))
+        .route("/runs/restore", post(restore_run))
+        .route("/runs/search", post(search_runs))
+        .route("/runs/log-metric", post(log_metric))
+        .route("/runs/log-parameter", post(log_param))
+        .route("/runs/set-tag", post(set_tag))
+        .route("/runs/delete-tag", post(delete_tag))
+        .route("/runs/log-batch", post(log_batch))
+        .route("/runs/log-inputs", post(log_inputs))
+        .route("/metrics/get-history", get(metric_history));
+    Router::new()
+        .nest("/api/2.0/mlflow", mlflow.clone())
+        .nest("/ajax-api/2.0/mlflow", mlflow)
+        .route("/health", get(|| async { "OK" }))
+        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .fallback(any(fallback))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn fallback(uri: Uri) -> ApiError {
+    ApiError::no_endpoint(uri.path())
+}
+
+async fn server_info() -> Json<Value> {
+    Json(json!({
+        "store_type": "repro",
+        "workspaces_enabled": false,
+        "multipart_uploads_enabled": false,
+        "multipart_downloads_enabled": false,
+        "presigned_upload_run_id_supported": false,
+    }))
+}
+
+// ---- request parsing --------------------------------------------------------------------
+
+/// The request message: the query string of a GET (repeated keys become lists), the JSON
+/// body of anything else. Malformed input is a 400 in MLflow's envelope, never a 500.
+struct Req(Map<String, Value>);
+
+impl<St: Send + Sync> FromRequest<St> for Req {
+    // The body is read by hand (`read_body`), so the state goes unused.
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &St) -> Result<Self, Self::Rejection> {
+        if req.method() == Method::GET {
+            let mut map = Map::new();
+            for (k, v) in form_pairs(req.uri().query().unwrap_or("")) {
+                match map.get_mut(&k) {
+                    Some(Value::Array(a)) => a.push(Value::String(v)),
+                    Some(old) => {
+                        let first = old.take();
+                        *old = Value::Array(vec![first, Value::String(v)]);
+                    }
+                    None => {
+                        map.insert(k, Value::String(v));
+                    }
+                }
+            }
+            return Ok(Req(map));
+        }
+        let bytes = read_body(req.into_body()).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Req(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => Ok(Req(m)),
+            Ok(_) => Err(ApiError::invalid("The request body must be a JSON object.")),
+            Err(e) => Err(ApiError::invalid(format!("Malformed JSON in the request body: {e}"))),
+        }
+    }
+}
+
+/// Reads a body up to `MAX_BODY`. A larger one is read on (and dropped) up to a bound, so
+/// the client, which sends everything before it reads the answer, gets the 400 rather
+/// than a reset connection.
+async fn read_body(mut body: axum::body::Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    const DRAIN: usize = 256 << 20;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::invalid(format!("The request body could not be read: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if total > DRAIN {
+                break;
+            }
+        }
+    }
+    if total > MAX_BODY {
+        return Err(ApiError::invalid(format!(
+            "The request body is larger than {} MiB; split it up (log-batch takes at most 1000 metrics).",
+            MAX_BODY >> 20
+        )));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// `a=1&b=x%20y` → pairs, percent- and plus-decoded; undecodable bytes replaced.
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex =
+                        std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                    match hex {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+impl Req {
+    fn opt_str(&self, key: &str) -> Result<Option<String>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(Value::Array(a)) if a.len() == 1 => match &a[0] {
+                Value::String(s) => Ok(Some(s.clone())),
+                _ => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a string."))),
+            },
+            Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a string."))),
+        }
+    }
+
+    fn str(&self, key: &str) -> Result<String, ApiError> {
+        self.opt_str(key)?.ok_or_else(|| ApiError::missing_param(key))
+    }
+
+    fn opt_i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        let bad = || ApiError::invalid(format!("Invalid value for parameter '{key}': expected an integer."));
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .map(Some)
+                .ok_or_else(bad),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// A double as MLflow sends it: a number, or "NaN" / "Infinity" / "-Infinity".
+    fn f64(&self, key: &str) -> Result<f64, ApiError> {
+        value_f64(self.0.get(key), key)
+    }
+
+    fn run_id(&self) -> Result<String, ApiError> {
+        let id = match self.opt_str("run_id")? {
+            Some(id) if !id.is_empty() => id,
+            _ => {
+                self.opt_str("run_uuid")?.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::missing_param("run_id"))?
+            }
+        };
+        Ok(id)
+    }
+
+    fn str_list(&self, key: &str) -> Result<Vec<String>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    _ => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected strings."))),
+                })
+                .collect(),
+            Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a list."))),
+        }
+    }
+
+    /// `[{key, value}]` pairs (tags, params).
+    fn pairs(&self, key: &str) -> Result<Vec<(String, String)>, ApiError> {
+        let list = match self.0.get(key) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a list."))),
+        };
+        list.iter()
+            .map(|item| {
+                let k = item.get("key").and_then(Value::as_str);
+                let v = match item.get("value") {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    Some(Value::Bool(b)) => Some(b.to_string()),
+                    _ => None,
+                };
+                match (k, v) {
+                    (Some(k), Some(v)) => Ok((k.to_string(), v)),
+                    (None, _) => Err(ApiError::missing_param(&format!("{key}.key"))),
+                    (_, None) => Err(ApiError::missing_param(&format!("{key}.value"))),
+                }
+            })
+            .collect()
+    }
+}
+
+fn value_f64(v: Option<&Value>, key: &str) -> Result<f64, ApiError> {
+    match v {
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| ApiError::invalid(format!("Invalid value for '{key}'."))),
+        Some(Value::String(s)) => match s.as_str() {
+            "NaN" | "nan" => Ok(f64::NAN),
+            "Infinity" | "inf" => Ok(f64::INFINITY),
+            "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
+            other => other.parse().map_err(|_| {
+                ApiError::invalid(format!("Invalid value \"{other}\" for parameter '{key}': expected a number."))
+            }),
+        },
+        None | Some(Value::Null) => Err(ApiError::missing_param(key)),
+        Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a number."))),
+    }
+}
+
+fn experiment_id(s: &str) -> Result<i64, ApiError> {
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i >= 0)
+        .ok_or_else(|| ApiError::not_found(format!("No Experiment with id={s} exists")))
+}
+
+fn check_key(kind: &str, key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > MAX_KEY || key.contains("..") || key.starts_with('/') {
+        return Err(ApiError::invalid(format!(
+            "Invalid {kind} name: '{}'. Names may be up to {MAX_KEY} characters, and may not be empty, start with '/' or contain '..'.",
+            key.chars().take(300).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+fn check_value(kind: &str, key: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(format!(
+            "{kind} '{key}' had length {}, which exceeded length limit of {max}",
+            value.chars().count()
+        )));
+    }
+    Ok(())
+}
+
+// ---- rendering ----------------------------------------------------------------------------
+
+fn kv(map: &BTreeMap<String, String>) -> Value {
+    Value::Array(map.iter().map(|(k, v)| json!({"key": k, "value": v})).collect())
+}
+
+/// A double as MLflow writes it: non-finite values as strings.
+fn num(v: f64) -> Value {
+    if v.is_nan() {
+        json!("NaN")
+    } else if v == f64::INFINITY {
+        json!("Infinity")
+    } else if v == f64::NEG_INFINITY {
+        json!("-Infinity")
+    } else {
+        json!(v)
+    }
+}
+
+fn run_info(r: &TrackedRun) -> Value {
+    let mut info = json!({
+        "run_id": r.run_id,
+        "run_uuid": r.run_id,
+        "run_name": r.run_name,
+        "experiment_id": r.experiment_id.to_string(),
+        "user_id": r.user_id,
+        "status": r.status,
+        "start_time": r.start_time,
+        "artifact_uri": r.artifact_uri,
+        "lifecycle_stage": r.lifecycle_stage,
+    });
+    if let (Some(end), Some(m)) = (r.end_time, info.as_object_mut()) {
+        m.insert("end_time".into(), json!(end));
+    }
+    info
+}
+
+fn run_json(r: &TrackedRun) -> Value {
+    let metrics: Vec<Value> = r
+        .metrics
+        .iter()
+        .map(|m| json!({"key": m.key, "value": num(m.value), "timestamp": m.timestamp, "step": m.step}))
+        .collect();
+    let inputs: Vec<Value> = r
+        .inputs
+        .iter()
+        .map(|d| {
+            let mut dataset =
+                json!({"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source});
+            if let Some(m) = dataset.as_object_mut() {
+                if let Some(s) = &d.schema {
+                    m.insert("schema".into(), json!(s));
+                }
+                if let Some(p) = &d.profile {
+                    m.insert("profile".into(), json!(p));
+                }
+            }
+            json!({"tags": kv(&d.tags), "dataset": dataset})
+        })
+        .collect();
+    json!({
+        "info": run_info(r),
+        "data": {"metrics": metrics, "params": kv(&r.params), "tags": kv(&r.tags)},
+        "inputs": {"dataset_inputs": inputs},
+        "outputs": {},
+    })
+}
+
+fn experiment_json(e: &repro_store::tracking::Experiment) -> Value {
+    json!({
+        "experiment_id": e.experiment_id.to_string(),
+        "name": e.name,
+        "artifact_location": e.artifact_location,
+        "lifecycle_stage": e.lifecycle_stage,
+        "creation_time": e.creation_time,
+        "last_update_time": e.last_update_time,
+        "tags": kv(&e.tags),
+    })
+}
+
+fn ok() -> Reply {
+    Ok(Json(json!({})))
+}
+
+// ---- experiments -------------------------------------------------------------------------
+
+/// An experiment filter clause (`name`, `experiment_id`, `tags.*`) against a text value.
+fn text_matches(c: &search::Clause, text: Option<&str>) -> bool {
+    use search::{Comparator as C, Value as V};
+    match (&c.comparator, &c.value, text) {
+        (C::IsNull, _, t) => t.is_none(),
+        (C::IsNotNull, _, t) => t.is_some(),
+        (_, _, None) => false,
+        (C::Eq, V::Str(v), Some(t)) => t == v,
+        (C::Ne, V::Str(v), Some(t)) => t != v,
+        (C::Like, V::Str(v), Some(t)) => search::sql_like(v, t, false),
+        (C::ILike, V::Str(v), Some(t)) => search::sql_like(v, t, true),
+        (C::In, V::List(l), Some(t)) => l.iter().any(|x| x == t),
+        (C::NotIn, V::List(l), Some(t)) => !l.iter().any(|x| x == t),
+        (cmp, V::Number(n), Some(t)) => t.parse::<f64>().is_ok_and(|x| match cmp {
+            C::Eq => x == *n,
+            C::Ne => x != *n,
+            C::Lt => x < *n,
+            C::Le => x <= *n,
+            C::Gt => x > *n,
+            C::Ge => x >= *n,
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+async fn create_experiment(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let name = r.str("name")?;
+    if name.trim().is_empty() || name.len() > 500 {
+        return Err(ApiError::invalid("Invalid experiment name: it must be 1 to 500 characters."));
+    }
+    let location = r.opt_str("artifact_location")?.filter(|l| !l.is_empty());
+    let tags = r.pairs("tags")?;
+    let id = s.with_meta(move |m, _| Ok(m.create_experiment(&name, location.as_deref(), &tags)?)).await?;
+    Ok(Json(json!({"experiment_id": id.to_string()})))
+}
+
+async fn get_experiment(AxState(s): S, Req(r): Req) -> Reply {
+    let id = experiment_id(&Req(r).str("experiment_id")?)?;
+    let e = s.with_meta(move |m, _| Ok(m.get_experiment(id)?)).await?;
+    Ok(Json(json!({"experiment": experiment_json(&e)})))
+}
+
+async fn get_experiment_by_name(AxState(s): S, Req(r): Req) -> Reply {
+    let name = Req(r).str("experiment_name")?;
+    let e = s.with_meta(move |m, _| Ok(m.get_experiment_by_name(&name)?)).await?;
+    Ok(Json(json!({"experiment": experiment_json(&e)})))
+}
+
+fn view_stages(view: Option<&str>) -> Result<&'static [&'static str], ApiError> {
+    Ok(match view.unwrap_or("ACTIVE_ONLY") {
+        "ACTIVE_ONLY" | "1" => &["active"],
+        "DELETED_ONLY" | "2" => &["deleted"],
+        "ALL" | "3" => &["active", "deleted"],
+        other => {
+            return Err(ApiError::invalid(format!(
+                "Invalid view type '{other}': use ACTIVE_ONLY, DELETED_ONLY or ALL."
+            )))
+        }
+    })
+}
+
+fn max_results(r: &Req, default: i64) -> Result<usize, ApiError> {
+    let n = r.opt_i64("max_results")?.unwrap_or(default);
+    if !(1..=MAX_RESULTS).contains(&n) {
+        return Err(ApiError::invalid(format!(
+            "Invalid value {n} for parameter 'max_results' supplied. It must be at most {MAX_RESULTS}, and positive."
+        )));
+    }
+    Ok(n as usize)
+}
+
+fn page_offset(r: &Req) -> Result<usize, ApiError> {
+    match r.opt_str("page_token")?.filter(|t| !t.is_empty()) {
+        None => Ok(0),
+        Some(t) => search::parse_page_token(&t).map_err(|e| ApiError::invalid(e.to_string())),
+    }
+}
+
+async fn search_experiments(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let stages = view_stages(r.opt_str("view_type")?.as_deref())?;
+    let limit = max_results(&r, 1000)?;
+    let offset = page_offset(&r)?;
+    let filter = r.opt_str("filter")?.unwrap_or_default();
+    let clauses = search::parse_filter(&filter).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let all = s.with_meta(|m, _| Ok(m.list_experiments()?)).await?;
+    let mut found: Vec<_> = all
+        .into_iter()
+        .filter(|e| stages.contains(&e.lifecycle_stage.as_str()))
+        .filter(|e| {
+            clauses.iter().all(|c| {
+                let text = match (&c.entity, c.key.as_str()) {
+                    (search::EntityType::Attribute, "name") => Some(e.name.clone()),
+                    (search::EntityType::Attribute, "experiment_id") => Some(e.experiment_id.to_string()),
+                    (search::EntityType::Tag, k) => e.tags.get(k).cloned(),
+                    _ => None,
+                };
+                text_matches(c, text.as_deref())
+            })
+        })
+        .collect();
+    found.sort_by_key(|e| std::cmp::Reverse(e.creation_time));
+    let page: Vec<Value> = found.iter().skip(offset).take(limit).map(experiment_json).collect();
+    let mut out = json!({"experiments": page});
+    if offset + limit < found.len() {
+        out["next_page_token"] = json!(search::page_token(offset + limit));
+    }
+    Ok(Json(out))
+}
+
+async fn update_experiment(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = experiment_id(&r.str("experiment_id")?)?;
+    if let Some(name) = r.opt_str("new_name")?.filter(|n| !n.is_empty()) {
+        s.with_meta(move |m, _| Ok(m.rename_experiment(id, &name)?)).await?;
+    }
+    ok()
+}
+
+async fn delete_experiment(AxState(s): S, Req(r): Req) -> Reply {
+    let id = experiment_id(&Req(r).str("experiment_id")?)?;
+    s.with_meta(move |m, _| Ok(m.set_experiment_stage(id, "deleted")?)).await?;
+    ok()
+}
+
+async fn restore_experiment(AxState(s): S, Req(r): Req) -> Reply {
+    let id = experiment_id(&Req(r).str("experiment_id")?)?;
+    s.with_meta(move |m, _| Ok(m.set_experiment_stage(id, "active")?)).await?;
+    ok()
+}
+
+async fn set_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = experiment_id(&r.str("experiment_id")?)?;
+    let (key, value) = (r.str("key")?, r.str("value")?);
+    check_key("tag", &key)?;
+    check_value("Tag value", &key, &value, 20_000)?;
+    s.with_meta(move |m, _| Ok(m.set_experiment_tag(id, &key, Some(&value))?)).await?;
+    ok()
+}
+
+async fn delete_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = experiment_id(&r.str("experiment_id")?)?;
+    let key = r.str("key")?;
+    s.with_meta(move |m, _| Ok(m.set_experiment_tag(id, &key, None)?)).await?;
+    ok()
+}
+
+// ---- runs ---------------------------------------------------------------------------------
+
+const ADJECTIVES: [&str; 16] = [
+    "amber", "brave", "calm", "dapper", "eager", "fierce", "gentle", "honest", "keen", "lucid", "merry", "nimble",
+    "placid", "quick", "rustic", "sturdy",
+];
+const NOUNS: [&str; 16] = [
+    "ant", "bear", "crane", "deer", "eel", "finch", "goat", "hare", "ibis", "jay", "koala", "lynx", "mole", "newt",
+    "owl", "panda",
+];
+
+fn run_name_for(id: &RunId) -> String {
+    let b = id.as_str().as_bytes();
+    let pick = |i: usize| b.get(i).copied().unwrap_or(0) as usize;
+    format!("{}-{}-{}", ADJECTIVES[pick(0) % 16], NOUNS[pick(1) % 16], (pick(2) * 7 + pick(3)) % 1000)
+}
+
+async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let exp = match r.opt_str("experiment_id")?.filter(|e| !e.is_empty()) {
+        Some(e) => experiment_id(&e)?,
+        None => 0,
+    };
+    let user = r.opt_str("user_id")?.unwrap_or_default();
+    let start = r.opt_i64("start_time")?.unwrap_or_else(repro_store::now_ms);
+    let tags = r.pairs("tags")?;
+    for (k, v) in &tags {
+        check_key("tag", k)?;
+        check_value("Tag value", k, v, MAX_TAG_VALUE)?;
+    }
+    let id = RunId::from_bytes(*uuid::Uuid::new_v4().as_bytes());
+    let name = r
+        .opt_str("run_name")?
+        .filter(|n| !n.is_empty())
+        .or_else(|| tags.iter().find(|(k, _)| k == repro_store::tracking::RUN_NAME_TAG).map(|(_, v)| v.clone()))
+        .unwrap_or_else(|| run_name_for(&id));
+    let run = s
+        .with_meta(move |m, st| {
+            m.create_tracked_run(&id, exp, &user, &name, start, &tags, &st.host)?;
+            Ok(m.get_tracked_run(id.as_str())?)
+        })
+        .await?;
+    Ok(Json(json!({"run": run_json(&run)})))
+}
+
+async fn get_run(AxState(s): S, Req(r): Req) -> Reply {
+    let id = Req(r).run_id()?;
+    let run = s.with_meta(move |m, _| Ok(m.get_tracked_run(&id)?)).await?;
+    Ok(Json(json!({"run": run_json(&run)})))
+}
+
+fn parse_status(s: &str) -> Result<RunStatus, ApiError> {
+    Ok(match s {
+        "RUNNING" | "SCHEDULED" | "1" | "2" => RunStatus::Running,
+        "FINISHED" | "3" => RunStatus::Finished,
+        "FAILED" | "4" => RunStatus::Failed,
+        "KILLED" | "5" => RunStatus::Killed,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "Invalid run status '{other}': use RUNNING, SCHEDULED, FINISHED, FAILED or KILLED."
+            )))
+        }
+    })
+}
+
+async fn update_run(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = r.run_id()?;
+    let status = r.opt_str("status")?.map(|st| parse_status(&st)).transpose()?;
+    let end = r.opt_i64("end_time")?;
+    let name = r.opt_str("run_name")?.filter(|n| !n.is_empty());
+    let run = s
+        .with_meta(move |m, st| {
+            let run = m.get_tracked_run(&id)?;
+            if let Some(n) = &name {
+                m.rename_run(&id, n)?;
+            }
+            match status {
+                Some(RunStatus::Running) | None => {
+                    if status.is_some() {
+                        m.set_tracked_status(&id, RunStatus::Running.as_str())?;
+                    }
+                }
+                Some(end_status) if !run.captured => finish_tracked(m, st, &id, end_status, end)?,
+                // A captured run ends when its `repro run` process does; the script's
+                // end_run() is acknowledged and changes nothing.
+                Some(_) => {}
+            }
+            Ok(m.get_tracked_run(&id)?)
+        })
+        .await?;
+    Ok(Json(json!({"run_info": run_info(&run)})))
+}
+
+/// Ends a tracking-only run: the final record (status, end time, the params and the number
+/// of metric points it logged) is stored as an object and its lineage digest recorded.
+fn finish_tracked(
+    m: &mut repro_store::Metadata,
+    st: &State,
+    id: &str,
+    status: RunStatus,
+    end: Option<i64>,
+) -> Result<(), ApiError> {
+    let run_id = RunId::parse(id).map_err(|_| ApiError::not_found(format!("Run with id={id} not found")))?;
+    let stored = m.get_run(&run_id)?;
+    if stored.lineage.is_some() {
+        return Ok(());
+    }
+    let mut record = stored.record;
+    let end = end.unwrap_or_else(repro_store::now_ms);
+    record.status = status;
+    record.ended_at = Some(repro_store::rfc3339(end));
+    record.params.logged = m.tracked_params(id)?;
+    record.metric_count = m.metrics(&run_id)?.len() as u64;
+    let lineage = record.lineage();
+    let object = st.objects.put_bytes(&record.canonical_json())?;
+    m.finish_run(&record, end, &lineage, &object, &[])?;
+    Ok(())
+}
+
+async fn delete_run(AxState(s): S, Req(r): Req) -> Reply {
+    let id = Req(r).run_id()?;
+    s.with_meta(move |m, _| Ok(m.set_run_stage(&id, "deleted")?)).await?;
+    ok()
+}
+
+async fn restore_run(AxState(s): S, Req(r): Req) -> Reply {
+    let id = Req(r).run_id()?;
+    s.with_meta(move |m, _| Ok(m.set_run_stage(&id, "active")?)).await?;
+    ok()
+}
+
+fn metric_in(v: &Value, default_ts: i64) -> Result<MetricIn, ApiError> {
+    let key = v.get("key").and_then(Value::as_str).ok_or_else(|| ApiError::missing_param("key"))?.to_string();
+    check_key("metric", &key)?;
+    let value = value_f64(v.get("value"), "value")?;
+    let int = |name: &str| -> Result<Option<i64>, ApiError> {
+        match v.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => {
+                n.as_i64().map(Some).ok_or_else(|| ApiError::invalid(format!("Invalid value for parameter '{name}'.")))
+            }
+            Some(Value::String(s)) => {
+                s.parse().map(Some).map_err(|_| ApiError::invalid(format!("Invalid value for parameter '{name}'.")))
+            }
+            Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{name}'."))),
+        }
+    };
+    Ok(MetricIn { key, value, timestamp: int("timestamp")?.unwrap_or(default_ts), step: int("step")?.unwrap_or(0) })
+}
+
+async fn log(
+    s: &Arc<State>,
+    id: String,
+    metrics: Vec<MetricIn>,
+    params: Vec<(String, String)>,
+    tags: Vec<(String, String)>,
+) -> Reply {
+    for (k, v) in &params {
+        check_key("param", k)?;
+        check_value("Param value", k, v, MAX_PARAM_VALUE)?;
+    }
+    for (k, v) in &tags {
+        check_key("tag", k)?;
+        check_value("Tag value", k, v, MAX_TAG_VALUE)?;
+    }
+    s.with_meta(move |m, _| Ok(m.log_batch(&id, &metrics, &params, &tags)?)).await?;
+    ok()
+}
+
+async fn log_metric(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = r.run_id()?;
+    r.f64("value")?;
+    if r.opt_i64("timestamp")?.is_none() {
+        return Err(ApiError::missing_param("timestamp"));
+    }
+    let m = metric_in(&Value::Object(r.0.clone()), repro_store::now_ms())?;
+    log(&s, id, vec![m], vec![], vec![]).await
+}
+
+async fn log_param(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = r.run_id()?;
+    let (k, v) = (r.str("key")?, r.str("value")?);
+    log(&s, id, vec![], vec![(k, v)], vec![]).await
+}
+
+async fn set_tag(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = r.run_id()?;
+    let (k, v) = (r.str("key")?, r.str("value")?);
+    log(&s, id, vec![], vec![], vec![(k, v)]).await
+}
+
+async fn delete_tag(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = r.run_id()?;
+    let key = r.str("key")?;
+    s.with_meta(move |m, _| Ok(m.delete_run_tag(&id, &key)?)).await?;
+    ok()
+}
+
+async fn log_batch(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = r.run_id()?;
+    let metrics = match r.0.get("metrics") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => {
+            if a.len() > MAX_BATCH_METRICS {
+                return Err(ApiError::invalid(format!(
+                    "A batch logging request can contain at most {MAX_BATCH_METRICS} metrics. Got {} metrics. Please split up metrics across multiple requests and try again.",
+                    a.len()
+                )));
+            }
+            let now = repro_store::now_ms();
+            a.iter().map(|v| metric_in(v, now)).collect::<Result<Vec<_>, _>>()?
+        }
+        Some(_) => return Err(ApiError::invalid("Invalid value for parameter 'metrics': expected a list.")),
+    };
+    let params = r.pairs("params")?;
+    let tags = r.pairs("tags")?;
+    if params.len() > MAX_BATCH_PARAMS {
+        return Err(ApiError::invalid(format!(
+            "A batch logging request can contain at most {MAX_BATCH_PARAMS} params. Got {} params. Please split up params across multiple requests and try again.",
+            params.len()
+        )));
+    }
+    if tags.len() > MAX_BATCH_TAGS {
+        return Err(ApiError::invalid(format!(
+            "A batch logging request can contain at most {MAX_BATCH_TAGS} tags. Got {} tags. Please split up tags across multiple requests and try again.",
+            tags.len()
+        )));
+    }
+    // Within one batch the same param twice with two values is as wrong as across batches.
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in &params {
+        if let Some(old) = seen.insert(k, v) {
+            if old != v {
+                return Err(ApiError::invalid(format!("Duplicate parameter keys have been submitted: ['{k}']. Please ensure the request contains only one param value per param key.")));
+            }
+        }
+    }
+    log(&s, id, metrics, params, tags).await
+}
+
+async fn log_inputs(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = r.run_id()?;
+    let list = match r.0.get("datasets") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => return Err(ApiError::invalid("Invalid value for parameter 'datasets': expected a list.")),
+    };
+    let mut inputs = Vec::new();
+    for item in &list {
+        let d = item.get("dataset").ok_or_else(|| ApiError::missing_param("dataset"))?;
+        let field = |k: &str| -> Result<String, ApiError> {
+            d.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::missing_param(&format!("dataset.{k}")))
+        };
+        let tags = Req(item.as_object().cloned().unwrap_or_default()).pairs("tags")?;
+        inputs.push(DatasetInput {
+            name: field("name")?,
+            digest: field("digest")?,
+            source_type: field("source_type")?,
+            source: field("source")?,
+            schema: d.get("schema").and_then(Value::as_str).map(str::to_string),
+            profile: d.get("profile").and_then(Value::as_str).map(str::to_string),
+            tags: tags.into_iter().collect(),
+        });
+    }
+    s.with_meta(move |m, _| Ok(m.log_inputs(&id, &inputs)?)).await?;
+    ok()
+}
+
+async fn metric_history(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let id = r.run_id()?;
+    let key = r.str("metric_key")?;
+    let limit = max_results(&r, 25_000)?;
+    let offset = page_offset(&r)?;
+    let points = s.with_meta(move |m, _| Ok(m.metric_history(&id, &key, offset, limit + 1)?)).await?;
+    let more = points.len() > limit;
+    let metrics: Vec<Value> = points
+        .iter()
+        .take(limit)
+        .map(|m| json!({"key": m.key, "value": num(m.value), "timestamp": m.timestamp, "step": m.step}))
+        .collect();
+    let mut out = json!({"metrics": metrics});
+    if more {
+        out["next_page_token"] = json!(search::page_token(offset + limit));
+    }
+    Ok(Json(out))
+}
+
+async fn search_runs(AxState(s): S, Req(r): Req) -> Reply {
+    let r = Req(r);
+    let experiments = r
+        .str_list("experiment_ids")?
+        .iter()
+        .map(|e| e.trim().parse::<i64>().map_err(|_| ApiError::invalid(format!("Invalid experiment id '{e}'."))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stages = view_stages(r.opt_str("run_view_type")?.as_deref())?;
+    let limit = max_results(&r, 1000)?;
+    let offset = page_offset(&r)?;
+    let clauses = search::parse_filter(&r.opt_str("filter")?.unwrap_or_default())
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let order = search::parse_order_by(&r.str_list("order_by")?).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let runs = s.with_meta(move |m, _| Ok(m.tracked_runs(&experiments, stages)?)).await?;
+    let views: Vec<(usize, ViewData)> = runs.iter().enumerate().map(|(i, r)| (i, ViewData::of(r))).collect();
+    let mut hits: Vec<(usize, RunView)> =
+        views.iter().map(|(i, d)| (*i, d.view(&runs[*i]))).filter(|(_, v)| search::matches(&clauses, v)).collect();
+    hits.sort_by(|a, b| search::compare(&order, &a.1, &b.1));
+    let page: Vec<Value> = hits.iter().skip(offset).take(limit).map(|(i, _)| run_json(&runs[*i])).collect();
+    let mut out = json!({"runs": page});
+    if offset + limit < hits.len() {
+        out["next_page_token"] = json!(search::page_token(offset + limit));
+    }
+    Ok(Json(out))
+}
+
+/// The owned parts a `RunView` borrows.
+struct ViewData {
+    metrics: BTreeMap<String, f64>,
+    datasets: Vec<(String, String, String)>,
+}
+
+impl ViewData {
+    fn of(r: &TrackedRun) -> ViewData {
+        ViewData {
+            metrics: r.metrics.iter().map(|m| (m.key.clone(), m.value)).collect(),
+            datasets: r
+                .inputs
+                .iter()
+                .map(|d| {
+                    (d.name.clone(), d.digest.clone(), d.tags.get("mlflow.data.context").cloned().unwrap_or_default())
+                })
+                .collect(),
+        }
+    }
+
+    fn view<'a>(&'a self, r: &'a TrackedRun) -> RunView<'a> {
+        RunView {
+            run_id: r.run_id.as_str(),
+            run_name: &r.run_name,
+            status: r.status,
+            user_id: &r.user_id,
+            artifact_uri: &r.artifact_uri,
+            start_time: r.start_time,
+            end_time: r.end_time,
+            metrics: &self.metrics,
+            params: &r.params,
+            tags: &r.tags,
+            datasets: &self.datasets,
+        }
+    }
+}
+
+impl IntoResponse for Req {
+    fn into_response(self) -> Response {
+        Json(Value::Object(self.0)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            form_pairs("run_id=ab&metric_key=val%20loss&x=a+b&bad=%zz&end=%4"),
+            vec![
+                ("run_id".into(), "ab".into()),
+                ("metric_key".into(), "val loss".into()),
+                ("x".into(), "a b".into()),
+                ("bad".into(), "%zz".into()),
+                ("end".into(), "%4".into())
+            ]
+        );
+        assert_eq!(form_pairs(""), vec![]);
+    }
+
+    #[test]
+    fn doubles_travel_as_mlflow_writes_them() {
+        assert_eq!(num(f64::NAN), json!("NaN"));
+        assert_eq!(num(f64::NEG_INFINITY), json!("-Infinity"));
+        assert!(value_f64(Some(&json!("Infinity")), "v").is_ok_and(|v| v.is_infinite()));
+        assert!(value_f64(Some(&json!("1e-3")), "v").is_ok_and(|v| v == 0.001));
+        assert!(value_f64(Some(&json!({})), "v").is_err());
+        assert!(value_f64(None, "v").is_err());
+    }
+}

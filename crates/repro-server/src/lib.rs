@@ -1,0 +1,135 @@
+//! The tracking server: the MLflow REST API (`/api/2.0/mlflow/…`, also under `/ajax-api`)
+//! over repro's store, so the unmodified MLflow client logs into repro.
+//!
+//! Depends on `repro-core` and `repro-store` only: it stores what clients send and captures
+//! nothing itself. Handlers run the (synchronous, SQLite) store calls on tokio's blocking
+//! pool, each with a connection from a small pool, so a slow query never stalls the
+//! accepting threads.
+
+mod api;
+mod error;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use error::{ApiError, ServerError};
+use repro_store::{Metadata, Objects};
+
+/// What every handler shares.
+pub struct State {
+    root: PathBuf,
+    pool: Mutex<Vec<Metadata>>,
+    pub(crate) objects: Objects,
+    pub(crate) host: String,
+}
+
+impl State {
+    /// Opens the store whose `.repro` folder is `root`.
+    pub fn open(root: &Path) -> Result<Arc<State>, ServerError> {
+        let store = repro_store::Store::open(root)?;
+        Ok(Arc::new(State {
+            root: root.to_path_buf(),
+            pool: Mutex::new(vec![store.meta]),
+            objects: store.objects,
+            host: repro_store::process::hostname(),
+        }))
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    pub(crate) async fn with_meta<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Metadata, &State) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let taken = state.pool.lock().ok().and_then(|mut p| p.pop());
+            let mut meta = match taken {
+                Some(m) => m,
+                None => Metadata::open(&state.root.join(repro_store::meta::DB_FILE)).map_err(ApiError::from)?,
+            };
+            let out = f(&mut meta, &state);
+            if let Ok(mut p) = state.pool.lock() {
+                if p.len() < 8 {
+                    p.push(meta);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: Arc<State>) -> axum::Router {
+    api::router(state)
+}
+
+/// Serves until the process is stopped (`repro serve`).
+pub async fn serve(state: Arc<State>, addr: SocketAddr) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
+    let local = listener.local_addr().map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
+    tracing::info!("serving on http://{local}");
+    eprintln!("repro: serving the store on http://{local} (MLflow clients: MLFLOW_TRACKING_URI=http://{local})");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| ServerError::Bind { addr: local.to_string(), source: e })
+}
+
+/// A server on a free loopback port in a thread of its own, for `repro run`: the command's
+/// MLflow calls land in the store while repro waits for it. Stops when the handle drops.
+pub struct Background {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn start(root: &Path) -> Result<Background, ServerError> {
+        let state = State::open(root)?;
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| ServerError::Bind { addr: "127.0.0.1:0".into(), source: e })?;
+        let addr =
+            std_listener.local_addr().map_err(|e| ServerError::Bind { addr: "127.0.0.1:0".into(), source: e })?;
+        std_listener.set_nonblocking(true).map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("repro-tracking".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
+                    let _ = axum::serve(listener, router(state))
+                        .with_graceful_shutdown(async {
+                            let _ = rx.await;
+                        })
+                        .await;
+                });
+            })
+            .map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
+        Ok(Background { addr, stop: Some(tx), thread: Some(thread) })
+    }
+
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,814 @@
+//! What the MLflow tracking API adds to a run: experiments, params, tags, the latest value of
+//! each metric, dataset inputs — in the same database as the runs they belong to.
+//!
+//! A run is one row of `runs` whichever door it came through: `repro run` (captured) or
+//! `POST /runs/create` (tracking only; its record says nothing was captured). The `tracking`
+//! row holds what MLflow knows and repro's record does not: the experiment, the MLflow user,
+//! the lifecycle stage, the artifact URI. Runs without one (recorded before the server
+//! existed) belong to the Default experiment "0". Metric points go to the one `metrics`
+//! table; `latest_metrics` keeps each key's latest point so searches never scan series.
+
+use std::collections::BTreeMap;
+
+use repro_core::record::RunRecord;
+use repro_core::RunId;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::meta::{db, Metadata};
+use crate::{Result, StoreError};
+
+/// Version 5: the MLflow tracking tables.
+pub(crate) const SCHEMA_V5: &str = "
+CREATE TABLE experiments (
+    experiment_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    artifact_location TEXT NOT NULL,
+    lifecycle_stage TEXT NOT NULL,
+    creation_time INTEGER NOT NULL,
+    last_update_time INTEGER NOT NULL
+);
+CREATE TABLE experiment_tags (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, key)
+);
+CREATE TABLE tracking (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id),
+    experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),
+    user_id TEXT NOT NULL,
+    lifecycle_stage TEXT NOT NULL,
+    artifact_uri TEXT NOT NULL,
+    deleted_time INTEGER,
+    -- 'api': created by a tracking client; 'run': a run `repro run` owns.
+    origin TEXT NOT NULL DEFAULT 'run'
+);
+CREATE INDEX tracking_experiment ON tracking(experiment_id);
+CREATE TABLE run_params (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE run_tags (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE latest_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    value REAL NOT NULL,
+    step INTEGER NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    is_nan INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+-- SQLite stores NaN as NULL; a NaN point is kept as value 0 with is_nan set, as MLflow does.
+ALTER TABLE metrics ADD COLUMN is_nan INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE run_inputs (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    source_type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    schema TEXT,
+    profile TEXT,
+    tags TEXT NOT NULL,
+    UNIQUE (run_id, name, digest)
+);
+INSERT INTO latest_metrics (run_id, key, value, step, timestamp_ms, is_nan)
+SELECT run_id, key, value, step, timestamp_ms, is_nan FROM metrics m
+WHERE rowid = (SELECT rowid FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.key = m.key
+               ORDER BY step DESC, timestamp_ms DESC, value DESC LIMIT 1);
+";
+
+/// Recomputes the latest point of each of a run's metrics (after points arrive in bulk).
+pub(crate) const REFRESH_LATEST: &str = "
+INSERT OR REPLACE INTO latest_metrics (run_id, key, value, step, timestamp_ms, is_nan)
+SELECT run_id, key, value, step, timestamp_ms, is_nan FROM metrics m
+WHERE run_id = ?1 AND rowid = (SELECT rowid FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.key = m.key
+                              ORDER BY step DESC, timestamp_ms DESC, value DESC LIMIT 1)";
+
+/// The run tag MLflow keeps the run's name in.
+pub const RUN_NAME_TAG: &str = "mlflow.runName";
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Experiment {
+    pub experiment_id: i64,
+    pub name: String,
+    pub artifact_location: String,
+    pub lifecycle_stage: String,
+    pub creation_time: i64,
+    pub last_update_time: i64,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatestMetric {
+    pub key: String,
+    pub value: f64,
+    pub step: i64,
+    pub timestamp: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DatasetInput {
+    pub name: String,
+    pub digest: String,
+    pub source_type: String,
+    pub source: String,
+    pub schema: Option<String>,
+    pub profile: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A run as the tracking API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrackedRun {
+    pub run_id: RunId,
+    pub run_name: String,
+    pub experiment_id: i64,
+    pub user_id: String,
+    /// The MLflow status name: RUNNING, FINISHED, FAILED, KILLED.
+    pub status: &'static str,
+    pub start_time: i64,
+    pub end_time: Option<i64>,
+    pub artifact_uri: String,
+    pub lifecycle_stage: String,
+    /// Owned by a `repro run` process (captured), not by a tracking client.
+    pub captured: bool,
+    pub metrics: Vec<LatestMetric>,
+    pub params: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub inputs: Vec<DatasetInput>,
+}
+
+/// One metric point as a client logs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricIn {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+fn mlflow_status(status: &str) -> &'static str {
+    match status {
+        "running" => "RUNNING",
+        "finished" => "FINISHED",
+        "killed" => "KILLED",
+        _ => "FAILED",
+    }
+}
+
+fn invalid(message: impl Into<String>) -> StoreError {
+    StoreError::Invalid(message.into())
+}
+
+fn not_found(message: impl Into<String>) -> StoreError {
+    StoreError::Missing(message.into())
+}
+
+/// A metric value as SQLite can keep it (NaN would become NULL): the value, and the NaN flag.
+pub(crate) fn storable(v: f64) -> (f64, bool) {
+    if v.is_nan() {
+        (0.0, true)
+    } else {
+        (v, false)
+    }
+}
+
+/// Whether (step, timestamp, value) is later than the stored latest point: MLflow's rule.
+fn later(a: (i64, i64, f64), b: (i64, i64, f64)) -> bool {
+    (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| a.2.total_cmp(&b.2)).is_gt()
+}
+
+impl Metadata {
+    pub(crate) fn create_default_experiment(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+        let now = crate::now_ms();
+        tx.execute(
+            "INSERT OR IGNORE INTO experiments VALUES (0, 'Default', 'mlflow-artifacts:/0', 'active', ?1, ?1)",
+            [now],
+        )
+    }
+
+    // ---- experiments ---------------------------------------------------------------------
+
+    pub fn create_experiment(
+        &mut self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[(String, String)],
+    ) -> Result<i64> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db(&path, "create experiment", e))?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT experiment_id FROM experiments WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .map_err(|e| db(&path, "create experiment", e))?;
+        if exists.is_some() {
+            return Err(StoreError::AlreadyThere(format!("Experiment(name={name}) already exists.")));
+        }
+        let id: i64 = tx
+            .query_row("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", [], |r| r.get(0))
+            .map_err(|e| db(&path, "create experiment", e))?;
+        let location = artifact_location.map(str::to_string).unwrap_or_else(|| format!("mlflow-artifacts:/{id}"));
+        let now = crate::now_ms();
+        tx.execute("INSERT INTO experiments VALUES (?1, ?2, ?3, 'active', ?4, ?4)", params![id, name, location, now])
+            .map_err(|e| db(&path, "create experiment", e))?;
+        for (k, v) in tags {
+            tx.execute("INSERT OR REPLACE INTO experiment_tags VALUES (?1, ?2, ?3)", params![id, k, v])
+                .map_err(|e| db(&path, "tag experiment", e))?;
+        }
+        tx.commit().map_err(|e| db(&path, "create experiment", e))?;
+        Ok(id)
+    }
+
+    fn experiment_rows(&self, filter_sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Experiment>> {
+        let sql = format!(
+            "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time
+             FROM experiments {filter_sql} ORDER BY experiment_id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err("read experiments"))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok(Experiment {
+                    experiment_id: r.get(0)?,
+                    name: r.get(1)?,
+                    artifact_location: r.get(2)?,
+                    lifecycle_stage: r.get(3)?,
+                    creation_time: r.get(4)?,
+                    last_update_time: r.get(5)?,
+                    tags: BTreeMap::new(),
+                })
+            })
+            .map_err(self.err("read experiments"))?;
+        let mut out = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read experiments"))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM experiment_tags WHERE experiment_id = ?1")
+            .map_err(self.err("read tags"))?;
+        for e in &mut out {
+            let tags = stmt
+                .query_map([e.experiment_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(self.err("read tags"))?;
+            e.tags = tags.collect::<rusqlite::Result<_>>().map_err(self.err("read tags"))?;
+        }
+        Ok(out)
+    }
+
+    pub fn get_experiment(&self, id: i64) -> Result<Experiment> {
+        self.experiment_rows("WHERE experiment_id = ?1", &[&id])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))
+    }
+
+    pub fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        self.experiment_rows("WHERE name = ?1", &[&name])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_found(format!("Could not find experiment with name '{name}'")))
+    }
+
+    /// Every experiment in `stages` (active, deleted), by id.
+    pub fn list_experiments(&self) -> Result<Vec<Experiment>> {
+        self.experiment_rows("", &[])
+    }
+
+    pub fn rename_experiment(&self, id: i64, new_name: &str) -> Result<()> {
+        self.get_experiment(id)?;
+        if self.get_experiment_by_name(new_name).is_ok_and(|e| e.experiment_id != id) {
+            return Err(StoreError::AlreadyThere(format!("Experiment(name={new_name}) already exists.")));
+        }
+        self.conn
+            .execute(
+                "UPDATE experiments SET name = ?2, last_update_time = ?3 WHERE experiment_id = ?1",
+                params![id, new_name, crate::now_ms()],
+            )
+            .map_err(self.err("rename experiment"))?;
+        Ok(())
+    }
+
+    pub fn set_experiment_stage(&self, id: i64, stage: &str) -> Result<()> {
+        if id == 0 && stage == "deleted" {
+            return Err(invalid(
+                "Cannot delete the default experiment '0'. This is an internally reserved experiment.",
+            ));
+        }
+        self.get_experiment(id)?;
+        self.conn
+            .execute(
+                "UPDATE experiments SET lifecycle_stage = ?2, last_update_time = ?3 WHERE experiment_id = ?1",
+                params![id, stage, crate::now_ms()],
+            )
+            .map_err(self.err("update experiment"))?;
+        Ok(())
+    }
+
+    pub fn set_experiment_tag(&self, id: i64, key: &str, value: Option<&str>) -> Result<()> {
+        self.get_experiment(id)?;
+        match value {
+            Some(v) => self
+                .conn
+                .execute("INSERT OR REPLACE INTO experiment_tags VALUES (?1, ?2, ?3)", params![id, key, v])
+                .map_err(self.err("tag experiment"))?,
+            None => self
+                .conn
+                .execute("DELETE FROM experiment_tags WHERE experiment_id = ?1 AND key = ?2", params![id, key])
+                .map_err(self.err("untag experiment"))?,
+        };
+        Ok(())
+    }
+
+    // ---- runs -----------------------------------------------------------------------------
+
+    /// `POST /runs/create`: a tracking-only run in `experiment_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_tracked_run(
+        &mut self,
+        id: &RunId,
+        experiment_id: i64,
+        user_id: &str,
+        run_name: &str,
+        start_time: i64,
+        tags: &[(String, String)],
+        host: &str,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db(&path, "create run", e))?;
+        let stage: Option<String> = tx
+            .query_row("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?1", [experiment_id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| db(&path, "create run", e))?;
+        match stage.as_deref() {
+            None => return Err(not_found(format!("No Experiment with id={experiment_id} exists"))),
+            Some("active") => {}
+            Some(_) => {
+                return Err(invalid(format!(
+                    "The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
+                )))
+            }
+        }
+        let record = RunRecord::tracking_only(
+            id.clone(),
+            Some(run_name.to_string()),
+            user_id.to_string(),
+            host.to_string(),
+            crate::rfc3339(start_time),
+        );
+        let json = serde_json::to_string(&record).expect("records serialize");
+        tx.execute(
+            "INSERT INTO runs (id, name, status, exit_code, started_ms, host, pid, pid_start, record)
+             VALUES (?1, ?2, 'running', NULL, ?3, ?4, NULL, NULL, ?5)",
+            params![id.as_str(), run_name, start_time, host, json],
+        )
+        .map_err(|e| db(&path, "create run", e))?;
+        let artifact_uri = format!("mlflow-artifacts:/{experiment_id}/{id}/artifacts");
+        tx.execute(
+            "INSERT INTO tracking (run_id, experiment_id, user_id, lifecycle_stage, artifact_uri, origin)
+             VALUES (?1, ?2, ?3, 'active', ?4, 'api')",
+            params![id.as_str(), experiment_id, user_id, artifact_uri],
+        )
+        .map_err(|e| db(&path, "create run", e))?;
+        let mut all_tags = tags.to_vec();
+        all_tags.push((RUN_NAME_TAG.to_string(), run_name.to_string()));
+        for (k, v) in &all_tags {
+            tx.execute("INSERT OR REPLACE INTO run_tags VALUES (?1, ?2, ?3)", params![id.as_str(), k, v])
+                .map_err(|e| db(&path, "tag run", e))?;
+        }
+        tx.commit().map_err(|e| db(&path, "create run", e))
+    }
+
+    /// Gives a run `repro run` owns its tracking row, so a script's MLflow calls land in it.
+    pub fn adopt_run(&self, id: &RunId, experiment_id: i64, user_id: &str) -> Result<()> {
+        let artifact_uri = format!("mlflow-artifacts:/{experiment_id}/{id}/artifacts");
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO tracking (run_id, experiment_id, user_id, lifecycle_stage, artifact_uri)
+                 VALUES (?1, ?2, ?3, 'active', ?4)",
+                params![id.as_str(), experiment_id, user_id, artifact_uri],
+            )
+            .map_err(self.err("adopt run"))?;
+        Ok(())
+    }
+
+    const TRACKED_COLUMNS: &'static str =
+        "r.id, r.name, COALESCE(t.experiment_id, 0), COALESCE(t.user_id, ''), r.status,
+         r.started_ms, r.ended_ms, COALESCE(t.artifact_uri, 'mlflow-artifacts:/0/' || r.id || '/artifacts'),
+         COALESCE(t.lifecycle_stage, 'active'), COALESCE(t.origin, 'run') = 'run'";
+
+    fn tracked_rows(&self, where_sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<TrackedRun>> {
+        let sql =
+            format!("SELECT {} FROM runs r LEFT JOIN tracking t ON t.run_id = r.id {where_sql}", Self::TRACKED_COLUMNS);
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err("read runs"))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, bool>(9)?,
+                ))
+            })
+            .map_err(self.err("read runs"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name, experiment_id, user_id, status, start, end, artifact_uri, stage, captured) =
+                row.map_err(self.err("read runs"))?;
+            let run_id =
+                RunId::parse(&id).map_err(|e| StoreError::BadRecord { run: id.clone(), message: e.to_string() })?;
+            out.push(TrackedRun {
+                run_id,
+                run_name: name.unwrap_or_default(),
+                experiment_id,
+                user_id,
+                status: mlflow_status(&status),
+                start_time: start,
+                end_time: end,
+                artifact_uri,
+                lifecycle_stage: stage,
+                captured,
+                metrics: Vec::new(),
+                params: BTreeMap::new(),
+                tags: BTreeMap::new(),
+                inputs: Vec::new(),
+            });
+        }
+        self.fill_run_data(&mut out)?;
+        Ok(out)
+    }
+
+    /// Loads params, tags, latest metrics and inputs for `runs`, one query per table.
+    fn fill_run_data(&self, runs: &mut [TrackedRun]) -> Result<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let index: BTreeMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id.to_string(), i)).collect();
+        let one = runs.len() == 1;
+        let filter = if one { "WHERE run_id = ?1" } else { "" };
+        let arg = runs[0].run_id.to_string();
+        let args: Vec<&dyn rusqlite::ToSql> = if one { vec![&arg] } else { vec![] };
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT run_id, key, value FROM run_params {filter}"))
+            .map_err(self.err("read params"))?;
+        let mut rows = stmt.query(args.as_slice()).map_err(self.err("read params"))?;
+        while let Some(r) = rows.next().map_err(self.err("read params"))? {
+            let id: String = r.get(0).map_err(self.err("read params"))?;
+            if let Some(&i) = index.get(&id) {
+                runs[i]
+                    .params
+                    .insert(r.get(1).map_err(self.err("read params"))?, r.get(2).map_err(self.err("read params"))?);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT run_id, key, value FROM run_tags {filter}"))
+            .map_err(self.err("read tags"))?;
+        let mut rows = stmt.query(args.as_slice()).map_err(self.err("read tags"))?;
+        while let Some(r) = rows.next().map_err(self.err("read tags"))? {
+            let id: String = r.get(0).map_err(self.err("read tags"))?;
+            if let Some(&i) = index.get(&id) {
+                runs[i].tags.insert(r.get(1).map_err(self.err("read tags"))?, r.get(2).map_err(self.err("read tags"))?);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT run_id, key, CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms FROM latest_metrics {filter} ORDER BY key"
+            ))
+            .map_err(self.err("read metrics"))?;
+        let mut rows = stmt.query(args.as_slice()).map_err(self.err("read metrics"))?;
+        while let Some(r) = rows.next().map_err(self.err("read metrics"))? {
+            let id: String = r.get(0).map_err(self.err("read metrics"))?;
+            if let Some(&i) = index.get(&id) {
+                runs[i].metrics.push(LatestMetric {
+                    key: r.get(1).map_err(self.err("read metrics"))?,
+                    value: r.get::<_, Option<f64>>(2).map_err(self.err("read metrics"))?.unwrap_or(f64::NAN),
+                    step: r.get(3).map_err(self.err("read metrics"))?,
+                    timestamp: r.get(4).map_err(self.err("read metrics"))?,
+                });
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT run_id, name, digest, source_type, source, schema, profile, tags FROM run_inputs {filter} ORDER BY rowid"
+            ))
+            .map_err(self.err("read inputs"))?;
+        let mut rows = stmt.query(args.as_slice()).map_err(self.err("read inputs"))?;
+        while let Some(r) = rows.next().map_err(self.err("read inputs"))? {
+            let e = self.err("read inputs");
+            let id: String = r.get(0).map_err(e)?;
+            if let Some(&i) = index.get(&id) {
+                let tags: String = r.get(7).map_err(self.err("read inputs"))?;
+                runs[i].inputs.push(DatasetInput {
+                    name: r.get(1).map_err(self.err("read inputs"))?,
+                    digest: r.get(2).map_err(self.err("read inputs"))?,
+                    source_type: r.get(3).map_err(self.err("read inputs"))?,
+                    source: r.get(4).map_err(self.err("read inputs"))?,
+                    schema: r.get(5).map_err(self.err("read inputs"))?,
+                    profile: r.get(6).map_err(self.err("read inputs"))?,
+                    tags: serde_json::from_str(&tags).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get_tracked_run(&self, id: &str) -> Result<TrackedRun> {
+        self.tracked_rows("WHERE r.id = ?1", &[&id])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_found(format!("Run with id={id} not found")))
+    }
+
+    /// The runs of `experiments` in the given lifecycle stages, with their data.
+    pub fn tracked_runs(&self, experiments: &[i64], stages: &[&str]) -> Result<Vec<TrackedRun>> {
+        let exps = experiments.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let stages = stages.iter().map(|s| format!("'{}'", s.replace('\'', ""))).collect::<Vec<_>>().join(",");
+        self.tracked_rows(
+            &format!(
+                "WHERE COALESCE(t.experiment_id, 0) IN ({exps}) AND COALESCE(t.lifecycle_stage, 'active') IN ({stages})"
+            ),
+            &[],
+        )
+    }
+
+    fn active_run(tx: &rusqlite::Transaction<'_>, path: &std::path::Path, id: &str) -> Result<()> {
+        let stage: Option<String> = tx
+            .query_row(
+                "SELECT COALESCE(t.lifecycle_stage, 'active') FROM runs r LEFT JOIN tracking t ON t.run_id = r.id WHERE r.id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db(path, "find run", e))?;
+        match stage.as_deref() {
+            None => Err(not_found(format!("Run with id={id} not found"))),
+            Some("active") => Ok(()),
+            Some(s) => Err(invalid(format!("The run {id} must be in the 'active' state. Current state is {s}."))),
+        }
+    }
+
+    /// `log-batch` (and the single-item calls): params immutable, tags last-write-wins,
+    /// metrics appended, all in one transaction.
+    pub fn log_batch(
+        &mut self,
+        id: &str,
+        metrics: &[MetricIn],
+        params: &[(String, String)],
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db(&path, "log", e))?;
+        Self::active_run(&tx, &path, id)?;
+        {
+            let mut get = tx
+                .prepare_cached("SELECT value FROM run_params WHERE run_id = ?1 AND key = ?2")
+                .map_err(|e| db(&path, "log params", e))?;
+            let mut put = tx
+                .prepare_cached("INSERT INTO run_params VALUES (?1, ?2, ?3)")
+                .map_err(|e| db(&path, "log params", e))?;
+            for (k, v) in params {
+                let old: Option<String> =
+                    get.query_row(params![id, k], |r| r.get(0)).optional().map_err(|e| db(&path, "log params", e))?;
+                match old {
+                    Some(old) if &old == v => {}
+                    Some(old) => {
+                        return Err(invalid(format!(
+                            "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{id}'. Attempted logging new value '{v}'."
+                        )))
+                    }
+                    None => {
+                        put.execute(params![id, k, v]).map_err(|e| db(&path, "log params", e))?;
+                    }
+                }
+            }
+            let mut tag = tx
+                .prepare_cached("INSERT OR REPLACE INTO run_tags VALUES (?1, ?2, ?3)")
+                .map_err(|e| db(&path, "set tags", e))?;
+            for (k, v) in tags {
+                tag.execute(params![id, k, v]).map_err(|e| db(&path, "set tags", e))?;
+                if k == RUN_NAME_TAG {
+                    tx.execute("UPDATE runs SET name = ?2 WHERE id = ?1", params![id, v])
+                        .map_err(|e| db(&path, "rename run", e))?;
+                }
+            }
+            let mut point = tx
+                .prepare_cached(
+                    "INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(|e| db(&path, "log metrics", e))?;
+            let mut latest_get = tx
+                .prepare_cached(
+                    "SELECT CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms FROM latest_metrics WHERE run_id = ?1 AND key = ?2",
+                )
+                .map_err(|e| db(&path, "log metrics", e))?;
+            let mut latest_put = tx
+                .prepare_cached("INSERT OR REPLACE INTO latest_metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(|e| db(&path, "log metrics", e))?;
+            for m in metrics {
+                let (stored, nan) = storable(m.value);
+                point
+                    .execute(params![id, m.key, stored, m.step, m.timestamp, nan])
+                    .map_err(|e| db(&path, "log metrics", e))?;
+                let cur: Option<(f64, i64, i64)> = latest_get
+                    .query_row(params![id, m.key], |r| {
+                        Ok((r.get::<_, Option<f64>>(0)?.unwrap_or(f64::NAN), r.get(1)?, r.get(2)?))
+                    })
+                    .optional()
+                    .map_err(|e| db(&path, "log metrics", e))?;
+                let newer = match cur {
+                    None => true,
+                    Some((v, s, t)) => later((m.step, m.timestamp, m.value), (s, t, v)),
+                };
+                if newer {
+                    latest_put
+                        .execute(params![id, m.key, stored, m.step, m.timestamp, nan])
+                        .map_err(|e| db(&path, "log metrics", e))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| db(&path, "log", e))
+    }
+
+    pub fn delete_run_tag(&mut self, id: &str, key: &str) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db(&path, "delete tag", e))?;
+        Self::active_run(&tx, &path, id)?;
+        let n = tx
+            .execute("DELETE FROM run_tags WHERE run_id = ?1 AND key = ?2", params![id, key])
+            .map_err(|e| db(&path, "delete tag", e))?;
+        if n == 0 {
+            return Err(not_found(format!("No tag with name: {key} in run with id {id}")));
+        }
+        tx.commit().map_err(|e| db(&path, "delete tag", e))
+    }
+
+    pub fn log_inputs(&mut self, id: &str, inputs: &[DatasetInput]) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db(&path, "log inputs", e))?;
+        Self::active_run(&tx, &path, id)?;
+        for d in inputs {
+            let tags = serde_json::to_string(&d.tags).expect("tags serialize");
+            tx.execute(
+                "INSERT INTO run_inputs (run_id, name, digest, source_type, source, schema, profile, tags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(run_id, name, digest) DO UPDATE SET tags = excluded.tags",
+                params![id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, tags],
+            )
+            .map_err(|e| db(&path, "log inputs", e))?;
+        }
+        tx.commit().map_err(|e| db(&path, "log inputs", e))
+    }
+
+    pub fn set_run_stage(&self, id: &str, stage: &str) -> Result<()> {
+        self.get_tracked_run(id)?;
+        let now = crate::now_ms();
+        self.conn
+            .execute(
+                "INSERT INTO tracking (run_id, experiment_id, user_id, lifecycle_stage, artifact_uri, deleted_time)
+                 VALUES (?1, 0, '', ?2, 'mlflow-artifacts:/0/' || ?1 || '/artifacts', ?3)
+                 ON CONFLICT(run_id) DO UPDATE SET lifecycle_stage = excluded.lifecycle_stage, deleted_time = excluded.deleted_time",
+                params![id, stage, (stage == "deleted").then_some(now)],
+            )
+            .map_err(self.err("update run"))?;
+        Ok(())
+    }
+
+    /// A page of a metric's history, in (step, timestamp) order.
+    pub fn metric_history(&self, id: &str, key: &str, offset: usize, limit: usize) -> Result<Vec<LatestMetric>> {
+        self.get_tracked_run(id)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms FROM metrics WHERE run_id = ?1 AND key = ?2
+                 ORDER BY step, timestamp_ms, rowid LIMIT ?3 OFFSET ?4",
+            )
+            .map_err(self.err("read metric history"))?;
+        let rows = stmt
+            .query_map(params![id, key, limit as i64, offset as i64], |r| {
+                Ok(LatestMetric {
+                    key: r.get(0)?,
+                    value: r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN),
+                    step: r.get(2)?,
+                    timestamp: r.get(3)?,
+                })
+            })
+            .map_err(self.err("read metric history"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read metric history"))
+    }
+
+    /// Ends a tracking-only run: its status, end time, and the params it logged go into the
+    /// final record, whose lineage digest is then computed by the caller.
+    pub fn tracked_params(&self, id: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self.get_tracked_run(id)?.params)
+    }
+
+    /// Renames a run (MLflow `runs/update` with `run_name`).
+    pub fn rename_run(&self, id: &str, name: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE runs SET name = ?2 WHERE id = ?1", params![id, name])
+            .map_err(self.err("rename run"))?;
+        self.conn
+            .execute("INSERT OR REPLACE INTO run_tags VALUES (?1, ?2, ?3)", params![id, RUN_NAME_TAG, name])
+            .map_err(self.err("rename run"))?;
+        Ok(())
+    }
+
+    /// The status of a tracking-only run that has not ended (no lineage yet) moves; a
+    /// captured run's status belongs to its `repro run` process and is left alone.
+    pub fn set_tracked_status(&self, id: &str, status: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = ?2 WHERE id = ?1 AND pid IS NULL AND lineage IS NULL",
+                params![id, status],
+            )
+            .map_err(self.err("update run"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> (tempfile::TempDir, Metadata) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = Metadata::open(&dir.path().join(crate::meta::DB_FILE)).expect("open");
+        (dir, m)
+    }
+
+    #[test]
+    fn experiments_and_the_default_one() {
+        let (_d, mut m) = meta();
+        assert_eq!(m.get_experiment(0).expect("default").name, "Default");
+        let id = m.create_experiment("e", None, &[("k".into(), "v".into())]).expect("create");
+        assert_eq!(id, 1);
+        let e = m.get_experiment_by_name("e").expect("by name");
+        assert_eq!(e.artifact_location, "mlflow-artifacts:/1");
+        assert_eq!(e.tags["k"], "v");
+        assert!(matches!(m.create_experiment("e", None, &[]), Err(StoreError::AlreadyThere(_))));
+        assert!(matches!(m.get_experiment(9), Err(StoreError::Missing(_))));
+        assert!(matches!(m.set_experiment_stage(0, "deleted"), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn runs_log_and_keep_the_latest_metric() {
+        let (_d, mut m) = meta();
+        let id = RunId::from_bytes([3; 16]);
+        m.create_tracked_run(&id, 0, "ada", "brave-owl", 1000, &[("team".into(), "a".into())], "h").expect("create");
+        let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let pt =
+            |key: &str, value: f64, step: i64, timestamp: i64| MetricIn { key: key.into(), value, step, timestamp };
+        m.log_batch(
+            id.as_str(),
+            &[pt("loss", 0.9, 0, 10), pt("loss", 0.5, 2, 5), pt("loss", 0.7, 1, 20)],
+            &[p("lr", "0.1")],
+            &[],
+        )
+        .expect("log");
+        m.log_batch(id.as_str(), &[], &[p("lr", "0.1")], &[]).expect("same value is fine");
+        let e = m.log_batch(id.as_str(), &[], &[p("lr", "0.2")], &[]).expect_err("overwrite");
+        assert!(e.to_string().contains("Changing param values is not allowed"), "{e}");
+        let r = m.get_tracked_run(id.as_str()).expect("run");
+        assert_eq!(r.metrics, vec![LatestMetric { key: "loss".into(), value: 0.5, step: 2, timestamp: 5 }]);
+        assert_eq!(r.params["lr"], "0.1");
+        assert_eq!(r.tags[RUN_NAME_TAG], "brave-owl");
+        assert_eq!(r.status, "RUNNING");
+        assert!(!r.captured);
+        let h = m.metric_history(id.as_str(), "loss", 0, 10).expect("history");
+        assert_eq!(h.iter().map(|p| p.step).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(m.metric_history(id.as_str(), "loss", 2, 10).expect("page").len(), 1);
+        m.set_run_stage(id.as_str(), "deleted").expect("delete");
+        assert!(m.log_batch(id.as_str(), &[], &[], &[p("x", "y")]).is_err());
+        assert!(m.tracked_runs(&[0], &["active"]).expect("search").is_empty());
+        assert_eq!(m.tracked_runs(&[0], &["active", "deleted"]).expect("search").len(), 1);
+    }
+}

@@ -1,0 +1,32 @@
+//! `search_runs` filters and `order_by` items as a client sends them: no input panics, every
+//! error is one line, and whatever parses renders to canonical text that parses the same.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use repro_core::search::{
+    parse_filter, parse_order_by, parse_order_by_item, parse_page_token, render_filter, sql_like,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match parse_filter(text) {
+        Ok(clauses) => {
+            let rendered = render_filter(&clauses);
+            let again = parse_filter(&rendered).expect("a rendered filter parses");
+            assert_eq!(again, clauses, "{rendered:?}");
+        }
+        Err(e) => assert!(!e.message().chars().any(char::is_control), "{e:?}"),
+    }
+    // Each line an order_by item, as the repeated `order_by` field carries them.
+    let items: Vec<String> = text.lines().map(str::to_string).collect();
+    let _ = parse_order_by(&items);
+    for item in &items {
+        match parse_order_by_item(item) {
+            Ok(order) => assert_eq!(parse_order_by_item(&order.to_string()).as_ref(), Ok(&order)),
+            Err(e) => assert!(!e.message().chars().any(char::is_control), "{e:?}"),
+        }
+    }
+    let _ = parse_page_token(text);
+    // The first line a LIKE pattern, the rest the text it is matched against.
+    let (pattern, subject) = text.split_once('\n').unwrap_or((text, ""));
+    let _ = sql_like(pattern, subject, data.len() % 2 == 0);
+});
