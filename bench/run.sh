@@ -6,6 +6,8 @@
 #   BENCH_SMALL=1 bench/run.sh   # smoke run: 64 MiB + 2,000 files, fewer runs
 #   BENCH_ONLY=env bench/run.sh  # comparison 4 only (env capture vs pip freeze vs uv pip freeze),
 #                                # no data generated; needs only `BENCH_SETUP_ONLY=env bench/setup.sh`
+#   BENCH_ONLY=server bench/run.sh   # tracking server: `repro serve` vs `mlflow server` (bench/server.py);
+#                                    # needs only `BENCH_SETUP_ONLY=server bench/setup.sh`
 #
 # Everything generated lives under $BENCH_WORK (default /work/bench-work), never in the repo.
 # repro is built in release mode with its own target dir ($BENCH_TARGET, default
@@ -14,7 +16,8 @@
 #
 # Knobs: BENCH_RUNS_BIG (runs for multi-second cases), BENCH_RUNS_FAST (runs for sub-second
 # cases), BENCH_SKIP_BUILD=1 (use the existing binary), BENCH_ONLY=env (comparison 4 only;
-# results in $BENCH_WORK/results-env/).
+# results in $BENCH_WORK/results-env/), BENCH_ONLY=server (the tracking-server comparison only;
+# results in $BENCH_WORK/results-server/; BENCH_SERVER_ARGS: extra arguments to bench/server.py).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,7 +27,7 @@ BENCH_TOOLS="${BENCH_TOOLS:-/work/bench-tools}"
 BENCH_TARGET="${BENCH_TARGET:-/work/bench-target}"
 SMALL="${BENCH_SMALL:-0}"
 ONLY="${BENCH_ONLY:-}"
-case "$ONLY" in ""|env) ;; *) echo "error: BENCH_ONLY must be empty or 'env'" >&2; exit 2 ;; esac
+case "$ONLY" in ""|env|server) ;; *) echo "error: BENCH_ONLY must be empty, 'env' or 'server'" >&2; exit 2 ;; esac
 
 if [ "$SMALL" = 1 ]; then
     SIZE_A_MIB=64; B_TOP=20; B_SUB=10; B_FILES=10     # 2,000 files
@@ -41,12 +44,16 @@ RES="$BENCH_WORK/results"; [ "$SMALL" = 1 ] && RES="$BENCH_WORK/results-small"
 if [ "$ONLY" = env ]; then   # its own results folder, so it never wipes a full run's results
     TAG=env; RES="$BENCH_WORK/results-env"; RUNS_FAST="${BENCH_RUNS_FAST:-40}"
 fi
+if [ "$ONLY" = server ]; then
+    TAG=server; RES="$BENCH_WORK/results-server"
+fi
 SCR="$BENCH_WORK/scratch-$TAG"          # stores and dvc repos, recreated per iteration
 R="$BENCH_TARGET/release/repro"
 B3="$BENCH_TOOLS/bin/b3sum"
 DVC="$BENCH_WORK/dvc-venv/bin/dvc"
 V="$BENCH_WORK/pyenv-90"
 UV="$BENCH_TOOLS/bin/uv"
+MLV="$BENCH_TOOLS/mlflow-venv"
 SYSPY=/usr/bin/python3; [ -x "$SYSPY" ] || SYSPY="$(command -v python3)"
 
 # uv keeps its cache (interpreter metadata among it) under $BENCH_WORK, not in ~/.cache.
@@ -61,12 +68,16 @@ load() {  # load average, compiler processes, and the two busiest processes righ
         "busiest: $(top -bn1 -w 200 | awk 'NR > 7 && $9 + 0 >= 5 && $12 != "top" {printf "%s %s%%, ", $12, $9}' | head -c 120)"
 }
 
-need=(hyperfine "$UV" "$V/bin/python" git); [ "$ONLY" = env ] || need+=("$B3" "$DVC" /usr/bin/time)
+case "$ONLY" in
+    server) need=(git "$MLV/bin/python" "$MLV/bin/mlflow") ;;
+    env) need=(hyperfine "$UV" "$V/bin/python" git) ;;
+    *) need=(hyperfine "$UV" "$V/bin/python" git "$B3" "$DVC" /usr/bin/time) ;;
+esac
 for t in "${need[@]}"; do
     command -v "$t" >/dev/null || [ -x "$t" ] || die "$t missing: run bench/setup.sh"
 done
 
-mkdir -p "$RES" "$SCR"; [ "$ONLY" = env ] || mkdir -p "$DATA"
+mkdir -p "$RES" "$SCR"; [ -n "$ONLY" ] || mkdir -p "$DATA"
 rm -f "$RES"/*.json "$RES"/*.md "$RES"/*.txt
 LOG="$RES/context.txt"
 {
@@ -76,6 +87,11 @@ LOG="$RES/context.txt"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "mem: $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
     echo "fs of $BENCH_WORK: $(df -T "$BENCH_WORK" | awk 'NR==2 {print $1, $2}')"
+    if [ "$ONLY" = server ]; then
+    echo "python: $("$MLV/bin/python" --version) ($MLV)"
+    echo "mlflow: $(MLFLOW_DISABLE_TELEMETRY=true "$MLV/bin/mlflow" --version)"
+    echo "mlflow venv: $("$MLV/bin/pip" freeze | wc -l) distributions ($("$MLV/bin/pip" freeze | grep -iE '^(sqlalchemy|alembic|uvicorn|fastapi|flask|gunicorn|huey|requests)==' | tr '\n' ' '))"
+    else
     echo "hyperfine: $(hyperfine --version)"
     [ "$ONLY" = env ] || echo "b3sum: $("$B3" --version)"
     [ "$ONLY" = env ] || echo "dvc: $("$DVC" --version)"
@@ -84,6 +100,7 @@ LOG="$RES/context.txt"
     echo "uv: $("$UV" --version)"
     echo "pip freeze lines in $V: $("$V/bin/pip" freeze | wc -l)"
     echo "uv pip freeze lines in $V: $("$UV" pip freeze --python "$V/bin/python" 2>/dev/null | wc -l)"
+    fi
     echo "mode: $TAG (RUNS_BIG=$RUNS_BIG RUNS_FAST=$RUNS_FAST)"
     echo "start: $(load)"
 } > "$LOG"
@@ -96,10 +113,22 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
 fi
 [ -x "$R" ] || die "$R missing"
 echo "repro: $("$R" --version) ($(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo '+dirty'))" | tee -a "$LOG"
+(cd "$REPO" && git diff --stat HEAD -- crates Cargo.toml Cargo.lock) >> "$LOG"
+
+# --- tracking server: repro serve vs mlflow server (BENCH_ONLY=server) ----------------------------
+if [ "$ONLY" = server ]; then
+    say "server   ($(load))"
+    # shellcheck disable=SC2086  # BENCH_SERVER_ARGS is split on purpose
+    MLFLOW_DISABLE_TELEMETRY=true "$MLV/bin/python" "$HERE/server.py" --repro "$R" --mlflow "$MLV/bin/mlflow" \
+        --work "$SCR" --out "$RES" ${BENCH_SERVER_ARGS:-} 2>&1 | tee "$RES/server.log"
+    echo "end: $(load)" >> "$LOG"
+    say "results in $RES"
+    exit 0
+fi
 
 # --- data (idempotent) ---------------------------------------------------------------------------
 BYTES_A=0 BYTES_B=0 FILES_B=0
-if [ "$ONLY" != env ]; then
+if [ -z "$ONLY" ]; then
 if [ ! -f "$DATA/a/.done" ]; then
     say "generate A: $SIZE_A_MIB MiB of random bytes"
     rm -rf "$DATA/a"; mkdir -p "$DATA/a"

@@ -3,7 +3,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use repro_core::search::{
-    parse_filter, parse_order_by, parse_order_by_item, parse_page_token, render_filter, sql_like,
+    parse_experiment_filter, parse_experiment_order_by, parse_filter, parse_order_by, parse_order_by_item,
+    parse_page_token, render_filter, sql_like,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -16,9 +17,13 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => assert!(!e.message().chars().any(char::is_control), "{e:?}"),
     }
+    if let Ok(clauses) = parse_experiment_filter(text) {
+        assert_eq!(parse_experiment_filter(&render_filter(&clauses)).as_ref(), Ok(&clauses));
+    }
     // Each line an order_by item, as the repeated `order_by` field carries them.
     let items: Vec<String> = text.lines().map(str::to_string).collect();
     let _ = parse_order_by(&items);
+    let _ = parse_experiment_order_by(&items);
     for item in &items {
         match parse_order_by_item(item) {
             Ok(order) => assert_eq!(parse_order_by_item(&order.to_string()).as_ref(), Ok(&order)),

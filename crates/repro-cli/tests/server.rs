@@ -108,6 +108,14 @@ fn the_mlflow_client_logs_searches_and_reads_back_through_repro_serve() {
     assert!((run["metrics"]["curve"].as_f64().expect("curve") - 2.9).abs() < 1e-9);
     assert_eq!(run["tags"]["team"], "forecasting");
     assert_eq!(run["inputs"], serde_json::json!([{"name": "train", "digest": "abc123", "context": "training"}]));
+    assert_eq!(
+        out["artifacts"],
+        serde_json::json!([["model", true, null], ["notes.txt", false, 21]]),
+        "log_artifact(s) went through the proxy: {out:#}"
+    );
+    assert_eq!(out["model_artifacts"], serde_json::json!([["model/sub", true], ["model/weights.bin", false]]));
+    assert_eq!(out["weights_ok"], true);
+    assert_eq!(out["mlmodel"], "flavors: {}\n");
     let history = out["history"].as_array().expect("history");
     assert_eq!(history.len(), 30);
     assert_eq!(history[29], serde_json::json!([29, 2.9]));
@@ -174,6 +182,9 @@ out = {
   "huge_batch": call("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "x", "metrics": [{"key": "k", "value": 1, "timestamp": 1}] * 1001}),
   "bad_token": call("POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": ["0"], "page_token": "%%%"}),
   "too_many": call("POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": ["0"], "max_results": 50001}),
+  "artifact_traversal": call("PUT", "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/..%2F..%2F..%2Fescaped", raw=b"x"),
+  "artifact_missing": call("GET", "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/nothing"),
+  "artifact_roundtrip": [call("PUT", "/api/2.0/mlflow-artifacts/artifacts/7/r/artifacts/a%20b.txt", raw=b"hello"), call("GET", "/api/2.0/mlflow-artifacts/artifacts?path=7/r/artifacts")],
   "traversal_key": call("POST", "/api/2.0/mlflow/runs/log-parameter", {"run_id": "x", "key": "../etc", "value": "1"}),
   "oversized": call("POST", "/api/2.0/mlflow/experiments/create", raw=b"{\"name\": \"" + b"a" * (40 << 20) + b"\"}"),
   "health": call("GET", "/health"),
@@ -200,11 +211,16 @@ json.dump(out, sys.stdout)
     expect("bad_token", 400, "INVALID_PARAMETER_VALUE");
     expect("too_many", 400, "INVALID_PARAMETER_VALUE");
     expect("traversal_key", 400, "INVALID_PARAMETER_VALUE");
+    expect("artifact_traversal", 400, "INVALID_PARAMETER_VALUE");
+    expect("artifact_missing", 404, "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(v["artifact_roundtrip"][0][0], 200);
+    assert_eq!(v["artifact_roundtrip"][1][1]["files"][0]["path"], "a b.txt", "{}", v["artifact_roundtrip"]);
     expect("oversized", 400, "INVALID_PARAMETER_VALUE");
     assert_eq!(v["health"][0], 200);
     drop(server);
-    // Nothing half-written: no experiment beyond Default, no run.
+    // Nothing half-written: no experiment beyond Default, no run; the traversal wrote nothing.
     assert_eq!(t.runs().len(), 0);
+    assert!(!t.tmp.path().join("escaped").exists() && !t.path("escaped").exists());
     t.repro(&["fsck"]).success();
 }
 

@@ -253,27 +253,61 @@ const ORDER_ATTRIBUTE_KEYS: &str =
 const ENTITY_TYPES: &str = "['metric', 'parameter', 'tag', 'attribute', 'dataset'] (or metrics, param, params, \
      parameters, tags, attributes, attr, run, datasets)";
 
+const EXPERIMENT_FILTER_KEYS: [&str; 3] = ["name", "creation_time", "last_update_time"];
+const EXPERIMENT_ORDER_KEYS: [&str; 4] = ["name", "experiment_id", "creation_time", "last_update_time"];
+
+/// What is being parsed: the key sets differ (MLflow's `SearchUtils` for runs,
+/// `SearchExperimentsUtils` for experiments); the grammar is the same.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Purpose {
-    Filter,
-    OrderBy,
+    RunFilter,
+    RunOrder,
+    ExperimentFilter,
+    ExperimentOrder,
 }
 
-/// The canonical attribute a key names. MLflow's aliases: `created`/`Created` for
+impl Purpose {
+    fn is_order(self) -> bool {
+        matches!(self, Purpose::RunOrder | Purpose::ExperimentOrder)
+    }
+
+    fn valid_attribute_keys(self) -> &'static str {
+        match self {
+            Purpose::RunFilter => FILTER_ATTRIBUTE_KEYS,
+            Purpose::RunOrder => ORDER_ATTRIBUTE_KEYS,
+            Purpose::ExperimentFilter => "'name', 'creation_time', 'last_update_time'",
+            Purpose::ExperimentOrder => "'name', 'experiment_id', 'creation_time', 'last_update_time'",
+        }
+    }
+}
+
+/// The canonical attribute a key names. MLflow's run aliases: `created`/`Created` for
 /// `start_time` (filters and order-by), `run name` spellings for `run_name` (filters only).
 fn canonical_attribute(key: &str, purpose: Purpose) -> Option<&'static str> {
+    let known: &[&'static str] = match purpose {
+        Purpose::ExperimentFilter => &EXPERIMENT_FILTER_KEYS,
+        Purpose::ExperimentOrder => &EXPERIMENT_ORDER_KEYS,
+        Purpose::RunFilter | Purpose::RunOrder => &[],
+    };
+    if let Some(k) = known.iter().find(|k| **k == key) {
+        return Some(k);
+    }
+    if matches!(purpose, Purpose::ExperimentFilter | Purpose::ExperimentOrder) {
+        return None;
+    }
     if let Some(k) = STRING_ATTRIBUTES.iter().chain(NUMERIC_ATTRIBUTES.iter()).find(|k| **k == key) {
         return Some(k);
     }
     match key {
         "created" | "Created" => Some("start_time"),
-        "run name" | "Run name" | "Run Name" if purpose == Purpose::Filter => Some("run_name"),
+        "run name" | "Run name" | "Run Name" if purpose == Purpose::RunFilter => Some("run_name"),
         _ => None,
     }
 }
 
+/// Run and experiment attribute names do not overlap, so one list serves both.
 fn is_numeric_attribute(key: &str) -> bool {
-    NUMERIC_ATTRIBUTES.contains(&key)
+    NUMERIC_ATTRIBUTES.contains(&key) || matches!(key, "creation_time" | "last_update_time")
 }
 
 fn is_word_start(c: char) -> bool {
@@ -618,6 +652,15 @@ fn resolve(ident: &RawIdent, purpose: Purpose) -> Result<(EntityType, String), S
             SearchError::new(format!("Invalid entity type '{}'. Valid values are {ENTITY_TYPES}", show(name)))
         })?,
     };
+    if matches!(purpose, Purpose::ExperimentFilter | Purpose::ExperimentOrder)
+        && !matches!(entity, EntityType::Attribute | EntityType::Tag)
+    {
+        let name = ident.entity.as_ref().map_or("", |(name, _)| name.as_str());
+        return Err(SearchError::new(format!(
+            "Invalid entity type '{}' for experiments. Valid entity types are ('attribute', 'tag', 'tags')",
+            show(name)
+        )));
+    }
     if ident.key.is_empty() {
         return Err(SearchError::new(format!("Invalid identifier '{}.': the key is empty", entity.prefix())));
     }
@@ -625,7 +668,7 @@ fn resolve(ident: &RawIdent, purpose: Purpose) -> Result<(EntityType, String), S
         EntityType::Attribute => match canonical_attribute(&ident.key, purpose) {
             Some(k) => k.to_string(),
             None => {
-                let valid = if purpose == Purpose::Filter { FILTER_ATTRIBUTE_KEYS } else { ORDER_ATTRIBUTE_KEYS };
+                let valid = purpose.valid_attribute_keys();
                 // `metrics.A` quoted whole reads as one attribute key: say where the quotes go.
                 let hint = match (&ident.entity, ident.key_quoting, ident.key.split_once('.')) {
                     (None, Quoting::Backtick | Quoting::Double, Some((ty, rest)))
@@ -641,7 +684,7 @@ fn resolve(ident: &RawIdent, purpose: Purpose) -> Result<(EntityType, String), S
                 )));
             }
         },
-        EntityType::Dataset if purpose == Purpose::OrderBy => {
+        EntityType::Dataset if purpose.is_order() => {
             return Err(SearchError::new(format!(
                 "Invalid order_by entity type 'dataset' in '{}.{}': order by metrics, params, tags or attributes",
                 entity.prefix(),
@@ -677,6 +720,17 @@ enum RawValue {
 
 /// Parses a `search_runs` filter. Empty or blank text is an empty list, which matches every run.
 pub fn parse_filter(filter: &str) -> Result<Vec<Clause>, SearchError> {
+    parse_filter_for(filter, Purpose::RunFilter)
+}
+
+/// Parses a `search_experiments` filter: the same grammar over `name`, `creation_time`,
+/// `last_update_time` and `tags.*` (MLflow's `SearchExperimentsUtils`). See
+/// [`matches_experiment`].
+pub fn parse_experiment_filter(filter: &str) -> Result<Vec<Clause>, SearchError> {
+    parse_filter_for(filter, Purpose::ExperimentFilter)
+}
+
+fn parse_filter_for(filter: &str, purpose: Purpose) -> Result<Vec<Clause>, SearchError> {
     let mut cur = Cursor::new(filter, Ctx::Filter);
     cur.skip_ws();
     let mut clauses = Vec::new();
@@ -684,7 +738,7 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Clause>, SearchError> {
         return Ok(clauses);
     }
     loop {
-        clauses.push(clause(&mut cur)?);
+        clauses.push(clause(&mut cur, purpose)?);
         cur.skip_ws();
         if cur.eof() {
             return Ok(clauses);
@@ -708,7 +762,7 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Clause>, SearchError> {
     }
 }
 
-fn clause(cur: &mut Cursor<'_>) -> Result<Clause, SearchError> {
+fn clause(cur: &mut Cursor<'_>, purpose: Purpose) -> Result<Clause, SearchError> {
     let start = cur.pos;
     if cur.at_number() || matches!(cur.peek(), Some('\'')) {
         let found = if cur.at_number() {
@@ -749,7 +803,7 @@ fn clause(cur: &mut Cursor<'_>) -> Result<Clause, SearchError> {
         return Err(cur.syntax_error(cmp_at, &detail));
     };
     if let RawComparator::Known(c @ (Comparator::IsNull | Comparator::IsNotNull)) = comparator {
-        let (entity, key) = resolve(&ident, Purpose::Filter)?;
+        let (entity, key) = resolve(&ident, purpose)?;
         if !matches!(entity, EntityType::Param | EntityType::Tag) {
             return Err(SearchError::new(format!(
                 "IS NULL / IS NOT NULL is only supported for tags and params, not for '{}' '{}'",
@@ -763,7 +817,7 @@ fn clause(cur: &mut Cursor<'_>) -> Result<Clause, SearchError> {
     let value_at = cur.pos;
     let value = value(cur)?;
     let value_text = cur.src[value_at..cur.pos].to_string();
-    build_clause(&ident, comparator, value, &value_text)
+    build_clause(&ident, comparator, value, &value_text, purpose)
 }
 
 fn comparator(cur: &mut Cursor<'_>) -> Result<Option<RawComparator>, SearchError> {
@@ -882,8 +936,9 @@ fn build_clause(
     comparator: RawComparator,
     value: RawValue,
     text: &str,
+    purpose: Purpose,
 ) -> Result<Clause, SearchError> {
-    let (entity, key) = resolve(ident, Purpose::Filter)?;
+    let (entity, key) = resolve(ident, purpose)?;
     let shown = show(text);
     let not_quoted = || {
         SearchError::new(format!(
@@ -986,6 +1041,31 @@ pub fn parse_order_by(items: &[String]) -> Result<Vec<OrderBy>, SearchError> {
 
 /// One `order_by` item: `<identifier> [ASC|DESC]`, ascending when no direction is given.
 pub fn parse_order_by_item(item: &str) -> Result<OrderBy, SearchError> {
+    parse_order_by_for(item, Purpose::RunOrder)
+}
+
+/// `search_experiments` order-by items: `name`, `experiment_id`, `creation_time`,
+/// `last_update_time` (MLflow orders experiments by attributes only; tags are refused there
+/// when sorting, and here too).
+pub fn parse_experiment_order_by(items: &[String]) -> Result<Vec<OrderBy>, SearchError> {
+    items
+        .iter()
+        .map(|item| {
+            let order = parse_order_by_for(item, Purpose::ExperimentOrder)?;
+            if order.entity != EntityType::Attribute {
+                return Err(SearchError::new(format!(
+                    "Invalid order_by entity '{}' in '{}': experiments are ordered by {}",
+                    order.entity.mlflow_name(),
+                    show(item),
+                    Purpose::ExperimentOrder.valid_attribute_keys()
+                )));
+            }
+            Ok(order)
+        })
+        .collect()
+}
+
+fn parse_order_by_for(item: &str, purpose: Purpose) -> Result<OrderBy, SearchError> {
     let mut cur = Cursor::new(item, Ctx::OrderBy(item));
     cur.skip_ws();
     let could_not_parse = || {
@@ -1020,7 +1100,7 @@ pub fn parse_order_by_item(item: &str) -> Result<OrderBy, SearchError> {
             return Err(could_not_parse());
         }
     }
-    let (entity, key) = resolve(&ident, Purpose::OrderBy)?;
+    let (entity, key) = resolve(&ident, purpose)?;
     Ok(OrderBy { entity, key, ascending })
 }
 
@@ -1039,7 +1119,7 @@ fn clause_matches(c: &Clause, run: &RunView<'_>) -> bool {
         EntityType::Param => presence_or_text(c, run.params.get(&c.key)),
         EntityType::Tag => presence_or_text(c, run.tags.get(&c.key)),
         // Clauses are public, so a hand-made one may name any key: unknown keys match nothing.
-        EntityType::Attribute => match canonical_attribute(&c.key, Purpose::Filter) {
+        EntityType::Attribute => match canonical_attribute(&c.key, Purpose::RunFilter) {
             Some("start_time") => number_matches(c, cmp_int_float(run.start_time, c_number(c))),
             Some("end_time") => run.end_time.is_some_and(|t| number_matches(c, cmp_int_float(t, c_number(c)))),
             Some("run_id") => text_matches(c, run.run_id),
@@ -1056,6 +1136,32 @@ fn clause_matches(c: &Clause, run: &RunView<'_>) -> bool {
             _ => false,
         }),
     }
+}
+
+/// What an experiment looks like to a `search_experiments` filter.
+#[derive(Clone, Copy, Debug)]
+pub struct ExperimentView<'a> {
+    pub name: &'a str,
+    /// Milliseconds since the Unix epoch.
+    pub creation_time: i64,
+    pub last_update_time: i64,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+/// Whether the experiment passes every clause of a [`parse_experiment_filter`] filter; clauses
+/// naming anything else match nothing.
+pub fn matches_experiment(clauses: &[Clause], experiment: &ExperimentView<'_>) -> bool {
+    clauses.iter().all(|c| match (c.entity, c.key.as_str()) {
+        (EntityType::Attribute, "name") => text_matches(c, experiment.name),
+        (EntityType::Attribute, "creation_time") => {
+            number_matches(c, cmp_int_float(experiment.creation_time, c_number(c)))
+        }
+        (EntityType::Attribute, "last_update_time") => {
+            number_matches(c, cmp_int_float(experiment.last_update_time, c_number(c)))
+        }
+        (EntityType::Tag, key) => presence_or_text(c, experiment.tags.get(key)),
+        _ => false,
+    })
 }
 
 /// The clause's number; NaN for a non-number, which no numeric comparator except `!=` passes
@@ -1196,7 +1302,7 @@ fn sort_key<'r>(o: &OrderBy, run: &'r RunView<'_>) -> SortKey<'r> {
         EntityType::Metric => run.metrics.get(&o.key).map_or(SortKey::Missing, |v| SortKey::Number(*v)),
         EntityType::Param => present(run.params.get(&o.key)),
         EntityType::Tag => present(run.tags.get(&o.key)),
-        EntityType::Attribute => match canonical_attribute(&o.key, Purpose::OrderBy) {
+        EntityType::Attribute => match canonical_attribute(&o.key, Purpose::RunOrder) {
             Some("start_time") => SortKey::Int(run.start_time),
             Some("end_time") => run.end_time.map_or(SortKey::Missing, SortKey::Int),
             Some("run_id") => SortKey::Text(run.run_id),
@@ -2103,6 +2209,92 @@ mod tests {
         // Hand-built aliases still mean what they mean in a filter.
         assert!(matches(&[clause(Attribute, "created", Eq, n(0.0))], &run.view()));
         assert!(matches(&[clause(Attribute, "run name", Eq, s("name-r"))], &run.view()));
+    }
+
+    // ----- experiments ---------------------------------------------------------------------
+
+    /// The examples of MLflow's search-experiments page, and its key rules.
+    #[test]
+    fn experiment_filters() {
+        let cases = [
+            ("attributes.name = 'x'", vec![clause(Attribute, "name", Eq, s("x"))]),
+            ("name = 'x'", vec![clause(Attribute, "name", Eq, s("x"))]),
+            ("attribute.name LIKE 'x%'", vec![clause(Attribute, "name", Like, s("x%"))]),
+            ("tags.group != 'x'", vec![clause(Tag, "group", Ne, s("x"))]),
+            ("tags.group ILIKE '%x%'", vec![clause(Tag, "group", ILike, s("%x%"))]),
+            (
+                "attributes.name LIKE 'x%' AND tags.group = 'y'",
+                vec![clause(Attribute, "name", Like, s("x%")), clause(Tag, "group", Eq, s("y"))],
+            ),
+            ("tags.`mlflow.note` IS NULL", vec![clause(Tag, "mlflow.note", IsNull, Value::Null)]),
+            ("creation_time > 1000", vec![clause(Attribute, "creation_time", Gt, n(1000.0))]),
+            ("last_update_time <= 1e3", vec![clause(Attribute, "last_update_time", Le, n(1000.0))]),
+        ];
+        for (filter, want) in cases {
+            assert_eq!(parse_experiment_filter(filter).as_ref(), Ok(&want), "{filter:?}");
+            assert_eq!(parse_experiment_filter(&render_filter(&want)), Ok(want), "{filter:?} round trip");
+        }
+        let errors = [
+            ("metrics.a > 1", "Invalid entity type 'metrics' for experiments"),
+            ("params.a = 'x'", "Valid entity types are ('attribute', 'tag', 'tags')"),
+            ("run_id = 'x'", "Invalid attribute key 'run_id' specified. Valid keys are 'name', 'creation_time'"),
+            ("experiment_id = '1'", "Invalid attribute key 'experiment_id'"),
+            ("name > 'x'", "Invalid comparator '>'"),
+            ("name = 1", "Expected a quoted string value for attributes"),
+            ("creation_time = 'x'", "Expected numeric value type for numeric attribute: creation_time"),
+            ("name IN ('a')", "Only the 'run_id' attribute supports comparison with a list"),
+            ("name IS NULL", "IS NULL / IS NOT NULL is only supported for tags and params"),
+        ];
+        for (filter, needle) in errors {
+            let m = parse_experiment_filter(filter).expect_err(filter).to_string();
+            assert!(m.contains(needle), "{filter:?}: {m:?}");
+        }
+        // The run grammar knows no experiment names, and the other way round.
+        assert!(parse_filter("name = 'x'").is_err());
+        assert!(parse_experiment_filter("status = 'x'").is_err());
+    }
+
+    #[test]
+    fn experiment_matching() {
+        let tags: BTreeMap<String, String> = [("group".to_string(), "Vision".to_string())].into();
+        let none = BTreeMap::new();
+        let vision = ExperimentView { name: "resnet-sweep", creation_time: 10, last_update_time: 20, tags: &tags };
+        let other = ExperimentView { name: "Default", creation_time: 5, last_update_time: 5, tags: &none };
+        let pick = |filter: &str| -> Vec<&str> {
+            let clauses = parse_experiment_filter(filter).expect("filter parses");
+            [vision, other].into_iter().filter(|e| matches_experiment(&clauses, e)).map(|e| e.name).collect()
+        };
+        assert_eq!(pick(""), ["resnet-sweep", "Default"]);
+        assert_eq!(pick("name = 'Default'"), ["Default"]);
+        assert_eq!(pick("name ILIKE 'RESNET%'"), ["resnet-sweep"]);
+        assert_eq!(pick("tags.group = 'Vision'"), ["resnet-sweep"]);
+        assert_eq!(pick("tags.group != 'Vision'"), Vec::<&str>::new());
+        assert_eq!(pick("tags.group IS NULL"), ["Default"]);
+        assert_eq!(pick("creation_time >= 6"), ["resnet-sweep"]);
+        assert_eq!(pick("last_update_time = 5 AND name LIKE 'D%'"), ["Default"]);
+        // Run clauses name nothing an experiment has.
+        assert!(!matches_experiment(&parse_filter("status = 'x'").expect("parses"), &vision));
+    }
+
+    #[test]
+    fn experiment_order_by() {
+        let items: Vec<String> =
+            ["name", "experiment_id DESC", "creation_time", "attributes.last_update_time asc"].map(String::from).into();
+        let order = parse_experiment_order_by(&items).expect("parses");
+        let keys: Vec<(&str, bool)> = order.iter().map(|o| (o.key.as_str(), o.ascending)).collect();
+        assert_eq!(
+            keys,
+            [("name", true), ("experiment_id", false), ("creation_time", true), ("last_update_time", true)]
+        );
+        for (item, needle) in [
+            ("tags.x", "experiments are ordered by 'name', 'experiment_id'"),
+            ("metrics.a", "Invalid entity type 'metrics' for experiments"),
+            ("start_time", "Invalid attribute key 'start_time'"),
+            ("name sideways", "Invalid ordering key"),
+        ] {
+            let m = parse_experiment_order_by(&[item.to_string()]).expect_err(item).to_string();
+            assert!(m.contains(needle), "{item:?}: {m:?}");
+        }
     }
 
     // ----- LIKE ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State as AxState};
-use axum::http::{Method, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -57,13 +57,23 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/runs/delete-tag", post(delete_tag))
         .route("/runs/log-batch", post(log_batch))
         .route("/runs/log-inputs", post(log_inputs))
-        .route("/metrics/get-history", get(metric_history));
+        .route("/metrics/get-history", get(metric_history))
+        // Logged models (MLflow 3) are not kept yet; an empty search is the truthful answer,
+        // and the client asks it while listing a run's artifacts.
+        .route("/logged-models/search", post(|| async { Json(json!({})) }));
     Router::new()
         .nest("/api/2.0/mlflow", mlflow.clone())
         .nest("/ajax-api/2.0/mlflow", mlflow)
         .route("/health", get(|| async { "OK" }))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .route("/api/3.0/mlflow/server-info", get(server_info))
+        .route("/api/2.0/mlflow-artifacts/artifacts", get(list_artifacts))
+        .route(
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            get(download_artifact).put(upload_artifact).delete(delete_artifact),
+        )
+        .route("/ajax-api/2.0/mlflow-artifacts/artifacts", get(list_artifacts))
+        .route("/ajax-api/2.0/mlflow-artifacts/artifacts/{*path}", get(download_artifact))
         .fallback(any(fallback))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -150,38 +160,40 @@ async fn read_body(mut body: axum::body::Body) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(buf))
 }
 
-/// `a=1&b=x%20y` → pairs, percent- and plus-decoded; undecodable bytes replaced.
-fn form_pairs(query: &str) -> Vec<(String, String)> {
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex =
-                        std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                    match hex {
-                        Some(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        None => out.push(b'%'),
+/// Percent-decodes (and, in a query string, turns `+` into a space); a `%` not followed by
+/// two hex digits stays as it is, bytes that are not UTF-8 are replaced.
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
                     }
+                    None => out.push(b'%'),
                 }
-                b => out.push(b),
             }
-            i += 1;
+            b => out.push(b),
         }
-        String::from_utf8_lossy(&out).into_owned()
+        i += 1;
     }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
+fn form_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
+            Some((k, v)) => (percent_decode(k, true), percent_decode(v, true)),
+            None => (percent_decode(p, true), String::new()),
         })
         .collect()
 }
@@ -402,6 +414,96 @@ fn experiment_json(e: &repro_store::tracking::Experiment) -> Value {
 
 fn ok() -> Reply {
     Ok(Json(json!({})))
+}
+
+// ---- artifacts (the mlflow-artifacts proxy) ------------------------------------------------
+
+/// The artifact path of a proxy URL, percent-decoded and checked (no `..`, no empty segment).
+fn artifact_path(uri: &Uri) -> Result<String, ApiError> {
+    let raw = uri.path().split_once("/mlflow-artifacts/artifacts/").map(|(_, p)| p).unwrap_or("");
+    let decoded = percent_decode(raw, false);
+    repro_store::tracking::clean_artifact_path(&decoded).map_err(ApiError::invalid)
+}
+
+/// `PUT …/artifacts/<path>`: the body streams to a temp file, is hashed, and becomes an
+/// object; the path then names it. Nothing is buffered whole in memory.
+async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::Body) -> Result<Response, ApiError> {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let path = artifact_path(&uri)?;
+    let tmp = s.objects.tmp_dir().join(format!("{}-upload-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::invalid(format!("The upload could not be read: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                file.write_all(&data).await.map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;
+            }
+        }
+        file.flush().await.map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;
+        drop(file);
+        let staged = tmp.clone();
+        s.with_meta(move |m, st| {
+            let (digest, size) = repro_store::objects::hash_file(&staged)
+                .map_err(|e| ApiError::internal(format!("cannot hash the upload: {e}")))?;
+            let seen =
+                std::fs::metadata(&staged).map_err(|e| ApiError::internal(format!("cannot stat the upload: {e}")))?;
+            let batch = st.objects.batch()?;
+            batch.add_copy(&digest, &staged, &repro_store::objects::FileStat::of(&seen))?;
+            batch.commit()?;
+            m.put_artifact(&path, &digest, size)?;
+            Ok(())
+        })
+        .await
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    result?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError> {
+    let path = artifact_path(&uri)?;
+    let bytes = s
+        .with_meta(move |m, st| {
+            let (digest, _) = m
+                .get_artifact(&path)?
+                .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))?;
+            // Every read re-hashes: a damaged object is an error, never served.
+            Ok(st.objects.read(&digest)?)
+        })
+        .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+async fn delete_artifact(AxState(s): S, uri: Uri) -> Reply {
+    let path = artifact_path(&uri)?;
+    s.with_meta(move |m, _| Ok(m.delete_artifact(&path)?)).await?;
+    ok()
+}
+
+async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
+    let dir = Req(r).opt_str("path")?.unwrap_or_default();
+    let dir = if dir.trim_matches('/').is_empty() {
+        String::new()
+    } else {
+        repro_store::tracking::clean_artifact_path(&dir).map_err(ApiError::invalid)?
+    };
+    let entries = s.with_meta(move |m, _| Ok(m.list_artifacts(&dir)?)).await?;
+    if entries.is_empty() {
+        return Ok(Json(json!({})));
+    }
+    let files: Vec<Value> = entries
+        .iter()
+        .map(|e| match e.file_size {
+            Some(size) => json!({"path": e.path, "is_dir": false, "file_size": size}),
+            None => json!({"path": e.path, "is_dir": true}),
+        })
+        .collect();
+    Ok(Json(json!({"files": files})))
 }
 
 // ---- experiments -------------------------------------------------------------------------

@@ -212,6 +212,9 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             check(&sig.public_key, format!("{who} signing key"), &mut report);
         }
     }
+    for (path, object) in store.meta.all_artifacts()? {
+        check(&object, format!("artifact {path}"), &mut report);
+    }
     for (commit, object) in store.meta.all_code_bundles()? {
         check(&object, format!("code bundle of commit {}", &commit[..commit.len().min(12)]), &mut report);
     }

@@ -66,6 +66,12 @@ CREATE TABLE latest_metrics (
     is_nan INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, key)
 ) WITHOUT ROWID;
+CREATE TABLE artifacts (
+    path TEXT PRIMARY KEY,
+    object TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
 -- SQLite stores NaN as NULL; a NaN point is kept as value 0 with is_nan set, as MLflow does.
 ALTER TABLE metrics ADD COLUMN is_nan INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE run_inputs (
@@ -755,9 +761,131 @@ impl Metadata {
     }
 }
 
+/// One entry of an artifact folder listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ArtifactEntry {
+    /// The name inside the listed folder.
+    pub path: String,
+    pub is_dir: bool,
+    pub file_size: Option<u64>,
+}
+
+/// Checks an artifact path from a URL: `/`-separated, no empty, `.` or `..` segment, no
+/// backslash or NUL, at most 1024 bytes. Returns it without a trailing slash.
+pub fn clean_artifact_path(path: &str) -> std::result::Result<String, String> {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed.len() > 1024 {
+        return Err(format!("Invalid artifact path '{path}': it must be 1 to 1024 bytes"));
+    }
+    for seg in trimmed.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." || seg.contains(['\\', '\0']) {
+            return Err(format!(
+                "Invalid artifact path '{path}': segments may not be empty, '.' or '..', or hold '\\' or NUL"
+            ));
+        }
+    }
+    Ok(trimmed.to_string())
+}
+
+impl Metadata {
+    /// Records that the artifact at `path` is `object` (a later upload to the same path
+    /// replaces the entry; the earlier content stays in the object store).
+    pub fn put_artifact(&self, path: &str, object: &repro_core::Digest, size: u64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO artifacts (path, object, size, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![path, object.as_str(), size as i64, crate::now_ms()],
+            )
+            .map_err(self.err("record the artifact"))?;
+        Ok(())
+    }
+
+    pub fn get_artifact(&self, path: &str) -> Result<Option<(repro_core::Digest, u64)>> {
+        let row: Option<(String, i64)> = self
+            .conn
+            .query_row("SELECT object, size FROM artifacts WHERE path = ?1", [path], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(self.err("read the artifact"))?;
+        row.map(|(o, size)| Ok((crate::meta::parse_digest(&o, path)?, size as u64))).transpose()
+    }
+
+    /// The entries directly inside folder `dir` ("" for the root).
+    pub fn list_artifacts(&self, dir: &str) -> Result<Vec<ArtifactEntry>> {
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        // Range scan on the primary key: everything that starts with `prefix`.
+        let end = format!("{prefix}\u{10FFFF}");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path, size FROM artifacts WHERE path >= ?1 AND path < ?2 ORDER BY path")
+            .map_err(self.err("list artifacts"))?;
+        let rows = stmt
+            .query_map(params![prefix, end], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.err("list artifacts"))?;
+        let mut out: Vec<ArtifactEntry> = Vec::new();
+        for row in rows {
+            let (path, size) = row.map_err(self.err("list artifacts"))?;
+            let Some(rest) = path.strip_prefix(&prefix) else { continue };
+            match rest.split_once('/') {
+                Some((folder, _)) => {
+                    if out.last().is_none_or(|e| e.path != folder) {
+                        out.push(ArtifactEntry { path: folder.to_string(), is_dir: true, file_size: None });
+                    }
+                }
+                None => out.push(ArtifactEntry { path: rest.to_string(), is_dir: false, file_size: Some(size as u64) }),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn delete_artifact(&self, path: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM artifacts WHERE path = ?1", [path]).map_err(self.err("delete the artifact"))?;
+        Ok(())
+    }
+
+    /// Every artifact's object, for fsck.
+    pub fn all_artifacts(&self) -> Result<Vec<(String, repro_core::Digest)>> {
+        let mut stmt = self.conn.prepare("SELECT path, object FROM artifacts").map_err(self.err("read artifacts"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.err("read artifacts"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (p, o) = r.map_err(self.err("read artifacts"))?;
+            let d = crate::meta::parse_digest(&o, &p)?;
+            out.push((p, d));
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifact_paths_are_checked_and_listed_by_folder() {
+        for bad in ["", "/", "a//b", "../x", "a/../b", "a/./b", "a\\b", "x\0y"] {
+            assert!(clean_artifact_path(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(clean_artifact_path("1/r/artifacts/model/").as_deref(), Ok("1/r/artifacts/model"));
+        let (_d, m) = meta();
+        let d = repro_core::Digest::of_bytes(b"x");
+        for p in [
+            "1/r/artifacts/notes.txt",
+            "1/r/artifacts/model/MLmodel",
+            "1/r/artifacts/model/model.pkl",
+            "1/r2/artifacts/a",
+        ] {
+            m.put_artifact(p, &d, 1).expect("put");
+        }
+        let names = |dir: &str| -> Vec<(String, bool)> {
+            m.list_artifacts(dir).expect("list").into_iter().map(|e| (e.path, e.is_dir)).collect()
+        };
+        assert_eq!(names("1/r/artifacts"), [("model".to_string(), true), ("notes.txt".to_string(), false)]);
+        assert_eq!(names("1/r/artifacts/model").len(), 2);
+        assert!(names("1/r/artifacts/notes.txt").is_empty(), "a file lists as nothing");
+        assert!(m.get_artifact("1/r/artifacts/nothing").expect("get").is_none());
+    }
 
     fn meta() -> (tempfile::TempDir, Metadata) {
         let dir = tempfile::tempdir().expect("tempdir");
