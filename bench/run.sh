@@ -17,7 +17,9 @@
 # Knobs: BENCH_RUNS_BIG (runs for multi-second cases), BENCH_RUNS_FAST (runs for sub-second
 # cases), BENCH_SKIP_BUILD=1 (use the existing binary), BENCH_ONLY=env (comparison 4 only;
 # results in $BENCH_WORK/results-env/), BENCH_ONLY=server (the tracking-server comparison only;
-# results in $BENCH_WORK/results-server/; BENCH_SERVER_ARGS: extra arguments to bench/server.py).
+# results in $BENCH_WORK/results-server/; BENCH_SERVER_ARGS: extra arguments to bench/server.py),
+# BENCH_REV=<commit> (build repro from that commit, exported with `git archive` to
+# $BENCH_WORK/src-<commit>, instead of from the checkout: uncommitted work is then not measured).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -107,13 +109,27 @@ LOG="$RES/context.txt"
 cat "$LOG"
 
 # --- build --------------------------------------------------------------------------------------
+SRC="$REPO"
+if [ -n "${BENCH_REV:-}" ]; then   # a clean export of one commit, outside the checkout
+    REV="$(cd "$REPO" && git rev-parse --short "$BENCH_REV^{commit}")"
+    SRC="$BENCH_WORK/src-$REV"
+    if [ ! -f "$SRC/.exported" ]; then
+        rm -rf "$SRC"; mkdir -p "$SRC"
+        (cd "$REPO" && git archive "$REV") | tar -x -C "$SRC"
+        touch "$SRC/.exported"
+    fi
+fi
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    say "build repro (release, CARGO_TARGET_DIR=$BENCH_TARGET)"
-    (cd "$REPO" && CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release -q -p repro-cli)
+    say "build repro (release, CARGO_TARGET_DIR=$BENCH_TARGET, from $SRC)"
+    (cd "$SRC" && CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release -q -p repro-cli)
 fi
 [ -x "$R" ] || die "$R missing"
-echo "repro: $("$R" --version) ($(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo '+dirty'))" | tee -a "$LOG"
-(cd "$REPO" && git diff --stat HEAD -- crates Cargo.toml Cargo.lock) >> "$LOG"
+if [ -n "${BENCH_REV:-}" ]; then
+    echo "repro: $("$R" --version) ($REV, exported clean to $SRC)" | tee -a "$LOG"
+else
+    echo "repro: $("$R" --version) ($(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo '+dirty'))" | tee -a "$LOG"
+    (cd "$REPO" && git diff --stat HEAD -- crates Cargo.toml Cargo.lock) >> "$LOG"
+fi
 
 # --- tracking server: repro serve vs mlflow server (BENCH_ONLY=server) ----------------------------
 if [ "$ONLY" = server ]; then

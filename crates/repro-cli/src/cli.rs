@@ -133,6 +133,10 @@ pub enum Cmd {
     #[command(subcommand)]
     Bundle(BundleCmd),
 
+    /// API tokens for `repro serve`: once one exists, every request must carry one.
+    #[command(subcommand)]
+    Token(TokenCmd),
+
     /// Serve the store over HTTP: the MLflow tracking API, so MLflow clients log into repro.
     ///
     /// Example: repro serve --port 5000   (then MLFLOW_TRACKING_URI=http://127.0.0.1:5000)
@@ -257,6 +261,35 @@ pub enum ModelCmd {
         /// A public key you trust (PEM); a signature by it must verify.
         #[arg(long, value_name = "PUBFILE")]
         key: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Role {
+    Read,
+    Write,
+    Admin,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a token and print it (once: only its hash is stored).
+    ///
+    /// Example: repro token create --role write --name ci   (then MLFLOW_TRACKING_TOKEN=<token>)
+    Create {
+        /// read: GET and searches; write: everything a client logs; admin: all of it.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// What the token is for, to recognise it in `repro token ls`.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (ids, roles, names; never the tokens).
+    Ls,
+    /// Revoke a token by its id.
+    Revoke {
+        /// The id `repro token ls` shows.
+        id: String,
     },
 }
 

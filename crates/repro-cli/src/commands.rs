@@ -104,7 +104,11 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 ..Default::default()
             };
             let tracking = tracking_server(&store);
-            let opts = RunOptions { tracking_uri: tracking.as_ref().map(|t| t.uri()), ..opts };
+            let opts = RunOptions {
+                tracking_uri: tracking.as_ref().map(|t| t.uri()),
+                tracking_token: tracking.as_ref().map(|t| t.token.clone()),
+                ..opts
+            };
             match repro_exec::run::run(&mut store, &opts, &ui)? {
                 RunOutcome::Refused { items } => {
                     render::refusal(&items, json)?;
@@ -169,9 +173,14 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 cwd: std::env::current_dir().context("cannot read the current folder")?,
                 vars: std::env::vars().collect(),
                 tracking_uri: None,
+                tracking_token: None,
             };
             let tracking = tracking_server(&store);
-            let opts = ReplayOptions { tracking_uri: tracking.as_ref().map(|t| t.uri()), ..opts };
+            let opts = ReplayOptions {
+                tracking_uri: tracking.as_ref().map(|t| t.uri()),
+                tracking_token: tracking.as_ref().map(|t| t.token.clone()),
+                ..opts
+            };
             match repro_exec::replay::replay(&mut store, &opts, &ui)? {
                 ReplayOutcome::EnvironmentDiffers { python, created, differences, changes } => {
                     render::environment_differs(&python, created, &differences, &changes, json)?;
@@ -364,6 +373,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         }
         Cmd::Key(cmd) => model::key(cmd, json),
         Cmd::Bundle(cmd) => model::bundle(store_dir, cmd, json),
+        Cmd::Token(cmd) => {
+            let store = open_store(store_dir)?;
+            model::token(&store, cmd, json)
+        }
         Cmd::Serve { host, port } => {
             let store = open_store(store_dir)?;
             let addr: std::net::SocketAddr = format!("{host}:{port}")

@@ -10,7 +10,7 @@ use repro_exec::registry::{self as reg, PromoteOutcome};
 use repro_store::Store;
 use serde_json::json;
 
-use crate::cli::{BundleCmd, KeyCmd, ModelCmd};
+use crate::cli::{BundleCmd, KeyCmd, ModelCmd, Role, TokenCmd};
 use crate::progress::Ui;
 use crate::render;
 use crate::{EXIT_FAILED_CHECK, EXIT_OK};
@@ -288,6 +288,60 @@ fn show_version(v: &ModelVersion) -> Result<()> {
         writeln!(o, "    #{:<4} {}  {:<9} {}  ({})", h.seq, when(h.at_ms), h.kind, h.detail, h.by)?;
     }
     Ok(())
+}
+
+pub fn token(store: &Store, cmd: TokenCmd, json: bool) -> Result<u8> {
+    match cmd {
+        TokenCmd::Create { role, name } => {
+            let role = match role {
+                Role::Read => "read",
+                Role::Write => "write",
+                Role::Admin => "admin",
+            };
+            if name.chars().any(char::is_control) || name.len() > 200 {
+                anyhow::bail!("--name must be one line of at most 200 characters");
+            }
+            let secret = format!("repro_{}", uuid::Uuid::new_v4().simple());
+            let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+            store.meta.create_token(&id, &secret, role, &name)?;
+            if json {
+                render::json(&json!({"id": id, "role": role, "name": name, "token": secret}))?;
+            } else {
+                render::line(&secret)?;
+                eprintln!(
+                    "repro: token {id} ({role}) created; it is shown only now. Clients send it as \
+                     `Authorization: Bearer …` (MLFLOW_TRACKING_TOKEN for MLflow)"
+                );
+            }
+            Ok(EXIT_OK)
+        }
+        TokenCmd::Ls => {
+            let tokens = store.meta.list_tokens()?;
+            if json {
+                render::json(&tokens)?;
+            } else if tokens.is_empty() {
+                render::line("no tokens: `repro serve` accepts every request from where it listens")?;
+            } else {
+                let mut o = std::io::stdout().lock();
+                writeln!(o, "{:<10} {:<6} {:<16} NAME", "ID", "ROLE", "CREATED (UTC)")?;
+                for t in tokens {
+                    writeln!(o, "{:<10} {:<6} {:<16} {}", t.id, t.role, when(t.created_ms), t.name)?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        TokenCmd::Revoke { id } => {
+            if !store.meta.revoke_token(&id)? {
+                anyhow::bail!("no token with id '{id}'; `repro token ls` lists them");
+            }
+            if json {
+                render::json(&json!({"revoked": id}))?;
+            } else {
+                render::line(&format!("revoked token {id}"))?;
+            }
+            Ok(EXIT_OK)
+        }
+    }
 }
 
 pub fn key(cmd: KeyCmd, json: bool) -> Result<u8> {

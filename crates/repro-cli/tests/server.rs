@@ -273,3 +273,84 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
     assert_eq!(v[2], "experiment");
     assert_eq!(v[3], "FINISHED");
 }
+
+#[test]
+fn tokens_gate_the_server_and_repro_run_still_captures() {
+    let t = TestContext::new();
+    t.git(&["init", "-q", "-b", "main"]);
+    t.write(
+        "log.py",
+        "import mlflow\nwith mlflow.start_run():\n    mlflow.log_param('a', '1')\n    mlflow.log_metric('m', 2.0)\n",
+    );
+    t.commit_all("script");
+    t.repro(&["init"]).success();
+    let token = |role: &str| -> String {
+        let v = t.repro(&["token", "create", "--role", role, "--name", role, "--json"]).success().json();
+        v["token"].as_str().expect("token").to_string()
+    };
+    let (read, write) = (token("read"), token("write"));
+    // Only hashes are stored.
+    let db = std::fs::read(t.path(".repro/repro.db")).expect("db");
+    let wal = std::fs::read(t.path(".repro/repro.db-wal")).unwrap_or_default();
+    for secret in [&read, &write] {
+        let needle = secret.as_bytes();
+        assert!(!db.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle));
+    }
+    let ls = t.repro(&["token", "ls", "--json"]).success().json();
+    assert_eq!(ls.as_array().map(Vec::len), Some(2));
+    assert!(!ls.to_string().contains(&read));
+
+    let server = Server::start(&t);
+    let py = mlflow_python();
+    let probe = r#"
+import json, mlflow
+from mlflow.exceptions import MlflowException
+c = mlflow.MlflowClient()
+def code(f):
+    try:
+        f()
+        return "ok"
+    except MlflowException as e:
+        return e.error_code
+print(json.dumps([code(lambda: c.get_experiment("0")), code(lambda: c.search_runs(["0"])), code(lambda: c.create_experiment("x" + str(id(c))))]))
+"#;
+    let call = |token: Option<&str>| -> Value {
+        let mut cmd = Command::new(&py);
+        cmd.arg("-c").arg(probe).env("MLFLOW_TRACKING_URI", &server.uri).env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0");
+        cmd.env("MLFLOW_DISABLE_TELEMETRY", "true").env_remove("MLFLOW_TRACKING_TOKEN");
+        if let Some(tok) = token {
+            cmd.env("MLFLOW_TRACKING_TOKEN", tok);
+        }
+        let out = cmd.output().expect("python");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.lines().last().unwrap_or("")).expect("json")
+    };
+    assert_eq!(call(None), serde_json::json!(["UNAUTHENTICATED", "UNAUTHENTICATED", "UNAUTHENTICATED"]));
+    assert_eq!(
+        call(Some("repro_not_a_token")),
+        serde_json::json!(["UNAUTHENTICATED", "UNAUTHENTICATED", "UNAUTHENTICATED"])
+    );
+    assert_eq!(call(Some(&read)), serde_json::json!(["ok", "ok", "PERMISSION_DENIED"]));
+    assert_eq!(call(Some(&write)), serde_json::json!(["ok", "ok", "ok"]));
+    let id = ls[1]["id"].as_str().expect("id");
+    t.repro(&["token", "revoke", id]).success();
+    assert_eq!(call(Some(&write))[0], "UNAUTHENTICATED");
+    drop(server);
+
+    // `repro run` gives its command a token of its own: capture works on a gated store.
+    let r = t
+        .cmd()
+        .args(["run", "--json", "--seed", "1", "--"])
+        .arg(&py)
+        .arg("log.py")
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .output()
+        .expect("repro run");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let id = id_of(&common::Run { args: vec![], out: r });
+    let shown = t.repro(&["show", &id, "--json"]).success().json();
+    assert_eq!(shown["params"]["logged"]["a"], "1");
+    assert_eq!(shown["metric_count"], 1);
+}

@@ -49,6 +49,7 @@ pub struct ReplayOptions {
     pub vars: BTreeMap<String, String>,
     /// The tracking server the replayed command logs into, as `repro run` gives one.
     pub tracking_uri: Option<String>,
+    pub tracking_token: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -296,6 +297,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     // 4. Run, as `repro run` does, with the recorded seed, params and variables.
     let mut run_opts = run_options(store, &rec, &area, interpreter.as_deref(), opts)?;
     run_opts.tracking_uri = opts.tracking_uri.clone();
+    run_opts.tracking_token = opts.tracking_token.clone();
     reporter.message(&format!("running: {}", run_opts.command.join(" ")));
     let (replay_id, status, exit_code, replay_record) = match crate::run::run(store, &run_opts, reporter)? {
         RunOutcome::Ran { id, status, exit_code, record } => (id, status, exit_code, record),
@@ -921,6 +923,7 @@ fn run_options(
         env_registered: None,
         allow_env_drift: false,
         tracking_uri: None,
+        tracking_token: None,
     })
 }
 

@@ -89,6 +89,8 @@ pub struct RunOptions {
     /// A tracking server serving this store (the CLI starts one on loopback): the command
     /// gets `MLFLOW_TRACKING_URI` and `MLFLOW_RUN_ID`, so MLflow calls log into this run.
     pub tracking_uri: Option<String>,
+    /// The token that server accepts from the command (`MLFLOW_TRACKING_TOKEN`).
+    pub tracking_token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -498,6 +500,10 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
             .env("MLFLOW_RUN_ID", id.as_str())
             .env("MLFLOW_EXPERIMENT_ID", experiment.to_string());
         cmd.env_remove("MLFLOW_EXPERIMENT_NAME");
+        match &opts.tracking_token {
+            Some(t) => cmd.env("MLFLOW_TRACKING_TOKEN", t),
+            None => cmd.env_remove("MLFLOW_TRACKING_TOKEN"),
+        };
     }
     cmd.env("REPRO_RUN_ID", id.as_str())
         .env("REPRO_SEED", p.record.seed.value.to_string())

@@ -76,6 +76,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/ajax-api/2.0/mlflow-artifacts/artifacts/{*path}", get(download_artifact))
         .fallback(any(fallback))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), crate::auth::check))
         .with_state(state)
 }
 

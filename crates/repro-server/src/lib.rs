@@ -7,6 +7,7 @@
 //! accepting threads.
 
 mod api;
+mod auth;
 mod error;
 
 use std::net::SocketAddr;
@@ -22,6 +23,9 @@ pub struct State {
     pool: Mutex<Vec<Metadata>>,
     pub(crate) objects: Objects,
     pub(crate) host: String,
+    /// The hash of a token only this process knows (`repro run` hands it to its command),
+    /// accepted with write access whether or not the store has tokens.
+    pub(crate) ephemeral: Option<String>,
 }
 
 impl State {
@@ -33,6 +37,7 @@ impl State {
             pool: Mutex::new(vec![store.meta]),
             objects: store.objects,
             host: repro_store::process::hostname(),
+            ephemeral: None,
         }))
     }
 
@@ -86,13 +91,19 @@ pub async fn serve(state: Arc<State>, addr: SocketAddr) -> Result<(), ServerErro
 /// MLflow calls land in the store while repro waits for it. Stops when the handle drops.
 pub struct Background {
     pub addr: SocketAddr,
+    /// The token the command's MLflow client sends (`MLFLOW_TRACKING_TOKEN`).
+    pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Background {
     pub fn start(root: &Path) -> Result<Background, ServerError> {
-        let state = State::open(root)?;
+        let token = format!("repro_run_{}", uuid::Uuid::new_v4().simple());
+        let mut state = State::open(root)?;
+        if let Some(s) = Arc::get_mut(&mut state) {
+            s.ephemeral = Some(repro_store::tracking::token_hash(&token));
+        }
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| ServerError::Bind { addr: "127.0.0.1:0".into(), source: e })?;
         let addr =
@@ -115,7 +126,7 @@ impl Background {
                 });
             })
             .map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
-        Ok(Background { addr, stop: Some(tx), thread: Some(thread) })
+        Ok(Background { addr, token, stop: Some(tx), thread: Some(thread) })
     }
 
     pub fn uri(&self) -> String {

@@ -66,6 +66,13 @@ CREATE TABLE latest_metrics (
     is_nan INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, key)
 ) WITHOUT ROWID;
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 CREATE TABLE artifacts (
     path TEXT PRIMARY KEY,
     object TEXT NOT NULL,
@@ -758,6 +765,68 @@ impl Metadata {
             )
             .map_err(self.err("update run"))?;
         Ok(())
+    }
+}
+
+/// An API token as stored: never the token itself, only its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenRow {
+    pub id: String,
+    pub role: String,
+    pub name: String,
+    pub created_ms: i64,
+}
+
+/// The stored form of a token: BLAKE3 with a domain tag. Tokens carry 128 random bits, so a
+/// fast hash is enough; what matters is that the database never holds the secret.
+pub fn token_hash(token: &str) -> String {
+    repro_core::Digest::of_bytes(format!("repro-token-v1\n{token}").as_bytes()).to_string()
+}
+
+impl Metadata {
+    pub fn create_token(&self, id: &str, token: &str, role: &str, name: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO tokens (id, hash, role, name, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, token_hash(token), role, name, crate::now_ms()],
+            )
+            .map_err(self.err("store the token"))?;
+        Ok(())
+    }
+
+    pub fn list_tokens(&self) -> Result<Vec<TokenRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, role, name, created_ms FROM tokens ORDER BY created_ms, id")
+            .map_err(self.err("list tokens"))?;
+        let rows = stmt
+            .query_map([], |r| Ok(TokenRow { id: r.get(0)?, role: r.get(1)?, name: r.get(2)?, created_ms: r.get(3)? }))
+            .map_err(self.err("list tokens"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("list tokens"))
+    }
+
+    pub fn revoke_token(&self, id: &str) -> Result<bool> {
+        let n = self.conn.execute("DELETE FROM tokens WHERE id = ?1", [id]).map_err(self.err("revoke the token"))?;
+        Ok(n > 0)
+    }
+
+    /// Whether any token exists (then every request must carry one), and the role of
+    /// `token` if it is one of them.
+    pub fn token_role(&self, token: Option<&str>) -> Result<(bool, Option<String>)> {
+        let any: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM tokens)")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(self.err("check tokens"))?;
+        let role = match token {
+            Some(t) if any => self
+                .conn
+                .prepare_cached("SELECT role FROM tokens WHERE hash = ?1")
+                .and_then(|mut s| s.query_row([token_hash(t)], |r| r.get(0)).optional())
+                .map_err(self.err("check tokens"))?,
+            _ => None,
+        };
+        Ok((any, role))
     }
 }
 
