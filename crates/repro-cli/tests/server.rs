@@ -91,6 +91,7 @@ fn the_mlflow_client_logs_searches_and_reads_back_through_repro_serve() {
     assert_eq!(out["missing_experiment_is_none"], true);
     assert_eq!(out["duplicate_experiment"], "RESOURCE_ALREADY_EXISTS");
     assert_eq!(out["default_experiment"], "Default");
+    assert_eq!(out["experiment_search"], serde_json::json!(["pricing"]));
     assert_eq!(out["param_overwrite"], "INVALID_PARAMETER_VALUE");
     assert_eq!(out["same_param_again"], Value::Null);
 

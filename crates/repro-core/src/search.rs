@@ -1,5 +1,6 @@
 //! The MLflow `search_runs` filter and `order_by` grammar, how a run answers a filter, how
 //! runs sort, and MLflow's page tokens. Pure: the store and the server feed it `RunView`s.
+//! `search_experiments` shares the grammar over its own keys ([`parse_experiment_filter`]).
 //!
 //! Grammar (MLflow's SQL-WHERE subset, see docs in `shared/reference/mlflow-rest.md` §4):
 //!

@@ -74,6 +74,7 @@ pub fn router(state: Arc<State>) -> Router {
         )
         .route("/ajax-api/2.0/mlflow-artifacts/artifacts", get(list_artifacts))
         .route("/ajax-api/2.0/mlflow-artifacts/artifacts/{*path}", get(download_artifact))
+        .merge(crate::ui::router())
         .fallback(any(fallback))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), crate::auth::check))
@@ -509,32 +510,6 @@ async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
 
 // ---- experiments -------------------------------------------------------------------------
 
-/// An experiment filter clause (`name`, `experiment_id`, `tags.*`) against a text value.
-fn text_matches(c: &search::Clause, text: Option<&str>) -> bool {
-    use search::{Comparator as C, Value as V};
-    match (&c.comparator, &c.value, text) {
-        (C::IsNull, _, t) => t.is_none(),
-        (C::IsNotNull, _, t) => t.is_some(),
-        (_, _, None) => false,
-        (C::Eq, V::Str(v), Some(t)) => t == v,
-        (C::Ne, V::Str(v), Some(t)) => t != v,
-        (C::Like, V::Str(v), Some(t)) => search::sql_like(v, t, false),
-        (C::ILike, V::Str(v), Some(t)) => search::sql_like(v, t, true),
-        (C::In, V::List(l), Some(t)) => l.iter().any(|x| x == t),
-        (C::NotIn, V::List(l), Some(t)) => !l.iter().any(|x| x == t),
-        (cmp, V::Number(n), Some(t)) => t.parse::<f64>().is_ok_and(|x| match cmp {
-            C::Eq => x == *n,
-            C::Ne => x != *n,
-            C::Lt => x < *n,
-            C::Le => x <= *n,
-            C::Gt => x > *n,
-            C::Ge => x >= *n,
-            _ => false,
-        }),
-        _ => false,
-    }
-}
-
 async fn create_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let name = r.str("name")?;
@@ -595,21 +570,19 @@ async fn search_experiments(AxState(s): S, Req(r): Req) -> Reply {
     let limit = max_results(&r, 1000)?;
     let offset = page_offset(&r)?;
     let filter = r.opt_str("filter")?.unwrap_or_default();
-    let clauses = search::parse_filter(&filter).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let clauses = search::parse_experiment_filter(&filter).map_err(|e| ApiError::invalid(e.to_string()))?;
     let all = s.with_meta(|m, _| Ok(m.list_experiments()?)).await?;
     let mut found: Vec<_> = all
         .into_iter()
         .filter(|e| stages.contains(&e.lifecycle_stage.as_str()))
         .filter(|e| {
-            clauses.iter().all(|c| {
-                let text = match (&c.entity, c.key.as_str()) {
-                    (search::EntityType::Attribute, "name") => Some(e.name.clone()),
-                    (search::EntityType::Attribute, "experiment_id") => Some(e.experiment_id.to_string()),
-                    (search::EntityType::Tag, k) => e.tags.get(k).cloned(),
-                    _ => None,
-                };
-                text_matches(c, text.as_deref())
-            })
+            let view = search::ExperimentView {
+                name: &e.name,
+                creation_time: e.creation_time,
+                last_update_time: e.last_update_time,
+                tags: &e.tags,
+            };
+            search::matches_experiment(&clauses, &view)
         })
         .collect();
     found.sort_by_key(|e| std::cmp::Reverse(e.creation_time));

@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod error;
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,122 @@
+//! The web UI of `repro serve`, in a real headless Chromium (Debian's `chromium`, driven by
+//! playwright-core from tests/browser/check.mjs): two real scikit-learn runs and a registered
+//! model, every page opened, its content checked and a full-page screenshot saved under
+//! target/ui-screenshots.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::{id_of, workspace, TestContext};
+
+/// `repro serve --port 0`, stopped when dropped.
+struct Server {
+    child: Child,
+    uri: String,
+}
+
+impl Server {
+    fn start(t: &TestContext) -> Server {
+        let mut child = t
+            .cmd()
+            .args(["serve", "--port", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn repro serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let uri = loop {
+            let line = lines.next().expect("repro serve said nothing").expect("read");
+            if let Some(rest) = line.split("serving the store on ").nth(1) {
+                break rest.split_whitespace().next().expect("uri").to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, uri }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET over a TCP socket: (status, body).
+fn http_get(uri: &str, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let addr = uri.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status line");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn browser_dir() -> PathBuf {
+    workspace().join("crates/repro-cli/tests/browser")
+}
+
+#[test]
+fn the_web_ui_shows_a_real_run_in_headless_chromium() {
+    let t = TestContext::sklearn_project();
+    let a = id_of(&t.train(&["--name", "<script>alert(1)</script>", "--json"]).success());
+    let b = id_of(&t.train(&["--name", "deeper", "--param", "model.max_depth=9", "--json"]).success());
+    t.repro(&["model", "register", &a, "--name", "pricing", "--artifact", "model.pkl"]).success();
+    t.repro(&["model", "promote", "pricing@1", "--to", "staging"]).success();
+
+    let server = Server::start(&t);
+
+    // What does not need a browser: status codes and escaping in the raw HTML.
+    let (code, _) = http_get(&server.uri, "/");
+    assert_eq!(code, 303, "/ redirects to /ui");
+    let (code, html) = http_get(&server.uri, "/ui");
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    assert!(!html.contains("<script>alert(1)</script>"), "the run name is not escaped:\n{html}");
+    let (code, html) = http_get(&server.uri, "/ui?filter=metrics.rmse%20%3C%3C%3C%201");
+    assert_eq!(code, 400, "a bad filter is a 400 page: {html}");
+    assert!(html.contains("Bad filter"), "{html}");
+    let (code, _) = http_get(&server.uri, "/ui/runs/not-a-run");
+    assert_eq!(code, 404);
+    let (code, _) = http_get(&server.uri, &format!("/ui/diff?a={a}"));
+    assert_eq!(code, 400);
+    let (code, html) = http_get(&server.uri, &format!("/ui/runs/{a}"));
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("git_commit") && html.contains("<svg") && html.contains("model.pkl"), "{html}");
+
+    // The browser.
+    assert!(
+        browser_dir().join("node_modules/playwright-core").is_dir(),
+        "run `npm ci` in crates/repro-cli/tests/browser first (.ci/run does)"
+    );
+    let out = workspace().join("target/ui-screenshots");
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new("node")
+        .arg(browser_dir().join("check.mjs"))
+        .args([server.uri.as_str(), out.to_str().expect("utf-8 path"), a.as_str(), b.as_str()])
+        .output()
+        .expect("node (is Node.js installed?)");
+    let log = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "check.mjs failed:\n{log}");
+    for shot in
+        ["runs.png", "runs-sorted.png", "runs-filtered.png", "runs-bad-filter.png", "run.png", "diff.png", "models.png"]
+    {
+        let size = std::fs::metadata(out.join(shot)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 1000, "screenshot {shot} is missing or empty ({size} bytes)\n{log}");
+    }
+    assert_png(&out.join("run.png"));
+    drop(server);
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).expect("read screenshot");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{} is not a PNG", path.display());
+}
