@@ -238,7 +238,19 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
     let py = py.to_str().expect("utf-8");
     let r = t
         .cmd()
-        .args(["run", "--json", "--seed", "42", "--data", "data/train.csv", "--output", "model.pkl", "--"])
+        .args([
+            "run",
+            "--json",
+            "--seed",
+            "42",
+            "--data",
+            "data/train.csv",
+            "--param",
+            "split=0.8",
+            "--output",
+            "model.pkl",
+        ])
+        .arg("--")
         .args([py, "mlflow_train.py"])
         .env("MLFLOW_DISABLE_TELEMETRY", "true")
         .env("MLFLOW_EXPERIMENT_NAME", "pricing")
@@ -271,6 +283,7 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v[0], true, "{v}");
     assert_eq!(v[1]["n_estimators"], "20");
+    assert_eq!(v[1]["split"], "0.8", "what repro captured is an MLflow param too: {v}");
     assert_eq!(v[2], "experiment");
     assert_eq!(v[3], "FINISHED");
 }

@@ -389,6 +389,12 @@ impl Metadata {
             ],
         )
         .map_err(|e| db(&path, "finish run", e))?;
+        // What `repro run` captured is searchable through the tracking API like what a
+        // client logged; a key a client logged keeps its value.
+        tx.execute(crate::tracking::PARAMS_FROM_RECORD, [record.id.as_str()])
+            .map_err(|e| db(&path, "index params", e))?;
+        tx.execute(crate::tracking::LOGGED_FROM_RECORD, [record.id.as_str()])
+            .map_err(|e| db(&path, "index params", e))?;
         tx.commit().map_err(|e| db(&path, "finish run", e))
     }
 

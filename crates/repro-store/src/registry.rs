@@ -241,6 +241,9 @@ impl Metadata {
                 .map_err(e("import metrics"))?;
             }
             tx.execute(crate::tracking::REFRESH_LATEST, [run.record.id.as_str()]).map_err(e("import metrics"))?;
+            for sql in [crate::tracking::PARAMS_FROM_RECORD, crate::tracking::LOGGED_FROM_RECORD] {
+                tx.execute(sql, [run.record.id.as_str()]).map_err(e("index params"))?;
+            }
         }
         for s in &rows.snapshots {
             tx.execute(

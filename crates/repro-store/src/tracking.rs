@@ -79,6 +79,12 @@ CREATE TABLE artifacts (
     size INTEGER NOT NULL,
     created_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+INSERT OR IGNORE INTO run_params (run_id, key, value)
+SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
+FROM runs r, json_each(r.record, '$.params.values') j;
+INSERT OR IGNORE INTO run_params (run_id, key, value)
+SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
+FROM runs r, json_each(r.record, '$.params.logged') j;
 -- SQLite stores NaN as NULL; a NaN point is kept as value 0 with is_nan set, as MLflow does.
 ALTER TABLE metrics ADD COLUMN is_nan INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE run_inputs (
@@ -96,6 +102,20 @@ INSERT INTO latest_metrics (run_id, key, value, step, timestamp_ms, is_nan)
 SELECT run_id, key, value, step, timestamp_ms, is_nan FROM metrics m
 WHERE rowid = (SELECT rowid FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.key = m.key
                ORDER BY step DESC, timestamp_ms DESC, value DESC LIMIT 1);
+";
+
+/// A run's recorded params (`params.values`, then `params.logged`) as MLflow params: what
+/// `repro run` captured is searchable like what a client logged. Existing keys win, so a
+/// param a client logged keeps its value.
+pub(crate) const PARAMS_FROM_RECORD: &str = "
+INSERT OR IGNORE INTO run_params (run_id, key, value)
+SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
+FROM runs r, json_each(r.record, '$.params.values') j WHERE r.id = ?1;
+";
+pub(crate) const LOGGED_FROM_RECORD: &str = "
+INSERT OR IGNORE INTO run_params (run_id, key, value)
+SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
+FROM runs r, json_each(r.record, '$.params.logged') j WHERE r.id = ?1;
 ";
 
 /// Recomputes the latest point of each of a run's metrics (after points arrive in bulk).
