@@ -261,7 +261,7 @@ def seed_runs_raw(url, exp_id, n, rng, offset=0, threads=2):
         raise RuntimeError(f"seeding failed: {errors[0][:300]}")
 
 
-def search_p(client, exp_id, n, warm=2):
+def search_p(client, url, exp_id, n, warm=2):
     for _ in range(warm):
         client.search_runs([exp_id], FILTER)
     found = []
@@ -270,8 +270,20 @@ def search_p(client, exp_id, n, warm=2):
         found.append(len(client.search_runs([exp_id], FILTER)))
 
     _, each = timed(one, n)
-    return {"p50_ms": ms(pct(each, 50)), "p95_ms": ms(pct(each, 95)), "min_ms": ms(min(each)),
-            "n": n, "matches_returned": found[-1]}
+    out = {"p50_ms": ms(pct(each, 50)), "p95_ms": ms(pct(each, 95)), "min_ms": ms(min(each)),
+           "n": n, "matches_returned": found[-1]}
+    # The same request raw (the client's default max_results, 1,000): the server's share.
+    s = requests.Session()
+    body = {"experiment_ids": [exp_id], "filter": FILTER, "run_view_type": "ACTIVE_ONLY", "max_results": 1000}
+    s.post(url + "/api/2.0/mlflow/runs/search", json=body).raise_for_status()
+    _, each = timed(lambda i: s.post(url + "/api/2.0/mlflow/runs/search", json=body).raise_for_status(), n)
+    out["raw_p50_ms"] = ms(pct(each, 50))
+    out["raw_bytes"] = len(s.post(url + "/api/2.0/mlflow/runs/search", json=body).content)
+    # max_results 1: filtering and ordering without building and sending the 1,000-run page.
+    one = dict(body, max_results=1)
+    _, each = timed(lambda i: s.post(url + "/api/2.0/mlflow/runs/search", json=one).raise_for_status(), n)
+    out["raw_max1_p50_ms"] = ms(pct(each, 50))
+    return out
 
 
 def bench_server(kind, args, base):
@@ -365,7 +377,14 @@ def bench_server(kind, args, base):
         _, each = timed(lambda i: client.get_metric_history(rid, "curve"), args.history_n)
         res["metric_history"] = {"points": 10000, "n": args.history_n, "p50_ms": ms(pct(each, 50)),
                                  "min_ms": ms(min(each)), "max_ms": ms(max(each))}
-        print(f"  get_metric_history (10,000 points): p50 {res['metric_history']['p50_ms']:.0f} ms", flush=True)
+        # The same request raw: the server's share (the client then builds 10,000 Metric objects).
+        q = {"run_id": rid, "run_uuid": rid, "metric_key": "curve", "max_results": 25000}
+        _, each = timed(lambda i: s.get(api + "/metrics/get-history", params=q).raise_for_status(), args.history_n)
+        res["metric_history"]["raw_p50_ms"] = ms(pct(each, 50))
+        res["metric_history"]["raw_bytes"] = len(s.get(api + "/metrics/get-history", params=q).content)
+        print(f"  get_metric_history (10,000 points): p50 {res['metric_history']['p50_ms']:.0f} ms "
+              f"(raw GET: {res['metric_history']['raw_p50_ms']:.0f} ms, {res['metric_history']['raw_bytes']} bytes)",
+              flush=True)
 
         # search_runs over 2,000 runs.
         exp_s = client.create_experiment("bench-search")
@@ -373,11 +392,13 @@ def bench_server(kind, args, base):
         t = time.perf_counter()
         seed_runs(client, exp_s, args.search_runs, rng)
         res["search_setup_s"] = time.perf_counter() - t
-        r = search_p(client, exp_s, args.search_n)
+        r = search_p(client, srv.url, exp_s, args.search_n)
         r["runs"] = args.search_runs
         res["search"] = [r]
         print(f"  search_runs over {args.search_runs} runs (set-up {res['search_setup_s']:.0f} s): "
-              f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, {r['matches_returned']} runs returned", flush=True)
+              f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, {r['matches_returned']} runs returned "
+              f"(raw POST: p50 {r['raw_p50_ms']:.1f} ms, {r['raw_bytes']} bytes; max_results=1: {r['raw_max1_p50_ms']:.1f} ms)",
+              flush=True)
 
         # repro only: grow the same experiment, searching at each size, within the time cap.
         if kind == "repro" and args.big_runs > args.search_runs:
@@ -397,11 +418,12 @@ def bench_server(kind, args, base):
                 spent += dt
                 have = target
                 res["search_big_setup"].append({"runs": target, "added": add, "s": dt, "runs_per_s": add / dt})
-                r = search_p(client, exp_s, args.search_n)
+                r = search_p(client, srv.url, exp_s, args.search_n)
                 r["runs"] = target
                 res["search"].append(r)
                 print(f"  search_runs over {target} runs (+{add} in {dt:.0f} s, {add / dt:.0f} runs/s): "
-                      f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, {r['matches_returned']} returned",
+                      f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, {r['matches_returned']} returned "
+                      f"(raw POST: p50 {r['raw_p50_ms']:.1f} ms; max_results=1: {r['raw_max1_p50_ms']:.1f} ms)",
                       flush=True)
             rss, pss, _ = memory(srv.proc.pid)
             res["rss_after_kib"] = rss
@@ -438,6 +460,9 @@ def table(r, m):
     per_call = 1000.0 / a["per_s"]
     row("one-by-one `log_metric`, mean ms a call vs the bare round trip", f"{per_call:.2f} ms", f"floor {f:.2f} ms",
         f"{per_call / f:.2f} × the floor", "≤ 1.5 ×", per_call / f <= 1.5)
+    raw = r["raw_log_metric_p50_ms"]
+    row("(info) the server's share: raw `POST runs/log-metric` p50 vs the bare round trip", f"{raw:.2f} ms",
+        f"floor {f:.2f} ms", f"{raw / f:.2f} × the floor", "(≤ 1.5 ×)", None)
     a, b = r["log_batch"], m["log_batch"]
     row("`log_batch` of 1,000 metrics, metrics/s", f"{a['metrics_per_s']:,.0f}/s", f"{b['metrics_per_s']:,.0f}/s",
         f"{a['metrics_per_s'] / b['metrics_per_s']:.1f} ×", "≥ 5 ×", a["metrics_per_s"] / b["metrics_per_s"] >= 5)
@@ -448,14 +473,26 @@ def table(r, m):
     row(f"`search_runs` ({FILTER}) over {a['runs']:,} runs, p50 (p95)",
         f"{a['p50_ms']:.1f} ms ({a['p95_ms']:.1f})", f"{b['p50_ms']:.1f} ms ({b['p95_ms']:.1f})",
         f"{a['p50_ms'] / b['p50_ms'] * 100:.1f} % of MLflow's", "≤ 10 %", a["p50_ms"] <= b["p50_ms"] / 10)
+    a, b = r["search"][0], m["search"][0]
+    row(f"(info) raw `POST runs/search`, same filter, {a['runs']:,} runs, p50 (bytes)",
+        f"{a['raw_p50_ms']:.1f} ms ({a['raw_bytes']:,} B)", f"{b['raw_p50_ms']:.1f} ms ({b['raw_bytes']:,} B)",
+        f"{a['raw_p50_ms'] / b['raw_p50_ms'] * 100:.1f} %", "(≤ 10 %)", None)
+    row(f"(info) raw `POST runs/search`, same filter, `max_results` 1, {a['runs']:,} runs, p50",
+        f"{a['raw_max1_p50_ms']:.1f} ms", f"{b['raw_max1_p50_ms']:.1f} ms",
+        f"{a['raw_max1_p50_ms'] / b['raw_max1_p50_ms'] * 100:.1f} %", "—", None)
     for s in r["search"][1:]:
         last = s is r["search"][-1]
         row(f"`search_runs`, same filter, over {s['runs']:,} runs (repro only), p50 (p95)",
-            f"{s['p50_ms']:.1f} ms ({s['p95_ms']:.1f})", "—", "—", "≤ 50 ms at 100,000" if last else "(trend)",
+            f"{s['p50_ms']:.1f} ms ({s['p95_ms']:.1f}); raw POST {s['raw_p50_ms']:.1f} ms, "
+            f"`max_results` 1: {s['raw_max1_p50_ms']:.1f} ms", "—", "—",
+            "≤ 50 ms at 100,000" if last else "(trend)",
             (s["p50_ms"] <= 50 if s["runs"] >= 100_000 else None) if last else None)
     a, b = r["metric_history"], m["metric_history"]
     row("`get_metric_history`, 10,000 points, p50", f"{a['p50_ms']:.1f} ms", f"{b['p50_ms']:.1f} ms",
         f"{a['p50_ms'] / b['p50_ms'] * 100:.1f} % of MLflow's", "≤ 20 %", a["p50_ms"] <= b["p50_ms"] / 5)
+    row("(info) raw `GET metrics/get-history`, 10,000 points, p50 (bytes)",
+        f"{a['raw_p50_ms']:.1f} ms ({a['raw_bytes']:,} B)", f"{b['raw_p50_ms']:.1f} ms ({b['raw_bytes']:,} B)",
+        f"{a['raw_p50_ms'] / b['raw_p50_ms'] * 100:.1f} %", "(≤ 20 %)", None)
     a, b = r["idle"], m["idle"]
     row("idle RSS, whole process tree (processes)", f"{a['rss_kib'] / 1024:.1f} MiB ({a['processes']})",
         f"{b['rss_kib'] / 1024:.1f} MiB ({b['processes']})", f"1/{b['rss_kib'] / a['rss_kib']:.0f}", "≤ 1/50",
