@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::{id_of, item, status, TestContext};
+use common::{id_of, item, status, Server, TestContext};
 use serde_json::Value;
 
 /// The MLflow client and scikit-learn, in a venv of their own.
@@ -19,42 +18,6 @@ fn mlflow_python() -> PathBuf {
         &ws.join("crates/repro-cli/tests/fixtures/mlflow-client.txt"),
     )
     .join("bin/python")
-}
-
-/// `repro serve --port 0`, stopped when dropped.
-struct Server {
-    child: Child,
-    uri: String,
-}
-
-impl Server {
-    fn start(t: &TestContext) -> Server {
-        let mut child = t
-            .cmd()
-            .args(["serve", "--port", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn repro serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let uri = loop {
-            let line = lines.next().expect("repro serve said nothing").expect("read");
-            if let Some(rest) = line.split("serving the store on ").nth(1) {
-                break rest.split_whitespace().next().expect("uri").to_string();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, uri }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn python_json(py: &PathBuf, script: &str, uri: &str, dir: &std::path::Path) -> Value {

@@ -5,46 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::{id_of, workspace, TestContext};
-
-/// `repro serve --port 0`, stopped when dropped.
-struct Server {
-    child: Child,
-    uri: String,
-}
-
-impl Server {
-    fn start(t: &TestContext) -> Server {
-        let mut child = t
-            .cmd()
-            .args(["serve", "--port", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn repro serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let uri = loop {
-            let line = lines.next().expect("repro serve said nothing").expect("read");
-            if let Some(rest) = line.split("serving the store on ").nth(1) {
-                break rest.split_whitespace().next().expect("uri").to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, uri }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{id_of, workspace, Server, TestContext};
 
 /// A plain HTTP/1.1 GET over a TCP socket: (status, body).
 fn http_get(uri: &str, path: &str) -> (u16, String) {

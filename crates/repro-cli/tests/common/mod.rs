@@ -234,3 +234,40 @@ pub fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
 pub fn status<'a>(report: &'a Value, name: &str) -> &'a str {
     item(report, name)["status"].as_str().expect("status")
 }
+
+/// `repro serve --port 0` on a test's store, stopped when dropped; `uri` is where it listens.
+pub struct Server {
+    child: std::process::Child,
+    pub uri: String,
+}
+
+impl Server {
+    pub fn start(t: &TestContext) -> Server {
+        use std::io::BufRead;
+        let mut child = t
+            .cmd()
+            .args(["serve", "--port", "0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn repro serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let uri = loop {
+            let line = lines.next().expect("repro serve said nothing").expect("read");
+            if let Some(rest) = line.split("serving the store on ").nth(1) {
+                break rest.split_whitespace().next().expect("uri").to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, uri }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
