@@ -286,12 +286,10 @@ def search_p(client, url, exp_id, n, warm=2):
     return out
 
 
-def bench_server(kind, args, base):
-    res = {"server": kind, "load_start": loadavg()}
-    print(f"\n== {kind}   (load {loadavg()})", flush=True)
-
-    # Start-up: one untimed start first (page cache, Python bytecode caches), then
-    # args.starts fresh starts, each in a new folder; the last one stays up for the rest.
+def start_server(kind, args, base):
+    """One untimed start, then args.starts fresh starts (each in a new folder); the last stays up."""
+    res = {"server": kind}
+    print(f"\n== start-up and idle memory: {kind}   (load {loadavg()})", flush=True)
     starts, inits = [], []
     srv = None
     for k in range(args.starts + 1):
@@ -299,146 +297,183 @@ def bench_server(kind, args, base):
             srv.stop()
         srv = Server(kind, os.path.join(base, f"{kind}-{k}"), args.repro, args.mlflow)
         srv.prepare()
-        s = srv.start()
+        t = srv.start()
         if k > 0:
-            starts.append(s)
+            starts.append(t)
             inits.append(srv.init_s)
-        print(f"  start-up {'(warm-up) ' if k == 0 else ''}{s * 1000:.0f} ms"
+        print(f"  start-up {'(warm-up) ' if k == 0 else ''}{t * 1000:.0f} ms"
               + (f" (+ repro init {srv.init_s * 1000:.0f} ms)" if kind == "repro" else ""), flush=True)
     res["startup_s"] = {"median": statistics.median(starts), "all": starts}
     if kind == "repro":
         res["repro_init_s"] = {"median": statistics.median(inits), "all": inits}
+    time.sleep(args.idle_s)
+    rss, pss, procs = memory(srv.proc.pid)
+    res["idle"] = {"after_s": args.idle_s, "rss_kib": rss, "pss_kib": pss, "processes": len(procs), "procs": procs}
+    print(f"  idle after {args.idle_s} s: RSS {rss / 1024:.1f} MiB, PSS {pss / 1024:.1f} MiB, {len(procs)} processes",
+          flush=True)
+    return srv, res
 
-    try:
-        time.sleep(args.idle_s)
-        rss, pss, procs = memory(srv.proc.pid)
-        res["idle"] = {"after_s": args.idle_s, "rss_kib": rss, "pss_kib": pss, "processes": len(procs), "procs": procs}
-        print(f"  idle after {args.idle_s} s: RSS {rss / 1024:.1f} MiB, PSS {pss / 1024:.1f} MiB, {len(procs)} processes",
-              flush=True)
 
-        client = MlflowClient(tracking_uri=srv.url)
-        exp_id = client.create_experiment("bench")
+class Bench:
+    """The client-side measurements against one running server."""
 
+    def __init__(self, srv, args):
+        self.srv, self.args = srv, args
+        self.url = srv.url
+        self.api = srv.url + "/api/2.0/mlflow"
+        self.client = MlflowClient(tracking_uri=srv.url)
+        self.s = requests.Session()
+
+    def setup(self, res):
+        c, a = self.client, self.args
+        self.exp = c.create_experiment("bench")
+        self.exp_create = c.create_experiment("bench-create")
+        for _ in range(5):
+            c.create_run(self.exp_create)
+        self.raw_run = c.create_run(self.exp).info.run_id
+        self.lm_run = c.create_run(self.exp).info.run_id
+        for i in range(20):
+            c.log_metric(self.lm_run, "warm", float(i), step=i)
+        self.ts = int(time.time() * 1000)
+        # get_metric_history: a 10,000-point metric (10 batches of 1,000).
+        self.hist_run = c.create_run(self.exp).info.run_id
+        for b in range(10):
+            c.log_batch(self.hist_run, metrics=[Metric("curve", random.random(), self.ts + b * 1000 + j, b * 1000 + j)
+                                                for j in range(1000)])
+        got = len(c.get_metric_history(self.hist_run, "curve"))
+        assert got == 10000, f"history has {got} points"
+        # search_runs: 2,000 runs, each made by create_run + one log_batch.
+        self.exp_search = c.create_experiment("bench-search")
+        t = time.perf_counter()
+        seed_runs(c, self.exp_search, a.search_runs, random.Random(7))
+        res["search_setup_s"] = time.perf_counter() - t
+        print(f"  {self.srv.kind}: {a.search_runs} runs for the search set up in {res['search_setup_s']:.0f} s", flush=True)
+
+    def round(self, k):
+        """One round of every client-side measurement; returns its figures."""
+        c, a, s, api = self.client, self.args, self.s, self.api
+        r = {"load": loadavg()}
         # Bare HTTP round trip: the floor under any one call the client makes.
-        s = requests.Session()
         for _ in range(20):
-            s.get(srv.url + "/health")
-        _, each = timed(lambda i: s.get(srv.url + "/health").raise_for_status(), args.floor_n)
-        res["health_get_p50_ms"] = ms(pct(each, 50))
+            s.get(self.url + "/health")
+        _, each = timed(lambda i: s.get(self.url + "/health").raise_for_status(), a.floor_n)
+        r["health_get_p50_ms"] = ms(pct(each, 50))
         # The same JSON log_metric sends, posted raw: the server's own share of a call.
-        run_raw = client.create_run(exp_id).info.run_id
-        body = lambda i: {"run_id": run_raw, "run_uuid": run_raw, "key": "raw", "value": float(i),  # noqa: E731
+        rid = self.raw_run
+        body = lambda i: {"run_id": rid, "run_uuid": rid, "key": f"raw{k}", "value": float(i),  # noqa: E731
                           "timestamp": int(time.time() * 1000), "step": i}
-        api = srv.url + "/api/2.0/mlflow"
         for i in range(20):
             s.post(api + "/runs/log-metric", json=body(i)).raise_for_status()
-        _, each = timed(lambda i: s.post(api + "/runs/log-metric", json=body(i)).raise_for_status(), args.floor_n)
-        res["raw_log_metric_p50_ms"] = ms(pct(each, 50))
-        print(f"  GET /health p50 {res['health_get_p50_ms']:.2f} ms; raw POST log-metric p50 "
-              f"{res['raw_log_metric_p50_ms']:.2f} ms", flush=True)
-
+        _, each = timed(lambda i: s.post(api + "/runs/log-metric", json=body(i)).raise_for_status(), a.floor_n)
+        r["raw_log_metric_p50_ms"] = ms(pct(each, 50))
         # One-by-one log_metric.
-        rid = client.create_run(exp_id).info.run_id
-        for i in range(20):
-            client.log_metric(rid, "warm", float(i), step=i)
-        total, each = timed(lambda i: client.log_metric(rid, "loss", 1.0 / (i + 1), step=i), args.log_metric_n)
-        res["log_metric"] = {"n": args.log_metric_n, "total_s": total, "per_s": args.log_metric_n / total,
-                             "p50_ms": ms(pct(each, 50)), "p95_ms": ms(pct(each, 95))}
-        print(f"  log_metric: {res['log_metric']['per_s']:.0f}/s, p50 {res['log_metric']['p50_ms']:.2f} ms", flush=True)
-
-        # log_batch of 1,000 metrics.
-        rid = client.create_run(exp_id).info.run_id
-        ts = int(time.time() * 1000)
-        batches = [[Metric(f"m{j % 10}", random.random(), ts, b * 100 + j // 10) for j in range(1000)]
-                   for b in range(args.batch_n + 1)]
-        client.log_batch(rid, metrics=batches[-1])  # warm-up (its steps repeat none of the timed ones)
-        total, each = timed(lambda b: client.log_batch(rid, metrics=batches[b]), args.batch_n)
-        res["log_batch"] = {"batches": args.batch_n, "size": 1000, "total_s": total,
-                            "metrics_per_s": args.batch_n * 1000 / total, "p50_ms": ms(pct(each, 50))}
-        print(f"  log_batch x1000: {res['log_batch']['metrics_per_s']:.0f} metrics/s, "
-              f"p50 {res['log_batch']['p50_ms']:.1f} ms a batch", flush=True)
-
+        total, each = timed(lambda i: c.log_metric(self.lm_run, f"loss{k}", 1.0 / (i + 1), step=i), a.log_metric_n)
+        r["log_metric"] = {"n": a.log_metric_n, "total_s": total, "per_s": a.log_metric_n / total,
+                           "p50_ms": ms(pct(each, 50)), "p95_ms": ms(pct(each, 95))}
+        # log_batch of 1,000 metrics, into a run of this round's own.
+        brun = c.create_run(self.exp).info.run_id
+        batches = [[Metric(f"m{j % 10}", random.random(), self.ts, b * 100 + j // 10) for j in range(1000)]
+                   for b in range(a.batch_n + 1)]
+        c.log_batch(brun, metrics=batches[-1])  # warm-up (its steps repeat none of the timed ones)
+        total, each = timed(lambda b: c.log_batch(brun, metrics=batches[b]), a.batch_n)
+        r["log_batch"] = {"batches": a.batch_n, "size": 1000, "total_s": total,
+                          "metrics_per_s": a.batch_n * 1000 / total, "p50_ms": ms(pct(each, 50))}
         # Run creation.
-        exp_c = client.create_experiment("bench-create")
-        for _ in range(5):
-            client.create_run(exp_c)
-        total, each = timed(lambda i: client.create_run(exp_c), args.create_n)
-        res["create_run"] = {"n": args.create_n, "total_s": total, "per_s": args.create_n / total,
-                             "p50_ms": ms(pct(each, 50))}
-        print(f"  create_run: {res['create_run']['per_s']:.0f}/s, p50 {res['create_run']['p50_ms']:.2f} ms", flush=True)
-
-        # get_metric_history of 10,000 points (10 batches of 1,000).
-        rid = client.create_run(exp_id).info.run_id
-        for b in range(10):
-            client.log_batch(rid, metrics=[Metric("curve", random.random(), ts + b * 1000 + j, b * 1000 + j)
-                                           for j in range(1000)])
-        got = len(client.get_metric_history(rid, "curve"))
-        assert got == 10000, f"history has {got} points"
-        _, each = timed(lambda i: client.get_metric_history(rid, "curve"), args.history_n)
-        res["metric_history"] = {"points": 10000, "n": args.history_n, "p50_ms": ms(pct(each, 50)),
-                                 "min_ms": ms(min(each)), "max_ms": ms(max(each))}
-        # The same request raw: the server's share (the client then builds 10,000 Metric objects).
-        q = {"run_id": rid, "run_uuid": rid, "metric_key": "curve", "max_results": 25000}
-        _, each = timed(lambda i: s.get(api + "/metrics/get-history", params=q).raise_for_status(), args.history_n)
-        res["metric_history"]["raw_p50_ms"] = ms(pct(each, 50))
-        res["metric_history"]["raw_bytes"] = len(s.get(api + "/metrics/get-history", params=q).content)
-        print(f"  get_metric_history (10,000 points): p50 {res['metric_history']['p50_ms']:.0f} ms "
-              f"(raw GET: {res['metric_history']['raw_p50_ms']:.0f} ms, {res['metric_history']['raw_bytes']} bytes)",
-              flush=True)
-
+        total, each = timed(lambda i: c.create_run(self.exp_create), a.create_n)
+        r["create_run"] = {"n": a.create_n, "total_s": total, "per_s": a.create_n / total, "p50_ms": ms(pct(each, 50))}
+        # get_metric_history of 10,000 points; then the same request raw (the server's share: the
+        # client then builds 10,000 Metric objects from the JSON).
+        c.get_metric_history(self.hist_run, "curve")
+        _, each = timed(lambda i: c.get_metric_history(self.hist_run, "curve"), a.history_n)
+        h = {"points": 10000, "n": a.history_n, "p50_ms": ms(pct(each, 50)), "min_ms": ms(min(each)),
+             "max_ms": ms(max(each))}
+        q = {"run_id": self.hist_run, "run_uuid": self.hist_run, "metric_key": "curve", "max_results": 25000}
+        _, each = timed(lambda i: s.get(api + "/metrics/get-history", params=q).raise_for_status(), a.history_n)
+        h["raw_p50_ms"] = ms(pct(each, 50))
+        h["raw_bytes"] = len(s.get(api + "/metrics/get-history", params=q).content)
+        r["metric_history"] = h
         # search_runs over 2,000 runs.
-        exp_s = client.create_experiment("bench-search")
-        rng = random.Random(7)
-        t = time.perf_counter()
-        seed_runs(client, exp_s, args.search_runs, rng)
-        res["search_setup_s"] = time.perf_counter() - t
-        r = search_p(client, srv.url, exp_s, args.search_n)
-        r["runs"] = args.search_runs
-        res["search"] = [r]
-        print(f"  search_runs over {args.search_runs} runs (set-up {res['search_setup_s']:.0f} s): "
-              f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, {r['matches_returned']} runs returned "
-              f"(raw POST: p50 {r['raw_p50_ms']:.1f} ms, {r['raw_bytes']} bytes; max_results=1: {r['raw_max1_p50_ms']:.1f} ms)",
-              flush=True)
+        r["search"] = search_p(c, self.url, self.exp_search, a.search_n)
+        r["search"]["runs"] = a.search_runs
+        lm, lb, cr, sr = r["log_metric"], r["log_batch"], r["create_run"], r["search"]
+        print(f"  round {k} {self.srv.kind:6} (load {r['load'].split()[0]}): GET /health {r['health_get_p50_ms']:.2f} ms, "
+              f"raw log-metric {r['raw_log_metric_p50_ms']:.2f} ms | log_metric {lm['per_s']:.0f}/s "
+              f"(p50 {lm['p50_ms']:.2f} ms) | log_batch {lb['metrics_per_s']:,.0f} metrics/s | create_run "
+              f"{cr['per_s']:.0f}/s | history {h['p50_ms']:.0f} ms (raw {h['raw_p50_ms']:.0f}) | search "
+              f"{sr['p50_ms']:.1f} ms (raw {sr['raw_p50_ms']:.1f}, max_results=1 {sr['raw_max1_p50_ms']:.1f}; "
+              f"{sr['matches_returned']} runs)", flush=True)
+        return r
 
-        # repro only: grow the same experiment, searching at each size, within the time cap.
-        if kind == "repro" and args.big_runs > args.search_runs:
-            have, spent = args.search_runs, 0.0
-            res["search_big_setup"] = []
-            for target in [x for x in (20_000, 50_000, args.big_runs) if have < x <= args.big_runs]:
-                add = target - have
-                rate = have / res["search_setup_s"] if spent == 0 else (have - args.search_runs) / spent
-                if spent + add / rate > args.setup_cap_s:
-                    res["search_big_skipped"] = (f"{target} runs: {add} more would take ~{add / rate:.0f} s at "
-                                                 f"{rate:.0f} runs/s, past the {args.setup_cap_s} s cap")
-                    print("  skipped:", res["search_big_skipped"], flush=True)
-                    break
-                t = time.perf_counter()
-                seed_runs_raw(srv.url, exp_s, add, rng, offset=have)
-                dt = time.perf_counter() - t
-                spent += dt
-                have = target
-                res["search_big_setup"].append({"runs": target, "added": add, "s": dt, "runs_per_s": add / dt})
-                r = search_p(client, srv.url, exp_s, args.search_n)
-                r["runs"] = target
-                res["search"].append(r)
-                print(f"  search_runs over {target} runs (+{add} in {dt:.0f} s, {add / dt:.0f} runs/s): "
-                      f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, {r['matches_returned']} returned "
-                      f"(raw POST: p50 {r['raw_p50_ms']:.1f} ms; max_results=1: {r['raw_max1_p50_ms']:.1f} ms)",
-                      flush=True)
-            rss, pss, _ = memory(srv.proc.pid)
-            res["rss_after_kib"] = rss
-            res["store_bytes"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(srv.folder) for f in fs)
-        elif kind == "mlflow":
-            rss, pss, _ = memory(srv.proc.pid)
-            res["rss_after_kib"] = rss
-            res["store_bytes"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(srv.folder) for f in fs)
-    finally:
-        srv.stop()
-    res["load_end"] = loadavg()
-    return res
+
+# Figures of a round, as (path, higher is better); the summary takes each one's median over rounds.
+FIGURES = [("health_get_p50_ms",), ("raw_log_metric_p50_ms",), ("log_metric", "per_s"), ("log_metric", "p50_ms"),
+           ("log_metric", "p95_ms"), ("log_batch", "metrics_per_s"), ("log_batch", "p50_ms"), ("create_run", "per_s"),
+           ("create_run", "p50_ms"), ("metric_history", "p50_ms"), ("metric_history", "raw_p50_ms"),
+           ("metric_history", "raw_bytes"), ("search", "p50_ms"), ("search", "p95_ms"), ("search", "raw_p50_ms"),
+           ("search", "raw_bytes"), ("search", "raw_max1_p50_ms"), ("search", "matches_returned"), ("search", "runs")]
+
+
+def get(d, path):
+    for k in path:
+        d = d[k]
+    return d
+
+
+def put(d, path, v):
+    for k in path[:-1]:
+        d = d.setdefault(k, {})
+    d[path[-1]] = v
+
+
+def summarize(res):
+    """Each figure's median over the rounds, into res (same layout as one round)."""
+    for path in FIGURES:
+        put(res, path, statistics.median(get(r, path) for r in res["rounds"]))
+    res["search"] = [res["search"]]
+
+
+def grow_search(b, res, args):
+    """repro only: grow the search experiment, searching at each size, within the time cap."""
+    have, spent, rng = args.search_runs, 0.0, random.Random(8)
+    res["search_big_setup"] = []
+    print(f"\n== repro: search_runs over more runs   (load {loadavg()})", flush=True)
+    for target in [x for x in (20_000, 50_000, args.big_runs) if have < x <= args.big_runs]:
+        add = target - have
+        rate = have / res["search_setup_s"] if spent == 0 else (have - args.search_runs) / spent
+        if spent + add / rate > args.setup_cap_s:
+            res["search_big_skipped"] = (f"{target} runs: {add} more would take ~{add / rate:.0f} s at "
+                                         f"{rate:.0f} runs/s, past the {args.setup_cap_s} s cap")
+            print("  skipped:", res["search_big_skipped"], flush=True)
+            break
+        t = time.perf_counter()
+        seed_runs_raw(b.url, b.exp_search, add, rng, offset=have)
+        dt = time.perf_counter() - t
+        spent += dt
+        have = target
+        res["search_big_setup"].append({"runs": target, "added": add, "s": dt, "runs_per_s": add / dt})
+        r = search_p(b.client, b.url, b.exp_search, args.search_n)
+        r["runs"] = target
+        r["load"] = loadavg()
+        res["search"].append(r)
+        print(f"  search_runs over {target} runs (+{add} in {dt:.0f} s, {add / dt:.0f} runs/s): "
+              f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, {r['matches_returned']} returned "
+              f"(raw POST: p50 {r['raw_p50_ms']:.1f} ms; max_results=1: {r['raw_max1_p50_ms']:.1f} ms)", flush=True)
+
+
+def store_bytes(folder):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
 
 
 # ---- report --------------------------------------------------------------------------------
+
+
+def spread(r, m, path, invert=False):
+    """The ratio repro/MLflow (or MLflow/repro) in each round: 'lo–hi'."""
+    xs = []
+    for a, b in zip(r["rounds"], m["rounds"]):
+        x, y = get(a, path), get(b, path)
+        xs.append(y / x if invert else x / y)
+    return xs
 
 
 def table(r, m):
@@ -447,15 +482,19 @@ def table(r, m):
     def row(what, rv, mv, ratio, target, ok):
         rows.append((what, rv, mv, ratio, target, ("PASS" if ok else "FAIL") if ok is not None else "info"))
 
+    def rng(xs, fmt="{:.1f} ×", scale=1.0):
+        return f" (rounds: {', '.join(fmt.format(x * scale) for x in xs)})"
+
     f = r["health_get_p50_ms"]
-    row("bare HTTP round trip, `GET /health` p50 (floor)", f"{f:.2f} ms", f"{m['health_get_p50_ms']:.2f} ms",
+    row("bare HTTP round trip, `GET /health` p50 (the floor)", f"{f:.2f} ms", f"{m['health_get_p50_ms']:.2f} ms",
         "—", "—", None)
-    row("raw `POST runs/log-metric` (requests.Session) p50", f"{r['raw_log_metric_p50_ms']:.2f} ms",
-        f"{m['raw_log_metric_p50_ms']:.2f} ms", f"{m['raw_log_metric_p50_ms'] / r['raw_log_metric_p50_ms']:.1f} ×",
-        "—", None)
+    row("(info) raw `POST runs/log-metric` (requests.Session) p50", f"{r['raw_log_metric_p50_ms']:.2f} ms",
+        f"{m['raw_log_metric_p50_ms']:.2f} ms",
+        f"{m['raw_log_metric_p50_ms'] / r['raw_log_metric_p50_ms']:.1f} × faster", "—", None)
     a, b = r["log_metric"], m["log_metric"]
     row("one-by-one `log_metric`, calls/s (p50 a call)", f"{a['per_s']:.0f}/s ({a['p50_ms']:.2f} ms)",
-        f"{b['per_s']:.0f}/s ({b['p50_ms']:.2f} ms)", f"{a['per_s'] / b['per_s']:.1f} ×", "≥ 4 ×",
+        f"{b['per_s']:.0f}/s ({b['p50_ms']:.2f} ms)",
+        f"{a['per_s'] / b['per_s']:.1f} ×" + rng(spread(r, m, ("log_metric", "per_s"))), "≥ 4 ×",
         a["per_s"] / b["per_s"] >= 4)
     per_call = 1000.0 / a["per_s"]
     row("one-by-one `log_metric`, mean ms a call vs the bare round trip", f"{per_call:.2f} ms", f"floor {f:.2f} ms",
@@ -465,21 +504,23 @@ def table(r, m):
         f"floor {f:.2f} ms", f"{raw / f:.2f} × the floor", "(≤ 1.5 ×)", None)
     a, b = r["log_batch"], m["log_batch"]
     row("`log_batch` of 1,000 metrics, metrics/s", f"{a['metrics_per_s']:,.0f}/s", f"{b['metrics_per_s']:,.0f}/s",
-        f"{a['metrics_per_s'] / b['metrics_per_s']:.1f} ×", "≥ 5 ×", a["metrics_per_s"] / b["metrics_per_s"] >= 5)
+        f"{a['metrics_per_s'] / b['metrics_per_s']:.1f} ×" + rng(spread(r, m, ("log_batch", "metrics_per_s"))),
+        "≥ 5 ×", a["metrics_per_s"] / b["metrics_per_s"] >= 5)
     a, b = r["create_run"], m["create_run"]
-    row("`create_run`, runs/s", f"{a['per_s']:.0f}/s", f"{b['per_s']:.0f}/s", f"{a['per_s'] / b['per_s']:.1f} ×",
-        "≥ 5 ×", a["per_s"] / b["per_s"] >= 5)
+    row("`create_run`, runs/s", f"{a['per_s']:.0f}/s", f"{b['per_s']:.0f}/s",
+        f"{a['per_s'] / b['per_s']:.1f} ×" + rng(spread(r, m, ("create_run", "per_s"))), "≥ 5 ×",
+        a["per_s"] / b["per_s"] >= 5)
     a, b = r["search"][0], m["search"][0]
-    row(f"`search_runs` ({FILTER}) over {a['runs']:,} runs, p50 (p95)",
+    row(f"`search_runs` (`{FILTER}`) over {a['runs']:,} runs, p50 (p95)",
         f"{a['p50_ms']:.1f} ms ({a['p95_ms']:.1f})", f"{b['p50_ms']:.1f} ms ({b['p95_ms']:.1f})",
-        f"{a['p50_ms'] / b['p50_ms'] * 100:.1f} % of MLflow's", "≤ 10 %", a["p50_ms"] <= b["p50_ms"] / 10)
-    a, b = r["search"][0], m["search"][0]
+        f"{a['p50_ms'] / b['p50_ms'] * 100:.0f} % of MLflow's"
+        + rng(spread(r, m, ("search", "p50_ms")), "{:.0f} %", 100), "≤ 10 %", a["p50_ms"] <= b["p50_ms"] / 10)
     row(f"(info) raw `POST runs/search`, same filter, {a['runs']:,} runs, p50 (bytes)",
-        f"{a['raw_p50_ms']:.1f} ms ({a['raw_bytes']:,} B)", f"{b['raw_p50_ms']:.1f} ms ({b['raw_bytes']:,} B)",
-        f"{a['raw_p50_ms'] / b['raw_p50_ms'] * 100:.1f} %", "(≤ 10 %)", None)
+        f"{a['raw_p50_ms']:.1f} ms ({a['raw_bytes']:,.0f} B)", f"{b['raw_p50_ms']:.1f} ms ({b['raw_bytes']:,.0f} B)",
+        f"{a['raw_p50_ms'] / b['raw_p50_ms'] * 100:.0f} %", "(≤ 10 %)", None)
     row(f"(info) raw `POST runs/search`, same filter, `max_results` 1, {a['runs']:,} runs, p50",
         f"{a['raw_max1_p50_ms']:.1f} ms", f"{b['raw_max1_p50_ms']:.1f} ms",
-        f"{a['raw_max1_p50_ms'] / b['raw_max1_p50_ms'] * 100:.1f} %", "—", None)
+        f"{a['raw_max1_p50_ms'] / b['raw_max1_p50_ms'] * 100:.0f} %", "—", None)
     for s in r["search"][1:]:
         last = s is r["search"][-1]
         row(f"`search_runs`, same filter, over {s['runs']:,} runs (repro only), p50 (p95)",
@@ -489,10 +530,11 @@ def table(r, m):
             (s["p50_ms"] <= 50 if s["runs"] >= 100_000 else None) if last else None)
     a, b = r["metric_history"], m["metric_history"]
     row("`get_metric_history`, 10,000 points, p50", f"{a['p50_ms']:.1f} ms", f"{b['p50_ms']:.1f} ms",
-        f"{a['p50_ms'] / b['p50_ms'] * 100:.1f} % of MLflow's", "≤ 20 %", a["p50_ms"] <= b["p50_ms"] / 5)
+        f"{a['p50_ms'] / b['p50_ms'] * 100:.0f} % of MLflow's"
+        + rng(spread(r, m, ("metric_history", "p50_ms")), "{:.0f} %", 100), "≤ 20 %", a["p50_ms"] <= b["p50_ms"] / 5)
     row("(info) raw `GET metrics/get-history`, 10,000 points, p50 (bytes)",
-        f"{a['raw_p50_ms']:.1f} ms ({a['raw_bytes']:,} B)", f"{b['raw_p50_ms']:.1f} ms ({b['raw_bytes']:,} B)",
-        f"{a['raw_p50_ms'] / b['raw_p50_ms'] * 100:.1f} %", "(≤ 20 %)", None)
+        f"{a['raw_p50_ms']:.1f} ms ({a['raw_bytes']:,.0f} B)", f"{b['raw_p50_ms']:.1f} ms ({b['raw_bytes']:,.0f} B)",
+        f"{a['raw_p50_ms'] / b['raw_p50_ms'] * 100:.0f} %", "(≤ 20 %)", None)
     a, b = r["idle"], m["idle"]
     row("idle RSS, whole process tree (processes)", f"{a['rss_kib'] / 1024:.1f} MiB ({a['processes']})",
         f"{b['rss_kib'] / 1024:.1f} MiB ({b['processes']})", f"1/{b['rss_kib'] / a['rss_kib']:.0f}", "≤ 1/50",
@@ -514,7 +556,8 @@ def main():
     ap.add_argument("--mlflow", required=True, help="the mlflow executable of the MLflow venv")
     ap.add_argument("--work", required=True, help="scratch folder (emptied)")
     ap.add_argument("--out", required=True, help="results folder (server.json, server.md)")
-    ap.add_argument("--only", choices=["repro", "mlflow"], help="one server only (no table)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the client-side measurements, "
+                    "alternating the servers (repro first in odd rounds, MLflow first in even ones)")
     ap.add_argument("--starts", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=5.0)
     ap.add_argument("--floor-n", type=int, default=300)
@@ -524,7 +567,7 @@ def main():
     ap.add_argument("--history-n", type=int, default=5)
     ap.add_argument("--search-runs", type=int, default=2000)
     ap.add_argument("--search-n", type=int, default=20)
-    ap.add_argument("--big-runs", type=int, default=100_000)
+    ap.add_argument("--big-runs", type=int, default=100_000, help="repro only; 0: skip")
     ap.add_argument("--setup-cap-s", type=float, default=900.0)
     args = ap.parse_args()
 
@@ -541,19 +584,53 @@ def main():
         "args": vars(args),
         "results": {},
     }
-    kinds = [args.only] if args.only else ["repro", "mlflow"]
-    for kind in kinds:
-        out["results"][kind] = bench_server(kind, args, args.work)
+    kinds = ["repro", "mlflow"]
+    servers, res, benches = {}, out["results"], {}
+
+    def save():
         with open(os.path.join(args.out, "server.json"), "w") as f:
             json.dump(out, f, indent=1)
+
+    try:
+        # Start-up and idle memory, one server at a time (the other is not running yet).
+        for kind in kinds:
+            servers[kind], res[kind] = start_server(kind, args, args.work)
+        # Both are up from here on: set-up, then the rounds, alternating the servers so that a
+        # drift in the machine's speed (a shared 2-core VM) falls on both alike.
+        print(f"\n== set-up   (load {loadavg()})", flush=True)
+        for kind in kinds:
+            benches[kind] = Bench(servers[kind], args)
+            benches[kind].setup(res[kind])
+            res[kind]["rounds"] = []
+        save()
+        for k in range(1, args.rounds + 1):
+            print(f"\n== round {k}/{args.rounds}", flush=True)
+            for kind in (kinds if k % 2 else kinds[::-1]):
+                res[kind]["rounds"].append(benches[kind].round(k))
+            save()
+        for kind in kinds:
+            summarize(res[kind])
+            rss, _, _ = memory(servers[kind].proc.pid)
+            res[kind]["rss_after_kib"] = rss
+        servers["mlflow"].stop()
+        res["mlflow"]["store_bytes"] = store_bytes(servers["mlflow"].folder)
+        # repro alone: the same search over a growing experiment.
+        if args.big_runs > args.search_runs:
+            grow_search(benches["repro"], res["repro"], args)
+        rss, _, _ = memory(servers["repro"].proc.pid)
+        res["repro"]["rss_after_big_kib"] = rss
+        res["repro"]["store_bytes"] = store_bytes(servers["repro"].folder)
+        save()
+    finally:
+        for srv in servers.values():
+            srv.stop()
     shutil.rmtree(args.work, ignore_errors=True)
-    if args.only:
-        return
-    rows = table(out["results"]["repro"], out["results"]["mlflow"])
+    rows = table(res["repro"], res["mlflow"])
     out["table"] = rows
-    with open(os.path.join(args.out, "server.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    out["end_load"] = loadavg()
+    save()
     lines = [f"\n## Tracking server: repro serve vs mlflow server ({out['mlflow_server']}, SQLite, 1 worker)\n",
+             f"Client-side figures: median over {args.rounds} alternating rounds.\n",
              "| What | repro serve | mlflow server | Ratio | Target | Result |", "|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(x) + " |" for x in rows]
     counted = [x for x in rows if x[5] in ("PASS", "FAIL")]
