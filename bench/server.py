@@ -5,7 +5,10 @@ Run by `BENCH_ONLY=server bench/run.sh` with the Python of the MLflow venv that
 
 For each server, in a fresh folder of its own (repro: `repro init`; MLflow: a new SQLite file):
 start it on a free loopback port and time start-up to a healthy `GET /health`; sum the idle
-RSS (and PSS) of its process tree from /proc; then, with the same `MlflowClient`:
+RSS (and PSS) of its process tree from /proc. Then, with both servers up, set each one up and
+run `--rounds` rounds of the client-side measurements, alternating which server goes first, so
+that the machine's drift falls on both alike (the summary takes each figure's median over the
+rounds and shows each round's ratio). The same `MlflowClient` measures:
 
 * bare HTTP floor: `GET /health` on a `requests.Session` (p50), and, to split the time, a raw
   `POST runs/log-metric` of the same JSON the client sends, on a `requests.Session`;
@@ -14,7 +17,7 @@ RSS (and PSS) of its process tree from /proc; then, with the same `MlflowClient`
 * `create_run` (runs/s);
 * `search_runs` with `params.lr = '0.01' and metrics.acc > 0.5` over 2,000 runs (p50/p95);
 * `get_metric_history` of a 10,000-point metric (p50);
-* repro only: the same search over 20,000 and 100,000 runs (grown in the same experiment,
+* repro only: the same search over 20,000, 50,000 and 100,000 runs (grown in the same experiment,
   with raw requests so that the set-up takes minutes, not the client's hours), unless the
   projected set-up time passes the cap; then the largest size reached is reported.
 
@@ -428,7 +431,8 @@ def put(d, path, v):
 def summarize(res):
     """Each figure's median over the rounds, into res (same layout as one round)."""
     for path in FIGURES:
-        put(res, path, statistics.median(get(r, path) for r in res["rounds"]))
+        xs = [get(r, path) for r in res["rounds"]]
+        put(res, path, statistics.median_low(xs) if all(isinstance(x, int) for x in xs) else statistics.median(xs))
     res["search"] = [res["search"]]
 
 
