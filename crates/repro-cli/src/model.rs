@@ -39,7 +39,7 @@ pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
                     v.artifact.path,
                     v.artifact.files.len(),
                     human_bytes(bytes),
-                    v.lineage.short()
+                    v.lineage.as_ref().map_or("not yet fixed".into(), |l| l.short())
                 ))?;
             }
             Ok(EXIT_OK)
@@ -259,7 +259,10 @@ fn show_model(m: &Model, stages: &[String]) -> Result<()> {
 fn show_version(v: &ModelVersion) -> Result<()> {
     let mut o = std::io::stdout().lock();
     writeln!(o, "{} ({})", v.reference(), status_of(v))?;
-    writeln!(o, "  run       {} (lineage {})", v.run, v.lineage)?;
+    match &v.lineage {
+        Some(l) => writeln!(o, "  run       {} (lineage {l})", v.run)?,
+        None => writeln!(o, "  run       {} (still running: the lineage is fixed when it finishes)", v.run)?,
+    }
     writeln!(
         o,
         "  artifact  {} (output {}, snapshot {})",

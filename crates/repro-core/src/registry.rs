@@ -109,15 +109,69 @@ pub struct Artifact {
     pub files: Vec<ArtifactFile>,
 }
 
+impl Artifact {
+    /// Whether the files came through the MLflow API (`output` is then the version's MLflow
+    /// `source`, and `snapshot` a manifest of the files, not one of the run's outputs).
+    pub fn from_tracking(&self) -> bool {
+        self.output.contains(":/")
+    }
+
+    /// A file's path inside the artifact: below the artifact's folder, or its name.
+    pub fn relative<'a>(&self, file: &'a ArtifactFile) -> &'a str {
+        file.path
+            .strip_prefix(self.path.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or_else(|| file.path.rsplit('/').next().unwrap_or(&file.path))
+    }
+}
+
 /// What an event did. The JSON of this enum (without `kind`) is the stored payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Change {
     Register {
         run: RunId,
-        lineage: Digest,
+        /// The run's lineage digest. Absent when the version was registered (through the MLflow
+        /// API) while its run was still running: a `pin` event fixes it when the run finishes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lineage: Option<Digest>,
         artifact: Artifact,
+        /// The MLflow logged model (`m-…`) the files came from, when registered through MLflow.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_id: Option<String>,
     },
+    /// The lineage of a version registered while its run ran, fixed when the run finished.
+    Pin {
+        lineage: Digest,
+    },
+    /// A model made before it has versions (MLflow's `create_registered_model`); version 0.
+    Create {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: BTreeMap<String, String>,
+    },
+    /// The description of the model (version 0) or of a version.
+    Describe {
+        description: String,
+    },
+    /// Sets (or, with no value, removes) a tag of the model (version 0) or of a version.
+    Tag {
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+    },
+    /// Points an alias of the model at the event's version.
+    Alias {
+        alias: String,
+    },
+    /// Removes an alias (version 0).
+    Unalias {
+        alias: String,
+    },
+    /// Deletes the model (version 0, with all its versions) or one version, as MLflow's
+    /// delete calls do. The events stay; the versions can no longer be used.
+    Delete {},
     Promote {
         stage: String,
         /// The stage the version left, if it was in one.
@@ -164,6 +218,13 @@ impl Change {
     pub fn kind(&self) -> &'static str {
         match self {
             Change::Register { .. } => "register",
+            Change::Pin { .. } => "pin",
+            Change::Create { .. } => "create",
+            Change::Describe { .. } => "describe",
+            Change::Tag { .. } => "tag",
+            Change::Alias { .. } => "alias",
+            Change::Unalias { .. } => "unalias",
+            Change::Delete {} => "delete",
             Change::Promote { .. } => "promote",
             Change::Approve { .. } => "approve",
             Change::Sign { .. } => "sign",
@@ -263,9 +324,13 @@ impl Event {
         Change::from_payload(&self.kind, &self.payload)
     }
 
-    /// `#3 promote pricing@2`, for messages.
+    /// `#3 promote pricing@2` (`#4 create pricing` for the model's own events), for messages.
     pub fn describe(&self) -> String {
-        format!("#{} {} {}@{}", self.seq, self.kind, self.model, self.version)
+        if self.version == 0 {
+            format!("#{} {} {}", self.seq, self.kind, self.model)
+        } else {
+            format!("#{} {} {}@{}", self.seq, self.kind, self.model, self.version)
+        }
     }
 }
 
@@ -381,8 +446,21 @@ pub struct ModelVersion {
     pub name: String,
     pub version: u32,
     pub run: RunId,
-    pub lineage: Digest,
+    /// `None` until the run finishes, for a version registered while its run ran.
+    pub lineage: Option<Digest>,
     pub artifact: Artifact,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// The model's aliases that point here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    pub updated_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Archived>,
     pub registered_by: String,
     pub registered_at_ms: i64,
     /// The stage the version holds now.
@@ -397,13 +475,19 @@ pub struct ModelVersion {
 
 impl ModelVersion {
     /// A version as its registering event makes it: in no stage, unapproved, unsigned.
-    fn fresh(e: &Event, run: RunId, lineage: Digest, artifact: Artifact, history: Vec<HistoryEntry>) -> Self {
+    fn fresh(e: &Event, run: RunId, lineage: Option<Digest>, artifact: Artifact, history: Vec<HistoryEntry>) -> Self {
         ModelVersion {
             name: e.model.clone(),
             version: e.version,
             run,
             lineage,
             artifact,
+            model_id: None,
+            description: None,
+            tags: BTreeMap::new(),
+            aliases: Vec::new(),
+            updated_at_ms: e.at_ms,
+            deleted: None,
             registered_by: e.actor.clone(),
             registered_at_ms: e.at_ms,
             stage: None,
@@ -417,6 +501,19 @@ impl ModelVersion {
 
     pub fn reference(&self) -> String {
         format!("{}@{}", self.name, self.version)
+    }
+
+    /// The lineage the version is held to: the pinned one, else (before its `pin` event)
+    /// the run's own; `None` while the run has not finished.
+    pub fn lineage_or<'a>(&'a self, run_lineage: Option<&'a Digest>) -> Option<&'a Digest> {
+        self.lineage.as_ref().or(run_lineage)
+    }
+
+    /// Whether the run still is what the version was registered from: the lineage the store
+    /// recorded for it (`recorded`) and the digest its record re-hashes to (`rehashed`) are
+    /// both the one the version is held to.
+    pub fn lineage_holds(&self, recorded: Option<&Digest>, rehashed: &Digest) -> bool {
+        self.lineage_or(recorded).is_some_and(|l| recorded == Some(l) && rehashed == l)
     }
 
     /// The distinct people who approved this version for `stage` (see [`identity_key`]),
@@ -445,17 +542,37 @@ pub fn identity_key(who: &str) -> String {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Model {
     pub name: String,
+    /// Every version ever registered, deleted ones included (their numbers are never reused).
     pub versions: BTreeMap<u32, ModelVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, u32>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Archived>,
 }
 
 impl Model {
+    fn new(e: &Event) -> Model {
+        Model { name: e.model.clone(), created_at_ms: e.at_ms, updated_at_ms: e.at_ms, ..Model::default() }
+    }
+
     /// The version holding `stage`, if any.
     pub fn in_stage(&self, stage: &str) -> Option<&ModelVersion> {
         self.versions.values().find(|v| v.stage.as_deref() == Some(stage))
     }
 
     pub fn latest(&self) -> Option<&ModelVersion> {
-        self.versions.values().next_back()
+        self.live().next_back()
+    }
+
+    /// The versions not deleted.
+    pub fn live(&self) -> impl DoubleEndedIterator<Item = &ModelVersion> {
+        self.versions.values().filter(|v| v.deleted.is_none())
     }
 }
 
@@ -465,6 +582,7 @@ pub enum LookupError {
     NoModel { name: String, known: Vec<String> },
     NoVersion { name: String, version: u32, known: Vec<u32> },
     EmptyStage { name: String, stage: String, held: Vec<(String, u32)> },
+    Deleted { what: String, by: String, at_ms: i64 },
 }
 
 impl fmt::Display for LookupError {
@@ -490,6 +608,9 @@ impl fmt::Display for LookupError {
                 "no version of '{name}' is in {stage} ({}); `repro model promote {name}@V --to {stage}`",
                 held.iter().map(|(s, v)| format!("{s}: {name}@{v}")).collect::<Vec<_>>().join(", ")
             ),
+            LookupError::Deleted { what, by, .. } => {
+                write!(f, "{what} was deleted by {by}; its history stays in the registry log (`repro model show`)")
+            }
         }
     }
 }
@@ -509,11 +630,12 @@ impl Registry {
         let mut reg = Registry::default();
         let mut problems = Vec::new();
         for e in events {
-            if let Err(message) = reg.apply(e) {
-                problems.push(ChainProblem {
+            match reg.apply(e) {
+                Ok(()) => reg.touch(e),
+                Err(message) => problems.push(ChainProblem {
                     seq: e.seq,
                     message: format!("registry event {} cannot apply: {message}", e.describe()),
-                });
+                }),
             }
             reg.head = Some((e.seq, e.hash.clone()));
         }
@@ -530,9 +652,74 @@ impl Registry {
             detail,
         };
         match change {
-            Change::Register { run, lineage, artifact } => {
+            Change::Register { run, lineage, artifact, model_id } => {
                 let detail = format!("run {} artifact {}", run.short(), artifact.path);
-                self.add_version(e, ModelVersion::fresh(e, run, lineage, artifact, vec![entry(detail)]))?;
+                let mut v = ModelVersion::fresh(e, run, lineage, artifact, vec![entry(detail)]);
+                v.model_id = model_id;
+                self.add_version(e, v)?;
+            }
+            Change::Pin { lineage } => {
+                let v = self.version_mut(&e.model, e.version)?;
+                if v.lineage.as_ref().is_some_and(|l| *l != lineage) {
+                    return Err("the version is already pinned to another lineage".into());
+                }
+                v.history.push(entry(format!("lineage {} (the run finished)", lineage.short())));
+                v.lineage = Some(lineage);
+            }
+            Change::Create { description, tags } => {
+                if self.models.get(&e.model).is_some_and(|m| m.deleted.is_none()) {
+                    return Err("the model exists".into());
+                }
+                let model = self.models.entry(e.model.clone()).or_insert_with(|| Model::new(e));
+                model.deleted = None;
+                model.description = description;
+                model.tags = tags;
+                model.aliases.clear();
+            }
+            Change::Describe { description } => {
+                if e.version == 0 {
+                    self.model_mut(&e.model)?.description = Some(description);
+                } else {
+                    let v = self.version_mut(&e.model, e.version)?;
+                    v.history.push(entry("description changed".into()));
+                    v.description = Some(description);
+                }
+            }
+            Change::Tag { key, value } => {
+                let tags = if e.version == 0 {
+                    &mut self.model_mut(&e.model)?.tags
+                } else {
+                    &mut self.version_mut(&e.model, e.version)?.tags
+                };
+                match value {
+                    Some(value) => tags.insert(key, value),
+                    None => tags.remove(&key),
+                };
+            }
+            Change::Alias { alias } => {
+                let model = self.model_mut(&e.model)?;
+                if model.versions.get(&e.version).is_none_or(|v| v.deleted.is_some()) {
+                    return Err("the alias names a version that is not registered".into());
+                }
+                model.aliases.insert(alias, e.version);
+            }
+            Change::Unalias { alias } => {
+                self.model_mut(&e.model)?.aliases.remove(&alias);
+            }
+            Change::Delete {} => {
+                let by = Archived { reason: "deleted".into(), by: e.actor.clone(), at_ms: e.at_ms };
+                let model = self.model_mut(&e.model)?;
+                for v in model.versions.values_mut().filter(|v| e.version == 0 || v.version == e.version) {
+                    if v.deleted.is_none() {
+                        v.stage = None;
+                        v.deleted = Some(by.clone());
+                        v.history.push(entry("deleted".into()));
+                    }
+                }
+                model.aliases.retain(|_, v| e.version != 0 && *v != e.version);
+                if e.version == 0 {
+                    model.deleted = Some(by);
+                }
             }
             Change::Import {
                 run, lineage, artifact, stage, approvals, signatures, archived, bundle, history, ..
@@ -558,7 +745,7 @@ impl Registry {
                         other.stage = None;
                     }
                 }
-                let mut v = ModelVersion::fresh(e, run, lineage, artifact, steps);
+                let mut v = ModelVersion::fresh(e, run, Some(lineage), artifact, steps);
                 v.stage = stage;
                 v.archived = archived;
                 v.approvals = approvals;
@@ -610,15 +797,21 @@ impl Registry {
     }
 
     fn add_version(&mut self, e: &Event, v: ModelVersion) -> Result<(), String> {
-        let model = self
-            .models
-            .entry(e.model.clone())
-            .or_insert_with(|| Model { name: e.model.clone(), versions: BTreeMap::new() });
+        let model = self.models.entry(e.model.clone()).or_insert_with(|| Model::new(e));
         if model.versions.contains_key(&e.version) {
             return Err(format!("version {} is registered twice", e.version));
         }
+        // A new version brings a deleted model back, as registering a deleted name does in MLflow.
+        if model.deleted.take().is_some() {
+            model.description = None;
+            model.tags.clear();
+        }
         model.versions.insert(e.version, v);
         Ok(())
+    }
+
+    fn model_mut(&mut self, model: &str) -> Result<&mut Model, String> {
+        self.models.get_mut(model).ok_or_else(|| "the model is not registered".to_string())
     }
 
     fn version_mut(&mut self, model: &str, version: u32) -> Result<&mut ModelVersion, String> {
@@ -628,27 +821,57 @@ impl Registry {
             .ok_or_else(|| "the version is not registered".to_string())
     }
 
-    pub fn lookup(&self, r: &ModelRef) -> Result<&ModelVersion, LookupError> {
-        let model = self.model(&r.name)?;
-        match &r.selector {
-            Selector::Version(v) => model.versions.get(v).ok_or_else(|| LookupError::NoVersion {
-                name: r.name.clone(),
-                version: *v,
-                known: model.versions.keys().copied().collect(),
-            }),
-            Selector::Stage(s) => model.in_stage(s).ok_or_else(|| LookupError::EmptyStage {
-                name: r.name.clone(),
-                stage: s.clone(),
-                held: model.versions.values().filter_map(|v| Some((v.stage.clone()?, v.version))).collect(),
-            }),
+    /// After an event applied: timestamps, and each version's list of the aliases on it.
+    fn touch(&mut self, e: &Event) {
+        if let Some(model) = self.models.get_mut(&e.model) {
+            model.updated_at_ms = model.updated_at_ms.max(e.at_ms);
+            if let Some(v) = model.versions.get_mut(&e.version) {
+                v.updated_at_ms = v.updated_at_ms.max(e.at_ms);
+            }
+            for v in model.versions.values_mut() {
+                v.aliases = model.aliases.iter().filter(|(_, n)| **n == v.version).map(|(a, _)| a.clone()).collect();
+            }
         }
     }
 
+    /// `NAME@V`, or `NAME@X` for the version in stage X, else the one alias X points at.
+    pub fn lookup(&self, r: &ModelRef) -> Result<&ModelVersion, LookupError> {
+        let model = self.model(&r.name)?;
+        let found = match &r.selector {
+            Selector::Version(v) => model.versions.get(v).ok_or_else(|| LookupError::NoVersion {
+                name: r.name.clone(),
+                version: *v,
+                known: model.live().map(|v| v.version).collect(),
+            })?,
+            Selector::Stage(s) => model
+                .in_stage(s)
+                .or_else(|| model.aliases.get(s).and_then(|v| model.versions.get(v)))
+                .ok_or_else(|| LookupError::EmptyStage {
+                    name: r.name.clone(),
+                    stage: s.clone(),
+                    held: model.versions.values().filter_map(|v| Some((v.stage.clone()?, v.version))).collect(),
+                })?,
+        };
+        match &found.deleted {
+            Some(d) => Err(LookupError::Deleted { what: found.reference(), by: d.by.clone(), at_ms: d.at_ms }),
+            None => Ok(found),
+        }
+    }
+
+    /// A model that exists (not deleted).
     pub fn model(&self, name: &str) -> Result<&Model, LookupError> {
-        self.models.get(name).ok_or_else(|| LookupError::NoModel {
-            name: name.to_string(),
-            known: self.models.keys().cloned().collect(),
-        })
+        match self.models.get(name) {
+            Some(m) => match &m.deleted {
+                Some(d) => {
+                    Err(LookupError::Deleted { what: format!("model '{name}'"), by: d.by.clone(), at_ms: d.at_ms })
+                }
+                None => Ok(m),
+            },
+            None => Err(LookupError::NoModel {
+                name: name.to_string(),
+                known: self.models.values().filter(|m| m.deleted.is_none()).map(|m| m.name.clone()).collect(),
+            }),
+        }
     }
 
     /// The number the next registration of `name` gets.
@@ -896,7 +1119,12 @@ mod tests {
     }
 
     fn register(run: &RunId) -> Change {
-        Change::Register { run: run.clone(), lineage: Digest::of_bytes(b"lineage"), artifact: artifact() }
+        Change::Register {
+            run: run.clone(),
+            lineage: Some(Digest::of_bytes(b"lineage")),
+            artifact: artifact(),
+            model_id: None,
+        }
     }
 
     fn promote(stage: &str) -> Change {
@@ -1037,6 +1265,88 @@ mod tests {
 
         let dev = evaluate(v, "dev", &default_policies()["dev"], &facts);
         assert_eq!(dev.iter().filter(|u| u.requirement != "parity").count(), 0);
+    }
+
+    #[test]
+    fn mlflow_door_events_fold() {
+        let run = RunId::from_bytes([7; 16]);
+        let mut unpinned = register(&run);
+        if let Change::Register { lineage, model_id, .. } = &mut unpinned {
+            *lineage = None;
+            *model_id = Some("m-1".into());
+        }
+        let tags = BTreeMap::from([("team".to_string(), "a".to_string())]);
+        let events = log(&[
+            ("sk", 0, "ada", Change::Create { description: Some("first".into()), tags }),
+            ("sk", 1, "ada", unpinned),
+            ("sk", 1, "ada", Change::Alias { alias: "champion".into() }),
+            ("sk", 1, "ada", Change::Tag { key: "k".into(), value: Some("v".into()) }),
+            ("sk", 0, "ada", Change::Describe { description: "second".into() }),
+            ("sk", 1, "repro", Change::Pin { lineage: Digest::of_bytes(b"lineage") }),
+            ("sk", 2, "ada", register(&run)),
+        ]);
+        let (reg, problems) = Registry::fold(&events);
+        assert!(problems.is_empty(), "{problems:?}");
+        let m = reg.model("sk").expect("model");
+        assert_eq!(m.description.as_deref(), Some("second"));
+        assert_eq!(m.tags["team"], "a");
+        let champion = reg.lookup(&ModelRef::parse("sk@champion").expect("ref")).expect("alias resolves");
+        assert_eq!(champion.version, 1);
+        assert_eq!(champion.aliases, vec!["champion".to_string()]);
+        assert_eq!(champion.tags["k"], "v");
+        assert_eq!(champion.model_id.as_deref(), Some("m-1"));
+        assert_eq!(champion.lineage, Some(Digest::of_bytes(b"lineage")));
+
+        // Deleting version 1 takes its alias with it; the number is never reused.
+        let mut more = events.clone();
+        more.push(Event::next(more.last(), 5_000, "ada", "sk", 1, &Change::Delete {}));
+        let (reg, problems) = Registry::fold(&more);
+        assert!(problems.is_empty(), "{problems:?}");
+        let err = reg.lookup(&ModelRef::parse("sk@1").expect("ref")).expect_err("deleted");
+        assert!(err.to_string().contains("sk@1 was deleted by ada"), "{err}");
+        assert!(reg.lookup(&ModelRef::parse("sk@champion").expect("ref")).is_err());
+        assert_eq!(reg.next_version("sk"), 3);
+        assert_eq!(reg.model("sk").expect("model").latest().map(|v| v.version), Some(2));
+
+        // Deleting the model hides it; creating the name again brings it back, numbering on.
+        more.push(Event::next(more.last(), 6_000, "ada", "sk", 0, &Change::Delete {}));
+        let (reg, _) = Registry::fold(&more);
+        assert!(reg.model("sk").expect_err("deleted").to_string().contains("model 'sk' was deleted"));
+        more.push(Event::next(
+            more.last(),
+            7_000,
+            "ada",
+            "sk",
+            0,
+            &Change::Create { description: None, tags: BTreeMap::new() },
+        ));
+        let (reg, problems) = Registry::fold(&more);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(reg.model("sk").expect("back").latest().is_none());
+        assert_eq!(reg.next_version("sk"), 3);
+
+        // A second create of a live model, or an alias on a deleted version, cannot apply.
+        more.push(Event::next(
+            more.last(),
+            8_000,
+            "ada",
+            "sk",
+            0,
+            &Change::Create { description: None, tags: BTreeMap::new() },
+        ));
+        more.push(Event::next(more.last(), 9_000, "ada", "sk", 1, &Change::Alias { alias: "x".into() }));
+        let (_, problems) = Registry::fold(&more);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn register_payloads_keep_their_old_shape() {
+        let run = RunId::from_bytes([7; 16]);
+        let payload = register(&run).payload();
+        assert!(payload.starts_with("{\"artifact\"") || payload.contains("\"lineage\":\""), "{payload}");
+        assert!(!payload.contains("model_id"), "{payload}");
+        let back = Change::from_payload("register", &payload).expect("parses");
+        assert_eq!(back, register(&run));
     }
 
     #[test]

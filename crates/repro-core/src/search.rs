@@ -255,6 +255,7 @@ const ENTITY_TYPES: &str = "['metric', 'parameter', 'tag', 'attribute', 'dataset
      parameters, tags, attributes, attr, run, datasets)";
 
 const EXPERIMENT_FILTER_KEYS: [&str; 3] = ["name", "creation_time", "last_update_time"];
+const REGISTRY_FILTER_KEYS: [&str; 4] = ["name", "run_id", "source_path", "version_number"];
 const EXPERIMENT_ORDER_KEYS: [&str; 4] = ["name", "experiment_id", "creation_time", "last_update_time"];
 
 /// What is being parsed: the key sets differ (MLflow's `SearchUtils` for runs,
@@ -265,6 +266,8 @@ enum Purpose {
     RunOrder,
     ExperimentFilter,
     ExperimentOrder,
+    /// Registered models and model versions (MLflow's `SearchModelsUtils` / `SearchModelVersionUtils`).
+    RegistryFilter,
 }
 
 impl Purpose {
@@ -278,6 +281,7 @@ impl Purpose {
             Purpose::RunOrder => ORDER_ATTRIBUTE_KEYS,
             Purpose::ExperimentFilter => "'name', 'creation_time', 'last_update_time'",
             Purpose::ExperimentOrder => "'name', 'experiment_id', 'creation_time', 'last_update_time'",
+            Purpose::RegistryFilter => "'name', 'run_id', 'source_path', 'version_number'",
         }
     }
 }
@@ -288,12 +292,13 @@ fn canonical_attribute(key: &str, purpose: Purpose) -> Option<&'static str> {
     let known: &[&'static str] = match purpose {
         Purpose::ExperimentFilter => &EXPERIMENT_FILTER_KEYS,
         Purpose::ExperimentOrder => &EXPERIMENT_ORDER_KEYS,
+        Purpose::RegistryFilter => &REGISTRY_FILTER_KEYS,
         Purpose::RunFilter | Purpose::RunOrder => &[],
     };
     if let Some(k) = known.iter().find(|k| **k == key) {
         return Some(k);
     }
-    if matches!(purpose, Purpose::ExperimentFilter | Purpose::ExperimentOrder) {
+    if matches!(purpose, Purpose::ExperimentFilter | Purpose::ExperimentOrder | Purpose::RegistryFilter) {
         return None;
     }
     if let Some(k) = STRING_ATTRIBUTES.iter().chain(NUMERIC_ATTRIBUTES.iter()).find(|k| **k == key) {
@@ -308,7 +313,7 @@ fn canonical_attribute(key: &str, purpose: Purpose) -> Option<&'static str> {
 
 /// Run and experiment attribute names do not overlap, so one list serves both.
 fn is_numeric_attribute(key: &str) -> bool {
-    NUMERIC_ATTRIBUTES.contains(&key) || matches!(key, "creation_time" | "last_update_time")
+    NUMERIC_ATTRIBUTES.contains(&key) || matches!(key, "creation_time" | "last_update_time" | "version_number")
 }
 
 fn is_word_start(c: char) -> bool {
@@ -653,12 +658,13 @@ fn resolve(ident: &RawIdent, purpose: Purpose) -> Result<(EntityType, String), S
             SearchError::new(format!("Invalid entity type '{}'. Valid values are {ENTITY_TYPES}", show(name)))
         })?,
     };
-    if matches!(purpose, Purpose::ExperimentFilter | Purpose::ExperimentOrder)
+    if matches!(purpose, Purpose::ExperimentFilter | Purpose::ExperimentOrder | Purpose::RegistryFilter)
         && !matches!(entity, EntityType::Attribute | EntityType::Tag)
     {
         let name = ident.entity.as_ref().map_or("", |(name, _)| name.as_str());
+        let what = if purpose == Purpose::RegistryFilter { "models" } else { "experiments" };
         return Err(SearchError::new(format!(
-            "Invalid entity type '{}' for experiments. Valid entity types are ('attribute', 'tag', 'tags')",
+            "Invalid entity type '{}' for {what}. Valid entity types are ('attribute', 'tag', 'tags')",
             show(name)
         )));
     }
@@ -729,6 +735,12 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Clause>, SearchError> {
 /// [`matches_experiment`].
 pub fn parse_experiment_filter(filter: &str) -> Result<Vec<Clause>, SearchError> {
     parse_filter_for(filter, Purpose::ExperimentFilter)
+}
+
+/// Parses a registered-model or model-version filter: `name`, `run_id`, `source_path`,
+/// `version_number` and `tags.*` (MLflow's registry search grammar). See [`matches_registry`].
+pub fn parse_registry_filter(filter: &str) -> Result<Vec<Clause>, SearchError> {
+    parse_filter_for(filter, Purpose::RegistryFilter)
 }
 
 fn parse_filter_for(filter: &str, purpose: Purpose) -> Result<Vec<Clause>, SearchError> {
@@ -1161,6 +1173,31 @@ pub fn matches_experiment(clauses: &[Clause], experiment: &ExperimentView<'_>) -
             number_matches(c, cmp_int_float(experiment.last_update_time, c_number(c)))
         }
         (EntityType::Tag, key) => presence_or_text(c, experiment.tags.get(key)),
+        _ => false,
+    })
+}
+
+/// What a registered model or a model version looks like to a registry filter; a model has
+/// no run, source or version.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistryView<'a> {
+    pub name: &'a str,
+    pub run_id: Option<&'a str>,
+    pub source_path: Option<&'a str>,
+    pub version: Option<i64>,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+/// Whether a model or version passes every clause of a [`parse_registry_filter`] filter.
+pub fn matches_registry(clauses: &[Clause], item: &RegistryView<'_>) -> bool {
+    clauses.iter().all(|c| match (c.entity, c.key.as_str()) {
+        (EntityType::Attribute, "name") => text_matches(c, item.name),
+        (EntityType::Attribute, "run_id") => item.run_id.is_some_and(|r| text_matches(c, r)),
+        (EntityType::Attribute, "source_path") => item.source_path.is_some_and(|s| text_matches(c, s)),
+        (EntityType::Attribute, "version_number") => {
+            item.version.is_some_and(|v| number_matches(c, cmp_int_float(v, c_number(c))))
+        }
+        (EntityType::Tag, key) => presence_or_text(c, item.tags.get(key)),
         _ => false,
     })
 }

@@ -94,7 +94,7 @@ pub fn registry_mentions(store: &Store, run: &StoredRun) -> crate::Result<Vec<au
             reference: v.reference(),
             stage: v.stage.clone(),
             archived: v.archived.is_some(),
-            lineage_matches: v.lineage == actual && run.lineage.as_ref() == Some(&v.lineage),
+            lineage_matches: v.lineage_holds(run.lineage.as_ref(), &actual),
         })
         .collect())
 }

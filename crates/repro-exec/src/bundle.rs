@@ -276,7 +276,7 @@ pub fn export(
     let events = store.meta.registry_events()?;
     let (registry, _) = Registry::fold(&events);
     let version = lookup(&registry, reference)?;
-    let run = crate::registry::pinned_run(store, &version)?;
+    let (run, lineage) = crate::registry::pinned_run(store, &version)?;
     let scratch = Scratch::new(store, "export")?;
 
     // Runs: the version's, and its replays (so the auditor's store knows it was replayed).
@@ -379,7 +379,7 @@ pub fn export(
         model: version.name.clone(),
         version: version.version,
         run: version.run.clone(),
-        lineage: version.lineage.clone(),
+        lineage: lineage.clone(),
         include_data,
         events: events
             .iter()
@@ -651,7 +651,7 @@ pub fn import(
         .and_then(|model| model.versions.get(&m.version))
         .cloned()
         .ok_or_else(|| refuse(file, format!("it holds no registration of {}@{}", m.model, m.version)))?;
-    if version.run != m.run || version.lineage != m.lineage {
+    if version.run != m.run || version.lineage.as_ref().is_some_and(|l| *l != m.lineage) {
         return Err(refuse(file, "its manifest and its registry events disagree about the run"));
     }
 
@@ -858,7 +858,7 @@ pub fn import(
             actor: actor.to_string(),
             change: Change::Import {
                 run: version.run.clone(),
-                lineage: version.lineage.clone(),
+                lineage: m.lineage.clone(),
                 artifact: version.artifact.clone(),
                 stage: version.stage.clone(),
                 approvals: version.approvals.clone(),

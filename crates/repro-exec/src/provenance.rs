@@ -82,7 +82,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
             a.reason
         )));
     }
-    let run = crate::registry::pinned_run(store, &version)?;
+    let (run, lineage) = crate::registry::pinned_run(store, &version)?;
     // Sign only what still is what the version pinned.
     for f in &version.artifact.files {
         let bytes = store.objects.read(&f.blake3)?;
@@ -97,7 +97,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     let metrics = repro_core::metrics::metrics_digest(&points);
     let statement = prov::statement(&StatementInput {
         record: &run.record,
-        lineage: &version.lineage,
+        lineage: &lineage,
         model: &version.name,
         version: version.version,
         artifacts: &artifacts,
@@ -188,11 +188,11 @@ pub fn check_signature_bytes(
             version.run.short()
         ));
     }
-    if summary.lineage != version.lineage {
+    if version.lineage.as_ref().is_some_and(|l| *l != summary.lineage) {
         return Err(format!(
             "the statement names lineage {}, {r} pins {}",
             summary.lineage.short(),
-            version.lineage.short()
+            version.lineage.as_ref().map_or("none".into(), |l| l.short())
         ));
     }
     let pinned: BTreeMap<&str, (&str, &str)> =
@@ -307,17 +307,25 @@ pub fn verify(
             None
         }
     };
-    if let Some(run) = &run {
-        if run.lineage.as_ref() != Some(&version.lineage) {
+    let held = run.as_ref().and_then(|r| version.lineage_or(r.lineage.as_ref()).cloned());
+    if let (Some(run), None) = (&run, &held) {
+        problems.push(format!(
+            "{} was registered while run {} ran, and the run has not finished",
+            version.reference(),
+            run.record.id.short()
+        ));
+    }
+    if let (Some(run), Some(held)) = (&run, &held) {
+        if run.lineage.as_ref() != Some(held) {
             problems.push(format!(
                 "the store says run {} has lineage {}, {} pins {}",
                 version.run.short(),
                 run.lineage.as_ref().map_or("none".into(), |l| l.short()),
                 version.reference(),
-                version.lineage.short()
+                held.short()
             ));
         }
-        if run.record.lineage() != version.lineage {
+        if run.record.lineage() != *held {
             problems.push(format!(
                 "the stored record of run {} was changed: it no longer hashes to its lineage",
                 version.run.short()
@@ -327,7 +335,7 @@ pub fn verify(
         for d in &objects.missing {
             problems.push(format!("object {d} of the run is missing"));
         }
-        let record_edited = run.record.lineage() != version.lineage;
+        let record_edited = run.record.lineage() != *held;
         for d in &objects.corrupt {
             // An edited record row is reported above; its object file may be intact.
             if record_edited
@@ -342,7 +350,11 @@ pub fn verify(
     check(
         "lineage",
         problems,
-        format!("run {} hashes to {}; its objects re-hash", version.run.short(), version.lineage.short()),
+        format!(
+            "run {} hashes to {}; its objects re-hash",
+            version.run.short(),
+            held.as_ref().map_or("none".into(), |l| l.short())
+        ),
     );
 
     // The artifact.
@@ -354,7 +366,7 @@ pub fn verify(
             version.artifact.snapshot, version.artifact.output
         ));
     }
-    if let Some(run) = &run {
+    if let Some(run) = run.as_ref().filter(|_| !version.artifact.from_tracking()) {
         if !run.record.outputs.iter().any(|o| o.snapshot.as_ref() == Some(&version.artifact.snapshot)) {
             problems.push(format!(
                 "run {} has no output with snapshot {}",

@@ -12,6 +12,7 @@ use repro_core::registry::{
     self, Artifact, ArtifactFile, Change, ModelRef, ModelVersion, PromotionFacts, Registry, StagePolicy, Unmet,
 };
 use repro_core::snapshot::Manifest;
+use repro_core::Digest;
 use repro_store::meta::StoredRun;
 use repro_store::registry::NewEvent;
 use repro_store::Store;
@@ -39,9 +40,11 @@ pub fn actor(cwd: &Path, as_who: Option<&str>) -> Result<String> {
 
 /// The run a version pins, refused when its record no longer hashes to the pinned lineage
 /// (so nothing is signed or exported on top of an edited record).
-pub fn pinned_run(store: &Store, version: &ModelVersion) -> Result<StoredRun> {
+/// The version's run, checked against the lineage the version is held to, and that lineage.
+pub fn pinned_run(store: &Store, version: &ModelVersion) -> Result<(StoredRun, Digest)> {
     let run = store.meta.get_run(&version.run)?;
-    if run.lineage.as_ref() != Some(&version.lineage) || run.record.lineage() != version.lineage {
+    let lineage = still_running(version, &run)?;
+    if !version.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) {
         return Err(ExecError::Usage(format!(
             "run {} no longer matches the lineage {} pins; run `repro model verify {}` and `repro fsck`",
             version.run.short(),
@@ -49,7 +52,19 @@ pub fn pinned_run(store: &Store, version: &ModelVersion) -> Result<StoredRun> {
             version.reference()
         )));
     }
-    Ok(run)
+    Ok((run, lineage))
+}
+
+/// The lineage a version is held to, or an error when its run has not finished yet (a
+/// version registered through the MLflow API during the run).
+pub fn still_running(version: &ModelVersion, run: &StoredRun) -> Result<Digest> {
+    version.lineage_or(run.lineage.as_ref()).cloned().ok_or_else(|| {
+        ExecError::Usage(format!(
+            "{} was registered while run {} was running, and the run has not finished: its lineage is fixed when it does",
+            version.reference(),
+            version.run.short()
+        ))
+    })
 }
 
 /// Parses `NAME@V` / `NAME@STAGE` and finds the version, or says what exists.
@@ -203,7 +218,12 @@ pub fn register(
             model: name.to_string(),
             version: reg.next_version(name),
             actor: actor.to_string(),
-            change: Change::Register { run: id.clone(), lineage: lineage.clone(), artifact: artifact.clone() },
+            change: Change::Register {
+                run: id.clone(),
+                lineage: Some(lineage.clone()),
+                artifact: artifact.clone(),
+                model_id: None,
+            },
         })
     })?;
     found(store, name, event.version)
@@ -309,7 +329,7 @@ pub fn promote(
             parity: facts.parity.clone(),
         },
     );
-    if facts.run.lineage.as_ref() != Some(&version.lineage) || facts.run.record.lineage() != version.lineage {
+    if !version.lineage_holds(facts.run.lineage.as_ref(), &facts.run.record.lineage()) {
         unmet.insert(
             0,
             Unmet {
@@ -317,7 +337,9 @@ pub fn promote(
                 reason: format!(
                     "{} pins lineage {} but run {} now has {} (its record hashes to {})",
                     version.reference(),
-                    version.lineage.short(),
+                    version
+                        .lineage_or(facts.run.lineage.as_ref())
+                        .map_or("none (the run has not finished)".into(), |l| l.short()),
                     version.run.short(),
                     facts.run.lineage.as_ref().map_or("none".into(), |l| l.short()),
                     facts.run.record.lineage().short()

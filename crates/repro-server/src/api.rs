@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 use crate::{ApiError, State};
 
 type S = AxState<Arc<State>>;
-type Reply = Result<Json<Value>, ApiError>;
+pub(crate) type Reply = Result<Json<Value>, ApiError>;
 
 /// Largest request body accepted: MLflow's batch limit is 1 MB of JSON; dataset profiles may
 /// be larger, so allow some room, and refuse beyond with a 400 the client does not retry.
@@ -29,7 +29,7 @@ const MAX_BATCH_METRICS: usize = 1000;
 const MAX_BATCH_PARAMS: usize = 100;
 const MAX_BATCH_TAGS: usize = 100;
 const MAX_PARAM_VALUE: usize = 6000;
-const MAX_TAG_VALUE: usize = 8000;
+pub(crate) const MAX_TAG_VALUE: usize = 8000;
 const MAX_KEY: usize = 250;
 const MAX_RESULTS: i64 = 50_000;
 
@@ -58,9 +58,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/runs/log-batch", post(log_batch))
         .route("/runs/log-inputs", post(log_inputs))
         .route("/metrics/get-history", get(metric_history))
-        // Logged models (MLflow 3) are not kept yet; an empty search is the truthful answer,
-        // and the client asks it while listing a run's artifacts.
-        .route("/logged-models/search", post(|| async { Json(json!({})) }));
+        .merge(crate::registry_api::routes());
     Router::new()
         .nest("/api/2.0/mlflow", mlflow.clone())
         .nest("/ajax-api/2.0/mlflow", mlflow)
@@ -99,7 +97,7 @@ async fn server_info() -> Json<Value> {
 
 /// The request message: the query string of a GET (repeated keys become lists), the JSON
 /// body of anything else. Malformed input is a 400 in MLflow's envelope, never a 500.
-struct Req(Map<String, Value>);
+pub(crate) struct Req(pub(crate) Map<String, Value>);
 
 impl<St: Send + Sync> FromRequest<St> for Req {
     // The body is read by hand (`read_body`), so the state goes unused.
@@ -201,7 +199,7 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 impl Req {
-    fn opt_str(&self, key: &str) -> Result<Option<String>, ApiError> {
+    pub(crate) fn opt_str(&self, key: &str) -> Result<Option<String>, ApiError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -215,11 +213,11 @@ impl Req {
         }
     }
 
-    fn str(&self, key: &str) -> Result<String, ApiError> {
+    pub(crate) fn str(&self, key: &str) -> Result<String, ApiError> {
         self.opt_str(key)?.ok_or_else(|| ApiError::missing_param(key))
     }
 
-    fn opt_i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
+    pub(crate) fn opt_i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
         let bad = || ApiError::invalid(format!("Invalid value for parameter '{key}': expected an integer."));
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -234,11 +232,11 @@ impl Req {
     }
 
     /// A double as MLflow sends it: a number, or "NaN" / "Infinity" / "-Infinity".
-    fn f64(&self, key: &str) -> Result<f64, ApiError> {
+    pub(crate) fn f64(&self, key: &str) -> Result<f64, ApiError> {
         value_f64(self.0.get(key), key)
     }
 
-    fn run_id(&self) -> Result<String, ApiError> {
+    pub(crate) fn run_id(&self) -> Result<String, ApiError> {
         let id = match self.opt_str("run_id")? {
             Some(id) if !id.is_empty() => id,
             _ => {
@@ -248,7 +246,7 @@ impl Req {
         Ok(id)
     }
 
-    fn str_list(&self, key: &str) -> Result<Vec<String>, ApiError> {
+    pub(crate) fn str_list(&self, key: &str) -> Result<Vec<String>, ApiError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::String(s)) => Ok(vec![s.clone()]),
@@ -265,7 +263,7 @@ impl Req {
     }
 
     /// `[{key, value}]` pairs (tags, params).
-    fn pairs(&self, key: &str) -> Result<Vec<(String, String)>, ApiError> {
+    pub(crate) fn pairs(&self, key: &str) -> Result<Vec<(String, String)>, ApiError> {
         let list = match self.0.get(key) {
             None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::Array(a)) => a,
@@ -314,7 +312,7 @@ fn experiment_id(s: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("No Experiment with id={s} exists")))
 }
 
-fn check_key(kind: &str, key: &str) -> Result<(), ApiError> {
+pub(crate) fn check_key(kind: &str, key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > MAX_KEY || key.contains("..") || key.starts_with('/') {
         return Err(ApiError::invalid(format!(
             "Invalid {kind} name: '{}'. Names may be up to {MAX_KEY} characters, and may not be empty, start with '/' or contain '..'.",
@@ -324,7 +322,7 @@ fn check_key(kind: &str, key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_value(kind: &str, key: &str, value: &str, max: usize) -> Result<(), ApiError> {
+pub(crate) fn check_value(kind: &str, key: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.chars().count() > max {
         return Err(ApiError::invalid(format!(
             "{kind} '{key}' had length {}, which exceeded length limit of {max}",
@@ -336,7 +334,7 @@ fn check_value(kind: &str, key: &str, value: &str, max: usize) -> Result<(), Api
 
 // ---- rendering ----------------------------------------------------------------------------
 
-fn kv(map: &BTreeMap<String, String>) -> Value {
+pub(crate) fn kv(map: &BTreeMap<String, String>) -> Value {
     Value::Array(map.iter().map(|(k, v)| json!({"key": k, "value": v})).collect())
 }
 
@@ -433,6 +431,9 @@ async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::Body) -> Res
     use http_body_util::BodyExt;
     use tokio::io::AsyncWriteExt;
     let path = artifact_path(&uri)?;
+    if is_registry_path(&path) {
+        return Err(ApiError::invalid("Registered model files cannot be written: the registry pins them."));
+    }
     let tmp = s.objects.tmp_dir().join(format!("{}-upload-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
     let result = async {
         let mut file = tokio::fs::File::create(&tmp)
@@ -471,9 +472,13 @@ async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError
     let path = artifact_path(&uri)?;
     let bytes = s
         .with_meta(move |m, st| {
-            let (digest, _) = m
-                .get_artifact(&path)?
-                .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))?;
+            let digest = if is_registry_path(&path) {
+                crate::registry_api::registered_file(&m.registry()?, &path)?
+            } else {
+                m.get_artifact(&path)?
+                    .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))?
+                    .0
+            };
             // Every read re-hashes: a damaged object is an error, never served.
             Ok(st.objects.read(&digest)?)
         })
@@ -481,8 +486,16 @@ async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError
     Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
+/// Registered versions' files live under `registry/` (read-only: they are pinned).
+fn is_registry_path(path: &str) -> bool {
+    path.split('/').next() == Some(crate::registry_api::REGISTRY_PREFIX)
+}
+
 async fn delete_artifact(AxState(s): S, uri: Uri) -> Reply {
     let path = artifact_path(&uri)?;
+    if is_registry_path(&path) {
+        return Err(ApiError::invalid("Registered model files cannot be deleted: the registry pins them."));
+    }
     s.with_meta(move |m, _| Ok(m.delete_artifact(&path)?)).await?;
     ok()
 }
@@ -494,6 +507,10 @@ async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
     } else {
         repro_store::tracking::clean_artifact_path(&dir).map_err(ApiError::invalid)?
     };
+    if is_registry_path(&dir) {
+        let files = s.with_meta(move |m, _| crate::registry_api::list_registered(&m.registry()?, &dir)).await?;
+        return Ok(Json(if files.is_empty() { json!({}) } else { json!({"files": files}) }));
+    }
     let entries = s.with_meta(move |m, _| Ok(m.list_artifacts(&dir)?)).await?;
     if entries.is_empty() {
         return Ok(Json(json!({})));
@@ -547,7 +564,7 @@ fn view_stages(view: Option<&str>) -> Result<&'static [&'static str], ApiError> 
     })
 }
 
-fn max_results(r: &Req, default: i64) -> Result<usize, ApiError> {
+pub(crate) fn max_results(r: &Req, default: i64) -> Result<usize, ApiError> {
     let n = r.opt_i64("max_results")?.unwrap_or(default);
     if !(1..=MAX_RESULTS).contains(&n) {
         return Err(ApiError::invalid(format!(
@@ -557,7 +574,7 @@ fn max_results(r: &Req, default: i64) -> Result<usize, ApiError> {
     Ok(n as usize)
 }
 
-fn page_offset(r: &Req) -> Result<usize, ApiError> {
+pub(crate) fn page_offset(r: &Req) -> Result<usize, ApiError> {
     match r.opt_str("page_token")?.filter(|t| !t.is_empty()) {
         None => Ok(0),
         Some(t) => search::parse_page_token(&t).map_err(|e| ApiError::invalid(e.to_string())),
@@ -680,8 +697,14 @@ async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
 
 async fn get_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
-    let run = s.with_meta(move |m, _| Ok(m.get_tracked_run(&id)?)).await?;
-    Ok(Json(json!({"run": run_json(&run)})))
+    let (run, outputs) = s.with_meta(move |m, _| Ok((m.get_tracked_run(&id)?, m.run_outputs(&id)?))).await?;
+    let mut out = run_json(&run);
+    if !outputs.is_empty() {
+        out["outputs"] = json!({
+            "model_outputs": outputs.iter().map(|(id, step)| json!({"model_id": id, "step": step})).collect::<Vec<_>>()
+        });
+    }
+    Ok(Json(json!({"run": out})))
 }
 
 fn parse_status(s: &str) -> Result<RunStatus, ApiError> {

@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod error;
+mod registry_api;
 mod ui;
 
 use std::net::SocketAddr;
@@ -40,6 +41,17 @@ impl State {
             host: repro_store::process::hostname(),
             ephemeral: None,
         }))
+    }
+
+    /// The store's `.repro` folder.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The stage names of the store's configuration (read on each call: it may change).
+    pub(crate) fn stages(&self) -> Result<Vec<String>, ApiError> {
+        let config = repro_store::Config::load(&self.root.join("repro.toml"))?;
+        Ok(config.stage_policies().into_keys().collect())
     }
 
     /// Runs `f` with a pooled connection on the blocking pool.

@@ -422,7 +422,7 @@ fn load_run(m: &mut Metadata, state: &State, id: &RunId) -> Result<RunData, ApiE
             reference: v.reference(),
             stage: v.stage.clone(),
             archived: v.archived.is_some(),
-            lineage_matches: v.lineage == actual && run.lineage.as_ref() == Some(&v.lineage),
+            lineage_matches: v.lineage_holds(run.lineage.as_ref(), &actual),
         })
         .collect();
     let summaries: Vec<ReplaySummary> = replays
@@ -542,7 +542,7 @@ async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Response {
     } else {
         b.push_str("<table><tr><th>Version</th><th>Stage</th><th>Artifact</th><th>Lineage</th></tr>");
         for v in &data.versions {
-            let matches = Some(&v.lineage) == data.run.lineage.as_ref() && v.lineage == r.lineage();
+            let matches = v.lineage_holds(data.run.lineage.as_ref(), &r.lineage());
             let _ = write!(
                 b,
                 "<tr><td><a href=\"/ui/models#{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
@@ -934,7 +934,10 @@ fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData, ApiError> 
     for model in registry.models.values() {
         for v in model.versions.values() {
             let lineage = match m.get_run(&v.run) {
-                Ok(run) if run.record.lineage() == v.lineage && run.lineage.as_ref() == Some(&v.lineage) => Ok(()),
+                Ok(run) if v.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) => Ok(()),
+                Ok(run) if run.lineage.is_none() => {
+                    Err("the run is still running: its lineage is pinned when it finishes".to_string())
+                }
                 Ok(_) => Err("the run's record no longer hashes to the registered lineage".to_string()),
                 Err(e) => Err(format!("the run is not in this store: {e}")),
             };

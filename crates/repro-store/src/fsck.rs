@@ -195,13 +195,19 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         let who = v.reference();
         match runs.iter().find(|r| r.record.id == v.run) {
             None => report.registry.push(format!("{who} pins run {}, which is not in the store", v.run)),
-            Some(run) if run.lineage.as_ref() != Some(&v.lineage) => report.registry.push(format!(
-                "{who} pins lineage {} but run {} has {}",
-                v.lineage.short(),
-                v.run.short(),
-                run.lineage.as_ref().map_or("none".into(), |l| l.short())
-            )),
-            Some(_) => {}
+            Some(run) => match (&v.lineage, &run.lineage) {
+                (Some(pinned), actual) if actual.as_ref() != Some(pinned) => report.registry.push(format!(
+                    "{who} pins lineage {} but run {} has {}",
+                    pinned.short(),
+                    v.run.short(),
+                    actual.as_ref().map_or("none".into(), |l| l.short())
+                )),
+                (None, Some(_)) if v.deleted.is_none() => report.registry.push(format!(
+                    "{who} was registered while run {} ran and was never pinned to the lineage it finished with",
+                    v.run.short()
+                )),
+                _ => {}
+            },
         }
         check(&v.artifact.snapshot, format!("{who} artifact snapshot"), &mut report);
         for f in &v.artifact.files {

@@ -8,6 +8,7 @@
 mod config;
 mod error;
 pub mod fsck;
+pub mod logged;
 pub mod meta;
 pub mod objects;
 pub mod process;

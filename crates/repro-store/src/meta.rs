@@ -14,7 +14,7 @@ use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE runs (
@@ -304,6 +304,9 @@ impl Metadata {
             tx.execute_batch(crate::tracking::SCHEMA_V5).map_err(|e| db(&path, "add the tracking tables", e))?;
             Self::create_default_experiment(&tx).map_err(|e| db(&path, "add the Default experiment", e))?;
         }
+        if version < 6 {
+            tx.execute_batch(crate::logged::SCHEMA_V6).map_err(|e| db(&path, "add the logged-model tables", e))?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;
         tx.commit().map_err(|e| db(&path, "migrate", e))
     }
@@ -349,6 +352,7 @@ impl Metadata {
     ) -> Result<()> {
         let path = self.path.clone();
         let json = serde_json::to_string(record).expect("records serialize");
+        let anchor = self.registry_anchor()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -395,7 +399,14 @@ impl Metadata {
             .map_err(|e| db(&path, "index params", e))?;
         tx.execute(crate::tracking::LOGGED_FROM_RECORD, [record.id.as_str()])
             .map_err(|e| db(&path, "index params", e))?;
-        tx.commit().map_err(|e| db(&path, "finish run", e))
+        // Versions registered (through MLflow) while the run ran get their lineage in the
+        // same transaction, so no finished run leaves a version unpinned.
+        let pinned = Self::pin_versions(&tx, &path, &anchor, &record.id, lineage, ended_ms)?;
+        tx.commit().map_err(|e| db(&path, "finish run", e))?;
+        if let Some(last) = pinned {
+            self.write_anchor(&last)?;
+        }
+        Ok(())
     }
 
     fn row_to_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {

@@ -172,7 +172,40 @@ impl Metadata {
         Ok(event)
     }
 
-    fn write_anchor(&self, event: &Event) -> Result<()> {
+    /// Inside a finishing run's transaction: a `pin` event for each version of the run
+    /// registered before its lineage existed. A damaged log is left alone (fsck names it);
+    /// finishing the run matters more. Returns the last event written.
+    pub(crate) fn pin_versions(
+        tx: &Connection,
+        path: &std::path::Path,
+        anchor: &Anchor,
+        run: &repro_core::RunId,
+        lineage: &Digest,
+        at_ms: i64,
+    ) -> Result<Option<Event>> {
+        let mut events = Self::read_events(tx, path)?;
+        let unpinned: Vec<(String, u32)> = {
+            let (registry, _) = Registry::fold(&events);
+            registry
+                .versions_of_run(run)
+                .into_iter()
+                .filter(|v| v.lineage.is_none() && v.deleted.is_none())
+                .map(|v| (v.name.clone(), v.version))
+                .collect()
+        };
+        if unpinned.is_empty() || refuse_damaged(&events, anchor).is_err() {
+            return Ok(None);
+        }
+        for (model, version) in unpinned {
+            let change = Change::Pin { lineage: lineage.clone() };
+            let event = Event::next(events.last(), at_ms, "repro", &model, version, &change);
+            insert_event(tx, &event).map_err(|e| db(path, "pin a registered version", e))?;
+            events.push(event);
+        }
+        Ok(events.pop())
+    }
+
+    pub(crate) fn write_anchor(&self, event: &Event) -> Result<()> {
         // Never move the anchor backwards: a slower writer may finish after a later one.
         if let Ok(Anchor::At(seq, _)) = self.registry_anchor() {
             if seq > event.seq {
@@ -372,7 +405,8 @@ mod tests {
     fn register(run: &RunId) -> Change {
         Change::Register {
             run: run.clone(),
-            lineage: Digest::of_bytes(b"l"),
+            lineage: Some(Digest::of_bytes(b"l")),
+            model_id: None,
             artifact: Artifact {
                 path: "model.pkl".into(),
                 output: "model.pkl".into(),

@@ -1,0 +1,270 @@
+//! MLflow 3's logged models (`mlflow.<flavor>.log_model`): a model's own row, with its
+//! params, tags and status, whose files live under its artifact URI like a run's. A run's
+//! `outputs` name the logged models it produced.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use crate::meta::Metadata;
+use crate::{Result, StoreError};
+
+/// Version 6: logged models and the runs' model outputs.
+pub(crate) const SCHEMA_V6: &str = "
+CREATE TABLE logged_models (
+    model_id TEXT PRIMARY KEY,
+    experiment_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    model_type TEXT,
+    source_run_id TEXT,
+    status TEXT NOT NULL,
+    status_message TEXT,
+    creator_id TEXT,
+    artifact_uri TEXT NOT NULL,
+    creation_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}',
+    tags TEXT NOT NULL DEFAULT '{}',
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX logged_models_experiment ON logged_models(experiment_id, name);
+CREATE TABLE run_model_outputs (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    model_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    PRIMARY KEY (run_id, model_id, step)
+) WITHOUT ROWID;
+";
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoggedModel {
+    pub model_id: String,
+    pub experiment_id: i64,
+    pub name: String,
+    pub model_type: Option<String>,
+    pub source_run_id: Option<String>,
+    pub status: String,
+    pub status_message: Option<String>,
+    pub creator_id: Option<String>,
+    pub artifact_uri: String,
+    pub creation_ms: i64,
+    pub updated_ms: i64,
+    pub params: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl LoggedModel {
+    /// The artifact path (under the `mlflow-artifacts` proxy) the model's files live at.
+    pub fn artifact_path(&self) -> &str {
+        self.artifact_uri.trim_start_matches("mlflow-artifacts:").trim_start_matches('/')
+    }
+}
+
+/// What `POST /logged-models` brings.
+pub struct NewLoggedModel {
+    pub experiment_id: i64,
+    pub name: String,
+    pub model_type: Option<String>,
+    pub source_run_id: Option<String>,
+    pub creator_id: Option<String>,
+    pub params: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+fn not_found(id: &str) -> StoreError {
+    StoreError::Missing(format!("Logged model with ID '{id}' not found."))
+}
+
+const COLUMNS: &str = "model_id, experiment_id, name, model_type, source_run_id, status, status_message, creator_id, \
+                       artifact_uri, creation_ms, updated_ms, params, tags";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedModel> {
+    let map = |i: usize| -> rusqlite::Result<BTreeMap<String, String>> {
+        let text: String = r.get(i)?;
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    };
+    Ok(LoggedModel {
+        model_id: r.get(0)?,
+        experiment_id: r.get(1)?,
+        name: r.get(2)?,
+        model_type: r.get(3)?,
+        source_run_id: r.get(4)?,
+        status: r.get(5)?,
+        status_message: r.get(6)?,
+        creator_id: r.get(7)?,
+        artifact_uri: r.get(8)?,
+        creation_ms: r.get(9)?,
+        updated_ms: r.get(10)?,
+        params: map(11)?,
+        tags: map(12)?,
+    })
+}
+
+fn json(map: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(map).expect("string maps serialize")
+}
+
+impl Metadata {
+    pub fn create_logged_model(&self, new: &NewLoggedModel) -> Result<LoggedModel> {
+        let exists: Option<String> = self
+            .conn
+            .query_row("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?1", [new.experiment_id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err("find the experiment"))?;
+        match exists.as_deref() {
+            None => {
+                return Err(StoreError::Missing(format!("No Experiment with id={} exists", new.experiment_id)));
+            }
+            Some("active") => {}
+            Some(_) => {
+                return Err(StoreError::Invalid(format!(
+                    "The experiment {} must be in the 'active' state.",
+                    new.experiment_id
+                )))
+            }
+        }
+        if let Some(run) = &new.source_run_id {
+            self.get_tracked_run(run)?;
+        }
+        let id = format!("m-{}", uuid::Uuid::new_v4().simple());
+        let now = crate::now_ms();
+        let uri = format!("mlflow-artifacts:/{}/models/{id}/artifacts", new.experiment_id);
+        self.conn
+            .execute(
+                &format!("INSERT INTO logged_models ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8, ?9, ?9, ?10, ?11)"),
+                params![
+                    id,
+                    new.experiment_id,
+                    new.name,
+                    new.model_type,
+                    new.source_run_id,
+                    "LOGGED_MODEL_PENDING",
+                    new.creator_id,
+                    uri,
+                    now,
+                    json(&new.params),
+                    json(&new.tags)
+                ],
+            )
+            .map_err(self.err("create the logged model"))?;
+        self.get_logged_model(&id)
+    }
+
+    pub fn get_logged_model(&self, id: &str) -> Result<LoggedModel> {
+        self.conn
+            .query_row(&format!("SELECT {COLUMNS} FROM logged_models WHERE model_id = ?1 AND deleted = 0"), [id], row)
+            .optional()
+            .map_err(self.err("read the logged model"))?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// Applies `change` to the model's row in one statement's time; unknown ids are an error.
+    fn update_logged_model(&self, id: &str, change: impl FnOnce(&mut LoggedModel)) -> Result<LoggedModel> {
+        let mut m = self.get_logged_model(id)?;
+        change(&mut m);
+        m.updated_ms = crate::now_ms();
+        self.conn
+            .execute(
+                "UPDATE logged_models SET status = ?2, status_message = ?3, params = ?4, tags = ?5, updated_ms = ?6
+                 WHERE model_id = ?1",
+                params![id, m.status, m.status_message, json(&m.params), json(&m.tags), m.updated_ms],
+            )
+            .map_err(self.err("update the logged model"))?;
+        Ok(m)
+    }
+
+    pub fn finalize_logged_model(&self, id: &str, status: &str) -> Result<LoggedModel> {
+        self.update_logged_model(id, |m| m.status = status.to_string())
+    }
+
+    pub fn set_logged_model_tags(&self, id: &str, tags: &[(String, String)]) -> Result<LoggedModel> {
+        self.update_logged_model(id, |m| m.tags.extend(tags.iter().cloned()))
+    }
+
+    pub fn delete_logged_model_tag(&self, id: &str, key: &str) -> Result<LoggedModel> {
+        self.update_logged_model(id, |m| {
+            m.tags.remove(key);
+        })
+    }
+
+    pub fn log_logged_model_params(&self, id: &str, params: &[(String, String)]) -> Result<LoggedModel> {
+        self.update_logged_model(id, |m| m.params.extend(params.iter().cloned()))
+    }
+
+    /// Marks the model deleted; its files and the versions registered from it stay.
+    pub fn delete_logged_model(&self, id: &str) -> Result<()> {
+        self.get_logged_model(id)?;
+        self.conn
+            .execute(
+                "UPDATE logged_models SET deleted = 1, updated_ms = ?2 WHERE model_id = ?1",
+                params![id, crate::now_ms()],
+            )
+            .map_err(self.err("delete the logged model"))?;
+        Ok(())
+    }
+
+    /// The models of `experiments` (all when empty), newest first.
+    pub fn logged_models(&self, experiments: &[i64]) -> Result<Vec<LoggedModel>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM logged_models WHERE deleted = 0 ORDER BY creation_ms DESC, model_id"
+            ))
+            .map_err(self.err("search logged models"))?;
+        let rows = stmt.query_map([], row).map_err(self.err("search logged models"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let m = r.map_err(self.err("search logged models"))?;
+            if experiments.is_empty() || experiments.contains(&m.experiment_id) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `POST /runs/outputs`: the logged models a run produced, at a step.
+    pub fn log_run_outputs(&self, run: &str, models: &[(String, i64)]) -> Result<()> {
+        self.get_tracked_run(run)?;
+        for (id, step) in models {
+            self.get_logged_model(id)?;
+            self.conn
+                .execute("INSERT OR IGNORE INTO run_model_outputs VALUES (?1, ?2, ?3)", params![run, id, step])
+                .map_err(self.err("record the run's outputs"))?;
+        }
+        Ok(())
+    }
+
+    pub fn run_outputs(&self, run: &str) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT model_id, step FROM run_model_outputs WHERE run_id = ?1 ORDER BY step, model_id")
+            .map_err(self.err("read the run's outputs"))?;
+        let rows = stmt.query_map([run], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err("read the run's outputs"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read the run's outputs"))
+    }
+
+    /// Every artifact file under folder `dir` (recursively): path, object, size.
+    pub fn artifacts_under(&self, dir: &str) -> Result<Vec<(String, repro_core::Digest, u64)>> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let end = format!("{prefix}\u{10FFFF}");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path, object, size FROM artifacts WHERE path >= ?1 AND path < ?2 ORDER BY path")
+            .map_err(self.err("list artifacts"))?;
+        let rows = stmt
+            .query_map(params![prefix, end], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            })
+            .map_err(self.err("list artifacts"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (path, object, size) = r.map_err(self.err("list artifacts"))?;
+            let digest = crate::meta::parse_digest(&object, &path)?;
+            out.push((path, digest, size as u64));
+        }
+        Ok(out)
+    }
+}
