@@ -198,28 +198,32 @@ fn model_json(m: &Model) -> serde_json::Value {
         "name": m.name,
         "latest": m.latest().map(|v| v.version),
         "stages": stages,
+        "aliases": m.aliases,
+        "description": m.description,
+        "tags": m.tags,
         "versions": m.versions.values().collect::<Vec<_>>(),
     })
 }
 
 fn ls(registry: &Registry) -> Result<()> {
     let mut o = std::io::stdout().lock();
-    if registry.models.is_empty() {
+    if registry.models.values().all(|m| m.deleted.is_some()) {
         writeln!(o, "no models yet; register one with: repro model register RUN --name NAME --artifact PATH")?;
         return Ok(());
     }
     writeln!(o, "{:<20} {:>8}  STAGES", "MODEL", "VERSIONS")?;
-    for m in registry.models.values() {
+    for m in registry.models.values().filter(|m| m.deleted.is_none()) {
         let stages: Vec<String> =
-            m.versions.values().filter_map(|v| Some(format!("{}: v{}", v.stage.as_deref()?, v.version))).collect();
+            m.live().filter_map(|v| Some(format!("{}: v{}", v.stage.as_deref()?, v.version))).collect();
         let stages = if stages.is_empty() { "-".to_string() } else { stages.join(", ") };
-        writeln!(o, "{:<20} {:>8}  {stages}", m.name, m.versions.len())?;
+        writeln!(o, "{:<20} {:>8}  {stages}", m.name, m.live().count())?;
     }
     Ok(())
 }
 
 fn status_of(v: &ModelVersion) -> String {
     match (&v.archived, &v.stage) {
+        _ if v.deleted.is_some() => "deleted".into(),
         (Some(_), _) => "archived".into(),
         (None, Some(s)) => s.clone(),
         (None, None) => "-".into(),
@@ -275,6 +279,21 @@ fn show_version(v: &ModelVersion) -> Result<()> {
     }
     if let Some(src) = &v.imported_from {
         writeln!(o, "  imported  from bundle {src}")?;
+    }
+    if let Some(id) = &v.model_id {
+        writeln!(o, "  logged    MLflow logged model {id}")?;
+    }
+    if !v.aliases.is_empty() {
+        writeln!(o, "  aliases   {}", v.aliases.join(", "))?;
+    }
+    if let Some(d) = &v.description {
+        writeln!(o, "  about     {d}")?;
+    }
+    for (k, val) in &v.tags {
+        writeln!(o, "  tag       {k} = {val}")?;
+    }
+    if let Some(d) = &v.deleted {
+        writeln!(o, "  deleted   {} by {}", when(d.at_ms), d.by)?;
     }
     if let Some(a) = &v.archived {
         writeln!(o, "  archived  {} ({} by {})", a.reason, when(a.at_ms), a.by)?;

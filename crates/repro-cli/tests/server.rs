@@ -152,6 +152,21 @@ out = {
   "traversal_key": call("POST", "/api/2.0/mlflow/runs/log-parameter", {"run_id": "x", "key": "../etc", "value": "1"}),
   "oversized": call("POST", "/api/2.0/mlflow/experiments/create", raw=b"{\"name\": \"" + b"a" * (40 << 20) + b"\"}"),
   "health": call("GET", "/health"),
+  "version_no_source": call("POST", "/api/2.0/mlflow/model-versions/create", {"name": "m"}),
+  "version_name_type": call("POST", "/api/2.0/mlflow/model-versions/create", {"name": ["a", "b"], "source": "runs:/x/m"}),
+  "version_unknown_run": call("POST", "/api/2.0/mlflow/model-versions/create", {"name": "m", "source": "runs:/nosuchrun/model"}),
+  "version_traversal": call("POST", "/api/2.0/mlflow/model-versions/create", {"name": "m", "source": "mlflow-artifacts:/../../etc", "run_id": "x"}),
+  "version_not_number": call("GET", "/api/2.0/mlflow/model-versions/get?name=m&version=abc"),
+  "model_bad_name": call("POST", "/api/2.0/mlflow/registered-models/create", {"name": "../x"}),
+  "alias_no_body": call("DELETE", "/api/2.0/mlflow/registered-models/alias"),
+  "alias_unknown_model": call("POST", "/api/2.0/mlflow/registered-models/alias", {"name": "nope", "alias": "a", "version": "1"}),
+  "alias_reserved": call("POST", "/api/2.0/mlflow/registered-models/alias", {"name": "nope", "alias": "v12", "version": "1"}),
+  "registry_search_bad": call("GET", "/api/2.0/mlflow/registered-models/search?filter=name%20%3D%3D%3D%20x"),
+  "logged_unknown": call("GET", "/api/2.0/mlflow/logged-models/m-0000"),
+  "logged_bad_status": call("PATCH", "/api/2.0/mlflow/logged-models/m-0000", {"status": "DONE"}),
+  "logged_no_experiment": call("POST", "/api/2.0/mlflow/logged-models", {"experiment_id": "99"}),
+  "registry_file_missing": call("GET", "/api/2.0/mlflow-artifacts/artifacts/registry/nope/1/MLmodel"),
+  "registry_file_write": call("PUT", "/api/2.0/mlflow-artifacts/artifacts/registry/nope/1/MLmodel", raw=b"x"),
 }
 json.dump(out, sys.stdout)
 "#;
@@ -181,8 +196,25 @@ json.dump(out, sys.stdout)
     assert_eq!(v["artifact_roundtrip"][1][1]["files"][0]["path"], "a b.txt", "{}", v["artifact_roundtrip"]);
     expect("oversized", 400, "INVALID_PARAMETER_VALUE");
     assert_eq!(v["health"][0], 200);
+    expect("version_no_source", 400, "INVALID_PARAMETER_VALUE");
+    expect("version_name_type", 400, "INVALID_PARAMETER_VALUE");
+    expect("version_unknown_run", 404, "RESOURCE_DOES_NOT_EXIST");
+    expect("version_traversal", 400, "INVALID_PARAMETER_VALUE");
+    expect("version_not_number", 400, "INVALID_PARAMETER_VALUE");
+    expect("model_bad_name", 400, "INVALID_PARAMETER_VALUE");
+    expect("alias_no_body", 400, "INVALID_PARAMETER_VALUE");
+    expect("alias_unknown_model", 404, "RESOURCE_DOES_NOT_EXIST");
+    expect("alias_reserved", 400, "INVALID_PARAMETER_VALUE");
+    expect("registry_search_bad", 400, "INVALID_PARAMETER_VALUE");
+    expect("logged_unknown", 404, "RESOURCE_DOES_NOT_EXIST");
+    expect("logged_bad_status", 400, "INVALID_PARAMETER_VALUE");
+    expect("logged_no_experiment", 404, "RESOURCE_DOES_NOT_EXIST");
+    expect("registry_file_missing", 404, "RESOURCE_DOES_NOT_EXIST");
+    expect("registry_file_write", 400, "INVALID_PARAMETER_VALUE");
     drop(server);
-    // Nothing half-written: no experiment beyond Default, no run; the traversal wrote nothing.
+    // Nothing half-written: no experiment beyond Default, no run, no registry event; the
+    // traversal wrote nothing.
+    assert_eq!(t.repro(&["model", "ls", "--json"]).success().json(), serde_json::json!([]));
     assert_eq!(t.runs().len(), 0);
     assert!(!t.tmp.path().join("escaped").exists() && !t.path("escaped").exists());
     t.repro(&["fsck"]).success();
@@ -225,9 +257,11 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
     assert_eq!(shown["status"], "finished");
     assert_eq!(shown["params"]["logged"]["n_estimators"], "20", "{shown:#}");
     assert_eq!(shown["params"]["logged"]["max_depth"], "5");
-    assert_eq!(shown["metric_count"], 4);
     let keys: Vec<&str> =
         shown["metrics"].as_array().expect("metrics").iter().map(|m| m["key"].as_str().expect("key")).collect();
+    // 3 rmse steps and final_rmse; log_model then logs the run's latest metrics again, linked
+    // to the logged model (MLflow 3), so those two keys have a second point each.
+    assert_eq!(shown["metric_count"], 6, "{keys:?}");
     assert!(keys.contains(&"final_rmse") && keys.contains(&"rmse"), "{keys:?}");
     assert!(!t.path("mlruns").exists(), "nothing was logged to a local ./mlruns");
     // The captured run has everything an auditor asks for, MLflow's part included.
@@ -249,6 +283,129 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
     assert_eq!(v[1]["split"], "0.8", "what repro captured is an MLflow param too: {v}");
     assert_eq!(v[2], "experiment");
     assert_eq!(v[3], "FINISHED");
+
+    // The script registered its model through MLflow while repro ran it: the version pins
+    // the files and, since the run finished, the lineage repro recorded.
+    let version = t.repro(&["model", "show", "forest@1", "--json"]).success().json();
+    assert_eq!(version["run"], id.as_str());
+    assert_eq!(version["lineage"], shown["lineage"], "pinned when the run finished: {version:#}");
+    let files: Vec<&str> = version["artifact"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["path"].as_str().expect("path").rsplit('/').next().unwrap_or_default())
+        .collect();
+    assert!(files.contains(&"MLmodel") && files.contains(&"model.pkl"), "{files:?}");
+    let kinds: Vec<&str> =
+        version["history"].as_array().expect("history").iter().map(|h| h["kind"].as_str().expect("kind")).collect();
+    assert_eq!(kinds, ["register", "pin"]);
+    // MLflow's stage transitions go through repro's policies: a seeded, pinned, snapshotted
+    // run from a clean tree may enter Staging; Production wants replay, signature, approvals.
+    let script = "import json, mlflow\nfrom mlflow.exceptions import MlflowException\nc = mlflow.MlflowClient()\n\
+        out = [c.transition_model_version_stage('forest', '1', 'Staging').current_stage]\n\
+        try:\n    c.transition_model_version_stage('forest', '1', 'Production')\nexcept MlflowException as e:\n    out += [e.error_code, str(e)]\n\
+        print(json.dumps(out))";
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .env("MLFLOW_TRACKING_URI", &server.uri)
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.lines().last().unwrap_or_default()).expect("json");
+    assert_eq!(v[0], "Staging", "{v}");
+    assert_eq!(v[1], "INVALID_STATE", "{v}");
+    for needed in ["replay_verified", "signed", "approvals"] {
+        assert!(v[2].as_str().expect("message").contains(needed), "{needed}: {v}");
+    }
+    let version = t.repro(&["model", "show", "forest@staging", "--json"]).success().json();
+    assert_eq!(version["version"], 1);
+}
+
+#[test]
+fn the_mlflow_registry_is_repros_registry() {
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    let server = Server::start(&t);
+    let py = mlflow_python();
+    let out = python_json(&py, "mlflow_registry_flow.py", &server.uri, &t.dir);
+    let run_id = out["run_id"].as_str().expect("run id");
+    let model_id = out["model_id"].as_str().expect("model id");
+    assert!(model_id.starts_with("m-"), "{out:#}");
+
+    assert_eq!(out["logged_version"], "1");
+    assert_eq!(out["status_during_run"], "READY");
+    assert_eq!(out["second_version"], "2");
+    assert_eq!(out["second_source"], format!("models:/{model_id}").as_str());
+    assert_eq!(out["duplicate_model"], "RESOURCE_ALREADY_EXISTS");
+    assert_eq!(out["unknown_model"], "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(out["bad_name"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(out["rename"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(out["alias_version"], "1");
+    assert_eq!(out["alias_status"], "READY");
+    assert_eq!(out["alias_run"], true);
+    assert_eq!(out["unknown_alias"], "INVALID_PARAMETER_VALUE", "MLflow answers an unknown alias with a 400");
+    assert_eq!(out["stage_alias"], "INVALID_PARAMETER_VALUE", "an alias may not shadow a stage");
+    assert_eq!(out["alias_to_missing_version"], "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(
+        out["model"],
+        serde_json::json!({"description": "churn classifier", "tags": {"owner": "ada"},
+            "aliases": {"champion": "1", "challenger": "2"}, "latest": ["2"]})
+    );
+    assert_eq!(
+        out["version1"],
+        serde_json::json!({"tags": {"validated": "yes"}, "description": "first fit", "aliases": ["champion"],
+            "stage": "None", "source": format!("models:/{model_id}")})
+    );
+    assert_eq!(out["same_predictions"], true, "models:/churn@champion loads the trained model");
+    assert_eq!(out["download_uri"], "mlflow-artifacts:/registry/churn/1");
+    for f in ["MLmodel", "model.skops", "requirements.txt"] {
+        assert!(out["downloaded_files"].as_array().expect("files").iter().any(|x| x == f), "{f}: {out:#}");
+    }
+    assert_eq!(out["search_models"], serde_json::json!(["churn", "empty"]));
+    assert_eq!(out["search_like"], serde_json::json!(["churn"]));
+    assert_eq!(out["search_tag"], serde_json::json!(["empty"]));
+    assert_eq!(out["search_versions"], serde_json::json!(["1", "2"]));
+    assert_eq!(out["search_by_run"], serde_json::json!(["1", "2"]));
+    assert_eq!(out["bad_filter"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(out["paging"], serde_json::json!([1, true]));
+    assert_eq!(out["to_production"], "INVALID_STATE", "the prod policy refuses a tracking-only run");
+    assert_eq!(out["to_none"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(out["foreign_source"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(out["logged_model"], serde_json::json!({"status": "READY", "name": "skmodel", "source_run": true}));
+    assert_eq!(out["logged_search"], serde_json::json!([true]));
+    assert_eq!(out["run_outputs"], serde_json::json!([true]));
+    assert_eq!(out["deleted_version"], "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(out["challenger_gone"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(out["deleted_model"], "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(out["after_deletes"], serde_json::json!(["churn"]));
+
+    // One registry, two doors: what the MLflow client did is what `repro model` shows.
+    drop(server);
+    let shown = t.repro(&["show", run_id, "--json"]).success().json();
+    let v = t.repro(&["model", "show", "churn@champion", "--json"]).success().json();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["model_id"], model_id);
+    assert_eq!(v["aliases"], serde_json::json!(["champion"]));
+    assert_eq!(v["tags"]["validated"], "yes");
+    assert_eq!(v["lineage"], shown["lineage"], "registered while the run ran, pinned when it finished: {v:#}");
+    let deleted = t.repro(&["model", "show", "churn@2"]).expect_code(2);
+    assert!(deleted.error_line().contains("churn@2 was deleted by"), "{}", deleted.stderr());
+    let listed = t.repro(&["model", "ls", "--json"]).success().json();
+    let names: Vec<&str> =
+        listed.as_array().expect("models").iter().map(|m| m["name"].as_str().expect("name")).collect();
+    assert!(names.contains(&"churn"), "{listed:#}");
+    // The registered files verify from the store (the version is unsigned, so verify says so).
+    let verify = t.repro(&["model", "verify", "churn@1", "--json"]).expect_code(1).json();
+    let checks = verify["checks"].as_array().expect("checks");
+    let check = |name: &str| checks.iter().find(|c| c["name"] == name).map(|c| c["ok"].clone());
+    assert_eq!(check("lineage"), Some(Value::Bool(true)), "{verify:#}");
+    assert_eq!(check("artifact"), Some(Value::Bool(true)), "{verify:#}");
+    assert_eq!(check("event_chain"), Some(Value::Bool(true)), "{verify:#}");
+    t.repro(&["fsck"]).success();
 }
 
 #[test]

@@ -1197,7 +1197,12 @@ pub fn matches_registry(clauses: &[Clause], item: &RegistryView<'_>) -> bool {
         (EntityType::Attribute, "version_number") => {
             item.version.is_some_and(|v| number_matches(c, cmp_int_float(v, c_number(c))))
         }
-        (EntityType::Tag, key) => presence_or_text(c, item.tags.get(key)),
+        // A model without the tag is not 'true': the client's own prompt filter
+        // (`tags.`mlflow.prompt.is_prompt` != 'true'`) must keep every plain model.
+        (EntityType::Tag, key) => match (c.comparator, item.tags.get(key)) {
+            (Comparator::Ne | Comparator::NotIn, None) => true,
+            (_, value) => presence_or_text(c, value),
+        },
         _ => false,
     })
 }
