@@ -979,13 +979,18 @@ async fn models_page(AxState(s): S) -> Response {
         b.push_str("<p class=\"muted\">No models registered.</p>");
     }
     let chain_ok = data.chain_problems.is_empty();
-    for model in data.registry.models.values() {
+    for model in data.registry.models.values().filter(|m| m.deleted.is_none()) {
         let _ = write!(b, "<h2 class=\"model\" id=\"model-{0}\">{0}</h2>", esc(&model.name));
+        if !model.aliases.is_empty() {
+            let aliases: Vec<String> =
+                model.aliases.iter().map(|(a, v)| format!("<code>@{}</code> → v{v}", esc(a))).collect();
+            let _ = write!(b, "<p class=\"muted\">Aliases: {}</p>", aliases.join(", "));
+        }
         b.push_str(
             "<table><tr><th>Version</th><th>Stage</th><th>Run</th><th>Artifact</th><th>Registered</th>\
              <th>Approvals</th><th>Signatures</th><th>Verify</th></tr>",
         );
-        for v in model.versions.values() {
+        for v in model.live() {
             let stage = match (&v.stage, &v.archived) {
                 (_, Some(a)) => format!("<span class=\"muted\">archived: {}</span>", esc(&a.reason)),
                 (Some(st), None) => format!("<span class=\"stage\">{}</span>", esc(st)),
