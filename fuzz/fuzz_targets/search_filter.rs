@@ -1,10 +1,10 @@
-//! `search_runs` filters and `order_by` items as a client sends them: no input panics, every
+//! `search_runs`, experiment and registry filters and `order_by` items as a client sends them: no input panics, every
 //! error is one line, and whatever parses renders to canonical text that parses the same.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use repro_core::search::{
-    parse_experiment_filter, parse_experiment_order_by, parse_filter, parse_order_by, parse_order_by_item,
-    parse_page_token, render_filter, sql_like,
+    matches_registry, parse_experiment_filter, parse_experiment_order_by, parse_filter, parse_order_by,
+    parse_order_by_item, parse_page_token, parse_registry_filter, render_filter, sql_like, RegistryView,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +19,13 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(clauses) = parse_experiment_filter(text) {
         assert_eq!(parse_experiment_filter(&render_filter(&clauses)).as_ref(), Ok(&clauses));
+    }
+    // Registered-model and model-version filters: the same round trip, and matching never panics.
+    if let Ok(clauses) = parse_registry_filter(text) {
+        assert_eq!(parse_registry_filter(&render_filter(&clauses)).as_ref(), Ok(&clauses));
+        let tags = std::collections::BTreeMap::from([("k".to_string(), "v".to_string())]);
+        let view = RegistryView { name: "m", run_id: Some("r"), source_path: Some("s"), version: Some(3), tags: &tags };
+        let _ = matches_registry(&clauses, &view);
     }
     // Each line an order_by item, as the repeated `order_by` field carries them.
     let items: Vec<String> = text.lines().map(str::to_string).collect();

@@ -340,6 +340,8 @@ fn the_mlflow_registry_is_repros_registry() {
     assert_eq!(out["status_during_run"], "READY");
     assert_eq!(out["second_version"], "2");
     assert_eq!(out["second_source"], format!("models:/{model_id}").as_str());
+    assert_eq!(out["plain_source"], true, "{out:#}");
+    assert_eq!(out["plain_run"], true);
     assert_eq!(out["duplicate_model"], "RESOURCE_ALREADY_EXISTS");
     assert_eq!(out["unknown_model"], "RESOURCE_DOES_NOT_EXIST");
     assert_eq!(out["bad_name"], "INVALID_PARAMETER_VALUE");
@@ -365,7 +367,7 @@ fn the_mlflow_registry_is_repros_registry() {
     for f in ["MLmodel", "model.skops", "requirements.txt"] {
         assert!(out["downloaded_files"].as_array().expect("files").iter().any(|x| x == f), "{f}: {out:#}");
     }
-    assert_eq!(out["search_models"], serde_json::json!(["churn", "empty"]));
+    assert_eq!(out["search_models"], serde_json::json!(["churn", "empty", "plain"]));
     assert_eq!(out["search_like"], serde_json::json!(["churn"]));
     assert_eq!(out["search_tag"], serde_json::json!(["empty"]));
     assert_eq!(out["search_versions"], serde_json::json!(["1", "2"]));
@@ -381,7 +383,7 @@ fn the_mlflow_registry_is_repros_registry() {
     assert_eq!(out["deleted_version"], "RESOURCE_DOES_NOT_EXIST");
     assert_eq!(out["challenger_gone"], "INVALID_PARAMETER_VALUE");
     assert_eq!(out["deleted_model"], "RESOURCE_DOES_NOT_EXIST");
-    assert_eq!(out["after_deletes"], serde_json::json!(["churn"]));
+    assert_eq!(out["after_deletes"], serde_json::json!(["churn", "plain"]));
 
     // One registry, two doors: what the MLflow client did is what `repro model` shows.
     drop(server);

@@ -2258,6 +2258,42 @@ mod tests {
 
     /// The examples of MLflow's search-experiments page, and its key rules.
     #[test]
+    fn registry_filters() {
+        let tags = BTreeMap::from([("team".to_string(), "risk".to_string())]);
+        let view = RegistryView {
+            name: "churn",
+            run_id: Some("abc"),
+            source_path: Some("models:/m-1"),
+            version: Some(3),
+            tags: &tags,
+        };
+        let model = RegistryView { name: "churn", run_id: None, source_path: None, version: None, tags: &tags };
+        let yes = [
+            "name = 'churn'",
+            "name LIKE 'ch%' AND tags.team = 'risk'",
+            "tags.`mlflow.prompt.is_prompt` != 'true'",
+            "version_number >= 2 AND run_id IN ('abc', 'def')",
+            "source_path = 'models:/m-1'",
+            "tags.missing IS NULL",
+        ];
+        for f in yes {
+            let c = parse_registry_filter(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(matches_registry(&c, &view), "{f}");
+        }
+        for f in ["name = 'other'", "version_number > 3", "run_id = 'zzz'", "tags.team != 'risk'"] {
+            let c = parse_registry_filter(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(!matches_registry(&c, &view), "{f}");
+        }
+        // A registered model has no run or version: clauses on them match nothing.
+        let c = parse_registry_filter("run_id = 'abc'").expect("parses");
+        assert!(!matches_registry(&c, &model));
+        for bad in ["metrics.acc > 1", "params.lr = '1'", "start_time > 0", "name = ", "name == 'x'"] {
+            let e = parse_registry_filter(bad).expect_err(bad);
+            assert!(!e.message().contains('\n'), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn experiment_filters() {
         let cases = [
             ("attributes.name = 'x'", vec![clause(Attribute, "name", Eq, s("x"))]),
