@@ -262,6 +262,15 @@ impl Req {
         }
     }
 
+    /// A repeated message field: absent is empty, anything but a list is a 400.
+    pub(crate) fn list(&self, key: &str) -> Result<&[Value], ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(&[]),
+            Some(Value::Array(a)) => Ok(a),
+            Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a list."))),
+        }
+    }
+
     /// `[{key, value}]` pairs (tags, params).
     pub(crate) fn pairs(&self, key: &str) -> Result<Vec<(String, String)>, ApiError> {
         let list = match self.0.get(key) {
@@ -905,13 +914,8 @@ async fn log_batch(AxState(s): S, Req(r): Req) -> Reply {
 async fn log_inputs(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
-    let list = match r.0.get("datasets") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => return Err(ApiError::invalid("Invalid value for parameter 'datasets': expected a list.")),
-    };
     let mut inputs = Vec::new();
-    for item in &list {
+    for item in r.list("datasets")? {
         let d = item.get("dataset").ok_or_else(|| ApiError::missing_param("dataset"))?;
         let field = |k: &str| -> Result<String, ApiError> {
             d.get(k)

@@ -408,8 +408,10 @@ async fn latest_versions(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({"model_versions": versions})))
 }
 
-async fn model_tag(s: Arc<State>, r: Req, set: bool) -> Reply {
+/// Sets (`set`) or deletes a tag of the model, or of a version when `of_version`.
+async fn tag(s: Arc<State>, r: Req, set: bool, of_version: bool) -> Reply {
     let name = model_name(&r)?;
+    let version = if of_version { version_number(&r)? } else { 0 };
     let key = r.str("key")?;
     check_key("tag", &key)?;
     let value = if set { Some(r.str("value")?) } else { None };
@@ -420,8 +422,12 @@ async fn model_tag(s: Arc<State>, r: Req, set: bool) -> Reply {
     append(
         &s,
         move |reg| {
-            live_model(reg, &n)?;
-            Ok((0, Change::Tag { key, value }))
+            if version == 0 {
+                live_model(reg, &n)?;
+            } else {
+                live_version(reg, &n, version)?;
+            }
+            Ok((version, Change::Tag { key, value }))
         },
         name,
     )
@@ -430,11 +436,11 @@ async fn model_tag(s: Arc<State>, r: Req, set: bool) -> Reply {
 }
 
 async fn set_model_tag(AxState(s): S, r: Req) -> Reply {
-    model_tag(s, r, true).await
+    tag(s, r, true, false).await
 }
 
 async fn delete_model_tag(AxState(s): S, r: Req) -> Reply {
-    model_tag(s, r, false).await
+    tag(s, r, false, false).await
 }
 
 /// MLflow's alias rules, plus one of repro's: `NAME@X` means the version in stage X before
@@ -708,34 +714,12 @@ async fn delete_version(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({})))
 }
 
-async fn version_tag(s: Arc<State>, r: Req, set: bool) -> Reply {
-    let name = model_name(&r)?;
-    let version = version_number(&r)?;
-    let key = r.str("key")?;
-    check_key("tag", &key)?;
-    let value = if set { Some(r.str("value")?) } else { None };
-    if let Some(v) = &value {
-        check_value("Tag value", &key, v, MAX_TAG_VALUE)?;
-    }
-    let n = name.clone();
-    append(
-        &s,
-        move |reg| {
-            live_version(reg, &n, version)?;
-            Ok((version, Change::Tag { key, value }))
-        },
-        name,
-    )
-    .await?;
-    Ok(Json(json!({})))
-}
-
 async fn set_version_tag(AxState(s): S, r: Req) -> Reply {
-    version_tag(s, r, true).await
+    tag(s, r, true, true).await
 }
 
 async fn delete_version_tag(AxState(s): S, r: Req) -> Reply {
-    version_tag(s, r, false).await
+    tag(s, r, false, true).await
 }
 
 async fn search_versions(AxState(s): S, r: Req) -> Reply {
@@ -1011,13 +995,8 @@ async fn search_logged_models(AxState(s): S, r: Req) -> Reply {
 
 async fn log_outputs(AxState(s): S, r: Req) -> Reply {
     let run = r.run_id()?;
-    let list = match r.0.get("models") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => return Err(ApiError::invalid("Invalid value for parameter 'models': expected a list.")),
-    };
     let mut models = Vec::new();
-    for item in &list {
+    for item in r.list("models")? {
         let id =
             item.get("model_id").and_then(Value::as_str).ok_or_else(|| ApiError::missing_param("models.model_id"))?;
         let step = match item.get("step") {
