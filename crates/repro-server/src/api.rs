@@ -477,9 +477,12 @@ async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::Body) -> Res
     Ok(StatusCode::OK.into_response())
 }
 
+/// Streams an artifact: the object is re-hashed from disk first (a damaged object is an
+/// error, never served), then sent in chunks, so a model of gigabytes never sits in memory.
 async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError> {
+    use tokio::io::AsyncReadExt;
     let path = artifact_path(&uri)?;
-    let bytes = s
+    let (file, size) = s
         .with_meta(move |m, st| {
             let digest = if is_registry_path(&path) {
                 crate::registry_api::registered_file(&m.registry()?, &path)?
@@ -488,11 +491,40 @@ async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError
                     .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))?
                     .0
             };
-            // Every read re-hashes: a damaged object is an error, never served.
-            Ok(st.objects.read(&digest)?)
+            let size = match st.objects.verify(&digest)? {
+                repro_store::objects::Verified::Ok { bytes } => bytes,
+                repro_store::objects::Verified::Missing => {
+                    return Err(repro_store::StoreError::ObjectMissing(digest).into())
+                }
+                repro_store::objects::Verified::Corrupt => {
+                    return Err(repro_store::StoreError::ObjectCorrupt(digest).into())
+                }
+            };
+            let object = st.objects.path_of(&digest);
+            let file = std::fs::File::open(&object)
+                .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", object.display())))?;
+            Ok((file, size))
         })
         .await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    let chunks = futures_util::stream::unfold(tokio::fs::File::from_std(file), |mut f| async move {
+        let mut buf = vec![0u8; 256 << 10];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (axum::http::header::CONTENT_LENGTH, size.to_string()),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response())
 }
 
 /// Registered versions' files live under `registry/` (read-only: they are pinned).
