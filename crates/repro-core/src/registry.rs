@@ -376,7 +376,7 @@ pub struct HistoryEntry {
     pub detail: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelVersion {
     pub name: String,
     pub version: u32,
@@ -442,7 +442,7 @@ pub fn identity_key(who: &str) -> String {
     who.to_lowercase()
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub name: String,
     pub versions: BTreeMap<u32, ModelVersion>,
@@ -732,7 +732,7 @@ pub fn validate_policies(policies: &BTreeMap<String, StagePolicy>) -> Result<(),
 }
 
 /// An unmet requirement of a promotion.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unmet {
     pub requirement: String,
     pub reason: String,

@@ -15,7 +15,7 @@ use repro_core::snapshot::Manifest;
 use repro_store::meta::StoredRun;
 use repro_store::registry::NewEvent;
 use repro_store::Store;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ExecError, Result};
 
@@ -55,7 +55,7 @@ pub fn pinned_run(store: &Store, version: &ModelVersion) -> Result<StoredRun> {
 /// Parses `NAME@V` / `NAME@STAGE` and finds the version, or says what exists.
 pub fn lookup(registry: &Registry, text: &str) -> Result<ModelVersion> {
     let r = parse_ref(text)?;
-    registry.lookup(&r).cloned().map_err(|e| ExecError::Usage(e.to_string()))
+    registry.lookup(&r).cloned().map_err(|e| repro_store::StoreError::UnknownModel(e.to_string()).into())
 }
 
 pub fn parse_ref(text: &str) -> Result<ModelRef> {
@@ -215,7 +215,7 @@ fn found(store: &Store, name: &str, version: u32) -> Result<ModelVersion> {
 }
 
 /// What a promotion did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum PromoteOutcome {
     Promoted {
@@ -380,7 +380,7 @@ pub fn promote(
 }
 
 /// What an approval did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ApproveOutcome {
     pub version: ModelVersion,
     pub stage: String,

@@ -886,7 +886,7 @@ async fn diff_page(AxState(s): S, Query(q): Params) -> Response {
         let _ = write!(
             body,
             "<h3 id=\"section-{0}\">{0} <span class=\"{1}\">{2}</span></h3>",
-            esc(sec.name),
+            esc(&sec.name),
             if sec.same { "ok" } else { "warn" },
             if sec.same { "same" } else { "differs" }
         );
