@@ -85,9 +85,10 @@ pub fn find_registered(store: &Store, text: &str) -> Result<Option<(EnvironmentR
 /// A registered environment that must exist.
 pub fn get_registered(store: &Store, text: &str) -> Result<(EnvironmentRow, EnvironmentSpec)> {
     find_registered(store, text)?.ok_or_else(|| {
-        ExecError::Usage(format!(
+        repro_store::StoreError::Missing(format!(
             "no registered environment '{text}'; `repro env ls` lists them (NAME or NAME:VERSION)"
         ))
+        .into()
     })
 }
 
