@@ -12,9 +12,9 @@ use serde_json::json;
 
 use crate::cli::{Cli, Cmd, DataCmd, EnvCmd, ModelCmd};
 use crate::model;
-use crate::source::{Against, Source};
 use crate::progress::Ui;
 use crate::render;
+use crate::source::{Against, Source};
 use crate::{EXIT_FAILED_CHECK, EXIT_OK};
 
 /// The tracking server a command's MLflow calls log into, on a free loopback port. Without

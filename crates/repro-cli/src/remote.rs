@@ -75,12 +75,10 @@ impl Client {
             ),
         };
         let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER)
-            .read_to_vec()
-            .map_err(|e| anyhow::anyhow!("the repro server at {} broke off its answer: {}", self.base, reason(&e)))?;
+        let body =
+            resp.body_mut().with_config().limit(MAX_ANSWER).read_to_vec().map_err(|e| {
+                anyhow::anyhow!("the repro server at {} broke off its answer: {}", self.base, reason(&e))
+            })?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&body).with_context(|| {
                 format!("the answer of {} to {path} is not what this repro reads; is it another version?", self.base)

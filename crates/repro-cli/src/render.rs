@@ -417,7 +417,12 @@ pub fn audit(r: &AuditReport, as_json: bool) -> Result<()> {
             if r.strict { " (strict: warnings count)" } else { "" }
         )
     };
-    writeln!(o, "audit of run {}{}: {verdict}", r.run.short(), r.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default())?;
+    writeln!(
+        o,
+        "audit of run {}{}: {verdict}",
+        r.run.short(),
+        r.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+    )?;
     items(&mut o, &r.items)?;
     Ok(())
 }

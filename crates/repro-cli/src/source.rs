@@ -170,7 +170,9 @@ impl Source {
     pub fn promote(&mut self, model: &str, to: &str, who: &str, ui: &Ui) -> Result<PromoteOutcome> {
         match self {
             Source::Local(s) => Ok(repro_exec::registry::promote(s, model, to, who, ui)?),
-            Source::Remote(c) => c.post(&format!("/api/v1/models/{}/promote", enc(model)), &json!({"to": to, "as": who})),
+            Source::Remote(c) => {
+                c.post(&format!("/api/v1/models/{}/promote", enc(model)), &json!({"to": to, "as": who}))
+            }
         }
     }
 
@@ -197,7 +199,9 @@ impl Source {
     pub fn local(&mut self, what: &str) -> Result<&mut Store> {
         match self {
             Source::Local(s) => Ok(s),
-            Source::Remote(_) => bail!("`repro {what}` works on a local store only; drop --server (or unset REPRO_SERVER)"),
+            Source::Remote(_) => {
+                bail!("`repro {what}` works on a local store only; drop --server (or unset REPRO_SERVER)")
+            }
         }
     }
 }

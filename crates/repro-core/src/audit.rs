@@ -126,7 +126,13 @@ pub fn audit_run(
         replay_verified(replays),
     ];
     items.iter_mut().for_each(|i| i.detail = i.detail.trim().to_string());
-    AuditReport { run: record.id.clone(), name: record.name.clone(), complete: is_complete(&items, strict), strict, items }
+    AuditReport {
+        run: record.id.clone(),
+        name: record.name.clone(),
+        complete: is_complete(&items, strict),
+        strict,
+        items,
+    }
 }
 
 /// The part of the audit that can be judged before the command runs: what

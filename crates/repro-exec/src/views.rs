@@ -85,7 +85,9 @@ pub fn run_parts(v: &Value) -> Result<RunParts> {
 }
 
 fn unreadable(what: &str, e: &dyn std::fmt::Display) -> ExecError {
-    ExecError::Usage(format!("{what} in the answer is not in the shape this repro reads ({e}); is the server another version?"))
+    ExecError::Usage(format!(
+        "{what} in the answer is not in the shape this repro reads ({e}); is the server another version?"
+    ))
 }
 
 /// `repro audit RUN [--strict]`.

@@ -80,7 +80,9 @@ impl From<ExecError> for ApiError {
                 ApiError::invalid(s.to_string())
             }
             ExecError::Store(s) => ApiError::from(s),
-            e @ (ExecError::Usage(_) | ExecError::Core(_) | ExecError::Parse { .. }) => ApiError::invalid(e.to_string()),
+            e @ (ExecError::Usage(_) | ExecError::Core(_) | ExecError::Parse { .. }) => {
+                ApiError::invalid(e.to_string())
+            }
             other => ApiError::internal(other.to_string()),
         }
     }

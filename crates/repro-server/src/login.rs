@@ -171,14 +171,14 @@ async fn login(AxState(s): AxState<Arc<State>>, f: Result<Form<LoginForm>, FormR
         }
         Ok((true, Some(_))) => match s.sessions.create(token) {
             Some(id) => {
-                let cookie = format!(
-                    "{COOKIE_NAME}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-                    LIFETIME.as_secs()
-                );
+                let cookie =
+                    format!("{COOKIE_NAME}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", LIFETIME.as_secs());
                 ([(SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
             }
-            None => (StatusCode::INTERNAL_SERVER_ERROR, page("Sign in", &form(&next, Some("Sessions are unavailable."))))
-                .into_response(),
+            None => {
+                (StatusCode::INTERNAL_SERVER_ERROR, page("Sign in", &form(&next, Some("Sessions are unavailable."))))
+                    .into_response()
+            }
         },
     }
 }
@@ -199,7 +199,8 @@ mod tests {
     fn only_ui_pages_are_places_to_return_to() {
         assert_eq!(safe_next(Some("/ui/runs/abc?x=1")), "/ui/runs/abc?x=1");
         assert_eq!(safe_next(Some("/ui?filter=a")), "/ui?filter=a");
-        for bad in ["https://evil.example", "//evil.example", "/ui//evil", "/api/v1/runs", "/ui\\x", "/uix", "/ui/login"]
+        for bad in
+            ["https://evil.example", "//evil.example", "/ui//evil", "/api/v1/runs", "/ui\\x", "/uix", "/ui/login"]
         {
             assert_eq!(safe_next(Some(bad)), "/ui", "{bad}");
         }

@@ -88,8 +88,7 @@ pub fn router() -> Router<Arc<State>> {
 }
 
 async fn index() -> Json<Value> {
-    let list: Vec<Value> =
-        ENDPOINTS.iter().map(|(m, p, what)| json!({"method": m, "path": p, "what": what})).collect();
+    let list: Vec<Value> = ENDPOINTS.iter().map(|(m, p, what)| json!({"method": m, "path": p, "what": what})).collect();
     Json(json!({"api": "repro native API v1", "endpoints": list}))
 }
 
@@ -175,10 +174,15 @@ impl Params {
 fn body<T: DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let bytes = b.map_err(|e| ApiError {
         status: e.status(),
-        code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "REQUEST_LIMIT_EXCEEDED" } else { "INVALID_PARAMETER_VALUE" },
+        code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "REQUEST_LIMIT_EXCEEDED"
+        } else {
+            "INVALID_PARAMETER_VALUE"
+        },
         message: format!("The request body is unreadable: {} (at most {} KiB)", e.body_text(), MAX_BODY >> 10),
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("The request body is not what is expected: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("The request body is not what is expected: {e}")))
 }
 
 /// Who acts: what the client says (`as`, its git identity or `--as`), as `repro model …`
@@ -349,7 +353,11 @@ struct ApproveBody {
     comment: Option<String>,
 }
 
-async fn approve(AxState(s): S, m: Seg, b: Result<Bytes, BytesRejection>) -> Reply<repro_exec::registry::ApproveOutcome> {
+async fn approve(
+    AxState(s): S,
+    m: Seg,
+    b: Result<Bytes, BytesRejection>,
+) -> Reply<repro_exec::registry::ApproveOutcome> {
     let m = segment(m, "model version")?;
     let b: ApproveBody = body(b)?;
     let (stage, who) = (checked(b.stage, "stage")?, actor(b.who.as_deref())?);

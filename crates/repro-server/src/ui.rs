@@ -21,10 +21,10 @@ use repro_core::registry::{verify_chain, ModelVersion, Registry};
 use repro_core::search::{self, RunView};
 use repro_core::snapshot::Manifest;
 use repro_core::{Digest, RunId};
+use repro_store::fsck::NoProgress;
 use repro_store::meta::{ReplayRow, StoredRun};
 use repro_store::objects::Verified;
 use repro_store::tracking::TrackedRun;
-use repro_store::fsck::NoProgress;
 use repro_store::{Metadata, Objects, Store};
 
 use crate::{ApiError, State};
