@@ -9,21 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{id_of, workspace, Server, TestContext};
-
-/// A plain HTTP/1.1 GET over a TCP socket: (status, body).
-fn http_get(uri: &str, path: &str) -> (u16, String) {
-    use std::io::Write;
-    let addr = uri.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status line");
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
+use common::{http_get, id_of, workspace, Server, TestContext};
 
 fn browser_dir() -> PathBuf {
     workspace().join("crates/repro-cli/tests/browser")
