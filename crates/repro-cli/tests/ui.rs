@@ -1,7 +1,7 @@
 //! The web UI of `repro serve`, in a real headless Chromium (Debian's `chromium`, driven by
 //! playwright-core from tests/browser/check.mjs): two real scikit-learn runs and a registered
 //! model, every page opened, its content checked and a full-page screenshot saved under
-//! target/ui-screenshots.
+//! target/ui-screenshots; then, with a token, the login page, the session cookie and sign-out.
 
 mod common;
 
@@ -64,6 +64,20 @@ fn the_web_ui_shows_a_real_run_in_headless_chromium() {
         assert!(size > 1000, "screenshot {shot} is missing or empty ({size} bytes)\n{log}");
     }
     assert_png(&out.join("run.png"));
+
+    // With a token, the same UI behind its login page.
+    let token = t.repro(&["token", "create", "--role", "read", "--json"]).success().json()["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let run = Command::new("node")
+        .arg(browser_dir().join("check.mjs"))
+        .args([server.uri.as_str(), out.to_str().expect("utf-8 path"), a.as_str(), b.as_str(), token.as_str()])
+        .output()
+        .expect("node");
+    let log = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "check.mjs (login) failed:\n{log}");
+    assert_png(&out.join("login.png"));
     drop(server);
 }
 
