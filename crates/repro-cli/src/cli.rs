@@ -151,9 +151,11 @@ pub enum Cmd {
     #[command(subcommand)]
     Token(TokenCmd),
 
-    /// Serve the store over HTTP: the MLflow tracking API, so MLflow clients log into repro.
+    /// Serve the store over HTTP: the MLflow tracking API (MLflow clients log into repro), the
+    /// native JSON API under /api/v1 (what `repro --server URL` reads) and the web UI at /ui.
     ///
-    /// Example: repro serve --port 5000   (then MLFLOW_TRACKING_URI=http://127.0.0.1:5000)
+    /// Example: repro serve --port 5000   (then MLFLOW_TRACKING_URI=http://127.0.0.1:5000, or
+    /// REPRO_SERVER=http://127.0.0.1:5000 repro runs)
     Serve {
         /// The address to listen on; loopback by default.
         #[arg(long, default_value = "127.0.0.1")]
@@ -291,7 +293,8 @@ pub enum TokenCmd {
     ///
     /// Example: repro token create --role write --name ci   (then MLFLOW_TRACKING_TOKEN=<token>)
     Create {
-        /// read: GET and searches; write: everything a client logs; admin: all of it.
+        /// read: GET and searches; write: everything a client logs, and model approvals;
+        /// admin: all of it, model promote and archive included.
         #[arg(long, value_enum)]
         role: Role,
         /// What the token is for, to recognise it in `repro token ls`.

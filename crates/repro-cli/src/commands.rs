@@ -72,13 +72,15 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     let json = cli.json;
     let store_arg = cli.store.clone();
     let store_dir = store_arg.as_deref();
-    if let (Some(url), Some(what)) = (&cli.server, local_only(&cli.command)) {
+    // An empty REPRO_SERVER (`REPRO_SERVER= repro …`) means no server, as an unset one.
+    let server = cli.server.clone().filter(|s| !s.trim().is_empty());
+    if let (Some(url), Some(what)) = (&server, local_only(&cli.command)) {
         anyhow::bail!(
             "`repro {what}` works on this machine and a local store only, not through --server {url}; \
              drop --server (or unset REPRO_SERVER)"
         );
     }
-    let source = || Source::open(store_dir, cli.server.as_deref(), cli.token.clone());
+    let source = || Source::open(store_dir, server.as_deref(), cli.token.clone());
     match cli.command {
         Cmd::Init => {
             let dir = match store_dir {
