@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 /// The variables repro reads (the CLI resolves them once, here).
 pub const ENV_STORE: &str = "REPRO_STORE";
+pub const ENV_SERVER: &str = "REPRO_SERVER";
+pub const ENV_TOKEN: &str = "REPRO_TOKEN";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -16,13 +18,25 @@ pub const ENV_STORE: &str = "REPRO_STORE";
     long_about = "repro records every ingredient of a training run (code, environment, data, \
 hyperparameters, seed, script, outputs) into an immutable, content-addressed store, and \
 audits whether a run can be rebuilt.",
-    after_help = "Examples:\n  repro init\n  repro run --seed 42 --data data/train.csv --params params.yaml --output model.pkl -- python train.py\n  repro audit latest\n  repro replay latest\n  repro diff baseline latest\n\nExit codes: 0 ok; 1 the checked thing failed (audit incomplete, fsck found damage, --strict refused); 2 bad input; `repro run` exits with the command's own code."
+    after_help = "Examples:\n  repro init\n  repro run --seed 42 --data data/train.csv --params params.yaml --output model.pkl -- python train.py\n  repro audit latest\n  repro replay latest\n  repro diff baseline latest\n  REPRO_SERVER=http://models.internal:5000 REPRO_TOKEN=repro_… repro audit pricing@prod   (a shared store)\n\nExit codes: 0 ok; 1 the checked thing failed (audit incomplete, fsck found damage, --strict refused); 2 bad input; `repro run` exits with the command's own code."
 )]
 pub struct Cli {
     /// The store to use: a `.repro` folder or the folder holding it (default: found by
     /// walking up from the current folder, like git).
     #[arg(long, global = true, env = ENV_STORE, value_name = "DIR")]
     pub store: Option<PathBuf>,
+
+    /// Read from (and change the registry of) the store a `repro serve` shares, instead of
+    /// a local one: runs, show, audit, diff, data ls/show, env ls/show/diff/parity, model
+    /// ls/show/verify/promote/approve/archive. Commands that need this machine (run, replay,
+    /// init, data snapshot, …) refuse it. Example: --server http://10.0.0.5:5000
+    #[arg(long, global = true, env = ENV_SERVER, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// The token `--server` sends (`repro token create` on the server's store makes one):
+    /// read for reading, write to approve, admin to promote or archive.
+    #[arg(long, global = true, env = ENV_TOKEN, hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
 
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
@@ -137,9 +151,11 @@ pub enum Cmd {
     #[command(subcommand)]
     Token(TokenCmd),
 
-    /// Serve the store over HTTP: the MLflow tracking API, so MLflow clients log into repro.
+    /// Serve the store over HTTP: the MLflow tracking API (MLflow clients log into repro), the
+    /// native JSON API under /api/v1 (what `repro --server URL` reads) and the web UI at /ui.
     ///
-    /// Example: repro serve --port 5000   (then MLFLOW_TRACKING_URI=http://127.0.0.1:5000)
+    /// Example: repro serve --port 5000   (then MLFLOW_TRACKING_URI=http://127.0.0.1:5000, or
+    /// REPRO_SERVER=http://127.0.0.1:5000 repro runs)
     Serve {
         /// The address to listen on; loopback by default.
         #[arg(long, default_value = "127.0.0.1")]
@@ -277,7 +293,8 @@ pub enum TokenCmd {
     ///
     /// Example: repro token create --role write --name ci   (then MLFLOW_TRACKING_TOKEN=<token>)
     Create {
-        /// read: GET and searches; write: everything a client logs; admin: all of it.
+        /// read: GET and searches; write: everything a client logs, and model approvals;
+        /// admin: all of it, model promote and archive included.
         #[arg(long, value_enum)]
         role: Role,
         /// What the token is for, to recognise it in `repro token ls`.

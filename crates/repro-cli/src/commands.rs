@@ -10,10 +10,11 @@ use repro_exec::run::{RunOptions, RunOutcome};
 use repro_store::Store;
 use serde_json::json;
 
-use crate::cli::{Cli, Cmd, DataCmd, EnvCmd};
+use crate::cli::{Cli, Cmd, DataCmd, EnvCmd, ModelCmd};
 use crate::model;
 use crate::progress::Ui;
 use crate::render;
+use crate::source::{Against, Source};
 use crate::{EXIT_FAILED_CHECK, EXIT_OK};
 
 /// The tracking server a command's MLflow calls log into, on a free loopback port. Without
@@ -39,10 +40,47 @@ pub fn open_store(cli_store: Option<&Path>) -> Result<Store> {
     Ok(Store::open(&root)?)
 }
 
+pub fn cwd() -> Result<PathBuf> {
+    std::env::current_dir().context("cannot read the current folder")
+}
+
+/// The commands that need this machine (its files, interpreters, keys or a local store),
+/// named for the refusal when `--server` is given.
+fn local_only(cmd: &Cmd) -> Option<&'static str> {
+    Some(match cmd {
+        Cmd::Init => "init",
+        Cmd::Run(_) => "run",
+        Cmd::Replay(_) => "replay",
+        Cmd::Data(DataCmd::Snapshot { .. }) => "data snapshot",
+        Cmd::Env(EnvCmd::Capture { .. }) => "env capture",
+        Cmd::Env(EnvCmd::Check { .. }) => "env check",
+        Cmd::Env(EnvCmd::Register { .. }) => "env register",
+        Cmd::Env(EnvCmd::Export { .. }) => "env export",
+        Cmd::Model(ModelCmd::Register { .. }) => "model register",
+        Cmd::Model(ModelCmd::Sign { .. }) => "model sign",
+        Cmd::Model(ModelCmd::Attest { .. }) => "model attest",
+        Cmd::Key(_) => "key",
+        Cmd::Bundle(_) => "bundle",
+        Cmd::Token(_) => "token",
+        Cmd::Serve { .. } => "serve",
+        Cmd::Fsck => "fsck",
+        _ => return None,
+    })
+}
+
 pub fn dispatch(cli: Cli) -> Result<u8> {
     let json = cli.json;
     let store_arg = cli.store.clone();
     let store_dir = store_arg.as_deref();
+    // An empty REPRO_SERVER (`REPRO_SERVER= repro …`) means no server, as an unset one.
+    let server = cli.server.clone().filter(|s| !s.trim().is_empty());
+    if let (Some(url), Some(what)) = (&server, local_only(&cli.command)) {
+        anyhow::bail!(
+            "`repro {what}` works on this machine and a local store only, not through --server {url}; \
+             drop --server (or unset REPRO_SERVER)"
+        );
+    }
+    let source = || Source::open(store_dir, server.as_deref(), cli.token.clone());
     match cli.command {
         Cmd::Init => {
             let dir = match store_dir {
@@ -135,28 +173,16 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             }
         }
         Cmd::Runs { limit } => {
-            let store = open_store(store_dir)?;
-            let runs = store.meta.list_runs(limit)?;
-            render::runs(&runs, json)?;
+            render::runs(&source()?.runs(limit)?, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Show { run } => {
-            let store = open_store(store_dir)?;
-            let id = store.meta.resolve_run(&run)?;
-            let stored = store.meta.get_run(&id)?;
-            let metrics = store.meta.metrics(&id)?;
-            let replays = repro_exec::audit::replay_summaries(&store, &id)?;
-            let models = repro_exec::audit::registry_mentions(&store, &stored)?;
-            render::show(&stored, &metrics, &replays, &models, json)?;
+            render::show(&source()?.show(&run)?, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Audit { run, strict } => {
-            let store = open_store(store_dir)?;
-            let id = store.meta.resolve_run(&run)?;
-            let ui = Ui::new(true);
-            let run = store.meta.get_run(&id)?;
-            let report = repro_exec::audit::audit_run(&store, &run, strict, &ui)?;
-            render::audit(&report, run.record.name.as_deref(), json)?;
+            let report = source()?.audit(&run, strict)?;
+            render::audit(&report, json)?;
             Ok(if report.complete { EXIT_OK } else { EXIT_FAILED_CHECK })
         }
         Cmd::Replay(args) => {
@@ -193,11 +219,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             }
         }
         Cmd::Diff { run_a, run_b } => {
-            let store = open_store(store_dir)?;
-            let a = store.meta.get_run(&store.meta.resolve_run(&run_a)?)?;
-            let b = store.meta.get_run(&store.meta.resolve_run(&run_b)?)?;
-            let diff = repro_exec::diff::diff_runs(&store, &a, &b)?;
-            render::diff(&diff, json)?;
+            render::diff(&source()?.diff(&run_a, &run_b)?, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Data(DataCmd::Snapshot { path, name, reference }) => {
@@ -221,22 +243,11 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Cmd::Data(DataCmd::Ls) => {
-            let store = open_store(store_dir)?;
-            let versions = store.meta.list_datasets()?;
-            let mut rows = Vec::new();
-            for v in versions {
-                let snap = store.meta.get_snapshot(&v.snapshot)?;
-                rows.push((v, snap));
-            }
-            render::datasets(&rows, json)?;
+            render::datasets(&source()?.datasets()?, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Data(DataCmd::Show { dataset }) => {
-            let store = open_store(store_dir)?;
-            let v = store.meta.get_dataset(&dataset)?;
-            let snap = store.meta.get_snapshot(&v.snapshot)?;
-            let manifest = snapshot::manifest(&store, &v.snapshot)?;
-            render::dataset(&v, snap.as_ref(), &manifest, json)?;
+            render::dataset(&source()?.dataset(&dataset)?, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Env(EnvCmd::Capture { python, output }) => {
@@ -326,16 +337,12 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Cmd::Env(EnvCmd::Parity { subject, against, python, ignore }) => {
-            use repro_exec::env;
-            let store = open_store(store_dir)?;
-            let cwd = std::env::current_dir().context("cannot read the current folder")?;
-            let subject = env::resolve_subject(&store, &subject)?;
-            let against = match (python, against) {
-                (Some(p), _) => env::python_side(&p, &cwd)?,
-                (None, Some(f)) => env::resolve_side(&store, &f, &cwd, false)?,
+            let against = match (&python, &against) {
+                (Some(p), _) => Against::Python(p),
+                (None, Some(f)) => Against::Named(f),
                 (None, None) => anyhow::bail!("give --python PATH or --against FILE|NAME:V to compare with"),
             };
-            let report = env::parity(&store, &subject, &against, &ignore)?;
+            let report = source()?.parity(&subject, against, &ignore)?;
             render::parity(&report, json)?;
             Ok(if report.pass { EXIT_OK } else { EXIT_FAILED_CHECK })
         }
@@ -347,30 +354,18 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Cmd::Env(EnvCmd::Ls) => {
-            let store = open_store(store_dir)?;
-            let rows = store.meta.list_environments()?;
-            render::env_list(&rows, json)?;
+            render::env_list(&source()?.environments()?, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Env(EnvCmd::Show { env }) => {
-            let store = open_store(store_dir)?;
-            let (row, spec) = repro_exec::env::get_registered(&store, &env)?;
-            render::env_show(&row, &spec, json)?;
+            render::env_show(&source()?.environment(&env)?, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Env(EnvCmd::Diff { a, b }) => {
-            let store = open_store(store_dir)?;
-            let cwd = std::env::current_dir().context("cannot read the current folder")?;
-            let a = repro_exec::env::resolve_side(&store, &a, &cwd, true)?;
-            let b = repro_exec::env::resolve_side(&store, &b, &cwd, true)?;
-            let d = repro_exec::env::diff(&a, &b);
-            render::env_diff(&d, json)?;
+            render::env_diff(&source()?.env_diff(&a, &b)?, json)?;
             Ok(EXIT_OK)
         }
-        Cmd::Model(cmd) => {
-            let mut store = open_store(store_dir)?;
-            model::model(&mut store, cmd, json)
-        }
+        Cmd::Model(cmd) => model::model(&mut source()?, cmd, json),
         Cmd::Key(cmd) => model::key(cmd, json),
         Cmd::Bundle(cmd) => model::bundle(store_dir, cmd, json),
         Cmd::Token(cmd) => {

@@ -5,7 +5,9 @@ mod cli;
 mod commands;
 mod model;
 mod progress;
+mod remote;
 mod render;
+mod source;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -5,14 +5,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use repro_core::audit::human_bytes;
-use repro_core::registry::{Model, ModelVersion, Registry};
+use repro_core::registry::ModelVersion;
 use repro_exec::registry::{self as reg, PromoteOutcome};
+use repro_exec::views::{ModelShow, ModelView};
 use repro_store::Store;
 use serde_json::json;
 
 use crate::cli::{BundleCmd, KeyCmd, ModelCmd, Role, TokenCmd};
 use crate::progress::Ui;
 use crate::render;
+use crate::source::Source;
 use crate::{EXIT_FAILED_CHECK, EXIT_OK};
 
 fn cwd() -> Result<std::path::PathBuf> {
@@ -23,11 +25,11 @@ fn when(ms: i64) -> String {
     repro_store::rfc3339(ms).replace('T', " ").chars().take(16).collect()
 }
 
-pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
+pub fn model(src: &mut Source, cmd: ModelCmd, json: bool) -> Result<u8> {
     match cmd {
         ModelCmd::Register { run, name, artifact } => {
             let who = reg::actor(&cwd()?, None)?;
-            let v = reg::register(store, &run, &name, &artifact, &cwd()?, &who)?;
+            let v = reg::register(src.local("model register")?, &run, &name, &artifact, &cwd()?, &who)?;
             if json {
                 render::json(&v)?;
             } else {
@@ -45,37 +47,30 @@ pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
             Ok(EXIT_OK)
         }
         ModelCmd::Ls => {
-            let registry = store.meta.registry()?;
+            let models = src.models()?;
             if json {
-                render::json(&registry.models.values().map(model_json).collect::<Vec<_>>())?;
+                render::json(&models)?;
             } else {
-                ls(&registry)?;
+                ls(&models)?;
             }
             Ok(EXIT_OK)
         }
         ModelCmd::Show { model } => {
-            let registry = store.meta.registry()?;
-            if model.contains('@') {
-                let v = reg::lookup(&registry, &model)?;
-                if json {
-                    render::json(&v)?;
-                } else {
-                    show_version(&v)?;
-                }
-            } else {
-                let m = registry.model(&model).map_err(|e| anyhow::anyhow!("{e}"))?;
-                if json {
-                    render::json(&model_json(m))?;
-                } else {
-                    show_model(m, &store.config.stage_policies().keys().cloned().collect::<Vec<_>>())?;
-                }
+            let shown = src.model(&model)?;
+            if json {
+                render::json(&shown)?;
+                return Ok(EXIT_OK);
+            }
+            match shown {
+                ModelShow::Version(v) => show_version(&v)?,
+                ModelShow::Model(m) => show_model(&m, &src.stages()?.into_keys().collect::<Vec<_>>())?,
             }
             Ok(EXIT_OK)
         }
         ModelCmd::Promote { model, to } => {
             let who = reg::actor(&cwd()?, None)?;
             let ui = Ui::new(json);
-            let outcome = reg::promote(store, &model, &to, &who, &ui)?;
+            let outcome = src.promote(&model, &to, &who, &ui)?;
             let code = if matches!(outcome, PromoteOutcome::Refused { .. }) { EXIT_FAILED_CHECK } else { EXIT_OK };
             if json {
                 render::json(&outcome)?;
@@ -105,7 +100,7 @@ pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
         }
         ModelCmd::Approve { model, stage, as_who, comment } => {
             let who = reg::actor(&cwd()?, as_who.as_deref())?;
-            let a = reg::approve(store, &model, &stage, &who, comment.as_deref())?;
+            let a = src.approve(&model, &stage, &who, comment.as_deref())?;
             if json {
                 render::json(&a)?;
             } else {
@@ -126,7 +121,7 @@ pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
         }
         ModelCmd::Archive { model, reason } => {
             let who = reg::actor(&cwd()?, None)?;
-            let v = reg::archive(store, &model, &reason, &who)?;
+            let v = src.archive(&model, &reason, &who)?;
             if json {
                 render::json(&v)?;
             } else {
@@ -136,7 +131,7 @@ pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
         }
         ModelCmd::Sign { model, key } => {
             let who = reg::actor(&cwd()?, None)?;
-            let s = repro_exec::provenance::sign(store, &model, key.as_deref(), &who)?;
+            let s = repro_exec::provenance::sign(src.local("model sign")?, &model, key.as_deref(), &who)?;
             if json {
                 render::json(&json!({"model": s.version.reference(), "keyid": s.keyid, "envelope": s.envelope}))?;
             } else {
@@ -151,7 +146,7 @@ pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
             Ok(EXIT_OK)
         }
         ModelCmd::Attest { model, output } => {
-            let (v, lines) = repro_exec::provenance::attest(store, &model)?;
+            let (v, lines) = repro_exec::provenance::attest(src.local("model attest")?, &model)?;
             let mut text = lines.join("\n");
             text.push('\n');
             match output {
@@ -176,7 +171,7 @@ pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
         }
         ModelCmd::Verify { model, key } => {
             let ui = Ui::new(json);
-            let r = repro_exec::provenance::verify(store, &model, key.as_deref(), &ui)?;
+            let r = src.verify(&model, key.as_deref(), &ui)?;
             if json {
                 render::json(&r)?;
             } else {
@@ -191,32 +186,18 @@ pub fn model(store: &mut Store, cmd: ModelCmd, json: bool) -> Result<u8> {
     }
 }
 
-fn model_json(m: &Model) -> serde_json::Value {
-    let stages: std::collections::BTreeMap<&str, u32> =
-        m.versions.values().filter_map(|v| Some((v.stage.as_deref()?, v.version))).collect();
-    json!({
-        "name": m.name,
-        "latest": m.latest().map(|v| v.version),
-        "stages": stages,
-        "aliases": m.aliases,
-        "description": m.description,
-        "tags": m.tags,
-        "versions": m.versions.values().collect::<Vec<_>>(),
-    })
-}
-
-fn ls(registry: &Registry) -> Result<()> {
+fn ls(models: &[ModelView]) -> Result<()> {
     let mut o = std::io::stdout().lock();
-    if registry.models.values().all(|m| m.deleted.is_some()) {
+    if models.is_empty() {
         writeln!(o, "no models yet; register one with: repro model register RUN --name NAME --artifact PATH")?;
         return Ok(());
     }
     writeln!(o, "{:<20} {:>8}  STAGES", "MODEL", "VERSIONS")?;
-    for m in registry.models.values().filter(|m| m.deleted.is_none()) {
+    for m in models {
         let stages: Vec<String> =
-            m.live().filter_map(|v| Some(format!("{}: v{}", v.stage.as_deref()?, v.version))).collect();
+            m.versions.iter().filter_map(|v| Some(format!("{}: v{}", v.stage.as_deref()?, v.version))).collect();
         let stages = if stages.is_empty() { "-".to_string() } else { stages.join(", ") };
-        writeln!(o, "{:<20} {:>8}  {stages}", m.name, m.live().count())?;
+        writeln!(o, "{:<20} {:>8}  {stages}", m.name, m.versions.len())?;
     }
     Ok(())
 }
@@ -236,7 +217,7 @@ fn distinct_approvals(v: &ModelVersion) -> usize {
     stages.iter().map(|s| v.approvers(s).len()).sum()
 }
 
-fn show_model(m: &Model, stages: &[String]) -> Result<()> {
+fn show_model(m: &ModelView, stages: &[String]) -> Result<()> {
     let mut o = std::io::stdout().lock();
     writeln!(o, "model {} ({} version(s); stages: {})", m.name, m.versions.len(), stages.join(", "))?;
     writeln!(
@@ -244,7 +225,7 @@ fn show_model(m: &Model, stages: &[String]) -> Result<()> {
         "{:>4}  {:<10} {:<10} {:>9} {:>6}  {:<16} BY",
         "V", "RUN", "STAGE", "APPROVALS", "SIGNED", "REGISTERED (UTC)"
     )?;
-    for v in m.versions.values() {
+    for v in &m.versions {
         writeln!(
             o,
             "{:>4}  {:<10} {:<10} {:>9} {:>6}  {:<16} {}",

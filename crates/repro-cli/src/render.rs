@@ -5,17 +5,16 @@ use std::io::Write;
 
 use anyhow::Result;
 use repro_capture::snapshot::Outcome;
-use repro_core::audit::{count, human_bytes, AuditItem, AuditReport, ItemStatus, RegistryMention};
+use repro_core::audit::{count, human_bytes, AuditItem, AuditReport, ItemStatus};
 use repro_core::diff::{PackageChange, RunDiff};
 use repro_core::environment::EnvironmentSpec;
 use repro_core::metrics::MetricPoint;
 use repro_core::params::display_value;
-use repro_core::record::ReplaySummary;
-use repro_core::snapshot::Manifest;
 use repro_exec::env::{CheckReport, EnvDiff, ParityReport};
 use repro_exec::replay::ReplayReport;
+use repro_exec::views::{self, DatasetRow, DatasetShow, EnvironmentShow};
 use repro_store::fsck::FsckReport;
-use repro_store::meta::{DatasetVersion, EnvironmentRow, SnapshotRow, StoredRun};
+use repro_store::meta::EnvironmentRow;
 use serde_json::{json, Value};
 
 fn out() -> std::io::StdoutLock<'static> {
@@ -34,23 +33,20 @@ pub fn line(s: &str) -> Result<()> {
     Ok(())
 }
 
-fn run_json(r: &StoredRun) -> Value {
-    let mut v = serde_json::to_value(&r.record).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert("lineage".into(), json!(r.lineage));
-        m.insert("record_object".into(), json!(r.record_object));
-    }
-    v
-}
-
 fn short_time(rfc: &str) -> String {
     rfc.replace('T', " ").chars().take(19).collect()
 }
 
-pub fn runs(runs: &[StoredRun], as_json: bool) -> Result<()> {
+/// `runs`: the JSON of `repro_exec::views::runs`, from a store or a server.
+pub fn runs(list: &Value, as_json: bool) -> Result<()> {
     if as_json {
-        return json(&runs.iter().map(run_json).collect::<Vec<_>>());
+        return json(list);
     }
+    let runs = list
+        .as_array()
+        .map(|a| a.iter().map(|v| views::run_parts(v).map(|p| p.run)).collect::<Result<Vec<_>, _>>())
+        .transpose()?
+        .unwrap_or_default();
     let mut o = out();
     if runs.is_empty() {
         writeln!(o, "no runs yet; start one with: repro run -- python train.py")?;
@@ -81,22 +77,13 @@ pub fn runs(runs: &[StoredRun], as_json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn show(
-    r: &StoredRun,
-    metrics: &[MetricPoint],
-    replays: &[ReplaySummary],
-    models: &[RegistryMention],
-    as_json: bool,
-) -> Result<()> {
+/// `show`: the JSON of `repro_exec::views::show`, from a store or a server.
+pub fn show(v: &Value, as_json: bool) -> Result<()> {
     if as_json {
-        let mut v = run_json(r);
-        if let Value::Object(m) = &mut v {
-            m.insert("metrics".into(), json!(metrics));
-            m.insert("replays".into(), json!(replays));
-            m.insert("models".into(), json!(models));
-        }
-        return json(&v);
+        return json(v);
     }
+    let views::RunParts { run: r, metrics, replays, models } = views::run_parts(v)?;
+    let (r, metrics, replays, models) = (&r, &metrics, &replays, &models);
     let rec = &r.record;
     let mut o = out();
     writeln!(o, "run       {}{}", rec.id, rec.name.as_ref().map(|n| format!("  ({n})")).unwrap_or_default())?;
@@ -411,7 +398,7 @@ fn items(o: &mut impl Write, items: &[AuditItem]) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn audit(r: &AuditReport, name: Option<&str>, as_json: bool) -> Result<()> {
+pub fn audit(r: &AuditReport, as_json: bool) -> Result<()> {
     if as_json {
         return json(r);
     }
@@ -430,7 +417,12 @@ pub fn audit(r: &AuditReport, name: Option<&str>, as_json: bool) -> Result<()> {
             if r.strict { " (strict: warnings count)" } else { "" }
         )
     };
-    writeln!(o, "audit of run {}{}: {verdict}", r.run.short(), name.map(|n| format!(" ({n})")).unwrap_or_default())?;
+    writeln!(
+        o,
+        "audit of run {}{}: {verdict}",
+        r.run.short(),
+        r.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+    )?;
     items(&mut o, &r.items)?;
     Ok(())
 }
@@ -472,16 +464,9 @@ pub fn snapshot(s: &Outcome, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn datasets(rows: &[(DatasetVersion, Option<SnapshotRow>)], as_json: bool) -> Result<()> {
+pub fn datasets(rows: &[DatasetRow], as_json: bool) -> Result<()> {
     if as_json {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|(d, s)| {
-                json!({"name": d.name, "version": d.version, "snapshot": d.snapshot, "source": d.source, "reference": d.reference,
-                       "created_at": repro_store::rfc3339(d.created_ms), "files": s.as_ref().map(|s| s.files), "bytes": s.as_ref().map(|s| s.bytes)})
-            })
-            .collect();
-        return json(&v);
+        return json(&rows);
     }
     let mut o = out();
     if rows.is_empty() {
@@ -489,27 +474,25 @@ pub fn datasets(rows: &[(DatasetVersion, Option<SnapshotRow>)], as_json: bool) -
         return Ok(());
     }
     writeln!(o, "{:<28} {:<22} {:>7} {:>10}  {:<20} SOURCE", "DATASET", "SNAPSHOT", "FILES", "SIZE", "CREATED (UTC)")?;
-    for (d, s) in rows {
+    for d in rows {
         let label = format!("{}:{}{}", d.name, d.version, if d.reference { " (ref)" } else { "" });
         writeln!(
             o,
             "{:<28} {:<22} {:>7} {:>10}  {:<20} {}",
             label,
             d.snapshot.short(),
-            s.as_ref().map(|s| s.files.to_string()).unwrap_or_default(),
-            s.as_ref().map(|s| human_bytes(s.bytes)).unwrap_or_default(),
-            short_time(&repro_store::rfc3339(d.created_ms)),
+            d.files.map(|f| f.to_string()).unwrap_or_default(),
+            d.bytes.map(human_bytes).unwrap_or_default(),
+            short_time(&d.created_at),
             d.source
         )?;
     }
     Ok(())
 }
 
-pub fn dataset(d: &DatasetVersion, s: Option<&SnapshotRow>, m: &Manifest, as_json: bool) -> Result<()> {
+pub fn dataset(d: &DatasetShow, as_json: bool) -> Result<()> {
     if as_json {
-        return json(&json!({"name": d.name, "version": d.version, "snapshot": d.snapshot, "source": d.source,
-            "reference": d.reference, "stored": s.map(|s| s.stored), "created_at": repro_store::rfc3339(d.created_ms),
-            "kind": m.kind, "files": m.entries.len(), "bytes": m.total_bytes(), "entries": m.entries}));
+        return json(d);
     }
     let mut o = out();
     writeln!(o, "dataset   {}:{}", d.name, d.version)?;
@@ -518,14 +501,14 @@ pub fn dataset(d: &DatasetVersion, s: Option<&SnapshotRow>, m: &Manifest, as_jso
     writeln!(
         o,
         "contents  {}",
-        if s.is_some_and(|s| s.stored) { "stored" } else { "reference only (digests recorded, contents not stored)" }
+        if d.stored == Some(true) { "stored" } else { "reference only (digests recorded, contents not stored)" }
     )?;
-    writeln!(o, "files     {} ({})", m.entries.len(), human_bytes(m.total_bytes()))?;
-    for e in m.entries.iter().take(50) {
+    writeln!(o, "files     {} ({})", d.files, human_bytes(d.bytes))?;
+    for e in d.entries.iter().take(50) {
         writeln!(o, "  {:o}  {:>10}  {}  {}", e.mode, human_bytes(e.size), e.digest.short(), e.path)?;
     }
-    if m.entries.len() > 50 {
-        writeln!(o, "  … and {} more (--json lists all)", m.entries.len() - 50)?;
+    if d.entries.len() > 50 {
+        writeln!(o, "  … and {} more (--json lists all)", d.entries.len() - 50)?;
     }
     Ok(())
 }
@@ -651,15 +634,17 @@ pub fn env_list(rows: &[EnvironmentRow], as_json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn env_show(row: &EnvironmentRow, spec: &EnvironmentSpec, as_json: bool) -> Result<()> {
+pub fn env_show(e: &EnvironmentShow, as_json: bool) -> Result<()> {
     if as_json {
-        return json(
-            &json!({"name": row.name, "version": row.version, "source": row.source, "spec_object": row.spec, "spec": spec}),
-        );
+        return json(e);
     }
     let mut o = out();
-    writeln!(o, "{}:{}  {} from {}", row.name, row.version, row.kind, row.source)?;
-    match spec {
+    let kind = match e.spec {
+        EnvironmentSpec::Declared { .. } => "declared",
+        EnvironmentSpec::Installed { .. } => "installed",
+    };
+    writeln!(o, "{}:{}  {kind} from {}", e.name, e.version, e.source)?;
+    match &e.spec {
         EnvironmentSpec::Declared { declared } => {
             writeln!(o, "  {} ({}), {}", declared.path, declared.format, declared.digest.short())?;
             for q in &declared.requirements {

@@ -1,29 +1,14 @@
 //! The web UI of `repro serve`, in a real headless Chromium (Debian's `chromium`, driven by
 //! playwright-core from tests/browser/check.mjs): two real scikit-learn runs and a registered
 //! model, every page opened, its content checked and a full-page screenshot saved under
-//! target/ui-screenshots.
+//! target/ui-screenshots; then, with a token, the login page, the session cookie and sign-out.
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{id_of, workspace, Server, TestContext};
-
-/// A plain HTTP/1.1 GET over a TCP socket: (status, body).
-fn http_get(uri: &str, path: &str) -> (u16, String) {
-    use std::io::Write;
-    let addr = uri.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status line");
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
+use common::{http_get, id_of, workspace, Server, TestContext};
 
 fn browser_dir() -> PathBuf {
     workspace().join("crates/repro-cli/tests/browser")
@@ -78,6 +63,20 @@ fn the_web_ui_shows_a_real_run_in_headless_chromium() {
         assert!(size > 1000, "screenshot {shot} is missing or empty ({size} bytes)\n{log}");
     }
     assert_png(&out.join("run.png"));
+
+    // With a token, the same UI behind its login page.
+    let token = t.repro(&["token", "create", "--role", "read", "--json"]).success().json()["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let run = Command::new("node")
+        .arg(browser_dir().join("check.mjs"))
+        .args([server.uri.as_str(), out.to_str().expect("utf-8 path"), a.as_str(), b.as_str(), token.as_str()])
+        .output()
+        .expect("node");
+    let log = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "check.mjs (login) failed:\n{log}");
+    assert_png(&out.join("login.png"));
     drop(server);
 }
 

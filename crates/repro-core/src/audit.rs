@@ -43,6 +43,9 @@ pub struct AuditItem {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
     pub run: RunId,
+    /// The run's name, when it has one (so the report reads alone, e.g. from a server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub complete: bool,
     pub strict: bool,
     pub items: Vec<AuditItem>,
@@ -123,7 +126,13 @@ pub fn audit_run(
         replay_verified(replays),
     ];
     items.iter_mut().for_each(|i| i.detail = i.detail.trim().to_string());
-    AuditReport { run: record.id.clone(), complete: is_complete(&items, strict), strict, items }
+    AuditReport {
+        run: record.id.clone(),
+        name: record.name.clone(),
+        complete: is_complete(&items, strict),
+        strict,
+        items,
+    }
 }
 
 /// The part of the audit that can be judged before the command runs: what

@@ -12,6 +12,7 @@
 //! site folders and how the interpreter was found (locations too), the params files (their
 //! merged values are compared) and the GPU probe's message.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -251,7 +252,7 @@ pub struct DiffInput<'a> {
     pub manifests: &'a BTreeMap<Digest, Manifest>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunDiff {
     pub a: RunId,
     pub b: RunId,
@@ -281,21 +282,22 @@ pub const SECTIONS: [&str; 12] = [
     "metrics",
 ];
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Section {
-    pub name: &'static str,
+    /// One of [`SECTIONS`] (owned only when read back from JSON).
+    pub name: Cow<'static, str>,
     /// No change in this section other than location-only ones.
     pub same: bool,
     pub changes: Vec<Change>,
 }
 
 /// One field that differs. `a`/`b` are the values in each run, `None` when absent there.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub field: String,
     pub a: Option<String>,
     pub b: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
@@ -322,7 +324,7 @@ impl Change {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cause {
     pub kind: CauseKind,
     /// One line naming the thing that differs.
@@ -331,7 +333,7 @@ pub struct Cause {
 }
 
 /// The kinds of cause, in rank order: a more likely explanation of different results first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CauseKind {
     CodeChanged,
@@ -356,7 +358,7 @@ impl RunDiff {
     pub fn captured_field_differences(&self) -> Vec<String> {
         self.sections
             .iter()
-            .filter(|s| matches!(s.name, "hardware" | "variables" | "packages" | "environment"))
+            .filter(|s| matches!(s.name.as_ref(), "hardware" | "variables" | "packages" | "environment"))
             .flat_map(|s| {
                 s.changes.iter().filter(|c| !c.is_location_only()).map(move |c| format!("{}.{}", s.name, c.describe()))
             })
@@ -412,7 +414,7 @@ pub fn diff_runs(input: &DiffInput<'_>) -> RunDiff {
         outputs_section(&a.outputs, &b.outputs, input.manifests, &mut found),
         metrics_section(input.metrics_a, input.metrics_b, &mut found),
     ];
-    debug_assert!(sections.iter().map(|s| s.name).eq(SECTIONS));
+    debug_assert!(sections.iter().map(|s| s.name.as_ref()).eq(SECTIONS));
 
     if !found.code.is_empty() {
         let more = match found.code.len() {
@@ -459,7 +461,7 @@ pub fn diff_runs(input: &DiffInput<'_>) -> RunDiff {
 
 fn section(name: &'static str, changes: Vec<Change>) -> Section {
     let same = changes.iter().all(Change::is_location_only);
-    Section { name, same, changes }
+    Section { name: Cow::Borrowed(name), same, changes }
 }
 
 /// Pushes a change when the two sides differ; tells whether they did.
@@ -1297,7 +1299,7 @@ mod tests {
     fn identical_ingredients_are_all_the_same() {
         let (a, b) = (Fixture::new(), rerun());
         let d = diff(&a, &b);
-        assert_eq!(d.sections.iter().map(|s| s.name).collect::<Vec<_>>(), SECTIONS);
+        assert_eq!(d.sections.iter().map(|s| s.name.as_ref()).collect::<Vec<_>>(), SECTIONS);
         for s in &d.sections {
             assert!(s.same && s.changes.is_empty(), "{s:?}");
         }

@@ -441,7 +441,7 @@ pub struct HistoryEntry {
     pub detail: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelVersion {
     pub name: String,
     pub version: u32,
@@ -449,17 +449,17 @@ pub struct ModelVersion {
     /// `None` until the run finishes, for a version registered while its run ran.
     pub lineage: Option<Digest>,
     pub artifact: Artifact,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     /// The model's aliases that point here.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
     pub updated_at_ms: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Archived>,
     pub registered_by: String,
     pub registered_at_ms: i64,
@@ -539,20 +539,20 @@ pub fn identity_key(who: &str) -> String {
     who.to_lowercase()
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub name: String,
     /// Every version ever registered, deleted ones included (their numbers are never reused).
     pub versions: BTreeMap<u32, ModelVersion>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aliases: BTreeMap<String, u32>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Archived>,
 }
 
@@ -955,7 +955,7 @@ pub fn validate_policies(policies: &BTreeMap<String, StagePolicy>) -> Result<(),
 }
 
 /// An unmet requirement of a promotion.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unmet {
     pub requirement: String,
     pub reason: String,

@@ -11,11 +11,11 @@ use repro_core::record::{DeclaredRequirement, InstalledPackage, PinStatus, Pytho
 use repro_core::snapshot::Manifest;
 use repro_store::meta::{EnvironmentRow, StoredRun};
 use repro_store::Store;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ExecError, Result};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CheckReport {
     pub path: String,
     pub format: String,
@@ -85,17 +85,18 @@ pub fn find_registered(store: &Store, text: &str) -> Result<Option<(EnvironmentR
 /// A registered environment that must exist.
 pub fn get_registered(store: &Store, text: &str) -> Result<(EnvironmentRow, EnvironmentSpec)> {
     find_registered(store, text)?.ok_or_else(|| {
-        ExecError::Usage(format!(
+        repro_store::StoreError::Missing(format!(
             "no registered environment '{text}'; `repro env ls` lists them (NAME or NAME:VERSION)"
         ))
+        .into()
     })
 }
 
 /// What to compare with: a file (a manifest from `repro env capture`, or a declared file),
-/// else a registered environment, else (when `runs` is true) a run.
-pub fn resolve_side(store: &Store, text: &str, cwd: &Path, runs: bool) -> Result<Side> {
-    let path = cwd.join(text);
-    if path.is_file() {
+/// else a registered environment, else (when `runs` is true) a run. Without `cwd` (on a
+/// server, where a path would name the server's disk, not the caller's) files are not tried.
+pub fn resolve_side(store: &Store, text: &str, cwd: Option<&Path>, runs: bool) -> Result<Side> {
+    if let Some(path) = cwd.map(|c| c.join(text)).filter(|p| p.is_file()) {
         return file_side(&path, text);
     }
     if let Some((row, spec)) = find_registered(store, text)? {
@@ -106,9 +107,15 @@ pub fn resolve_side(store: &Store, text: &str, cwd: &Path, runs: bool) -> Result
             return run_side(store.meta.get_run(&id)?);
         }
     }
-    let what = if runs { "a file, a registered environment or a run" } else { "a file or a registered environment" };
+    let what = match (cwd.is_some(), runs) {
+        (true, true) => "is neither a file, a registered environment or a run",
+        (true, false) => "is neither a file or a registered environment",
+        (false, true) => "is neither a registered environment or a run",
+        (false, false) => "is not a registered environment",
+    };
     Err(ExecError::Usage(format!(
-        "'{text}' is neither {what}; give a path, NAME:VERSION (`repro env ls`){}",
+        "'{text}' {what}; give {}NAME:VERSION (`repro env ls`){}",
+        if cwd.is_some() { "a path, " } else { "" },
         if runs { ", or a run (`repro runs`)" } else { "" }
     )))
 }
@@ -284,7 +291,7 @@ pub fn register(
     Ok((row, spec, new))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct EnvDiff {
     pub a: String,
     pub b: String,
@@ -306,7 +313,7 @@ pub fn diff(a: &Side, b: &Side) -> EnvDiff {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ParityDifference {
     pub package: String,
     pub kind: PackageChangeKind,
@@ -343,7 +350,7 @@ impl ParityDifference {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ParityReport {
     pub subject: String,
     pub against: String,

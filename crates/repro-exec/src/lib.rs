@@ -15,6 +15,7 @@ pub mod provenance;
 pub mod registry;
 pub mod replay;
 pub mod run;
+pub mod views;
 
 pub use error::ExecError;
 pub use repro_store::fsck::Progress;

@@ -14,7 +14,7 @@ use repro_core::Digest;
 use repro_store::objects::Verified;
 use repro_store::registry::NewEvent;
 use repro_store::Store;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::registry::lookup;
 use crate::{keys, ExecError, Result};
@@ -256,14 +256,14 @@ fn check_signature_in(
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct VerifyCheck {
     pub name: String,
     pub ok: bool,
     pub detail: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct VerifyReport {
     pub reference: String,
     pub ok: bool,

@@ -16,7 +16,7 @@ use repro_core::Digest;
 use repro_store::meta::StoredRun;
 use repro_store::registry::NewEvent;
 use repro_store::Store;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ExecError, Result};
 
@@ -70,7 +70,7 @@ pub fn still_running(version: &ModelVersion, run: &StoredRun) -> Result<Digest> 
 /// Parses `NAME@V` / `NAME@STAGE` and finds the version, or says what exists.
 pub fn lookup(registry: &Registry, text: &str) -> Result<ModelVersion> {
     let r = parse_ref(text)?;
-    registry.lookup(&r).cloned().map_err(|e| ExecError::Usage(e.to_string()))
+    registry.lookup(&r).cloned().map_err(|e| repro_store::StoreError::UnknownModel(e.to_string()).into())
 }
 
 pub fn parse_ref(text: &str) -> Result<ModelRef> {
@@ -235,7 +235,7 @@ fn found(store: &Store, name: &str, version: u32) -> Result<ModelVersion> {
 }
 
 /// What a promotion did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum PromoteOutcome {
     Promoted {
@@ -402,7 +402,7 @@ pub fn promote(
 }
 
 /// What an approval did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ApproveOutcome {
     pub version: ModelVersion,
     pub stage: String,

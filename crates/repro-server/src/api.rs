@@ -73,6 +73,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/ajax-api/2.0/mlflow-artifacts/artifacts", get(list_artifacts))
         .route("/ajax-api/2.0/mlflow-artifacts/artifacts/{*path}", get(download_artifact))
         .merge(crate::ui::router())
+        .merge(crate::native::router())
         .fallback(any(fallback))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), crate::auth::check))

@@ -1,14 +1,18 @@
 //! Tokens: when the store has any (`repro token create`), every request but `/health` and
 //! `/version` must carry one — `Authorization: Bearer <token>` as the MLflow client sends
 //! `MLFLOW_TRACKING_TOKEN`, or Basic auth with the token as the password. `read` tokens may
-//! only read (GET, and the search endpoints that POST); `write` and `admin` may write.
+//! only read (GET, and the search endpoints that POST); `write` and `admin` may write; the
+//! native API's promote and archive need `admin` (see `native`).
+//!
+//! The web UI (`/` and `/ui…`) also takes the session cookie of its login page (see
+//! `login`), and sends a browser without one to that page instead of answering 401.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 
 use crate::{ApiError, State};
@@ -34,14 +38,44 @@ fn writes(method: &Method, path: &str) -> bool {
         && !["/runs/search", "/experiments/search", "/logged-models/search"].iter().any(|p| path.ends_with(p))
 }
 
-pub async fn check(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
+/// Who is asking, for the handlers that need more than `writes` decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The store has no tokens: everything is allowed from where the server listens.
+    Open,
+    Read,
+    Write,
+    Admin,
+}
+
+impl Caller {
+    fn of(role: &str) -> Caller {
+        match role {
+            "admin" => Caller::Admin,
+            "write" => Caller::Write,
+            _ => Caller::Read,
+        }
+    }
+}
+
+/// The web UI's pages (the login page and logout are open to all).
+fn is_ui(path: &str) -> bool {
+    path == "/" || path == "/ui" || path.starts_with("/ui/")
+}
+
+pub async fn check(AxState(state): AxState<Arc<State>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    if path == "/health" || path == "/version" {
+    if path == "/health" || path == "/version" || path == crate::login::LOGIN || path == crate::login::LOGOUT {
         return next.run(req).await;
     }
-    let token = presented(req.headers());
+    let ui = is_ui(&path);
+    let bearer = presented(req.headers());
+    // The cookie counts for the UI only: the APIs take no ambient credentials.
+    let session = if ui && bearer.is_none() { crate::login::session_of(req.headers()) } else { None };
+    let token = bearer.or_else(|| session.as_deref().and_then(|id| state.sessions.token(id)));
     if let (Some(t), Some(h)) = (&token, &state.ephemeral) {
         if repro_store::tracking::token_hash(t) == *h {
+            req.extensions_mut().insert(Caller::Write);
             return next.run(req).await;
         }
     }
@@ -52,9 +86,18 @@ pub async fn check(AxState(state): AxState<Arc<State>>, req: Request, next: Next
         Err(e) => return e.into_response(),
     };
     if !any {
+        req.extensions_mut().insert(Caller::Open);
         return next.run(req).await;
     }
     match role {
+        None if ui && (req.method() == Method::GET || req.method() == Method::HEAD) => {
+            // A revoked token ends the sessions made with it.
+            if let Some(id) = &session {
+                state.sessions.remove(id);
+            }
+            let wanted = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/ui");
+            Redirect::to(&crate::login::login_url(wanted)).into_response()
+        }
         None => ApiError {
             status: StatusCode::UNAUTHORIZED,
             code: "UNAUTHENTICATED",
@@ -71,6 +114,13 @@ pub async fn check(AxState(state): AxState<Arc<State>>, req: Request, next: Next
             message: format!("A read token cannot {} {path}; use a write token.", req.method()),
         }
         .into_response(),
-        Some(_) => next.run(req).await,
+        Some(r) => {
+            req.extensions_mut().insert(Caller::of(&r));
+            if session.is_some() {
+                crate::ui::SIGNED_IN.scope(true, next.run(req)).await
+            } else {
+                next.run(req).await
+            }
+        }
     }
 }

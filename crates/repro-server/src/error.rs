@@ -1,5 +1,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use repro_exec::ExecError;
 use repro_store::StoreError;
 use thiserror::Error;
 
@@ -58,6 +59,30 @@ impl From<StoreError> for ApiError {
                 ApiError { status: StatusCode::BAD_REQUEST, code: "RESOURCE_ALREADY_EXISTS", message: m }
             }
             StoreError::Invalid(m) => ApiError::invalid(m),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+/// The native API's and the UI's view of a failure: the CLI's own message (so `repro
+/// --server` says what the local command says), 404 for what does not exist, 400 for what
+/// the client got wrong, 500 only for what is wrong on the server.
+impl From<ExecError> for ApiError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::Store(
+                s @ (StoreError::UnknownRun(_)
+                | StoreError::UnknownModel(_)
+                | StoreError::UnknownDataset(_)
+                | StoreError::Missing(_)),
+            ) => ApiError::not_found(s.to_string()),
+            ExecError::Store(s @ (StoreError::AmbiguousRun { .. } | StoreError::Invalid(_))) => {
+                ApiError::invalid(s.to_string())
+            }
+            ExecError::Store(s) => ApiError::from(s),
+            e @ (ExecError::Usage(_) | ExecError::Core(_) | ExecError::Parse { .. }) => {
+                ApiError::invalid(e.to_string())
+            }
             other => ApiError::internal(other.to_string()),
         }
     }

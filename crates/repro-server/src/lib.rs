@@ -1,14 +1,17 @@
 //! The tracking server: the MLflow REST API (`/api/2.0/mlflow/…`, also under `/ajax-api`)
-//! over repro's store, so the unmodified MLflow client logs into repro.
+//! over repro's store, so the unmodified MLflow client logs into repro; the native JSON API
+//! (`/api/v1/…`, what `repro --server URL` reads); and the web UI with its login.
 //!
-//! Depends on `repro-core` and `repro-store` only: it stores what clients send and captures
-//! nothing itself. Handlers run the (synchronous, SQLite) store calls on tokio's blocking
+//! Depends on `repro-core`, `repro-store` and `repro-exec` (the native API answers with the
+//! very functions the CLI calls); it stores what clients send and captures nothing itself. Handlers run the (synchronous, SQLite) store calls on tokio's blocking
 //! pool, each with a connection from a small pool, so a slow query never stalls the
 //! accepting threads.
 
 mod api;
 mod auth;
 mod error;
+mod login;
+mod native;
 mod registry_api;
 mod ui;
 
@@ -28,6 +31,8 @@ pub struct State {
     /// The hash of a token only this process knows (`repro run` hands it to its command),
     /// accepted with write access whether or not the store has tokens.
     pub(crate) ephemeral: Option<String>,
+    /// The web UI's sign-ins (see `login`).
+    pub(crate) sessions: login::Sessions,
 }
 
 impl State {
@@ -40,6 +45,7 @@ impl State {
             objects: store.objects,
             host: repro_store::process::hostname(),
             ephemeral: None,
+            sessions: login::Sessions::default(),
         }))
     }
 
@@ -61,21 +67,46 @@ impl State {
     ) -> Result<T, ApiError> {
         let state = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let taken = state.pool.lock().ok().and_then(|mut p| p.pop());
-            let mut meta = match taken {
-                Some(m) => m,
-                None => Metadata::open(&state.root.join(repro_store::meta::DB_FILE)).map_err(ApiError::from)?,
-            };
+            let mut meta = state.take_meta()?;
             let out = f(&mut meta, &state);
-            if let Ok(mut p) = state.pool.lock() {
-                if p.len() < 8 {
-                    p.push(meta);
-                }
-            }
+            state.give_back(meta);
             out
         })
         .await
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+    }
+
+    /// Runs `f` with the whole store (a pooled connection, repro.toml read anew) on the
+    /// blocking pool: for the functions of `repro-exec` the CLI calls too.
+    pub(crate) async fn with_store<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut repro_store::Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let meta = state.take_meta()?;
+            let mut store = repro_store::Store::open_with(&state.root, meta).map_err(ApiError::from)?;
+            let out = f(&mut store);
+            state.give_back(store.meta);
+            out
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+    }
+
+    fn take_meta(&self) -> Result<Metadata, ApiError> {
+        match self.pool.lock().ok().and_then(|mut p| p.pop()) {
+            Some(m) => Ok(m),
+            None => Metadata::open(&self.root.join(repro_store::meta::DB_FILE)).map_err(ApiError::from),
+        }
+    }
+
+    fn give_back(&self, meta: Metadata) {
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < 8 {
+                p.push(meta);
+            }
+        }
     }
 }
 

@@ -13,18 +13,19 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use repro_core::audit::{self, AuditReport, ObjectCheck, RegistryMention};
-use repro_core::diff::{self, DiffInput, RunDiff};
-use repro_core::metrics::{last_values, MetricPoint};
-use repro_core::record::{ReplaySummary, RunRecord};
+use repro_core::audit::{self, AuditReport};
+use repro_core::diff::RunDiff;
+use repro_core::metrics::MetricPoint;
+use repro_core::record::RunRecord;
 use repro_core::registry::{verify_chain, ModelVersion, Registry};
 use repro_core::search::{self, RunView};
 use repro_core::snapshot::Manifest;
 use repro_core::{Digest, RunId};
+use repro_store::fsck::NoProgress;
 use repro_store::meta::{ReplayRow, StoredRun};
 use repro_store::objects::Verified;
 use repro_store::tracking::TrackedRun;
-use repro_store::Metadata;
+use repro_store::{Metadata, Objects, Store};
 
 use crate::{ApiError, State};
 
@@ -36,8 +37,15 @@ const MAX_KEY_COLUMNS: usize = 6;
 /// How much of each log the run page shows (its end).
 const LOG_TAIL: usize = 64 * 1024;
 
+// Set (by the auth check) while a page is made for a browser signed in with the login
+// form, so the page offers to sign out.
+tokio::task_local! {
+    pub(crate) static SIGNED_IN: bool;
+}
+
 pub fn router() -> Router<Arc<State>> {
     Router::new()
+        .merge(crate::login::router())
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui", get(runs_page))
         .route("/ui/", get(|| async { Redirect::to("/ui") }))
@@ -65,7 +73,7 @@ pub(crate) fn esc(s: &str) -> String {
 }
 
 /// Percent-encodes a query-string component.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -80,7 +88,7 @@ fn enc(s: &str) -> String {
 const CSS: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 header{background:#1d2330;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:center}
-header a{color:#cfd8ff;text-decoration:none}header b{color:#fff;font-size:1.1em}
+header a{color:#cfd8ff;text-decoration:none}header b{color:#fff;font-size:1.1em}.logout{margin-left:auto}
 main{padding:1em 1.5em;max-width:1400px}
 h1{font-size:1.35em;margin:.3em 0 .6em}h2{font-size:1.1em;margin:1.4em 0 .4em;border-bottom:1px solid #d8dce3}
 table{border-collapse:collapse;background:#fff;margin:.3em 0 1em}
@@ -96,11 +104,16 @@ pre{background:#fff;border:1px solid #d8dce3;padding:.6em;overflow:auto;max-heig
 form input[type=text]{width:40em;max-width:90%;font-family:ui-monospace,monospace}
 ";
 
-fn page(title: &str, body: &str) -> Html<String> {
+pub(crate) fn page(title: &str, body: &str) -> Html<String> {
+    let logout = if SIGNED_IN.try_with(|s| *s).unwrap_or(false) {
+        "<form method=\"post\" action=\"/ui/logout\" class=\"logout\"><button type=\"submit\" id=\"logout\">Sign out</button></form>"
+    } else {
+        ""
+    };
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · repro</title>\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><style>{CSS}</style></head>\
-         <body><header><b>repro</b><a href=\"/ui\">Runs</a><a href=\"/ui/models\">Models</a></header>\
+         <body><header><b>repro</b><a href=\"/ui\">Runs</a><a href=\"/ui/models\">Models</a>{logout}</header>\
          <main>{body}</main></body></html>\n",
         esc(title)
     ))
@@ -345,62 +358,8 @@ fn parse_run_id(id: &str) -> Result<RunId, ApiError> {
     RunId::parse(id.trim()).map_err(|_| ApiError::not_found(format!("No run with id '{id}'.")))
 }
 
-/// The manifests of a run's input and output snapshots that can be read.
-fn manifests_of(state: &State, runs: &[&RunRecord]) -> BTreeMap<Digest, Manifest> {
-    let mut out = BTreeMap::new();
-    for r in runs {
-        let digests =
-            r.inputs.iter().map(|i| i.snapshot.clone()).chain(r.outputs.iter().filter_map(|o| o.snapshot.clone()));
-        for d in digests {
-            if out.contains_key(&d) {
-                continue;
-            }
-            if let Some(m) = state.objects.read(&d).ok().and_then(|b| Manifest::from_bytes(&b).ok()) {
-                out.insert(d, m);
-            }
-        }
-    }
-    out
-}
-
-/// Re-hashes every object the run refers to (stored snapshots' files included), as
-/// `repro audit` does.
-fn verify_objects(state: &State, run: &StoredRun, manifests: &BTreeMap<Digest, Manifest>) -> ObjectCheck {
-    let mut all = run.record.referenced_objects();
-    all.extend(run.record_object.clone());
-    let stored: Vec<&Digest> = run
-        .record
-        .inputs
-        .iter()
-        .filter(|i| !i.reference)
-        .map(|i| &i.snapshot)
-        .chain(run.record.outputs.iter().filter_map(|o| o.snapshot.as_ref()))
-        .collect();
-    for s in stored {
-        if let Some(m) = manifests.get(s) {
-            all.extend(m.entries.iter().map(|e| e.digest.clone()));
-        }
-    }
-    all.sort();
-    all.dedup();
-    let mut check = ObjectCheck { checked: all.len(), ..Default::default() };
-    for d in all {
-        match state.objects.verify(&d).unwrap_or(Verified::Missing) {
-            Verified::Ok { bytes } => check.bytes += bytes,
-            Verified::Missing => check.missing.push(d),
-            Verified::Corrupt => check.corrupt.push(d),
-        }
-    }
-    if let (Some(lineage), Some(object)) = (&run.lineage, &run.record_object) {
-        if run.record.lineage() != *lineage && !check.corrupt.contains(object) {
-            check.corrupt.push(object.clone());
-        }
-    }
-    check
-}
-
-fn log_tail(state: &State, d: Option<&Digest>) -> Option<String> {
-    let bytes = state.objects.read(d?).ok()?;
+fn log_tail(objects: &Objects, d: Option<&Digest>) -> Option<String> {
+    let bytes = objects.read(d?).ok()?;
     let start = bytes.len().saturating_sub(LOG_TAIL);
     let mut text = String::from_utf8_lossy(&bytes[start..]).into_owned();
     if start > 0 {
@@ -409,31 +368,16 @@ fn log_tail(state: &State, d: Option<&Digest>) -> Option<String> {
     Some(text)
 }
 
-fn load_run(m: &mut Metadata, state: &State, id: &RunId) -> Result<RunData, ApiError> {
-    let run = m.get_run(id)?;
-    let metrics = m.metrics(id)?;
-    let replays = m.replays_of(id)?;
-    let registry = m.registry()?;
-    let actual = run.record.lineage();
-    let versions: Vec<ModelVersion> = registry.versions_of_run(id).into_iter().cloned().collect();
-    let mentions: Vec<RegistryMention> = versions
-        .iter()
-        .map(|v| RegistryMention {
-            reference: v.reference(),
-            stage: v.stage.clone(),
-            archived: v.archived.is_some(),
-            lineage_matches: v.lineage_holds(run.lineage.as_ref(), &actual),
-        })
-        .collect();
-    let summaries: Vec<ReplaySummary> = replays
-        .iter()
-        .map(|r| ReplaySummary { replay: r.replay.clone(), verdict: r.verdict, at: repro_store::rfc3339(r.created_ms) })
-        .collect();
-    let manifests = manifests_of(state, &[&run.record]);
-    let check = verify_objects(state, &run, &manifests);
-    let audit = audit::audit_run(&run.record, &check, &mentions, &summaries, false);
-    let stdout = log_tail(state, run.record.logs.stdout.as_ref());
-    let stderr = log_tail(state, run.record.logs.stderr.as_ref());
+/// What the run page shows, gathered as `repro show` and `repro audit` gather it.
+fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> {
+    let run = st.meta.get_run(id)?;
+    let metrics = st.meta.metrics(id)?;
+    let replays = st.meta.replays_of(id)?;
+    let versions: Vec<ModelVersion> = st.meta.registry()?.versions_of_run(id).into_iter().cloned().collect();
+    let manifests = repro_exec::diff::manifests(st, &[&run]);
+    let audit = repro_exec::audit::audit_run(st, &run, false, &NoProgress)?;
+    let stdout = log_tail(&st.objects, run.record.logs.stdout.as_ref());
+    let stderr = log_tail(&st.objects, run.record.logs.stderr.as_ref());
     Ok(RunData { run, metrics, replays, audit, versions, manifests, stdout, stderr })
 }
 
@@ -442,7 +386,7 @@ async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Response {
         Ok(r) => r,
         Err(e) => return api_error_page(e),
     };
-    let data = match s.with_meta(move |m, state| load_run(m, state, &rid)).await {
+    let data = match s.with_store(move |st| load_run(st, &rid)).await {
         Ok(d) => d,
         Err(e) => return api_error_page(e),
     };
@@ -813,20 +757,11 @@ struct DiffData {
     diff: RunDiff,
 }
 
-fn load_diff(m: &mut Metadata, state: &State, a: &RunId, b: &RunId) -> Result<DiffData, ApiError> {
-    let ra = m.get_run(a)?;
-    let rb = m.get_run(b)?;
-    let metrics_a = last_values(&m.metrics(a)?);
-    let metrics_b = last_values(&m.metrics(b)?);
-    let manifests = manifests_of(state, &[&ra.record, &rb.record]);
-    let diff = diff::diff_runs(&DiffInput {
-        a: &ra.record,
-        b: &rb.record,
-        metrics_a: &metrics_a,
-        metrics_b: &metrics_b,
-        manifests: &manifests,
-    });
-    Ok(DiffData { a: ra, b: rb, diff })
+fn load_diff(st: &mut Store, a: &RunId, b: &RunId) -> Result<DiffData, ApiError> {
+    let a = st.meta.get_run(a)?;
+    let b = st.meta.get_run(b)?;
+    let diff = repro_exec::diff::diff_runs(st, &a, &b)?;
+    Ok(DiffData { a, b, diff })
 }
 
 async fn diff_page(AxState(s): S, Query(q): Params) -> Response {
@@ -839,7 +774,7 @@ async fn diff_page(AxState(s): S, Query(q): Params) -> Response {
         Ok(x) => x,
         Err(e) => return api_error_page(e),
     };
-    let data = match s.with_meta(move |m, state| load_diff(m, state, &ia, &ib)).await {
+    let data = match s.with_store(move |st| load_diff(st, &ia, &ib)).await {
         Ok(d) => d,
         Err(e) => return api_error_page(e),
     };
@@ -886,7 +821,7 @@ async fn diff_page(AxState(s): S, Query(q): Params) -> Response {
         let _ = write!(
             body,
             "<h3 id=\"section-{0}\">{0} <span class=\"{1}\">{2}</span></h3>",
-            esc(sec.name),
+            esc(&sec.name),
             if sec.same { "ok" } else { "warn" },
             if sec.same { "same" } else { "differs" }
         );

@@ -60,6 +60,14 @@ impl Store {
         Ok(Store { root: root.to_path_buf(), config, objects, meta })
     }
 
+    /// Opens the store at `root` around a database connection already open (a server keeps
+    /// a pool of them). `repro.toml` is read anew, so an edited stage policy applies at once.
+    pub fn open_with(root: &Path, meta: Metadata) -> Result<Store> {
+        let config = Config::load(&root.join(config::CONFIG_FILE))?;
+        let objects = Objects::open(root)?;
+        Ok(Store { root: root.to_path_buf(), config, objects, meta })
+    }
+
     /// The `.repro` folder.
     pub fn root(&self) -> &Path {
         &self.root

@@ -142,7 +142,7 @@ pub struct StoredRun {
 }
 
 /// A registered environment version.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EnvironmentRow {
     pub name: String,
     pub version: u32,

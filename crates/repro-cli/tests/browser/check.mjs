@@ -3,6 +3,8 @@
 // screenshot of each.
 //
 //   node check.mjs <base-url> <out-dir> <run-id> <run-id-2>
+//   node check.mjs <base-url> <out-dir> <run-id> <run-id-2> <token>   (the store has tokens:
+//       sign in through the login page, browse, sign out)
 //
 // The browser: $CHROMIUM, else /usr/bin/chromium. Exits non-zero on the first failed check.
 
@@ -10,7 +12,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [base, outDir, runA, runB] = process.argv.slice(2);
+const [base, outDir, runA, runB, token] = process.argv.slice(2);
 if (!base || !outDir || !runA || !runB) {
   console.error("usage: node check.mjs <base-url> <out-dir> <run-id> <run-id-2>");
   process.exit(2);
@@ -42,6 +44,17 @@ try {
     return { status, html: await page.content(), text: await page.innerText("body") };
   };
 
+  await (token ? signIn(page, visit) : browse(page, visit, dialogs));
+} catch (e) {
+  failed = true;
+  console.error(e && e.stack ? e.stack : String(e));
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
+
+// Every page of a store without tokens.
+async function browse(page, visit, dialogs) {
   // The runs table.
   let p = await visit("/ui", "runs.png");
   check(p.status === 200, "/ui answers 200");
@@ -93,10 +106,33 @@ try {
   check(p.text.includes("lineage matches") && p.text.includes("chain ok"), "its verify status is shown");
 
   check(dialogs.length === 0, "no script ran (no dialogs)");
-} catch (e) {
-  failed = true;
-  console.error(e && e.stack ? e.stack : String(e));
-} finally {
-  await browser.close();
 }
-process.exit(failed ? 1 : 0);
+
+// The login page of a store with tokens: a wrong token is refused, the right one gives an
+// HttpOnly, SameSite=Strict session cookie that is not the token, and signing out ends it.
+async function signIn(page, visit) {
+  await visit("/ui/models", "login.png");
+  check(new URL(page.url()).pathname === "/ui/login", "an unsigned browser lands on the login page");
+  check((await page.locator("input[name=token][type=password]").count()) === 1, "the login page asks for a token");
+  await page.fill("input[name=token]", "repro_not_a_token");
+  let [resp] = await Promise.all([page.waitForNavigation(), page.click("#login button")]);
+  check(resp && resp.status() === 401, "a wrong token answers 401");
+  check((await page.locator("#login-error").count()) === 1, "a wrong token is said so");
+  check(!(await page.content()).includes("repro_not_a_token"), "what was typed is not echoed");
+  await page.screenshot({ path: join(outDir, "login-refused.png"), fullPage: true });
+  await page.fill("input[name=token]", token);
+  [resp] = await Promise.all([page.waitForNavigation(), page.click("#login button")]);
+  check(new URL(page.url()).pathname === "/ui/models", "signing in returns to the page asked for");
+  check(resp && resp.status() === 200, "the page answers 200 once signed in");
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === "repro_session");
+  check(session && session.httpOnly && session.sameSite === "Strict", "the session cookie is HttpOnly, SameSite=Strict");
+  check(session && !cookies.some((c) => c.value.includes(token)), "no cookie holds the token");
+  check(!(await page.content()).includes(token), "the page does not show the token");
+  const p = await visit(`/ui/runs/${runA}`, "signed-in-run.png");
+  check(p.status === 200 && p.text.includes("git_commit"), "a run page opens when signed in");
+  await Promise.all([page.waitForNavigation(), page.click("#logout")]);
+  check(new URL(page.url()).pathname === "/ui/login", "signing out returns to the login page");
+  await visit("/ui", "signed-out.png");
+  check(new URL(page.url()).pathname === "/ui/login", "after signing out the UI asks again");
+}

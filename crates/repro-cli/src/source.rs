@@ -1,0 +1,207 @@
+//! Where a read (or a registry change) goes: the local store, or a `repro serve` given by
+//! `--server URL`. Each method returns the shape `repro_exec::views` defines, so a command
+//! renders the same text and the same `--json` whichever it was.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use repro_core::audit::AuditReport;
+use repro_core::diff::RunDiff;
+use repro_core::registry::StagePolicy;
+use repro_exec::env::{EnvDiff, ParityReport};
+use repro_exec::provenance::VerifyReport;
+use repro_exec::registry::{ApproveOutcome, PromoteOutcome};
+use repro_exec::views::{self, DatasetRow, DatasetShow, EnvironmentShow, ModelShow, ModelView};
+use repro_store::meta::EnvironmentRow;
+use repro_store::Store;
+use serde_json::{json, Value};
+
+use crate::progress::Ui;
+use crate::remote::{enc, Client};
+
+pub enum Source {
+    Local(Box<Store>),
+    Remote(Client),
+}
+
+/// The serving side of `repro env parity`.
+pub enum Against<'a> {
+    /// A file, a registered NAME:V (or a run, for `env diff`).
+    Named(&'a str),
+    /// A live interpreter.
+    Python(&'a Path),
+}
+
+impl Source {
+    pub fn open(store: Option<&Path>, server: Option<&str>, token: Option<String>) -> Result<Source> {
+        match server {
+            Some(url) => Ok(Source::Remote(Client::new(url, token)?)),
+            None => Ok(Source::Local(Box::new(crate::commands::open_store(store)?))),
+        }
+    }
+
+    pub fn runs(&self, limit: Option<usize>) -> Result<Value> {
+        match self {
+            Source::Local(s) => Ok(views::runs(s, limit)?),
+            Source::Remote(c) => c.get(&match limit {
+                Some(n) => format!("/api/v1/runs?limit={n}"),
+                None => "/api/v1/runs".into(),
+            }),
+        }
+    }
+
+    pub fn show(&self, run: &str) -> Result<Value> {
+        match self {
+            Source::Local(s) => Ok(views::show(s, run)?),
+            Source::Remote(c) => c.get(&format!("/api/v1/runs/{}", enc(run))),
+        }
+    }
+
+    pub fn audit(&self, run: &str, strict: bool) -> Result<AuditReport> {
+        match self {
+            Source::Local(s) => Ok(views::audit(s, run, strict, &Ui::new(true))?),
+            Source::Remote(c) => c.get(&format!("/api/v1/runs/{}/audit?strict={strict}", enc(run))),
+        }
+    }
+
+    pub fn diff(&self, a: &str, b: &str) -> Result<RunDiff> {
+        match self {
+            Source::Local(s) => Ok(views::diff(s, a, b)?),
+            Source::Remote(c) => c.get(&format!("/api/v1/diff?a={}&b={}", enc(a), enc(b))),
+        }
+    }
+
+    pub fn datasets(&self) -> Result<Vec<DatasetRow>> {
+        match self {
+            Source::Local(s) => Ok(views::datasets(s)?),
+            Source::Remote(c) => c.get("/api/v1/data"),
+        }
+    }
+
+    pub fn dataset(&self, spec: &str) -> Result<DatasetShow> {
+        match self {
+            Source::Local(s) => Ok(views::dataset(s, spec)?),
+            Source::Remote(c) => c.get(&format!("/api/v1/data/{}", enc(spec))),
+        }
+    }
+
+    pub fn environments(&self) -> Result<Vec<EnvironmentRow>> {
+        match self {
+            Source::Local(s) => Ok(views::environments(s)?),
+            Source::Remote(c) => c.get("/api/v1/environments"),
+        }
+    }
+
+    pub fn environment(&self, spec: &str) -> Result<EnvironmentShow> {
+        match self {
+            Source::Local(s) => Ok(views::environment(s, spec)?),
+            Source::Remote(c) => c.get(&format!("/api/v1/environments/{}", enc(spec))),
+        }
+    }
+
+    pub fn parity(&self, subject: &str, against: Against<'_>, ignore: &[String]) -> Result<ParityReport> {
+        use repro_exec::env;
+        match (self, against) {
+            (Source::Local(s), against) => {
+                let cwd = crate::commands::cwd()?;
+                let subject = env::resolve_subject(s, subject)?;
+                let against = match against {
+                    Against::Python(p) => env::python_side(p, &cwd)?,
+                    Against::Named(f) => env::resolve_side(s, f, Some(&cwd), false)?,
+                };
+                Ok(env::parity(s, &subject, &against, ignore)?)
+            }
+            (Source::Remote(_), Against::Python(_)) => {
+                bail!("--python names an interpreter on this machine; with --server compare against a registered NAME:V (register it there with `repro env register`)")
+            }
+            (Source::Remote(c), Against::Named(a)) => {
+                let ignore: String = ignore.iter().map(|i| format!("&ignore={}", enc(i))).collect();
+                c.get(&format!("/api/v1/parity?subject={}&against={}{ignore}", enc(subject), enc(a)))
+            }
+        }
+    }
+
+    pub fn env_diff(&self, a: &str, b: &str) -> Result<EnvDiff> {
+        use repro_exec::env;
+        match self {
+            Source::Local(s) => {
+                let cwd = crate::commands::cwd()?;
+                let a = env::resolve_side(s, a, Some(&cwd), true)?;
+                let b = env::resolve_side(s, b, Some(&cwd), true)?;
+                Ok(env::diff(&a, &b))
+            }
+            Source::Remote(c) => c.get(&format!("/api/v1/env-diff?a={}&b={}", enc(a), enc(b))),
+        }
+    }
+
+    pub fn models(&self) -> Result<Vec<ModelView>> {
+        match self {
+            Source::Local(s) => Ok(views::models(s)?),
+            Source::Remote(c) => c.get("/api/v1/models"),
+        }
+    }
+
+    pub fn model(&self, spec: &str) -> Result<ModelShow> {
+        match self {
+            Source::Local(s) => Ok(views::model(s, spec)?),
+            Source::Remote(c) => c.get(&format!("/api/v1/models/{}", enc(spec))),
+        }
+    }
+
+    pub fn stages(&self) -> Result<BTreeMap<String, StagePolicy>> {
+        match self {
+            Source::Local(s) => Ok(views::stages(s)),
+            Source::Remote(c) => c.get("/api/v1/stages"),
+        }
+    }
+
+    pub fn verify(&self, model: &str, key: Option<&Path>, ui: &Ui) -> Result<VerifyReport> {
+        match (self, key) {
+            (Source::Local(s), key) => Ok(repro_exec::provenance::verify(s, model, key, ui)?),
+            (Source::Remote(_), Some(_)) => bail!(
+                "--key is a key file on this machine; with --server the server checks the signatures with the keys \
+                 recorded at signing (drop --key), or verify against a local copy (`repro bundle export` / `import`)"
+            ),
+            (Source::Remote(c), None) => c.get(&format!("/api/v1/models/{}/verify", enc(model))),
+        }
+    }
+
+    pub fn promote(&mut self, model: &str, to: &str, who: &str, ui: &Ui) -> Result<PromoteOutcome> {
+        match self {
+            Source::Local(s) => Ok(repro_exec::registry::promote(s, model, to, who, ui)?),
+            Source::Remote(c) => {
+                c.post(&format!("/api/v1/models/{}/promote", enc(model)), &json!({"to": to, "as": who}))
+            }
+        }
+    }
+
+    pub fn approve(&mut self, model: &str, stage: &str, who: &str, comment: Option<&str>) -> Result<ApproveOutcome> {
+        match self {
+            Source::Local(s) => Ok(repro_exec::registry::approve(s, model, stage, who, comment)?),
+            Source::Remote(c) => c.post(
+                &format!("/api/v1/models/{}/approve", enc(model)),
+                &json!({"stage": stage, "as": who, "comment": comment}),
+            ),
+        }
+    }
+
+    pub fn archive(&mut self, model: &str, reason: &str, who: &str) -> Result<repro_core::registry::ModelVersion> {
+        match self {
+            Source::Local(s) => Ok(repro_exec::registry::archive(s, model, reason, who)?),
+            Source::Remote(c) => {
+                c.post(&format!("/api/v1/models/{}/archive", enc(model)), &json!({"reason": reason, "as": who}))
+            }
+        }
+    }
+
+    /// The store itself, for what only a local store can do.
+    pub fn local(&mut self, what: &str) -> Result<&mut Store> {
+        match self {
+            Source::Local(s) => Ok(s),
+            Source::Remote(_) => {
+                bail!("`repro {what}` works on a local store only; drop --server (or unset REPRO_SERVER)")
+            }
+        }
+    }
+}

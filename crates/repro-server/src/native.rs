@@ -1,0 +1,387 @@
+//! The native JSON API, `/api/v1/…`: for each read command of the CLI, exactly what `repro
+//! … --json` prints (the same `repro_exec::views` function makes both), so `repro --server
+//! URL` renders a server's answer with the code that renders a local store. Run references
+//! are what the CLI takes: an id, a 4+ character prefix, a name, `latest`, `NAME@V`,
+//! `NAME@STAGE`.
+//!
+//! Errors use the server's one envelope, `{"error_code", "message"}`, with the CLI's own
+//! message: 404 for what does not exist, 400 for a malformed reference, query or body, 401 /
+//! 403 from the token check, 405 for a wrong method, 413 for a body over 64 KiB. Roles: any
+//! token reads; `write` approves; `admin` promotes and archives (they change what a stage
+//! serves). Without tokens the server is open to whoever reaches it (loopback by default).
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State as AxState};
+use axum::http::{Method, StatusCode, Uri};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use repro_exec::views;
+use repro_store::fsck::NoProgress;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::{ApiError, State};
+
+type S = AxState<Arc<State>>;
+type Reply<T> = Result<Json<T>, ApiError>;
+type Seg = Result<Path<String>, PathRejection>;
+type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// Longest run, model, dataset or environment reference taken: names are short, and an
+/// error message echoes the reference.
+const MAX_REF: usize = 512;
+/// Largest request body: the write actions take a few short fields.
+const MAX_BODY: usize = 64 * 1024;
+
+const ENDPOINTS: &[(&str, &str, &str)] = &[
+    ("GET", "/api/v1/runs?limit=N", "repro runs"),
+    ("GET", "/api/v1/runs/{run}", "repro show RUN"),
+    ("GET", "/api/v1/runs/{run}/audit?strict=true", "repro audit RUN [--strict]"),
+    ("GET", "/api/v1/diff?a={run}&b={run}", "repro diff A B"),
+    ("GET", "/api/v1/data", "repro data ls"),
+    ("GET", "/api/v1/data/{name[:version]}", "repro data show"),
+    ("GET", "/api/v1/environments", "repro env ls"),
+    ("GET", "/api/v1/environments/{name[:version]}", "repro env show"),
+    ("GET", "/api/v1/env-diff?a=&b=", "repro env diff A B (registered environments or runs)"),
+    ("GET", "/api/v1/parity?subject=&against=&ignore=", "repro env parity (against a registered NAME:V)"),
+    ("GET", "/api/v1/models", "repro model ls"),
+    ("GET", "/api/v1/models/{name|name@v|name@stage}", "repro model show"),
+    ("GET", "/api/v1/models/{name@v}/verify", "repro model verify"),
+    ("POST", "/api/v1/models/{name@v}/promote {\"to\", \"as\"}", "repro model promote (admin)"),
+    ("POST", "/api/v1/models/{name@v}/approve {\"stage\", \"as\", \"comment\"}", "repro model approve (write)"),
+    ("POST", "/api/v1/models/{name@v}/archive {\"reason\", \"as\"}", "repro model archive (admin)"),
+    ("GET", "/api/v1/stages", "the stage policies of repro.toml"),
+    ("GET", "/api/v1/approvals?model=NAME", "every approval, oldest first"),
+];
+
+pub fn router() -> Router<Arc<State>> {
+    Router::new()
+        .route("/api/v1", get(index))
+        .route("/api/v1/", get(index))
+        .route("/api/v1/runs", get(runs))
+        .route("/api/v1/runs/{run}", get(show))
+        .route("/api/v1/runs/{run}/audit", get(audit))
+        .route("/api/v1/diff", get(diff))
+        .route("/api/v1/data", get(datasets))
+        .route("/api/v1/data/{dataset}", get(dataset))
+        .route("/api/v1/environments", get(environments))
+        .route("/api/v1/environments/{env}", get(environment))
+        .route("/api/v1/env-diff", get(env_diff))
+        .route("/api/v1/parity", get(parity))
+        .route("/api/v1/models", get(models))
+        .route("/api/v1/models/{model}", get(model))
+        .route("/api/v1/models/{model}/verify", get(verify))
+        .route("/api/v1/models/{model}/promote", post(promote))
+        .route("/api/v1/models/{model}/approve", post(approve))
+        .route("/api/v1/models/{model}/archive", post(archive))
+        .route("/api/v1/stages", get(stages))
+        .route("/api/v1/approvals", get(approvals))
+        .route("/api/v1/{*rest}", any(unknown))
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+async fn index() -> Json<Value> {
+    let list: Vec<Value> = ENDPOINTS.iter().map(|(m, p, what)| json!({"method": m, "path": p, "what": what})).collect();
+    Json(json!({"api": "repro native API v1", "endpoints": list}))
+}
+
+async fn unknown(uri: Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "ENDPOINT_NOT_FOUND",
+        message: format!("No API endpoint at {}; GET /api/v1 lists the native API", uri.path()),
+    }
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "METHOD_NOT_ALLOWED",
+        message: format!("{method} is not served at {}; GET /api/v1 lists the methods", uri.path()),
+    }
+}
+
+// ---- input ------------------------------------------------------------------------------
+
+fn checked(text: String, what: &str) -> Result<String, ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid(format!("The {what} is empty.")));
+    }
+    if text.len() > MAX_REF || text.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "The {what} is not a reference ({} bytes{}); names are at most {MAX_REF} bytes of printable text.",
+            text.len(),
+            if text.chars().any(char::is_control) { ", with control characters" } else { "" }
+        )));
+    }
+    Ok(text)
+}
+
+fn segment(p: Seg, what: &str) -> Result<String, ApiError> {
+    let Path(text) = p.map_err(|e| ApiError::invalid(format!("The {what} in the path is unreadable: {e}")))?;
+    checked(text, what)
+}
+
+/// A query string, every key known to the endpoint (a misspelt `strcit` is an error, not
+/// silently ignored).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(q: Q, known: &[&str]) -> Result<Params, ApiError> {
+        let Query(pairs) = q.map_err(|e| ApiError::invalid(format!("The query string is unreadable: {e}")))?;
+        if let Some((k, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            return Err(ApiError::invalid(format!(
+                "Unknown query parameter '{}'; this endpoint takes: {}",
+                k.chars().take(64).collect::<String>(),
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )));
+        }
+        Ok(Params(pairs))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn required(&self, key: &str, what: &str) -> Result<String, ApiError> {
+        match self.get(key) {
+            Some(v) => checked(v.to_string(), what),
+            None => Err(ApiError::invalid(format!("Missing query parameter '{key}' ({what})."))),
+        }
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") | Some("") => Ok(true),
+            Some(other) => Err(ApiError::invalid(format!("'{key}' is true or false, not '{other}'"))),
+        }
+    }
+}
+
+/// A JSON body of the expected shape; unknown fields and wrong types are a 400.
+fn body<T: DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = b.map_err(|e| ApiError {
+        status: e.status(),
+        code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "REQUEST_LIMIT_EXCEEDED"
+        } else {
+            "INVALID_PARAMETER_VALUE"
+        },
+        message: format!("The request body is unreadable: {} (at most {} KiB)", e.body_text(), MAX_BODY >> 10),
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("The request body is not what is expected: {e}")))
+}
+
+/// Who acts: what the client says (`as`, its git identity or `--as`), as `repro model …`
+/// takes `--as` locally.
+fn actor(claimed: Option<&str>) -> Result<String, ApiError> {
+    match claimed {
+        Some(who) => Ok(repro_exec::registry::actor(FsPath::new("/"), Some(who))?),
+        None => Ok("unknown (through repro serve)".into()),
+    }
+}
+
+fn require_admin(caller: Caller, action: &str) -> Result<(), ApiError> {
+    match caller {
+        Caller::Open | Caller::Admin => Ok(()),
+        Caller::Read | Caller::Write => Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "PERMISSION_DENIED",
+            message: format!(
+                "{action} needs an admin token (this one is {}); `repro token create --role admin` on the server's store makes one",
+                if caller == Caller::Read { "read" } else { "write" }
+            ),
+        }),
+    }
+}
+
+async fn from_store<T: Serialize + Send + 'static>(
+    s: &Arc<State>,
+    f: impl FnOnce(&mut repro_store::Store) -> Result<T, ApiError> + Send + 'static,
+) -> Reply<T> {
+    s.with_store(f).await.map(Json)
+}
+
+// ---- reads ------------------------------------------------------------------------------
+
+async fn runs(AxState(s): S, q: Q) -> Reply<Value> {
+    let p = Params::parse(q, &["limit"])?;
+    let limit = match p.get("limit") {
+        None => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            ApiError::invalid(format!("'limit' is a number of runs, not '{}'", n.chars().take(64).collect::<String>()))
+        })?),
+    };
+    from_store(&s, move |st| Ok(views::runs(st, limit)?)).await
+}
+
+async fn show(AxState(s): S, run: Seg, q: Q) -> Reply<Value> {
+    let run = segment(run, "run")?;
+    Params::parse(q, &[])?;
+    from_store(&s, move |st| Ok(views::show(st, &run)?)).await
+}
+
+async fn audit(AxState(s): S, run: Seg, q: Q) -> Reply<repro_core::audit::AuditReport> {
+    let run = segment(run, "run")?;
+    let strict = Params::parse(q, &["strict"])?.flag("strict")?;
+    from_store(&s, move |st| Ok(views::audit(st, &run, strict, &NoProgress)?)).await
+}
+
+async fn diff(AxState(s): S, q: Q) -> Reply<repro_core::diff::RunDiff> {
+    let p = Params::parse(q, &["a", "b"])?;
+    let (a, b) = (p.required("a", "first run")?, p.required("b", "second run")?);
+    from_store(&s, move |st| Ok(views::diff(st, &a, &b)?)).await
+}
+
+async fn datasets(AxState(s): S, q: Q) -> Reply<Vec<views::DatasetRow>> {
+    Params::parse(q, &[])?;
+    from_store(&s, |st| Ok(views::datasets(st)?)).await
+}
+
+async fn dataset(AxState(s): S, d: Seg, q: Q) -> Reply<views::DatasetShow> {
+    let d = segment(d, "dataset")?;
+    Params::parse(q, &[])?;
+    from_store(&s, move |st| Ok(views::dataset(st, &d)?)).await
+}
+
+async fn environments(AxState(s): S, q: Q) -> Reply<Vec<repro_store::meta::EnvironmentRow>> {
+    Params::parse(q, &[])?;
+    from_store(&s, |st| Ok(views::environments(st)?)).await
+}
+
+async fn environment(AxState(s): S, e: Seg, q: Q) -> Reply<views::EnvironmentShow> {
+    let e = segment(e, "environment")?;
+    Params::parse(q, &[])?;
+    from_store(&s, move |st| Ok(views::environment(st, &e)?)).await
+}
+
+/// Registered environments and runs only: a path would name the server's files.
+async fn env_diff(AxState(s): S, q: Q) -> Reply<repro_exec::env::EnvDiff> {
+    let p = Params::parse(q, &["a", "b"])?;
+    let (a, b) = (p.required("a", "first environment")?, p.required("b", "second environment")?);
+    from_store(&s, move |st| {
+        let a = repro_exec::env::resolve_side(st, &a, None, true)?;
+        let b = repro_exec::env::resolve_side(st, &b, None, true)?;
+        Ok(repro_exec::env::diff(&a, &b))
+    })
+    .await
+}
+
+async fn parity(AxState(s): S, q: Q) -> Reply<repro_exec::env::ParityReport> {
+    let p = Params::parse(q, &["subject", "against", "ignore"])?;
+    let subject = p.required("subject", "training side")?;
+    let against = p.required("against", "serving side")?;
+    let ignore = p.all("ignore");
+    from_store(&s, move |st| {
+        let subject = repro_exec::env::resolve_subject(st, &subject)?;
+        let against = repro_exec::env::resolve_side(st, &against, None, false)?;
+        Ok(repro_exec::env::parity(st, &subject, &against, &ignore)?)
+    })
+    .await
+}
+
+async fn models(AxState(s): S, q: Q) -> Reply<Vec<views::ModelView>> {
+    Params::parse(q, &[])?;
+    from_store(&s, |st| Ok(views::models(st)?)).await
+}
+
+async fn model(AxState(s): S, m: Seg, q: Q) -> Reply<views::ModelShow> {
+    let m = segment(m, "model")?;
+    Params::parse(q, &[])?;
+    from_store(&s, move |st| Ok(views::model(st, &m)?)).await
+}
+
+async fn verify(AxState(s): S, m: Seg, q: Q) -> Reply<repro_exec::provenance::VerifyReport> {
+    let m = segment(m, "model version")?;
+    Params::parse(q, &[])?;
+    from_store(&s, move |st| Ok(repro_exec::provenance::verify(st, &m, None, &NoProgress)?)).await
+}
+
+async fn stages(AxState(s): S, q: Q) -> Reply<std::collections::BTreeMap<String, repro_core::registry::StagePolicy>> {
+    Params::parse(q, &[])?;
+    from_store(&s, |st| Ok(views::stages(st))).await
+}
+
+async fn approvals(AxState(s): S, q: Q) -> Reply<Vec<views::ApprovalRow>> {
+    let p = Params::parse(q, &["model"])?;
+    let model = p.get("model").map(|m| checked(m.to_string(), "model")).transpose()?;
+    from_store(&s, move |st| Ok(views::approvals(st, model.as_deref())?)).await
+}
+
+// ---- registry changes -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteBody {
+    to: String,
+    #[serde(rename = "as")]
+    who: Option<String>,
+}
+
+async fn promote(
+    AxState(s): S,
+    Extension(caller): Extension<Caller>,
+    m: Seg,
+    b: Result<Bytes, BytesRejection>,
+) -> Reply<repro_exec::registry::PromoteOutcome> {
+    let m = segment(m, "model version")?;
+    let b: PromoteBody = body(b)?;
+    require_admin(caller, "Promoting a model version")?;
+    let (to, who) = (checked(b.to, "stage")?, actor(b.who.as_deref())?);
+    from_store(&s, move |st| Ok(repro_exec::registry::promote(st, &m, &to, &who, &NoProgress)?)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    stage: String,
+    #[serde(rename = "as")]
+    who: Option<String>,
+    comment: Option<String>,
+}
+
+async fn approve(
+    AxState(s): S,
+    m: Seg,
+    b: Result<Bytes, BytesRejection>,
+) -> Reply<repro_exec::registry::ApproveOutcome> {
+    let m = segment(m, "model version")?;
+    let b: ApproveBody = body(b)?;
+    let (stage, who) = (checked(b.stage, "stage")?, actor(b.who.as_deref())?);
+    let comment = b.comment;
+    from_store(&s, move |st| Ok(repro_exec::registry::approve(st, &m, &stage, &who, comment.as_deref())?)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveBody {
+    reason: String,
+    #[serde(rename = "as")]
+    who: Option<String>,
+}
+
+async fn archive(
+    AxState(s): S,
+    Extension(caller): Extension<Caller>,
+    m: Seg,
+    b: Result<Bytes, BytesRejection>,
+) -> Reply<repro_core::registry::ModelVersion> {
+    let m = segment(m, "model version")?;
+    let b: ArchiveBody = body(b)?;
+    require_admin(caller, "Archiving a model version")?;
+    let who = actor(b.who.as_deref())?;
+    from_store(&s, move |st| Ok(repro_exec::registry::archive(st, &m, &b.reason, &who)?)).await
+}
