@@ -462,7 +462,8 @@ def code(f):
         return "ok"
     except MlflowException as e:
         return e.error_code
-print(json.dumps([code(lambda: c.get_experiment("0")), code(lambda: c.search_runs(["0"])), code(lambda: c.create_experiment("x" + str(id(c))))]))
+print(json.dumps([code(lambda: c.get_experiment("0")), code(lambda: c.search_runs(["0"])), code(lambda: c.create_experiment("x" + str(id(c)))),
+    code(lambda: c.search_registered_models()), code(lambda: c.get_latest_versions("nope")), code(lambda: c.create_registered_model("m" + str(id(c))))]))
 "#;
     let call = |token: Option<&str>| -> Value {
         let mut cmd = Command::new(&py);
@@ -476,13 +477,15 @@ print(json.dumps([code(lambda: c.get_experiment("0")), code(lambda: c.search_run
         let text = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str(text.lines().last().unwrap_or("")).expect("json")
     };
-    assert_eq!(call(None), serde_json::json!(["UNAUTHENTICATED", "UNAUTHENTICATED", "UNAUTHENTICATED"]));
+    let denied = serde_json::json!(vec!["UNAUTHENTICATED"; 6]);
+    assert_eq!(call(None), denied);
+    assert_eq!(call(Some("repro_not_a_token")), denied);
+    // A read token reads and searches (the registry's POSTed read included), and writes nothing.
     assert_eq!(
-        call(Some("repro_not_a_token")),
-        serde_json::json!(["UNAUTHENTICATED", "UNAUTHENTICATED", "UNAUTHENTICATED"])
+        call(Some(&read)),
+        serde_json::json!(["ok", "ok", "PERMISSION_DENIED", "ok", "RESOURCE_DOES_NOT_EXIST", "PERMISSION_DENIED"])
     );
-    assert_eq!(call(Some(&read)), serde_json::json!(["ok", "ok", "PERMISSION_DENIED"]));
-    assert_eq!(call(Some(&write)), serde_json::json!(["ok", "ok", "ok"]));
+    assert_eq!(call(Some(&write)), serde_json::json!(["ok", "ok", "ok", "ok", "RESOURCE_DOES_NOT_EXIST", "ok"]));
     let id = ls[1]["id"].as_str().expect("id");
     t.repro(&["token", "revoke", id]).success();
     assert_eq!(call(Some(&write))[0], "UNAUTHENTICATED");

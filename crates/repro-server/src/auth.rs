@@ -31,11 +31,11 @@ fn presented(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-/// Whether a request changes anything: every non-GET but the searches (which POST).
+/// Whether a request changes anything: every non-GET but the reads the client POSTs.
 fn writes(method: &Method, path: &str) -> bool {
-    *method != Method::GET
-        && *method != Method::HEAD
-        && !["/runs/search", "/experiments/search", "/logged-models/search"].iter().any(|p| path.ends_with(p))
+    const POSTED_READS: [&str; 4] =
+        ["/runs/search", "/experiments/search", "/logged-models/search", "/registered-models/get-latest-versions"];
+    *method != Method::GET && *method != Method::HEAD && !POSTED_READS.iter().any(|p| path.ends_with(p))
 }
 
 /// Who is asking, for the handlers that need more than `writes` decides.
