@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use repro_core::record::RunStatus;
-use repro_core::search::{self, RunView};
+use repro_core::search;
 use repro_core::RunId;
+use repro_store::search::{ParamSource, RunQuery};
 use repro_store::tracking::{DatasetInput, MetricIn, TrackedRun};
 use serde_json::{json, Map, Value};
 
@@ -944,54 +945,27 @@ async fn search_runs(AxState(s): S, Req(r): Req) -> Reply {
     let clauses = search::parse_filter(&r.opt_str("filter")?.unwrap_or_default())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let order = search::parse_order_by(&r.str_list("order_by")?).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let runs = s.with_meta(move |m, _| Ok(m.tracked_runs(&experiments, stages)?)).await?;
-    let views: Vec<(usize, ViewData)> = runs.iter().enumerate().map(|(i, r)| (i, ViewData::of(r))).collect();
-    let mut hits: Vec<(usize, RunView)> =
-        views.iter().map(|(i, d)| (*i, d.view(&runs[*i]))).filter(|(_, v)| search::matches(&clauses, v)).collect();
-    hits.sort_by(|a, b| search::compare(&order, &a.1, &b.1));
-    let page: Vec<Value> = hits.iter().skip(offset).take(limit).map(|(i, _)| run_json(&runs[*i])).collect();
+    // One more than the page: whether it is there says whether a next page exists.
+    let runs = s
+        .with_meta(move |m, _| {
+            let q = RunQuery {
+                experiments: &experiments,
+                stages,
+                clauses: &clauses,
+                order: &order,
+                offset,
+                limit: Some(limit.saturating_add(1)),
+                params: ParamSource::Logged,
+            };
+            Ok(m.search_runs(&q)?)
+        })
+        .await?;
+    let page: Vec<Value> = runs.iter().take(limit).map(run_json).collect();
     let mut out = json!({"runs": page});
-    if offset + limit < hits.len() {
-        out["next_page_token"] = json!(search::page_token(offset + limit));
+    if runs.len() > limit {
+        out["next_page_token"] = json!(search::page_token(offset.saturating_add(limit)));
     }
     Ok(Json(out))
-}
-
-/// The owned parts a `RunView` borrows.
-struct ViewData {
-    metrics: BTreeMap<String, f64>,
-    datasets: Vec<(String, String, String)>,
-}
-
-impl ViewData {
-    fn of(r: &TrackedRun) -> ViewData {
-        ViewData {
-            metrics: r.metrics.iter().map(|m| (m.key.clone(), m.value)).collect(),
-            datasets: r
-                .inputs
-                .iter()
-                .map(|d| {
-                    (d.name.clone(), d.digest.clone(), d.tags.get("mlflow.data.context").cloned().unwrap_or_default())
-                })
-                .collect(),
-        }
-    }
-
-    fn view<'a>(&'a self, r: &'a TrackedRun) -> RunView<'a> {
-        RunView {
-            run_id: r.run_id.as_str(),
-            run_name: &r.run_name,
-            status: r.status,
-            user_id: &r.user_id,
-            artifact_uri: &r.artifact_uri,
-            start_time: r.start_time,
-            end_time: r.end_time,
-            metrics: &self.metrics,
-            params: &r.params,
-            tags: &r.tags,
-            datasets: &self.datasets,
-        }
-    }
 }
 
 impl IntoResponse for Req {

@@ -14,7 +14,7 @@ use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE runs (
@@ -265,6 +265,11 @@ impl Metadata {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db(path, "enable WAL", e))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| db(path, "configure", e))?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| db(path, "configure", e))?;
+        crate::search::register_functions(&conn).map_err(|e| db(path, "configure", e))?;
+        // Read the database through a memory map: a search touches thousands of pages, and
+        // copying each one through a read() costs more than the lookup. The pages are the
+        // kernel's file cache, not the process's own memory.
+        conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(|e| db(path, "configure", e))?;
         let mut m = Metadata { conn, path: path.to_path_buf() };
         m.migrate()?;
         Ok(m)
@@ -303,6 +308,9 @@ impl Metadata {
         if version < 5 {
             tx.execute_batch(crate::tracking::SCHEMA_V5).map_err(|e| db(&path, "add the tracking tables", e))?;
             Self::create_default_experiment(&tx).map_err(|e| db(&path, "add the Default experiment", e))?;
+        }
+        if version < 6 {
+            tx.execute_batch(crate::tracking::SCHEMA_V6).map_err(|e| db(&path, "add the search indexes", e))?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;
         tx.commit().map_err(|e| db(&path, "migrate", e))
