@@ -268,6 +268,12 @@ pub(crate) fn storable(v: f64) -> (f64, bool) {
     }
 }
 
+/// A point as `later` compares it: NaN as the stored latest point reads back (`f64::NAN`),
+/// whatever its sign or payload, so a batch picks the point the one-by-one order would keep.
+fn point_order(m: &MetricIn) -> (i64, i64, f64) {
+    (m.step, m.timestamp, if m.value.is_nan() { f64::NAN } else { m.value })
+}
+
 /// Whether (step, timestamp, value) is later than the stored latest point: MLflow's rule.
 fn later(a: (i64, i64, f64), b: (i64, i64, f64)) -> bool {
     (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| a.2.total_cmp(&b.2)).is_gt()
@@ -782,6 +788,23 @@ impl Metadata {
                     "INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(|e| db(&path, "log metrics", e))?;
+            // Only the latest point of each key in the batch can become the key's latest, so
+            // `latest_metrics` is read and written once a key, not once a point.
+            let mut latest: HashMap<&str, &MetricIn> = HashMap::new();
+            for m in metrics {
+                let (stored, nan) = storable(m.value);
+                point
+                    .execute(params![id, m.key, stored, m.step, m.timestamp, nan])
+                    .map_err(|e| db(&path, "log metrics", e))?;
+                latest
+                    .entry(&m.key)
+                    .and_modify(|best| {
+                        if later(point_order(m), point_order(best)) {
+                            *best = m;
+                        }
+                    })
+                    .or_insert(m);
+            }
             let mut latest_get = tx
                 .prepare_cached(
                     "SELECT CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms FROM latest_metrics WHERE run_id = ?1 AND key = ?2",
@@ -790,11 +813,7 @@ impl Metadata {
             let mut latest_put = tx
                 .prepare_cached("INSERT OR REPLACE INTO latest_metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(|e| db(&path, "log metrics", e))?;
-            for m in metrics {
-                let (stored, nan) = storable(m.value);
-                point
-                    .execute(params![id, m.key, stored, m.step, m.timestamp, nan])
-                    .map_err(|e| db(&path, "log metrics", e))?;
+            for m in latest.into_values() {
                 let cur: Option<(f64, i64, i64)> = latest_get
                     .query_row(params![id, m.key], |r| {
                         Ok((r.get::<_, Option<f64>>(0)?.unwrap_or(f64::NAN), r.get(1)?, r.get(2)?))
@@ -803,9 +822,10 @@ impl Metadata {
                     .map_err(|e| db(&path, "log metrics", e))?;
                 let newer = match cur {
                     None => true,
-                    Some((v, s, t)) => later((m.step, m.timestamp, m.value), (s, t, v)),
+                    Some((v, s, t)) => later(point_order(m), (s, t, v)),
                 };
                 if newer {
+                    let (stored, nan) = storable(m.value);
                     latest_put
                         .execute(params![id, m.key, stored, m.step, m.timestamp, nan])
                         .map_err(|e| db(&path, "log metrics", e))?;
