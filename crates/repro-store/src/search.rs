@@ -102,10 +102,20 @@ pub struct Statement {
 /// `>`, `>=`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Driver<'a> {
-    /// A `run_params` or `run_tags` value.
-    Text { table: &'static str, key: &'a str, value: &'a str },
+    Param {
+        key: &'a str,
+        value: &'a str,
+    },
+    Tag {
+        key: &'a str,
+        value: &'a str,
+    },
     /// A latest metric value that is not NaN, against a number that is not NaN.
-    Metric { key: &'a str, op: &'static str, value: f64 },
+    Metric {
+        key: &'a str,
+        comparator: Comparator,
+        value: f64,
+    },
 }
 
 impl Driver<'_> {
@@ -113,12 +123,23 @@ impl Driver<'_> {
     /// in the WHERE clause).
     fn run_ids(&self, b: &mut Builder) -> String {
         match *self {
-            Driver::Text { table, key, value } => {
+            Driver::Param { key, value } | Driver::Tag { key, value } => {
+                let table = if matches!(self, Driver::Param { .. }) { "run_params" } else { "run_tags" };
                 let (key, value) = (b.text(key), b.text(value));
                 format!("SELECT run_id FROM {table} WHERE key = {key} AND value = {value}")
             }
-            Driver::Metric { key, op, value } => {
-                let (key, value) = (b.text(key), b.bind(Arg::Real(value)));
+            Driver::Metric { key, comparator, value } => {
+                let key = b.text(key);
+                let op = match comparator {
+                    Comparator::Eq => "=",
+                    Comparator::Lt => "<",
+                    Comparator::Le => "<=",
+                    Comparator::Gt => ">",
+                    Comparator::Ge => ">=",
+                    // Every run with the metric: still a superset.
+                    _ => return format!("SELECT run_id FROM latest_metrics WHERE key = {key}"),
+                };
+                let value = b.bind(Arg::Real(value));
                 format!("SELECT run_id FROM latest_metrics WHERE key = {key} AND is_nan = 0 AND value {op} {value}")
             }
         }
@@ -161,8 +182,8 @@ impl Builder {
 
     /// A list as one JSON array parameter, read back with `json_each`, so that no list is too
     /// long for SQLite's limit on parameters.
-    fn list<T: serde::Serialize>(&mut self, items: &[T]) -> String {
-        let json = serde_json::to_string(items).unwrap_or_else(|_| "[]".to_string());
+    fn list<T: Clone + Into<serde_json::Value>>(&mut self, items: &[T]) -> String {
+        let json = serde_json::Value::Array(items.iter().cloned().map(Into::into).collect()).to_string();
         let p = self.text(&json);
         format!("(SELECT value FROM json_each({p}))")
     }
@@ -199,22 +220,14 @@ pub fn drivers<'a>(q: &RunQuery<'a>) -> Vec<Driver<'a>> {
         .filter_map(|c| match (c.entity, c.comparator, &c.value) {
             // With record params a run may pass through its record, which no index holds.
             (EntityType::Param, Comparator::Eq, Value::Str(v)) if q.params == ParamSource::Logged => {
-                Some(Driver::Text { table: "run_params", key: &c.key, value: v })
+                Some(Driver::Param { key: &c.key, value: v })
             }
-            (EntityType::Tag, Comparator::Eq, Value::Str(v)) => {
-                Some(Driver::Text { table: "run_tags", key: &c.key, value: v })
-            }
-            (EntityType::Metric, _, Value::Number(n)) if !n.is_nan() => {
-                let op = match c.comparator {
-                    Comparator::Eq => "=",
-                    Comparator::Lt => "<",
-                    Comparator::Le => "<=",
-                    Comparator::Gt => ">",
-                    Comparator::Ge => ">=",
-                    _ => return None,
-                };
-                Some(Driver::Metric { key: &c.key, op, value: *n })
-            }
+            (EntityType::Tag, Comparator::Eq, Value::Str(v)) => Some(Driver::Tag { key: &c.key, value: v }),
+            (
+                EntityType::Metric,
+                comparator @ (Comparator::Eq | Comparator::Lt | Comparator::Le | Comparator::Gt | Comparator::Ge),
+                Value::Number(n),
+            ) if !n.is_nan() => Some(Driver::Metric { key: &c.key, comparator, value: *n }),
             _ => None,
         })
         .collect()

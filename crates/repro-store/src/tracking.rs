@@ -704,8 +704,8 @@ impl Metadata {
             None => total / NARROW_COST,
             Some(w) => (w * total / NARROW_COST).sqrt().min(total / NARROW_COST),
         };
-        let cap = cap.ceil() as usize + 1;
-        let mut best: Option<(usize, search::Driver<'a>)> = None;
+        let mut cap = cap.ceil() as usize + 1;
+        let mut best = None;
         for d in candidates {
             let st = search::driver_count(d, cap);
             let args: Vec<&dyn rusqlite::ToSql> = st.args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
@@ -715,11 +715,13 @@ impl Metadata {
                 .and_then(|mut s| s.query_row(args.as_slice(), |r| r.get(0)))
                 .map_err(self.err("plan the search"))?;
             let n = usize::try_from(n).unwrap_or(cap);
-            if n < cap && best.is_none_or(|(b, _)| n < b) {
-                best = Some((n, d));
+            if n < cap {
+                // Only a clause with fewer runs can beat this one: count the rest up to here.
+                best = Some(d);
+                cap = n;
             }
         }
-        Ok(best.map(|(_, d)| d))
+        Ok(best)
     }
 
     fn active_run(tx: &rusqlite::Transaction<'_>, path: &std::path::Path, id: &str) -> Result<()> {
