@@ -87,6 +87,17 @@ fn the_mlflow_client_logs_searches_and_reads_back_through_repro_serve() {
     assert_eq!(out["search"], serde_json::json!([["0.01", 0.9], ["0.01", 0.8]]), "filtered, best acc first");
     assert_eq!(out["paging"], serde_json::json!([2, true, 1, null]));
     assert_eq!(out["like"], 1);
+    assert_eq!(out["ilike"], 1);
+    assert_eq!(out["by_status"], 3);
+    assert_eq!(out["by_run_name"], serde_json::json!(["baseline"]));
+    assert_eq!(out["run_id_in"], 1);
+    assert_eq!(out["param_is_null"], 2, "only the baseline logged depth");
+    assert_eq!(out["dataset_context"], 1);
+    assert_eq!(out["nan_not_equal"], 1, "a NaN latest value passes !=");
+    assert_eq!(out["by_param_desc"], serde_json::json!(["0.1", "0.01", "0.01"]));
+    assert_eq!(out["nan_then_absent"], "baseline", "NaN sorts before absent");
+    assert_eq!(out["injection"], 0);
+    assert_eq!(out["filtered_paging"], serde_json::json!([1, true, 1, null, true]));
     assert_eq!(out["bad_filter"], "INVALID_PARAMETER_VALUE");
     assert_eq!(out["unknown_run"], "RESOURCE_DOES_NOT_EXIST");
     assert_eq!(out["unknown_experiment"], "RESOURCE_DOES_NOT_EXIST");

@@ -311,6 +311,13 @@ fn canonical_attribute(key: &str, purpose: Purpose) -> Option<&'static str> {
     }
 }
 
+/// The canonical run attribute `key` names in a filter (`for_order` false) or an `order_by`
+/// item (`for_order` true), as [`matches`] and [`compare`] read it; `None` for a key they treat
+/// as naming nothing. For code that answers a search elsewhere (in SQL) and must agree.
+pub fn run_attribute(key: &str, for_order: bool) -> Option<&'static str> {
+    canonical_attribute(key, if for_order { Purpose::RunOrder } else { Purpose::RunFilter })
+}
+
 /// Run and experiment attribute names do not overlap, so one list serves both.
 fn is_numeric_attribute(key: &str) -> bool {
     NUMERIC_ATTRIBUTES.contains(&key) || matches!(key, "creation_time" | "last_update_time" | "version_number")

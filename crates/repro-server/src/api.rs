@@ -12,9 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use repro_core::record::RunStatus;
-use repro_core::search::{self, RunView};
+use repro_core::search;
 use repro_core::RunId;
-use repro_store::tracking::{DatasetInput, MetricIn, TrackedRun};
+use repro_store::search::{ParamSource, RunQuery};
+use repro_store::tracking::{DatasetInput, LatestMetric, MetricIn, TrackedRun};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::{ApiError, State};
@@ -348,66 +350,150 @@ pub(crate) fn kv(map: &BTreeMap<String, String>) -> Value {
     Value::Array(map.iter().map(|(k, v)| json!({"key": k, "value": v})).collect())
 }
 
+// Runs and metric points are written straight from the store's structs (serde derive), not
+// through `serde_json::Value`: a page of 1,000 runs or a history of 10,000 points is then
+// written without building a map per object first. Fields are in alphabetical order, the
+// order `json!` maps have, so the bytes are the same as before.
+
 /// A double as MLflow writes it: non-finite values as strings.
-fn num(v: f64) -> Value {
-    if v.is_nan() {
-        json!("NaN")
-    } else if v == f64::INFINITY {
-        json!("Infinity")
-    } else if v == f64::NEG_INFINITY {
-        json!("-Infinity")
-    } else {
-        json!(v)
+struct Num(f64);
+
+impl Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            v if v.is_nan() => s.serialize_str("NaN"),
+            f64::INFINITY => s.serialize_str("Infinity"),
+            f64::NEG_INFINITY => s.serialize_str("-Infinity"),
+            v => s.serialize_f64(v),
+        }
     }
 }
 
-fn run_info(r: &TrackedRun) -> Value {
-    let mut info = json!({
-        "run_id": r.run_id,
-        "run_uuid": r.run_id,
-        "run_name": r.run_name,
-        "experiment_id": r.experiment_id.to_string(),
-        "user_id": r.user_id,
-        "status": r.status,
-        "start_time": r.start_time,
-        "artifact_uri": r.artifact_uri,
-        "lifecycle_stage": r.lifecycle_stage,
-    });
-    if let (Some(end), Some(m)) = (r.end_time, info.as_object_mut()) {
-        m.insert("end_time".into(), json!(end));
-    }
-    info
+#[derive(Serialize)]
+struct MetricJson<'a> {
+    key: &'a str,
+    step: i64,
+    timestamp: i64,
+    value: Num,
 }
 
-fn run_json(r: &TrackedRun) -> Value {
-    let metrics: Vec<Value> = r
-        .metrics
-        .iter()
-        .map(|m| json!({"key": m.key, "value": num(m.value), "timestamp": m.timestamp, "step": m.step}))
-        .collect();
-    let inputs: Vec<Value> = r
+impl<'a> From<&'a LatestMetric> for MetricJson<'a> {
+    fn from(m: &'a LatestMetric) -> Self {
+        MetricJson { key: &m.key, step: m.step, timestamp: m.timestamp, value: Num(m.value) }
+    }
+}
+
+/// A map as MLflow's list of `{"key", "value"}` objects.
+struct Kv<'a>(&'a BTreeMap<String, String>);
+
+impl Serialize for Kv<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Pair<'a> {
+            key: &'a str,
+            value: &'a str,
+        }
+        s.collect_seq(self.0.iter().map(|(key, value)| Pair { key, value }))
+    }
+}
+
+#[derive(Serialize)]
+struct RunInfoJson<'a> {
+    artifact_uri: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<i64>,
+    experiment_id: String,
+    lifecycle_stage: &'a str,
+    run_id: &'a str,
+    run_name: &'a str,
+    run_uuid: &'a str,
+    start_time: i64,
+    status: &'a str,
+    user_id: &'a str,
+}
+
+fn run_info(r: &TrackedRun) -> RunInfoJson<'_> {
+    RunInfoJson {
+        artifact_uri: &r.artifact_uri,
+        end_time: r.end_time,
+        experiment_id: r.experiment_id.to_string(),
+        lifecycle_stage: &r.lifecycle_stage,
+        run_id: r.run_id.as_str(),
+        run_name: &r.run_name,
+        run_uuid: r.run_id.as_str(),
+        start_time: r.start_time,
+        status: r.status,
+        user_id: &r.user_id,
+    }
+}
+
+#[derive(Serialize)]
+struct RunDataJson<'a> {
+    metrics: Vec<MetricJson<'a>>,
+    params: Kv<'a>,
+    tags: Kv<'a>,
+}
+
+#[derive(Serialize)]
+struct DatasetJson<'a> {
+    digest: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<&'a str>,
+    source: &'a str,
+    source_type: &'a str,
+}
+
+#[derive(Serialize)]
+struct DatasetInputJson<'a> {
+    dataset: DatasetJson<'a>,
+    tags: Kv<'a>,
+}
+
+#[derive(Serialize)]
+struct InputsJson<'a> {
+    dataset_inputs: Vec<DatasetInputJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct RunJson<'a> {
+    data: RunDataJson<'a>,
+    info: RunInfoJson<'a>,
+    inputs: InputsJson<'a>,
+    outputs: Empty,
+}
+
+fn run_json(r: &TrackedRun) -> RunJson<'_> {
+    let dataset_inputs = r
         .inputs
         .iter()
-        .map(|d| {
-            let mut dataset =
-                json!({"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source});
-            if let Some(m) = dataset.as_object_mut() {
-                if let Some(s) = &d.schema {
-                    m.insert("schema".into(), json!(s));
-                }
-                if let Some(p) = &d.profile {
-                    m.insert("profile".into(), json!(p));
-                }
-            }
-            json!({"tags": kv(&d.tags), "dataset": dataset})
+        .map(|d| DatasetInputJson {
+            dataset: DatasetJson {
+                digest: &d.digest,
+                name: &d.name,
+                profile: d.profile.as_deref(),
+                schema: d.schema.as_deref(),
+                source: &d.source,
+                source_type: &d.source_type,
+            },
+            tags: Kv(&d.tags),
         })
         .collect();
-    json!({
-        "info": run_info(r),
-        "data": {"metrics": metrics, "params": kv(&r.params), "tags": kv(&r.tags)},
-        "inputs": {"dataset_inputs": inputs},
-        "outputs": {},
-    })
+    RunJson {
+        data: RunDataJson {
+            metrics: r.metrics.iter().map(MetricJson::from).collect(),
+            params: Kv(&r.params),
+            tags: Kv(&r.tags),
+        },
+        info: run_info(r),
+        inputs: InputsJson { dataset_inputs },
+        outputs: Empty {},
+    }
 }
 
 fn experiment_json(e: &repro_store::tracking::Experiment) -> Value {
@@ -740,7 +826,8 @@ async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
 async fn get_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
     let (run, outputs) = s.with_meta(move |m, _| Ok((m.get_tracked_run(&id)?, m.run_outputs(&id)?))).await?;
-    let mut out = run_json(&run);
+    let mut out =
+        serde_json::to_value(run_json(&run)).map_err(|e| ApiError::internal(format!("cannot write the run: {e}")))?;
     if !outputs.is_empty() {
         out["outputs"] = json!({
             "model_outputs": outputs.iter().map(|(id, step)| json!({"model_id": id, "step": step})).collect::<Vec<_>>()
@@ -971,27 +1058,27 @@ async fn log_inputs(AxState(s): S, Req(r): Req) -> Reply {
     ok()
 }
 
-async fn metric_history(AxState(s): S, Req(r): Req) -> Reply {
+async fn metric_history(AxState(s): S, Req(r): Req) -> Result<Response, ApiError> {
     let r = Req(r);
     let id = r.run_id()?;
     let key = r.str("metric_key")?;
     let limit = max_results(&r, 25_000)?;
     let offset = page_offset(&r)?;
     let points = s.with_meta(move |m, _| Ok(m.metric_history(&id, &key, offset, limit + 1)?)).await?;
-    let more = points.len() > limit;
-    let metrics: Vec<Value> = points
-        .iter()
-        .take(limit)
-        .map(|m| json!({"key": m.key, "value": num(m.value), "timestamp": m.timestamp, "step": m.step}))
-        .collect();
-    let mut out = json!({"metrics": metrics});
-    if more {
-        out["next_page_token"] = json!(search::page_token(offset + limit));
+    #[derive(Serialize)]
+    struct History<'a> {
+        metrics: Vec<MetricJson<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_page_token: Option<String>,
     }
-    Ok(Json(out))
+    let out = History {
+        metrics: points.iter().take(limit).map(MetricJson::from).collect(),
+        next_page_token: (points.len() > limit).then(|| search::page_token(offset.saturating_add(limit))),
+    };
+    Ok(Json(out).into_response())
 }
 
-async fn search_runs(AxState(s): S, Req(r): Req) -> Reply {
+async fn search_runs(AxState(s): S, Req(r): Req) -> Result<Response, ApiError> {
     let r = Req(r);
     let experiments = r
         .str_list("experiment_ids")?
@@ -1004,54 +1091,32 @@ async fn search_runs(AxState(s): S, Req(r): Req) -> Reply {
     let clauses = search::parse_filter(&r.opt_str("filter")?.unwrap_or_default())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let order = search::parse_order_by(&r.str_list("order_by")?).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let runs = s.with_meta(move |m, _| Ok(m.tracked_runs(&experiments, stages)?)).await?;
-    let views: Vec<(usize, ViewData)> = runs.iter().enumerate().map(|(i, r)| (i, ViewData::of(r))).collect();
-    let mut hits: Vec<(usize, RunView)> =
-        views.iter().map(|(i, d)| (*i, d.view(&runs[*i]))).filter(|(_, v)| search::matches(&clauses, v)).collect();
-    hits.sort_by(|a, b| search::compare(&order, &a.1, &b.1));
-    let page: Vec<Value> = hits.iter().skip(offset).take(limit).map(|(i, _)| run_json(&runs[*i])).collect();
-    let mut out = json!({"runs": page});
-    if offset + limit < hits.len() {
-        out["next_page_token"] = json!(search::page_token(offset + limit));
+    // One more than the page: whether it is there says whether a next page exists.
+    let runs = s
+        .with_meta(move |m, _| {
+            let q = RunQuery {
+                experiments: &experiments,
+                stages,
+                clauses: &clauses,
+                order: &order,
+                offset,
+                limit: Some(limit.saturating_add(1)),
+                params: ParamSource::Logged,
+            };
+            Ok(m.search_runs(&q)?)
+        })
+        .await?;
+    #[derive(Serialize)]
+    struct Page<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_page_token: Option<String>,
+        runs: Vec<RunJson<'a>>,
     }
-    Ok(Json(out))
-}
-
-/// The owned parts a `RunView` borrows.
-struct ViewData {
-    metrics: BTreeMap<String, f64>,
-    datasets: Vec<(String, String, String)>,
-}
-
-impl ViewData {
-    fn of(r: &TrackedRun) -> ViewData {
-        ViewData {
-            metrics: r.metrics.iter().map(|m| (m.key.clone(), m.value)).collect(),
-            datasets: r
-                .inputs
-                .iter()
-                .map(|d| {
-                    (d.name.clone(), d.digest.clone(), d.tags.get("mlflow.data.context").cloned().unwrap_or_default())
-                })
-                .collect(),
-        }
-    }
-
-    fn view<'a>(&'a self, r: &'a TrackedRun) -> RunView<'a> {
-        RunView {
-            run_id: r.run_id.as_str(),
-            run_name: &r.run_name,
-            status: r.status,
-            user_id: &r.user_id,
-            artifact_uri: &r.artifact_uri,
-            start_time: r.start_time,
-            end_time: r.end_time,
-            metrics: &self.metrics,
-            params: &r.params,
-            tags: &r.tags,
-            datasets: &self.datasets,
-        }
-    }
+    let out = Page {
+        next_page_token: (runs.len() > limit).then(|| search::page_token(offset.saturating_add(limit))),
+        runs: runs.iter().take(limit).map(run_json).collect(),
+    };
+    Ok(Json(out).into_response())
 }
 
 impl IntoResponse for Req {
@@ -1079,10 +1144,117 @@ mod tests {
         assert_eq!(form_pairs(""), vec![]);
     }
 
+    /// What `run_json` wrote when it built `serde_json::Value`s: the reference for the bytes.
+    fn run_value(r: &TrackedRun) -> Value {
+        let num = |v: f64| {
+            if v.is_nan() {
+                json!("NaN")
+            } else if v.is_infinite() {
+                json!(if v > 0.0 { "Infinity" } else { "-Infinity" })
+            } else {
+                json!(v)
+            }
+        };
+        let metrics: Vec<Value> = r
+            .metrics
+            .iter()
+            .map(|m| json!({"key": m.key, "value": num(m.value), "timestamp": m.timestamp, "step": m.step}))
+            .collect();
+        let inputs: Vec<Value> = r
+            .inputs
+            .iter()
+            .map(|d| {
+                let mut dataset =
+                    json!({"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source});
+                if let Some(m) = dataset.as_object_mut() {
+                    if let Some(s) = &d.schema {
+                        m.insert("schema".into(), json!(s));
+                    }
+                    if let Some(p) = &d.profile {
+                        m.insert("profile".into(), json!(p));
+                    }
+                }
+                json!({"tags": kv(&d.tags), "dataset": dataset})
+            })
+            .collect();
+        let mut info = json!({
+            "run_id": r.run_id,
+            "run_uuid": r.run_id,
+            "run_name": r.run_name,
+            "experiment_id": r.experiment_id.to_string(),
+            "user_id": r.user_id,
+            "status": r.status,
+            "start_time": r.start_time,
+            "artifact_uri": r.artifact_uri,
+            "lifecycle_stage": r.lifecycle_stage,
+        });
+        if let (Some(end), Some(m)) = (r.end_time, info.as_object_mut()) {
+            m.insert("end_time".into(), json!(end));
+        }
+        json!({
+            "info": info,
+            "data": {"metrics": metrics, "params": kv(&r.params), "tags": kv(&r.tags)},
+            "inputs": {"dataset_inputs": inputs},
+            "outputs": {},
+        })
+    }
+
+    #[test]
+    fn runs_are_written_byte_for_byte_as_before() {
+        let metric = |key: &str, value: f64| LatestMetric { key: key.into(), value, step: 3, timestamp: -4 };
+        let dataset = |schema: Option<&str>, profile: Option<&str>| DatasetInput {
+            name: "train \"é\"".into(),
+            digest: "d".into(),
+            source_type: "http".into(),
+            source: "{\"url\": \"x\"}".into(),
+            schema: schema.map(str::to_string),
+            profile: profile.map(str::to_string),
+            tags: [("mlflow.data.context".to_string(), "training".to_string())].into(),
+        };
+        let mut r = TrackedRun {
+            run_id: RunId::from_bytes([7; 16]),
+            run_name: "n\u{1}\n".into(),
+            experiment_id: 12,
+            user_id: "ada".into(),
+            status: "FINISHED",
+            start_time: 1_700_000_000_000,
+            end_time: Some(1_700_000_000_001),
+            artifact_uri: "mlflow-artifacts:/12/x/artifacts".into(),
+            lifecycle_stage: "active".into(),
+            captured: false,
+            metrics: vec![
+                metric("a", 0.1),
+                metric("b", f64::NAN),
+                metric("c", f64::NEG_INFINITY),
+                metric("d", -0.0),
+                metric("e", 1e300),
+                metric("f", 5.0),
+            ],
+            params: [("lr".to_string(), "0.01".to_string()), ("x".to_string(), String::new())].into(),
+            tags: [("mlflow.runName".to_string(), "n".to_string())].into(),
+            inputs: vec![dataset(None, None), dataset(Some("{}"), Some("p"))],
+        };
+        let same = |r: &TrackedRun| {
+            let new = serde_json::to_string(&run_json(r)).expect("serializes");
+            let old = serde_json::to_string(&run_value(r)).expect("serializes");
+            assert_eq!(new, old);
+        };
+        same(&r);
+        r.end_time = None;
+        r.metrics.clear();
+        r.params.clear();
+        r.inputs.clear();
+        same(&r);
+    }
+
     #[test]
     fn doubles_travel_as_mlflow_writes_them() {
-        assert_eq!(num(f64::NAN), json!("NaN"));
-        assert_eq!(num(f64::NEG_INFINITY), json!("-Infinity"));
+        let text = |v: f64| serde_json::to_string(&Num(v)).expect("serializes");
+        assert_eq!(text(f64::NAN), "\"NaN\"");
+        assert_eq!(text(f64::INFINITY), "\"Infinity\"");
+        assert_eq!(text(f64::NEG_INFINITY), "\"-Infinity\"");
+        assert_eq!(text(-0.0), "-0.0");
+        assert_eq!(text(0.1), "0.1");
         assert!(value_f64(Some(&json!("Infinity")), "v").is_ok_and(|v| v.is_infinite()));
         assert!(value_f64(Some(&json!("1e-3")), "v").is_ok_and(|v| v == 0.001));
         assert!(value_f64(Some(&json!({})), "v").is_err());

@@ -18,13 +18,13 @@ use repro_core::diff::RunDiff;
 use repro_core::metrics::MetricPoint;
 use repro_core::record::RunRecord;
 use repro_core::registry::{verify_chain, ModelVersion, Registry};
-use repro_core::search::{self, RunView};
+use repro_core::search;
 use repro_core::snapshot::Manifest;
 use repro_core::{Digest, RunId};
 use repro_store::fsck::NoProgress;
 use repro_store::meta::{ReplayRow, StoredRun};
 use repro_store::objects::Verified;
-use repro_store::tracking::TrackedRun;
+use repro_store::search::{ParamSource, RunQuery};
 use repro_store::{Metadata, Objects, Store};
 
 use crate::{ApiError, State};
@@ -34,6 +34,9 @@ type Params = Query<BTreeMap<String, String>>;
 
 /// How many param and metric keys the runs table shows as columns.
 const MAX_KEY_COLUMNS: usize = 6;
+/// How many runs the runs table shows at most (the first, in the chosen order); the count
+/// above it says how many matched.
+const MAX_TABLE_ROWS: usize = 1000;
 /// How much of each log the run page shows (its end).
 const LOG_TAIL: usize = 64 * 1024;
 
@@ -187,65 +190,40 @@ async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
         problems.push(format!("Bad order: {e}"));
         Vec::new()
     });
+    let searched = problems.is_empty();
     let loaded = s
-        .with_meta(|m, _| {
+        .with_meta(move |m, _| {
             let experiments: BTreeMap<i64, String> =
                 m.list_experiments()?.into_iter().map(|e| (e.experiment_id, e.name)).collect();
             // Experiment 0 holds the runs `repro run` captured, whether or not it has a row.
             let ids: Vec<i64> = std::iter::once(0).chain(experiments.keys().copied().filter(|k| *k != 0)).collect();
-            let mut runs = m.tracked_runs(&ids, &["active"])?;
-            // A captured run's params live in its record, not in the tracking tables: show
-            // (and filter and sort on) them too, the logged ones winning.
-            for r in runs.iter_mut().filter(|r| r.captured) {
-                if let Ok(stored) = m.get_run(&r.run_id) {
-                    for (k, v) in stored.record.params.values {
-                        r.params.entry(k).or_insert_with(|| param_text(&v));
-                    }
-                }
-            }
-            Ok((runs, experiments))
+            // A running captured run's params are in its record, not yet in the tracking
+            // tables: show (and filter and sort on) them too.
+            let all = RunQuery {
+                experiments: &ids,
+                stages: &["active"],
+                clauses: &[],
+                order: &[],
+                offset: 0,
+                limit: None,
+                params: ParamSource::WithRecord,
+            };
+            let total = m.count_runs(&all)?;
+            let (runs, matched) = if searched {
+                let q = RunQuery { clauses: &clauses, order: &order_by, limit: Some(MAX_TABLE_ROWS), ..all };
+                (m.search_runs(&q)?, m.count_runs(&q)?)
+            } else {
+                (Vec::new(), 0)
+            };
+            Ok((runs, matched, total, experiments))
         })
         .await;
-    let (runs, experiments) = match loaded {
+    let (runs, matched, total, experiments) = match loaded {
         Ok(x) => x,
         Err(e) => return api_error_page(e),
     };
-    let metrics: Vec<BTreeMap<String, f64>> =
-        runs.iter().map(|r| r.metrics.iter().map(|m| (m.key.clone(), m.value)).collect()).collect();
-    let datasets: Vec<Vec<(String, String, String)>> = runs
-        .iter()
-        .map(|r| {
-            r.inputs
-                .iter()
-                .map(|d| {
-                    (d.name.clone(), d.digest.clone(), d.tags.get("mlflow.data.context").cloned().unwrap_or_default())
-                })
-                .collect()
-        })
-        .collect();
-    let view = |i: usize| -> RunView<'_> {
-        let r: &TrackedRun = &runs[i];
-        RunView {
-            run_id: r.run_id.as_str(),
-            run_name: &r.run_name,
-            status: r.status,
-            user_id: &r.user_id,
-            artifact_uri: &r.artifact_uri,
-            start_time: r.start_time,
-            end_time: r.end_time,
-            metrics: &metrics[i],
-            params: &r.params,
-            tags: &r.tags,
-            datasets: &datasets[i],
-        }
-    };
-    let mut hits: Vec<usize> = if problems.is_empty() {
-        (0..runs.len()).filter(|i| search::matches(&clauses, &view(*i))).collect()
-    } else {
-        Vec::new()
-    };
-    hits.sort_by(|a, b| search::compare(&order_by, &view(*a), &view(*b)));
-
+    let metrics: Vec<BTreeMap<&str, f64>> =
+        runs.iter().map(|r| r.metrics.iter().map(|m| (m.key.as_str(), m.value)).collect()).collect();
     // The columns: the most common param and metric keys among the shown runs.
     let top_keys = |keys: &mut dyn Iterator<Item = &String>| -> Vec<String> {
         let mut count: BTreeMap<&String, usize> = BTreeMap::new();
@@ -258,8 +236,8 @@ async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
         out.sort();
         out
     };
-    let param_keys = top_keys(&mut hits.iter().flat_map(|i| runs[*i].params.keys()));
-    let metric_keys = top_keys(&mut hits.iter().flat_map(|i| metrics[*i].keys()));
+    let param_keys = top_keys(&mut runs.iter().flat_map(|r| r.params.keys()));
+    let metric_keys = top_keys(&mut runs.iter().flat_map(|r| r.metrics.iter().map(|m| &m.key)));
 
     let sort_header = |label: &str, key: &str| -> String {
         let asc = format!("{key} ASC");
@@ -294,7 +272,8 @@ async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
     for p in &problems {
         let _ = write!(body, "<div class=\"error\" id=\"filter-error\">{}</div>", esc(p));
     }
-    let _ = write!(body, "<p class=\"muted\">{} of {} runs</p>", hits.len(), runs.len());
+    let shown = if matched > runs.len() { format!(" (the first {} shown)", runs.len()) } else { String::new() };
+    let _ = write!(body, "<p class=\"muted\">{matched} of {total} runs{shown}</p>");
     body.push_str("<table id=\"runs\"><thead><tr><th>Run</th>");
     body.push_str(&sort_header("Name", "attributes.run_name"));
     body.push_str(&sort_header("Status", "attributes.status"));
@@ -307,8 +286,7 @@ async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
         body.push_str(&sort_header(&format!("metric {k}"), &format!("metrics.{}", quoted(k))));
     }
     body.push_str("</tr></thead><tbody>");
-    for i in &hits {
-        let r = &runs[*i];
+    for (r, metrics) in runs.iter().zip(&metrics) {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td>",
@@ -323,17 +301,17 @@ async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
             let _ = write!(body, "<td>{}</td>", opt(r.params.get(k).map(String::as_str)));
         }
         for k in &metric_keys {
-            let _ = write!(body, "<td>{}</td>", opt(metrics[*i].get(k).map(|v| fmt_num(*v)).as_deref()));
+            let _ = write!(body, "<td>{}</td>", opt(metrics.get(k.as_str()).map(|v| fmt_num(*v)).as_deref()));
         }
         body.push_str("</tr>");
     }
     body.push_str("</tbody></table>");
-    if hits.len() >= 2 {
+    if let [a, b, ..] = runs.as_slice() {
         let _ = write!(
             body,
             "<p><a href=\"/ui/diff?a={}&amp;b={}\">Diff the first two runs shown</a></p>",
-            enc(runs[hits[0]].run_id.as_str()),
-            enc(runs[hits[1]].run_id.as_str())
+            enc(a.run_id.as_str()),
+            enc(b.run_id.as_str())
         );
     }
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };

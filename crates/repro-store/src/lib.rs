@@ -13,6 +13,7 @@ pub mod meta;
 pub mod objects;
 pub mod process;
 pub mod registry;
+pub mod search;
 pub mod tracking;
 
 use std::path::{Path, PathBuf};

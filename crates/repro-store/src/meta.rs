@@ -265,6 +265,11 @@ impl Metadata {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db(path, "enable WAL", e))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| db(path, "configure", e))?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| db(path, "configure", e))?;
+        crate::search::register_functions(&conn).map_err(|e| db(path, "configure", e))?;
+        // Read the database through a memory map: a search touches thousands of pages, and
+        // copying each one through a read() costs more than the lookup. The pages are the
+        // kernel's file cache, not the process's own memory.
+        conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(|e| db(path, "configure", e))?;
         let mut m = Metadata { conn, path: path.to_path_buf() };
         m.migrate()?;
         Ok(m)
@@ -305,6 +310,7 @@ impl Metadata {
             Self::create_default_experiment(&tx).map_err(|e| db(&path, "add the Default experiment", e))?;
         }
         if version < 6 {
+            tx.execute_batch(crate::tracking::SCHEMA_V6).map_err(|e| db(&path, "add the search indexes", e))?;
             tx.execute_batch(crate::logged::SCHEMA_V6).map_err(|e| db(&path, "add the logged-model tables", e))?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;

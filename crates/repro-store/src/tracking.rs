@@ -8,14 +8,16 @@
 //! existed) belong to the Default experiment "0". Metric points go to the one `metrics`
 //! table; `latest_metrics` keeps each key's latest point so searches never scan series.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use repro_core::record::RunRecord;
+use repro_core::search::RunView;
 use repro_core::RunId;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::meta::{db, Metadata};
+use crate::search::{self, ParamSource, RunQuery};
 use crate::{Result, StoreError};
 
 /// Version 5: the MLflow tracking tables.
@@ -104,6 +106,17 @@ WHERE rowid = (SELECT rowid FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.ke
                ORDER BY step DESC, timestamp_ms DESC, value DESC LIMIT 1);
 ";
 
+/// Version 6: indexes for answering `search_runs` in SQL (`search.rs`). `runs_started` is
+/// MLflow's default order (start time descending, then run id), so a search walks it and stops
+/// once its page is full; `(key, value)` on params, tags and latest metrics lets a selective
+/// clause narrow a search to its runs first.
+pub(crate) const SCHEMA_V6: &str = "
+CREATE INDEX runs_started ON runs(started_ms DESC, id);
+CREATE INDEX run_params_value ON run_params(key, value);
+CREATE INDEX run_tags_value ON run_tags(key, value);
+CREATE INDEX latest_metrics_value ON latest_metrics(key, is_nan, value);
+";
+
 /// A run's recorded params (`params.values`, then `params.logged`) as MLflow params: what
 /// `repro run` captured is searchable like what a client logged. Existing keys win, so a
 /// param a client logged keeps its value.
@@ -179,6 +192,47 @@ pub struct TrackedRun {
     pub inputs: Vec<DatasetInput>,
 }
 
+/// The owned parts a [`RunView`] of a [`TrackedRun`] borrows: how `repro_core::search` sees
+/// the run, for matching and sorting runs in memory (the SQL search in `search.rs` must agree).
+pub struct SearchParts {
+    pub metrics: BTreeMap<String, f64>,
+    /// (name, digest, `mlflow.data.context` tag or "").
+    pub datasets: Vec<(String, String, String)>,
+}
+
+impl TrackedRun {
+    pub fn search_parts(&self) -> SearchParts {
+        SearchParts {
+            metrics: self.metrics.iter().map(|m| (m.key.clone(), m.value)).collect(),
+            datasets: self
+                .inputs
+                .iter()
+                .map(|d| {
+                    (d.name.clone(), d.digest.clone(), d.tags.get("mlflow.data.context").cloned().unwrap_or_default())
+                })
+                .collect(),
+        }
+    }
+}
+
+impl SearchParts {
+    pub fn view<'a>(&'a self, run: &'a TrackedRun) -> RunView<'a> {
+        RunView {
+            run_id: run.run_id.as_str(),
+            run_name: &run.run_name,
+            status: run.status,
+            user_id: &run.user_id,
+            artifact_uri: &run.artifact_uri,
+            start_time: run.start_time,
+            end_time: run.end_time,
+            metrics: &self.metrics,
+            params: &run.params,
+            tags: &run.tags,
+            datasets: &self.datasets,
+        }
+    }
+}
+
 /// One metric point as a client logs it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricIn {
@@ -212,6 +266,12 @@ pub(crate) fn storable(v: f64) -> (f64, bool) {
     } else {
         (v, false)
     }
+}
+
+/// A point as `later` compares it: NaN as the stored latest point reads back (`f64::NAN`),
+/// whatever its sign or payload, so a batch picks the point the one-by-one order would keep.
+fn point_order(m: &MetricIn) -> (i64, i64, f64) {
+    (m.step, m.timestamp, if m.value.is_nan() { f64::NAN } else { m.value })
 }
 
 /// Whether (step, timestamp, value) is later than the stored latest point: MLflow's rule.
@@ -437,15 +497,14 @@ impl Metadata {
         Ok(())
     }
 
-    const TRACKED_COLUMNS: &'static str =
-        "r.id, r.name, COALESCE(t.experiment_id, 0), COALESCE(t.user_id, ''), r.status,
-         r.started_ms, r.ended_ms, COALESCE(t.artifact_uri, 'mlflow-artifacts:/0/' || r.id || '/artifacts'),
-         COALESCE(t.lifecycle_stage, 'active'), COALESCE(t.origin, 'run') = 'run'";
-
-    fn tracked_rows(&self, where_sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<TrackedRun>> {
-        let sql =
-            format!("SELECT {} FROM runs r LEFT JOIN tracking t ON t.run_id = r.id {where_sql}", Self::TRACKED_COLUMNS);
-        let mut stmt = self.conn.prepare(&sql).map_err(self.err("read runs"))?;
+    /// Reads runs (`search::RUN_COLUMNS` per row, in the statement's order) with their data.
+    pub(crate) fn read_runs(
+        &self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+        params: ParamSource,
+    ) -> Result<Vec<TrackedRun>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.err("read runs"))?;
         let rows = stmt
             .query_map(args, |r| {
                 Ok((
@@ -485,105 +544,184 @@ impl Metadata {
                 inputs: Vec::new(),
             });
         }
-        self.fill_run_data(&mut out)?;
+        self.fill_run_data(&mut out, params)?;
         Ok(out)
     }
 
-    /// Loads params, tags, latest metrics and inputs for `runs`, one query per table.
-    fn fill_run_data(&self, runs: &mut [TrackedRun]) -> Result<()> {
+    /// Loads params, tags, latest metrics and inputs for `runs`: one query per table, each an
+    /// index lookup per run (the ids travel as one JSON array).
+    fn fill_run_data(&self, runs: &mut [TrackedRun], params: ParamSource) -> Result<()> {
         if runs.is_empty() {
             return Ok(());
         }
-        let index: BTreeMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id.to_string(), i)).collect();
-        let one = runs.len() == 1;
-        let filter = if one { "WHERE run_id = ?1" } else { "" };
-        let arg = runs[0].run_id.to_string();
-        let args: Vec<&dyn rusqlite::ToSql> = if one { vec![&arg] } else { vec![] };
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT run_id, key, value FROM run_params {filter}"))
-            .map_err(self.err("read params"))?;
-        let mut rows = stmt.query(args.as_slice()).map_err(self.err("read params"))?;
-        while let Some(r) = rows.next().map_err(self.err("read params"))? {
-            let id: String = r.get(0).map_err(self.err("read params"))?;
-            if let Some(&i) = index.get(&id) {
-                runs[i]
-                    .params
-                    .insert(r.get(1).map_err(self.err("read params"))?, r.get(2).map_err(self.err("read params"))?);
-            }
+        let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id.to_string(), i)).collect();
+        let ids = serde_json::Value::from(index.keys().map(String::as_str).collect::<Vec<_>>()).to_string();
+        let mut each =
+            |context: &str,
+             sql: &str,
+             f: &mut dyn FnMut(&mut TrackedRun, &rusqlite::Row<'_>) -> rusqlite::Result<()>| {
+                let mut run = |stmt: &mut rusqlite::CachedStatement<'_>| -> rusqlite::Result<()> {
+                    let mut rows = stmt.query([&ids])?;
+                    while let Some(row) = rows.next()? {
+                        let id: String = row.get(0)?;
+                        if let Some(&i) = index.get(&id) {
+                            f(&mut runs[i], row)?;
+                        }
+                    }
+                    Ok(())
+                };
+                self.conn.prepare_cached(sql).and_then(|mut stmt| run(&mut stmt)).map_err(self.err(context))
+            };
+        each(
+            "read params",
+            "SELECT run_id, key, value FROM run_params WHERE run_id IN (SELECT value FROM json_each(?1))",
+            &mut |r, row| {
+                r.params.insert(row.get(1)?, row.get(2)?);
+                Ok(())
+            },
+        )?;
+        if params == ParamSource::WithRecord {
+            // What a captured run's record holds until its finish copies it into run_params;
+            // a logged value wins.
+            each(
+                "read params",
+                &format!(
+                    "SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE r.record -> j.fullkey END
+                     FROM {}, json_each(r.record, '$.params.values') j
+                     WHERE r.id IN (SELECT value FROM json_each(?1)) AND r.lineage IS NULL
+                       AND COALESCE(t.origin, 'run') = 'run'",
+                    search::RUN_SOURCE
+                ),
+                &mut |r, row| {
+                    let key: String = row.get(1)?;
+                    if let std::collections::btree_map::Entry::Vacant(e) = r.params.entry(key) {
+                        e.insert(row.get(2)?);
+                    }
+                    Ok(())
+                },
+            )?;
         }
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT run_id, key, value FROM run_tags {filter}"))
-            .map_err(self.err("read tags"))?;
-        let mut rows = stmt.query(args.as_slice()).map_err(self.err("read tags"))?;
-        while let Some(r) = rows.next().map_err(self.err("read tags"))? {
-            let id: String = r.get(0).map_err(self.err("read tags"))?;
-            if let Some(&i) = index.get(&id) {
-                runs[i].tags.insert(r.get(1).map_err(self.err("read tags"))?, r.get(2).map_err(self.err("read tags"))?);
-            }
-        }
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT run_id, key, CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms FROM latest_metrics {filter} ORDER BY key"
-            ))
-            .map_err(self.err("read metrics"))?;
-        let mut rows = stmt.query(args.as_slice()).map_err(self.err("read metrics"))?;
-        while let Some(r) = rows.next().map_err(self.err("read metrics"))? {
-            let id: String = r.get(0).map_err(self.err("read metrics"))?;
-            if let Some(&i) = index.get(&id) {
-                runs[i].metrics.push(LatestMetric {
-                    key: r.get(1).map_err(self.err("read metrics"))?,
-                    value: r.get::<_, Option<f64>>(2).map_err(self.err("read metrics"))?.unwrap_or(f64::NAN),
-                    step: r.get(3).map_err(self.err("read metrics"))?,
-                    timestamp: r.get(4).map_err(self.err("read metrics"))?,
+        each(
+            "read tags",
+            "SELECT run_id, key, value FROM run_tags WHERE run_id IN (SELECT value FROM json_each(?1))",
+            &mut |r, row| {
+                r.tags.insert(row.get(1)?, row.get(2)?);
+                Ok(())
+            },
+        )?;
+        each(
+            "read metrics",
+            "SELECT run_id, key, CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms FROM latest_metrics
+             WHERE run_id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, key",
+            &mut |r, row| {
+                r.metrics.push(LatestMetric {
+                    key: row.get(1)?,
+                    value: row.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
+                    step: row.get(3)?,
+                    timestamp: row.get(4)?,
                 });
-            }
-        }
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT run_id, name, digest, source_type, source, schema, profile, tags FROM run_inputs {filter} ORDER BY rowid"
-            ))
-            .map_err(self.err("read inputs"))?;
-        let mut rows = stmt.query(args.as_slice()).map_err(self.err("read inputs"))?;
-        while let Some(r) = rows.next().map_err(self.err("read inputs"))? {
-            let e = self.err("read inputs");
-            let id: String = r.get(0).map_err(e)?;
-            if let Some(&i) = index.get(&id) {
-                let tags: String = r.get(7).map_err(self.err("read inputs"))?;
-                runs[i].inputs.push(DatasetInput {
-                    name: r.get(1).map_err(self.err("read inputs"))?,
-                    digest: r.get(2).map_err(self.err("read inputs"))?,
-                    source_type: r.get(3).map_err(self.err("read inputs"))?,
-                    source: r.get(4).map_err(self.err("read inputs"))?,
-                    schema: r.get(5).map_err(self.err("read inputs"))?,
-                    profile: r.get(6).map_err(self.err("read inputs"))?,
+                Ok(())
+            },
+        )?;
+        each(
+            "read inputs",
+            "SELECT run_id, name, digest, source_type, source, schema, profile, tags FROM run_inputs
+             WHERE run_id IN (SELECT value FROM json_each(?1)) ORDER BY rowid",
+            &mut |r, row| {
+                let tags: String = row.get(7)?;
+                r.inputs.push(DatasetInput {
+                    name: row.get(1)?,
+                    digest: row.get(2)?,
+                    source_type: row.get(3)?,
+                    source: row.get(4)?,
+                    schema: row.get(5)?,
+                    profile: row.get(6)?,
                     tags: serde_json::from_str(&tags).unwrap_or_default(),
                 });
-            }
-        }
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
     pub fn get_tracked_run(&self, id: &str) -> Result<TrackedRun> {
-        self.tracked_rows("WHERE r.id = ?1", &[&id])?
+        let sql = format!("SELECT {} FROM {} WHERE r.id = ?1", search::RUN_COLUMNS, search::RUN_SOURCE);
+        self.read_runs(&sql, &[&id], ParamSource::Logged)?
             .into_iter()
             .next()
             .ok_or_else(|| not_found(format!("Run with id={id} not found")))
     }
 
-    /// The runs of `experiments` in the given lifecycle stages, with their data.
-    pub fn tracked_runs(&self, experiments: &[i64], stages: &[&str]) -> Result<Vec<TrackedRun>> {
-        let exps = experiments.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let stages = stages.iter().map(|s| format!("'{}'", s.replace('\'', ""))).collect::<Vec<_>>().join(",");
-        self.tracked_rows(
-            &format!(
-                "WHERE COALESCE(t.experiment_id, 0) IN ({exps}) AND COALESCE(t.lifecycle_stage, 'active') IN ({stages})"
-            ),
-            &[],
-        )
+    /// `search_runs`: one page of the runs `q` asks for, in its order, with their data. The
+    /// filter, order and page are answered in SQL (`search.rs`), so only the page is read.
+    pub fn search_runs(&self, q: &RunQuery<'_>) -> Result<Vec<TrackedRun>> {
+        let driver = self.pick_driver(q)?;
+        let st = search::select(q, driver);
+        let args: Vec<&dyn rusqlite::ToSql> = st.args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+        self.read_runs(&st.sql, &args, q.params)
+    }
+
+    /// How many runs `q` matches, whatever its page.
+    pub fn count_runs(&self, q: &RunQuery<'_>) -> Result<usize> {
+        let st = search::count(q);
+        let args: Vec<&dyn rusqlite::ToSql> = st.args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+        let n: i64 = self
+            .conn
+            .prepare_cached(&st.sql)
+            .and_then(|mut s| s.query_row(args.as_slice(), |r| r.get(0)))
+            .map_err(self.err("count runs"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Whether to narrow `q` through the index of one of its clauses first (`search::drivers`).
+    ///
+    /// Without one, the search walks the runs in the default order (`runs_started`) and stops
+    /// once the page is full: cheap when matches are common, a walk of every run when they are
+    /// rare. Narrowing reads only the clause's runs but must sort them all. So: count the
+    /// clause's runs (up to where the answer is clear) and narrow when that costs less than the
+    /// expected walk.
+    fn pick_driver<'a>(&self, q: &RunQuery<'a>) -> Result<Option<search::Driver<'a>>> {
+        let candidates = search::drivers(q);
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        // An upper bound on the number of runs: rowids are never reused (AUTOINCREMENT).
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM runs")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(self.err("count runs"))?;
+        let total = total.max(1) as f64;
+        // A narrowed run costs about a lookup and its share of a sort; a walked run, a lookup.
+        const NARROW_COST: f64 = 3.0;
+        let wanted = match q.limit {
+            Some(limit) if q.order.is_empty() => Some((q.offset.saturating_add(limit).saturating_add(1)) as f64),
+            _ => None,
+        };
+        // Narrowing pays when count × NARROW_COST < the walk: the whole table when the walk
+        // cannot stop early, else about wanted × total / count runs.
+        let cap = match wanted {
+            None => total / NARROW_COST,
+            Some(w) => (w * total / NARROW_COST).sqrt().min(total / NARROW_COST),
+        };
+        let mut cap = cap.ceil() as usize + 1;
+        let mut best = None;
+        for d in candidates {
+            let st = search::driver_count(d, cap);
+            let args: Vec<&dyn rusqlite::ToSql> = st.args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+            let n: i64 = self
+                .conn
+                .prepare_cached(&st.sql)
+                .and_then(|mut s| s.query_row(args.as_slice(), |r| r.get(0)))
+                .map_err(self.err("plan the search"))?;
+            let n = usize::try_from(n).unwrap_or(cap);
+            if n < cap {
+                // Only a clause with fewer runs can beat this one: count the rest up to here.
+                best = Some(d);
+                cap = n;
+            }
+        }
+        Ok(best)
     }
 
     fn active_run(tx: &rusqlite::Transaction<'_>, path: &std::path::Path, id: &str) -> Result<()> {
@@ -652,6 +790,23 @@ impl Metadata {
                     "INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(|e| db(&path, "log metrics", e))?;
+            // Only the latest point of each key in the batch can become the key's latest, so
+            // `latest_metrics` is read and written once a key, not once a point.
+            let mut latest: HashMap<&str, &MetricIn> = HashMap::new();
+            for m in metrics {
+                let (stored, nan) = storable(m.value);
+                point
+                    .execute(params![id, m.key, stored, m.step, m.timestamp, nan])
+                    .map_err(|e| db(&path, "log metrics", e))?;
+                latest
+                    .entry(&m.key)
+                    .and_modify(|best| {
+                        if later(point_order(m), point_order(best)) {
+                            *best = m;
+                        }
+                    })
+                    .or_insert(m);
+            }
             let mut latest_get = tx
                 .prepare_cached(
                     "SELECT CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms FROM latest_metrics WHERE run_id = ?1 AND key = ?2",
@@ -660,11 +815,7 @@ impl Metadata {
             let mut latest_put = tx
                 .prepare_cached("INSERT OR REPLACE INTO latest_metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(|e| db(&path, "log metrics", e))?;
-            for m in metrics {
-                let (stored, nan) = storable(m.value);
-                point
-                    .execute(params![id, m.key, stored, m.step, m.timestamp, nan])
-                    .map_err(|e| db(&path, "log metrics", e))?;
+            for m in latest.into_values() {
                 let cur: Option<(f64, i64, i64)> = latest_get
                     .query_row(params![id, m.key], |r| {
                         Ok((r.get::<_, Option<f64>>(0)?.unwrap_or(f64::NAN), r.get(1)?, r.get(2)?))
@@ -673,9 +824,10 @@ impl Metadata {
                     .map_err(|e| db(&path, "log metrics", e))?;
                 let newer = match cur {
                     None => true,
-                    Some((v, s, t)) => later((m.step, m.timestamp, m.value), (s, t, v)),
+                    Some((v, s, t)) => later(point_order(m), (s, t, v)),
                 };
                 if newer {
+                    let (stored, nan) = storable(m.value);
                     latest_put
                         .execute(params![id, m.key, stored, m.step, m.timestamp, nan])
                         .map_err(|e| db(&path, "log metrics", e))?;
@@ -983,6 +1135,94 @@ mod tests {
     }
 
     #[test]
+    fn a_version_5_store_gains_the_search_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(crate::meta::DB_FILE);
+        let id = RunId::from_bytes([9; 16]);
+        {
+            let mut m = Metadata::open(&path).expect("open");
+            m.create_tracked_run(&id, 0, "ada", "r", 1, &[], "h").expect("create");
+            let pt = MetricIn { key: "acc".into(), value: 0.5, timestamp: 1, step: 0 };
+            m.log_batch(id.as_str(), &[pt], &[("lr".into(), "0.1".into())], &[]).expect("log");
+            // Back to what version 5 was.
+            m.conn
+                .execute_batch(
+                    "DROP INDEX runs_started; DROP INDEX run_params_value; DROP INDEX run_tags_value;
+                     DROP INDEX latest_metrics_value; PRAGMA user_version = 5;",
+                )
+                .expect("downgrade");
+        }
+        let m = Metadata::open(&path).expect("reopen");
+        let version: i64 = m.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 6);
+        let indexes: i64 = m
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name IN
+                 ('runs_started', 'run_params_value', 'run_tags_value', 'latest_metrics_value')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(indexes, 4);
+        let clauses = repro_core::search::parse_filter("params.lr = '0.1' AND metrics.acc > 0.4").expect("filter");
+        let q = RunQuery {
+            experiments: &[0],
+            stages: &["active"],
+            clauses: &clauses,
+            order: &[],
+            offset: 0,
+            limit: Some(10),
+            params: ParamSource::Logged,
+        };
+        assert_eq!(m.search_runs(&q).expect("search").len(), 1);
+    }
+
+    #[test]
+    fn a_batch_keeps_the_latest_point_of_each_key_as_one_by_one_would() {
+        let (_d, mut m) = meta();
+        let pt =
+            |key: &str, value: f64, step: i64, timestamp: i64| MetricIn { key: key.into(), value, step, timestamp };
+        // The same points, in one batch and one by one, into two runs.
+        let points = [
+            pt("a", 1.0, 0, 5),
+            pt("b", f64::NAN, 3, 0),
+            pt("a", 0.5, 2, 1),
+            pt("b", 7.0, 3, 0),
+            pt("a", 0.7, 2, 1),
+            pt("c", f64::INFINITY, 1, 1),
+            pt("a", 0.6, 2, 1),
+            pt("c", f64::NEG_INFINITY, 1, 2),
+            pt("b", -1.0, 2, 9),
+        ];
+        let (batch, single) = (RunId::from_bytes([1; 16]), RunId::from_bytes([2; 16]));
+        for id in [&batch, &single] {
+            m.create_tracked_run(id, 0, "ada", "r", 0, &[], "h").expect("create");
+        }
+        // A point logged before the batch that the batch must not displace.
+        for id in [&batch, &single] {
+            m.log_batch(id.as_str(), &[pt("d", 3.0, 9, 9)], &[], &[]).expect("log");
+        }
+        let mut with_d = points.to_vec();
+        with_d.push(pt("d", 4.0, 8, 9));
+        m.log_batch(batch.as_str(), &with_d, &[], &[]).expect("batch");
+        for p in &with_d {
+            m.log_batch(single.as_str(), std::slice::from_ref(p), &[], &[]).expect("one");
+        }
+        let latest = |id: &RunId| -> Vec<(String, String, i64, i64)> {
+            let r = m.get_tracked_run(id.as_str()).expect("run");
+            r.metrics.into_iter().map(|l| (l.key, format!("{:?}", l.value), l.step, l.timestamp)).collect()
+        };
+        assert_eq!(latest(&batch), latest(&single));
+        let got = latest(&batch);
+        assert_eq!(got[0], ("a".to_string(), "0.7".to_string(), 2, 1), "{got:?}");
+        // On a tie of step and timestamp NaN counts as the greatest value (`later`).
+        assert_eq!(got[1].1, "NaN", "{got:?}");
+        assert_eq!(got[3], ("d".to_string(), "3.0".to_string(), 9, 9));
+        assert_eq!(m.metric_history(batch.as_str(), "a", 0, 100).expect("history").len(), 4);
+    }
+
+    #[test]
     fn experiments_and_the_default_one() {
         let (_d, mut m) = meta();
         assert_eq!(m.get_experiment(0).expect("default").name, "Default");
@@ -1025,7 +1265,19 @@ mod tests {
         assert_eq!(m.metric_history(id.as_str(), "loss", 2, 10).expect("page").len(), 1);
         m.set_run_stage(id.as_str(), "deleted").expect("delete");
         assert!(m.log_batch(id.as_str(), &[], &[], &[p("x", "y")]).is_err());
-        assert!(m.tracked_runs(&[0], &["active"]).expect("search").is_empty());
-        assert_eq!(m.tracked_runs(&[0], &["active", "deleted"]).expect("search").len(), 1);
+        let all = |stages: &[&str]| {
+            let q = RunQuery {
+                experiments: &[0],
+                stages,
+                clauses: &[],
+                order: &[],
+                offset: 0,
+                limit: None,
+                params: ParamSource::Logged,
+            };
+            m.search_runs(&q).expect("search").len()
+        };
+        assert_eq!(all(&["active"]), 0);
+        assert_eq!(all(&["active", "deleted"]), 1);
     }
 }
