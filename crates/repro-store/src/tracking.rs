@@ -1135,7 +1135,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_5_store_gains_the_search_indexes() {
+    fn a_version_5_store_gains_the_search_indexes_and_logged_models() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(crate::meta::DB_FILE);
         let id = RunId::from_bytes([9; 16]);
@@ -1148,7 +1148,8 @@ mod tests {
             m.conn
                 .execute_batch(
                     "DROP INDEX runs_started; DROP INDEX run_params_value; DROP INDEX run_tags_value;
-                     DROP INDEX latest_metrics_value; PRAGMA user_version = 5;",
+                     DROP INDEX latest_metrics_value; DROP TABLE run_model_outputs; DROP TABLE logged_models;
+                     PRAGMA user_version = 5;",
                 )
                 .expect("downgrade");
         }
@@ -1165,6 +1166,7 @@ mod tests {
             )
             .expect("indexes");
         assert_eq!(indexes, 4);
+        assert!(m.logged_models(&[]).expect("the logged-model tables exist").is_empty());
         let clauses = repro_core::search::parse_filter("params.lr = '0.1' AND metrics.acc > 0.4").expect("filter");
         let q = RunQuery {
             experiments: &[0],
