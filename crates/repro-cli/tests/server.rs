@@ -367,6 +367,11 @@ fn the_mlflow_registry_is_repros_registry() {
     assert_eq!(out["second_source"], format!("models:/{model_id}").as_str());
     assert_eq!(out["plain_source"], true, "{out:#}");
     assert_eq!(out["plain_run"], true);
+    assert_eq!(
+        out["with_tags"],
+        serde_json::json!({"version": "2", "tags": {"origin": "api"}, "description": "again"}),
+        "a version, its tags and its description are written together"
+    );
     assert_eq!(out["duplicate_model"], "RESOURCE_ALREADY_EXISTS");
     assert_eq!(out["unknown_model"], "RESOURCE_DOES_NOT_EXIST");
     assert_eq!(out["bad_name"], "INVALID_PARAMETER_VALUE");

@@ -643,27 +643,21 @@ async fn create_version(AxState(s): S, r: Req) -> Reply {
             let artifact = pin_files(m, st, &source, &found.path)?;
             // A finished run's lineage is pinned now; a running one's when it finishes.
             let lineage = run.lineage.clone();
-            let event = m.append_registry_event(repro_store::now_ms(), |reg| {
-                if !registry::valid_model_name(&n) {
-                    return Err(ApiError::invalid(format!("Invalid model name '{n}'.")));
-                }
-                Ok::<_, ApiError>(NewEvent {
-                    model: n.clone(),
-                    version: reg.next_version(&n),
-                    actor: ACTOR.into(),
-                    change: Change::Register { run: run_id, lineage, artifact, model_id: found.model_id },
-                })
-            })?;
-            // Tags and description are events of their own, after the registration.
-            let v = event.version;
+            // The registration, its tags and its description land together or not at all.
             let mut extra: Vec<Change> =
                 tags.into_iter().map(|(key, value)| Change::Tag { key, value: Some(value) }).collect();
             extra.extend(description.map(|description| Change::Describe { description }));
-            for change in extra {
-                m.append_registry_event(repro_store::now_ms(), |_| {
-                    Ok::<_, ApiError>(NewEvent { model: n.clone(), version: v, actor: ACTOR.into(), change })
-                })?;
-            }
+            let written = m.append_registry_events(repro_store::now_ms(), |reg| {
+                if !registry::valid_model_name(&n) {
+                    return Err(ApiError::invalid(format!("Invalid model name '{n}'.")));
+                }
+                let version = reg.next_version(&n);
+                let event = |change| NewEvent { model: n.clone(), version, actor: ACTOR.into(), change };
+                let mut events = vec![event(Change::Register { run: run_id, lineage, artifact, model_id: found.model_id })];
+                events.extend(extra.into_iter().map(event));
+                Ok::<_, ApiError>(events)
+            })?;
+            let v = written.first().map_or(0, |e| e.version);
             Ok((m.registry()?, v))
         })
         .await?;

@@ -155,21 +155,44 @@ impl Metadata {
         at_ms: i64,
         decide: impl FnOnce(&Registry) -> std::result::Result<NewEvent, E>,
     ) -> std::result::Result<Event, E> {
+        let mut written = self.append_registry_events(at_ms, |reg| decide(reg).map(|e| vec![e]))?;
+        written.pop().ok_or_else(|| StoreError::Invalid("no registry event was decided".into()).into())
+    }
+
+    /// Appends several events in one transaction (a registration with its tags): all land or
+    /// none. Each later event is decided against the same registry, so `decide` numbers them.
+    pub fn append_registry_events<E: From<StoreError>>(
+        &mut self,
+        at_ms: i64,
+        decide: impl FnOnce(&Registry) -> std::result::Result<Vec<NewEvent>, E>,
+    ) -> std::result::Result<Vec<Event>, E> {
         let path = self.path.clone();
         let anchor = self.registry_anchor()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db(&path, "write the registry", e))?;
-        let events = Self::read_events(&tx, &path)?;
+        let mut events = Self::read_events(&tx, &path)?;
         refuse_damaged(&events, &anchor)?;
+        let before = events.last().map_or(0, |e| e.seq);
         let (registry, _) = Registry::fold(&events);
-        let new = decide(&registry)?;
-        let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
-        insert_event(&tx, &event).map_err(|e| db(&path, "write the registry", e))?;
+        let decided = decide(&registry)?;
+        let mut written = Vec::with_capacity(decided.len());
+        for new in decided {
+            let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
+            insert_event(&tx, &event).map_err(|e| db(&path, "write the registry", e))?;
+            events.push(event.clone());
+            written.push(event);
+        }
+        // The new events must fold: a decision that cannot apply is refused, not stored.
+        if let Some(p) = Registry::fold(&events).1.into_iter().find(|p| p.seq > before) {
+            return Err(StoreError::Invalid(p.message).into());
+        }
         tx.commit().map_err(|e| db(&path, "write the registry", e))?;
-        self.write_anchor(&event)?;
-        Ok(event)
+        if let Some(last) = written.last() {
+            self.write_anchor(last)?;
+        }
+        Ok(written)
     }
 
     /// Inside a finishing run's transaction: a `pin` event for each version of the run
