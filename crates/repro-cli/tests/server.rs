@@ -502,6 +502,15 @@ print(json.dumps([code(lambda: c.get_experiment("0")), code(lambda: c.search_run
         serde_json::json!(["ok", "ok", "PERMISSION_DENIED", "ok", "RESOURCE_DOES_NOT_EXIST", "PERMISSION_DENIED"])
     );
     assert_eq!(call(Some(&write)), serde_json::json!(["ok", "ok", "ok", "ok", "RESOURCE_DOES_NOT_EXIST", "ok"]));
+    // What a token writes into the registry is by that token's name.
+    let who = format!(
+        "import json, sys, urllib.request\nreq = urllib.request.Request(sys.argv[1] + '/api/2.0/mlflow/registered-models/search', headers={{'Authorization': 'Bearer {write}'}})\n\
+         print(json.dumps(sorted({{m['user_id'] for m in json.load(urllib.request.urlopen(req))['registered_models']}})))"
+    );
+    let out = Command::new(&py).arg("-c").arg(&who).arg(&server.uri).output().expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v, serde_json::json!(["write (token, MLflow API)"]), "{v}");
     let id = ls[1]["id"].as_str().expect("id");
     t.repro(&["token", "revoke", id]).success();
     assert_eq!(call(Some(&write))[0], "UNAUTHENTICATED");

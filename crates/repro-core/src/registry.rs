@@ -551,6 +551,9 @@ pub struct Model {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aliases: BTreeMap<String, u32>,
     pub created_at_ms: i64,
+    /// Who made the model: the actor of its first event.
+    #[serde(default)]
+    pub created_by: String,
     pub updated_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Archived>,
@@ -558,7 +561,13 @@ pub struct Model {
 
 impl Model {
     fn new(e: &Event) -> Model {
-        Model { name: e.model.clone(), created_at_ms: e.at_ms, updated_at_ms: e.at_ms, ..Model::default() }
+        Model {
+            name: e.model.clone(),
+            created_at_ms: e.at_ms,
+            created_by: e.actor.clone(),
+            updated_at_ms: e.at_ms,
+            ..Model::default()
+        }
     }
 
     /// The version holding `stage`, if any.

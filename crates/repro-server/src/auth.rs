@@ -38,6 +38,12 @@ fn writes(method: &Method, path: &str) -> bool {
     *method != Method::GET && *method != Method::HEAD && !POSTED_READS.iter().any(|p| path.ends_with(p))
 }
 
+tokio::task_local! {
+    /// The name of the token a request came with (`repro token create --name`), while its
+    /// handler runs.
+    pub(crate) static TOKEN_NAME: String;
+}
+
 /// Who is asking, for the handlers that need more than `writes` decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caller {
@@ -80,9 +86,12 @@ pub async fn check(AxState(state): AxState<Arc<State>>, mut req: Request, next: 
         }
     }
     let lookup = token.clone();
-    let checked = state.with_meta(move |m, _| Ok(m.token_role(lookup.as_deref())?)).await;
-    let (any, role) = match checked {
-        Ok(x) => x,
+    let checked = state.with_meta(move |m, _| Ok(m.token_identity(lookup.as_deref())?)).await;
+    let (any, role, token_name) = match checked {
+        Ok((any, found)) => {
+            let (role, name) = found.map_or((None, None), |(r, n)| (Some(r), Some(n)));
+            (any, role, name)
+        }
         Err(e) => return e.into_response(),
     };
     if !any {
@@ -116,10 +125,12 @@ pub async fn check(AxState(state): AxState<Arc<State>>, mut req: Request, next: 
         .into_response(),
         Some(r) => {
             req.extensions_mut().insert(Caller::of(&r));
+            // Registry events through the MLflow door are by the token that asked.
+            let name = token_name.unwrap_or_default();
             if session.is_some() {
-                crate::ui::SIGNED_IN.scope(true, next.run(req)).await
+                TOKEN_NAME.scope(name, crate::ui::SIGNED_IN.scope(true, next.run(req))).await
             } else {
-                next.run(req).await
+                TOKEN_NAME.scope(name, next.run(req)).await
             }
         }
     }

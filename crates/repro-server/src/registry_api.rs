@@ -27,8 +27,15 @@ type S = AxState<Arc<State>>;
 
 /// The folder of the artifact proxy that serves registered versions' files.
 pub(crate) const REGISTRY_PREFIX: &str = "registry";
-/// Who MLflow-door events are by: the MLflow API names no person for registry calls.
-const ACTOR: &str = "mlflow-client (repro serve)";
+/// Who MLflow-door events are by: the MLflow API names no person for registry calls, so the
+/// token that asked names them (`NAME (token, MLflow API)`), or, on a store without tokens,
+/// the client in general.
+fn actor() -> String {
+    match crate::auth::TOKEN_NAME.try_with(|n| n.clone()) {
+        Ok(name) if !name.is_empty() => format!("{name} (token, MLflow API)"),
+        _ => "mlflow-client (repro serve)".to_string(),
+    }
+}
 
 pub fn routes() -> Router<Arc<State>> {
     Router::new()
@@ -115,12 +122,11 @@ fn model_json(m: &Model) -> Value {
     for v in m.live() {
         latest.insert(mlflow_stage(v), v);
     }
-    let created_by = m.versions.values().next().map(|v| v.registered_by.clone());
     json!({
         "name": m.name,
         "creation_timestamp": m.created_at_ms,
         "last_updated_timestamp": m.updated_at_ms,
-        "user_id": created_by.unwrap_or_default(),
+        "user_id": m.created_by,
         "description": m.description.clone().unwrap_or_default(),
         "latest_versions": latest.values().map(|v| version_json(v)).collect::<Vec<_>>(),
         "tags": kv(&m.tags),
@@ -201,10 +207,11 @@ async fn append(
     decide: impl FnOnce(&Registry) -> Result<(u32, Change), ApiError> + Send + 'static,
     model: String,
 ) -> Result<Registry, ApiError> {
+    let actor = actor();
     s.with_meta(move |m, _| {
         m.append_registry_event(repro_store::now_ms(), |reg| {
             let (version, change) = decide(reg)?;
-            Ok::<_, ApiError>(NewEvent { model: model.clone(), version, actor: ACTOR.into(), change })
+            Ok::<_, ApiError>(NewEvent { model: model.clone(), version, actor, change })
         })?;
         Ok(m.registry()?)
     })
@@ -629,6 +636,7 @@ async fn create_version(AxState(s): S, r: Req) -> Reply {
     check_tags(&tags)?;
     let description = r.opt_str("description")?.filter(|d| !d.is_empty());
     let n = name.clone();
+    let by = actor();
     let reg = s
         .with_meta(move |m, st| {
             let found = resolve_source(m, &source, model_id.as_deref())?;
@@ -652,7 +660,7 @@ async fn create_version(AxState(s): S, r: Req) -> Reply {
                     return Err(ApiError::invalid(format!("Invalid model name '{n}'.")));
                 }
                 let version = reg.next_version(&n);
-                let event = |change| NewEvent { model: n.clone(), version, actor: ACTOR.into(), change };
+                let event = |change| NewEvent { model: n.clone(), version, actor: by.clone(), change };
                 let mut events = vec![event(Change::Register { run: run_id, lineage, artifact, model_id: found.model_id })];
                 events.extend(extra.into_iter().map(event));
                 Ok::<_, ApiError>(events)
@@ -783,16 +791,17 @@ async fn transition_stage(AxState(s): S, r: Req) -> Reply {
     let reference = format!("{name}@{version}");
     live_version(&registry(&s).await?, &name, version)?;
     let root = s.root().to_path_buf();
+    let by = actor();
     let outcome = tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
         let mut store = repro_store::Store::open(&root)?;
         match target {
             None => {
-                repro_exec::registry::archive(&mut store, &reference, "archived through the MLflow API", ACTOR)
+                repro_exec::registry::archive(&mut store, &reference, "archived through the MLflow API", &by)
                     .map_err(exec_error)?;
             }
             Some(stage) => {
                 let progress = repro_store::fsck::NoProgress;
-                let outcome = repro_exec::registry::promote(&mut store, &reference, stage, ACTOR, &progress)
+                let outcome = repro_exec::registry::promote(&mut store, &reference, stage, &by, &progress)
                     .map_err(exec_error)?;
                 if let repro_exec::registry::PromoteOutcome::Refused { unmet, .. } = outcome {
                     let list: Vec<String> = unmet.iter().map(|u| format!("{}: {}", u.requirement, u.reason)).collect();

@@ -985,20 +985,26 @@ impl Metadata {
     /// Whether any token exists (then every request must carry one), and the role of
     /// `token` if it is one of them.
     pub fn token_role(&self, token: Option<&str>) -> Result<(bool, Option<String>)> {
+        let (any, found) = self.token_identity(token)?;
+        Ok((any, found.map(|(role, _)| role)))
+    }
+
+    /// Whether the store has any token, and the role and name of `token` when it is one.
+    pub fn token_identity(&self, token: Option<&str>) -> Result<(bool, Option<(String, String)>)> {
         let any: bool = self
             .conn
             .prepare_cached("SELECT EXISTS(SELECT 1 FROM tokens)")
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(self.err("check tokens"))?;
-        let role = match token {
+        let found = match token {
             Some(t) if any => self
                 .conn
-                .prepare_cached("SELECT role FROM tokens WHERE hash = ?1")
-                .and_then(|mut s| s.query_row([token_hash(t)], |r| r.get(0)).optional())
+                .prepare_cached("SELECT role, name FROM tokens WHERE hash = ?1")
+                .and_then(|mut s| s.query_row([token_hash(t)], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                 .map_err(self.err("check tokens"))?,
             _ => None,
         };
-        Ok((any, role))
+        Ok((any, found))
     }
 }
 
