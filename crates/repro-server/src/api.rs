@@ -265,6 +265,14 @@ impl Req {
         }
     }
 
+    /// `experiment_ids` of the searches, as numbers.
+    pub(crate) fn experiment_ids(&self) -> Result<Vec<i64>, ApiError> {
+        self.str_list("experiment_ids")?
+            .iter()
+            .map(|e| e.trim().parse::<i64>().map_err(|_| ApiError::invalid(format!("Invalid experiment id '{e}'."))))
+            .collect()
+    }
+
     /// A repeated message field: absent is empty, anything but a list is a 400.
     pub(crate) fn list(&self, key: &str) -> Result<&[Value], ApiError> {
         match self.0.get(key) {
@@ -316,7 +324,7 @@ fn value_f64(v: Option<&Value>, key: &str) -> Result<f64, ApiError> {
     }
 }
 
-fn experiment_id(s: &str) -> Result<i64, ApiError> {
+pub(crate) fn experiment_id(s: &str) -> Result<i64, ApiError> {
     s.trim()
         .parse::<i64>()
         .ok()
@@ -1080,11 +1088,7 @@ async fn metric_history(AxState(s): S, Req(r): Req) -> Result<Response, ApiError
 
 async fn search_runs(AxState(s): S, Req(r): Req) -> Result<Response, ApiError> {
     let r = Req(r);
-    let experiments = r
-        .str_list("experiment_ids")?
-        .iter()
-        .map(|e| e.trim().parse::<i64>().map_err(|_| ApiError::invalid(format!("Invalid experiment id '{e}'."))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let experiments = r.experiment_ids()?;
     let stages = view_stages(r.opt_str("run_view_type")?.as_deref())?;
     let limit = max_results(&r, 1000)?;
     let offset = page_offset(&r)?;

@@ -20,7 +20,7 @@ use repro_store::logged::{LoggedModel, NewLoggedModel};
 use repro_store::registry::NewEvent;
 use serde_json::{json, Value};
 
-use crate::api::{check_key, check_value, kv, max_results, page_offset, Reply, Req, MAX_TAG_VALUE};
+use crate::api::{check_key, check_value, experiment_id, kv, max_results, page_offset, Reply, Req, MAX_TAG_VALUE};
 use crate::{ApiError, State};
 
 type S = AxState<Arc<State>>;
@@ -117,11 +117,20 @@ fn version_json(v: &ModelVersion) -> Value {
     out
 }
 
-fn model_json(m: &Model) -> Value {
-    let mut latest: BTreeMap<&str, &ModelVersion> = BTreeMap::new();
+/// The newest live version in each MLflow stage (of `stages` only, when any are named).
+fn latest_per_stage<'a>(m: &'a Model, stages: &[String]) -> BTreeMap<&'static str, &'a ModelVersion> {
+    let mut latest = BTreeMap::new();
     for v in m.live() {
-        latest.insert(mlflow_stage(v), v);
+        let st = mlflow_stage(v);
+        if stages.is_empty() || stages.iter().any(|w| w.eq_ignore_ascii_case(st)) {
+            latest.insert(st, v);
+        }
     }
+    latest
+}
+
+fn model_json(m: &Model) -> Value {
+    let latest = latest_per_stage(m, &[]);
     json!({
         "name": m.name,
         "creation_timestamp": m.created_at_ms,
@@ -404,13 +413,7 @@ async fn latest_versions(AxState(s): S, r: Req) -> Reply {
     }
     let reg = registry(&s).await?;
     let m = live_model(&reg, &name)?;
-    let mut latest: BTreeMap<&str, &ModelVersion> = BTreeMap::new();
-    for v in m.live() {
-        let st = mlflow_stage(v);
-        if stages.is_empty() || stages.iter().any(|w| w.eq_ignore_ascii_case(st)) {
-            latest.insert(st, v);
-        }
-    }
+    let latest = latest_per_stage(m, &stages);
     let versions: Vec<Value> = latest.values().map(|v| version_json(v)).collect();
     Ok(Json(json!({"model_versions": versions})))
 }
@@ -604,27 +607,34 @@ fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) ->
         )));
     }
     let mut files = Vec::new();
-    let mut entries = Vec::new();
     for (p, digest, size) in listed {
         let bytes = st.objects.read(&digest)?;
-        files.push(ArtifactFile {
-            path: p.clone(),
-            size,
-            blake3: digest.clone(),
-            sha256: repro_core::provenance::hex_sha256(&bytes),
-        });
-        let rel = p.strip_prefix(path).map(|r| r.trim_start_matches('/')).filter(|r| !r.is_empty());
-        let rel = rel.unwrap_or_else(|| p.rsplit('/').next().unwrap_or(&p)).to_string();
-        entries.push(repro_core::record::FileEntry { path: rel, size, mode: 0o644, digest });
+        files.push(ArtifactFile { path: p, size, blake3: digest, sha256: repro_core::provenance::hex_sha256(&bytes) });
     }
     let kind = if files.len() == 1 && files[0].path == path {
         repro_core::snapshot::SnapshotKind::File
     } else {
         repro_core::snapshot::SnapshotKind::Dir
     };
+    let mut artifact = Artifact {
+        path: path.to_string(),
+        output: source.to_string(),
+        snapshot: repro_core::Digest::of_bytes(b""),
+        files,
+    };
+    let entries = artifact
+        .files
+        .iter()
+        .map(|f| repro_core::record::FileEntry {
+            path: artifact.relative(f).to_string(),
+            size: f.size,
+            mode: 0o644,
+            digest: f.blake3.clone(),
+        })
+        .collect();
     let manifest = repro_core::snapshot::Manifest::new(kind, entries);
-    let snapshot = st.objects.put_bytes(&manifest.to_bytes())?;
-    Ok(Artifact { path: path.to_string(), output: source.to_string(), snapshot, files })
+    artifact.snapshot = st.objects.put_bytes(&manifest.to_bytes())?;
+    Ok(artifact)
 }
 
 async fn create_version(AxState(s): S, r: Req) -> Reply {
@@ -900,13 +910,7 @@ async fn logged_reply(s: &Arc<State>, m: LoggedModel) -> Reply {
 }
 
 async fn create_logged_model(AxState(s): S, r: Req) -> Reply {
-    let exp = r.str("experiment_id")?;
-    let experiment_id = exp
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|i| *i >= 0)
-        .ok_or_else(|| ApiError::not_found(format!("No Experiment with id={exp} exists")))?;
+    let experiment_id = experiment_id(&r.str("experiment_id")?)?;
     let params = r.pairs("params")?;
     let tags = r.pairs("tags")?;
     check_tags(&tags)?;
@@ -968,11 +972,7 @@ async fn log_logged_model_params(AxState(s): S, UrlPath(id): UrlPath<String>, r:
 }
 
 async fn search_logged_models(AxState(s): S, r: Req) -> Reply {
-    let experiments = r
-        .str_list("experiment_ids")?
-        .iter()
-        .map(|e| e.trim().parse::<i64>().map_err(|_| ApiError::invalid(format!("Invalid experiment id '{e}'."))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let experiments = r.experiment_ids()?;
     let clauses = search::parse_registry_filter(&r.opt_str("filter")?.unwrap_or_default())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let limit = max_results(&r, 100)?;
