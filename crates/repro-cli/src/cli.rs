@@ -50,12 +50,32 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+#[derive(Args, Debug, Default)]
+pub struct InitArgs {
+    /// Keep the metadata in this PostgreSQL database (postgres://USER@HOST[:PORT]/DB).
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// Keep the objects in this S3 bucket and prefix (s3://BUCKET[/PREFIX]).
+    #[arg(long, value_name = "URL")]
+    pub objects: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Create a store (.repro/) in the current folder.
     ///
-    /// Example: repro init
-    Init,
+    /// By default the metadata is an embedded SQLite database and the objects a folder,
+    /// both inside .repro/. A team shares one store on PostgreSQL and S3-compatible object
+    /// storage: every machine (and `repro serve`) that runs `repro init` with the same
+    /// --db and --objects works on the same runs, models and objects. The S3 endpoint and
+    /// credentials come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION (and AWS_ALLOW_HTTP=true for plain HTTP); a database password from
+    /// PGPASSWORD. Neither is written into .repro/repro.toml.
+    ///
+    /// Examples:
+    ///   repro init
+    ///   repro init --db postgres://repro@db.internal/ml --objects s3://ml-artifacts/repro
+    Init(InitArgs),
 
     /// Run a command and record everything needed to reproduce it.
     ///

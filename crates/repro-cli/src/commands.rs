@@ -48,7 +48,7 @@ pub fn cwd() -> Result<PathBuf> {
 /// named for the refusal when `--server` is given.
 fn local_only(cmd: &Cmd) -> Option<&'static str> {
     Some(match cmd {
-        Cmd::Init => "init",
+        Cmd::Init(_) => "init",
         Cmd::Run(_) => "run",
         Cmd::Replay(_) => "replay",
         Cmd::Data(DataCmd::Snapshot { .. }) => "data snapshot",
@@ -82,7 +82,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     }
     let source = || Source::open(store_dir, server.as_deref(), cli.token.clone());
     match cli.command {
-        Cmd::Init => {
+        Cmd::Init(args) => {
             let dir = match store_dir {
                 Some(d) => d.to_path_buf(),
                 None => std::env::current_dir().context("cannot read the current folder")?,
@@ -92,7 +92,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             } else {
                 dir
             };
-            let store = Store::init(&dir)?;
+            let backends = repro_store::Backends { db: args.db, objects: args.objects };
+            let store = Store::init_with(&dir, &backends)?;
             if json {
                 render::json(&json!({"store": store.root()}))?;
             } else {

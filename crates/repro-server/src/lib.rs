@@ -97,7 +97,7 @@ impl State {
     fn take_meta(&self) -> Result<Metadata, ApiError> {
         match self.pool.lock().ok().and_then(|mut p| p.pop()) {
             Some(m) => Ok(m),
-            None => Metadata::open(&self.root.join(repro_store::meta::DB_FILE)).map_err(ApiError::from),
+            None => repro_store::Store::connect_meta(&self.root).map_err(ApiError::from),
         }
     }
 

@@ -47,12 +47,54 @@ impl ReplaySection {
 pub struct StoreSection {
     /// The on-disk format of the store.
     pub format: u32,
+    /// The metadata database when it is not the embedded `repro.db`:
+    /// `postgres://USER@HOST[:PORT]/DB`. Never holds a password (PGPASSWORD does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// Where objects live when not only in `objects/`: `s3://BUCKET[/PREFIX]`. The endpoint
+    /// and credentials come from the standard AWS_* variables, never from this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<String>,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
-        StoreSection { format: 1 }
+        StoreSection { format: 1, db: None, objects: None }
     }
+}
+
+/// Checks a `--db` / `store.db` value: a PostgreSQL URL without a password.
+pub fn check_db_url(url: &str) -> std::result::Result<(), String> {
+    let rest = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")).ok_or_else(|| {
+        format!("'{url}' is not a postgres://USER@HOST/DB URL (the embedded SQLite store needs no --db)")
+    })?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if let Some((user, _)) = authority.rsplit_once('@') {
+        if user.contains(':') {
+            return Err("the database URL holds a password; pass it in PGPASSWORD instead, so it is never written into repro.toml".into());
+        }
+    }
+    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let db = rest.split_once('/').map(|(_, d)| d.split('?').next().unwrap_or("")).unwrap_or("");
+    if host.is_empty() || db.is_empty() {
+        return Err(format!("'{url}' names no host or no database; write postgres://USER@HOST[:PORT]/DB"));
+    }
+    Ok(())
+}
+
+/// Checks an `--objects` / `store.objects` value: `s3://BUCKET[/PREFIX]`. Returns (bucket, prefix).
+pub fn parse_objects_url(url: &str) -> std::result::Result<(String, String), String> {
+    let rest = url.strip_prefix("s3://").ok_or_else(|| format!("'{url}' is not an s3://BUCKET[/PREFIX] URL"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !valid_bucket {
+        return Err(format!("'{bucket}' is not an S3 bucket name (3 to 63 characters: a-z, 0-9, '-', '.')"));
+    }
+    if bucket.contains('@') || url.contains('?') {
+        return Err(format!("'{url}' carries credentials or options; give them in the AWS_* variables"));
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -75,6 +117,11 @@ impl Default for CaptureSection {
 
 impl Config {
     pub fn default_file() -> String {
+        Config::file_for(&StoreSection::default())
+    }
+
+    /// The commented `repro.toml` of a new store with this `[store]` section.
+    pub fn file_for(store: &StoreSection) -> String {
         format!(
             "# repro store settings (https://example.invalid/repro/docs/architecture.md)\n{}\n\
              # How `repro replay` judges an output whose bytes differ (exit 0 = equivalent):\n\
@@ -85,7 +132,8 @@ impl Config {
              # dataset_snapshot, replay_verified, signed, audit_complete, or any audit item.\n\
              # `parity = \"serving\"` also demands parity with a registered environment.\n\
              {}",
-            toml::to_string(&Config::default()).expect("the default config serializes"),
+            toml::to_string(&Config { store: store.clone(), ..Config::default() })
+                .expect("the default config serializes"),
             toml::to_string(&Config { stages: repro_core::registry::default_policies(), ..Config::default() })
                 .expect("the default stages serialize")
                 .split_once("[stages.")
@@ -121,6 +169,13 @@ impl Config {
         }
         repro_core::registry::validate_policies(&config.stage_policies())
             .map_err(|message| StoreError::Config { path: path.to_path_buf(), message })?;
+        let bad = |message: String| StoreError::Config { path: path.to_path_buf(), message };
+        if let Some(url) = &config.store.db {
+            check_db_url(url).map_err(bad)?;
+        }
+        if let Some(url) = &config.store.objects {
+            parse_objects_url(url).map_err(bad)?;
+        }
         Ok(config)
     }
 }
@@ -190,6 +245,29 @@ mod tests {
             let e = Config::load(&p).expect_err(text).to_string();
             assert!(e.contains(needle) && !e.contains('\n'), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn backend_urls_are_checked() {
+        assert!(check_db_url("postgres://repro@127.0.0.1:5432/team").is_ok());
+        assert!(check_db_url("postgresql://db.example/team").is_ok());
+        for bad in ["mysql://x/y", "postgres://u:secret@h/db", "postgres://h", "postgres:///db", ""] {
+            let e = check_db_url(bad).expect_err(bad);
+            assert!(!e.contains('\n') && !e.contains("secret"), "{e}");
+        }
+        assert_eq!(parse_objects_url("s3://repro-team/ml/store"), Ok(("repro-team".into(), "ml/store".into())));
+        assert_eq!(parse_objects_url("s3://bucket"), Ok(("bucket".into(), String::new())));
+        for bad in ["gs://b/p", "s3://", "s3://B/x", "s3://a/x", "s3://key:secret@bucket/x", "/tmp/x"] {
+            assert!(parse_objects_url(bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join(CONFIG_FILE);
+        std::fs::write(&p, "[store]\nformat = 1\ndb = \"postgres://u:pw@h/d\"\n").expect("write");
+        assert!(Config::load(&p).expect_err("password").to_string().contains("PGPASSWORD"));
+        std::fs::write(&p, "[store]\nformat = 1\ndb = \"postgres://u@h/d\"\nobjects = \"s3://bkt/p\"\n")
+            .expect("write");
+        let c = Config::load(&p).expect("loads");
+        assert_eq!(c.store.objects.as_deref(), Some("s3://bkt/p"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod tracking;
 
 use std::path::{Path, PathBuf};
 
-pub use config::Config;
+pub use config::{check_db_url, parse_objects_url, Config, StoreSection};
 pub use error::StoreError;
 pub use meta::Metadata;
 pub use objects::{Batch, Objects};
@@ -27,6 +27,16 @@ pub use objects::{Batch, Objects};
 pub const STORE_DIR: &str = ".repro";
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where a new store keeps its metadata and objects: `None` is the embedded default
+/// (`repro.db` and `objects/`).
+#[derive(Clone, Debug, Default)]
+pub struct Backends {
+    /// `postgres://USER@HOST[:PORT]/DB`.
+    pub db: Option<String>,
+    /// `s3://BUCKET[/PREFIX]`.
+    pub objects: Option<String>,
+}
 
 /// An open store: configuration, objects and metadata.
 pub struct Store {
@@ -37,27 +47,51 @@ pub struct Store {
 }
 
 impl Store {
-    /// Creates `.repro/` inside `dir`.
+    /// Creates `.repro/` inside `dir`, with the embedded backends.
     pub fn init(dir: &Path) -> Result<Store> {
+        Store::init_with(dir, &Backends::default())
+    }
+
+    /// Creates `.repro/` inside `dir`, its metadata and objects where `backends` says. A
+    /// shared backend that already holds a store is joined, not wiped: that is how a second
+    /// machine (or server) works on the same store.
+    pub fn init_with(dir: &Path, backends: &Backends) -> Result<Store> {
         let root = dir.join(STORE_DIR);
-        if root.join(config::CONFIG_FILE).exists() {
+        let config_path = root.join(config::CONFIG_FILE);
+        if config_path.exists() {
             return Err(StoreError::AlreadyExists(root));
         }
+        let bad = |message: String| StoreError::Config { path: config_path.clone(), message };
+        if let Some(url) = &backends.db {
+            config::check_db_url(url).map_err(bad)?;
+        }
+        if let Some(url) = &backends.objects {
+            config::parse_objects_url(url).map_err(bad)?;
+        }
+        let section = config::StoreSection { db: backends.db.clone(), objects: backends.objects.clone(), format: 1 };
         std::fs::create_dir_all(&root).map_err(StoreError::io("create", &root))?;
         // Keep the store out of git without touching the user's .gitignore.
         write_new(&root.join(".gitignore"), b"# repro's store; managed by repro\n*\n")?;
-        Objects::create(&root)?;
-        Metadata::open(&root.join(meta::DB_FILE))?;
+        let made = (|| {
+            Objects::create(&root, backends.objects.as_deref())?;
+            Metadata::connect(&root, backends.db.as_deref())?;
+            Ok(())
+        })();
+        if let Err(e) = made {
+            // Nothing half-made: a store whose backend could not be reached is not a store.
+            let _ = std::fs::remove_dir_all(&root);
+            return Err(e);
+        }
         // repro.toml last: its presence is what marks a finished store.
-        write_new(&root.join(config::CONFIG_FILE), Config::default_file().as_bytes())?;
+        write_new(&config_path, Config::file_for(&section).as_bytes())?;
         Store::open(&root)
     }
 
     /// Opens the store whose folder (the `.repro` folder) is `root`.
     pub fn open(root: &Path) -> Result<Store> {
         let config = Config::load(&root.join(config::CONFIG_FILE))?;
-        let objects = Objects::open(root)?;
-        let meta = Metadata::open(&root.join(meta::DB_FILE))?;
+        let objects = Objects::open(root, config.store.objects.as_deref())?;
+        let meta = Metadata::connect(root, config.store.db.as_deref())?;
         Ok(Store { root: root.to_path_buf(), config, objects, meta })
     }
 
@@ -65,8 +99,14 @@ impl Store {
     /// a pool of them). `repro.toml` is read anew, so an edited stage policy applies at once.
     pub fn open_with(root: &Path, meta: Metadata) -> Result<Store> {
         let config = Config::load(&root.join(config::CONFIG_FILE))?;
-        let objects = Objects::open(root)?;
+        let objects = Objects::open(root, config.store.objects.as_deref())?;
         Ok(Store { root: root.to_path_buf(), config, objects, meta })
+    }
+
+    /// A new connection to this store's metadata database (a server's pool grows with these).
+    pub fn connect_meta(root: &Path) -> Result<Metadata> {
+        let config = Config::load(&root.join(config::CONFIG_FILE))?;
+        Metadata::connect(root, config.store.db.as_deref())
     }
 
     /// The `.repro` folder.

@@ -258,6 +258,18 @@ impl TreeCache {
 }
 
 impl Metadata {
+    /// Connects to the metadata database of the store at `root`: `repro.db` inside it, or
+    /// the PostgreSQL database `url` names.
+    pub fn connect(root: &Path, url: Option<&str>) -> Result<Metadata> {
+        match url {
+            None => Metadata::open(&root.join(DB_FILE)),
+            Some(url) => Err(StoreError::Config {
+                path: root.join(crate::config::CONFIG_FILE),
+                message: format!("'{url}': PostgreSQL is not supported yet"),
+            }),
+        }
+    }
+
     pub fn open(path: &Path) -> Result<Metadata> {
         let conn = Connection::open(path).map_err(|e| db(path, "open", e))?;
         conn.busy_timeout(Duration::from_secs(60)).map_err(|e| db(path, "configure", e))?;

@@ -38,7 +38,7 @@ pub enum Verified {
 }
 
 impl Objects {
-    pub(crate) fn create(root: &Path) -> Result<()> {
+    pub(crate) fn create(root: &Path, _remote: Option<&str>) -> Result<()> {
         for d in [OBJECTS_DIR, TMP_DIR] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(StoreError::io("create", &p))?;
@@ -46,7 +46,7 @@ impl Objects {
         Ok(())
     }
 
-    pub(crate) fn open(root: &Path) -> Result<Objects> {
+    pub(crate) fn open(root: &Path, _remote: Option<&str>) -> Result<Objects> {
         let dir = root.join(OBJECTS_DIR);
         if !dir.is_dir() {
             return Err(StoreError::NotAStore(root.to_path_buf()));
@@ -439,8 +439,8 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Objects) {
         let dir = tempfile::tempdir().expect("tempdir");
-        Objects::create(dir.path()).expect("create");
-        let o = Objects::open(dir.path()).expect("open");
+        Objects::create(dir.path(), None).expect("create");
+        let o = Objects::open(dir.path(), None).expect("open");
         (dir, o)
     }
 
