@@ -20,7 +20,7 @@ pub enum StoreError {
     #[error("cannot {action} {path}: {source}")]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("metadata database {path}: {context}: {source}")]
-    Database { path: PathBuf, context: String, source: rusqlite::Error },
+    Database { path: PathBuf, context: String, source: crate::db::DbError },
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
     #[error("the store was written by a newer repro (schema {found}, this build knows {known}); upgrade repro")]

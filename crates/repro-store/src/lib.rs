@@ -6,6 +6,7 @@
 //! written once (temp file → durable → rename) and every read re-checks the digest.
 
 mod config;
+pub mod db;
 mod error;
 pub mod fsck;
 pub mod logged;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, OptionalExtension};
+use crate::db::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::meta::Metadata;
@@ -79,8 +79,8 @@ fn not_found(id: &str) -> StoreError {
 const COLUMNS: &str = "model_id, experiment_id, name, model_type, source_run_id, status, status_message, creator_id, \
                        artifact_uri, creation_ms, updated_ms, params, tags";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedModel> {
-    let map = |i: usize| -> rusqlite::Result<BTreeMap<String, String>> {
+fn row(r: &crate::db::Row) -> crate::db::DbResult<LoggedModel> {
+    let map = |i: usize| -> crate::db::DbResult<BTreeMap<String, String>> {
         let text: String = r.get(i)?;
         Ok(serde_json::from_str(&text).unwrap_or_default())
     };
@@ -214,7 +214,7 @@ impl Metadata {
                 "SELECT {COLUMNS} FROM logged_models WHERE deleted = 0 ORDER BY creation_ms DESC, model_id"
             ))
             .map_err(self.err("search logged models"))?;
-        let rows = stmt.query_map([], row).map_err(self.err("search logged models"))?;
+        let rows = stmt.query_map(params![], row).map_err(self.err("search logged models"))?;
         let mut out = Vec::new();
         for r in rows {
             let m = r.map_err(self.err("search logged models"))?;
@@ -231,7 +231,7 @@ impl Metadata {
         for (id, step) in models {
             self.get_logged_model(id)?;
             self.conn
-                .execute("INSERT OR IGNORE INTO run_model_outputs VALUES (?1, ?2, ?3)", params![run, id, step])
+                .execute("INSERT INTO run_model_outputs VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", params![run, id, step])
                 .map_err(self.err("record the run's outputs"))?;
         }
         Ok(())
@@ -243,7 +243,7 @@ impl Metadata {
             .prepare_cached("SELECT model_id, step FROM run_model_outputs WHERE run_id = ?1 ORDER BY step, model_id")
             .map_err(self.err("read the run's outputs"))?;
         let rows = stmt.query_map([run], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err("read the run's outputs"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read the run's outputs"))
+        rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("read the run's outputs"))
     }
 
     /// Every artifact file under folder `dir` (recursively): path, object, size.
@@ -261,7 +261,7 @@ impl Metadata {
             .map_err(self.err("list artifacts"))?;
         let mut out = Vec::new();
         for r in rows {
-            let (path, object, size) = r.map_err(self.err("list artifacts"))?;
+            let (path, object, size): (String, String, i64) = r.map_err(self.err("list artifacts"))?;
             let digest = crate::meta::parse_digest(&object, &path)?;
             out.push((path, digest, size as u64));
         }

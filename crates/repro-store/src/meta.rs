@@ -8,7 +8,7 @@ use std::time::Duration;
 use repro_core::metrics::MetricPoint;
 use repro_core::record::{RunRecord, RunStatus, Verdict};
 use repro_core::{Digest, RunId};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use crate::db::{params, Db, OptionalExtension, TransactionBehavior};
 
 use crate::objects::FileStat;
 use crate::{Result, StoreError};
@@ -115,8 +115,11 @@ CREATE TABLE code_bundles (
 ";
 
 pub struct Metadata {
-    pub(crate) conn: Connection,
+    pub(crate) conn: Db,
+    /// What messages call the database: the SQLite file, or the PostgreSQL URL.
     pub(crate) path: PathBuf,
+    /// The registry's anchor file, in the store's folder (each folder anchors the log as it saw it).
+    pub(crate) anchor: PathBuf,
 }
 
 /// One `runs` row as read, before decoding.
@@ -259,77 +262,119 @@ impl TreeCache {
 
 impl Metadata {
     /// Connects to the metadata database of the store at `root`: `repro.db` inside it, or
-    /// the PostgreSQL database `url` names.
+    /// the PostgreSQL database `url` names (creating or upgrading the schema there).
     pub fn connect(root: &Path, url: Option<&str>) -> Result<Metadata> {
-        match url {
-            None => Metadata::open(&root.join(DB_FILE)),
-            Some(url) => Err(StoreError::Config {
-                path: root.join(crate::config::CONFIG_FILE),
-                message: format!("'{url}': PostgreSQL is not supported yet"),
-            }),
-        }
+        let Some(url) = url else {
+            return Metadata::open(&root.join(DB_FILE));
+        };
+        let name = PathBuf::from(url);
+        let conn = Db::postgres(url).map_err(|e| db(&name, "connect", e))?;
+        let mut m = Metadata { conn, path: name, anchor: root.join(crate::registry::ANCHOR_FILE) };
+        m.migrate()?;
+        m.join_anchor()?;
+        Ok(m)
     }
 
+    /// Opens (creating when new) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Metadata> {
-        let conn = Connection::open(path).map_err(|e| db(path, "open", e))?;
-        conn.busy_timeout(Duration::from_secs(60)).map_err(|e| db(path, "configure", e))?;
+        let conn = rusqlite::Connection::open(path).map_err(|e| db(path, "open", e.into()))?;
+        let configure = |e: rusqlite::Error| db(path, "configure", e.into());
+        conn.busy_timeout(Duration::from_secs(60)).map_err(configure)?;
         // WAL: concurrent readers with one writer; FULL: a commit survives power loss.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db(path, "enable WAL", e))?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| db(path, "configure", e))?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| db(path, "configure", e))?;
-        crate::search::register_functions(&conn).map_err(|e| db(path, "configure", e))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db(path, "enable WAL", e.into()))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(configure)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(configure)?;
+        crate::search::register_functions(&conn).map_err(configure)?;
         // Read the database through a memory map: a search touches thousands of pages, and
         // copying each one through a read() costs more than the lookup. The pages are the
         // kernel's file cache, not the process's own memory.
-        conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(|e| db(path, "configure", e))?;
-        let mut m = Metadata { conn, path: path.to_path_buf() };
+        conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(configure)?;
+        let anchor = path.with_file_name(crate::registry::ANCHOR_FILE);
+        let mut m = Metadata { conn: Db::sqlite(conn), path: path.to_path_buf(), anchor };
         m.migrate()?;
         Ok(m)
     }
 
+    /// The schema version the database is at: SQLite's `user_version`, PostgreSQL's
+    /// `repro_schema` row (0 before there is one).
+    fn schema_version(&self) -> crate::db::DbResult<i64> {
+        if self.conn.is_postgres() {
+            self.conn.execute_batch("CREATE TABLE IF NOT EXISTS repro_schema (version BIGINT NOT NULL)")?;
+            let v: Option<i64> =
+                self.conn.query_row("SELECT MAX(version) FROM repro_schema", params![], |r| r.get(0))?;
+            Ok(v.unwrap_or(0))
+        } else {
+            self.conn.query_row("PRAGMA user_version", params![], |r| r.get(0))
+        }
+    }
+
+    /// Brings the schema to `SCHEMA_VERSION`, one step at a time, in one transaction. Each
+    /// step is written once, for SQLite; PostgreSQL runs it through `postgres_ddl`.
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
+        let pg = self.conn.is_postgres();
+        let e = |c: &'static str| {
+            let path = path.clone();
+            move |err| db(&path, c, err)
+        };
         // Most opens find the schema current: check without taking the write lock.
-        let current: i64 =
-            self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| db(&path, "migrate", e))?;
-        if current == SCHEMA_VERSION {
+        if self.schema_version().map_err(e("migrate"))? == SCHEMA_VERSION {
             return Ok(());
         }
-        let tx =
-            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db(&path, "migrate", e))?;
-        let version: i64 =
-            tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| db(&path, "migrate", e))?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("migrate"))?;
+        let version = self.schema_version().map_err(e("migrate"))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew { found: version, known: SCHEMA_VERSION });
         }
+        let step = |sql: &str, context: &'static str| {
+            let sql = if pg { crate::db::postgres_ddl(sql) } else { sql.to_string() };
+            tx.execute_batch(&sql).map_err(e(context))
+        };
+        // PostgreSQL has no implicit rowid: the tables whose reads keep insertion order get one.
+        let rowid = |table: &str| {
+            if pg {
+                tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN rowid BIGSERIAL")).map_err(e("add row ids"))
+            } else {
+                Ok(())
+            }
+        };
         if version < 1 {
-            tx.execute_batch(SCHEMA_V1).map_err(|e| db(&path, "create schema", e))?;
+            if pg {
+                tx.execute_batch(crate::db::PG_FUNCTIONS).map_err(e("create the SQL functions"))?;
+            }
+            step(SCHEMA_V1, "create schema")?;
+            rowid("metrics")?;
         }
         if version < 2 {
-            tx.execute_batch(SCHEMA_V2).map_err(|e| db(&path, "add the replays table", e))?;
+            step(SCHEMA_V2, "add the replays table")?;
+            rowid("replays")?;
         }
         if version < 3 {
-            tx.execute_batch(SCHEMA_V3).map_err(|e| db(&path, "add the environments table", e))?;
+            step(SCHEMA_V3, "add the environments table")?;
         }
         if version < 4 {
-            tx.execute_batch(SCHEMA_V4).map_err(|e| db(&path, "add the registry tables", e))?;
-        }
-        if version < 4 {
-            Self::create_anchor(&path)?;
+            step(SCHEMA_V4, "add the registry tables")?;
+            Self::create_anchor(&self.anchor)?;
         }
         if version < 5 {
-            tx.execute_batch(crate::tracking::SCHEMA_V5).map_err(|e| db(&path, "add the tracking tables", e))?;
-            Self::create_default_experiment(&tx).map_err(|e| db(&path, "add the Default experiment", e))?;
+            step(crate::tracking::SCHEMA_V5, "add the tracking tables")?;
+            rowid("run_inputs")?;
+            Self::create_default_experiment(&tx).map_err(e("add the Default experiment"))?;
         }
         if version < 6 {
-            tx.execute_batch(crate::tracking::SCHEMA_V6).map_err(|e| db(&path, "add the search indexes", e))?;
-            tx.execute_batch(crate::logged::SCHEMA_V6).map_err(|e| db(&path, "add the logged-model tables", e))?;
+            step(crate::tracking::SCHEMA_V6, "add the search indexes")?;
+            step(crate::logged::SCHEMA_V6, "add the logged-model tables")?;
         }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&path, "migrate", e))?;
-        tx.commit().map_err(|e| db(&path, "migrate", e))
+        if pg {
+            tx.execute("DELETE FROM repro_schema", params![]).map_err(e("migrate"))?;
+            tx.execute("INSERT INTO repro_schema (version) VALUES (?1)", [SCHEMA_VERSION]).map_err(e("migrate"))?;
+        } else {
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(e("migrate"))?;
+        }
+        tx.commit().map_err(e("migrate"))
     }
 
-    pub(crate) fn err(&self, context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    pub(crate) fn err(&self, context: &str) -> impl FnOnce(crate::db::DbError) -> StoreError + '_ {
         let context = context.to_string();
         move |e| db(&self.path, &context, e)
     }
@@ -427,7 +472,7 @@ impl Metadata {
         Ok(())
     }
 
-    fn row_to_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    fn row_to_run(row: &crate::db::Row) -> crate::db::DbResult<RunRow> {
         Ok(RunRow {
             id: row.get(0)?,
             json: row.get(1)?,
@@ -475,7 +520,7 @@ impl Metadata {
 
     /// Newest first.
     pub fn list_runs(&self, limit: Option<usize>) -> Result<Vec<StoredRun>> {
-        let limit = limit.map(|l| l as i64).unwrap_or(-1);
+        let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {} FROM runs ORDER BY seq DESC LIMIT ?1", Self::RUN_COLUMNS))
@@ -512,10 +557,10 @@ impl Metadata {
         let one = |sql: &str, arg: &str| -> Result<Vec<String>> {
             let mut stmt = self.conn.prepare(sql).map_err(self.err("find run"))?;
             let rows = stmt.query_map([arg], |r| r.get::<_, String>(0)).map_err(self.err("find run"))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("find run"))
+            rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("find run"))
         };
         if spec == "latest" {
-            return one("SELECT id FROM runs WHERE ?1 = ?1 ORDER BY seq DESC LIMIT 1", "")
+            return one("SELECT id FROM runs WHERE id != ?1 ORDER BY seq DESC LIMIT 1", "")
                 .map(|v| v.into_iter().next())?
                 .map(|id| RunId::parse(&id).map_err(|e| StoreError::BadRecord { run: id, message: e.to_string() }))
                 .unwrap_or_else(|| Err(StoreError::UnknownRun("latest (the store has no runs yet)".into())));
@@ -553,7 +598,7 @@ impl Metadata {
             .conn
             .prepare(&format!("SELECT {} FROM runs WHERE status = 'running'", Self::RUN_COLUMNS))
             .map_err(self.err("list running runs"))?;
-        let rows = stmt.query_map([], Self::row_to_run).map_err(self.err("list running runs"))?;
+        let rows = stmt.query_map(params![], Self::row_to_run).map_err(self.err("list running runs"))?;
         let mut dead = Vec::new();
         for r in rows {
             let run = self.decode(r.map_err(self.err("list running runs"))?)?;
@@ -595,7 +640,7 @@ impl Metadata {
                 })
             })
             .map_err(self.err("read metrics"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read metrics"))
+        rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("read metrics"))
     }
 
     // ---- replays -------------------------------------------------------------------------
@@ -657,7 +702,7 @@ impl Metadata {
     /// Every replay, for fsck.
     pub fn all_replays(&self) -> Result<Vec<ReplayRow>> {
         self.replay_rows(
-            "SELECT replay_id, original_id, verdict, report, created_ms FROM replays WHERE ?1 = ?1 ORDER BY rowid",
+            "SELECT replay_id, original_id, verdict, report, created_ms FROM replays WHERE replay_id != ?1 ORDER BY rowid",
             "",
         )
     }
@@ -716,7 +761,7 @@ impl Metadata {
         Ok((row, true))
     }
 
-    fn environment_rows(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<EnvironmentRow>> {
+    fn environment_rows(&self, sql: &str, args: &[&dyn crate::db::Arg]) -> Result<Vec<EnvironmentRow>> {
         self.rows(
             "read environments",
             sql,
@@ -763,7 +808,7 @@ impl Metadata {
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
-                        r.get(1)?,
+                        r.get::<_, String>(1)?,
                         r.get::<_, i64>(2)?,
                         r.get::<_, i64>(3)?,
                         r.get::<_, bool>(4)?,
@@ -791,9 +836,9 @@ impl Metadata {
         let mut stmt =
             self.conn.prepare("SELECT digest FROM snapshots ORDER BY digest").map_err(self.err("list snapshots"))?;
         let digests: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
+            .query_map(params![], |r| r.get(0))
             .map_err(self.err("list snapshots"))?
-            .collect::<rusqlite::Result<_>>()
+            .collect::<crate::db::DbResult<_>>()
             .map_err(self.err("list snapshots"))?;
         let mut out = Vec::new();
         for d in digests {
@@ -822,13 +867,14 @@ impl Metadata {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("record snapshot"))?;
         tx.execute(
             "INSERT INTO snapshots (digest, kind, files, bytes, stored, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(digest) DO UPDATE SET stored = MAX(stored, excluded.stored)",
+             ON CONFLICT(digest) DO UPDATE SET stored = CASE WHEN excluded.stored > snapshots.stored THEN excluded.stored ELSE snapshots.stored END",
             params![row.digest.as_str(), row.kind, row.files as i64, row.bytes as i64, row.stored, row.created_ms],
         )
         .map_err(e("record snapshot"))?;
         if let Some((root, cache)) = cache {
             tx.execute(
-                "INSERT OR REPLACE INTO tree_cache (root, manifest, files) VALUES (?1, ?2, ?3)",
+                "INSERT INTO tree_cache (root, manifest, files) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(root) DO UPDATE SET manifest = excluded.manifest, files = excluded.files",
                 params![root, cache.manifest.as_ref().map(Digest::as_str), cache.encode()],
             )
             .map_err(e("update stat cache"))?;
@@ -878,7 +924,7 @@ impl Metadata {
         Ok(version)
     }
 
-    fn dataset_rows(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<DatasetVersion>> {
+    fn dataset_rows(&self, sql: &str, args: &[&dyn crate::db::Arg]) -> Result<Vec<DatasetVersion>> {
         self.rows(
             "read datasets",
             sql,
@@ -896,8 +942,8 @@ impl Metadata {
         &self,
         context: &str,
         sql: &str,
-        args: &[&dyn rusqlite::ToSql],
-        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+        args: &[&dyn crate::db::Arg],
+        read: impl FnMut(&crate::db::Row) -> crate::db::DbResult<R>,
         build: impl Fn(R) -> Result<T>,
     ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare(sql).map_err(self.err(context))?;
@@ -980,7 +1026,7 @@ pub(crate) fn parse_digest(text: &str, owner: &str) -> Result<Digest> {
     Digest::parse(text).map_err(|e| StoreError::BadRecord { run: owner.to_string(), message: e.to_string() })
 }
 
-pub(crate) fn db(path: &Path, context: &str, source: rusqlite::Error) -> StoreError {
+pub(crate) fn db(path: &Path, context: &str, source: crate::db::DbError) -> StoreError {
     StoreError::Database { path: path.to_path_buf(), context: context.to_string(), source }
 }
 

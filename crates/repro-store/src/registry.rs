@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use repro_core::registry::{ChainProblem, Change, Event, Registry};
 use repro_core::Digest;
-use rusqlite::{params, Connection, TransactionBehavior};
+use crate::db::{params, Db, TransactionBehavior};
 
 use repro_core::metrics::MetricPoint;
 use repro_core::record::RunRecord;
@@ -19,7 +19,7 @@ use repro_core::record::RunRecord;
 use crate::meta::{db, parse_digest, Metadata, ReplayRow, SnapshotRow};
 use crate::{Result, StoreError};
 
-const ANCHOR_FILE: &str = "registry.head";
+pub(crate) const ANCHOR_FILE: &str = "registry.head";
 const EMPTY_ANCHOR: &str = "0 empty\n";
 
 /// The anchor file's word on the log.
@@ -58,18 +58,30 @@ pub struct NewEvent {
 }
 
 impl Metadata {
-    fn anchor_path(&self) -> PathBuf {
-        self.path.with_file_name(ANCHOR_FILE)
+    /// A store joining a shared database that already has a registry log anchors at the
+    /// log's head as it finds it: from then on, this folder notices the log being cut back.
+    pub(crate) fn join_anchor(&self) -> Result<()> {
+        if self.anchor.exists() {
+            return Ok(());
+        }
+        match self.registry_events()?.last() {
+            Some(last) => self.write_anchor(last),
+            None => Self::create_anchor(&self.anchor),
+        }
     }
 
-    fn read_events(conn: &Connection, path: &std::path::Path) -> Result<Vec<Event>> {
+    fn anchor_path(&self) -> PathBuf {
+        self.anchor.clone()
+    }
+
+    fn read_events(conn: &Db, path: &std::path::Path) -> Result<Vec<Event>> {
         let mut stmt = conn
             .prepare(
                 "SELECT seq, at_ms, actor, model, version, kind, payload, prev, hash FROM registry_events ORDER BY seq",
             )
             .map_err(|e| db(path, "read the registry", e))?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(params![], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -140,12 +152,11 @@ impl Metadata {
     }
 
     /// Writes the anchor of an empty log, unless there is one (store creation and migration).
-    pub(crate) fn create_anchor(path: &std::path::Path) -> Result<()> {
-        let anchor = path.with_file_name(ANCHOR_FILE);
+    pub(crate) fn create_anchor(anchor: &std::path::Path) -> Result<()> {
         if anchor.exists() {
             return Ok(());
         }
-        crate::objects::write_durably(&anchor, EMPTY_ANCHOR.as_bytes()).map_err(StoreError::io("write", anchor))
+        crate::objects::write_durably(anchor, EMPTY_ANCHOR.as_bytes()).map_err(StoreError::io("write", anchor))
     }
 
     /// Appends one event. `decide` sees the registry as it is inside the write transaction
@@ -199,7 +210,7 @@ impl Metadata {
     /// registered before its lineage existed. A damaged log is left alone (fsck names it);
     /// finishing the run matters more. Returns the last event written.
     pub(crate) fn pin_versions(
-        tx: &Connection,
+        tx: &Db,
         path: &std::path::Path,
         anchor: &Anchor,
         run: &repro_core::RunId,
@@ -304,21 +315,22 @@ impl Metadata {
         for s in &rows.snapshots {
             tx.execute(
                 "INSERT INTO snapshots (digest, kind, files, bytes, stored, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(digest) DO UPDATE SET stored = MAX(stored, excluded.stored)",
+                 ON CONFLICT(digest) DO UPDATE SET stored = CASE WHEN excluded.stored > snapshots.stored THEN excluded.stored ELSE snapshots.stored END",
                 params![s.digest.as_str(), s.kind, s.files as i64, s.bytes as i64, s.stored, s.created_ms],
             )
             .map_err(e("import snapshots"))?;
         }
         for r in &rows.replays {
             tx.execute(
-                "INSERT OR IGNORE INTO replays (replay_id, original_id, verdict, report, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO replays (replay_id, original_id, verdict, report, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
                 params![r.replay.as_str(), r.original.as_str(), r.verdict.as_str(), r.report.as_str(), r.created_ms],
             )
             .map_err(e("import replays"))?;
         }
         for (commit, object) in &rows.code_bundles {
             tx.execute(
-                "INSERT OR IGNORE INTO code_bundles (git_commit, object, created_ms) VALUES (?1, ?2, ?3)",
+                "INSERT INTO code_bundles (git_commit, object, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![commit, object.as_str(), at_ms],
             )
             .map_err(e("import code"))?;
@@ -340,7 +352,7 @@ impl Metadata {
     pub fn record_code_bundle(&self, commit: &str, object: &Digest) -> Result<()> {
         self.conn
             .execute(
-                "INSERT OR IGNORE INTO code_bundles (git_commit, object, created_ms) VALUES (?1, ?2, ?3)",
+                "INSERT INTO code_bundles (git_commit, object, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![commit, object.as_str(), crate::now_ms()],
             )
             .map_err(self.err("record the code bundle"))?;
@@ -358,7 +370,7 @@ impl Metadata {
             .prepare("SELECT git_commit, object FROM code_bundles ORDER BY git_commit")
             .map_err(self.err("read code bundles"))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map(params![], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(self.err("read code bundles"))?;
         let mut out = Vec::new();
         for r in rows {
@@ -382,7 +394,7 @@ fn refuse_damaged(events: &[Event], anchor: &Anchor) -> Result<()> {
     }
 }
 
-fn insert_event(conn: &Connection, event: &Event) -> rusqlite::Result<usize> {
+fn insert_event(conn: &Db, event: &Event) -> crate::db::DbResult<usize> {
     conn.execute(
         "INSERT INTO registry_events (seq, at_ms, actor, model, version, kind, payload, prev, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

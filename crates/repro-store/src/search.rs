@@ -25,7 +25,7 @@
 //! back to filtering in memory: every clause the grammar can produce has a SQL form here.
 
 use repro_core::search::{self, Clause, Comparator, EntityType, OrderBy, Value};
-use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use rusqlite::types::ValueRef;
 
 /// Registers the SQL functions the generated statements call: `repro_like(pattern, text,
 /// case_insensitive)`, MLflow's `LIKE` / `ILIKE` exactly as `repro_core::search` matches them
@@ -54,13 +54,13 @@ pub enum Arg {
     Int(i64),
 }
 
-impl ToSql for Arg {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self {
-            Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Arg::Real(v) => ToSqlOutput::Borrowed(ValueRef::Real(*v)),
-            Arg::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
-        })
+impl crate::db::Arg for Arg {
+    fn val(&self) -> crate::db::Val {
+        match self {
+            Arg::Text(s) => crate::db::Val::Text(s.clone()),
+            Arg::Real(v) => crate::db::Val::Real(*v),
+            Arg::Int(v) => crate::db::Val::Int(*v),
+        }
     }
 }
 
@@ -140,7 +140,7 @@ impl Driver<'_> {
                     _ => return format!("SELECT run_id FROM latest_metrics WHERE key = {key}"),
                 };
                 let value = b.bind(Arg::Real(value));
-                format!("SELECT run_id FROM latest_metrics WHERE key = {key} AND is_nan = 0 AND value {op} {value}")
+                format!("SELECT run_id FROM latest_metrics WHERE key = {key} AND NOT is_nan AND value {op} {value}")
             }
         }
     }
@@ -162,11 +162,13 @@ const STATUS: &str =
 /// A captured run that has not finished: its record's params are not in `run_params` yet.
 const UNFINISHED_CAPTURED: &str = "r.lineage IS NULL AND COALESCE(t.origin, 'run') = 'run'";
 
-const TRUE: &str = "1";
-const FALSE: &str = "0";
+const TRUE: &str = "TRUE";
+const FALSE: &str = "FALSE";
 
 struct Builder {
     args: Vec<Arg>,
+    /// For PostgreSQL: the few expressions SQLite and PostgreSQL spell differently.
+    pg: bool,
 }
 
 impl Builder {
@@ -183,20 +185,26 @@ impl Builder {
     /// A list as one JSON array parameter, read back with `json_each`, so that no list is too
     /// long for SQLite's limit on parameters.
     fn list<T: Clone + Into<serde_json::Value>>(&mut self, items: &[T]) -> String {
-        let json = serde_json::Value::Array(items.iter().cloned().map(Into::into).collect()).to_string();
-        let p = self.text(&json);
-        format!("(SELECT value FROM json_each({p}))")
+        let items: Vec<serde_json::Value> = items.iter().cloned().map(Into::into).collect();
+        let numbers = !items.is_empty() && items.iter().all(serde_json::Value::is_i64);
+        let p = self.text(&serde_json::Value::Array(items).to_string());
+        // PostgreSQL compares no text with a number: integers come back as integers.
+        if numbers {
+            format!("(SELECT CAST(value AS BIGINT) FROM json_each({p}))")
+        } else {
+            format!("(SELECT value FROM json_each({p}))")
+        }
     }
 }
 
 /// The statement that lists the runs `q` asks for, in order, one page: [`RUN_COLUMNS`] per row.
 /// With a `driver`, the runs are first narrowed by that clause's index (it must be one of
 /// `q.clauses`, which stay in the WHERE clause: the narrowing only changes the plan).
-pub fn select(q: &RunQuery<'_>, driver: Option<Driver<'_>>) -> Statement {
-    let mut b = Builder { args: Vec::new() };
+pub fn select(q: &RunQuery<'_>, driver: Option<Driver<'_>>, pg: bool) -> Statement {
+    let mut b = Builder { args: Vec::new(), pg };
     let (joins, order) = order_by(&mut b, q.order, q.params);
     let filter = where_clause(&mut b, q, driver);
-    let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let limit = q.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
     let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
     let (limit, offset) = (b.bind(Arg::Int(limit)), b.bind(Arg::Int(offset)));
     let sql = format!(
@@ -206,8 +214,8 @@ pub fn select(q: &RunQuery<'_>, driver: Option<Driver<'_>>) -> Statement {
 }
 
 /// The statement that counts the runs `q` matches (ignoring its order and page).
-pub fn count(q: &RunQuery<'_>) -> Statement {
-    let mut b = Builder { args: Vec::new() };
+pub fn count(q: &RunQuery<'_>, pg: bool) -> Statement {
+    let mut b = Builder { args: Vec::new(), pg };
     let filter = where_clause(&mut b, q, None);
     Statement { sql: format!("SELECT COUNT(*) FROM {RUN_SOURCE} WHERE {filter}"), args: b.args }
 }
@@ -234,8 +242,8 @@ pub fn drivers<'a>(q: &RunQuery<'a>) -> Vec<Driver<'a>> {
 }
 
 /// The statement that counts a driver's runs, at most `cap` of them (counting stops there).
-pub fn driver_count(d: Driver<'_>, cap: usize) -> Statement {
-    let mut b = Builder { args: Vec::new() };
+pub fn driver_count(d: Driver<'_>, cap: usize, pg: bool) -> Statement {
+    let mut b = Builder { args: Vec::new(), pg };
     let ids = d.run_ids(&mut b);
     let cap = b.bind(Arg::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
     Statement { sql: format!("SELECT COUNT(*) FROM ({ids} LIMIT {cap})"), args: b.args }
@@ -331,13 +339,20 @@ fn param_value(b: &mut Builder, key: &str, params: ParamSource) -> String {
     let logged = format!("(SELECT value FROM run_params WHERE run_id = r.id AND key = {key})");
     match params {
         ParamSource::Logged => logged,
-        ParamSource::WithRecord => format!("COALESCE({logged}, {})", record_param(&key)),
+        ParamSource::WithRecord => format!("COALESCE({logged}, {})", record_param(&key, b.pg)),
     }
 }
 
 /// A param from the record of an unfinished captured run: text as itself, anything else as the
 /// JSON the record holds (`->` gives the stored text back, as `serde_json` wrote it).
-fn record_param(key: &str) -> String {
+fn record_param(key: &str, pg: bool) -> String {
+    if pg {
+        // PostgreSQL's `json_each` (db.rs) already gives anything but text as JSON text.
+        return format!(
+            "CASE WHEN {UNFINISHED_CAPTURED} THEN (SELECT j.value \
+             FROM json_each(r.record, '$.params.values') j WHERE j.key = {key} LIMIT 1) END"
+        );
+    }
     format!(
         "CASE WHEN {UNFINISHED_CAPTURED} THEN (SELECT CASE WHEN j.type = 'text' THEN j.value ELSE r.record -> j.fullkey END \
          FROM json_each(r.record, '$.params.values') j WHERE j.key = {key} LIMIT 1) END"
@@ -479,7 +494,7 @@ fn order_by(b: &mut Builder, order: &[OrderBy], params: ParamSource) -> (String,
                 joins.push_str(&format!(" LEFT JOIN {table} o{i} ON o{i}.run_id = r.id AND o{i}.key = {key}"));
                 let value = match (o.entity, params) {
                     (EntityType::Param, ParamSource::WithRecord) => {
-                        format!("COALESCE(o{i}.value, {})", record_param(&key))
+                        format!("COALESCE(o{i}.value, {})", record_param(&key, b.pg))
                     }
                     _ => format!("o{i}.value"),
                 };
@@ -546,7 +561,7 @@ mod tests {
         for text in nasty {
             let clauses = parse_filter(text).expect("parses");
             let order = parse_order_by(&["params.`o'); DROP TABLE runs; --` DESC".to_string()]).expect("order");
-            for st in [select(&query(&clauses, &order), None), count(&query(&clauses, &order))] {
+            for st in [select(&query(&clauses, &order), None, false), count(&query(&clauses, &order), false)] {
                 for word in ["DROP", "DELETE", "1=1", "--"] {
                     assert!(!st.sql.contains(word), "{text}: {}", st.sql);
                 }
@@ -560,15 +575,15 @@ mod tests {
     fn clauses_that_pass_nothing_are_false_without_a_lookup() {
         let c =
             Clause { entity: EntityType::Metric, key: "m".into(), comparator: Comparator::Like, value: Value::Null };
-        let st = select(&query(std::slice::from_ref(&c), &[]), None);
-        assert!(st.sql.contains("AND 0 ORDER BY"), "{}", st.sql);
+        let st = select(&query(std::slice::from_ref(&c), &[]), None, false);
+        assert!(st.sql.contains("AND FALSE ORDER BY"), "{}", st.sql);
     }
 
     #[test]
     fn timestamps_against_fractions_become_integer_comparisons() {
         let cond = |filter: &str| {
             let clauses = parse_filter(filter).expect("parses");
-            let mut b = Builder { args: Vec::new() };
+            let mut b = Builder { args: Vec::new(), pg: false };
             let sql = clause(&mut b, &clauses[0], ParamSource::Logged);
             (sql, b.args)
         };
@@ -577,11 +592,11 @@ mod tests {
         assert_eq!(cond("start_time < -1.5"), ("r.started_ms < ?1".to_string(), vec![Arg::Int(-1)]));
         assert_eq!(cond("start_time <= -1.5"), ("r.started_ms < ?1".to_string(), vec![Arg::Int(-1)]));
         assert_eq!(cond("start_time > -1.5"), ("r.started_ms >= ?1".to_string(), vec![Arg::Int(-1)]));
-        assert_eq!(cond("start_time = 1.5").0, "0");
-        assert_eq!(cond("start_time != 1.5").0, "1");
-        assert_eq!(cond("start_time < 1e999").0, "1");
-        assert_eq!(cond("start_time > 1e19").0, "0");
-        assert_eq!(cond("start_time > -1e19").0, "1");
+        assert_eq!(cond("start_time = 1.5").0, "FALSE");
+        assert_eq!(cond("start_time != 1.5").0, "TRUE");
+        assert_eq!(cond("start_time < 1e999").0, "TRUE");
+        assert_eq!(cond("start_time > 1e19").0, "FALSE");
+        assert_eq!(cond("start_time > -1e19").0, "TRUE");
         assert_eq!(cond("end_time != 1.5").0, "r.ended_ms IS NOT NULL");
         assert_eq!(cond("end_time = 2").0, "r.ended_ms = ?1");
     }
@@ -755,7 +770,7 @@ mod agree {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut m = Metadata::open(&dir.path().join(crate::meta::DB_FILE)).expect("open");
         // Durability is not under test here; speed is welcome.
-        m.conn.pragma_update(None, "synchronous", "OFF").expect("pragma");
+        m.conn.execute_batch("PRAGMA synchronous = OFF").expect("pragma");
         m.create_experiment("e", None, &[]).expect("experiment");
         for (i, s) in specs.iter().enumerate() {
             let id = run_id(i as u8);
@@ -851,8 +866,8 @@ mod agree {
     }
 
     fn in_sql(m: &Metadata, q: &RunQuery<'_>, driver: Option<Driver<'_>>) -> Vec<String> {
-        let st = select(q, driver);
-        let args: Vec<&dyn rusqlite::ToSql> = st.args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+        let st = select(q, driver, false);
+        let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
         m.read_runs(&st.sql, &args, q.params).expect("search").into_iter().map(|r| r.run_id.to_string()).collect()
     }
 

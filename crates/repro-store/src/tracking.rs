@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use repro_core::record::RunRecord;
 use repro_core::search::RunView;
 use repro_core::RunId;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use crate::db::{params, Db, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::meta::{db, Metadata};
@@ -65,7 +65,7 @@ CREATE TABLE latest_metrics (
     value REAL NOT NULL,
     step INTEGER NOT NULL,
     timestamp_ms INTEGER NOT NULL,
-    is_nan INTEGER NOT NULL DEFAULT 0,
+    is_nan BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (run_id, key)
 ) WITHOUT ROWID;
 CREATE TABLE tokens (
@@ -81,14 +81,14 @@ CREATE TABLE artifacts (
     size INTEGER NOT NULL,
     created_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO run_params (run_id, key, value)
+INSERT INTO run_params (run_id, key, value)
 SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
-FROM runs r, json_each(r.record, '$.params.values') j;
-INSERT OR IGNORE INTO run_params (run_id, key, value)
+FROM runs r, json_each(r.record, '$.params.values') j WHERE TRUE ON CONFLICT DO NOTHING;
+INSERT INTO run_params (run_id, key, value)
 SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
-FROM runs r, json_each(r.record, '$.params.logged') j;
+FROM runs r, json_each(r.record, '$.params.logged') j WHERE TRUE ON CONFLICT DO NOTHING;
 -- SQLite stores NaN as NULL; a NaN point is kept as value 0 with is_nan set, as MLflow does.
-ALTER TABLE metrics ADD COLUMN is_nan INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE metrics ADD COLUMN is_nan BOOLEAN NOT NULL DEFAULT FALSE;
 CREATE TABLE run_inputs (
     run_id TEXT NOT NULL REFERENCES runs(id),
     name TEXT NOT NULL,
@@ -121,22 +121,24 @@ CREATE INDEX latest_metrics_value ON latest_metrics(key, is_nan, value);
 /// `repro run` captured is searchable like what a client logged. Existing keys win, so a
 /// param a client logged keeps its value.
 pub(crate) const PARAMS_FROM_RECORD: &str = "
-INSERT OR IGNORE INTO run_params (run_id, key, value)
+INSERT INTO run_params (run_id, key, value)
 SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
-FROM runs r, json_each(r.record, '$.params.values') j WHERE r.id = ?1;
+FROM runs r, json_each(r.record, '$.params.values') j WHERE r.id = ?1 ON CONFLICT DO NOTHING;
 ";
 pub(crate) const LOGGED_FROM_RECORD: &str = "
-INSERT OR IGNORE INTO run_params (run_id, key, value)
+INSERT INTO run_params (run_id, key, value)
 SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
-FROM runs r, json_each(r.record, '$.params.logged') j WHERE r.id = ?1;
+FROM runs r, json_each(r.record, '$.params.logged') j WHERE r.id = ?1 ON CONFLICT DO NOTHING;
 ";
 
 /// Recomputes the latest point of each of a run's metrics (after points arrive in bulk).
 pub(crate) const REFRESH_LATEST: &str = "
-INSERT OR REPLACE INTO latest_metrics (run_id, key, value, step, timestamp_ms, is_nan)
+INSERT INTO latest_metrics (run_id, key, value, step, timestamp_ms, is_nan)
 SELECT run_id, key, value, step, timestamp_ms, is_nan FROM metrics m
 WHERE run_id = ?1 AND rowid = (SELECT rowid FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.key = m.key
-                              ORDER BY step DESC, timestamp_ms DESC, value DESC LIMIT 1)";
+                              ORDER BY step DESC, timestamp_ms DESC, value DESC LIMIT 1)
+ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step,
+    timestamp_ms = excluded.timestamp_ms, is_nan = excluded.is_nan";
 
 /// The run tag MLflow keeps the run's name in.
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
@@ -280,10 +282,10 @@ fn later(a: (i64, i64, f64), b: (i64, i64, f64)) -> bool {
 }
 
 impl Metadata {
-    pub(crate) fn create_default_experiment(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+    pub(crate) fn create_default_experiment(tx: &Db) -> crate::db::DbResult<usize> {
         let now = crate::now_ms();
         tx.execute(
-            "INSERT OR IGNORE INTO experiments VALUES (0, 'Default', 'mlflow-artifacts:/0', 'active', ?1, ?1)",
+            "INSERT INTO experiments VALUES (0, 'Default', 'mlflow-artifacts:/0', 'active', ?1, ?1) ON CONFLICT DO NOTHING",
             [now],
         )
     }
@@ -309,21 +311,21 @@ impl Metadata {
             return Err(StoreError::AlreadyThere(format!("Experiment(name={name}) already exists.")));
         }
         let id: i64 = tx
-            .query_row("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", [], |r| r.get(0))
+            .query_row("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", params![], |r| r.get(0))
             .map_err(|e| db(&path, "create experiment", e))?;
         let location = artifact_location.map(str::to_string).unwrap_or_else(|| format!("mlflow-artifacts:/{id}"));
         let now = crate::now_ms();
         tx.execute("INSERT INTO experiments VALUES (?1, ?2, ?3, 'active', ?4, ?4)", params![id, name, location, now])
             .map_err(|e| db(&path, "create experiment", e))?;
         for (k, v) in tags {
-            tx.execute("INSERT OR REPLACE INTO experiment_tags VALUES (?1, ?2, ?3)", params![id, k, v])
+            tx.execute("INSERT INTO experiment_tags VALUES (?1, ?2, ?3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value", params![id, k, v])
                 .map_err(|e| db(&path, "tag experiment", e))?;
         }
         tx.commit().map_err(|e| db(&path, "create experiment", e))?;
         Ok(id)
     }
 
-    fn experiment_rows(&self, filter_sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Experiment>> {
+    fn experiment_rows(&self, filter_sql: &str, args: &[&dyn crate::db::Arg]) -> Result<Vec<Experiment>> {
         let sql = format!(
             "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time
              FROM experiments {filter_sql} ORDER BY experiment_id"
@@ -342,7 +344,7 @@ impl Metadata {
                 })
             })
             .map_err(self.err("read experiments"))?;
-        let mut out = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read experiments"))?;
+        let mut out = rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("read experiments"))?;
         let mut stmt = self
             .conn
             .prepare("SELECT key, value FROM experiment_tags WHERE experiment_id = ?1")
@@ -351,7 +353,7 @@ impl Metadata {
             let tags = stmt
                 .query_map([e.experiment_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(self.err("read tags"))?;
-            e.tags = tags.collect::<rusqlite::Result<_>>().map_err(self.err("read tags"))?;
+            e.tags = tags.collect::<crate::db::DbResult<_>>().map_err(self.err("read tags"))?;
         }
         Ok(out)
     }
@@ -410,7 +412,7 @@ impl Metadata {
         match value {
             Some(v) => self
                 .conn
-                .execute("INSERT OR REPLACE INTO experiment_tags VALUES (?1, ?2, ?3)", params![id, key, v])
+                .execute("INSERT INTO experiment_tags VALUES (?1, ?2, ?3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value", params![id, key, v])
                 .map_err(self.err("tag experiment"))?,
             None => self
                 .conn
@@ -478,7 +480,7 @@ impl Metadata {
         let mut all_tags = tags.to_vec();
         all_tags.push((RUN_NAME_TAG.to_string(), run_name.to_string()));
         for (k, v) in &all_tags {
-            tx.execute("INSERT OR REPLACE INTO run_tags VALUES (?1, ?2, ?3)", params![id.as_str(), k, v])
+            tx.execute("INSERT INTO run_tags VALUES (?1, ?2, ?3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", params![id.as_str(), k, v])
                 .map_err(|e| db(&path, "tag run", e))?;
         }
         tx.commit().map_err(|e| db(&path, "create run", e))
@@ -489,8 +491,8 @@ impl Metadata {
         let artifact_uri = format!("mlflow-artifacts:/{experiment_id}/{id}/artifacts");
         self.conn
             .execute(
-                "INSERT OR IGNORE INTO tracking (run_id, experiment_id, user_id, lifecycle_stage, artifact_uri)
-                 VALUES (?1, ?2, ?3, 'active', ?4)",
+                "INSERT INTO tracking (run_id, experiment_id, user_id, lifecycle_stage, artifact_uri)
+                 VALUES (?1, ?2, ?3, 'active', ?4) ON CONFLICT DO NOTHING",
                 params![id.as_str(), experiment_id, user_id, artifact_uri],
             )
             .map_err(self.err("adopt run"))?;
@@ -501,7 +503,7 @@ impl Metadata {
     pub(crate) fn read_runs(
         &self,
         sql: &str,
-        args: &[&dyn rusqlite::ToSql],
+        args: &[&dyn crate::db::Arg],
         params: ParamSource,
     ) -> Result<Vec<TrackedRun>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(self.err("read runs"))?;
@@ -559,18 +561,17 @@ impl Metadata {
         let mut each =
             |context: &str,
              sql: &str,
-             f: &mut dyn FnMut(&mut TrackedRun, &rusqlite::Row<'_>) -> rusqlite::Result<()>| {
-                let mut run = |stmt: &mut rusqlite::CachedStatement<'_>| -> rusqlite::Result<()> {
-                    let mut rows = stmt.query([&ids])?;
-                    while let Some(row) = rows.next()? {
+             f: &mut dyn FnMut(&mut TrackedRun, &crate::db::Row) -> crate::db::DbResult<()>| {
+                let mut run = || -> crate::db::DbResult<()> {
+                    for row in self.conn.query_rows(sql, [&ids])? {
                         let id: String = row.get(0)?;
                         if let Some(&i) = index.get(&id) {
-                            f(&mut runs[i], row)?;
+                            f(&mut runs[i], &row)?;
                         }
                     }
                     Ok(())
                 };
-                self.conn.prepare_cached(sql).and_then(|mut stmt| run(&mut stmt)).map_err(self.err(context))
+                run().map_err(self.err(context))
             };
         each(
             "read params",
@@ -656,15 +657,15 @@ impl Metadata {
     /// filter, order and page are answered in SQL (`search.rs`), so only the page is read.
     pub fn search_runs(&self, q: &RunQuery<'_>) -> Result<Vec<TrackedRun>> {
         let driver = self.pick_driver(q)?;
-        let st = search::select(q, driver);
-        let args: Vec<&dyn rusqlite::ToSql> = st.args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+        let st = search::select(q, driver, self.conn.is_postgres());
+        let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
         self.read_runs(&st.sql, &args, q.params)
     }
 
     /// How many runs `q` matches, whatever its page.
     pub fn count_runs(&self, q: &RunQuery<'_>) -> Result<usize> {
-        let st = search::count(q);
-        let args: Vec<&dyn rusqlite::ToSql> = st.args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+        let st = search::count(q, self.conn.is_postgres());
+        let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
         let n: i64 = self
             .conn
             .prepare_cached(&st.sql)
@@ -689,7 +690,7 @@ impl Metadata {
         let total: i64 = self
             .conn
             .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM runs")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .and_then(|mut s| s.query_row(params![], |r| r.get(0)))
             .map_err(self.err("count runs"))?;
         let total = total.max(1) as f64;
         // A narrowed run costs about a lookup and its share of a sort; a walked run, a lookup.
@@ -707,8 +708,8 @@ impl Metadata {
         let mut cap = cap.ceil() as usize + 1;
         let mut best = None;
         for d in candidates {
-            let st = search::driver_count(d, cap);
-            let args: Vec<&dyn rusqlite::ToSql> = st.args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+            let st = search::driver_count(d, cap, self.conn.is_postgres());
+            let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
             let n: i64 = self
                 .conn
                 .prepare_cached(&st.sql)
@@ -724,7 +725,7 @@ impl Metadata {
         Ok(best)
     }
 
-    fn active_run(tx: &rusqlite::Transaction<'_>, path: &std::path::Path, id: &str) -> Result<()> {
+    fn active_run(tx: &Db, path: &std::path::Path, id: &str) -> Result<()> {
         let stage: Option<String> = tx
             .query_row(
                 "SELECT COALESCE(t.lifecycle_stage, 'active') FROM runs r LEFT JOIN tracking t ON t.run_id = r.id WHERE r.id = ?1",
@@ -776,7 +777,7 @@ impl Metadata {
                 }
             }
             let mut tag = tx
-                .prepare_cached("INSERT OR REPLACE INTO run_tags VALUES (?1, ?2, ?3)")
+                .prepare_cached("INSERT INTO run_tags VALUES (?1, ?2, ?3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value")
                 .map_err(|e| db(&path, "set tags", e))?;
             for (k, v) in tags {
                 tag.execute(params![id, k, v]).map_err(|e| db(&path, "set tags", e))?;
@@ -813,7 +814,7 @@ impl Metadata {
                 )
                 .map_err(|e| db(&path, "log metrics", e))?;
             let mut latest_put = tx
-                .prepare_cached("INSERT OR REPLACE INTO latest_metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .prepare_cached("INSERT INTO latest_metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step,     timestamp_ms = excluded.timestamp_ms, is_nan = excluded.is_nan")
                 .map_err(|e| db(&path, "log metrics", e))?;
             for m in latest.into_values() {
                 let cur: Option<(f64, i64, i64)> = latest_get
@@ -898,7 +899,7 @@ impl Metadata {
             )
             .map_err(self.err("read metric history"))?;
         let rows = stmt
-            .query_map(params![id, key, limit as i64, offset as i64], |r| {
+            .query_map(params![id, key, i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX)], |r| {
                 Ok(LatestMetric {
                     key: r.get(0)?,
                     value: r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN),
@@ -907,7 +908,7 @@ impl Metadata {
                 })
             })
             .map_err(self.err("read metric history"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("read metric history"))
+        rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("read metric history"))
     }
 
     /// Ends a tracking-only run: its status, end time, and the params it logged go into the
@@ -922,7 +923,7 @@ impl Metadata {
             .execute("UPDATE runs SET name = ?2 WHERE id = ?1", params![id, name])
             .map_err(self.err("rename run"))?;
         self.conn
-            .execute("INSERT OR REPLACE INTO run_tags VALUES (?1, ?2, ?3)", params![id, RUN_NAME_TAG, name])
+            .execute("INSERT INTO run_tags VALUES (?1, ?2, ?3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", params![id, RUN_NAME_TAG, name])
             .map_err(self.err("rename run"))?;
         Ok(())
     }
@@ -972,9 +973,9 @@ impl Metadata {
             .prepare("SELECT id, role, name, created_ms FROM tokens ORDER BY created_ms, id")
             .map_err(self.err("list tokens"))?;
         let rows = stmt
-            .query_map([], |r| Ok(TokenRow { id: r.get(0)?, role: r.get(1)?, name: r.get(2)?, created_ms: r.get(3)? }))
+            .query_map(params![], |r| Ok(TokenRow { id: r.get(0)?, role: r.get(1)?, name: r.get(2)?, created_ms: r.get(3)? }))
             .map_err(self.err("list tokens"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("list tokens"))
+        rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("list tokens"))
     }
 
     pub fn revoke_token(&self, id: &str) -> Result<bool> {
@@ -994,7 +995,7 @@ impl Metadata {
         let any: bool = self
             .conn
             .prepare_cached("SELECT EXISTS(SELECT 1 FROM tokens)")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .and_then(|mut s| s.query_row(params![], |r| r.get(0)))
             .map_err(self.err("check tokens"))?;
         let found = match token {
             Some(t) if any => self
@@ -1040,7 +1041,8 @@ impl Metadata {
     pub fn put_artifact(&self, path: &str, object: &repro_core::Digest, size: u64) -> Result<()> {
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO artifacts (path, object, size, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO artifacts (path, object, size, created_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (path) DO UPDATE SET object = excluded.object, size = excluded.size, created_ms = excluded.created_ms",
                 params![path, object.as_str(), size as i64, crate::now_ms()],
             )
             .map_err(self.err("record the artifact"))?;
@@ -1093,7 +1095,7 @@ impl Metadata {
     pub fn all_artifacts(&self) -> Result<Vec<(String, repro_core::Digest)>> {
         let mut stmt = self.conn.prepare("SELECT path, object FROM artifacts").map_err(self.err("read artifacts"))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map(params![], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(self.err("read artifacts"))?;
         let mut out = Vec::new();
         for r in rows {
@@ -1160,14 +1162,14 @@ mod tests {
                 .expect("downgrade");
         }
         let m = Metadata::open(&path).expect("reopen");
-        let version: i64 = m.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        let version: i64 = m.conn.query_row("PRAGMA user_version", params![], |r| r.get(0)).expect("version");
         assert_eq!(version, 6);
         let indexes: i64 = m
             .conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name IN
                  ('runs_started', 'run_params_value', 'run_tags_value', 'latest_metrics_value')",
-                [],
+                params![],
                 |r| r.get(0),
             )
             .expect("indexes");

@@ -1,0 +1,767 @@
+//! One SQL interface over the two metadata backends: SQLite (embedded, `repro.db`) and
+//! PostgreSQL (shared by a team). The statements are written once, in the dialect both
+//! accept (`?N` placeholders, `INSERT … ON CONFLICT`, `TRUE`/`FALSE`); PostgreSQL gets
+//! `$N` placeholders and, for the few SQLite functions the statements use (`json_each`,
+//! `json`, `json_valid`, `json_extract`, `repro_like`), functions of the same name and
+//! meaning created by the schema (`PG_FUNCTIONS`).
+//!
+//! The API mirrors rusqlite's (`execute`, `query_row`, `prepare` → `query_map`,
+//! `transaction_with_behavior`, `optional`) so the store reads the same on both. Rows are
+//! read into [`Val`]s, converted leniently between the two type systems (PostgreSQL's
+//! `BIGINT`/`BOOLEAN`/`DOUBLE PRECISION` and SQLite's dynamic types).
+//!
+//! Write transactions (`Immediate`) are serialised on PostgreSQL by one transaction-scoped
+//! advisory lock, as SQLite serialises writers: the store's "read the next number, then
+//! insert it" steps (dataset versions, registry sequence numbers) stay correct with many
+//! writers, without each needing its own locking.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// A value bound to or read from a statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// Anything that binds as a statement parameter.
+pub trait Arg {
+    fn val(&self) -> Val;
+}
+
+macro_rules! int_arg {
+    ($($t:ty),*) => {$(
+        impl Arg for $t {
+            fn val(&self) -> Val {
+                Val::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+            }
+        }
+    )*};
+}
+int_arg!(i64, i32, u32, u64, usize, u16, u8);
+
+impl Arg for bool {
+    fn val(&self) -> Val {
+        Val::Int(i64::from(*self))
+    }
+}
+impl Arg for f64 {
+    fn val(&self) -> Val {
+        Val::Real(*self)
+    }
+}
+impl Arg for str {
+    fn val(&self) -> Val {
+        Val::Text(self.to_string())
+    }
+}
+impl Arg for String {
+    fn val(&self) -> Val {
+        Val::Text(self.clone())
+    }
+}
+impl Arg for [u8] {
+    fn val(&self) -> Val {
+        Val::Blob(self.to_vec())
+    }
+}
+impl Arg for Vec<u8> {
+    fn val(&self) -> Val {
+        Val::Blob(self.clone())
+    }
+}
+impl Arg for Val {
+    fn val(&self) -> Val {
+        self.clone()
+    }
+}
+impl<T: Arg> Arg for Option<T> {
+    fn val(&self) -> Val {
+        self.as_ref().map_or(Val::Null, Arg::val)
+    }
+}
+impl<T: Arg + ?Sized> Arg for &T {
+    fn val(&self) -> Val {
+        (**self).val()
+    }
+}
+
+/// The parameters of one statement: `params![a, b]`, an array of one type, or a slice of
+/// `&dyn Arg`.
+pub trait Params {
+    fn vals(self) -> Vec<Val>;
+}
+impl Params for &[&dyn Arg] {
+    fn vals(self) -> Vec<Val> {
+        self.iter().map(|a| a.val()).collect()
+    }
+}
+impl<const N: usize> Params for &[&dyn Arg; N] {
+    fn vals(self) -> Vec<Val> {
+        self.iter().map(|a| a.val()).collect()
+    }
+}
+impl<T: Arg, const N: usize> Params for [T; N] {
+    fn vals(self) -> Vec<Val> {
+        self.iter().map(Arg::val).collect()
+    }
+}
+impl Params for Vec<Val> {
+    fn vals(self) -> Vec<Val> {
+        self
+    }
+}
+
+/// `params![a, b, c]`: parameters of different types, rusqlite-style.
+macro_rules! params {
+    () => {
+        &[] as &[&dyn $crate::db::Arg]
+    };
+    ($($x:expr),+ $(,)?) => {
+        &[$(&$x as &dyn $crate::db::Arg),+] as &[&dyn $crate::db::Arg]
+    };
+}
+pub(crate) use params;
+
+/// What went wrong talking to the database.
+#[derive(Debug)]
+pub enum DbError {
+    Sqlite(rusqlite::Error),
+    Postgres(postgres::Error),
+    /// `query_row` found no row.
+    NoRows,
+    /// A column held something the reader cannot take.
+    Type { index: usize, message: String },
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::Sqlite(e) => write!(f, "{e}"),
+            DbError::Postgres(e) => match e.as_db_error() {
+                Some(db) => write!(f, "{} ({})", db.message(), db.code().code()),
+                None if e.is_closed() => {
+                    write!(f, "the connection to PostgreSQL was lost; check that the server is running, then try again")
+                }
+                None => {
+                    // The driver's own text is terse ("error connecting to server"); the
+                    // cause (refused, unknown host, auth) is in the source chain.
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(e);
+                    while let Some(s) = source {
+                        text = format!("{text}: {s}");
+                        source = s.source();
+                    }
+                    write!(f, "{}", text.replace('\n', " "))
+                }
+            },
+            DbError::NoRows => write!(f, "no such row"),
+            DbError::Type { index, message } => write!(f, "column {index}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => DbError::NoRows,
+            e => DbError::Sqlite(e),
+        }
+    }
+}
+impl From<postgres::Error> for DbError {
+    fn from(e: postgres::Error) -> Self {
+        DbError::Postgres(e)
+    }
+}
+
+impl DbError {
+    /// A lost or refused connection: worth retrying once the server is back.
+    pub fn is_connection(&self) -> bool {
+        match self {
+            DbError::Postgres(e) => {
+                e.is_closed() || e.as_db_error().is_none_or(|d| d.code().code().starts_with("08"))
+                    || e.code().is_some_and(|c| c.code().starts_with("57P"))
+            }
+            _ => false,
+        }
+    }
+}
+
+pub type DbResult<T> = std::result::Result<T, DbError>;
+
+/// `query_row(…).optional()`: no row is `None`.
+pub trait OptionalExtension<T> {
+    fn optional(self) -> DbResult<Option<T>>;
+}
+impl<T> OptionalExtension<T> for DbResult<T> {
+    fn optional(self) -> DbResult<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(DbError::NoRows) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A column index (`r.get(0)`).
+pub trait ColIndex {
+    fn index(self) -> usize;
+}
+impl ColIndex for usize {
+    fn index(self) -> usize {
+        self
+    }
+}
+impl ColIndex for i32 {
+    fn index(self) -> usize {
+        usize::try_from(self).unwrap_or(usize::MAX)
+    }
+}
+
+/// A type a column converts to.
+pub trait FromVal: Sized {
+    fn from_val(v: Val) -> Result<Self, String>;
+}
+impl FromVal for Val {
+    fn from_val(v: Val) -> Result<Self, String> {
+        Ok(v)
+    }
+}
+impl FromVal for i64 {
+    fn from_val(v: Val) -> Result<Self, String> {
+        match v {
+            Val::Int(i) => Ok(i),
+            Val::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(f as i64),
+            other => Err(format!("expected an integer, found {other:?}")),
+        }
+    }
+}
+macro_rules! narrow_int {
+    ($($t:ty),*) => {$(
+        impl FromVal for $t {
+            fn from_val(v: Val) -> Result<Self, String> {
+                let i = i64::from_val(v)?;
+                <$t>::try_from(i).map_err(|_| format!("{i} is out of range"))
+            }
+        }
+    )*};
+}
+narrow_int!(i32, u32, u64, usize, u16, u8);
+impl FromVal for bool {
+    fn from_val(v: Val) -> Result<Self, String> {
+        Ok(i64::from_val(v)? != 0)
+    }
+}
+impl FromVal for f64 {
+    fn from_val(v: Val) -> Result<Self, String> {
+        match v {
+            Val::Real(f) => Ok(f),
+            Val::Int(i) => Ok(i as f64),
+            other => Err(format!("expected a number, found {other:?}")),
+        }
+    }
+}
+impl FromVal for String {
+    fn from_val(v: Val) -> Result<Self, String> {
+        match v {
+            Val::Text(s) => Ok(s),
+            other => Err(format!("expected text, found {other:?}")),
+        }
+    }
+}
+impl FromVal for Vec<u8> {
+    fn from_val(v: Val) -> Result<Self, String> {
+        match v {
+            Val::Blob(b) => Ok(b),
+            Val::Text(s) => Ok(s.into_bytes()),
+            other => Err(format!("expected bytes, found {other:?}")),
+        }
+    }
+}
+impl<T: FromVal> FromVal for Option<T> {
+    fn from_val(v: Val) -> Result<Self, String> {
+        match v {
+            Val::Null => Ok(None),
+            v => T::from_val(v).map(Some),
+        }
+    }
+}
+
+/// One row, read whole.
+pub struct Row {
+    vals: Vec<Val>,
+}
+
+impl Row {
+    pub fn get<I: ColIndex, T: FromVal>(&self, i: I) -> DbResult<T> {
+        let index = i.index();
+        let v = self.vals.get(index).cloned().ok_or(DbError::Type { index, message: "no such column".into() })?;
+        T::from_val(v).map_err(|message| DbError::Type { index, message })
+    }
+}
+
+/// How a transaction begins. `Immediate` takes the write lock at once (SQLite's `BEGIN
+/// IMMEDIATE`; the store-wide advisory lock on PostgreSQL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionBehavior {
+    Deferred,
+    Immediate,
+}
+
+/// The advisory lock key write transactions share on PostgreSQL ("repro" in ASCII).
+const WRITE_LOCK: i64 = 0x7265_7072_6f;
+
+/// How long a lost PostgreSQL connection is retried before an operation gives up.
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+
+struct Pg {
+    client: postgres::Client,
+    /// Prepared statements by their SQLite-dialect text.
+    statements: HashMap<String, postgres::Statement>,
+}
+
+enum Backend {
+    Sqlite(rusqlite::Connection),
+    Postgres { config: postgres::Config, pg: RefCell<Pg> },
+}
+
+/// A connection to the metadata database.
+pub struct Db {
+    backend: Backend,
+    in_tx: Cell<bool>,
+}
+
+impl Db {
+    pub fn sqlite(conn: rusqlite::Connection) -> Db {
+        Db { backend: Backend::Sqlite(conn), in_tx: Cell::new(false) }
+    }
+
+    /// Connects to PostgreSQL, retrying a refused connection for a while (a server restarting).
+    pub fn postgres(url: &str) -> DbResult<Db> {
+        let config: postgres::Config = url.parse()?;
+        let client = connect_retrying(&config)?;
+        Ok(Db { backend: Backend::Postgres { config, pg: RefCell::new(Pg { client, statements: HashMap::new() }) }, in_tx: Cell::new(false) })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// The SQLite connection, for what only SQLite has (pragmas, functions).
+    pub fn as_sqlite(&self) -> Option<&rusqlite::Connection> {
+        match &self.backend {
+            Backend::Sqlite(c) => Some(c),
+            Backend::Postgres { .. } => None,
+        }
+    }
+
+    /// Runs statements separated by `;`, with no parameters (schemas).
+    pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
+        match &self.backend {
+            Backend::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Backend::Postgres { .. } => self.with_pg(|pg| pg.client.batch_execute(sql)),
+        }
+    }
+
+    pub fn execute<P: Params>(&self, sql: &str, params: P) -> DbResult<usize> {
+        let vals = params.vals();
+        match &self.backend {
+            Backend::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                Ok(stmt.execute(rusqlite::params_from_iter(vals.iter()))?)
+            }
+            Backend::Postgres { .. } => self.with_pg(|pg| {
+                let stmt = pg.prepare(sql)?;
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    vals.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect();
+                pg.client.execute(&stmt, &refs).map(|n| n as usize)
+            }),
+        }
+    }
+
+    /// Every row of a query.
+    pub fn query_rows<P: Params>(&self, sql: &str, params: P) -> DbResult<Vec<Row>> {
+        let vals = params.vals();
+        match &self.backend {
+            Backend::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let n = stmt.column_count();
+                let mut rows = stmt.query(rusqlite::params_from_iter(vals.iter()))?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    let mut row = Vec::with_capacity(n);
+                    for i in 0..n {
+                        row.push(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Null => Val::Null,
+                            rusqlite::types::ValueRef::Integer(i) => Val::Int(i),
+                            rusqlite::types::ValueRef::Real(f) => Val::Real(f),
+                            rusqlite::types::ValueRef::Text(t) => Val::Text(String::from_utf8_lossy(t).into_owned()),
+                            rusqlite::types::ValueRef::Blob(b) => Val::Blob(b.to_vec()),
+                        });
+                    }
+                    out.push(Row { vals: row });
+                }
+                Ok(out)
+            }
+            Backend::Postgres { .. } => {
+                let rows = self.with_pg(|pg| {
+                    let stmt = pg.prepare(sql)?;
+                    let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                        vals.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect();
+                    pg.client.query(&stmt, &refs)
+                })?;
+                rows.iter()
+                    .map(|r| {
+                        let vals = (0..r.len()).map(|i| r.try_get::<_, Val>(i)).collect::<Result<Vec<_>, _>>()?;
+                        Ok(Row { vals })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    pub fn query_row<T, P: Params>(&self, sql: &str, params: P, f: impl FnOnce(&Row) -> DbResult<T>) -> DbResult<T> {
+        let rows = self.query_rows(sql, params)?;
+        f(rows.first().ok_or(DbError::NoRows)?)
+    }
+
+    /// A statement to run (or query) with several parameter sets.
+    pub fn prepare(&self, sql: &str) -> DbResult<Stmt<'_>> {
+        Ok(Stmt { db: self, sql: sql.to_string() })
+    }
+
+    pub fn prepare_cached(&self, sql: &str) -> DbResult<Stmt<'_>> {
+        self.prepare(sql)
+    }
+
+    pub fn transaction(&self) -> DbResult<Tx<'_>> {
+        self.transaction_with_behavior(TransactionBehavior::Deferred)
+    }
+
+    pub fn transaction_with_behavior(&self, behavior: TransactionBehavior) -> DbResult<Tx<'_>> {
+        match (&self.backend, behavior) {
+            (Backend::Sqlite(c), TransactionBehavior::Immediate) => c.execute_batch("BEGIN IMMEDIATE")?,
+            (Backend::Sqlite(c), TransactionBehavior::Deferred) => c.execute_batch("BEGIN")?,
+            (Backend::Postgres { .. }, _) => {
+                self.execute_batch("BEGIN")?;
+                self.in_tx.set(true);
+                if behavior == TransactionBehavior::Immediate {
+                    if let Err(e) = self.query_rows("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK]) {
+                        self.rollback();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.in_tx.set(true);
+        Ok(Tx { db: self, done: false })
+    }
+
+    fn rollback(&self) {
+        let _ = match &self.backend {
+            Backend::Sqlite(c) => c.execute_batch("ROLLBACK").map_err(DbError::from),
+            Backend::Postgres { pg, .. } => pg.borrow_mut().client.batch_execute("ROLLBACK").map_err(DbError::from),
+        };
+        self.in_tx.set(false);
+    }
+
+    /// Runs `f` on the PostgreSQL connection; outside a transaction, a lost connection is
+    /// re-made (waiting for a restarting server) and `f` tried once more.
+    fn with_pg<T>(&self, f: impl Fn(&mut Pg) -> Result<T, postgres::Error>) -> DbResult<T> {
+        let Backend::Postgres { config, pg } = &self.backend else {
+            unreachable!("with_pg on a SQLite connection")
+        };
+        let mut pg = pg.borrow_mut();
+        if pg.client.is_closed() && !self.in_tx.get() {
+            pg.client = connect_retrying(config)?;
+            pg.statements.clear();
+        }
+        match f(&mut pg) {
+            Err(e) if !self.in_tx.get() && pg.client.is_closed() && e.as_db_error().is_none() => {
+                // The statement never reached a live server (a dead socket fails on write), so
+                // trying it again on a new connection does not apply it twice.
+                pg.client = connect_retrying(config)?;
+                pg.statements.clear();
+                Ok(f(&mut pg)?)
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+fn connect_retrying(config: &postgres::Config) -> DbResult<postgres::Client> {
+    let start = Instant::now();
+    loop {
+        match config.connect(postgres::NoTls) {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                let err = DbError::Postgres(e);
+                // A server starting up or shutting down refuses for a moment; anything else
+                // (wrong database, authentication) will not get better by waiting.
+                if !err.is_connection() || start.elapsed() > RECONNECT_FOR {
+                    return Err(err);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
+
+impl Pg {
+    fn prepare(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let stmt = self.client.prepare(&dollar_placeholders(sql))?;
+        self.statements.insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+}
+
+/// `?N` → `$N` outside string literals and quoted names.
+pub fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '?') => {
+                out.push('$');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A prepared statement (rusqlite-style).
+pub struct Stmt<'a> {
+    db: &'a Db,
+    sql: String,
+}
+
+impl Stmt<'_> {
+    pub fn execute<P: Params>(&mut self, params: P) -> DbResult<usize> {
+        self.db.execute(&self.sql, params)
+    }
+
+    /// Each row through `f`, as rusqlite's `query_map` (an iterator of results).
+    pub fn query_map<T, P: Params>(
+        &mut self,
+        params: P,
+        mut f: impl FnMut(&Row) -> DbResult<T>,
+    ) -> DbResult<std::vec::IntoIter<DbResult<T>>> {
+        let rows = self.db.query_rows(&self.sql, params)?;
+        Ok(rows.iter().map(&mut f).collect::<Vec<_>>().into_iter())
+    }
+
+    pub fn query_row<T, P: Params>(&mut self, params: P, f: impl FnOnce(&Row) -> DbResult<T>) -> DbResult<T> {
+        self.db.query_row(&self.sql, params, f)
+    }
+}
+
+/// A transaction: rolled back when dropped uncommitted.
+pub struct Tx<'a> {
+    db: &'a Db,
+    done: bool,
+}
+
+impl Tx<'_> {
+    pub fn commit(mut self) -> DbResult<()> {
+        self.done = true;
+        let result = self.db.execute_batch("COMMIT");
+        self.db.in_tx.set(false);
+        if result.is_err() {
+            self.db.rollback();
+        }
+        result
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        self.db
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.db.rollback();
+        }
+    }
+}
+
+// ---- conversions ------------------------------------------------------------------------
+
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Val::Null => ValueRef::Null,
+            Val::Int(i) => ValueRef::Integer(*i),
+            Val::Real(f) => ValueRef::Real(*f),
+            Val::Text(s) => ValueRef::Text(s.as_bytes()),
+            Val::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+/// Binds to whatever type PostgreSQL inferred for the parameter, as SQLite would take it.
+impl postgres::types::ToSql for Val {
+    fn to_sql(&self, ty: &postgres::types::Type, out: &mut bytes::BytesMut) -> Result<postgres::types::IsNull, BoxError> {
+        use postgres::types::{IsNull, Type};
+        let text = |s: &str, out: &mut bytes::BytesMut| -> Result<IsNull, BoxError> {
+            if *ty == Type::JSONB {
+                out.extend_from_slice(&[1]);
+            }
+            out.extend_from_slice(s.as_bytes());
+            Ok(IsNull::No)
+        };
+        match (self, ty) {
+            (Val::Null, _) => Ok(IsNull::Yes),
+            (Val::Int(i), &Type::INT8) => i.to_sql(ty, out),
+            (Val::Int(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
+            (Val::Int(i), &Type::INT2) => i16::try_from(*i)?.to_sql(ty, out),
+            (Val::Int(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (Val::Int(i), &Type::FLOAT4) => (*i as f32).to_sql(ty, out),
+            (Val::Int(i), &Type::BOOL) => (*i != 0).to_sql(ty, out),
+            (Val::Int(i), _) => text(&i.to_string(), out),
+            (Val::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
+            (Val::Real(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
+            (Val::Real(f), &Type::INT8) if f.fract() == 0.0 => (*f as i64).to_sql(ty, out),
+            (Val::Real(f), _) => text(&f.to_string(), out),
+            (Val::Text(s), &Type::INT8) => s.parse::<i64>()?.to_sql(ty, out),
+            (Val::Text(s), &Type::FLOAT8) => s.parse::<f64>()?.to_sql(ty, out),
+            (Val::Text(s), &Type::BYTEA) => s.as_bytes().to_sql(ty, out),
+            (Val::Text(s), _) => text(s, out),
+            (Val::Blob(b), _) => b.as_slice().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+impl<'a> postgres::types::FromSql<'a> for Val {
+    fn from_sql(ty: &postgres::types::Type, raw: &'a [u8]) -> Result<Val, BoxError> {
+        use postgres::types::Type;
+        Ok(match *ty {
+            Type::BOOL => Val::Int(i64::from(bool::from_sql(ty, raw)?)),
+            Type::INT2 => Val::Int(i64::from(i16::from_sql(ty, raw)?)),
+            Type::INT4 => Val::Int(i64::from(i32::from_sql(ty, raw)?)),
+            Type::INT8 => Val::Int(i64::from_sql(ty, raw)?),
+            Type::FLOAT4 => Val::Real(f64::from(f32::from_sql(ty, raw)?)),
+            Type::FLOAT8 => Val::Real(f64::from_sql(ty, raw)?),
+            Type::BYTEA => Val::Blob(raw.to_vec()),
+            Type::JSONB => Val::Text(String::from_utf8(raw.get(1..).unwrap_or_default().to_vec())?),
+            Type::VOID => Val::Null,
+            _ => Val::Text(String::from_utf8(raw.to_vec())?),
+        })
+    }
+
+    fn from_sql_null(_: &postgres::types::Type) -> Result<Val, BoxError> {
+        Ok(Val::Null)
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        use postgres::types::{Kind, Type};
+        // Text-like types arrive as UTF-8; NUMERIC's binary form does not, so cast it.
+        *ty != Type::NUMERIC && matches!(ty.kind(), Kind::Simple | Kind::Pseudo)
+    }
+}
+
+/// The PostgreSQL form of a schema step written for SQLite: types, autoincrement keys,
+/// `WITHOUT ROWID`, and byte-wise (`C`) text ordering, which is SQLite's.
+pub fn postgres_ddl(sql: &str) -> String {
+    sql.replace(" INTEGER PRIMARY KEY AUTOINCREMENT", " BIGSERIAL PRIMARY KEY")
+        .replace(" INTEGER", " BIGINT")
+        .replace(" REAL", " DOUBLE PRECISION")
+        .replace(" BLOB", " BYTEA")
+        .replace(" TEXT", " TEXT COLLATE \"C\"")
+        .replace(") WITHOUT ROWID", ")")
+        .replace("INSERT OR IGNORE INTO", "INSERT INTO")
+}
+
+/// SQLite's functions that the store's statements call, for PostgreSQL. `json_each` returns
+/// text values (strings unquoted, anything else as JSON), as SQLite's does for `value`
+/// with `type = 'text'` marking strings.
+pub const PG_FUNCTIONS: &str = r#"
+CREATE OR REPLACE FUNCTION json(doc text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT doc $$;
+CREATE OR REPLACE FUNCTION repro_json_text(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN jsonb_typeof(v) = 'string' THEN v #>> '{}' ELSE v::text END $$;
+CREATE OR REPLACE FUNCTION repro_json_type(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE jsonb_typeof(v) WHEN 'string' THEN 'text' WHEN 'number' THEN 'real' ELSE jsonb_typeof(v) END $$;
+CREATE OR REPLACE FUNCTION json_each(doc text, path text) RETURNS TABLE(key text, value text, type text)
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT e.key, repro_json_text(e.value), repro_json_type(e.value)
+  FROM jsonb_each(CASE WHEN jsonb_typeof((doc::jsonb) #> string_to_array(substr(path, 3), '.')) = 'object'
+                       THEN (doc::jsonb) #> string_to_array(substr(path, 3), '.') ELSE '{}'::jsonb END) e $$;
+CREATE OR REPLACE FUNCTION json_each(doc text) RETURNS TABLE(key text, value text, type text)
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT (e.n - 1)::text, repro_json_text(e.v), repro_json_type(e.v)
+  FROM jsonb_array_elements(doc::jsonb) WITH ORDINALITY e(v, n) $$;
+CREATE OR REPLACE FUNCTION json_valid(doc text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  PERFORM doc::jsonb;
+  RETURN true;
+EXCEPTION WHEN others THEN
+  RETURN false;
+END $$;
+CREATE OR REPLACE FUNCTION json_extract(doc text, path text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT repro_json_text((doc::jsonb) -> trim(both '"' from substr(path, 3))) $$;
+CREATE OR REPLACE FUNCTION repro_like(pattern text, t text, folded bigint) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN folded <> 0 THEN lower(t) LIKE lower(pattern) ESCAPE '' ELSE t LIKE pattern ESCAPE '' END $$;
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_outside_quotes_become_dollars() {
+        assert_eq!(dollar_placeholders("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND \"?\" = ?3"), "SELECT a FROM t WHERE b = $1 AND c = '?2' AND \"?\" = $3");
+    }
+
+    #[test]
+    fn ddl_translates_types() {
+        let pg = postgres_ddl("CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, v REAL NOT NULL, b BLOB, s TEXT) WITHOUT ROWID;");
+        assert_eq!(pg, "CREATE TABLE t (seq BIGSERIAL PRIMARY KEY, v DOUBLE PRECISION NOT NULL, b BYTEA, s TEXT COLLATE \"C\");");
+    }
+
+    #[test]
+    fn sqlite_round_trips_values_and_transactions() {
+        let db = Db::sqlite(rusqlite::Connection::open_in_memory().expect("open"));
+        db.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER, f REAL, b BLOB)").expect("create");
+        db.execute("INSERT INTO t VALUES (?1, ?2, ?3, ?4)", params!["a", 7u32, 0.5, vec![1u8, 2]]).expect("insert");
+        {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate).expect("begin");
+            tx.execute("INSERT INTO t (k) VALUES (?1)", ["b"]).expect("insert");
+        }
+        let n: i64 = db.query_row("SELECT COUNT(*) FROM t", params![], |r| r.get(0)).expect("count");
+        assert_eq!(n, 1, "a dropped transaction rolls back");
+        let (n, f, b): (u32, f64, Vec<u8>) =
+            db.query_row("SELECT n, f, b FROM t WHERE k = ?1", ["a"], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).expect("row");
+        assert_eq!((n, f, b), (7, 0.5, vec![1, 2]));
+        assert!(db.query_row("SELECT n FROM t WHERE k = ?1", ["zz"], |r| r.get::<_, i64>(0)).optional().expect("ok").is_none());
+        let e = db.query_row("SELECT k FROM t", params![], |r| r.get::<_, i64>(0)).expect_err("text is no integer");
+        assert!(e.to_string().contains("column 0"), "{e}");
+    }
+}
