@@ -136,7 +136,10 @@ pub enum DbError {
     /// `query_row` found no row.
     NoRows,
     /// A column held something the reader cannot take.
-    Type { index: usize, message: String },
+    Type {
+        index: usize,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for DbError {
@@ -187,7 +190,8 @@ impl DbError {
     pub fn is_connection(&self) -> bool {
         match self {
             DbError::Postgres(e) => {
-                e.is_closed() || e.as_db_error().is_none_or(|d| d.code().code().starts_with("08"))
+                e.is_closed()
+                    || e.as_db_error().is_none_or(|d| d.code().code().starts_with("08"))
                     || e.code().is_some_and(|c| c.code().starts_with("57P"))
             }
             _ => false,
@@ -348,7 +352,10 @@ impl Db {
     pub fn postgres(url: &str) -> DbResult<Db> {
         let config: postgres::Config = url.parse()?;
         let client = connect_retrying(&config)?;
-        Ok(Db { backend: Backend::Postgres { config, pg: RefCell::new(Pg { client, statements: HashMap::new() }) }, in_tx: Cell::new(false) })
+        Ok(Db {
+            backend: Backend::Postgres { config, pg: RefCell::new(Pg { client, statements: HashMap::new() }) },
+            in_tx: Cell::new(false),
+        })
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -476,9 +483,7 @@ impl Db {
     /// Runs `f` on the PostgreSQL connection; outside a transaction, a lost connection is
     /// re-made (waiting for a restarting server) and `f` tried once more.
     fn with_pg<T>(&self, f: impl Fn(&mut Pg) -> Result<T, postgres::Error>) -> DbResult<T> {
-        let Backend::Postgres { config, pg } = &self.backend else {
-            unreachable!("with_pg on a SQLite connection")
-        };
+        let Backend::Postgres { config, pg } = &self.backend else { unreachable!("with_pg on a SQLite connection") };
         let mut pg = pg.borrow_mut();
         if pg.client.is_closed() && !self.in_tx.get() {
             pg.client = connect_retrying(config)?;
@@ -623,7 +628,11 @@ type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
 /// Binds to whatever type PostgreSQL inferred for the parameter, as SQLite would take it.
 impl postgres::types::ToSql for Val {
-    fn to_sql(&self, ty: &postgres::types::Type, out: &mut bytes::BytesMut) -> Result<postgres::types::IsNull, BoxError> {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, BoxError> {
         use postgres::types::{IsNull, Type};
         let text = |s: &str, out: &mut bytes::BytesMut| -> Result<IsNull, BoxError> {
             if *ty == Type::JSONB {
@@ -648,6 +657,9 @@ impl postgres::types::ToSql for Val {
             (Val::Text(s), &Type::INT8) => s.parse::<i64>()?.to_sql(ty, out),
             (Val::Text(s), &Type::FLOAT8) => s.parse::<f64>()?.to_sql(ty, out),
             (Val::Text(s), &Type::BYTEA) => s.as_bytes().to_sql(ty, out),
+            (Val::Text(s), _) if s.contains('\0') => {
+                Err("the text holds a NUL character, which PostgreSQL cannot store; remove it".into())
+            }
             (Val::Text(s), _) => text(s, out),
             (Val::Blob(b), _) => b.as_slice().to_sql(ty, out),
         }
@@ -700,7 +712,7 @@ pub fn postgres_ddl(sql: &str) -> String {
         .replace("INSERT OR IGNORE INTO", "INSERT INTO")
 }
 
-/// SQLite's functions that the store's statements call, for PostgreSQL. `json_each` returns
+/// SQLite's functions (and its `->` on text) that the store's statements call, for PostgreSQL. `json_each` returns
 /// text values (strings unquoted, anything else as JSON), as SQLite's does for `value`
 /// with `type = 'text'` marking strings.
 pub const PG_FUNCTIONS: &str = r#"
@@ -709,15 +721,23 @@ CREATE OR REPLACE FUNCTION repro_json_text(v jsonb) RETURNS text LANGUAGE sql IM
   SELECT CASE WHEN jsonb_typeof(v) = 'string' THEN v #>> '{}' ELSE v::text END $$;
 CREATE OR REPLACE FUNCTION repro_json_type(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE jsonb_typeof(v) WHEN 'string' THEN 'text' WHEN 'number' THEN 'real' ELSE jsonb_typeof(v) END $$;
-CREATE OR REPLACE FUNCTION json_each(doc text, path text) RETURNS TABLE(key text, value text, type text)
+CREATE OR REPLACE FUNCTION json_each(doc text, path text) RETURNS TABLE(key text, value text, type text, fullkey text)
 LANGUAGE sql IMMUTABLE AS $$
-  SELECT e.key, repro_json_text(e.value), repro_json_type(e.value)
+  SELECT e.key, repro_json_text(e.value), repro_json_type(e.value),
+         to_jsonb(string_to_array(substr(path, 3), '.') || e.key)::text
   FROM jsonb_each(CASE WHEN jsonb_typeof((doc::jsonb) #> string_to_array(substr(path, 3), '.')) = 'object'
                        THEN (doc::jsonb) #> string_to_array(substr(path, 3), '.') ELSE '{}'::jsonb END) e $$;
-CREATE OR REPLACE FUNCTION json_each(doc text) RETURNS TABLE(key text, value text, type text)
+CREATE OR REPLACE FUNCTION json_each(doc text) RETURNS TABLE(key text, value text, type text, fullkey text)
 LANGUAGE sql IMMUTABLE AS $$
-  SELECT (e.n - 1)::text, repro_json_text(e.v), repro_json_type(e.v)
+  SELECT (e.n - 1)::text, repro_json_text(e.v), repro_json_type(e.v), to_jsonb(ARRAY[(e.n - 1)::text])::text
   FROM jsonb_array_elements(doc::jsonb) WITH ORDINALITY e(v, n) $$;
+-- `doc -> fullkey`: the JSON at a `fullkey` of json_each (a JSON array of path steps here).
+CREATE OR REPLACE FUNCTION repro_json_at(doc text, path text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT ((doc::jsonb) #> ARRAY(SELECT jsonb_array_elements_text(path::jsonb)))::text $$;
+DO $$ BEGIN
+  CREATE OPERATOR -> (LEFTARG = text, RIGHTARG = text, FUNCTION = repro_json_at);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$;
 CREATE OR REPLACE FUNCTION json_valid(doc text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
   PERFORM doc::jsonb;
@@ -728,7 +748,8 @@ END $$;
 CREATE OR REPLACE FUNCTION json_extract(doc text, path text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
   SELECT repro_json_text((doc::jsonb) -> trim(both '"' from substr(path, 3))) $$;
 CREATE OR REPLACE FUNCTION repro_like(pattern text, t text, folded bigint) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE WHEN folded <> 0 THEN lower(t) LIKE lower(pattern) ESCAPE '' ELSE t LIKE pattern ESCAPE '' END $$;
+  SELECT CASE WHEN folded <> 0 THEN lower(t COLLATE "und-x-icu") LIKE lower(pattern COLLATE "und-x-icu") ESCAPE ''
+              ELSE t LIKE pattern ESCAPE '' END $$;
 "#;
 
 #[cfg(test)]
@@ -737,13 +758,21 @@ mod tests {
 
     #[test]
     fn placeholders_outside_quotes_become_dollars() {
-        assert_eq!(dollar_placeholders("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND \"?\" = ?3"), "SELECT a FROM t WHERE b = $1 AND c = '?2' AND \"?\" = $3");
+        assert_eq!(
+            dollar_placeholders("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND \"?\" = ?3"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?2' AND \"?\" = $3"
+        );
     }
 
     #[test]
     fn ddl_translates_types() {
-        let pg = postgres_ddl("CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, v REAL NOT NULL, b BLOB, s TEXT) WITHOUT ROWID;");
-        assert_eq!(pg, "CREATE TABLE t (seq BIGSERIAL PRIMARY KEY, v DOUBLE PRECISION NOT NULL, b BYTEA, s TEXT COLLATE \"C\");");
+        let pg = postgres_ddl(
+            "CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, v REAL NOT NULL, b BLOB, s TEXT) WITHOUT ROWID;",
+        );
+        assert_eq!(
+            pg,
+            "CREATE TABLE t (seq BIGSERIAL PRIMARY KEY, v DOUBLE PRECISION NOT NULL, b BYTEA, s TEXT COLLATE \"C\");"
+        );
     }
 
     #[test]
@@ -757,11 +786,50 @@ mod tests {
         }
         let n: i64 = db.query_row("SELECT COUNT(*) FROM t", params![], |r| r.get(0)).expect("count");
         assert_eq!(n, 1, "a dropped transaction rolls back");
-        let (n, f, b): (u32, f64, Vec<u8>) =
-            db.query_row("SELECT n, f, b FROM t WHERE k = ?1", ["a"], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).expect("row");
+        let (n, f, b): (u32, f64, Vec<u8>) = db
+            .query_row("SELECT n, f, b FROM t WHERE k = ?1", ["a"], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("row");
         assert_eq!((n, f, b), (7, 0.5, vec![1, 2]));
-        assert!(db.query_row("SELECT n FROM t WHERE k = ?1", ["zz"], |r| r.get::<_, i64>(0)).optional().expect("ok").is_none());
+        assert!(db
+            .query_row("SELECT n FROM t WHERE k = ?1", ["zz"], |r| r.get::<_, i64>(0))
+            .optional()
+            .expect("ok")
+            .is_none());
         let e = db.query_row("SELECT k FROM t", params![], |r| r.get::<_, i64>(0)).expect_err("text is no integer");
         assert!(e.to_string().contains("column 0"), "{e}");
+    }
+}
+
+/// A database of its own on the PostgreSQL server `REPRO_TEST_PG` names (a URL without the
+/// database, e.g. `postgres://postgres@127.0.0.1:5432`), dropped when this is dropped: the
+/// store's tests run against PostgreSQL with that variable set, and against SQLite without.
+pub struct ScratchDb {
+    admin: String,
+    name: String,
+    /// The URL of the new database.
+    pub url: String,
+}
+
+impl ScratchDb {
+    /// `None` when `REPRO_TEST_PG` is unset.
+    pub fn create() -> Option<ScratchDb> {
+        let base = std::env::var("REPRO_TEST_PG").ok().filter(|s| !s.is_empty())?;
+        let base = base.trim_end_matches('/').to_string();
+        let name = format!("repro_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = format!("{base}/postgres");
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("REPRO_TEST_PG={base}: cannot connect: {}", DbError::Postgres(e)));
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {}", DbError::Postgres(e)));
+        Some(ScratchDb { admin, url: format!("{base}/{name}"), name })
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
     }
 }

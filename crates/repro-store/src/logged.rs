@@ -231,7 +231,10 @@ impl Metadata {
         for (id, step) in models {
             self.get_logged_model(id)?;
             self.conn
-                .execute("INSERT INTO run_model_outputs VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", params![run, id, step])
+                .execute(
+                    "INSERT INTO run_model_outputs VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![run, id, step],
+                )
                 .map_err(self.err("record the run's outputs"))?;
         }
         Ok(())

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::db::{params, Db, OptionalExtension, TransactionBehavior};
 use repro_core::metrics::MetricPoint;
 use repro_core::record::{RunRecord, RunStatus, Verdict};
 use repro_core::{Digest, RunId};
-use crate::db::{params, Db, OptionalExtension, TransactionBehavior};
 
 use crate::objects::FileStat;
 use crate::{Result, StoreError};
@@ -1018,6 +1018,16 @@ impl Metadata {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A metadata database for a test in `dir`: a scratch PostgreSQL database when
+/// `REPRO_TEST_PG` is set (dropped with the guard), else SQLite.
+#[cfg(test)]
+pub(crate) fn scratch(dir: &Path) -> (Metadata, Option<crate::db::ScratchDb>) {
+    match crate::db::ScratchDb::create() {
+        Some(s) => (Metadata::connect(dir, Some(&s.url)).expect("connect"), Some(s)),
+        None => (Metadata::open(&dir.join(DB_FILE)).expect("open"), None),
     }
 }
 

@@ -9,9 +9,9 @@
 
 use std::path::PathBuf;
 
+use crate::db::{params, Db, TransactionBehavior};
 use repro_core::registry::{ChainProblem, Change, Event, Registry};
 use repro_core::Digest;
-use crate::db::{params, Db, TransactionBehavior};
 
 use repro_core::metrics::MetricPoint;
 use repro_core::record::RunRecord;
@@ -454,15 +454,16 @@ mod tests {
     #[test]
     fn concurrent_appends_chain_and_anchor() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db_path = dir.path().join(crate::meta::DB_FILE);
-        Metadata::open(&db_path).expect("open");
+        let (_, scratch) = crate::meta::scratch(dir.path());
+        let url = scratch.as_ref().map(|s| s.url.clone());
+        let root = dir.path().to_path_buf();
         let run = RunId::from_bytes([1; 16]);
         let threads: Vec<_> = (0..4)
             .map(|_| {
-                let db_path = db_path.clone();
+                let (root, url) = (root.clone(), url.clone());
                 let run = run.clone();
                 std::thread::spawn(move || {
-                    let mut m = Metadata::open(&db_path).expect("open");
+                    let mut m = Metadata::connect(&root, url.as_deref()).expect("open");
                     for _ in 0..5 {
                         m.append_registry_event::<StoreError>(1, |reg| {
                             Ok(NewEvent {
@@ -480,7 +481,7 @@ mod tests {
         for t in threads {
             t.join().expect("thread");
         }
-        let m = Metadata::open(&db_path).expect("open");
+        let m = Metadata::connect(&root, url.as_deref()).expect("open");
         let events = m.registry_events().expect("events");
         assert_eq!(events.len(), 20);
         let anchor = m.registry_anchor().expect("anchor");
@@ -495,7 +496,7 @@ mod tests {
     #[test]
     fn a_refused_append_writes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut m = Metadata::open(&dir.path().join(crate::meta::DB_FILE)).expect("open");
+        let (mut m, _scratch) = crate::meta::scratch(dir.path());
         let r = m.append_registry_event(1, |_| Err(StoreError::UnknownRun("x".into())));
         assert!(r.is_err());
         assert!(m.registry_events().expect("events").is_empty());

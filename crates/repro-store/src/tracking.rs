@@ -10,10 +10,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::db::{params, Db, OptionalExtension, TransactionBehavior};
 use repro_core::record::RunRecord;
 use repro_core::search::RunView;
 use repro_core::RunId;
-use crate::db::{params, Db, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::meta::{db, Metadata};
@@ -657,14 +657,14 @@ impl Metadata {
     /// filter, order and page are answered in SQL (`search.rs`), so only the page is read.
     pub fn search_runs(&self, q: &RunQuery<'_>) -> Result<Vec<TrackedRun>> {
         let driver = self.pick_driver(q)?;
-        let st = search::select(q, driver, self.conn.is_postgres());
+        let st = search::select(q, driver);
         let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
         self.read_runs(&st.sql, &args, q.params)
     }
 
     /// How many runs `q` matches, whatever its page.
     pub fn count_runs(&self, q: &RunQuery<'_>) -> Result<usize> {
-        let st = search::count(q, self.conn.is_postgres());
+        let st = search::count(q);
         let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
         let n: i64 = self
             .conn
@@ -708,7 +708,7 @@ impl Metadata {
         let mut cap = cap.ceil() as usize + 1;
         let mut best = None;
         for d in candidates {
-            let st = search::driver_count(d, cap, self.conn.is_postgres());
+            let st = search::driver_count(d, cap);
             let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
             let n: i64 = self
                 .conn
@@ -899,14 +899,17 @@ impl Metadata {
             )
             .map_err(self.err("read metric history"))?;
         let rows = stmt
-            .query_map(params![id, key, i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX)], |r| {
-                Ok(LatestMetric {
-                    key: r.get(0)?,
-                    value: r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN),
-                    step: r.get(2)?,
-                    timestamp: r.get(3)?,
-                })
-            })
+            .query_map(
+                params![id, key, i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(LatestMetric {
+                        key: r.get(0)?,
+                        value: r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN),
+                        step: r.get(2)?,
+                        timestamp: r.get(3)?,
+                    })
+                },
+            )
             .map_err(self.err("read metric history"))?;
         rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("read metric history"))
     }
@@ -973,7 +976,9 @@ impl Metadata {
             .prepare("SELECT id, role, name, created_ms FROM tokens ORDER BY created_ms, id")
             .map_err(self.err("list tokens"))?;
         let rows = stmt
-            .query_map(params![], |r| Ok(TokenRow { id: r.get(0)?, role: r.get(1)?, name: r.get(2)?, created_ms: r.get(3)? }))
+            .query_map(params![], |r| {
+                Ok(TokenRow { id: r.get(0)?, role: r.get(1)?, name: r.get(2)?, created_ms: r.get(3)? })
+            })
             .map_err(self.err("list tokens"))?;
         rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("list tokens"))
     }
@@ -1117,7 +1122,7 @@ mod tests {
             assert!(clean_artifact_path(bad).is_err(), "{bad:?}");
         }
         assert_eq!(clean_artifact_path("1/r/artifacts/model/").as_deref(), Ok("1/r/artifacts/model"));
-        let (_d, m) = meta();
+        let (_d, m, _s) = meta();
         let d = repro_core::Digest::of_bytes(b"x");
         for p in [
             "1/r/artifacts/notes.txt",
@@ -1136,10 +1141,10 @@ mod tests {
         assert!(m.get_artifact("1/r/artifacts/nothing").expect("get").is_none());
     }
 
-    fn meta() -> (tempfile::TempDir, Metadata) {
+    fn meta() -> (tempfile::TempDir, Metadata, Option<crate::db::ScratchDb>) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let m = Metadata::open(&dir.path().join(crate::meta::DB_FILE)).expect("open");
-        (dir, m)
+        let (m, scratch) = crate::meta::scratch(dir.path());
+        (dir, m, scratch)
     }
 
     #[test]
@@ -1190,7 +1195,7 @@ mod tests {
 
     #[test]
     fn a_batch_keeps_the_latest_point_of_each_key_as_one_by_one_would() {
-        let (_d, mut m) = meta();
+        let (_d, mut m, _s) = meta();
         let pt =
             |key: &str, value: f64, step: i64, timestamp: i64| MetricIn { key: key.into(), value, step, timestamp };
         // The same points, in one batch and one by one, into two runs.
@@ -1234,7 +1239,7 @@ mod tests {
 
     #[test]
     fn experiments_and_the_default_one() {
-        let (_d, mut m) = meta();
+        let (_d, mut m, _s) = meta();
         assert_eq!(m.get_experiment(0).expect("default").name, "Default");
         let id = m.create_experiment("e", None, &[("k".into(), "v".into())]).expect("create");
         assert_eq!(id, 1);
@@ -1248,7 +1253,7 @@ mod tests {
 
     #[test]
     fn runs_log_and_keep_the_latest_metric() {
-        let (_d, mut m) = meta();
+        let (_d, mut m, _s) = meta();
         let id = RunId::from_bytes([3; 16]);
         m.create_tracked_run(&id, 0, "ada", "brave-owl", 1000, &[("team".into(), "a".into())], "h").expect("create");
         let p = |k: &str, v: &str| (k.to_string(), v.to_string());
