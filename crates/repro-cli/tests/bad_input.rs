@@ -115,8 +115,7 @@ fn ambiguous_prefix_lists_candidates() {
     let sql = format!(
         "INSERT INTO runs (id, name, status, started_ms, host, record) SELECT '{b}', name, status, started_ms, host, record FROM runs WHERE id = '{a}'"
     );
-    let ok = std::process::Command::new("sqlite3").arg(t.path(".repro/repro.db")).arg(sql).status().expect("sqlite3");
-    assert!(ok.success());
+    t.sql(&sql);
     let line = t.repro(&["show", &a[..8]]).expect_code(2).error_line();
     assert!(line.contains("matches 2 runs") && line.contains(&a[..12]) && line.contains(&b[..12]), "{line}");
     // More digits disambiguate; too few (under 4) are not an id prefix but a name.

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{id_of, item, status, TestContext};
 
@@ -31,12 +30,7 @@ impl Drop for Moved {
 }
 
 fn registry_events(t: &TestContext) -> i64 {
-    let out = Command::new("sqlite3")
-        .arg(t.path(".repro/repro.db"))
-        .arg("SELECT COUNT(*) FROM registry_events")
-        .output()
-        .expect("sqlite3");
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a count")
+    t.sql("SELECT COUNT(*) FROM registry_events").trim().parse().expect("a count")
 }
 
 fn object_count(t: &TestContext) -> usize {

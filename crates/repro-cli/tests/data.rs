@@ -155,12 +155,7 @@ fn editing_a_run_row_behind_repros_back_is_detected() {
     let t = TestContext::new();
     t.repro(&["init"]).success();
     t.repro(&["run", "--seed", "1", "--", "true"]).success();
-    let ok = std::process::Command::new("sqlite3")
-        .arg(t.path(".repro/repro.db"))
-        .arg("UPDATE runs SET record = replace(record, '\"value\":1,', '\"value\":2,')")
-        .status()
-        .expect("sqlite3");
-    assert!(ok.success());
+    t.sql("UPDATE runs SET record = replace(record, '\"value\":1,', '\"value\":2,')");
     let r = t.repro(&["fsck"]).expect_code(1);
     assert!(r.stdout().contains("no longer matches its lineage digest"), "{}", r.stdout());
     let (report, code) = t.audit("latest");

@@ -334,7 +334,11 @@ struct Pg {
 
 enum Backend {
     Sqlite(rusqlite::Connection),
-    Postgres { config: postgres::Config, pg: RefCell<Pg> },
+    /// `None` only while being dropped.
+    Postgres {
+        config: postgres::Config,
+        pg: RefCell<Option<Pg>>,
+    },
 }
 
 /// A connection to the metadata database.
@@ -353,7 +357,7 @@ impl Db {
         let config: postgres::Config = url.parse()?;
         let client = connect_retrying(&config)?;
         Ok(Db {
-            backend: Backend::Postgres { config, pg: RefCell::new(Pg { client, statements: HashMap::new() }) },
+            backend: Backend::Postgres { config, pg: RefCell::new(Some(Pg { client, statements: HashMap::new() })) },
             in_tx: Cell::new(false),
         })
     }
@@ -440,6 +444,22 @@ impl Db {
         f(rows.first().ok_or(DbError::NoRows)?)
     }
 
+    /// The column names of `table`, in order (PostgreSQL's own `rowid` left out: it is the
+    /// stand-in for SQLite's implicit one).
+    pub fn columns(&self, table: &str) -> DbResult<Vec<String>> {
+        let rows = if self.is_postgres() {
+            self.query_rows(
+                "SELECT column_name FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = ?1 AND column_name != 'rowid'
+                 ORDER BY ordinal_position",
+                [table],
+            )?
+        } else {
+            self.query_rows("SELECT name FROM pragma_table_info(?1) ORDER BY cid", [table])?
+        };
+        rows.iter().map(|r| r.get(0)).collect()
+    }
+
     /// A statement to run (or query) with several parameter sets.
     pub fn prepare(&self, sql: &str) -> DbResult<Stmt<'_>> {
         Ok(Stmt { db: self, sql: sql.to_string() })
@@ -475,7 +495,10 @@ impl Db {
     fn rollback(&self) {
         let _ = match &self.backend {
             Backend::Sqlite(c) => c.execute_batch("ROLLBACK").map_err(DbError::from),
-            Backend::Postgres { pg, .. } => pg.borrow_mut().client.batch_execute("ROLLBACK").map_err(DbError::from),
+            Backend::Postgres { pg, .. } => match pg.borrow_mut().as_mut() {
+                Some(pg) => pg.client.batch_execute("ROLLBACK").map_err(DbError::from),
+                None => Ok(()),
+            },
         };
         self.in_tx.set(false);
     }
@@ -484,20 +507,37 @@ impl Db {
     /// re-made (waiting for a restarting server) and `f` tried once more.
     fn with_pg<T>(&self, f: impl Fn(&mut Pg) -> Result<T, postgres::Error>) -> DbResult<T> {
         let Backend::Postgres { config, pg } = &self.backend else { unreachable!("with_pg on a SQLite connection") };
-        let mut pg = pg.borrow_mut();
+        let mut guard = pg.borrow_mut();
+        let Some(pg) = guard.as_mut() else {
+            return Err(DbError::Type { index: 0, message: "the connection is closed".into() });
+        };
         if pg.client.is_closed() && !self.in_tx.get() {
             pg.client = connect_retrying(config)?;
             pg.statements.clear();
         }
-        match f(&mut pg) {
+        match f(pg) {
             Err(e) if !self.in_tx.get() && pg.client.is_closed() && e.as_db_error().is_none() => {
                 // The statement never reached a live server (a dead socket fails on write), so
                 // trying it again on a new connection does not apply it twice.
                 pg.client = connect_retrying(config)?;
                 pg.statements.clear();
-                Ok(f(&mut pg)?)
+                Ok(f(pg)?)
             }
             other => Ok(other?),
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // The driver's client blocks on its own runtime when it closes, which panics inside
+        // another (a server's pool dropped as the server stops): close it on a thread of its own.
+        if let Backend::Postgres { pg, .. } = &mut self.backend {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                if let Some(pg) = pg.get_mut().take() {
+                    let _ = std::thread::spawn(move || drop(pg)).join();
+                }
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod error;
 pub mod fsck;
 pub mod logged;
 pub mod meta;
+pub mod migrate;
 pub mod objects;
 pub mod process;
 pub mod registry;

@@ -50,6 +50,20 @@ pub fn cached_venv(dir: &Path, requirements: &Path) -> PathBuf {
 pub struct TestContext {
     pub tmp: tempfile::TempDir,
     pub dir: PathBuf,
+    /// The PostgreSQL databases `repro init` made for this test (`REPRO_TEST_PG`), dropped with it.
+    scratch: std::cell::RefCell<Vec<repro_store::db::ScratchDb>>,
+}
+
+/// The shared backends the suite runs against when `REPRO_TEST_PG` (a PostgreSQL server URL
+/// without a database) is set: every `repro init` gets a database of its own there, and with
+/// `REPRO_TEST_S3` (an S3 endpoint URL) a bucket prefix of its own too. Unset: SQLite and a folder.
+pub fn shared_backends() -> bool {
+    std::env::var_os("REPRO_TEST_PG").is_some_and(|v| !v.is_empty())
+}
+
+/// The S3 bucket the suite's stores share (each under its own prefix), from `REPRO_TEST_S3_BUCKET`.
+pub fn s3_bucket() -> Option<String> {
+    std::env::var("REPRO_TEST_S3_BUCKET").ok().filter(|v| !v.is_empty())
 }
 
 impl TestContext {
@@ -57,12 +71,19 @@ impl TestContext {
     pub fn new() -> TestContext {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().canonicalize().expect("canonical");
-        TestContext { tmp, dir }
+        TestContext { tmp, dir, scratch: Default::default() }
     }
 
     /// A git repository holding a copy of examples/sklearn-pricing, its data generated,
     /// everything committed, and a repro store.
     pub fn sklearn_project() -> TestContext {
+        let t = TestContext::sklearn_repo();
+        t.repro(&["init"]).success();
+        t
+    }
+
+    /// The same git repository, without a store.
+    pub fn sklearn_repo() -> TestContext {
         let t = TestContext::new();
         let src = workspace().join("examples/sklearn-pricing");
         for f in ["train.py", "generate_data.py", "params.yaml", "requirements.txt", ".gitignore"] {
@@ -76,7 +97,6 @@ impl TestContext {
         // Data is an input, not code: keep it out of git like a real project would.
         t.append(".gitignore", "data/\n");
         t.commit_all("initial");
-        t.repro(&["init"]).success();
         t
     }
 
@@ -128,8 +148,71 @@ impl TestContext {
     }
 
     pub fn repro(&self, args: &[&str]) -> Run {
-        let out = self.cmd().args(args).output().expect("run repro");
-        Run { args: args.iter().map(|s| s.to_string()).collect(), out }
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if args.first().is_some_and(|a| a == "init") && !args.iter().any(|a| a == "--db") {
+            args.extend(self.backend_args());
+        }
+        let out = self.cmd().args(&args).output().expect("run repro");
+        Run { args, out }
+    }
+
+    /// `--db`/`--objects` for a new store on the shared backends, when the suite runs on them.
+    pub fn backend_args(&self) -> Vec<String> {
+        let Some(db) = repro_store::db::ScratchDb::create() else {
+            return Vec::new();
+        };
+        let mut args = vec!["--db".to_string(), db.url.clone()];
+        if let Some(bucket) = s3_bucket() {
+            args.extend(["--objects".to_string(), format!("s3://{bucket}/{}", uuid_like())]);
+        }
+        self.scratch.borrow_mut().push(db);
+        args
+    }
+
+    /// The URL of this test's (first) PostgreSQL store database, if it has one.
+    pub fn db_url(&self) -> Option<String> {
+        self.scratch.borrow().first().map(|d| d.url.clone())
+    }
+
+    /// Copies the store (its folder, and its PostgreSQL database when it has one) aside as `name`.
+    pub fn backup_store(&self, name: &str) {
+        let ok = Command::new("cp").arg("-a").arg(self.path(".repro")).arg(self.path(name)).status().expect("cp");
+        assert!(ok.success());
+        if let Some(url) = self.db_url() {
+            let dump = self.path(&format!("{name}.pgdump"));
+            let out = Command::new("pg_dump").args(["-Fc", "-f"]).arg(&dump).arg(&url).output().expect("pg_dump");
+            assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
+    /// Puts back what `backup_store(name)` copied aside.
+    pub fn restore_store(&self, name: &str) {
+        std::fs::remove_dir_all(self.path(".repro")).expect("remove the damaged store");
+        let ok = Command::new("cp").arg("-a").arg(self.path(name)).arg(self.path(".repro")).status().expect("cp");
+        assert!(ok.success());
+        if let Some(url) = self.db_url() {
+            let dump = self.path(&format!("{name}.pgdump"));
+            let out = Command::new("pg_restore")
+                .args(["--clean", "--if-exists", "--single-transaction", "-d", &url])
+                .arg(&dump)
+                .output()
+                .expect("pg_restore");
+            assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
+    /// Runs one SQL statement on the store's metadata database (sqlite3 on `repro.db`, or
+    /// psql on PostgreSQL), as someone editing it behind repro's back would; returns stdout.
+    pub fn sql(&self, statement: &str) -> String {
+        let out = match self.db_url() {
+            Some(url) => Command::new("psql")
+                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", &url, "-c", statement])
+                .output(),
+            None => Command::new("sqlite3").arg(self.path(".repro/repro.db")).arg(statement).output(),
+        }
+        .expect("sql client");
+        assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// A virtualenv of this test's own (a copy of the shared one), free to be changed.
@@ -208,6 +291,14 @@ impl Run {
 }
 
 /// The audit item `name` of an audit JSON report.
+/// A name no other test uses.
+pub fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("t{}-{}-{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+}
+
 pub fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["items"]
         .as_array()

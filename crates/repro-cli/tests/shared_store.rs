@@ -1,0 +1,329 @@
+//! One store shared by several machines and servers: PostgreSQL metadata and S3 objects.
+//!
+//! These run in the suite's PostgreSQL + S3 pass (`REPRO_TEST_PG`, `REPRO_TEST_S3_BUCKET`;
+//! `.ci/run` sets them and starts the S3 server). In the SQLite pass there is nothing shared
+//! to test, and they say so.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{http, id_of, Server, TestContext};
+use serde_json::{json, Value};
+
+/// The `--db`/`--objects` of a new shared store, with the guard of its database; `None`
+/// outside the shared-backend pass.
+fn shared_backend(t: &TestContext) -> Option<Vec<String>> {
+    if !common::shared_backends() || common::s3_bucket().is_none() {
+        eprintln!("skipped: runs in the PostgreSQL + S3 pass (REPRO_TEST_PG and REPRO_TEST_S3_BUCKET)");
+        return None;
+    }
+    Some(t.backend_args())
+}
+
+fn init_with(t: &TestContext, backend: &[String]) {
+    let mut args = vec!["init"];
+    args.extend(backend.iter().map(String::as_str));
+    t.repro(&args).success();
+}
+
+fn post(uri: &str, path: &str, body: Value) -> Value {
+    let (status, _, text) =
+        http(uri, "POST", path, &[("Content-Type", "application/json")], body.to_string().as_bytes());
+    assert_eq!(status, 200, "POST {path}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: {e}: {text}"))
+}
+
+fn get(uri: &str, path: &str) -> Value {
+    let (status, body) = common::http_get(uri, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+#[test]
+fn two_servers_on_one_store_and_sixteen_writers_lose_nothing() {
+    let a = TestContext::new();
+    let Some(backend) = shared_backend(&a) else { return };
+    init_with(&a, &backend);
+    // Another machine: its own folder, the same database and bucket.
+    let b = TestContext::new();
+    init_with(&b, &backend);
+    let (sa, sb) = (Server::start(&a), Server::start(&b));
+
+    // Written through one server, read back through the other.
+    let exp = post(&sa.uri, "/api/2.0/mlflow/experiments/create", json!({"name": "shared"}));
+    let exp = exp["experiment_id"].as_str().expect("experiment id").to_string();
+    let run = post(&sa.uri, "/api/2.0/mlflow/runs/create", json!({"experiment_id": exp, "run_name": "first"}));
+    let run_id = run["run"]["info"]["run_id"].as_str().expect("run id").to_string();
+    post(
+        &sa.uri,
+        "/api/2.0/mlflow/runs/log-batch",
+        json!({"run_id": run_id, "metrics": [{"key": "acc", "value": 0.9, "timestamp": 1, "step": 1}],
+               "params": [{"key": "lr", "value": "0.1"}]}),
+    );
+    let weights: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let path = format!("/api/2.0/mlflow-artifacts/artifacts/{exp}/{run_id}/artifacts/model/weights.bin");
+    let (status, _, body) = http(&sa.uri, "PUT", &path, &[], &weights);
+    assert_eq!(status, 200, "upload: {body}");
+    let seen = get(&sb.uri, &format!("/api/2.0/mlflow/runs/get?run_id={run_id}"));
+    assert_eq!(seen["run"]["data"]["metrics"][0]["value"], 0.9, "{seen:#}");
+    assert_eq!(seen["run"]["data"]["params"][0]["value"], "0.1", "{seen:#}");
+    assert_eq!(seen["run"]["info"]["run_name"], "first");
+    let (status, head, _) = http(&sb.uri, "GET", &path, &[], b"");
+    assert_eq!(status, 200, "{head}");
+    let raw = download(&sb.uri, &path);
+    assert_eq!(raw, weights, "the artifact read through the other server is the one written");
+    // The CLI in the other folder sees the run too.
+    let runs = b.repro(&["runs", "--json"]).success().json();
+    assert!(runs.as_array().expect("runs").iter().any(|r| r["id"] == run_id.as_str()), "{runs:#}");
+
+    // 16 clients, each its own run, alternating between the two servers batch by batch.
+    const CLIENTS: usize = 16;
+    const BATCHES: usize = 40;
+    const POINTS: usize = 5;
+    let uris = [sa.uri.clone(), sb.uri.clone()];
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (uris, exp) = (uris.clone(), exp.clone());
+            std::thread::spawn(move || {
+                let run = post(&uris[c % 2], "/api/2.0/mlflow/runs/create", json!({"experiment_id": exp}));
+                let id = run["run"]["info"]["run_id"].as_str().expect("run id").to_string();
+                for n in 0..BATCHES {
+                    let metrics: Vec<Value> = (0..POINTS)
+                        .map(|p| json!({"key": "loss", "value": (n * POINTS + p) as f64, "timestamp": 1, "step": n * POINTS + p}))
+                        .collect();
+                    post(&uris[(c + n) % 2], "/api/2.0/mlflow/runs/log-batch", json!({"run_id": id, "metrics": metrics}));
+                }
+                id
+            })
+        })
+        .collect();
+    let ids: Vec<String> = threads.into_iter().map(|t| t.join().expect("client")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let history = get(
+            &uris[i % 2],
+            &format!("/api/2.0/mlflow/metrics/get-history?run_id={id}&metric_key=loss&max_results=25000"),
+        );
+        let points = history["metrics"].as_array().map(Vec::len).unwrap_or(0);
+        assert_eq!(points, BATCHES * POINTS, "run {id}: every acknowledged point is there");
+    }
+    let total = a.sql("SELECT COUNT(*) FROM metrics WHERE key = 'loss'");
+    assert_eq!(total.trim(), (CLIENTS * BATCHES * POINTS).to_string());
+    a.repro(&["fsck"]).success();
+    b.repro(&["fsck"]).success();
+}
+
+/// A GET's body as bytes (the artifact is binary).
+fn download(uri: &str, path: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let addr = uri.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    let head = String::from_utf8_lossy(&raw[..at]).to_lowercase();
+    let body = raw[at..].to_vec();
+    if !head.contains("transfer-encoding: chunked") {
+        return body;
+    }
+    let mut out = Vec::new();
+    let mut rest = &body[..];
+    loop {
+        let end = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..end]).expect("hex").trim(), 16).expect("size");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&rest[end + 2..end + 2 + size]);
+        rest = &rest[end + 2 + size + 2..];
+    }
+}
+
+#[test]
+fn a_run_captured_on_one_machine_replays_on_another() {
+    let a = TestContext::sklearn_repo();
+    let Some(backend) = shared_backend(&a) else { return };
+    init_with(&a, &backend);
+    let id = id_of(&a.train(&["--json"]).success());
+    // Machine B: a checkout of its own, no data folder, its own .repro on the same backend.
+    let b = TestContext::new();
+    let out = Command::new("git").args(["clone", "-q"]).arg(&a.dir).arg(&b.dir).output().expect("git clone");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!b.path("data").exists());
+    init_with(&b, &backend);
+    let report = b.repro(&["replay", &id, "--json"]).success().json();
+    assert_eq!(report["verdict"], "identical", "{report:#}");
+    assert_eq!(report["inputs"][0]["how"], "restored from the store", "{report:#}");
+    // Each machine sees the other's work.
+    let shown = a.repro(&["show", &id, "--json"]).success().json();
+    assert_eq!(shown["replays"][0]["verdict"], "identical", "{shown:#}");
+    let (audit, _) = b.audit(&id);
+    assert_eq!(common::status(&audit, "replay_verified"), "ok");
+}
+
+/// A PostgreSQL cluster of this test's own (initdb in a temp folder, another port), never
+/// the shared server: it is restarted under the writers.
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: std::path::PathBuf,
+}
+
+impl PrivatePg {
+    fn start() -> Option<PrivatePg> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+            l.local_addr().expect("addr").port()
+        };
+        // initdb refuses root; the cluster belongs to the postgres user.
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        let owner = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().expect("chown");
+        assert!(owner.success());
+        let pg = PrivatePg { dir, port, bin };
+        pg.as_postgres(&[pg.bin.join("initdb").to_str()?, "-A", "trust", "-U", "postgres", "-D", data.to_str()?]);
+        pg.ctl("start");
+        Some(pg)
+    }
+
+    fn as_postgres(&self, args: &[&str]) {
+        let out = Command::new("runuser").args(["-u", "postgres", "--"]).args(args).output().expect("runuser");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn ctl(&self, what: &str) {
+        let data = self.dir.path().join("data");
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
+        let log = self.dir.path().join("log");
+        let args = [
+            self.bin.join("pg_ctl").display().to_string(),
+            "-D".into(),
+            data.display().to_string(),
+            "-l".into(),
+            log.display().to_string(),
+            "-o".into(),
+            opts,
+            "-m".into(),
+            "fast".into(),
+            "-w".into(),
+            what.into(),
+        ];
+        self.as_postgres(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+#[test]
+fn writers_survive_a_postgres_restart_and_nothing_committed_is_lost() {
+    if !common::shared_backends() {
+        eprintln!("skipped: runs in the PostgreSQL pass (REPRO_TEST_PG)");
+        return;
+    }
+    let Some(pg) = PrivatePg::start() else {
+        panic!("no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql");
+    };
+    let t = TestContext::new();
+    t.git(&["init", "-q"]);
+    t.repro(&["init", "--db", &pg.url("postgres")]).success();
+    let server = Server::start(&t);
+    let run = post(&server.uri, "/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}));
+    let run_id = run["run"]["info"]["run_id"].as_str().expect("run id").to_string();
+    // A captured run in flight across the restart: it must finish, not be half-written.
+    let marker = t.path("started");
+    let captured = t
+        .cmd()
+        .args(["run", "--seed", "1", "--json", "--", "sh", "-c", &format!("touch {}; sleep 4", marker.display())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn repro run");
+    // Four writers log steadily; each remembers which batches were acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (uri, id, stop) = (server.uri.clone(), run_id.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut acked, mut refused) = (Vec::new(), Vec::new());
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let step = w * 1_000_000 + n;
+                    let body =
+                        json!({"run_id": id, "metrics": [{"key": "w", "value": 1.0, "timestamp": 1, "step": step}]});
+                    let (status, _, text) =
+                        http(&uri, "POST", "/api/2.0/mlflow/runs/log-batch", &[], body.to_string().as_bytes());
+                    if status == 200 {
+                        acked.push(step);
+                    } else {
+                        refused.push((status, text));
+                    }
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                (acked, refused)
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the captured command never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    pg.ctl("restart");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        let (a, refused) = w.join().expect("writer");
+        acked.extend(a);
+        for (status, text) in refused {
+            // Failing cleanly: a server error in MLflow's envelope that names the cause.
+            assert!(status >= 500, "{status}: {text}");
+            assert!(text.contains("PostgreSQL") || text.contains("connection"), "{status}: {text}");
+        }
+    }
+    let out = captured.wait_with_output().expect("repro run");
+    assert!(
+        out.status.success(),
+        "the captured run finished across the restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let captured_id =
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")["id"].as_str().expect("id").to_string();
+    let shown = t.repro(&["show", &captured_id, "--json"]).success().json();
+    assert_eq!(shown["status"], "finished", "{shown:#}");
+    // Every acknowledged point is there.
+    let history = get(
+        &server.uri,
+        &format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=w&max_results=25000"),
+    );
+    let stored: std::collections::BTreeSet<i64> =
+        history["metrics"].as_array().expect("points").iter().filter_map(|m| m["step"].as_i64()).collect();
+    let missing: Vec<_> = acked.iter().filter(|s| !stored.contains(&(**s as i64))).collect();
+    assert!(missing.is_empty(), "{} acknowledged points lost: {missing:?}", missing.len());
+    assert!(acked.len() > 20, "the writers wrote ({} acknowledged)", acked.len());
+    t.repro(&["fsck"]).success();
+}
