@@ -227,8 +227,10 @@ fn run_objects(store: &Store, run: &StoredRun, data: bool, out: &mut BTreeSet<Di
 /// has (an import), else from the recorded repository, the current folder's, or the remote.
 fn code_bundle(store: &Store, rec: &RunRecord, commit: &str, scratch: &Path, cwd: &Path) -> Result<PathBuf> {
     if let Some(obj) = store.meta.code_bundle(commit)? {
-        store.objects.verify(&obj)?;
-        return Ok(store.objects.path_of(&obj));
+        // A damaged or missing bundle object falls through to the other sources.
+        if let repro_store::objects::Verified::Ok { .. } = store.objects.verify(&obj)? {
+            return Ok(store.objects.fetch(&obj)?);
+        }
     }
     let dest = scratch.join("code.bundle");
     let mut tried = Vec::new();
@@ -353,7 +355,7 @@ pub fn export(
         match store.objects.verify(d)? {
             repro_store::objects::Verified::Ok { bytes } => {
                 listed.push(BundleObject { digest: d.clone(), size: bytes });
-                sources.push((d.clone(), store.objects.path_of(d)));
+                sources.push((d.clone(), store.objects.fetch(d)?));
             }
             repro_store::objects::Verified::Missing => {
                 return Err(ExecError::Usage(format!("object {d} is missing from the store; run `repro fsck`")))

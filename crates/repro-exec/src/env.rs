@@ -380,7 +380,11 @@ pub fn parity(store: &Store, subject: &Side, against: &Side, ignore: &[String]) 
                 // Only pickles are read whole: protocol 2+ starts with PROTO (0x80), older
                 // ones with an opcode such as `(`, `c`, `]` or `}`.
                 let mut first = [0u8; 1];
-                let looks_like_pickle = std::fs::File::open(store.objects.path_of(&e.digest))
+                let looks_like_pickle = store
+                    .objects
+                    .fetch(&e.digest)
+                    .map_err(std::io::Error::other)
+                    .and_then(std::fs::File::open)
                     .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut first))
                     .is_ok_and(|_| matches!(first[0], 0x80 | b'(' | b'c' | b']' | b'}' | b'N' | b'I'));
                 if !looks_like_pickle {

@@ -514,7 +514,7 @@ fn rebuild_code(
             match store.objects.verify(&obj)? {
                 repro_store::objects::Verified::Ok { .. } => {
                     reset_dir(tree)?;
-                    let path = store.objects.path_of(&obj);
+                    let path = store.objects.fetch(&obj)?;
                     match git::clone_into(&path.display().to_string(), tree, false) {
                         Ok(()) if git::has_commit(tree, commit) => {
                             source = Some(format!("the code bundle {} imported with the run", obj.short()))

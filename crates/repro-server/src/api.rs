@@ -595,7 +595,8 @@ async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError
                     return Err(repro_store::StoreError::ObjectCorrupt(digest).into())
                 }
             };
-            let object = st.objects.path_of(&digest);
+            // verify fetched it into the cache when the store has a remote.
+            let object = st.objects.fetch(&digest)?;
             let file = std::fs::File::open(&object)
                 .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", object.display())))?;
             Ok((file, size))

@@ -53,6 +53,24 @@ pub enum StoreError {
     BadRecord { run: String, message: String },
     #[error("{path} changed while it was being snapshotted; run again when nothing writes to it")]
     ChangedDuringSnapshot { path: PathBuf },
+    /// The object store's shared tier (S3) could not do something.
+    #[error("{0}")]
+    Remote(Box<RemoteFailure>),
+    #[error("bucket '{bucket}' does not exist at {endpoint}; create it first (repro never creates buckets)")]
+    NoBucket { bucket: String, endpoint: String },
+}
+
+/// Boxed in [`StoreError::Remote`]: every error type that wraps a `StoreError` stays small.
+#[derive(Debug, Error)]
+#[error("cannot {action} {url} ({endpoint}): {cause}; {advice}")]
+pub struct RemoteFailure {
+    /// Reads as "upload object blake3:… to".
+    pub action: String,
+    /// `s3://BUCKET[/PREFIX]`.
+    pub url: String,
+    pub endpoint: String,
+    pub cause: String,
+    pub advice: &'static str,
 }
 
 impl StoreError {

@@ -69,7 +69,8 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         ..Default::default()
     };
 
-    // 1. Every object re-hashes to its name.
+    // 1. Every object re-hashes to its name (with a remote: every object in the bucket, as
+    // downloaded, since that is what every other machine reads).
     let listed = store.objects.list()?;
     let mut digests = Vec::with_capacity(listed.len());
     for item in listed {
@@ -84,7 +85,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     let results: Vec<(Digest, Result<Verified>)> = digests
         .par_iter()
         .map(|d| {
-            let r = objects.verify(d);
+            let r = objects.verify_durable(d);
             if let Ok(Verified::Ok { bytes: b }) = r {
                 bytes.fetch_add(b, Ordering::Relaxed);
             }

@@ -15,15 +15,17 @@ pub mod migrate;
 pub mod objects;
 pub mod process;
 pub mod registry;
+pub mod remote;
 pub mod search;
 pub mod tracking;
 
 use std::path::{Path, PathBuf};
 
 pub use config::{check_db_url, parse_objects_url, Config, StoreSection};
-pub use error::StoreError;
+pub use error::{RemoteFailure, StoreError};
 pub use meta::Metadata;
 pub use objects::{Batch, Objects};
+pub use remote::Remote;
 
 /// The folder name of a store inside a project.
 pub const STORE_DIR: &str = ".repro";

@@ -1,20 +1,26 @@
-//! The local object store: `objects/ab/cdef…` named by BLAKE3, written once.
+//! The object store: `objects/ab/cdef…` named by BLAKE3, written once.
 //!
 //! Durability is batched: a [`Batch`] writes every new object to a private temp folder,
 //! makes all of them durable in one pass (`syncfs` on Linux, one `fsync` each elsewhere),
 //! renames them into place and makes the renames durable, and only then may the caller
 //! commit metadata that refers to them. An object under its final name is therefore always
 //! complete, and metadata never points at an object that is not yet durable.
+//!
+//! With a remote (`s3://BUCKET[/PREFIX]`, see [`crate::remote`]) the local folder is a cache
+//! and the bucket is the durable, shared tier: a batch commits locally as above, then uploads
+//! every object it names, and returns only once the bucket holds them all. A read that
+//! misses the cache (or finds a corrupt copy there) downloads the object, verified, first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use repro_core::Digest;
 
+use crate::remote::Remote;
 use crate::{Result, StoreError};
 
 const OBJECTS_DIR: &str = "objects";
@@ -27,6 +33,7 @@ const WINDOW: u64 = 32 * 1024 * 1024;
 pub struct Objects {
     dir: PathBuf,
     tmp: PathBuf,
+    remote: Option<Arc<Remote>>,
 }
 
 /// What re-hashing one object found.
@@ -38,7 +45,15 @@ pub enum Verified {
 }
 
 impl Objects {
-    pub(crate) fn create(root: &Path, _remote: Option<&str>) -> Result<()> {
+    /// Makes the object folders; with a remote, first checks that its bucket answers.
+    pub(crate) fn create(root: &Path, remote: Option<&str>) -> Result<()> {
+        Objects::create_with(root, remote.map(Remote::connect).transpose()?.as_deref())
+    }
+
+    pub(crate) fn create_with(root: &Path, remote: Option<&Remote>) -> Result<()> {
+        if let Some(remote) = remote {
+            remote.check()?;
+        }
         for d in [OBJECTS_DIR, TMP_DIR] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(StoreError::io("create", &p))?;
@@ -46,23 +61,89 @@ impl Objects {
         Ok(())
     }
 
-    pub(crate) fn open(root: &Path, _remote: Option<&str>) -> Result<Objects> {
+    /// Opens the objects of the store at `root`. A remote is not contacted until it is used.
+    pub(crate) fn open(root: &Path, remote: Option<&str>) -> Result<Objects> {
+        Objects::open_with(root, remote.map(Remote::connect).transpose()?)
+    }
+
+    pub(crate) fn open_with(root: &Path, remote: Option<Arc<Remote>>) -> Result<Objects> {
         let dir = root.join(OBJECTS_DIR);
         if !dir.is_dir() {
             return Err(StoreError::NotAStore(root.to_path_buf()));
         }
         let tmp = root.join(TMP_DIR);
         fs::create_dir_all(&tmp).map_err(StoreError::io("create", &tmp))?;
-        Ok(Objects { dir, tmp })
+        Ok(Objects { dir, tmp, remote })
     }
 
+    /// The shared tier, when the store has one.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_deref()
+    }
+
+    /// Where the object's file is, or would be: with a remote, the cache may not hold it yet;
+    /// [`Objects::fetch`] makes sure it does.
     pub fn path_of(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
         self.dir.join(&hex[..2]).join(&hex[2..])
     }
 
+    /// The path of the object's file, downloading it into the cache first when a remote
+    /// holds it and the cache does not. A cached copy is not re-hashed here; callers that
+    /// need the bytes verified call [`Objects::verify`] (which also fetches) or [`Objects::read`].
+    pub fn fetch(&self, digest: &Digest) -> Result<PathBuf> {
+        let path = self.path_of(digest);
+        if path.is_file() {
+            return Ok(path);
+        }
+        match self.download(digest)? {
+            Verified::Ok { .. } => Ok(path),
+            Verified::Missing => Err(StoreError::ObjectMissing(digest.clone())),
+            Verified::Corrupt => Err(StoreError::ObjectCorrupt(digest.clone())),
+        }
+    }
+
+    /// Whether the store holds the object durably: the local folder, or with a remote, the
+    /// bucket (a cached copy alone is no proof that it was ever uploaded). An unreachable
+    /// remote answers false, so a caller writes the object again and the upload reports why.
     pub fn contains(&self, digest: &Digest) -> bool {
+        match &self.remote {
+            None => self.cached(digest),
+            Some(remote) => remote.exists(digest).unwrap_or(false),
+        }
+    }
+
+    fn cached(&self, digest: &Digest) -> bool {
         self.path_of(digest).is_file()
+    }
+
+    /// Drops a cached copy that failed its hash, so the next read downloads it again.
+    fn evict(&self, digest: &Digest) {
+        let _ = fs::remove_file(self.path_of(digest));
+    }
+
+    /// Downloads the object from the remote into the cache, verified before it becomes
+    /// visible under its name. `Missing` without a remote.
+    fn download(&self, digest: &Digest) -> Result<Verified> {
+        let Some(remote) = &self.remote else { return Ok(Verified::Missing) };
+        // The pid first: fsck removes temp files whose writer is gone.
+        let tmp = self.tmp.join(format!("{}-fetch-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+        let got = remote.download(digest, &tmp)?;
+        if let Verified::Ok { .. } = got {
+            let dest = self.path_of(digest);
+            let placed = (|| {
+                set_mode(&tmp, 0o444).map_err(StoreError::io("set permissions on", &tmp))?;
+                if let Some(shard) = dest.parent() {
+                    fs::create_dir_all(shard).map_err(StoreError::io("create", shard))?;
+                }
+                fs::rename(&tmp, &dest).map_err(StoreError::io("rename into", &dest))
+            })();
+            if placed.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            placed?;
+        }
+        Ok(got)
     }
 
     pub fn tmp_dir(&self) -> &Path {
@@ -80,10 +161,16 @@ impl Objects {
         Ok(Batch { objects: self, dir, state: Mutex::new(BatchState::default()), committed: false })
     }
 
-    /// Stores one blob durably and returns its digest.
+    /// Stores one blob durably (with a remote: in the bucket) and returns its digest.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of_bytes(bytes);
-        if !self.contains(&digest) {
+        let durable = match &self.remote {
+            None => self.cached(&digest),
+            // A cached copy alone goes through a batch all the same: its commit makes sure
+            // the bucket has it.
+            Some(remote) => self.cached(&digest) && remote.remembered(&digest),
+        };
+        if !durable {
             let batch = self.batch()?;
             batch.add_bytes(&digest, bytes)?;
             batch.commit()?;
@@ -91,8 +178,20 @@ impl Objects {
         Ok(digest)
     }
 
-    /// Reads a whole object, verifying its digest.
+    /// Reads a whole object, verifying its digest; with a remote, a missing or corrupt
+    /// cached copy is downloaded again first.
     pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        match self.read_cached(digest) {
+            Err(StoreError::ObjectMissing(_) | StoreError::ObjectCorrupt(_)) if self.remote.is_some() => {
+                self.evict(digest);
+                self.fetch(digest)?;
+                self.read_cached(digest)
+            }
+            read => read,
+        }
+    }
+
+    fn read_cached(&self, digest: &Digest) -> Result<Vec<u8>> {
         let path = self.path_of(digest);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -107,8 +206,30 @@ impl Objects {
         Ok(bytes)
     }
 
-    /// Re-hashes one object.
+    /// Re-hashes one object. With a remote, an object the cache lacks (or holds corrupt) is
+    /// downloaded and hashed on the way in, so `Ok` also means the cache now holds it
+    /// intact, and `Corrupt` means the bucket's copy is.
     pub fn verify(&self, digest: &Digest) -> Result<Verified> {
+        match self.verify_cached(digest)? {
+            Verified::Ok { bytes } => Ok(Verified::Ok { bytes }),
+            _ if self.remote.is_some() => {
+                self.evict(digest);
+                self.download(digest)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Re-hashes the durable copy: the bucket's when the store has a remote (streamed, not
+    /// cached: fsck checks what other machines will read), else the local file.
+    pub fn verify_durable(&self, digest: &Digest) -> Result<Verified> {
+        match &self.remote {
+            Some(remote) => remote.verify(digest),
+            None => self.verify_cached(digest),
+        }
+    }
+
+    fn verify_cached(&self, digest: &Digest) -> Result<Verified> {
         let path = self.path_of(digest);
         match hash_file(&path) {
             Ok((d, bytes)) if d == *digest => Ok(Verified::Ok { bytes }),
@@ -121,7 +242,19 @@ impl Objects {
     /// Copies an object out to `dest` (with `mode`), verifying the bytes that landed: the
     /// copy goes to a temp name beside `dest`, is re-hashed, and only then renamed into place,
     /// so `dest` is either the verified content or untouched.
+    /// With a remote, the object is fetched first, and a corrupt cached copy is fetched again.
     pub fn restore(&self, digest: &Digest, dest: &Path, mode: u32) -> Result<u64> {
+        match self.restore_cached(digest, dest, mode) {
+            Err(StoreError::ObjectMissing(_) | StoreError::ObjectCorrupt(_)) if self.remote.is_some() => {
+                self.evict(digest);
+                self.fetch(digest)?;
+                self.restore_cached(digest, dest, mode)
+            }
+            restored => restored,
+        }
+    }
+
+    fn restore_cached(&self, digest: &Digest, dest: &Path, mode: u32) -> Result<u64> {
         let src = self.path_of(digest);
         let dir = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
@@ -153,9 +286,13 @@ impl Objects {
         Ok(bytes)
     }
 
-    /// Every object file, with the name it claims (files whose names are not digests are
-    /// returned as `Err(path)`).
+    /// Every object, with the name it claims (files whose names are not digests are
+    /// returned as `Err(path)`). With a remote: every object in the bucket (the durable
+    /// set), strays as `Err(s3://…)`.
     pub fn list(&self) -> Result<Vec<std::result::Result<Digest, PathBuf>>> {
+        if let Some(remote) = &self.remote {
+            return Ok(remote.list()?.into_iter().map(|o| o.map_err(PathBuf::from)).collect());
+        }
         let mut out = Vec::new();
         for shard in fs::read_dir(&self.dir).map_err(StoreError::io("list", &self.dir))? {
             let shard = shard.map_err(StoreError::io("list", &self.dir))?;
@@ -218,6 +355,9 @@ impl FileStat {
 #[derive(Default)]
 struct BatchState {
     pending: HashMap<Digest, PathBuf>,
+    /// With a remote: objects skipped because the cache had them, which the commit must
+    /// still find in (or upload to) the bucket.
+    cached: HashSet<Digest>,
     bytes: u64,
 }
 
@@ -233,10 +373,13 @@ pub struct Batch<'a> {
 impl Batch<'_> {
     /// Reserves `digest` for this batch; false when it is already stored or pending.
     fn reserve(&self, digest: &Digest) -> Option<PathBuf> {
-        if self.objects.contains(digest) {
+        let mut state = self.state.lock().expect("batch lock is never poisoned by a panic-free writer");
+        if self.objects.cached(digest) {
+            if self.objects.remote.is_some() {
+                state.cached.insert(digest.clone());
+            }
             return None;
         }
-        let mut state = self.state.lock().expect("batch lock is never poisoned by a panic-free writer");
         if state.pending.contains_key(digest) {
             return None;
         }
@@ -288,15 +431,35 @@ impl Batch<'_> {
         (s.pending.len(), s.bytes)
     }
 
-    /// Makes every pending object durable and visible. Returns how many were added.
+    /// Makes every pending object durable and visible. With a remote, returns only once
+    /// the bucket holds every object this batch was given, new or already cached. Returns
+    /// how many objects the local store gained.
     pub fn commit(mut self) -> Result<usize> {
-        let pending: Vec<(Digest, PathBuf)> = {
+        let (pending, cached): (Vec<(Digest, PathBuf)>, Vec<Digest>) = {
             let mut s = self.state.lock().expect("batch lock");
-            s.pending.drain().collect()
+            (s.pending.drain().collect(), s.cached.drain().collect())
         };
+        self.commit_locally(&pending)?;
+        self.committed = true;
+        if let Some(remote) = &self.objects.remote {
+            let at = |d: &Digest| (d.clone(), self.objects.path_of(d));
+            let new: Vec<(Digest, PathBuf)> = pending.iter().map(|(d, _)| at(d)).collect();
+            let cached: Vec<(Digest, PathBuf)> = cached.iter().map(at).collect();
+            if let Err(e) = remote.push(&new, &cached) {
+                // A cached copy that no longer hashes to its name cannot be uploaded; drop it
+                // so that writing the same content again stores it afresh.
+                if let StoreError::ObjectCorrupt(d) = &e {
+                    self.objects.evict(d);
+                }
+                return Err(e);
+            }
+        }
+        Ok(pending.len())
+    }
+
+    fn commit_locally(&self, pending: &[(Digest, PathBuf)]) -> Result<()> {
         if pending.is_empty() {
-            self.committed = true;
-            return Ok(0);
+            return Ok(());
         }
         sync_all(&self.dir, pending.iter().map(|(_, p)| p.as_path()))?;
         let mut shards: Vec<PathBuf> = pending
@@ -315,9 +478,7 @@ impl Batch<'_> {
             let dest = self.objects.path_of(digest);
             fs::rename(tmp, &dest).map_err(StoreError::io("rename into", &dest))
         })?;
-        sync_dirs(&self.dir, &shards)?;
-        self.committed = true;
-        Ok(pending.len())
+        sync_dirs(&self.dir, &shards)
     }
 }
 
@@ -371,7 +532,7 @@ fn syncfs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
