@@ -77,6 +77,18 @@ pub enum Cmd {
     ///   repro init --db postgres://repro@db.internal/ml --objects s3://ml-artifacts/repro
     Init(InitArgs),
 
+    /// Move this store onto PostgreSQL and/or S3-compatible object storage.
+    ///
+    /// Copies every table into the (empty) database and every object into the bucket, then
+    /// checks the copy: each table's row count and a digest of its rows must match, and each
+    /// object is read back from the bucket and hashed. Only then does .repro/repro.toml switch
+    /// to the new backends; on any failure the store stays as it was. Other machines then
+    /// join with `repro init --db … --objects …`. Credentials come from PGPASSWORD and the
+    /// AWS_* variables, as for `repro init`.
+    ///
+    /// Example: repro migrate-store --db postgres://repro@db.internal/ml --objects s3://ml-artifacts/repro
+    MigrateStore(InitArgs),
+
     /// Run a command and record everything needed to reproduce it.
     ///
     /// The command runs with REPRO_SEED, PYTHONHASHSEED, REPRO_PARAMS (a JSON file of the

@@ -49,6 +49,7 @@ pub fn cwd() -> Result<PathBuf> {
 fn local_only(cmd: &Cmd) -> Option<&'static str> {
     Some(match cmd {
         Cmd::Init(_) => "init",
+        Cmd::MigrateStore(_) => "migrate-store",
         Cmd::Run(_) => "run",
         Cmd::Replay(_) => "replay",
         Cmd::Data(DataCmd::Snapshot { .. }) => "data snapshot",
@@ -384,6 +385,17 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 .build()
                 .context("cannot start the server's runtime")?;
             rt.block_on(repro_server::serve(state, addr))?;
+            Ok(EXIT_OK)
+        }
+        Cmd::MigrateStore(args) => {
+            let store = open_store(store_dir)?;
+            let backends = repro_store::Backends { db: args.db, objects: args.objects };
+            let report = store.migrate_to(&backends, &|step| {
+                if !json {
+                    eprintln!("repro: {step}");
+                }
+            })?;
+            render::migration(&report, json)?;
             Ok(EXIT_OK)
         }
         Cmd::Fsck => {

@@ -513,6 +513,29 @@ pub fn dataset(d: &DatasetShow, as_json: bool) -> Result<()> {
     Ok(())
 }
 
+pub fn migration(r: &repro_store::migrate::MigrationReport, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(r);
+    }
+    let mut o = out();
+    if let Some(db) = &r.db {
+        let rows: u64 = r.tables.iter().map(|t| t.rows).sum();
+        writeln!(o, "metadata: {rows} rows in {} tables copied to {db}; every count and digest matches", r.tables.len())?;
+    }
+    if let Some(objects) = &r.objects {
+        writeln!(
+            o,
+            "objects: {} uploaded to {objects}, {} read back and verified",
+            r.objects_copied, r.objects_verified
+        )?;
+    }
+    writeln!(o, "the store now uses the new backends (.repro/repro.toml)")?;
+    if let Some(old) = &r.retired_db {
+        writeln!(o, "the embedded database {} is no longer used; keep it as a backup or remove it", old.display())?;
+    }
+    Ok(())
+}
+
 pub fn fsck(r: &FsckReport, as_json: bool) -> Result<()> {
     if as_json {
         return json(r);

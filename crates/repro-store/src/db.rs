@@ -321,7 +321,7 @@ pub enum TransactionBehavior {
 }
 
 /// The advisory lock key write transactions share on PostgreSQL ("repro" in ASCII).
-const WRITE_LOCK: i64 = 0x7265_7072_6f;
+const WRITE_LOCK: i64 = 0x72_6570_726f;
 
 /// How long a lost PostgreSQL connection is retried before an operation gives up.
 const RECONNECT_FOR: Duration = Duration::from_secs(30);
@@ -332,13 +332,16 @@ struct Pg {
     statements: HashMap<String, postgres::Statement>,
 }
 
+/// A PostgreSQL connection and what re-makes it.
+struct PgSide {
+    config: postgres::Config,
+    /// `None` only while being dropped.
+    pg: RefCell<Option<Pg>>,
+}
+
 enum Backend {
     Sqlite(rusqlite::Connection),
-    /// `None` only while being dropped.
-    Postgres {
-        config: postgres::Config,
-        pg: RefCell<Option<Pg>>,
-    },
+    Postgres(Box<PgSide>),
 }
 
 /// A connection to the metadata database.
@@ -357,20 +360,20 @@ impl Db {
         let config: postgres::Config = url.parse()?;
         let client = connect_retrying(&config)?;
         Ok(Db {
-            backend: Backend::Postgres { config, pg: RefCell::new(Some(Pg { client, statements: HashMap::new() })) },
+            backend: Backend::Postgres(Box::new(PgSide { config, pg: RefCell::new(Some(Pg { client, statements: HashMap::new() })) })),
             in_tx: Cell::new(false),
         })
     }
 
     pub fn is_postgres(&self) -> bool {
-        matches!(self.backend, Backend::Postgres { .. })
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// The SQLite connection, for what only SQLite has (pragmas, functions).
     pub fn as_sqlite(&self) -> Option<&rusqlite::Connection> {
         match &self.backend {
             Backend::Sqlite(c) => Some(c),
-            Backend::Postgres { .. } => None,
+            Backend::Postgres(_) => None,
         }
     }
 
@@ -378,7 +381,7 @@ impl Db {
     pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
         match &self.backend {
             Backend::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Backend::Postgres { .. } => self.with_pg(|pg| pg.client.batch_execute(sql)),
+            Backend::Postgres(_) => self.with_pg(|pg| pg.client.batch_execute(sql)),
         }
     }
 
@@ -389,7 +392,7 @@ impl Db {
                 let mut stmt = c.prepare_cached(sql)?;
                 Ok(stmt.execute(rusqlite::params_from_iter(vals.iter()))?)
             }
-            Backend::Postgres { .. } => self.with_pg(|pg| {
+            Backend::Postgres(_) => self.with_pg(|pg| {
                 let stmt = pg.prepare(sql)?;
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     vals.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect();
@@ -422,7 +425,7 @@ impl Db {
                 }
                 Ok(out)
             }
-            Backend::Postgres { .. } => {
+            Backend::Postgres(_) => {
                 let rows = self.with_pg(|pg| {
                     let stmt = pg.prepare(sql)?;
                     let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
@@ -477,7 +480,7 @@ impl Db {
         match (&self.backend, behavior) {
             (Backend::Sqlite(c), TransactionBehavior::Immediate) => c.execute_batch("BEGIN IMMEDIATE")?,
             (Backend::Sqlite(c), TransactionBehavior::Deferred) => c.execute_batch("BEGIN")?,
-            (Backend::Postgres { .. }, _) => {
+            (Backend::Postgres(_), _) => {
                 self.execute_batch("BEGIN")?;
                 self.in_tx.set(true);
                 if behavior == TransactionBehavior::Immediate {
@@ -495,7 +498,7 @@ impl Db {
     fn rollback(&self) {
         let _ = match &self.backend {
             Backend::Sqlite(c) => c.execute_batch("ROLLBACK").map_err(DbError::from),
-            Backend::Postgres { pg, .. } => match pg.borrow_mut().as_mut() {
+            Backend::Postgres(side) => match side.pg.borrow_mut().as_mut() {
                 Some(pg) => pg.client.batch_execute("ROLLBACK").map_err(DbError::from),
                 None => Ok(()),
             },
@@ -506,8 +509,9 @@ impl Db {
     /// Runs `f` on the PostgreSQL connection; outside a transaction, a lost connection is
     /// re-made (waiting for a restarting server) and `f` tried once more.
     fn with_pg<T>(&self, f: impl Fn(&mut Pg) -> Result<T, postgres::Error>) -> DbResult<T> {
-        let Backend::Postgres { config, pg } = &self.backend else { unreachable!("with_pg on a SQLite connection") };
-        let mut guard = pg.borrow_mut();
+        let Backend::Postgres(side) = &self.backend else { unreachable!("with_pg on a SQLite connection") };
+        let config = &side.config;
+        let mut guard = side.pg.borrow_mut();
         let Some(pg) = guard.as_mut() else {
             return Err(DbError::Type { index: 0, message: "the connection is closed".into() });
         };
@@ -532,9 +536,9 @@ impl Drop for Db {
     fn drop(&mut self) {
         // The driver's client blocks on its own runtime when it closes, which panics inside
         // another (a server's pool dropped as the server stops): close it on a thread of its own.
-        if let Backend::Postgres { pg, .. } = &mut self.backend {
+        if let Backend::Postgres(side) = &mut self.backend {
             if tokio::runtime::Handle::try_current().is_ok() {
-                if let Some(pg) = pg.get_mut().take() {
+                if let Some(pg) = side.pg.get_mut().take() {
                     let _ = std::thread::spawn(move || drop(pg)).join();
                 }
             }
@@ -792,6 +796,40 @@ CREATE OR REPLACE FUNCTION repro_like(pattern text, t text, folded bigint) RETUR
               ELSE t LIKE pattern ESCAPE '' END $$;
 "#;
 
+/// A database of its own on the PostgreSQL server `REPRO_TEST_PG` names (a URL without the
+/// database, e.g. `postgres://postgres@127.0.0.1:5432`), dropped when this is dropped: the
+/// store's tests run against PostgreSQL with that variable set, and against SQLite without.
+pub struct ScratchDb {
+    admin: String,
+    name: String,
+    /// The URL of the new database.
+    pub url: String,
+}
+
+impl ScratchDb {
+    /// `None` when `REPRO_TEST_PG` is unset.
+    pub fn create() -> Option<ScratchDb> {
+        let base = std::env::var("REPRO_TEST_PG").ok().filter(|s| !s.is_empty())?;
+        let base = base.trim_end_matches('/').to_string();
+        let name = format!("repro_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = format!("{base}/postgres");
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("REPRO_TEST_PG={base}: cannot connect: {}", DbError::Postgres(e)));
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {}", DbError::Postgres(e)));
+        Some(ScratchDb { admin, url: format!("{base}/{name}"), name })
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -837,39 +875,5 @@ mod tests {
             .is_none());
         let e = db.query_row("SELECT k FROM t", params![], |r| r.get::<_, i64>(0)).expect_err("text is no integer");
         assert!(e.to_string().contains("column 0"), "{e}");
-    }
-}
-
-/// A database of its own on the PostgreSQL server `REPRO_TEST_PG` names (a URL without the
-/// database, e.g. `postgres://postgres@127.0.0.1:5432`), dropped when this is dropped: the
-/// store's tests run against PostgreSQL with that variable set, and against SQLite without.
-pub struct ScratchDb {
-    admin: String,
-    name: String,
-    /// The URL of the new database.
-    pub url: String,
-}
-
-impl ScratchDb {
-    /// `None` when `REPRO_TEST_PG` is unset.
-    pub fn create() -> Option<ScratchDb> {
-        let base = std::env::var("REPRO_TEST_PG").ok().filter(|s| !s.is_empty())?;
-        let base = base.trim_end_matches('/').to_string();
-        let name = format!("repro_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = format!("{base}/postgres");
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("REPRO_TEST_PG={base}: cannot connect: {}", DbError::Postgres(e)));
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("cannot create test database {name}: {}", DbError::Postgres(e)));
-        Some(ScratchDb { admin, url: format!("{base}/{name}"), name })
-    }
-}
-
-impl Drop for ScratchDb {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
     }
 }

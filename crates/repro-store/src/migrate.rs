@@ -2,8 +2,6 @@
 //! an empty PostgreSQL one, table by table in one transaction, then proves the copy: every
 //! table's row count and a digest of its rows (in key order) must match on both sides.
 
-use std::path::Path;
-
 use crate::db::{Db, Row, Val};
 use crate::meta::{db, Metadata};
 use crate::{Result, StoreError};
@@ -68,11 +66,13 @@ impl Metadata {
             .conn
             .transaction_with_behavior(crate::db::TransactionBehavior::Immediate)
             .map_err(terr("begin the copy"))?;
+        // A new database holds only the Default experiment, which the copy brings as it was.
+        tx.execute_batch("DELETE FROM experiment_tags; DELETE FROM experiments").map_err(terr("clear the target"))?;
         for table in TABLES {
             let cols = self.conn.columns(table).map_err(self.err("read the schema"))?;
             let list = cols.join(", ");
             let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-            let insert = format!("INSERT INTO {table} ({list}) VALUES ({}) ON CONFLICT DO NOTHING", marks.join(", "));
+            let insert = format!("INSERT INTO {table} ({list}) VALUES ({})", marks.join(", "));
             // Insertion order is the order SQLite kept; PostgreSQL's rowid stand-in follows it.
             let rows = self
                 .conn
@@ -92,12 +92,11 @@ impl Metadata {
             "SELECT setval(pg_get_serial_sequence('runs', 'seq'), GREATEST((SELECT MAX(seq) FROM runs), 1))",
         )
         .map_err(terr("advance the run sequence"))?;
-        tx.commit().map_err(terr("commit the copy"))?;
-        // Now prove it: both sides, every table.
+        // Prove it before it counts: both sides, every table, inside the copy's transaction.
         let mut checks = Vec::new();
         for table in TABLES {
             let here = table_check(&self.conn, table).map_err(self.err("check the copy"))?;
-            let there = table_check(&target.conn, table).map_err(terr("check the copy"))?;
+            let there = table_check(&tx, table).map_err(terr("check the copy"))?;
             if here != there {
                 return Err(StoreError::Invalid(format!(
                     "the copy of table {table} differs ({} rows, digest {} here; {} rows, digest {} there); the store still uses its own database",
@@ -106,6 +105,7 @@ impl Metadata {
             }
             checks.push(here);
         }
+        tx.commit().map_err(terr("commit the copy"))?;
         Ok(checks)
     }
 }
@@ -137,11 +137,6 @@ fn feed(h: &mut blake3::Hasher, row: &Row, i: usize) -> crate::db::DbResult<()> 
         Val::Blob(b) => h.update(b"b").update(&(b.len() as u64).to_le_bytes()).update(&b),
     };
     Ok(())
-}
-
-/// Where `repro migrate-store` leaves the embedded database once the store uses the new one.
-pub fn retired_db_path(root: &Path) -> std::path::PathBuf {
-    root.join("repro.db.migrated")
 }
 
 /// What `repro migrate-store` did.
@@ -181,4 +176,81 @@ pub(crate) fn config_with(text: &str, keys: &[(&str, &str)]) -> String {
         out.insert(0, "[store]".to_string());
     }
     out.join("\n") + "\n"
+}
+
+impl crate::Store {
+    /// Moves this embedded store onto shared backends: the metadata into the (empty)
+    /// PostgreSQL database `backends.db`, the objects into `backends.objects`. Everything is
+    /// copied and checked first (every table's count and digest; every object re-read from
+    /// the bucket and hashed); only then does `repro.toml` switch to the new backends. A
+    /// failure anywhere leaves the store as it was, on its own database and folder.
+    pub fn migrate_to(&self, backends: &crate::Backends, progress: &dyn Fn(&str)) -> Result<MigrationReport> {
+        let config_path = self.root().join(crate::config::CONFIG_FILE);
+        let bad = |message: String| StoreError::Config { path: config_path.clone(), message };
+        if backends.db.is_none() && backends.objects.is_none() {
+            return Err(bad("say where to: --db postgres://USER@HOST/DB and/or --objects s3://BUCKET/PREFIX".into()));
+        }
+        // Everything checked before anything is copied.
+        if let (Some(_), Some(now)) = (&backends.objects, &self.config.store.objects) {
+            return Err(bad(format!("the store's objects are already in {now}; migrate-store moves an embedded store")));
+        }
+        if let (Some(_), Some(now)) = (&backends.db, &self.config.store.db) {
+            return Err(bad(format!("the store's metadata is already in {now}; migrate-store moves an embedded store")));
+        }
+        if let Some(url) = &backends.objects {
+            crate::config::parse_objects_url(url).map_err(bad)?;
+        }
+        if let Some(url) = &backends.db {
+            crate::config::check_db_url(url).map_err(bad)?;
+        }
+        let mut report = MigrationReport::default();
+        let mut keys: Vec<(&str, &str)> = Vec::new();
+        // Objects first: uploading is idempotent, so a failure there leaves nothing to undo;
+        // the metadata copy, one transaction, comes last.
+        if let Some(url) = &backends.objects {
+            let remote = crate::remote::Remote::connect(url)?;
+            remote.check()?;
+            let mut local = Vec::new();
+            for entry in self.objects.list()? {
+                // Stray files in objects/ are fsck's business, not the migration's.
+                if let Ok(d) = entry {
+                    let path = self.objects.path_of(&d);
+                    local.push((d, path));
+                }
+            }
+            progress(&format!("copying {} objects into {url}", local.len()));
+            report.objects_copied = remote.upload_all(&local)? as u64;
+            progress(&format!("verifying {} objects in {url}", local.len()));
+            for (d, _) in &local {
+                match remote.verify(d)? {
+                    crate::objects::Verified::Ok { .. } => report.objects_verified += 1,
+                    _ => {
+                        return Err(StoreError::Invalid(format!(
+                            "object {d} did not arrive intact in {url}; the store still uses its own objects folder"
+                        )))
+                    }
+                }
+            }
+            report.objects = Some(url.clone());
+            keys.push(("objects", url));
+        }
+        if let Some(url) = &backends.db {
+            progress(&format!("copying the metadata into {url}"));
+            let mut target = Metadata::connect(self.root(), Some(url))?;
+            report.tables = self.meta.copy_into(&mut target)?;
+            report.db = Some(url.clone());
+            keys.push(("db", url));
+        }
+        // Only now does the store switch: repro.toml names the new backends.
+        let text = std::fs::read_to_string(&config_path).map_err(StoreError::io("read", &config_path))?;
+        let new = config_with(&text, &keys);
+        let tmp = self.root().join(crate::objects::TMP_DIR).join("repro.toml.migrating");
+        crate::objects::write_durably(&tmp, new.as_bytes()).map_err(StoreError::io("write", &tmp))?;
+        crate::Config::load(&tmp).map_err(|e| bad(format!("the new configuration would not load: {e}")))?;
+        std::fs::rename(&tmp, &config_path).map_err(StoreError::io("replace", &config_path))?;
+        if backends.db.is_some() {
+            report.retired_db = Some(self.root().join(crate::meta::DB_FILE));
+        }
+        Ok(report)
+    }
 }
