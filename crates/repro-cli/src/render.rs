@@ -520,7 +520,11 @@ pub fn migration(r: &repro_store::migrate::MigrationReport, as_json: bool) -> Re
     let mut o = out();
     if let Some(db) = &r.db {
         let rows: u64 = r.tables.iter().map(|t| t.rows).sum();
-        writeln!(o, "metadata: {rows} rows in {} tables copied to {db}; every count and digest matches", r.tables.len())?;
+        writeln!(
+            o,
+            "metadata: {rows} rows in {} tables copied to {db}; every count and digest matches",
+            r.tables.len()
+        )?;
     }
     if let Some(objects) = &r.objects {
         writeln!(

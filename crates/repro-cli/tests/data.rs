@@ -119,13 +119,7 @@ fn corrupted_object_fails_audit_and_fsck_by_name() {
     let manifest = show["inputs"][0]["snapshot"].as_str().expect("snap").to_string();
     let m = t.repro(&["data", "show", "in.txt", "--json"]).success().json();
     let content = m["entries"][0]["digest"].as_str().expect("digest").to_string();
-    let hex = content.trim_start_matches("blake3:");
-    let p = t.path(&format!(".repro/objects/{}/{}", &hex[..2], &hex[2..]));
-    let mut perm = std::fs::metadata(&p).expect("meta").permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&p, perm).expect("chmod");
-    std::fs::write(&p, "precious dat4").expect("flip a byte");
+    t.write_object(&content, b"precious dat4");
 
     let (report, code) = t.audit("latest");
     assert_eq!(code, 1);
@@ -142,10 +136,7 @@ fn corrupted_object_fails_audit_and_fsck_by_name() {
         .iter()
         .any(|b| b["referrer"].as_str().expect("r").contains("file in.txt")));
     // Reading a corrupt manifest is an error that says so.
-    let mhex = manifest.trim_start_matches("blake3:");
-    let mp = t.path(&format!(".repro/objects/{}/{}", &mhex[..2], &mhex[2..]));
-    std::fs::set_permissions(&mp, std::fs::metadata(&p).expect("meta").permissions()).expect("chmod");
-    std::fs::write(&mp, "{}").expect("write");
+    t.write_object(&manifest, b"{}");
     let line = t.repro(&["data", "show", "in.txt"]).expect_code(2).error_line();
     assert!(line.contains("is corrupt") && line.contains("repro fsck"), "{line}");
 }

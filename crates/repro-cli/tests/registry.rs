@@ -104,21 +104,11 @@ fn check<'a>(report: &'a Value, name: &str) -> (bool, &'a str) {
     (c["ok"].as_bool().expect("ok"), c["detail"].as_str().expect("detail"))
 }
 
-/// The file of an object, made writable so a test can damage it.
-fn object_path(t: &TestContext, digest: &str) -> PathBuf {
-    let hex = digest.strip_prefix("blake3:").unwrap_or_else(|| panic!("not a digest: {digest}"));
-    let p = t.path(&format!(".repro/objects/{}/{}", &hex[..2], &hex[2..]));
-    assert!(p.is_file(), "no object file {}", p.display());
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    p
-}
-
-/// Flips the lowest bit of one byte of a file.
-fn flip_byte(path: &Path, offset: usize) {
-    let mut bytes = std::fs::read(path).expect("read");
-    assert!(offset < bytes.len(), "{} has {} bytes", path.display(), bytes.len());
+/// Flips the lowest bit of one byte of an object, behind repro's back.
+fn flip_byte(t: &TestContext, digest: &str, offset: usize) {
+    let mut bytes = t.read_object(digest);
     bytes[offset] ^= 1;
-    std::fs::write(path, bytes).expect("write");
+    t.write_object(digest, &bytes);
 }
 
 fn sha256sum(path: &Path) -> String {
@@ -460,9 +450,8 @@ fn a_flipped_byte_in_the_envelope_or_the_artifact_is_named_by_fsck_and_verify() 
     backup(&t);
 
     // (c) The signature envelope.
-    let p = object_path(&t, &envelope);
-    let len = std::fs::metadata(&p).expect("stat").len() as usize;
-    flip_byte(&p, len / 2);
+    let len = t.read_object(&envelope).len();
+    flip_byte(&t, &envelope, len / 2);
     let report = t.repro(&["model", "verify", "pricing@1", "--key", "keys/repro.pub", "--json"]).expect_code(1).json();
     let (ok, detail) = check(&report, "signature");
     assert!(!ok && detail.contains(&keyid) && detail.contains("corrupt"), "{report:#}");
@@ -479,7 +468,7 @@ fn a_flipped_byte_in_the_envelope_or_the_artifact_is_named_by_fsck_and_verify() 
     restore(&t);
 
     // (d) The artifact.
-    flip_byte(&object_path(&t, &artifact), 1000);
+    flip_byte(&t, &artifact, 1000);
     let report = t.repro(&["model", "verify", "pricing@1", "--json"]).expect_code(1).json();
     let (ok, detail) = check(&report, "artifact");
     assert!(!ok && detail.contains("model.pkl") && detail.contains("corrupt"), "{report:#}");

@@ -274,34 +274,27 @@ fn replay_that_cannot_rebuild_names_the_missing_piece_and_leaves_nothing() {
 
     // A corrupted object: the stored diff.
     let diff = shown["code"]["diff"].as_str().expect("diff digest");
-    let hex = diff.trim_start_matches("blake3:");
-    let obj = t.path(&format!(".repro/objects/{}/{}", &hex[..2], &hex[2..]));
-    let good = std::fs::read(&obj).expect("object");
+    let good = t.read_object(diff);
     let mut bad = good.clone();
     bad[0] ^= 1;
-    std::fs::set_permissions(&obj, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
-    std::fs::write(&obj, &bad).expect("corrupt");
+    t.write_object(diff, &bad);
     let r = t.repro(&["replay", &a]).expect_code(2);
     let line = r.error_line();
     assert!(line.contains("uncommitted diff") && line.contains("corrupt"), "{line}");
     assert_no_leftovers(&t);
 
     // A deleted object: a file of the input snapshot.
-    std::fs::write(&obj, &good).expect("repair");
-    let manifest = shown["inputs"][0]["snapshot"].as_str().expect("snapshot").trim_start_matches("blake3:").to_string();
-    let m: Value = serde_json::from_slice(
-        &std::fs::read(t.path(&format!(".repro/objects/{}/{}", &manifest[..2], &manifest[2..]))).expect("manifest"),
-    )
-    .expect("manifest json");
-    let file = m["entries"][0]["digest"].as_str().expect("digest").trim_start_matches("blake3:").to_string();
-    let file_obj = t.path(&format!(".repro/objects/{}/{}", &file[..2], &file[2..]));
-    let saved = std::fs::read(&file_obj).expect("read");
-    std::fs::remove_file(&file_obj).expect("delete");
+    t.write_object(diff, &good);
+    let manifest = shown["inputs"][0]["snapshot"].as_str().expect("snapshot");
+    let m: Value = serde_json::from_slice(&t.read_object(manifest)).expect("manifest json");
+    let file = m["entries"][0]["digest"].as_str().expect("digest").to_string();
+    let saved = t.read_object(&file);
+    t.delete_object(&file);
     let r = t.repro(&["replay", &a]).expect_code(2);
     let line = r.error_line();
     assert!(line.contains("input data/train.csv") && line.contains("missing"), "{line}");
     assert_no_leftovers(&t);
-    std::fs::write(&file_obj, saved).expect("restore");
+    t.write_object(&file, &saved);
 
     // An unreachable commit: history rewritten and collected, and the recorded remote
     // (https://example.invalid/…) cannot be reached.

@@ -70,9 +70,8 @@ fn two_servers_on_one_store_and_sixteen_writers_lose_nothing() {
     assert_eq!(seen["run"]["data"]["metrics"][0]["value"], 0.9, "{seen:#}");
     assert_eq!(seen["run"]["data"]["params"][0]["value"], "0.1", "{seen:#}");
     assert_eq!(seen["run"]["info"]["run_name"], "first");
-    let (status, head, _) = http(&sb.uri, "GET", &path, &[], b"");
+    let (status, head, raw) = common::http_bytes(&sb.uri, "GET", &path, &[], b"");
     assert_eq!(status, 200, "{head}");
-    let raw = download(&sb.uri, &path);
     assert_eq!(raw, weights, "the artifact read through the other server is the one written");
     // The CLI in the other folder sees the run too.
     let runs = b.repro(&["runs", "--json"]).success().json();
@@ -112,33 +111,6 @@ fn two_servers_on_one_store_and_sixteen_writers_lose_nothing() {
     assert_eq!(total.trim(), (CLIENTS * BATCHES * POINTS).to_string());
     a.repro(&["fsck"]).success();
     b.repro(&["fsck"]).success();
-}
-
-/// A GET's body as bytes (the artifact is binary).
-fn download(uri: &str, path: &str) -> Vec<u8> {
-    use std::io::{Read, Write};
-    let addr = uri.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
-    let head = String::from_utf8_lossy(&raw[..at]).to_lowercase();
-    let body = raw[at..].to_vec();
-    if !head.contains("transfer-encoding: chunked") {
-        return body;
-    }
-    let mut out = Vec::new();
-    let mut rest = &body[..];
-    loop {
-        let end = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size");
-        let size = usize::from_str_radix(std::str::from_utf8(&rest[..end]).expect("hex").trim(), 16).expect("size");
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&rest[end + 2..end + 2 + size]);
-        rest = &rest[end + 2 + size + 2..];
-    }
 }
 
 #[test]
@@ -326,4 +298,87 @@ fn writers_survive_a_postgres_restart_and_nothing_committed_is_lost() {
     assert!(missing.is_empty(), "{} acknowledged points lost: {missing:?}", missing.len());
     assert!(acked.len() > 20, "the writers wrote ({} acknowledged)", acked.len());
     t.repro(&["fsck"]).success();
+}
+
+/// An S3 server of this test's own (moto via scripts/s3-server.sh on a free port), so it can
+/// be stopped under a run; stopped again when dropped.
+struct PrivateS3 {
+    port: u16,
+}
+
+impl PrivateS3 {
+    fn start() -> PrivateS3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let s = PrivateS3 { port };
+        s.script("start");
+        let (status, _, body) = http(&s.endpoint(), "PUT", "/fault-bucket", &[], b"");
+        assert_eq!(status, 200, "create bucket: {body}");
+        s
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> std::path::PathBuf {
+        common::workspace().join(format!("target/s3-server-{}.log", self.port))
+    }
+
+    fn script(&self, what: &str) {
+        let out = Command::new(common::workspace().join("scripts/s3-server.sh"))
+            .args([what, &self.port.to_string()])
+            .output()
+            .expect("scripts/s3-server.sh");
+        assert!(out.status.success(), "s3-server.sh {what}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for PrivateS3 {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+#[test]
+fn an_s3_server_stopped_mid_upload_fails_the_run_cleanly_and_nothing_points_at_missing_objects() {
+    let t = TestContext::new();
+    let Some(backend) = shared_backend(&t) else { return };
+    let s3 = PrivateS3::start();
+    let on_private = |args: &[&str]| {
+        let mut c = t.cmd();
+        c.env("AWS_ENDPOINT_URL", s3.endpoint()).args(args);
+        c
+    };
+    t.git(&["init", "-q"]);
+    let out = on_private(&["init", "--db", &backend[1], "--objects", "s3://fault-bucket/team"]).output().expect("init");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // 200 MB of output goes up in parts; the server stops once the first part has landed.
+    let script = "head -c 200000000 /dev/urandom > big.bin";
+    let child = on_private(&["run", "--seed", "1", "--output", "big.bin", "--", "sh", "-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn repro run");
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(s3.log()).unwrap_or_default();
+        if log.contains("partNumber=") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "the upload never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s3.script("stop");
+    let out = child.wait_with_output().expect("repro run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("error: ") && last.contains("s3://fault-bucket/team") && last.contains("reachable"),
+        "{stderr}"
+    );
+    // The run is not finished, and no row names an object of the output.
+    assert_eq!(t.sql("SELECT COUNT(*) FROM runs WHERE lineage IS NOT NULL OR record_object IS NOT NULL").trim(), "0");
+    let runs = t.repro(&["runs", "--json"]).success().json();
+    assert_eq!(runs[0]["status"], "interrupted", "{runs:#}");
 }

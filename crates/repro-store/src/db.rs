@@ -360,7 +360,10 @@ impl Db {
         let config: postgres::Config = url.parse()?;
         let client = connect_retrying(&config)?;
         Ok(Db {
-            backend: Backend::Postgres(Box::new(PgSide { config, pg: RefCell::new(Some(Pg { client, statements: HashMap::new() })) })),
+            backend: Backend::Postgres(Box::new(PgSide {
+                config,
+                pg: RefCell::new(Some(Pg { client, statements: HashMap::new() })),
+            })),
             in_tx: Cell::new(false),
         })
     }

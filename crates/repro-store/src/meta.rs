@@ -271,7 +271,6 @@ impl Metadata {
         let conn = Db::postgres(url).map_err(|e| db(&name, "connect", e))?;
         let mut m = Metadata { conn, path: name, anchor: root.join(crate::registry::ANCHOR_FILE) };
         m.migrate()?;
-        m.join_anchor()?;
         Ok(m)
     }
 

@@ -192,10 +192,14 @@ impl crate::Store {
         }
         // Everything checked before anything is copied.
         if let (Some(_), Some(now)) = (&backends.objects, &self.config.store.objects) {
-            return Err(bad(format!("the store's objects are already in {now}; migrate-store moves an embedded store")));
+            return Err(bad(format!(
+                "the store's objects are already in {now}; migrate-store moves an embedded store"
+            )));
         }
         if let (Some(_), Some(now)) = (&backends.db, &self.config.store.db) {
-            return Err(bad(format!("the store's metadata is already in {now}; migrate-store moves an embedded store")));
+            return Err(bad(format!(
+                "the store's metadata is already in {now}; migrate-store moves an embedded store"
+            )));
         }
         if let Some(url) = &backends.objects {
             crate::config::parse_objects_url(url).map_err(bad)?;
@@ -210,14 +214,17 @@ impl crate::Store {
         if let Some(url) = &backends.objects {
             let remote = crate::remote::Remote::connect(url)?;
             remote.check()?;
-            let mut local = Vec::new();
-            for entry in self.objects.list()? {
-                // Stray files in objects/ are fsck's business, not the migration's.
-                if let Ok(d) = entry {
+            // Stray files in objects/ are fsck's business, not the migration's.
+            let local: Vec<_> = self
+                .objects
+                .list()?
+                .into_iter()
+                .flatten()
+                .map(|d| {
                     let path = self.objects.path_of(&d);
-                    local.push((d, path));
-                }
-            }
+                    (d, path)
+                })
+                .collect();
             progress(&format!("copying {} objects into {url}", local.len()));
             report.objects_copied = remote.upload_all(&local)? as u64;
             progress(&format!("verifying {} objects in {url}", local.len()));

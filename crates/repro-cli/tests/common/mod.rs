@@ -52,6 +52,8 @@ pub struct TestContext {
     pub dir: PathBuf,
     /// The PostgreSQL databases `repro init` made for this test (`REPRO_TEST_PG`), dropped with it.
     scratch: std::cell::RefCell<Vec<repro_store::db::ScratchDb>>,
+    /// The `s3://` prefixes `repro init` got for this test (`REPRO_TEST_S3_BUCKET`).
+    prefixes: std::cell::RefCell<Vec<String>>,
 }
 
 /// The shared backends the suite runs against when `REPRO_TEST_PG` (a PostgreSQL server URL
@@ -71,7 +73,7 @@ impl TestContext {
     pub fn new() -> TestContext {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().canonicalize().expect("canonical");
-        TestContext { tmp, dir, scratch: Default::default() }
+        TestContext { tmp, dir, scratch: Default::default(), prefixes: Default::default() }
     }
 
     /// A git repository holding a copy of examples/sklearn-pricing, its data generated,
@@ -163,7 +165,9 @@ impl TestContext {
         };
         let mut args = vec!["--db".to_string(), db.url.clone()];
         if let Some(bucket) = s3_bucket() {
-            args.extend(["--objects".to_string(), format!("s3://{bucket}/{}", uuid_like())]);
+            let url = format!("s3://{bucket}/{}", uuid_like());
+            self.prefixes.borrow_mut().push(url.clone());
+            args.extend(["--objects".to_string(), url]);
         }
         self.scratch.borrow_mut().push(db);
         args
@@ -172,6 +176,75 @@ impl TestContext {
     /// The URL of this test's (first) PostgreSQL store database, if it has one.
     pub fn db_url(&self) -> Option<String> {
         self.scratch.borrow().first().map(|d| d.url.clone())
+    }
+
+    /// Where object `digest` ("blake3:…") lives in the bucket: (bucket, key), when this
+    /// test's store keeps its objects in S3.
+    fn bucket_key(&self, digest: &str) -> Option<(String, String)> {
+        let url = self.prefixes.borrow().first().cloned()?;
+        let hex = digest.trim_start_matches("blake3:");
+        let (bucket, prefix) = url.trim_start_matches("s3://").split_once('/').expect("s3://BUCKET/PREFIX");
+        Some((bucket.to_string(), format!("{prefix}/objects/{}/{}", &hex[..2], &hex[2..])))
+    }
+
+    /// One signed S3 call (boto3 from the S3 server's venv, as any S3 client would make it):
+    /// `get`, `put` (bytes on stdin) or `delete`. Returns what `get` read.
+    fn s3(&self, op: &str, bucket: &str, key: &str, bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        const SCRIPT: &str = "import sys, boto3\n\
+            op, bucket, key = sys.argv[1:4]\n\
+            s3 = boto3.client('s3')\n\
+            if op == 'get': sys.stdout.buffer.write(s3.get_object(Bucket=bucket, Key=key)['Body'].read())\n\
+            elif op == 'put': s3.put_object(Bucket=bucket, Key=key, Body=sys.stdin.buffer.read())\n\
+            else: s3.delete_object(Bucket=bucket, Key=key)\n";
+        let py = workspace().join("target/s3-venv/bin/python");
+        let mut child = Command::new(&py)
+            .args(["-c", SCRIPT, op, bucket, key])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (scripts/s3-server.sh builds it)", py.display()));
+        child.stdin.take().expect("stdin").write_all(bytes).expect("send");
+        let out = child.wait_with_output().expect("boto3");
+        assert!(out.status.success(), "s3 {op} {bucket}/{key}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// The local file of object `digest` (the store's folder, or its cache of the bucket).
+    pub fn object_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("blake3:");
+        self.path(&format!(".repro/objects/{}/{}", &hex[..2], &hex[2..]))
+    }
+
+    /// The bytes the store holds for object `digest` (from the bucket when it has one).
+    pub fn read_object(&self, digest: &str) -> Vec<u8> {
+        match self.bucket_key(digest) {
+            Some((bucket, key)) => self.s3("get", &bucket, &key, b""),
+            None => std::fs::read(self.object_file(digest)).expect("object file"),
+        }
+    }
+
+    /// Replaces object `digest`'s bytes behind repro's back: its file, and its copy in the
+    /// bucket when the store has one (damage there is what every machine would see).
+    pub fn write_object(&self, digest: &str, bytes: &[u8]) {
+        let file = self.object_file(digest);
+        if file.exists() || self.bucket_key(digest).is_none() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644));
+            std::fs::write(&file, bytes).expect("write object file");
+        }
+        if let Some((bucket, key)) = self.bucket_key(digest) {
+            self.s3("put", &bucket, &key, bytes);
+        }
+    }
+
+    /// Removes object `digest` behind repro's back (file and bucket copy).
+    pub fn delete_object(&self, digest: &str) {
+        let _ = std::fs::remove_file(self.object_file(digest));
+        if let Some((bucket, key)) = self.bucket_key(digest) {
+            self.s3("delete", &bucket, &key, b"");
+        }
     }
 
     /// Copies the store (its folder, and its PostgreSQL database when it has one) aside as `name`.
@@ -365,6 +438,18 @@ impl Drop for Server {
 
 /// One HTTP/1.1 request over a TCP socket: (status, head, body).
 pub fn http(uri: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+    let (status, head, body) = http_bytes(uri, method, path, headers, body);
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The same, with the body as bytes (a chunked body put back together).
+pub fn http_bytes(
+    uri: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let addr = uri.trim_start_matches("http://");
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
@@ -377,10 +462,22 @@ pub fn http(uri: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, head.to_string(), body.to_string())
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&raw[..at]).trim_end().to_string();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut body = raw[at..].to_vec();
+    if header(&head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = std::str::from_utf8(&rest[..end]).ok().and_then(|h| usize::from_str_radix(h.trim(), 16).ok());
+            let Some(size) = size.filter(|&n| n > 0 && rest.len() >= end + 2 + n) else { break };
+            out.extend_from_slice(&rest[end + 2..end + 2 + size]);
+            rest = &rest[(end + 4 + size).min(rest.len())..];
+        }
+        body = out;
+    }
+    (status, head, body)
 }
 
 pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
