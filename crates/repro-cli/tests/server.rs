@@ -223,13 +223,7 @@ json.dump(out, sys.stdout)
     expect("registry_file_missing", 404, "RESOURCE_DOES_NOT_EXIST");
     expect("registry_file_write", 400, "INVALID_PARAMETER_VALUE");
     // A damaged object is never served: the download re-hashes it before streaming.
-    let hex = blake3::hash(b"hello").to_hex().to_string();
-    let object = t.path(".repro/objects").join(&hex[..2]).join(&hex[2..]);
-    let mut perms = std::fs::metadata(&object).expect("object").permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&object, perms).expect("chmod");
-    std::fs::write(&object, b"jello").expect("corrupt the object");
+    t.write_object(&format!("blake3:{}", blake3::hash(b"hello").to_hex()), b"jello");
     let fetch = "import sys, urllib.request\ntry:\n    urllib.request.urlopen(sys.argv[1] + '/api/2.0/mlflow-artifacts/artifacts/7/r/artifacts/a%20b.txt').read()\n    print('served')\nexcept urllib.error.HTTPError as e:\n    print(e.code, e.read().decode())";
     let got = Command::new(&py).arg("-c").arg(fetch).arg(&server.uri).output().expect("python");
     let got = String::from_utf8_lossy(&got.stdout);

@@ -270,6 +270,23 @@ mod tests {
         assert_eq!(c.store.objects.as_deref(), Some("s3://bkt/p"));
     }
 
+    proptest::proptest! {
+        /// Any text: no panic, one-line errors, and nothing with a password or credentials passes.
+        #[test]
+        fn backend_urls_never_panic_or_pass_secrets(url in "(postgres(ql)?://|s3://)?[a-z0-9:@/?.%_-]{0,40}") {
+            if let Err(e) = check_db_url(&url) {
+                proptest::prop_assert!(!e.contains('\n'));
+            } else {
+                let authority = url.split("://").nth(1).unwrap_or("").split(['/', '?']).next().unwrap_or("");
+                proptest::prop_assert!(!authority.rsplit_once('@').is_some_and(|(u, _)| u.contains(':')), "{url}");
+            }
+            if let Ok((bucket, prefix)) = parse_objects_url(&url) {
+                proptest::prop_assert!(!bucket.contains('@') && !url.contains('?'), "{url}");
+                proptest::prop_assert!(!prefix.starts_with('/') && !prefix.ends_with('/'));
+            }
+        }
+    }
+
     #[test]
     fn unknown_keys_and_garbage_are_one_line_errors() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -189,14 +189,18 @@ impl DbError {
     /// A lost or refused connection: worth retrying once the server is back.
     pub fn is_connection(&self) -> bool {
         match self {
-            DbError::Postgres(e) => {
-                e.is_closed()
-                    || e.as_db_error().is_none_or(|d| d.code().code().starts_with("08"))
-                    || e.code().is_some_and(|c| c.code().starts_with("57P"))
-            }
+            DbError::Postgres(e) => connection_lost(e),
             _ => false,
         }
     }
+}
+
+/// A refused or lost connection (class 08), or the server ending the session (57P: shutdown,
+/// restart), rather than anything about the statement.
+fn connection_lost(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || e.as_db_error().is_none_or(|d| d.code().code().starts_with("08"))
+        || e.code().is_some_and(|c| c.code().starts_with("57P"))
 }
 
 pub type DbResult<T> = std::result::Result<T, DbError>;
@@ -523,9 +527,11 @@ impl Db {
             pg.statements.clear();
         }
         match f(pg) {
-            Err(e) if !self.in_tx.get() && pg.client.is_closed() && e.as_db_error().is_none() => {
-                // The statement never reached a live server (a dead socket fails on write), so
-                // trying it again on a new connection does not apply it twice.
+            Err(e) if !self.in_tx.get() && (pg.client.is_closed() || connection_lost(&e)) => {
+                // Outside a transaction the statement either never reached a live server (a
+                // dead socket, a session the server ended while idle) or was aborted with the
+                // session: nothing of it was committed, so trying it again on a new
+                // connection does not apply it twice.
                 pg.client = connect_retrying(config)?;
                 pg.statements.clear();
                 Ok(f(pg)?)

@@ -263,6 +263,23 @@ impl TestContext {
         std::fs::remove_dir_all(self.path(".repro")).expect("remove the damaged store");
         let ok = Command::new("cp").arg("-a").arg(self.path(name)).arg(self.path(".repro")).status().expect("cp");
         assert!(ok.success());
+        // The bucket gets the saved copies back too (damage there is what a test undoes).
+        if let Some(url) = self.prefixes.borrow().first() {
+            let (bucket, prefix) = url.trim_start_matches("s3://").split_once('/').expect("s3://BUCKET/PREFIX");
+            const PUT_ALL: &str = "import os, sys, boto3\n\
+                bucket, prefix, root = sys.argv[1:4]\n\
+                s3 = boto3.client('s3')\n\
+                for shard in os.listdir(root):\n    \
+                    for name in os.listdir(os.path.join(root, shard)):\n        \
+                        with open(os.path.join(root, shard, name), 'rb') as f:\n            \
+                            s3.put_object(Bucket=bucket, Key=f'{prefix}/objects/{shard}/{name}', Body=f.read())\n";
+            let out = Command::new(workspace().join("target/s3-venv/bin/python"))
+                .args(["-c", PUT_ALL, bucket, prefix])
+                .arg(self.path(&format!("{name}/objects")))
+                .output()
+                .expect("boto3");
+            assert!(out.status.success(), "restore the bucket: {}", String::from_utf8_lossy(&out.stderr));
+        }
         if let Some(url) = self.db_url() {
             let dump = self.path(&format!("{name}.pgdump"));
             let out = Command::new("pg_restore")
