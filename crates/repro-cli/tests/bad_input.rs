@@ -38,6 +38,31 @@ fn init_twice_is_refused() {
 }
 
 #[test]
+fn bad_backends_are_refused_at_init_and_leave_no_store() {
+    let t = TestContext::new();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--db", "mysql://u@h/db"], "is not a postgres://USER@HOST/DB URL"),
+        (&["--db", "postgres://u:hunter2@h/db"], "PGPASSWORD"),
+        (&["--db", "postgres://h"], "names no host or no database"),
+        (&["--objects", "gs://bucket/x"], "is not an s3://BUCKET[/PREFIX] URL"),
+        (&["--objects", "s3://Bad_Bucket/x"], "is not an S3 bucket name"),
+        // Nothing listens on port 1: refused at once, named, no waiting.
+        (&["--db", "postgres://postgres@127.0.0.1:1/repro"], "postgres://postgres@127.0.0.1:1/repro"),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["init"];
+        all.extend_from_slice(args);
+        let start = std::time::Instant::now();
+        let r = t.repro(&all).expect_code(2);
+        let line = r.error_line();
+        assert!(line.contains(needle), "{args:?}: {line}");
+        assert!(!line.contains("hunter2"), "the password is never echoed: {line}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "{args:?} took {:?}", start.elapsed());
+        assert!(!t.path(".repro").exists(), "{args:?} left a half-made store");
+    }
+}
+
+#[test]
 fn store_is_found_from_a_subfolder_and_by_flag() {
     let t = TestContext::new();
     t.repro(&["init"]).success();

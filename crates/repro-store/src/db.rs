@@ -359,10 +359,11 @@ impl Db {
         Db { backend: Backend::Sqlite(conn), in_tx: Cell::new(false) }
     }
 
-    /// Connects to PostgreSQL, retrying a refused connection for a while (a server restarting).
+    /// Connects to PostgreSQL. A first connection is tried once, so a wrong address fails at
+    /// once; re-connecting after a lost connection waits for the server (see `with_pg`).
     pub fn postgres(url: &str) -> DbResult<Db> {
         let config: postgres::Config = url.parse()?;
-        let client = connect_retrying(&config)?;
+        let client = config.connect(postgres::NoTls)?;
         Ok(Db {
             backend: Backend::Postgres(Box::new(PgSide {
                 config,

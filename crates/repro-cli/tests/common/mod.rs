@@ -151,7 +151,7 @@ impl TestContext {
 
     pub fn repro(&self, args: &[&str]) -> Run {
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        if args.first().is_some_and(|a| a == "init") && !args.iter().any(|a| a == "--db") {
+        if args.first().is_some_and(|a| a == "init") && !args.iter().any(|a| a == "--db" || a == "--objects") {
             args.extend(self.backend_args());
         }
         let out = self.cmd().args(&args).output().expect("run repro");
@@ -380,7 +380,6 @@ impl Run {
     }
 }
 
-/// The audit item `name` of an audit JSON report.
 /// A name no other test uses.
 pub fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -389,6 +388,7 @@ pub fn uuid_like() -> String {
     format!("t{}-{}-{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The audit item `name` of an audit JSON report.
 pub fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["items"]
         .as_array()
