@@ -322,6 +322,10 @@ impl Row {
 pub enum TransactionBehavior {
     Deferred,
     Immediate,
+    /// A writer that only touches rows of its own (one run's points): SQLite's write lock as
+    /// `Immediate`, but on PostgreSQL no store-wide lock, so writers to different runs commit
+    /// side by side; what must not interleave takes [`Db::lock_key`].
+    Concurrent,
 }
 
 /// The advisory lock key write transactions share on PostgreSQL ("repro" in ASCII).
@@ -486,7 +490,9 @@ impl Db {
 
     pub fn transaction_with_behavior(&self, behavior: TransactionBehavior) -> DbResult<Tx<'_>> {
         match (&self.backend, behavior) {
-            (Backend::Sqlite(c), TransactionBehavior::Immediate) => c.execute_batch("BEGIN IMMEDIATE")?,
+            (Backend::Sqlite(c), TransactionBehavior::Immediate | TransactionBehavior::Concurrent) => {
+                c.execute_batch("BEGIN IMMEDIATE")?
+            }
             (Backend::Sqlite(c), TransactionBehavior::Deferred) => c.execute_batch("BEGIN")?,
             (Backend::Postgres(_), _) => {
                 self.execute_batch("BEGIN")?;
@@ -501,6 +507,18 @@ impl Db {
         }
         self.in_tx.set(true);
         Ok(Tx { db: self, done: false })
+    }
+
+    /// Inside a transaction: waits until no other transaction holds `key` (a run id), until
+    /// this one ends. SQLite has one writer at a time already; PostgreSQL takes an advisory lock.
+    pub fn lock_key(&self, key: &str) -> DbResult<()> {
+        if self.is_postgres() {
+            let hash = blake3::hash(key.as_bytes());
+            let mut head = [0u8; 8];
+            head.copy_from_slice(&hash.as_bytes()[..8]);
+            self.query_rows("SELECT pg_advisory_xact_lock(?1)", [i64::from_le_bytes(head)])?;
+        }
+        Ok(())
     }
 
     fn rollback(&self) {

@@ -419,6 +419,8 @@ impl Metadata {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db(&path, "finish run", e))?;
+        // The run's own points may be arriving through the tracking API (`log_batch`) too.
+        tx.lock_key(record.id.as_str()).map_err(|e| db(&path, "finish run", e))?;
         {
             let mut stmt = tx
                 .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")

@@ -751,8 +751,11 @@ impl Metadata {
         tags: &[(String, String)],
     ) -> Result<()> {
         let path = self.path.clone();
+        // Points of different runs never meet: on PostgreSQL they commit side by side, and
+        // only writers to the same run wait for each other (latest_metrics is read, then written).
         let tx =
-            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db(&path, "log", e))?;
+            self.conn.transaction_with_behavior(TransactionBehavior::Concurrent).map_err(|e| db(&path, "log", e))?;
+        tx.lock_key(id).map_err(|e| db(&path, "log", e))?;
         Self::active_run(&tx, &path, id)?;
         {
             let mut get = tx
