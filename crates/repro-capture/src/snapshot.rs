@@ -155,9 +155,10 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
     let known = store.meta.get_snapshot(&digest)?;
     if !req.reference && !known.as_ref().is_some_and(|k| k.stored) {
         // Cached digests say nothing about the store: make sure their objects are there.
-        let absent: Vec<usize> = (0..found.len())
-            .filter(|&i| !fresh[i] && !store.objects.contains(&text(digests[i].as_ref().expect("digest"))))
-            .collect();
+        let cached: Vec<usize> = (0..found.len()).filter(|&i| !fresh[i]).collect();
+        let names: Vec<Digest> = cached.iter().map(|&i| text(digests[i].as_ref().expect("digest"))).collect();
+        let held = store.objects.contains_many(&names);
+        let absent: Vec<usize> = cached.into_iter().zip(held).filter(|(_, held)| !held).map(|(i, _)| i).collect();
         if !absent.is_empty() {
             process(&absent, &mut digests, &mut fresh)?;
             (digest, manifest_bytes) = build(&digests);

@@ -113,6 +113,14 @@ impl Objects {
         }
     }
 
+    /// `contains` for many objects at once (with a remote, the lookups run side by side).
+    pub fn contains_many(&self, digests: &[Digest]) -> Vec<bool> {
+        match &self.remote {
+            None => digests.iter().map(|d| self.cached(d)).collect(),
+            Some(remote) => remote.exists_many(digests).unwrap_or_else(|_| vec![false; digests.len()]),
+        }
+    }
+
     fn cached(&self, digest: &Digest) -> bool {
         self.path_of(digest).is_file()
     }

@@ -40,6 +40,8 @@ const PART: usize = 16 * 1024 * 1024;
 /// Requests in flight at once for one batch: enough to hide latency, few enough that
 /// `CONCURRENCY * SINGLE_PUT` bytes stay a modest amount of memory.
 const CONCURRENCY: usize = 8;
+/// Existence checks (HEAD, no body) in flight at once.
+const LOOKUPS: usize = 32;
 /// Digests remembered as present in the bucket; past this the memory is dropped, which only
 /// costs a HEAD per object again.
 const REMEMBERED: usize = 1 << 20;
@@ -224,6 +226,23 @@ impl Remote {
             return Ok(true);
         }
         self.block_on(self.head(digest))
+    }
+
+    /// `exists` for many digests, the lookups running side by side (a snapshot checks every
+    /// file of a dataset).
+    pub fn exists_many(&self, digests: &[Digest]) -> Result<Vec<bool>> {
+        self.block_on(async {
+            futures_util::stream::iter(digests.iter().map(|d| async move {
+                if self.remembered(d) {
+                    Ok(true)
+                } else {
+                    self.head(d).await
+                }
+            }))
+            .buffered(LOOKUPS)
+            .try_collect()
+            .await
+        })
     }
 
     async fn head(&self, digest: &Digest) -> Result<bool> {
@@ -575,6 +594,10 @@ mod tests {
         assert_eq!(std::fs::read(&dest).expect("read"), b"a file's bytes");
         let missing = Digest::of_bytes(b"never written");
         assert!(!b.contains(&missing));
+        // Many at once, in order, looked up side by side.
+        let many: Vec<Digest> = (0..40).map(|i| if i % 2 == 0 { hello.clone() } else { missing.clone() }).collect();
+        let held = b.contains_many(&many);
+        assert_eq!(held, (0..40).map(|i| i % 2 == 0).collect::<Vec<_>>());
         assert_eq!(b.verify(&missing).expect("verify"), Verified::Missing);
         assert!(matches!(b.read(&missing), Err(StoreError::ObjectMissing(_))));
         assert!(matches!(b.fetch(&missing), Err(StoreError::ObjectMissing(_))));
