@@ -296,9 +296,19 @@ impl Metadata {
 
     /// The schema version the database is at: SQLite's `user_version`, PostgreSQL's
     /// `repro_schema` row (0 before there is one).
-    fn schema_version(&self) -> crate::db::DbResult<i64> {
+    /// `locked`: inside the migration's write transaction, where the version table may be
+    /// created (two machines creating it at once would collide in PostgreSQL's catalog).
+    fn schema_version(&self, locked: bool) -> crate::db::DbResult<i64> {
         if self.conn.is_postgres() {
-            self.conn.execute_batch("CREATE TABLE IF NOT EXISTS repro_schema (version BIGINT NOT NULL)")?;
+            if locked {
+                self.conn.execute_batch("CREATE TABLE IF NOT EXISTS repro_schema (version BIGINT NOT NULL)")?;
+            } else {
+                let exists: bool =
+                    self.conn.query_row("SELECT to_regclass('repro_schema') IS NOT NULL", params![], |r| r.get(0))?;
+                if !exists {
+                    return Ok(0);
+                }
+            }
             let v: Option<i64> =
                 self.conn.query_row("SELECT MAX(version) FROM repro_schema", params![], |r| r.get(0))?;
             Ok(v.unwrap_or(0))
@@ -317,11 +327,11 @@ impl Metadata {
             move |err| db(&path, c, err)
         };
         // Most opens find the schema current: check without taking the write lock.
-        if self.schema_version().map_err(e("migrate"))? == SCHEMA_VERSION {
+        if self.schema_version(false).map_err(e("migrate"))? == SCHEMA_VERSION {
             return Ok(());
         }
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("migrate"))?;
-        let version = self.schema_version().map_err(e("migrate"))?;
+        let version = self.schema_version(true).map_err(e("migrate"))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew { found: version, known: SCHEMA_VERSION });
         }
@@ -1044,6 +1054,31 @@ pub(crate) fn db(path: &Path, context: &str, source: crate::db::DbError) -> Stor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machines_opening_a_new_database_at_once_all_get_one_schema() {
+        let Some(scratch) = crate::db::ScratchDb::create() else {
+            eprintln!("skipped: needs REPRO_TEST_PG");
+            return;
+        };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let url = scratch.url.clone();
+                std::thread::spawn(move || {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    Metadata::connect(dir.path(), Some(&url)).map(|_| ()).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread").expect("connect");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = Metadata::connect(dir.path(), Some(&scratch.url)).expect("connect");
+        let rows: i64 = m.conn.query_row("SELECT COUNT(*) FROM repro_schema", params![], |r| r.get(0)).expect("count");
+        assert_eq!(rows, 1);
+        assert_eq!(m.schema_version(false).expect("version"), SCHEMA_VERSION);
+    }
 
     #[test]
     fn tree_cache_round_trips_and_garbage_is_a_miss() {
