@@ -45,6 +45,11 @@ impl ApiError {
         }
     }
 
+    /// A backend (PostgreSQL, S3) unreachable for now: 503, which MLflow clients retry.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "TEMPORARILY_UNAVAILABLE", message: message.into() }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "INTERNAL_ERROR", message: message.into() }
     }
@@ -59,6 +64,7 @@ impl From<StoreError> for ApiError {
                 ApiError { status: StatusCode::BAD_REQUEST, code: "RESOURCE_ALREADY_EXISTS", message: m }
             }
             StoreError::Invalid(m) => ApiError::invalid(m),
+            other if other.is_unavailable() => ApiError::unavailable(other.to_string()),
             other => ApiError::internal(other.to_string()),
         }
     }

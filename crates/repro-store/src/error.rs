@@ -74,6 +74,16 @@ pub struct RemoteFailure {
 }
 
 impl StoreError {
+    /// A shared backend that is unreachable for now (the database's connection lost or
+    /// refused, the object store failing), not anything about the request: worth retrying.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database { source, .. } => source.is_connection(),
+            StoreError::Remote(_) => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
         let path = path.into();
         move |source| StoreError::Io { action, path, source }

@@ -424,9 +424,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(t: &TestContext) -> Server {
+        Server::start_with(t, &[])
+    }
+
+    /// A server with these environment variables set (another S3 endpoint, say).
+    pub fn start_with(t: &TestContext, env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         let mut child = t
             .cmd()
+            .envs(env.iter().copied())
             .args(["serve", "--port", "0"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
