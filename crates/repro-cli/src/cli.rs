@@ -60,6 +60,16 @@ pub struct InitArgs {
     pub objects: Option<String>,
 }
 
+#[derive(Args, Debug, Default)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub backends: InitArgs,
+    /// Where to: a postgres:// URL (the metadata) or an s3:// URL (the objects); give it twice
+    /// for both. The same as --db / --objects.
+    #[arg(long, value_name = "URL")]
+    pub to: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Create a store (.repro/) in the current folder.
@@ -86,8 +96,10 @@ pub enum Cmd {
     /// join with `repro init --db … --objects …`. Credentials come from PGPASSWORD and the
     /// AWS_* variables, as for `repro init`.
     ///
-    /// Example: repro migrate-store --db postgres://repro@db.internal/ml --objects s3://ml-artifacts/repro
-    MigrateStore(InitArgs),
+    /// Examples:
+    ///   repro migrate-store --db postgres://repro@db.internal/ml --objects s3://ml-artifacts/repro
+    ///   repro migrate-store --to postgres://repro@db.internal/ml --to s3://ml-artifacts/repro
+    MigrateStore(MigrateArgs),
 
     /// Run a command and record everything needed to reproduce it.
     ///

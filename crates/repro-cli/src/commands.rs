@@ -389,7 +389,16 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         }
         Cmd::MigrateStore(args) => {
             let store = open_store(store_dir)?;
-            let backends = repro_store::Backends { db: args.db, objects: args.objects };
+            let mut backends = repro_store::Backends { db: args.backends.db, objects: args.backends.objects };
+            for url in args.to {
+                let slot = if url.starts_with("s3://") { &mut backends.objects } else { &mut backends.db };
+                if slot.replace(url.clone()).is_some() {
+                    anyhow::bail!(
+                        "--to {url}: the store's {} is named twice; give one postgres:// and/or one s3:// URL",
+                        if url.starts_with("s3://") { "objects' place" } else { "database" }
+                    );
+                }
+            }
             let report = store.migrate_to(&backends, &|step| {
                 if !json {
                     eprintln!("repro: {step}");

@@ -437,9 +437,10 @@ fn migrate_store_moves_an_embedded_store_and_every_machine_sees_the_same() {
     let before = views(&t);
 
     // The move: objects uploaded and read back, every table copied and checked.
-    let mut args = vec!["migrate-store", "--json"];
-    args.extend(backend.iter().map(String::as_str));
-    let report = t.repro(&args).success().json();
+    let twice = t.repro(&["migrate-store", "--to", &backend[1], "--to", &backend[1]]).expect_code(2).error_line();
+    assert!(twice.contains("named twice"), "{twice}");
+    // `--to` as the issue spells it; `--db`/`--objects` below.
+    let report = t.repro(&["migrate-store", "--json", "--to", &backend[1], "--to", &backend[3]]).success().json();
     assert!(report["objects_copied"].as_u64().expect("copied") > 5, "{report:#}");
     assert_eq!(report["objects_copied"], report["objects_verified"]);
     let tables = report["tables"].as_array().expect("tables");
@@ -450,6 +451,8 @@ fn migrate_store_moves_an_embedded_store_and_every_machine_sees_the_same() {
     assert!(config.contains(&format!("db = \"{}\"", backend[1])) && config.contains("objects = \"s3://"), "{config}");
     assert!(!config.contains("secret") && !config.contains("AWS_"), "no credentials in repro.toml");
     assert_eq!(views(&t), before, "the store reads the same after the move");
+    let mut args = vec!["migrate-store"];
+    args.extend(backend.iter().map(String::as_str));
     let again = t.repro(&args).expect_code(2).error_line();
     assert!(again.contains("already in"), "{again}");
 
