@@ -145,6 +145,11 @@ struct PrivatePg {
 
 impl PrivatePg {
     fn start() -> Option<PrivatePg> {
+        PrivatePg::start_with(None)
+    }
+
+    /// With `Some(password)`, connections must give it (scram-sha-256), as on a real server.
+    fn start_with(password: Option<&str>) -> Option<PrivatePg> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .filter_map(Result::ok)
@@ -160,8 +165,19 @@ impl PrivatePg {
         std::fs::create_dir_all(&data).expect("mkdir");
         let owner = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().expect("chown");
         assert!(owner.success());
+        let pwfile = dir.path().join("pw");
+        if let Some(pw) = password {
+            std::fs::write(&pwfile, pw).expect("password file");
+            Command::new("chown").args(["postgres:postgres"]).arg(&pwfile).status().expect("chown");
+        }
         let pg = PrivatePg { dir, port, bin };
-        pg.as_postgres(&[pg.bin.join("initdb").to_str()?, "-A", "trust", "-U", "postgres", "-D", data.to_str()?]);
+        let initdb = pg.bin.join("initdb");
+        let mut args = vec![initdb.to_str()?, "-U", "postgres", "-D", data.to_str()?];
+        match password {
+            Some(_) => args.extend(["-A", "scram-sha-256", "--pwfile", pwfile.to_str()?]),
+            None => args.extend(["-A", "trust"]),
+        }
+        pg.as_postgres(&args);
         pg.ctl("start");
         Some(pg)
     }
@@ -479,4 +495,33 @@ fn migrate_store_moves_an_embedded_store_and_every_machine_sees_the_same() {
     let r = c.repro(&["migrate-store", "--db", &backend[1]]).expect_code(2);
     assert!(r.error_line().contains("already holds a store"), "{}", r.error_line());
     assert!(!std::fs::read_to_string(c.path(".repro/repro.toml")).expect("config").contains("postgres://"));
+}
+
+#[test]
+fn the_database_password_comes_from_pgpassword_and_is_never_written() {
+    if !common::shared_backends() {
+        eprintln!("skipped: runs in the PostgreSQL pass (REPRO_TEST_PG)");
+        return;
+    }
+    let Some(pg) = PrivatePg::start_with(Some("s3cret-pw")) else {
+        panic!("no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql");
+    };
+    let t = TestContext::new();
+    let url = pg.url("postgres");
+    let without = t.cmd().env_remove("PGPASSWORD").args(["init", "--db", &url]).output().expect("init");
+    assert_eq!(without.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&without.stderr);
+    assert!(err.contains(&url) && err.lines().count() == 1, "{err}");
+    assert!(!t.path(".repro").exists());
+    let with = t.cmd().env("PGPASSWORD", "s3cret-pw").args(["init", "--db", &url]).output().expect("init");
+    assert!(with.status.success(), "{}", String::from_utf8_lossy(&with.stderr));
+    let runs = t.cmd().env("PGPASSWORD", "s3cret-pw").args(["run", "--", "true"]).output().expect("run");
+    assert!(runs.status.success(), "{}", String::from_utf8_lossy(&runs.stderr));
+    for entry in std::fs::read_dir(t.path(".repro")).expect("store") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).expect("read")).into_owned();
+            assert!(!text.contains("s3cret-pw"), "{} holds the password", path.display());
+        }
+    }
 }

@@ -366,7 +366,13 @@ impl Db {
     /// Connects to PostgreSQL. A first connection is tried once, so a wrong address fails at
     /// once; re-connecting after a lost connection waits for the server (see `with_pg`).
     pub fn postgres(url: &str) -> DbResult<Db> {
-        let config: postgres::Config = url.parse()?;
+        let mut config: postgres::Config = url.parse()?;
+        // The URL never holds a password (repro.toml is not for secrets); libpq's variable does.
+        if let Some(pw) = std::env::var_os("PGPASSWORD").filter(|p| !p.is_empty()) {
+            if config.get_password().is_none() {
+                config.password(pw.as_encoded_bytes());
+            }
+        }
         let client = config.connect(postgres::NoTls)?;
         Ok(Db {
             backend: Backend::Postgres(Box::new(PgSide {
