@@ -289,7 +289,7 @@ impl Metadata {
         // kernel's file cache, not the process's own memory.
         conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(configure)?;
         let anchor = path.with_file_name(crate::registry::ANCHOR_FILE);
-        let mut m = Metadata { conn: Db::sqlite(conn), path: path.to_path_buf(), anchor };
+        let mut m = Metadata { conn: Db::sqlite(conn, path), path: path.to_path_buf(), anchor };
         m.migrate()?;
         Ok(m)
     }
