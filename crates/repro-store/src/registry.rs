@@ -240,7 +240,17 @@ impl Metadata {
     }
 
     pub(crate) fn write_anchor(&self, event: &Event) -> Result<()> {
-        // Never move the anchor backwards: a slower writer may finish after a later one.
+        // Never move the anchor backwards: a slower writer may finish after a later one. The
+        // look and the write happen under a lock, or two writers could both look, and the
+        // slower one write its older event last.
+        let lock_path = self.anchor_path().with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(StoreError::io("open", &lock_path))?;
+        lock.lock().map_err(StoreError::io("lock", &lock_path))?;
         if let Ok(Anchor::At(seq, _)) = self.registry_anchor() {
             if seq > event.seq {
                 return Ok(());
