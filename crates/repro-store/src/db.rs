@@ -320,7 +320,6 @@ impl Row {
 /// IMMEDIATE`; the store-wide advisory lock on PostgreSQL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransactionBehavior {
-    Deferred,
     Immediate,
     /// A writer that only touches rows of its own (one run's points): SQLite's write lock as
     /// `Immediate`, but on PostgreSQL no store-wide lock, so writers to different runs commit
@@ -441,14 +440,6 @@ impl Db {
         matches!(self.backend, Backend::Postgres(_))
     }
 
-    /// The SQLite connection, for what only SQLite has (pragmas, functions).
-    pub fn as_sqlite(&self) -> Option<&rusqlite::Connection> {
-        match &self.backend {
-            Backend::Sqlite(c) => Some(c),
-            Backend::Postgres(_) => None,
-        }
-    }
-
     /// Runs statements separated by `;`, with no parameters (schemas).
     pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
         match &self.backend {
@@ -544,10 +535,6 @@ impl Db {
         self.prepare(sql)
     }
 
-    pub fn transaction(&self) -> DbResult<Tx<'_>> {
-        self.transaction_with_behavior(TransactionBehavior::Deferred)
-    }
-
     pub fn transaction_with_behavior(&self, behavior: TransactionBehavior) -> DbResult<Tx<'_>> {
         match (&self.backend, behavior) {
             (Backend::Sqlite(c), TransactionBehavior::Immediate | TransactionBehavior::Concurrent) => {
@@ -557,7 +544,6 @@ impl Db {
                     return Err(e.into());
                 }
             }
-            (Backend::Sqlite(c), TransactionBehavior::Deferred) => c.execute_batch("BEGIN")?,
             (Backend::Postgres(_), _) => {
                 self.execute_batch("BEGIN")?;
                 self.in_tx.set(true);

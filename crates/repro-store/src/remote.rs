@@ -222,30 +222,20 @@ impl Remote {
 
     /// Whether the bucket holds `digest` (a HEAD, unless this process already saw it there).
     pub fn exists(&self, digest: &Digest) -> Result<bool> {
-        if self.remembered(digest) {
-            return Ok(true);
-        }
         self.block_on(self.head(digest))
     }
 
     /// `exists` for many digests, the lookups running side by side (a snapshot checks every
     /// file of a dataset).
     pub fn exists_many(&self, digests: &[Digest]) -> Result<Vec<bool>> {
-        self.block_on(async {
-            futures_util::stream::iter(digests.iter().map(|d| async move {
-                if self.remembered(d) {
-                    Ok(true)
-                } else {
-                    self.head(d).await
-                }
-            }))
-            .buffered(LOOKUPS)
-            .try_collect()
-            .await
-        })
+        self.block_on(futures_util::stream::iter(digests.iter().map(|d| self.head(d))).buffered(LOOKUPS).try_collect())
     }
 
+    /// A HEAD, unless this process already saw the object in the bucket (nothing is deleted there).
     async fn head(&self, digest: &Digest) -> Result<bool> {
+        if self.remembered(digest) {
+            return Ok(true);
+        }
         match self.store.head(&self.key(digest)).await {
             Ok(_) => {
                 self.remember(digest);
