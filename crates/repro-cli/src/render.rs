@@ -576,6 +576,9 @@ pub fn fsck(r: &FsckReport, as_json: bool) -> Result<()> {
     if r.stale_temp_removed > 0 {
         writeln!(o, "  removed {} temp folder(s) left by interrupted writers", r.stale_temp_removed)?;
     }
+    for w in &r.warnings {
+        writeln!(o, "  warning: {w}")?;
+    }
     Ok(())
 }
 

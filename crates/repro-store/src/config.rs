@@ -23,6 +23,67 @@ pub struct Config {
     /// the defaults (`repro_core::registry::default_policies`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stages: BTreeMap<String, StagePolicy>,
+    /// `[trust]`: the public keys this store trusts (see [`TrustSection`]).
+    #[serde(default, skip_serializing_if = "TrustSection::is_empty")]
+    pub trust: TrustSection,
+}
+
+/// `[trust]`: whose keys count. Signatures by other keys still verify (integrity) but carry
+/// no authority: an approval by an unlisted key does not count towards a stage that needs
+/// signed approvals, and a bundle signed by one is "signed by an unknown key".
+///
+/// Each entry is a public key: the path of a PEM file (relative to the `.repro` folder, as
+/// `repro key add` writes `keys/<keyid>.pub`), or a key id (the 64-hex securesystemslib id a
+/// signature carries), optionally with the person's name: `{ key = "keys/ab.pub", name = "Ada <ada@corp.example>" }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSection {
+    /// Keys whose approvals count (`repro model approve`; `signed_approvals` stages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<TrustedKey>,
+    /// Keys whose bundles, provenance signatures and replay verdicts are trusted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<TrustedKey>,
+}
+
+impl TrustSection {
+    pub fn is_empty(&self) -> bool {
+        self.approvers.is_empty() && self.signers.is_empty()
+    }
+}
+
+/// One `[trust]` entry: a key (file or key id), and optionally whose it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TrustedKey {
+    Plain(String),
+    Named {
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+}
+
+impl TrustedKey {
+    /// The file path or key id.
+    pub fn key(&self) -> &str {
+        match self {
+            TrustedKey::Plain(k) | TrustedKey::Named { key: k, .. } => k,
+        }
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            TrustedKey::Plain(_) => None,
+            TrustedKey::Named { name, .. } => name.as_deref(),
+        }
+    }
+
+    /// A key id rather than a file: 64 lowercase hex digits.
+    pub fn is_keyid(&self) -> bool {
+        let k = self.key();
+        k.len() == 64 && k.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
 }
 
 /// `[replay]`: how `repro replay` judges outputs whose bytes differ.
@@ -176,6 +237,19 @@ impl Config {
         if let Some(url) = &config.store.objects {
             parse_objects_url(url).map_err(bad)?;
         }
+        for (list, entries) in [("approvers", &config.trust.approvers), ("signers", &config.trust.signers)] {
+            for t in entries {
+                let k = t.key();
+                if k.trim().is_empty() || k.chars().any(char::is_control) {
+                    return Err(bad(format!("[trust] {list}: an entry names no key file or key id")));
+                }
+                if let Some(n) = t.name() {
+                    if n.trim().is_empty() || n.chars().any(char::is_control) || n.len() > 200 {
+                        return Err(bad(format!("[trust] {list}: the name of '{k}' must be one line of text")));
+                    }
+                }
+            }
+        }
         Ok(config)
     }
 }
@@ -240,6 +314,34 @@ mod tests {
             ("[stages.prod]\napprovals = -1\n", "line 2"),
             ("[stages.prod]\nquorum = 2\n", "quorum"),
             ("[stages.\"9\"]\n", "stage name '9'"),
+        ] {
+            std::fs::write(&p, text).expect("write");
+            let e = Config::load(&p).expect_err(text).to_string();
+            assert!(e.contains(needle) && !e.contains('\n'), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn trust_lists_files_and_key_ids() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join(CONFIG_FILE);
+        let id = "a".repeat(64);
+        std::fs::write(
+            &p,
+            format!(
+                "[trust]\napprovers = [\"keys/ada.pub\", {{ key = \"{id}\", name = \"Bob <bob@corp.example>\" }}]\nsigners = [\"{id}\"]\n"
+            ),
+        )
+        .expect("write");
+        let c = Config::load(&p).expect("loads");
+        assert_eq!(c.trust.approvers.len(), 2);
+        assert!(!c.trust.approvers[0].is_keyid() && c.trust.approvers[1].is_keyid());
+        assert_eq!(c.trust.approvers[1].name(), Some("Bob <bob@corp.example>"));
+        assert!(c.trust.signers[0].is_keyid());
+        for (text, needle) in [
+            ("[trust]\napprovers = [\"\"]\n", "names no key"),
+            ("[trust]\napprovers = [{ key = \"k\", name = \"\" }]\n", "one line"),
+            ("[trust]\nreaders = []\n", "readers"),
         ] {
             std::fs::write(&p, text).expect("write");
             let e = Config::load(&p).expect_err(text).to_string();

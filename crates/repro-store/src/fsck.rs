@@ -37,6 +37,9 @@ pub struct FsckReport {
     pub registry_events: usize,
     /// Breaks in the registry's event chain, and versions that no longer agree with their run.
     pub registry: Vec<String>,
+    /// What is not damage but deserves a look (e.g. a run recorded before repro stripped
+    /// credentials from URLs). Warnings leave the store clean.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
