@@ -14,6 +14,7 @@ pub mod params;
 pub mod provenance;
 pub mod registry;
 pub mod replay;
+pub mod trust;
 pub mod run;
 pub mod views;
 

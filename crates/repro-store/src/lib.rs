@@ -5,7 +5,7 @@
 //! Depends on `repro-core` only. Nothing here modifies an object in place: objects are
 //! written once (temp file → durable → rename) and every read re-checks the digest.
 
-mod config;
+pub mod config;
 pub mod db;
 mod error;
 pub mod fsck;

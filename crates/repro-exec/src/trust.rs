@@ -1,0 +1,144 @@
+//! Whose keys count: the store's `[trust]` section resolved to key ids.
+//!
+//! A signature that verifies proves integrity; only a key listed here (or given on the
+//! command line for one check) gives it authority. Entries are PEM public key files
+//! (relative to the `.repro` folder) or bare key ids; a file that cannot be read as an
+//! ed25519 public key is an error naming `repro.toml`, so a typo never silently trusts
+//! nobody.
+
+use std::path::Path;
+
+use ed25519_dalek::VerifyingKey;
+use repro_core::provenance::sslib_keyid;
+use repro_store::config::{TrustSection, TrustedKey};
+use serde::Serialize;
+
+use crate::{ExecError, Result};
+
+/// What a trusted key may vouch for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustRole {
+    Approver,
+    Signer,
+}
+
+/// One trusted key, resolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct Trusted {
+    pub keyid: String,
+    /// Whose key it is, as `[trust]` names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The entry as written (a file path or a key id).
+    pub entry: String,
+    pub roles: Vec<TrustRole>,
+    /// The key itself, when the entry is a file (a key id entry needs the key from the
+    /// signature's own stored public key).
+    #[serde(skip)]
+    pub key: Option<VerifyingKey>,
+}
+
+/// The store's trusted keys.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Trust {
+    pub keys: Vec<Trusted>,
+}
+
+impl Trust {
+    /// Resolves `[trust]`; files are relative to `root` (the `.repro` folder).
+    pub fn resolve(section: &TrustSection, root: &Path) -> Result<Trust> {
+        let mut trust = Trust::default();
+        for (role, entries) in [(TrustRole::Approver, &section.approvers), (TrustRole::Signer, &section.signers)] {
+            for entry in entries {
+                let (keyid, key) = resolve_entry(entry, root)?;
+                match trust.keys.iter_mut().find(|t| t.keyid == keyid) {
+                    Some(t) => {
+                        if !t.roles.contains(&role) {
+                            t.roles.push(role);
+                        }
+                        if t.name.is_none() {
+                            t.name = entry.name().map(str::to_string);
+                        }
+                        if t.key.is_none() {
+                            t.key = key;
+                        }
+                    }
+                    None => trust.keys.push(Trusted {
+                        keyid,
+                        name: entry.name().map(str::to_string),
+                        entry: entry.key().to_string(),
+                        roles: vec![role],
+                        key,
+                    }),
+                }
+            }
+        }
+        Ok(trust)
+    }
+
+    /// The store's `[trust]`, as loaded with the store.
+    pub fn of(store: &repro_store::Store) -> Result<Trust> {
+        Trust::resolve(&store.config.trust, store.root())
+    }
+
+    /// The entry for `keyid`, in any role.
+    pub fn get(&self, keyid: &str) -> Option<&Trusted> {
+        self.keys.iter().find(|t| t.keyid == keyid)
+    }
+
+    /// Whether `keyid` is trusted in `role`.
+    pub fn has(&self, keyid: &str, role: TrustRole) -> bool {
+        self.get(keyid).is_some_and(|t| t.roles.contains(&role))
+    }
+
+    /// Whether `keyid` is listed at all (any role): enough to trust a bundle's signer.
+    pub fn contains(&self, keyid: &str) -> bool {
+        self.get(keyid).is_some()
+    }
+}
+
+fn resolve_entry(entry: &TrustedKey, root: &Path) -> Result<(String, Option<VerifyingKey>)> {
+    if entry.is_keyid() {
+        return Ok((entry.key().to_string(), None));
+    }
+    let given = Path::new(entry.key());
+    let path = if given.is_absolute() { given.to_path_buf() } else { root.join(given) };
+    let key = crate::keys::load_public_key(&path).map_err(|e| {
+        ExecError::Usage(format!(
+            "[trust] in {}: {e}; list a public key file (relative to .repro/) or a 64-hex key id",
+            root.join(repro_store::config::CONFIG_FILE).display()
+        ))
+    })?;
+    Ok((sslib_keyid(&key), Some(key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_and_key_ids_resolve_and_merge_roles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let generated = crate::keys::generate(&dir.path().join("k")).expect("generate");
+        let id = "b".repeat(64);
+        let section = TrustSection {
+            approvers: vec![
+                TrustedKey::Named { key: "k/repro.pub".into(), name: Some("Ada <ada@corp.example>".into()) },
+                TrustedKey::Plain(id.clone()),
+            ],
+            signers: vec![TrustedKey::Plain(generated.public.display().to_string())],
+        };
+        let trust = Trust::resolve(&section, dir.path()).expect("resolves");
+        assert_eq!(trust.keys.len(), 2);
+        let ada = trust.get(&generated.keyid).expect("ada");
+        assert_eq!(ada.roles, [TrustRole::Approver, TrustRole::Signer]);
+        assert_eq!(ada.name.as_deref(), Some("Ada <ada@corp.example>"));
+        assert!(ada.key.is_some());
+        assert!(trust.has(&id, TrustRole::Approver) && !trust.has(&id, TrustRole::Signer));
+        assert!(!trust.contains(&"c".repeat(64)));
+        let missing = TrustSection { approvers: vec![TrustedKey::Plain("nope.pub".into())], ..Default::default() };
+        let e = Trust::resolve(&missing, dir.path()).expect_err("missing file").to_string();
+        assert!(e.contains("[trust]") && e.contains("nope.pub") && !e.contains('\n'), "{e}");
+    }
+}
