@@ -124,6 +124,18 @@ pub struct RunRecord {
     /// records written before the field existed keep their lineage digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<RunId>,
+    /// The head of the run's facts journal when its end was recorded (`repro-store`'s
+    /// journal): every metric point, param, tag and input recorded until then, sealed by the
+    /// lineage digest. Absent from records written before the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<FactsHead>,
+}
+
+/// A run's journal head: its entry count and the last entry's hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactsHead {
+    pub seq: i64,
+    pub hash: String,
 }
 
 /// The state of the source tree. `repo_root` is `None` outside a git repository.
@@ -448,6 +460,7 @@ impl RunRecord {
             metric_count: 0,
             notes: vec![TRACKING_ONLY.into()],
             replay_of: None,
+            facts: None,
         }
     }
 
@@ -602,6 +615,7 @@ pub(crate) mod sample {
             metric_count: 1,
             notes: vec![],
             replay_of: None,
+            facts: None,
         }
     }
 }

@@ -355,6 +355,7 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         metric_count: 0,
         notes: Vec::new(),
         replay_of: opts.replay_of.clone(),
+        facts: None,
     };
     files_to_store.extend(git_cap.untracked_files.iter().cloned());
     Ok(Prepared {
@@ -632,10 +633,8 @@ fn finish(
     record.metric_count = points.len() as u64 + already_stored;
     let ended_ms = repro_store::now_ms();
     record.ended_at = Some(repro_store::rfc3339(ended_ms));
-    let canonical = record.canonical_json();
-    let lineage = repro_core::Digest::of_bytes(&canonical);
-    let object = store.objects.put_bytes(&canonical)?;
-    store.meta.finish_run(record, ended_ms, &lineage, &object, points)?;
+    store.meta.add_points(&record.id, points, ended_ms)?;
+    store.meta.seal_and_finish(&store.objects, record, ended_ms)?;
     Ok(())
 }
 

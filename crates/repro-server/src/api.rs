@@ -908,9 +908,7 @@ fn finish_tracked(
     record.ended_at = Some(repro_store::rfc3339(end));
     record.params.logged = m.tracked_params(id)?;
     record.metric_count = m.metrics(&run_id)?.len() as u64;
-    let lineage = record.lineage();
-    let object = st.objects.put_bytes(&record.canonical_json())?;
-    m.finish_run(&record, end, &lineage, &object, &[])?;
+    m.seal_and_finish(&st.objects, &mut record, end)?;
     Ok(())
 }
 

@@ -29,6 +29,18 @@ pub enum Val {
     Blob(Vec<u8>),
 }
 
+impl From<&str> for Val {
+    fn from(s: &str) -> Val {
+        Val::Text(s.to_string())
+    }
+}
+
+impl From<String> for Val {
+    fn from(s: String) -> Val {
+        Val::Text(s)
+    }
+}
+
 /// Anything that binds as a statement parameter.
 pub trait Arg {
     fn val(&self) -> Val;

@@ -33,6 +33,13 @@ pub enum StoreError {
     UnknownRun(String),
     #[error("{0}; the registry was changed behind repro's back, so nothing more is written to it: run `repro fsck` and restore .repro from a backup")]
     RegistryDamaged(String),
+    /// A run's facts changed while its end was being sealed: seal the record again.
+    #[error("run {0} received more facts while its end was being recorded; try again")]
+    FactsMoved(String),
+    /// What fsck can see is damaged; registry writes, exports and signatures wait until the
+    /// store is restored.
+    #[error("{0}")]
+    Damaged(String),
     /// Tracking API: something named does not exist (MLflow RESOURCE_DOES_NOT_EXIST).
     #[error("{0}")]
     Missing(String),

@@ -37,9 +37,32 @@ pub struct FsckReport {
     pub registry_events: usize,
     /// Breaks in the registry's event chain, and versions that no longer agree with their run.
     pub registry: Vec<String>,
+    /// Rows edited, deleted or inserted behind repro's back, and breaks in the journal's
+    /// chains (see `journal`): named by run, table and key.
+    pub tampered: Vec<crate::journal::Tampered>,
+    /// Caches found wrong and rebuilt (`latest_metrics`, `tree_cache`): not damage, since
+    /// nothing is derived from a cache that fsck cannot rebuild.
+    pub caches_rebuilt: Vec<String>,
     /// What is not damage but deserves a look (e.g. a run recorded before repro stripped
     /// credentials from URLs). Warnings leave the store clean.
     pub warnings: Vec<String>,
+}
+
+impl FsckReport {
+    /// Every problem that makes the store not clean, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.corrupt.iter().map(|d| format!("corrupt object {d}")).collect();
+        out.extend(self.stray.iter().map(|s| format!("stray file in the object store: {s}")));
+        out.extend(
+            self.broken_references
+                .iter()
+                .map(|b| format!("{} refers to {} object {}", b.referrer, b.problem, b.object)),
+        );
+        out.extend(self.bad_runs.iter().map(|b| format!("{}: {}", b.run, b.problem)));
+        out.extend(self.registry.iter().cloned());
+        out.extend(self.tampered.iter().map(|t| t.to_string()));
+        out
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -229,6 +252,47 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         check(&object, format!("code bundle of commit {}", &commit[..commit.len().min(12)]), &mut report);
     }
 
+    // The journal: every chain re-derived and replayed against the tables.
+    report.tampered = crate::journal::check_all(&store.meta.conn).map_err(store.meta.err("check the journal"))?;
+    for run in &runs {
+        let (Some(facts), false) = (&run.record.facts, run.record.status == RunStatus::Running) else { continue };
+        let scope = crate::journal::run_scope(run.record.id.as_str());
+        // A run imported from a bundle sealed the exporting store's chain, not this one.
+        let imported = crate::journal::first_kind(&store.meta.conn, &scope)
+            .map_err(store.meta.err("check the journal"))?
+            .as_deref()
+            == Some("import");
+        if imported {
+            continue;
+        }
+        let at = crate::journal::entry_at(&store.meta.conn, &scope, facts.seq)
+            .map_err(store.meta.err("check the journal"))?;
+        if at.as_deref() != Some(facts.hash.as_str()) {
+            report.tampered.push(crate::journal::Tampered {
+                run: Some(run.record.id.to_string()),
+                table: "journal".into(),
+                key: String::new(),
+                problem: format!(
+                    "entry {} is not the one the run's record sealed when it ended: its facts were rewritten",
+                    facts.seq
+                ),
+            });
+        }
+    }
+    if store.meta.conn.is_postgres() {
+        let version = store.meta.schema_version_now()?;
+        if version != crate::meta::SCHEMA_VERSION {
+            report.tampered.push(crate::journal::Tampered {
+                run: None,
+                table: "repro_schema".into(),
+                key: String::new(),
+                problem: format!("says schema {version}, but the tables are schema {}", crate::meta::SCHEMA_VERSION),
+            });
+        }
+    }
+    report.caches_rebuilt.extend(store.meta.rebuild_latest_metrics()?);
+    report.caches_rebuilt.extend(check_tree_cache(store)?);
+
     // 3. Every snapshot: its manifest, and each file's object when contents are stored.
     let snapshots = store.meta.all_snapshots()?;
     report.snapshots = snapshots.len();
@@ -254,8 +318,42 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         && report.stray.is_empty()
         && report.broken_references.is_empty()
         && report.bad_runs.is_empty()
-        && report.registry.is_empty();
+        && report.registry.is_empty()
+        && report.tampered.is_empty();
+    store.meta.record_fsck(&report)?;
     Ok(report)
+}
+
+/// Drops stat-cache rows that disagree with the manifest they name (or name none): a cache
+/// row is trusted for files whose stat matches, so a wrong hash in it would be recorded as
+/// the file's content. Dropping costs the next snapshot of that root one re-hash.
+fn check_tree_cache(store: &Store) -> Result<Vec<String>> {
+    let mut dropped = Vec::new();
+    for (root, manifest, files) in store.meta.tree_cache_rows()? {
+        let cached = crate::meta::TreeCache::decode(&files);
+        let agrees = match (&manifest, cached) {
+            (Some(m), Some(cached)) => match store.objects.read(m).ok().and_then(|b| Manifest::from_bytes(&b).ok()) {
+                Some(manifest) => {
+                    let mut want: Vec<(String, u64)> =
+                        manifest.entries.iter().map(|e| (e.digest.hex().to_string(), e.size)).collect();
+                    let mut have: Vec<(String, u64)> = cached
+                        .iter()
+                        .map(|f| (f.blake3.iter().map(|b| format!("{b:02x}")).collect(), f.stat.size))
+                        .collect();
+                    want.sort();
+                    have.sort();
+                    want == have
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        if !agrees {
+            store.meta.drop_tree_cache(&root)?;
+            dropped.push(format!("tree_cache: the stat cache of {root} did not match its manifest; dropped (the next snapshot re-hashes it)"));
+        }
+    }
+    Ok(dropped)
 }
 
 /// Removes temp folders of batches whose writer process is gone.

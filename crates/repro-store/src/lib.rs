@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 mod error;
 pub mod fsck;
+pub mod journal;
 pub mod logged;
 pub mod meta;
 pub mod migrate;

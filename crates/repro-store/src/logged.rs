@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::db::{params, OptionalExtension};
+use crate::db::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::meta::Metadata;
@@ -132,8 +132,8 @@ impl Metadata {
         let id = format!("m-{}", uuid::Uuid::new_v4().simple());
         let now = crate::now_ms();
         let uri = format!("mlflow-artifacts:/{}/models/{id}/artifacts", new.experiment_id);
-        self.conn
-            .execute(
+        self.write("create the logged model", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
                 &format!("INSERT INTO logged_models ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8, ?9, ?9, ?10, ?11)"),
                 params![
                     id,
@@ -150,6 +150,8 @@ impl Metadata {
                 ],
             )
             .map_err(self.err("create the logged model"))?;
+            j.touch(tx, "model", "logged_models", &[id.as_str().into()]).map_err(self.err("create the logged model"))
+        })?;
         self.get_logged_model(&id)
     }
 
@@ -166,13 +168,15 @@ impl Metadata {
         let mut m = self.get_logged_model(id)?;
         change(&mut m);
         m.updated_ms = crate::now_ms();
-        self.conn
-            .execute(
+        self.write("update the logged model", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
                 "UPDATE logged_models SET status = ?2, status_message = ?3, params = ?4, tags = ?5, updated_ms = ?6
                  WHERE model_id = ?1",
                 params![id, m.status, m.status_message, json(&m.params), json(&m.tags), m.updated_ms],
             )
             .map_err(self.err("update the logged model"))?;
+            j.touch(tx, "model", "logged_models", &[id.into()]).map_err(self.err("update the logged model"))
+        })?;
         Ok(m)
     }
 
@@ -197,13 +201,14 @@ impl Metadata {
     /// Marks the model deleted; its files and the versions registered from it stay.
     pub fn delete_logged_model(&self, id: &str) -> Result<()> {
         self.get_logged_model(id)?;
-        self.conn
-            .execute(
+        self.write("delete the logged model", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
                 "UPDATE logged_models SET deleted = 1, updated_ms = ?2 WHERE model_id = ?1",
                 params![id, crate::now_ms()],
             )
             .map_err(self.err("delete the logged model"))?;
-        Ok(())
+            j.touch(tx, "model", "logged_models", &[id.into()]).map_err(self.err("delete the logged model"))
+        })
     }
 
     /// The models of `experiments` (all when empty), newest first.
@@ -228,16 +233,27 @@ impl Metadata {
     /// `POST /runs/outputs`: the logged models a run produced, at a step.
     pub fn log_run_outputs(&self, run: &str, models: &[(String, i64)]) -> Result<()> {
         self.get_tracked_run(run)?;
-        for (id, step) in models {
+        for (id, _) in models {
             self.get_logged_model(id)?;
-            self.conn
-                .execute(
+        }
+        self.write("record the run's outputs", TransactionBehavior::Immediate, |tx, j| {
+            tx.lock_key(run).map_err(self.err("record the run's outputs"))?;
+            for (id, step) in models {
+                tx.execute(
                     "INSERT INTO run_model_outputs VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                     params![run, id, step],
                 )
                 .map_err(self.err("record the run's outputs"))?;
-        }
-        Ok(())
+                j.touch(
+                    tx,
+                    "outputs",
+                    "run_model_outputs",
+                    &[run.into(), id.as_str().into(), crate::db::Val::Int(*step)],
+                )
+                .map_err(self.err("record the run's outputs"))?;
+            }
+            Ok(())
+        })
     }
 
     pub fn run_outputs(&self, run: &str) -> Result<Vec<(String, i64)>> {

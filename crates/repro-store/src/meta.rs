@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::db::{params, Db, OptionalExtension, TransactionBehavior};
+use crate::db::{params, Db, OptionalExtension, TransactionBehavior, Val};
+use crate::journal::Journal;
 use repro_core::metrics::MetricPoint;
 use repro_core::record::{RunRecord, RunStatus, Verdict};
 use repro_core::{Digest, RunId};
@@ -14,7 +15,7 @@ use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
-const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE runs (
@@ -113,6 +114,9 @@ CREATE TABLE code_bundles (
     created_ms INTEGER NOT NULL
 );
 ";
+
+/// A stat-cache row as stored: root, manifest, encoded files.
+pub(crate) type CacheRow = (String, Option<Digest>, Vec<u8>);
 
 pub struct Metadata {
     pub(crate) conn: Db,
@@ -374,6 +378,10 @@ impl Metadata {
             step(crate::tracking::SCHEMA_V6, "add the search indexes")?;
             step(crate::logged::SCHEMA_V6, "add the logged-model tables")?;
         }
+        if version < 7 {
+            step(crate::journal::SCHEMA_V7, "add the journal")?;
+            crate::journal::genesis(&tx, crate::now_ms()).map_err(e("journal what the store holds"))?;
+        }
         if pg {
             tx.execute("DELETE FROM repro_schema", params![]).map_err(e("migrate"))?;
             tx.execute("INSERT INTO repro_schema (version) VALUES (?1)", [SCHEMA_VERSION]).map_err(e("migrate"))?;
@@ -383,9 +391,137 @@ impl Metadata {
         tx.commit().map_err(e("migrate"))
     }
 
+    /// The schema version the database says it is at, read now.
+    pub(crate) fn schema_version_now(&self) -> Result<i64> {
+        self.schema_version(false).map_err(self.err("read the schema version"))
+    }
+
+    /// Rebuilds `latest_metrics` wherever it disagrees with `metrics` (it is a cache of each
+    /// key's latest point). Returns what was rebuilt, for fsck to say.
+    pub(crate) fn rebuild_latest_metrics(&self) -> Result<Vec<String>> {
+        let e = || self.err("check latest_metrics");
+        let wrong = self
+            .conn
+            .query_rows(
+                "SELECT w.run_id FROM (SELECT run_id, key, value, step, timestamp_ms, is_nan FROM
+                     (SELECT run_id, key, value, step, timestamp_ms, is_nan,
+                             ROW_NUMBER() OVER (PARTITION BY run_id, key ORDER BY step DESC, timestamp_ms DESC, value DESC) AS n
+                      FROM metrics) AS ranked WHERE n = 1) AS w
+                 LEFT JOIN latest_metrics l ON l.run_id = w.run_id AND l.key = w.key
+                 WHERE l.run_id IS NULL OR l.value != w.value OR l.step != w.step OR l.timestamp_ms != w.timestamp_ms
+                    OR l.is_nan != w.is_nan
+                 UNION
+                 SELECT l.run_id FROM latest_metrics l
+                 WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = l.run_id AND m.key = l.key)",
+                params![],
+            )
+            .map_err(e())?;
+        let mut out = Vec::new();
+        for r in wrong {
+            let run: String = r.get(0).map_err(e())?;
+            self.write("rebuild latest_metrics", TransactionBehavior::Immediate, |tx, _| {
+                tx.lock_key(&run).map_err(self.err("rebuild latest_metrics"))?;
+                tx.execute(
+                    "DELETE FROM latest_metrics WHERE run_id = ?1 AND NOT EXISTS
+                     (SELECT 1 FROM metrics m WHERE m.run_id = latest_metrics.run_id AND m.key = latest_metrics.key)",
+                    [run.as_str()],
+                )
+                .map_err(self.err("rebuild latest_metrics"))?;
+                tx.execute(crate::tracking::REFRESH_LATEST, [run.as_str()])
+                    .map_err(self.err("rebuild latest_metrics"))?;
+                Ok(())
+            })?;
+            out.push(format!(
+                "latest_metrics: run {} disagreed with its metric points; rebuilt from metrics",
+                &run[..run.len().min(8)]
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every stat-cache row: (root, manifest, encoded files).
+    pub(crate) fn tree_cache_rows(&self) -> Result<Vec<CacheRow>> {
+        let rows = self
+            .conn
+            .query_rows("SELECT root, manifest, files FROM tree_cache", params![])
+            .map_err(self.err("read the stat cache"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let root: String = r.get(0).map_err(self.err("read the stat cache"))?;
+            let manifest: Option<String> = r.get(1).map_err(self.err("read the stat cache"))?;
+            let files: Vec<u8> = r.get(2).unwrap_or_default();
+            out.push((root, manifest.and_then(|m| Digest::parse(&m).ok()), files));
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn drop_tree_cache(&self, root: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM tree_cache WHERE root = ?1", [root])
+            .map_err(self.err("drop a stat-cache row"))?;
+        Ok(())
+    }
+
+    /// Keeps fsck's verdict, so registry writes, exports and signatures wait while the last
+    /// fsck found damage (see `damage`).
+    pub(crate) fn record_fsck(&self, report: &crate::fsck::FsckReport) -> Result<()> {
+        let problems = report.problems();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let json = serde_json::to_string(&problems).expect("strings serialize");
+        self.write("record the fsck verdict", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
+                "INSERT INTO fsck_results (id, at_ms, host, clean, problems) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, crate::now_ms(), crate::process::hostname(), report.clean, json],
+            )
+            .map_err(self.err("record the fsck verdict"))?;
+            j.touch(tx, "fsck", "fsck_results", &[id.as_str().into()]).map_err(self.err("record the fsck verdict"))
+        })
+    }
+
+    /// What the newest fsck verdict says is damaged (empty: it found the store clean, or no
+    /// fsck has run), with when it ran.
+    pub fn last_fsck_damage(&self) -> Result<Option<(i64, Vec<String>)>> {
+        let rows = self
+            .conn
+            .query_rows(
+                "SELECT at_ms, clean, problems FROM fsck_results ORDER BY at_ms DESC, id DESC LIMIT 1",
+                params![],
+            )
+            .map_err(self.err("read the fsck verdict"))?;
+        let Some(r) = rows.first() else { return Ok(None) };
+        let clean: bool = r.get(1).map_err(self.err("read the fsck verdict"))?;
+        if clean {
+            return Ok(None);
+        }
+        let at: i64 = r.get(0).map_err(self.err("read the fsck verdict"))?;
+        let problems: String = r.get(2).map_err(self.err("read the fsck verdict"))?;
+        Ok(Some((at, serde_json::from_str(&problems).unwrap_or_else(|_| vec![problems]))))
+    }
+
+    /// Checks one run's journal against its rows.
+    pub fn check_run_facts(&self, run: &RunId) -> Result<Vec<crate::journal::Tampered>> {
+        crate::journal::check_run(&self.conn, run.as_str()).map_err(self.err("check the journal"))
+    }
+
     pub(crate) fn err(&self, context: &str) -> impl FnOnce(crate::db::DbError) -> StoreError + '_ {
         let context = context.to_string();
         move |e| db(&self.path, &context, e)
+    }
+
+    /// Runs `f` in a write transaction and appends what it journaled, in the same
+    /// transaction: a change and its journal entry land together or not at all.
+    pub(crate) fn write<T>(
+        &self,
+        context: &str,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Db, &mut Journal) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self.conn.transaction_with_behavior(behavior).map_err(self.err(context))?;
+        let mut journal = Journal::new();
+        let out = f(&tx, &mut journal)?;
+        journal.append(&tx, crate::now_ms()).map_err(self.err(context))?;
+        tx.commit().map_err(self.err(context))?;
+        Ok(out)
     }
 
     // ---- runs -------------------------------------------------------------------------
@@ -394,33 +530,88 @@ impl Metadata {
     pub fn insert_run(&self, record: &RunRecord, started_ms: i64) -> Result<()> {
         let (pid, pid_start) = crate::process::current();
         let json = serde_json::to_string(record).expect("records serialize");
-        self.conn
-            .execute(
+        self.write("record the new run", TransactionBehavior::Immediate, |tx, j| {
+            let id = record.id.as_str();
+            tx.execute(
                 "INSERT INTO runs (id, name, status, exit_code, started_ms, host, pid, pid_start, record)
                  VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    record.id.as_str(),
-                    record.name,
-                    record.status.as_str(),
-                    started_ms,
-                    record.host,
-                    pid,
-                    pid_start,
-                    json
-                ],
+                params![id, record.name, record.status.as_str(), started_ms, record.host, pid, pid_start, json],
             )
             .map_err(self.err("record the new run"))?;
-        Ok(())
+            j.touch(tx, "create", "runs", &[id.into()]).map_err(self.err("record the new run"))
+        })
     }
 
-    /// Records the end of a run: the final record, its lineage and its metrics, in one transaction.
+    /// Stores metric points of a run (`repro run`'s metrics file), before its end is
+    /// recorded: the end's record then seals them with the rest of the run's facts.
+    pub fn add_points(&self, run: &RunId, points: &[MetricPoint], default_ms: i64) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        self.write("store metrics", TransactionBehavior::Concurrent, |tx, j| {
+            let e = self.err("store metrics");
+            let id = run.as_str();
+            tx.lock_key(id).map_err(self.err("store metrics"))?;
+            let mut stmt = tx
+                .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(self.err("store metrics"))?;
+            for m in points {
+                let (value, nan) = crate::tracking::storable(m.value);
+                let ts = m.timestamp_ms.unwrap_or(default_ms);
+                stmt.execute(params![id, m.key, value, m.step, ts, nan]).map_err(self.err("store metrics"))?;
+                j.add(
+                    "metrics",
+                    "metrics",
+                    &[id.into(), m.key.as_str().into()],
+                    &[Val::Real(value), Val::Int(m.step), Val::Int(ts), Val::Int(i64::from(nan))],
+                );
+            }
+            tx.execute(crate::tracking::REFRESH_LATEST, [id]).map_err(e)?;
+            Ok(())
+        })
+    }
+
+    /// The head of a run's journal: (seq, hash), what a finishing record seals.
+    pub fn facts_head(&self, run: &RunId) -> Result<Option<(i64, String)>> {
+        crate::journal::head(&self.conn, &crate::journal::run_scope(run.as_str())).map_err(self.err("read the journal"))
+    }
+
+    /// Seals the run's journal head into its record, stores the record as an object and
+    /// ends the run. A fact that lands meanwhile (a straggling MLflow call) means sealing
+    /// again.
+    pub fn seal_and_finish(
+        &mut self,
+        objects: &crate::Objects,
+        record: &mut RunRecord,
+        ended_ms: i64,
+    ) -> Result<(Digest, Digest)> {
+        let mut tries = 0;
+        loop {
+            let head = self.facts_head(&record.id)?;
+            record.facts =
+                head.as_ref().map(|(seq, hash)| repro_core::record::FactsHead { seq: *seq, hash: hash.clone() });
+            let canonical = record.canonical_json();
+            let lineage = Digest::of_bytes(&canonical);
+            let object = objects.put_bytes(&canonical)?;
+            match self.finish_run(record, ended_ms, &lineage, &object, head.as_ref()) {
+                Err(StoreError::FactsMoved(_)) if tries < 20 => tries += 1,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok((lineage, object)),
+            }
+        }
+    }
+
+    /// Records the end of a run: the final record and its lineage, in one transaction.
+    /// `sealed` is the journal head the record holds (`RunRecord::facts`): if anything was
+    /// journaled for the run since (a late MLflow call), nothing is written and
+    /// `StoreError::FactsMoved` asks the caller to seal the record again.
     pub fn finish_run(
         &mut self,
         record: &RunRecord,
         ended_ms: i64,
         lineage: &Digest,
         record_object: &Digest,
-        metrics: &[MetricPoint],
+        sealed: Option<&(i64, String)>,
     ) -> Result<()> {
         let path = self.path.clone();
         let json = serde_json::to_string(record).expect("records serialize");
@@ -429,35 +620,20 @@ impl Metadata {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db(&path, "finish run", e))?;
+        let id = record.id.as_str();
         // The run's own points may be arriving through the tracking API (`log_batch`) too.
-        tx.lock_key(record.id.as_str()).map_err(|e| db(&path, "finish run", e))?;
-        {
-            let mut stmt = tx
-                .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .map_err(|e| db(&path, "store metrics", e))?;
-            for m in metrics {
-                let (value, nan) = crate::tracking::storable(m.value);
-                stmt.execute(params![
-                    record.id.as_str(),
-                    m.key,
-                    value,
-                    m.step,
-                    m.timestamp_ms.unwrap_or(ended_ms),
-                    nan
-                ])
-                .map_err(|e| db(&path, "store metrics", e))?;
-            }
+        tx.lock_key(id).map_err(|e| db(&path, "finish run", e))?;
+        let head = crate::journal::head(&tx, &crate::journal::run_scope(id)).map_err(|e| db(&path, "finish run", e))?;
+        if head.as_ref() != sealed {
+            return Err(StoreError::FactsMoved(id.to_string()));
         }
-        if !metrics.is_empty() {
-            tx.execute(crate::tracking::REFRESH_LATEST, [record.id.as_str()])
-                .map_err(|e| db(&path, "store metrics", e))?;
-        }
+        let mut j = Journal::new();
         tx.execute(
             "UPDATE runs SET status = ?2, exit_code = ?3, ended_ms = ?4, record = ?5, lineage = ?6, record_object = ?7,
                  pid = NULL, pid_start = NULL
              WHERE id = ?1",
             params![
-                record.id.as_str(),
+                id,
                 record.status.as_str(),
                 record.exit_code,
                 ended_ms,
@@ -467,12 +643,13 @@ impl Metadata {
             ],
         )
         .map_err(|e| db(&path, "finish run", e))?;
+        j.touch(&tx, "finish", "runs", &[id.into()]).map_err(|e| db(&path, "finish run", e))?;
         // What `repro run` captured is searchable through the tracking API like what a
         // client logged; a key a client logged keeps its value.
-        tx.execute(crate::tracking::PARAMS_FROM_RECORD, [record.id.as_str()])
-            .map_err(|e| db(&path, "index params", e))?;
-        tx.execute(crate::tracking::LOGGED_FROM_RECORD, [record.id.as_str()])
-            .map_err(|e| db(&path, "index params", e))?;
+        tx.execute(crate::tracking::PARAMS_FROM_RECORD, [id]).map_err(|e| db(&path, "index params", e))?;
+        tx.execute(crate::tracking::LOGGED_FROM_RECORD, [id]).map_err(|e| db(&path, "index params", e))?;
+        j.touch_run_rows(&tx, "finish", "run_params", id).map_err(|e| db(&path, "index params", e))?;
+        j.append(&tx, ended_ms).map_err(|e| db(&path, "finish run", e))?;
         // Versions registered (through MLflow) while the run ran get their lineage in the
         // same transaction, so no finished run leaves a version unpinned.
         let pinned = Self::pin_versions(&tx, &path, &anchor, &record.id, lineage, ended_ms)?;
@@ -622,12 +799,20 @@ impl Metadata {
             let mut record = run.record;
             record.status = RunStatus::Interrupted;
             let json = serde_json::to_string(&record).expect("records serialize");
-            self.conn
-                .execute(
-                    "UPDATE runs SET status = 'interrupted', record = ?2, pid = NULL WHERE id = ?1 AND status = 'running'",
-                    params![record.id.as_str(), json],
-                )
-                .map_err(self.err("mark run interrupted"))?;
+            self.write("mark run interrupted", TransactionBehavior::Immediate, |tx, j| {
+                let id = record.id.as_str();
+                tx.lock_key(id).map_err(self.err("mark run interrupted"))?;
+                let n = tx
+                    .execute(
+                        "UPDATE runs SET status = 'interrupted', record = ?2, pid = NULL WHERE id = ?1 AND status = 'running'",
+                        params![id, json],
+                    )
+                    .map_err(self.err("mark run interrupted"))?;
+                if n > 0 {
+                    j.touch(tx, "interrupted", "runs", &[id.into()]).map_err(self.err("mark run interrupted"))?;
+                }
+                Ok(())
+            })?;
             ids.push(record.id);
         }
         Ok(ids)
@@ -658,8 +843,8 @@ impl Metadata {
 
     /// Records the verdict of a finished replay; `report` is the stored report object.
     pub fn record_replay(&self, row: &ReplayRow) -> Result<()> {
-        self.conn
-            .execute(
+        self.write("record the replay", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
                 "INSERT INTO replays (replay_id, original_id, verdict, report, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     row.replay.as_str(),
@@ -670,7 +855,8 @@ impl Metadata {
                 ],
             )
             .map_err(self.err("record the replay"))?;
-        Ok(())
+            j.touch(tx, "replay", "replays", &[row.replay.as_str().into()]).map_err(self.err("record the replay"))
+        })
     }
 
     fn replay_rows(&self, sql: &str, arg: &str) -> Result<Vec<ReplayRow>> {
@@ -760,6 +946,10 @@ impl Metadata {
             params![name, version, identity.as_str(), spec.as_str(), kind, source, created_ms],
         )
         .map_err(e("register environment"))?;
+        let mut j = Journal::new();
+        j.touch(&tx, "environment", "environments", &[name.into(), Val::Int(version.into())])
+            .map_err(e("register environment"))?;
+        j.append(&tx, created_ms).map_err(e("register environment"))?;
         tx.commit().map_err(e("register environment"))?;
         let row = EnvironmentRow {
             name: name.into(),
@@ -882,6 +1072,8 @@ impl Metadata {
             params![row.digest.as_str(), row.kind, row.files as i64, row.bytes as i64, row.stored, row.created_ms],
         )
         .map_err(e("record snapshot"))?;
+        let mut j = Journal::new();
+        j.touch(&tx, "snapshot", "snapshots", &[row.digest.as_str().into()]).map_err(e("record snapshot"))?;
         if let Some((root, cache)) = cache {
             tx.execute(
                 "INSERT INTO tree_cache (root, manifest, files) VALUES (?1, ?2, ?3)
@@ -920,6 +1112,8 @@ impl Metadata {
                         params![name, next, row.digest.as_str(), source, reference, row.created_ms],
                     )
                     .map_err(e("record dataset version"))?;
+                    j.touch(&tx, "snapshot", "datasets", &[name.into(), Val::Int(next.into())])
+                        .map_err(e("record dataset version"))?;
                     DatasetVersion {
                         name: name.to_string(),
                         version: next,
@@ -931,6 +1125,7 @@ impl Metadata {
                 }
             });
         }
+        j.append(&tx, row.created_ms).map_err(e("record snapshot"))?;
         tx.commit().map_err(e("record snapshot"))?;
         Ok(version)
     }

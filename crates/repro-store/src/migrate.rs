@@ -8,7 +8,7 @@ use crate::{Result, StoreError};
 
 /// The tables a store's metadata lives in, parents before the rows that refer to them.
 /// `tree_cache` is not here: it caches stat results of this machine's paths.
-pub const TABLES: [&str; 19] = [
+pub const TABLES: [&str; 21] = [
     "runs",
     "metrics",
     "snapshots",
@@ -28,6 +28,8 @@ pub const TABLES: [&str; 19] = [
     "run_inputs",
     "logged_models",
     "run_model_outputs",
+    "journal",
+    "fsck_results",
 ];
 
 /// One table's figures after the copy.
@@ -66,8 +68,10 @@ impl Metadata {
             .conn
             .transaction_with_behavior(crate::db::TransactionBehavior::Immediate)
             .map_err(terr("begin the copy"))?;
-        // A new database holds only the Default experiment, which the copy brings as it was.
-        tx.execute_batch("DELETE FROM experiment_tags; DELETE FROM experiments").map_err(terr("clear the target"))?;
+        // A new database holds only the Default experiment and the journal entry that
+        // recorded it; the copy brings both as they were here.
+        tx.execute_batch("DELETE FROM experiment_tags; DELETE FROM experiments; DELETE FROM journal")
+            .map_err(terr("clear the target"))?;
         for table in TABLES {
             let cols = self.conn.columns(table).map_err(self.err("read the schema"))?;
             let list = cols.join(", ");

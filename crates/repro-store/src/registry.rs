@@ -277,6 +277,9 @@ impl Metadata {
         };
         let anchor = self.registry_anchor()?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("import"))?;
+        // An imported run's chain here starts with what the bundle brought ("import"); the
+        // chain its record seals is the exporting store's.
+        let mut j = crate::journal::Journal::new();
         for run in &rows.runs {
             let exists: i64 = tx
                 .query_row("SELECT COUNT(*) FROM runs WHERE id = ?1", [run.record.id.as_str()], |r| r.get(0))
@@ -321,6 +324,9 @@ impl Metadata {
             for sql in [crate::tracking::PARAMS_FROM_RECORD, crate::tracking::LOGGED_FROM_RECORD] {
                 tx.execute(sql, [run.record.id.as_str()]).map_err(e("index params"))?;
             }
+            for table in ["runs", "metrics", "run_params"] {
+                j.touch_run_rows(&tx, "import", table, run.record.id.as_str()).map_err(e("import runs"))?;
+            }
         }
         for s in &rows.snapshots {
             tx.execute(
@@ -329,6 +335,7 @@ impl Metadata {
                 params![s.digest.as_str(), s.kind, s.files as i64, s.bytes as i64, s.stored, s.created_ms],
             )
             .map_err(e("import snapshots"))?;
+            j.touch(&tx, "import", "snapshots", &[s.digest.as_str().into()]).map_err(e("import snapshots"))?;
         }
         for r in &rows.replays {
             tx.execute(
@@ -337,6 +344,7 @@ impl Metadata {
                 params![r.replay.as_str(), r.original.as_str(), r.verdict.as_str(), r.report.as_str(), r.created_ms],
             )
             .map_err(e("import replays"))?;
+            j.touch(&tx, "import", "replays", &[r.replay.as_str().into()]).map_err(e("import replays"))?;
         }
         for (commit, object) in &rows.code_bundles {
             tx.execute(
@@ -344,7 +352,9 @@ impl Metadata {
                 params![commit, object.as_str(), at_ms],
             )
             .map_err(e("import code"))?;
+            j.touch(&tx, "import", "code_bundles", &[commit.as_str().into()]).map_err(e("import code"))?;
         }
+        j.append(&tx, at_ms).map_err(e("import"))?;
         let events = Self::read_events(&tx, &path)?;
         refuse_damaged(&events, &anchor)?;
         let (registry, _) = Registry::fold(&events);
@@ -360,13 +370,14 @@ impl Metadata {
 
     /// Records that the git bundle object `object` holds `commit` (from `repro bundle import`).
     pub fn record_code_bundle(&self, commit: &str, object: &Digest) -> Result<()> {
-        self.conn
-            .execute(
+        self.write("record the code bundle", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
                 "INSERT INTO code_bundles (git_commit, object, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![commit, object.as_str(), crate::now_ms()],
             )
             .map_err(self.err("record the code bundle"))?;
-        Ok(())
+            j.touch(tx, "code", "code_bundles", &[commit.into()]).map_err(self.err("record the code bundle"))
+        })
     }
 
     /// The git bundle object holding `commit`, if one was imported.

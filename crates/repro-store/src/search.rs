@@ -824,7 +824,8 @@ mod agree {
                 let mut record = m.get_run(&id).expect("run").record;
                 record.status = status;
                 let d = Digest::of_bytes(id.as_str().as_bytes());
-                m.finish_run(&record, end, &d, &d, &[]).expect("finish");
+                let head = m.facts_head(&id).expect("head");
+                m.finish_run(&record, end, &d, &d, head.as_ref()).expect("finish");
             }
             if s.deleted {
                 m.set_run_stage(id.as_str(), "deleted").expect("delete");

@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::db::{params, Db, OptionalExtension, TransactionBehavior};
+use crate::db::{params, Db, OptionalExtension, TransactionBehavior, Val};
+use crate::journal::Journal;
 use repro_core::record::RunRecord;
 use repro_core::search::RunView;
 use repro_core::RunId;
@@ -317,10 +318,15 @@ impl Metadata {
         let now = crate::now_ms();
         tx.execute("INSERT INTO experiments VALUES (?1, ?2, ?3, 'active', ?4, ?4)", params![id, name, location, now])
             .map_err(|e| db(&path, "create experiment", e))?;
+        let mut j = Journal::new();
+        j.touch(&tx, "experiment", "experiments", &[Val::Int(id)]).map_err(|e| db(&path, "create experiment", e))?;
         for (k, v) in tags {
             tx.execute("INSERT INTO experiment_tags VALUES (?1, ?2, ?3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value", params![id, k, v])
                 .map_err(|e| db(&path, "tag experiment", e))?;
+            j.touch(&tx, "experiment", "experiment_tags", &[Val::Int(id), k.as_str().into()])
+                .map_err(|e| db(&path, "tag experiment", e))?;
         }
+        j.append(&tx, now).map_err(|e| db(&path, "create experiment", e))?;
         tx.commit().map_err(|e| db(&path, "create experiment", e))?;
         Ok(id)
     }
@@ -382,13 +388,14 @@ impl Metadata {
         if self.get_experiment_by_name(new_name).is_ok_and(|e| e.experiment_id != id) {
             return Err(StoreError::AlreadyThere(format!("Experiment(name={new_name}) already exists.")));
         }
-        self.conn
-            .execute(
+        self.write("rename experiment", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
                 "UPDATE experiments SET name = ?2, last_update_time = ?3 WHERE experiment_id = ?1",
                 params![id, new_name, crate::now_ms()],
             )
             .map_err(self.err("rename experiment"))?;
-        Ok(())
+            j.touch(tx, "experiment", "experiments", &[Val::Int(id)]).map_err(self.err("rename experiment"))
+        })
     }
 
     pub fn set_experiment_stage(&self, id: i64, stage: &str) -> Result<()> {
@@ -398,28 +405,29 @@ impl Metadata {
             ));
         }
         self.get_experiment(id)?;
-        self.conn
-            .execute(
+        self.write("update experiment", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
                 "UPDATE experiments SET lifecycle_stage = ?2, last_update_time = ?3 WHERE experiment_id = ?1",
                 params![id, stage, crate::now_ms()],
             )
             .map_err(self.err("update experiment"))?;
-        Ok(())
+            j.touch(tx, "experiment", "experiments", &[Val::Int(id)]).map_err(self.err("update experiment"))
+        })
     }
 
     pub fn set_experiment_tag(&self, id: i64, key: &str, value: Option<&str>) -> Result<()> {
         self.get_experiment(id)?;
-        match value {
-            Some(v) => self
-                .conn
-                .execute("INSERT INTO experiment_tags VALUES (?1, ?2, ?3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value", params![id, key, v])
-                .map_err(self.err("tag experiment"))?,
-            None => self
-                .conn
-                .execute("DELETE FROM experiment_tags WHERE experiment_id = ?1 AND key = ?2", params![id, key])
-                .map_err(self.err("untag experiment"))?,
-        };
-        Ok(())
+        self.write("tag experiment", TransactionBehavior::Immediate, |tx, j| {
+            match value {
+                Some(v) => tx
+                    .execute("INSERT INTO experiment_tags VALUES (?1, ?2, ?3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value", params![id, key, v])
+                    .map_err(self.err("tag experiment"))?,
+                None => tx
+                    .execute("DELETE FROM experiment_tags WHERE experiment_id = ?1 AND key = ?2", params![id, key])
+                    .map_err(self.err("untag experiment"))?,
+            };
+            j.touch(tx, "experiment", "experiment_tags", &[Val::Int(id), key.into()]).map_err(self.err("tag experiment"))
+        })
     }
 
     // ---- runs -----------------------------------------------------------------------------
@@ -483,20 +491,27 @@ impl Metadata {
             tx.execute("INSERT INTO run_tags VALUES (?1, ?2, ?3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", params![id.as_str(), k, v])
                 .map_err(|e| db(&path, "tag run", e))?;
         }
+        let mut j = Journal::new();
+        for table in ["runs", "tracking", "run_tags"] {
+            j.touch_run_rows(&tx, "create", table, id.as_str()).map_err(|e| db(&path, "create run", e))?;
+        }
+        j.append(&tx, start_time).map_err(|e| db(&path, "create run", e))?;
         tx.commit().map_err(|e| db(&path, "create run", e))
     }
 
     /// Gives a run `repro run` owns its tracking row, so a script's MLflow calls land in it.
     pub fn adopt_run(&self, id: &RunId, experiment_id: i64, user_id: &str) -> Result<()> {
         let artifact_uri = format!("mlflow-artifacts:/{experiment_id}/{id}/artifacts");
-        self.conn
-            .execute(
+        self.write("adopt run", TransactionBehavior::Immediate, |tx, j| {
+            tx.lock_key(id.as_str()).map_err(self.err("adopt run"))?;
+            tx.execute(
                 "INSERT INTO tracking (run_id, experiment_id, user_id, lifecycle_stage, artifact_uri)
                  VALUES (?1, ?2, ?3, 'active', ?4) ON CONFLICT DO NOTHING",
                 params![id.as_str(), experiment_id, user_id, artifact_uri],
             )
             .map_err(self.err("adopt run"))?;
-        Ok(())
+            j.touch(tx, "create", "tracking", &[id.as_str().into()]).map_err(self.err("adopt run"))
+        })
     }
 
     /// Reads runs (`search::RUN_COLUMNS` per row, in the statement's order) with their data.
@@ -757,6 +772,7 @@ impl Metadata {
             self.conn.transaction_with_behavior(TransactionBehavior::Concurrent).map_err(|e| db(&path, "log", e))?;
         tx.lock_key(id).map_err(|e| db(&path, "log", e))?;
         Self::active_run(&tx, &path, id)?;
+        let mut j = Journal::new();
         {
             let mut get = tx
                 .prepare_cached("SELECT value FROM run_params WHERE run_id = ?1 AND key = ?2")
@@ -776,6 +792,7 @@ impl Metadata {
                     }
                     None => {
                         put.execute(params![id, k, v]).map_err(|e| db(&path, "log params", e))?;
+                        j.set("log", "run_params", &[id.into(), k.as_str().into()], &[v.as_str().into()]);
                     }
                 }
             }
@@ -784,9 +801,11 @@ impl Metadata {
                 .map_err(|e| db(&path, "set tags", e))?;
             for (k, v) in tags {
                 tag.execute(params![id, k, v]).map_err(|e| db(&path, "set tags", e))?;
+                j.set("log", "run_tags", &[id.into(), k.as_str().into()], &[v.as_str().into()]);
                 if k == RUN_NAME_TAG {
                     tx.execute("UPDATE runs SET name = ?2 WHERE id = ?1", params![id, v])
                         .map_err(|e| db(&path, "rename run", e))?;
+                    j.touch(&tx, "log", "runs", &[id.into()]).map_err(|e| db(&path, "rename run", e))?;
                 }
             }
             let mut point = tx
@@ -802,6 +821,12 @@ impl Metadata {
                 point
                     .execute(params![id, m.key, stored, m.step, m.timestamp, nan])
                     .map_err(|e| db(&path, "log metrics", e))?;
+                j.add(
+                    "log",
+                    "metrics",
+                    &[id.into(), m.key.as_str().into()],
+                    &[Val::Real(stored), Val::Int(m.step), Val::Int(m.timestamp), Val::Int(i64::from(nan))],
+                );
                 latest
                     .entry(&m.key)
                     .and_modify(|best| {
@@ -838,6 +863,7 @@ impl Metadata {
                 }
             }
         }
+        j.append(&tx, crate::now_ms()).map_err(|e| db(&path, "log", e))?;
         tx.commit().map_err(|e| db(&path, "log", e))
     }
 
@@ -854,6 +880,9 @@ impl Metadata {
         if n == 0 {
             return Err(not_found(format!("No tag with name: {key} in run with id {id}")));
         }
+        let mut j = Journal::new();
+        j.delete("untag", "run_tags", &[id.into(), key.into()]);
+        j.append(&tx, crate::now_ms()).map_err(|e| db(&path, "delete tag", e))?;
         tx.commit().map_err(|e| db(&path, "delete tag", e))
     }
 
@@ -864,6 +893,7 @@ impl Metadata {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db(&path, "log inputs", e))?;
         Self::active_run(&tx, &path, id)?;
+        let mut j = Journal::new();
         for d in inputs {
             let tags = serde_json::to_string(&d.tags).expect("tags serialize");
             tx.execute(
@@ -873,22 +903,27 @@ impl Metadata {
                 params![id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, tags],
             )
             .map_err(|e| db(&path, "log inputs", e))?;
+            j.touch(&tx, "inputs", "run_inputs", &[id.into(), d.name.as_str().into(), d.digest.as_str().into()])
+                .map_err(|e| db(&path, "log inputs", e))?;
         }
+        j.append(&tx, crate::now_ms()).map_err(|e| db(&path, "log inputs", e))?;
         tx.commit().map_err(|e| db(&path, "log inputs", e))
     }
 
     pub fn set_run_stage(&self, id: &str, stage: &str) -> Result<()> {
         self.get_tracked_run(id)?;
         let now = crate::now_ms();
-        self.conn
-            .execute(
+        self.write("update run", TransactionBehavior::Immediate, |tx, j| {
+            tx.lock_key(id).map_err(self.err("update run"))?;
+            tx.execute(
                 "INSERT INTO tracking (run_id, experiment_id, user_id, lifecycle_stage, artifact_uri, deleted_time)
                  VALUES (?1, 0, '', ?2, 'mlflow-artifacts:/0/' || ?1 || '/artifacts', ?3)
                  ON CONFLICT(run_id) DO UPDATE SET lifecycle_stage = excluded.lifecycle_stage, deleted_time = excluded.deleted_time",
                 params![id, stage, (stage == "deleted").then_some(now)],
             )
             .map_err(self.err("update run"))?;
-        Ok(())
+            j.touch(tx, "lifecycle", "tracking", &[id.into()]).map_err(self.err("update run"))
+        })
     }
 
     /// A page of a metric's history, in (step, timestamp) order.
@@ -925,25 +960,32 @@ impl Metadata {
 
     /// Renames a run (MLflow `runs/update` with `run_name`).
     pub fn rename_run(&self, id: &str, name: &str) -> Result<()> {
-        self.conn
-            .execute("UPDATE runs SET name = ?2 WHERE id = ?1", params![id, name])
-            .map_err(self.err("rename run"))?;
-        self.conn
-            .execute("INSERT INTO run_tags VALUES (?1, ?2, ?3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", params![id, RUN_NAME_TAG, name])
-            .map_err(self.err("rename run"))?;
-        Ok(())
+        self.write("rename run", TransactionBehavior::Immediate, |tx, j| {
+            tx.lock_key(id).map_err(self.err("rename run"))?;
+            tx.execute("UPDATE runs SET name = ?2 WHERE id = ?1", params![id, name]).map_err(self.err("rename run"))?;
+            tx.execute("INSERT INTO run_tags VALUES (?1, ?2, ?3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", params![id, RUN_NAME_TAG, name])
+                .map_err(self.err("rename run"))?;
+            j.touch(tx, "update", "runs", &[id.into()]).map_err(self.err("rename run"))?;
+            j.touch(tx, "update", "run_tags", &[id.into(), RUN_NAME_TAG.into()]).map_err(self.err("rename run"))
+        })
     }
 
     /// The status of a tracking-only run that has not ended (no lineage yet) moves; a
     /// captured run's status belongs to its `repro run` process and is left alone.
     pub fn set_tracked_status(&self, id: &str, status: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE runs SET status = ?2 WHERE id = ?1 AND pid IS NULL AND lineage IS NULL",
-                params![id, status],
-            )
-            .map_err(self.err("update run"))?;
-        Ok(())
+        self.write("update run", TransactionBehavior::Immediate, |tx, j| {
+            tx.lock_key(id).map_err(self.err("update run"))?;
+            let n = tx
+                .execute(
+                    "UPDATE runs SET status = ?2 WHERE id = ?1 AND pid IS NULL AND lineage IS NULL",
+                    params![id, status],
+                )
+                .map_err(self.err("update run"))?;
+            if n > 0 {
+                j.touch(tx, "update", "runs", &[id.into()]).map_err(self.err("update run"))?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -964,13 +1006,38 @@ pub fn token_hash(token: &str) -> String {
 
 impl Metadata {
     pub fn create_token(&self, id: &str, token: &str, role: &str, name: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO tokens (id, hash, role, name, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, token_hash(token), role, name, crate::now_ms()],
+        self.create_person_token(id, token, role, name, None, None)
+    }
+
+    /// A token bound to a person: `email`, and for approvals through the server the
+    /// public key (key id and SPKI PEM) their approvals must be signed with.
+    pub fn create_person_token(
+        &self,
+        id: &str,
+        token: &str,
+        role: &str,
+        name: &str,
+        email: Option<&str>,
+        approver: Option<(&str, &str)>,
+    ) -> Result<()> {
+        self.write("store the token", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
+                "INSERT INTO tokens (id, hash, role, name, created_ms, email, approver_keyid, approver_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    token_hash(token),
+                    role,
+                    name,
+                    crate::now_ms(),
+                    email,
+                    approver.map(|a| a.0),
+                    approver.map(|a| a.1)
+                ],
             )
             .map_err(self.err("store the token"))?;
-        Ok(())
+            j.touch(tx, "token", "tokens", &[id.into()]).map_err(self.err("store the token"))
+        })
     }
 
     pub fn list_tokens(&self) -> Result<Vec<TokenRow>> {
@@ -987,8 +1054,13 @@ impl Metadata {
     }
 
     pub fn revoke_token(&self, id: &str) -> Result<bool> {
-        let n = self.conn.execute("DELETE FROM tokens WHERE id = ?1", [id]).map_err(self.err("revoke the token"))?;
-        Ok(n > 0)
+        self.write("revoke the token", TransactionBehavior::Immediate, |tx, j| {
+            let n = tx.execute("DELETE FROM tokens WHERE id = ?1", [id]).map_err(self.err("revoke the token"))?;
+            if n > 0 {
+                j.delete("token", "tokens", &[id.into()]);
+            }
+            Ok(n > 0)
+        })
     }
 
     /// Whether any token exists (then every request must carry one), and the role of
@@ -1047,14 +1119,15 @@ impl Metadata {
     /// Records that the artifact at `path` is `object` (a later upload to the same path
     /// replaces the entry; the earlier content stays in the object store).
     pub fn put_artifact(&self, path: &str, object: &repro_core::Digest, size: u64) -> Result<()> {
-        self.conn
-            .execute(
+        self.write("record the artifact", TransactionBehavior::Immediate, |tx, j| {
+            tx.execute(
                 "INSERT INTO artifacts (path, object, size, created_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (path) DO UPDATE SET object = excluded.object, size = excluded.size, created_ms = excluded.created_ms",
                 params![path, object.as_str(), size as i64, crate::now_ms()],
             )
             .map_err(self.err("record the artifact"))?;
-        Ok(())
+            j.touch(tx, "artifact", "artifacts", &[path.into()]).map_err(self.err("record the artifact"))
+        })
     }
 
     pub fn get_artifact(&self, path: &str) -> Result<Option<(repro_core::Digest, u64)>> {
@@ -1095,8 +1168,14 @@ impl Metadata {
     }
 
     pub fn delete_artifact(&self, path: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM artifacts WHERE path = ?1", [path]).map_err(self.err("delete the artifact"))?;
-        Ok(())
+        self.write("delete the artifact", TransactionBehavior::Immediate, |tx, j| {
+            let n =
+                tx.execute("DELETE FROM artifacts WHERE path = ?1", [path]).map_err(self.err("delete the artifact"))?;
+            if n > 0 {
+                j.delete("artifact", "artifacts", &[path.into()]);
+            }
+            Ok(())
+        })
     }
 
     /// Every artifact's object, for fsck.
@@ -1165,13 +1244,21 @@ mod tests {
                 .execute_batch(
                     "DROP INDEX runs_started; DROP INDEX run_params_value; DROP INDEX run_tags_value;
                      DROP INDEX latest_metrics_value; DROP TABLE run_model_outputs; DROP TABLE logged_models;
+                     DROP TABLE journal; DROP TABLE fsck_results; ALTER TABLE tokens DROP COLUMN email;
+                     ALTER TABLE tokens DROP COLUMN approver_keyid; ALTER TABLE tokens DROP COLUMN approver_key;
                      PRAGMA user_version = 5;",
                 )
                 .expect("downgrade");
         }
         let m = Metadata::open(&path).expect("reopen");
         let version: i64 = m.conn.query_row("PRAGMA user_version", params![], |r| r.get(0)).expect("version");
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
+        // What the version 5 store held is now journaled, as it was when upgraded.
+        assert!(crate::journal::check_all(&m.conn).expect("check").is_empty());
+        assert_eq!(
+            crate::journal::first_kind(&m.conn, &crate::journal::run_scope(id.as_str())).expect("kind").as_deref(),
+            Some("genesis")
+        );
         let indexes: i64 = m
             .conn
             .query_row(
