@@ -58,6 +58,9 @@ pub struct ObjectCheck {
     pub bytes: u64,
     pub missing: Vec<Digest>,
     pub corrupt: Vec<Digest>,
+    /// Recorded facts of the run (metric points, params, tags, …) that its journal says
+    /// were changed behind repro's back, one line each.
+    pub tampered: Vec<String>,
 }
 
 /// An input as known before the run starts (for `repro run --strict`).
@@ -567,6 +570,21 @@ pub fn outputs(outputs: &[OutputRef]) -> AuditItem {
 
 pub fn objects_verified(check: &ObjectCheck) -> AuditItem {
     const N: &str = "objects_verified";
+    if !check.tampered.is_empty() {
+        let shown: Vec<&str> = check.tampered.iter().take(3).map(String::as_str).collect();
+        let more = check.tampered.len().saturating_sub(shown.len());
+        return item(
+            N,
+            ItemStatus::Missing,
+            format!(
+                "{} recorded fact(s) changed behind repro's back: {}{}",
+                check.tampered.len(),
+                shown.join("; "),
+                if more > 0 { format!("; and {more} more") } else { String::new() }
+            ),
+            Some("run `repro fsck` for the whole list, and restore .repro from a backup"),
+        );
+    }
     if check.missing.is_empty() && check.corrupt.is_empty() {
         return item(
             N,

@@ -62,6 +62,11 @@ pub fn verify_objects(store: &Store, run: &StoredRun, progress: &dyn crate::Prog
             Verified::Corrupt => check.corrupt.push(d),
         }
     }
+    // Every fact recorded about the run, against its journal.
+    match store.meta.check_run_facts(&run.record) {
+        Ok(found) => check.tampered = found.iter().map(ToString::to_string).collect(),
+        Err(e) => check.tampered.push(format!("the run's journal could not be read: {e}")),
+    }
     // The record itself: the stored row must still hash to its lineage digest.
     if let (Some(lineage), Some(object)) = (&run.lineage, &run.record_object) {
         if run.record.lineage() != *lineage && !check.corrupt.contains(object) {

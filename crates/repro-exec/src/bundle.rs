@@ -279,6 +279,7 @@ pub fn export(
     let (registry, _) = Registry::fold(&events);
     let version = lookup(&registry, reference)?;
     let (run, lineage) = crate::registry::pinned_run(store, &version)?;
+    crate::integrity::vouch_for_version(store, &version, progress)?;
     let scratch = Scratch::new(store, "export")?;
 
     // Runs: the version's, and its replays (so the auditor's store knows it was replayed).

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod diff;
 pub mod env;
 mod error;
+pub mod integrity;
 pub mod keys;
 pub mod params;
 pub mod provenance;

@@ -83,6 +83,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
         )));
     }
     let (run, lineage) = crate::registry::pinned_run(store, &version)?;
+    crate::integrity::vouch_for_version(store, &version, &repro_store::fsck::NoProgress)?;
     // Sign only what still is what the version pinned.
     for f in &version.artifact.files {
         let bytes = store.objects.read(&f.blake3)?;

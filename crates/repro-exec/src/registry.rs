@@ -212,6 +212,7 @@ pub fn register(
         .lineage
         .clone()
         .ok_or_else(|| ExecError::Usage(format!("run {} has no lineage digest; run `repro fsck`", id.short())))?;
+    crate::integrity::vouch_for_run(store, &run, &repro_store::fsck::NoProgress)?;
     let artifact = resolve_artifact(store, &run, artifact, cwd)?;
     let event = store.meta.append_registry_event(repro_store::now_ms(), |reg| {
         Ok::<_, ExecError>(NewEvent {
@@ -316,6 +317,7 @@ pub fn promote(
     if version.stage.as_deref() == Some(stage) {
         return Ok(PromoteOutcome::Already { version: Box::new(version), stage: stage.to_string() });
     }
+    crate::integrity::vouch_for_version(store, &version, progress)?;
     let facts = gather_facts(store, &version, &policy, progress)?;
     let mut unmet = registry::evaluate(
         &version,

@@ -255,29 +255,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     // The journal: every chain re-derived and replayed against the tables.
     report.tampered = crate::journal::check_all(&store.meta.conn).map_err(store.meta.err("check the journal"))?;
     for run in &runs {
-        let (Some(facts), false) = (&run.record.facts, run.record.status == RunStatus::Running) else { continue };
-        let scope = crate::journal::run_scope(run.record.id.as_str());
-        // A run imported from a bundle sealed the exporting store's chain, not this one.
-        let imported = crate::journal::first_kind(&store.meta.conn, &scope)
-            .map_err(store.meta.err("check the journal"))?
-            .as_deref()
-            == Some("import");
-        if imported {
-            continue;
-        }
-        let at = crate::journal::entry_at(&store.meta.conn, &scope, facts.seq)
-            .map_err(store.meta.err("check the journal"))?;
-        if at.as_deref() != Some(facts.hash.as_str()) {
-            report.tampered.push(crate::journal::Tampered {
-                run: Some(run.record.id.to_string()),
-                table: "journal".into(),
-                key: String::new(),
-                problem: format!(
-                    "entry {} is not the one the run's record sealed when it ended: its facts were rewritten",
-                    facts.seq
-                ),
-            });
-        }
+        report.tampered.extend(store.meta.sealed_head_problem(&run.record)?);
     }
     if store.meta.conn.is_postgres() {
         let version = store.meta.schema_version_now()?;

@@ -465,13 +465,22 @@ impl Metadata {
     /// Keeps fsck's verdict, so registry writes, exports and signatures wait while the last
     /// fsck found damage (see `damage`).
     pub(crate) fn record_fsck(&self, report: &crate::fsck::FsckReport) -> Result<()> {
-        let problems = report.problems();
+        self.record_verdict(report.clean, &report.problems())
+    }
+
+    /// Keeps damage a check outside fsck found (a registry write refused), so that every
+    /// later registry write waits until a clean fsck.
+    pub fn record_damage(&self, problems: &[String]) -> Result<()> {
+        self.record_verdict(false, problems)
+    }
+
+    fn record_verdict(&self, clean: bool, problems: &[String]) -> Result<()> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let json = serde_json::to_string(&problems).expect("strings serialize");
         self.write("record the fsck verdict", TransactionBehavior::Immediate, |tx, j| {
             tx.execute(
                 "INSERT INTO fsck_results (id, at_ms, host, clean, problems) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, crate::now_ms(), crate::process::hostname(), report.clean, json],
+                params![id, crate::now_ms(), crate::process::hostname(), clean, json],
             )
             .map_err(self.err("record the fsck verdict"))?;
             j.touch(tx, "fsck", "fsck_results", &[id.as_str().into()]).map_err(self.err("record the fsck verdict"))
@@ -481,8 +490,12 @@ impl Metadata {
     /// What the newest fsck verdict says is damaged (empty: it found the store clean, or no
     /// fsck has run), with when it ran.
     pub fn last_fsck_damage(&self) -> Result<Option<(i64, Vec<String>)>> {
-        let rows = self
-            .conn
+        self.last_fsck_damage_in(&self.conn)
+    }
+
+    /// [`Metadata::last_fsck_damage`], read inside the caller's transaction.
+    pub(crate) fn last_fsck_damage_in(&self, conn: &Db) -> Result<Option<(i64, Vec<String>)>> {
+        let rows = conn
             .query_rows(
                 "SELECT at_ms, clean, problems FROM fsck_results ORDER BY at_ms DESC, id DESC LIMIT 1",
                 params![],
@@ -498,9 +511,33 @@ impl Metadata {
         Ok(Some((at, serde_json::from_str(&problems).unwrap_or_else(|_| vec![problems]))))
     }
 
-    /// Checks one run's journal against its rows.
-    pub fn check_run_facts(&self, run: &RunId) -> Result<Vec<crate::journal::Tampered>> {
-        crate::journal::check_run(&self.conn, run.as_str()).map_err(self.err("check the journal"))
+    /// Checks one run's journal against its rows, and against the head its record sealed.
+    pub fn check_run_facts(&self, record: &RunRecord) -> Result<Vec<crate::journal::Tampered>> {
+        let mut out =
+            crate::journal::check_run(&self.conn, record.id.as_str()).map_err(self.err("check the journal"))?;
+        out.extend(self.sealed_head_problem(record)?);
+        Ok(out)
+    }
+
+    /// Whether the entry a finished run's record sealed is still in its chain.
+    pub(crate) fn sealed_head_problem(&self, record: &RunRecord) -> Result<Option<crate::journal::Tampered>> {
+        let Some(facts) = &record.facts else { return Ok(None) };
+        let scope = crate::journal::run_scope(record.id.as_str());
+        let e = || self.err("check the journal");
+        // A run imported from a bundle sealed the exporting store's chain, not this one.
+        if crate::journal::first_kind(&self.conn, &scope).map_err(e())?.as_deref() == Some("import") {
+            return Ok(None);
+        }
+        let at = crate::journal::entry_at(&self.conn, &scope, facts.seq).map_err(e())?;
+        Ok((at.as_deref() != Some(facts.hash.as_str())).then(|| crate::journal::Tampered {
+            run: Some(record.id.to_string()),
+            table: "journal".into(),
+            key: String::new(),
+            problem: format!(
+                "entry {} is not the one the run's record sealed when it ended: its facts were rewritten",
+                facts.seq
+            ),
+        }))
     }
 
     pub(crate) fn err(&self, context: &str) -> impl FnOnce(crate::db::DbError) -> StoreError + '_ {

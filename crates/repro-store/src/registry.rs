@@ -188,6 +188,18 @@ impl Metadata {
         let before = events.last().map_or(0, |e| e.seq);
         let (registry, _) = Registry::fold(&events);
         let decided = decide(&registry)?;
+        // Whatever door it came through, nothing but an archive is built on a store the
+        // newest verdict found damaged (see `repro_exec::integrity`).
+        if decided.iter().any(|n| !matches!(n.change, Change::Archive { .. })) {
+            if let Some((at, problems)) = self.last_fsck_damage_in(&tx)? {
+                return Err(StoreError::Damaged(format!(
+                    "the store is damaged (found {}: {}); registry writes wait until .repro is restored from a backup and `repro fsck` finds it clean",
+                    crate::rfc3339(at),
+                    problems.first().map_or("damage", String::as_str)
+                ))
+                .into());
+            }
+        }
         let mut written = Vec::with_capacity(decided.len());
         for new in decided {
             let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
@@ -357,6 +369,14 @@ impl Metadata {
         j.append(&tx, at_ms).map_err(e("import"))?;
         let events = Self::read_events(&tx, &path)?;
         refuse_damaged(&events, &anchor)?;
+        if let Some((at, problems)) = self.last_fsck_damage_in(&tx)? {
+            return Err(StoreError::Damaged(format!(
+                "the store is damaged (found {}: {}); imports wait until .repro is restored from a backup and `repro fsck` finds it clean",
+                crate::rfc3339(at),
+                problems.first().map_or("damage", String::as_str)
+            ))
+            .into());
+        }
         let (registry, _) = Registry::fold(&events);
         let new = decide(&registry)?;
         let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
