@@ -270,7 +270,13 @@ pub enum ModelCmd {
         /// The stage the approval is for.
         #[arg(long, value_name = "STAGE")]
         stage: String,
-        /// Who approves (default: git's user.name <user.email>).
+        /// Your private key: approvals are signed (default: $REPRO_KEY_DIR/repro.key, else
+        /// ~/.config/repro/repro.key, as `repro key generate` writes it). What counts is the
+        /// key: a stage with signed_approvals counts keys listed in [trust] approvers.
+        #[arg(long, value_name = "KEYFILE")]
+        key: Option<PathBuf>,
+        /// The name written into the signed statement (default: git's user.name <user.email>).
+        /// Shown as your claim; the registry names a trusted key by its [trust] name.
         #[arg(long = "as", value_name = "WHO")]
         as_who: Option<String>,
         /// Why, for the record.
@@ -341,9 +347,17 @@ pub enum TokenCmd {
         /// admin: all of it, model promote and archive included.
         #[arg(long, value_enum)]
         role: Role,
-        /// What the token is for, to recognise it in `repro token ls`.
+        /// Who or what the token is for: a person's name, or a purpose ("ci").
         #[arg(long, default_value = "")]
         name: String,
+        /// The person's e-mail: one person counts once among approvers, however many
+        /// tokens or keys they hold.
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+        /// The person's public key (PEM): approvals sent with this token must be signed by
+        /// it. Also trusts it as an approver in .repro/repro.toml. Needs --email.
+        #[arg(long, value_name = "PUBFILE", requires = "email")]
+        approver_key: Option<PathBuf>,
     },
     /// List tokens (ids, roles, names; never the tokens).
     Ls,
@@ -363,6 +377,33 @@ pub enum KeyCmd {
         /// Where to write the keys (default: $REPRO_KEY_DIR, else ~/.config/repro).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Show a public key's id (default: your own key), and whether this store trusts it.
+    ///
+    /// Example: repro key show ~/.config/repro/repro.pub
+    Show {
+        /// A public or private key file (PEM).
+        file: Option<PathBuf>,
+    },
+    /// List the keys this store trusts ([trust] in .repro/repro.toml), and your own key.
+    ///
+    /// Example: repro key ls
+    Ls,
+    /// Trust a public key: copy it to .repro/keys/<keyid>.pub and list it in [trust].
+    ///
+    /// Example: repro key add ada.pub --approver --name "Ada Lovelace <ada@corp.example>"
+    Add {
+        /// The public key file (PEM, as `repro key generate` writes repro.pub).
+        file: PathBuf,
+        /// Its approvals count towards stages that need signed approvals.
+        #[arg(long)]
+        approver: bool,
+        /// Its bundles, provenance signatures and replay verdicts are trusted.
+        #[arg(long)]
+        signer: bool,
+        /// Whose key it is: "Name <email>" (one person counts once among approvers).
+        #[arg(long, value_name = "WHO")]
+        name: Option<String>,
     },
 }
 

@@ -368,7 +368,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Cmd::Model(cmd) => model::model(&mut source()?, cmd, json),
-        Cmd::Key(cmd) => model::key(cmd, json),
+        Cmd::Key(cmd) => model::key(cmd, store_dir, json),
         Cmd::Bundle(cmd) => model::bundle(store_dir, cmd, json),
         Cmd::Token(cmd) => {
             let store = open_store(store_dir)?;

@@ -98,24 +98,39 @@ pub fn model(src: &mut Source, cmd: ModelCmd, json: bool) -> Result<u8> {
             }
             Ok(code)
         }
-        ModelCmd::Approve { model, stage, as_who, comment } => {
+        ModelCmd::Approve { model, stage, key, as_who, comment } => {
             let who = reg::actor(&cwd()?, as_who.as_deref())?;
-            let a = src.approve(&model, &stage, &who, comment.as_deref())?;
+            let key_path = repro_exec::provenance::signing_key_path(key.as_deref())?;
+            let signer = repro_exec::keys::load_signing_key(&key_path)?;
+            let a = src.approve(&model, &stage, &who, comment.as_deref(), &signer)?;
             if json {
                 render::json(&a)?;
             } else {
+                let key = a.keyid.as_deref().map_or(String::new(), |k| {
+                    format!(", key {}{}", &k[..k.len().min(12)], if a.trusted { ", trusted" } else { ", not trusted" })
+                });
                 let counted = if a.repeated {
                     format!("{} had already approved it for {}: counted once", a.by, a.stage)
                 } else {
-                    format!("approved by {}", a.by)
+                    format!("signed by {}{key}", a.by)
                 };
+                let needed =
+                    if a.signed_only { "signed approval(s) by trusted approvers" } else { "distinct approval(s)" };
                 render::line(&format!(
-                    "{} for {}: {counted} ({} of {} distinct approval(s) needed)",
+                    "{} for {}: {counted} ({} of {} {needed} needed)",
                     a.version.reference(),
                     a.stage,
                     a.approvers,
                     a.needed
                 ))?;
+                if a.signed_only && !a.trusted {
+                    eprintln!(
+                        "repro: warning: key {} is not in [trust] approvers of this store, so this approval does not count for {} until it is (`repro key add {} --approver --name 'You <you@example.com>'` on the store)",
+                        a.keyid.as_deref().unwrap_or("?"),
+                        a.stage,
+                        key_path.with_file_name(repro_exec::keys::PUBLIC_KEY_FILE).display()
+                    );
+                }
             }
             Ok(EXIT_OK)
         }
@@ -281,7 +296,11 @@ fn show_version(v: &ModelVersion) -> Result<()> {
     }
     for a in &v.approvals {
         let c = a.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
-        writeln!(o, "  approval  for {} by {} at {}{c}", a.stage, a.by, when(a.at_ms))?;
+        let how = a
+            .signature
+            .as_ref()
+            .map_or("unsigned".to_string(), |s| format!("signed, key {}", &s.keyid[..s.keyid.len().min(12)]));
+        writeln!(o, "  approval  for {} by {} at {} ({how}){c}", a.stage, a.by, when(a.at_ms))?;
     }
     for s in &v.signatures {
         writeln!(o, "  signature key {} by {} at {} (envelope {})", s.keyid, s.by, when(s.at_ms), s.envelope.short())?;
@@ -295,7 +314,7 @@ fn show_version(v: &ModelVersion) -> Result<()> {
 
 pub fn token(store: &Store, cmd: TokenCmd, json: bool) -> Result<u8> {
     match cmd {
-        TokenCmd::Create { role, name } => {
+        TokenCmd::Create { role, name, email, approver_key } => {
             let role = match role {
                 Role::Read => "read",
                 Role::Write => "write",
@@ -304,11 +323,53 @@ pub fn token(store: &Store, cmd: TokenCmd, json: bool) -> Result<u8> {
             if name.chars().any(char::is_control) || name.len() > 200 {
                 anyhow::bail!("--name must be one line of at most 200 characters");
             }
+            if let Some(e) = &email {
+                let valid = e.len() <= 200
+                    && !e.chars().any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
+                    && e.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'));
+                if !valid {
+                    anyhow::bail!("--email '{e}' is not an e-mail address (name@domain.tld)");
+                }
+            }
+            let person = match &email {
+                Some(e) if name.is_empty() => format!("<{e}>"),
+                Some(e) => format!("{name} <{e}>"),
+                None => name.clone(),
+            };
+            let approver = match &approver_key {
+                Some(file) => {
+                    let key = repro_exec::keys::load_public_key(file)?;
+                    if role == "read" {
+                        anyhow::bail!("--approver-key needs a write or admin token: approving is a write");
+                    }
+                    let added = repro_exec::trust::add(
+                        store.root(),
+                        file,
+                        &[repro_exec::trust::TrustRole::Approver],
+                        Some(&person),
+                    )?;
+                    if added.already.is_empty() {
+                        eprintln!("repro: trusting key {} as an approver ({person}) in .repro/repro.toml", added.keyid);
+                    }
+                    Some((repro_core::provenance::sslib_keyid(&key), repro_exec::keys::public_pem(&key)))
+                }
+                None => None,
+            };
             let secret = format!("repro_{}", uuid::Uuid::new_v4().simple());
             let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-            store.meta.create_token(&id, &secret, role, &name)?;
+            store.meta.create_person_token(
+                &id,
+                &secret,
+                role,
+                &name,
+                email.as_deref(),
+                approver.as_ref().map(|(k, p)| (k.as_str(), p.as_str())),
+            )?;
             if json {
-                render::json(&json!({"id": id, "role": role, "name": name, "token": secret}))?;
+                render::json(&json!({
+                    "id": id, "role": role, "name": name, "email": email,
+                    "approver_keyid": approver.as_ref().map(|a| &a.0), "token": secret
+                }))?;
             } else {
                 render::line(&secret)?;
                 eprintln!(
@@ -347,8 +408,107 @@ pub fn token(store: &Store, cmd: TokenCmd, json: bool) -> Result<u8> {
     }
 }
 
-pub fn key(cmd: KeyCmd, json: bool) -> Result<u8> {
+pub fn key(cmd: KeyCmd, store_dir: Option<&Path>, json: bool) -> Result<u8> {
     match cmd {
+        KeyCmd::Show { file } => {
+            let path = match file {
+                Some(f) => f,
+                None => repro_exec::keys::default_key_dir()
+                    .context("no home folder to look in; pass the key file")?
+                    .join(repro_exec::keys::PUBLIC_KEY_FILE),
+            };
+            let key = match repro_exec::keys::load_public_key(&path) {
+                Ok(k) => k,
+                // A private key file names its public half too.
+                Err(_) => repro_exec::keys::load_signing_key(&path)?.verifying_key(),
+            };
+            let keyid = repro_core::provenance::sslib_keyid(&key);
+            let store = crate::commands::open_store(store_dir).ok();
+            let trusted = match &store {
+                Some(s) => repro_exec::trust::Trust::of(s)?.get(&keyid).cloned(),
+                None => None,
+            };
+            if json {
+                render::json(&json!({"file": path, "keyid": keyid, "trusted": trusted}))?;
+            } else {
+                render::line(&format!("{}: key {keyid}", path.display()))?;
+                match (&store, trusted) {
+                    (None, _) => {}
+                    (Some(_), None) => {
+                        render::line("  not trusted by this store (repro key add FILE --approver|--signer)")?
+                    }
+                    (Some(_), Some(t)) => render::line(&format!(
+                        "  trusted by this store as {}{}",
+                        t.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect::<Vec<_>>().join(" and "),
+                        t.name.map(|n| format!(" ({n})")).unwrap_or_default()
+                    ))?,
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        KeyCmd::Ls => {
+            let store = crate::commands::open_store(store_dir)?;
+            let trust = repro_exec::trust::Trust::of(&store)?;
+            let own =
+                repro_exec::keys::default_key_dir().map(|d| d.join(repro_exec::keys::PUBLIC_KEY_FILE)).and_then(|p| {
+                    repro_exec::keys::load_public_key(&p).ok().map(|k| (p, repro_core::provenance::sslib_keyid(&k)))
+                });
+            if json {
+                render::json(
+                    &json!({"trusted": trust.keys, "own": own.as_ref().map(|(p, k)| json!({"file": p, "keyid": k}))}),
+                )?;
+            } else {
+                let mut o = std::io::stdout().lock();
+                if trust.keys.is_empty() {
+                    writeln!(o, "no trusted keys ([trust] in .repro/repro.toml is empty): `repro key add FILE --approver` adds one")?;
+                }
+                for t in &trust.keys {
+                    let roles: Vec<String> = t.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+                    writeln!(
+                        o,
+                        "{}  {:<17} {}  ({})",
+                        t.keyid,
+                        roles.join("+"),
+                        t.name.as_deref().unwrap_or("-"),
+                        t.entry
+                    )?;
+                }
+                if let Some((p, k)) = own {
+                    writeln!(
+                        o,
+                        "your key: {k} ({}){}",
+                        p.display(),
+                        if trust.contains(&k) { ", trusted here" } else { "" }
+                    )?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        KeyCmd::Add { file, approver, signer, name } => {
+            let store = crate::commands::open_store(store_dir)?;
+            let mut roles = Vec::new();
+            if approver {
+                roles.push(repro_exec::trust::TrustRole::Approver);
+            }
+            if signer {
+                roles.push(repro_exec::trust::TrustRole::Signer);
+            }
+            let added = repro_exec::trust::add(store.root(), &file, &roles, name.as_deref())?;
+            if json {
+                render::json(&added)?;
+            } else if added.already.len() == added.roles.len() {
+                render::line(&format!("key {} was already trusted for that; nothing changed", added.keyid))?;
+            } else {
+                render::line(&format!(
+                    "trusting key {} ({}) as {}: listed in [trust] of .repro/repro.toml, copied to .repro/{}",
+                    added.keyid,
+                    added.name.as_deref().unwrap_or("unnamed"),
+                    roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect::<Vec<_>>().join(" and "),
+                    added.file
+                ))?;
+            }
+            Ok(EXIT_OK)
+        }
         KeyCmd::Generate { out } => {
             let dir = match out {
                 Some(d) => d,

@@ -176,13 +176,33 @@ impl Source {
         }
     }
 
-    pub fn approve(&mut self, model: &str, stage: &str, who: &str, comment: Option<&str>) -> Result<ApproveOutcome> {
+    /// Approves with `signer`'s signature. Remotely the statement is built and signed
+    /// here (the private key never leaves this machine) and the server checks it against
+    /// the key registered for the token.
+    pub fn approve(
+        &mut self,
+        model: &str,
+        stage: &str,
+        who: &str,
+        comment: Option<&str>,
+        signer: &repro_core::provenance::SigningKey,
+    ) -> Result<ApproveOutcome> {
         match self {
-            Source::Local(s) => Ok(repro_exec::registry::approve(s, model, stage, who, comment)?),
-            Source::Remote(c) => c.post(
-                &format!("/api/v1/models/{}/approve", enc(model)),
-                &json!({"stage": stage, "as": who, "comment": comment}),
-            ),
+            Source::Local(s) => Ok(repro_exec::approval::approve(s, model, stage, signer, who, comment)?),
+            Source::Remote(c) => {
+                let version = match c.get::<ModelShow>(&format!("/api/v1/models/{}", enc(model)))? {
+                    ModelShow::Version(v) => v,
+                    ModelShow::Model(_) => bail!("'{model}' names a model, not a version: write NAME@VERSION"),
+                };
+                let statement = repro_exec::approval::statement(&version, stage, who, comment)?;
+                let envelope = repro_core::provenance::sign_envelope(
+                    signer,
+                    repro_core::provenance::PAYLOAD_TYPE,
+                    &statement.payload(),
+                );
+                let envelope: Value = serde_json::from_str(&envelope.to_json_line())?;
+                c.post(&format!("/api/v1/models/{}/approve", enc(&version.reference())), &json!({"envelope": envelope}))
+            }
         }
     }
 

@@ -186,6 +186,10 @@ pub enum Change {
     Approve {
         stage: String,
         comment: Option<String>,
+        /// The approver's signed statement (see `approval`). Absent from approvals recorded
+        /// before approvals were signatures, which keep their event hash.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<ApprovalSignature>,
     },
     Sign {
         keyid: String,
@@ -410,6 +414,17 @@ pub struct Approval {
     pub by: String,
     pub at_ms: i64,
     pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ApprovalSignature>,
+}
+
+/// Where an approval's signature is: the DSSE envelope over its statement and the public
+/// key, as objects, and the key id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalSignature {
+    pub keyid: String,
+    pub envelope: Digest,
+    pub public_key: Digest,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -782,13 +797,17 @@ impl Registry {
                 };
                 v.history.push(entry(detail));
             }
-            Change::Approve { stage, comment } => {
+            Change::Approve { stage, comment, signature } => {
                 let v = self.version_mut(&e.model, e.version)?;
+                let how = match &signature {
+                    Some(s) => format!(" (signed, key {})", &s.keyid[..s.keyid.len().min(12)]),
+                    None => " (unsigned)".to_string(),
+                };
                 v.history.push(entry(match &comment {
-                    Some(c) => format!("for {stage}: {c}"),
-                    None => format!("for {stage}"),
+                    Some(c) => format!("for {stage}{how}: {c}"),
+                    None => format!("for {stage}{how}"),
                 }));
-                v.approvals.push(Approval { stage, by: e.actor.clone(), at_ms: e.at_ms, comment });
+                v.approvals.push(Approval { stage, by: e.actor.clone(), at_ms: e.at_ms, comment, signature });
             }
             Change::Sign { keyid, envelope, public_key } => {
                 let v = self.version_mut(&e.model, e.version)?;
@@ -912,6 +931,10 @@ pub struct StagePolicy {
     /// Distinct approvers needed for this stage.
     #[serde(default)]
     pub approvals: u32,
+    /// Only approvals signed by a key in `[trust] approvers` count (one per person); the
+    /// unsigned `--as` approvals of older stores stay in the history but do not count.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed_approvals: bool,
 }
 
 /// The policies of a store that configures none.
@@ -923,7 +946,16 @@ pub fn default_policies() -> BTreeMap<String, StagePolicy> {
     BTreeMap::from([
         ("dev".to_string(), StagePolicy::default()),
         ("staging".to_string(), StagePolicy { require: base, ..Default::default() }),
-        ("prod".to_string(), StagePolicy { from: Some("staging".into()), require: prod, parity: None, approvals: 2 }),
+        (
+            "prod".to_string(),
+            StagePolicy {
+                from: Some("staging".into()),
+                require: prod,
+                parity: None,
+                approvals: 2,
+                signed_approvals: true,
+            },
+        ),
     ])
 }
 
@@ -980,6 +1012,8 @@ pub struct PromotionFacts<'a> {
     pub signature_problems: Vec<String>,
     /// The parity check's differences, when the policy asks for parity (empty = at parity).
     pub parity: Option<Result<Vec<String>, String>>,
+    /// Each approval's signature, checked against the version and the trusted keys.
+    pub approvals: Vec<crate::approval::ApprovalCheck>,
 }
 
 /// Every reason `version` may not enter `stage` under `policy`; empty means it may.
@@ -1063,7 +1097,27 @@ pub fn evaluate(version: &ModelVersion, stage: &str, policy: &StagePolicy, facts
             Err(e) => push("parity", format!("parity with '{against}' could not be checked: {e}"), String::new()),
         }
     }
-    if policy.approvals > 0 {
+    if policy.approvals > 0 && policy.signed_approvals {
+        let counted = crate::approval::counted(&facts.approvals, stage);
+        if (counted.len() as u32) < policy.approvals {
+            let who = if counted.is_empty() { "none yet".to_string() } else { counted.join(", ") };
+            let skipped: Vec<String> =
+                facts.approvals.iter().filter(|c| c.stage == stage).filter_map(|c| c.not_counted()).collect();
+            let skipped =
+                if skipped.is_empty() { String::new() } else { format!("; not counted: {}", skipped.join(", ")) };
+            push(
+                "approvals",
+                format!(
+                    "{stage} needs {} approvals signed by distinct trusted approvers, {r} has {} ({who}){skipped}",
+                    policy.approvals,
+                    counted.len()
+                ),
+                format!(
+                    "repro model approve {r} --stage {stage}, by people whose keys are in [trust] approvers (repro key add FILE --approver)"
+                ),
+            );
+        }
+    } else if policy.approvals > 0 {
         let approvers = version.approvers(stage);
         if (approvers.len() as u32) < policy.approvals {
             let who = if approvers.is_empty() {
@@ -1141,7 +1195,7 @@ mod tests {
     }
 
     fn approve(stage: &str) -> Change {
-        Change::Approve { stage: stage.into(), comment: None }
+        Change::Approve { stage: stage.into(), comment: None, signature: None }
     }
 
     #[test]
@@ -1262,12 +1316,31 @@ mod tests {
             valid_signatures: 0,
             signature_problems: vec![],
             parity: Some(Ok(vec!["numpy 1.26.4 → 2.0.0".into()])),
+            approvals: vec![crate::approval::ApprovalCheck {
+                stage: "prod".into(),
+                by: "ada".into(),
+                keyid: None,
+                valid: false,
+                trusted: false,
+                person: "ada".into(),
+                problem: None,
+            }],
         };
         let unmet = evaluate(v, "prod", policy, &facts);
         let names: Vec<&str> = unmet.iter().map(|u| u.requirement.as_str()).collect();
         for expected in ["from", "git_clean", "random_seed", "replay_verified", "signed", "parity", "approvals"] {
             assert!(names.contains(&expected), "{expected} missing from {names:?}");
         }
+        let approvals = unmet.iter().find(|u| u.requirement == "approvals").expect("approvals");
+        assert!(
+            approvals.reason.contains("needs 2 approvals signed by distinct trusted approvers")
+                && approvals.reason.contains("has 0 (none yet); not counted: ada (unsigned)"),
+            "{}",
+            approvals.reason
+        );
+        // A policy that does not ask for signatures counts the names, as stores before did.
+        let legacy = StagePolicy { signed_approvals: false, ..policy.clone() };
+        let unmet = evaluate(v, "prod", &legacy, &facts);
         let approvals = unmet.iter().find(|u| u.requirement == "approvals").expect("approvals");
         assert!(approvals.reason.contains("needs 2 distinct approvals") && approvals.reason.contains("has 1 (ada)"));
         assert!(unmet.iter().all(|u| !u.reason.is_empty()));

@@ -331,6 +331,10 @@ pub fn export(
         }
     }
     objects.extend(replays.iter().map(|r| r.report.clone()));
+    for a in version.approvals.iter().filter_map(|a| a.signature.as_ref()) {
+        objects.insert(a.envelope.clone());
+        objects.insert(a.public_key.clone());
+    }
     for s in &version.signatures {
         objects.insert(s.envelope.clone());
         objects.insert(s.public_key.clone());
@@ -468,6 +472,9 @@ pub struct ImportReport {
     pub objects_added: usize,
     pub runs: usize,
     pub signatures_verified: Vec<String>,
+    /// Key ids of the approvals whose signatures verified.
+    #[serde(default)]
+    pub approvals_verified: Vec<String>,
     pub include_data: bool,
     pub stage: Option<String>,
     /// The key that signed the bundle's manifest.
@@ -743,6 +750,18 @@ pub fn import(
         }
         verified.push(s.keyid.clone());
     }
+    // Signed approvals: each verifies and approves exactly this version. Whether their keys
+    // count is this store's [trust], checked when a stage is entered and by `model verify`.
+    let mut approvals_verified = Vec::new();
+    for a in &version.approvals {
+        let Some(sig) = &a.signature else { continue };
+        if let Err(e) =
+            crate::approval::check_approval_bytes(&read(&sig.envelope)?, &read(&sig.public_key)?, &version, a)
+        {
+            return Err(refuse(file, format!("the approval for {} by {} does not verify: {e}", a.stage, a.by)));
+        }
+        approvals_verified.push(sig.keyid.clone());
+    }
     let mut warnings = Vec::new();
     if let (Some(t), Some(path)) = (&trusted, key) {
         let want = repro_core::provenance::sslib_keyid(t);
@@ -782,6 +801,7 @@ pub fn import(
                 objects_added: 0,
                 runs: 0,
                 signatures_verified: verified,
+                approvals_verified,
                 include_data: m.include_data,
                 stage: existing.stage.clone(),
                 manifest_signed_by,
@@ -883,6 +903,7 @@ pub fn import(
         objects_added: added,
         runs,
         signatures_verified: verified,
+        approvals_verified,
         include_data: m.include_data,
         stage: version.stage.clone(),
         manifest_signed_by,

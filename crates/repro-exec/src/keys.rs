@@ -252,6 +252,16 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
         .map_err(|e| key_error(path, format!("not a valid ed25519 private key ({e})")))
 }
 
+/// A public key from SubjectPublicKeyInfo PEM text (as stored in the object store or the
+/// tokens table); refuses weak keys as [`load_public_key`] does.
+pub fn parse_public_pem(pem: &str) -> std::result::Result<VerifyingKey, String> {
+    let key = VerifyingKey::from_public_key_pem(pem).map_err(|e| format!("not an ed25519 public key ({e})"))?;
+    if key.is_weak() {
+        return Err("a weak (small-order) ed25519 key".into());
+    }
+    Ok(key)
+}
+
 /// Loads a public key to verify with, from SubjectPublicKeyInfo PEM.
 pub fn load_public_key(path: &Path) -> Result<VerifyingKey> {
     let (text, _) = read_key_file(path)?;

@@ -4,6 +4,7 @@
 //! Depends on `repro-core`, `repro-store` and `repro-capture`. It prints nothing itself:
 //! the caller passes a [`Reporter`] for messages and progress.
 
+pub mod approval;
 pub mod audit;
 pub mod bundle;
 pub mod diff;

@@ -427,6 +427,39 @@ pub fn verify(
     };
     check("signature", problems, format!("{} valid signature(s) by {} ({how})", good.len(), good.join(", ")));
 
+    // Approvals: each signed one must verify and approve exactly this version; whether its
+    // key is trusted (by [trust], or the --key given) is said, since that decides whether
+    // it counts. Unsigned approvals of older stores are listed as such.
+    if !version.approvals.is_empty() {
+        let trust = crate::trust::Trust::of(store)?;
+        let also: Vec<VerifyingKey> = trusted.iter().cloned().collect();
+        let results = crate::approval::check_approvals(store, &version, &trust, &also);
+        let mut problems = Vec::new();
+        let mut notes = Vec::new();
+        for c in &results {
+            match (&c.keyid, c.valid, c.trusted) {
+                (Some(k), false, _) => problems.push(format!(
+                    "the approval for {} by {} (key {}) does not verify: {}",
+                    c.stage,
+                    c.by,
+                    &k[..k.len().min(12)],
+                    c.problem.as_deref().unwrap_or("?")
+                )),
+                (Some(k), true, true) => {
+                    notes.push(format!("{} for {} (key {}, trusted)", c.person, c.stage, &k[..k.len().min(12)]))
+                }
+                (Some(k), true, false) => notes.push(format!(
+                    "{} for {} (valid signature by untrusted key {})",
+                    c.by,
+                    c.stage,
+                    &k[..k.len().min(12)]
+                )),
+                (None, _, _) => notes.push(format!("{} for {} (unsigned)", c.by, c.stage)),
+            }
+        }
+        check("approvals", problems, notes.join("; "));
+    }
+
     let ok = checks.iter().all(|c| c.ok);
     Ok(VerifyReport { reference: version.reference(), ok, checks })
 }

@@ -264,6 +264,7 @@ pub struct Facts {
     pub valid_signatures: usize,
     pub signature_problems: Vec<String>,
     pub parity: Option<std::result::Result<Vec<String>, String>>,
+    pub approvals: Vec<repro_core::approval::ApprovalCheck>,
 }
 
 pub fn gather_facts(
@@ -283,7 +284,9 @@ pub fn gather_facts(
         }
     }
     let parity = policy.parity.as_ref().map(|env| parity_with(store, &run, env));
-    Ok(Facts { run, audit, valid_signatures: valid, signature_problems: problems, parity })
+    let trust = crate::trust::Trust::of(store)?;
+    let approvals = crate::approval::check_approvals(store, version, &trust, &[]);
+    Ok(Facts { run, audit, valid_signatures: valid, signature_problems: problems, parity, approvals })
 }
 
 fn parity_with(store: &Store, run: &StoredRun, env: &str) -> std::result::Result<Vec<String>, String> {
@@ -329,6 +332,7 @@ pub fn promote(
             valid_signatures: facts.valid_signatures,
             signature_problems: facts.signature_problems.clone(),
             parity: facts.parity.clone(),
+            approvals: facts.approvals.clone(),
         },
     );
     if !version.lineage_holds(facts.run.lineage.as_ref(), &facts.run.record.lineage()) {
@@ -372,7 +376,11 @@ pub fn promote(
         return Ok(PromoteOutcome::Refused { reference: version.reference(), stage: stage.to_string(), unmet });
     }
     let checked = policy.require.clone();
-    let approvers: Vec<String> = version.approvers(stage).iter().map(|a| a.by.clone()).collect();
+    let approvers: Vec<String> = if policy.signed_approvals {
+        repro_core::approval::counted(&facts.approvals, stage)
+    } else {
+        version.approvers(stage).iter().map(|a| a.by.clone()).collect()
+    };
     let mut from = None;
     let mut replaced = None;
     store.meta.append_registry_event(repro_store::now_ms(), |reg| {
@@ -409,58 +417,20 @@ pub struct ApproveOutcome {
     pub version: ModelVersion,
     pub stage: String,
     pub by: String,
+    /// The key that signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
+    /// Whether that key is one of the store's trusted approvers (`[trust] approvers`).
+    #[serde(default)]
+    pub trusted: bool,
     /// The approver had approved this version for this stage before: counted once.
     pub repeated: bool,
+    /// The approvals of the stage that count now.
     pub approvers: usize,
     pub needed: u32,
-}
-
-/// `repro model approve NAME@V --stage STAGE`.
-pub fn approve(
-    store: &mut Store,
-    reference: &str,
-    stage: &str,
-    actor: &str,
-    comment: Option<&str>,
-) -> Result<ApproveOutcome> {
-    let policy = policy(store, stage)?;
-    if let Some(c) = comment {
-        if c.chars().any(|ch| ch.is_control() && ch != '\n') {
-            return Err(ExecError::Usage("--comment may not hold control characters".into()));
-        }
-    }
-    let mut repeated = false;
-    let mut target = None;
-    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
-        let v = lookup(reg, reference)?;
-        if let Some(a) = &v.archived {
-            return Err(ExecError::Usage(format!(
-                "{} is archived ({}); it cannot be approved",
-                v.reference(),
-                a.reason
-            )));
-        }
-        let key = registry::identity_key(actor);
-        repeated = v.approvals.iter().any(|a| a.stage == stage && registry::identity_key(&a.by) == key);
-        target = Some((v.name.clone(), v.version));
-        Ok(NewEvent {
-            model: v.name.clone(),
-            version: v.version,
-            actor: actor.to_string(),
-            change: Change::Approve { stage: stage.to_string(), comment: comment.map(str::to_string) },
-        })
-    })?;
-    let (name, number) = target.ok_or_else(|| ExecError::Usage("nothing was approved".into()))?;
-    let version = found(store, &name, number)?;
-    let approvers = version.approvers(stage).len();
-    Ok(ApproveOutcome {
-        version,
-        stage: stage.to_string(),
-        by: actor.to_string(),
-        repeated,
-        approvers,
-        needed: policy.approvals,
-    })
+    /// The stage counts only signed approvals by trusted keys.
+    #[serde(default)]
+    pub signed_only: bool,
 }
 
 /// `repro model archive NAME@V --reason TEXT`.

@@ -98,6 +98,98 @@ impl Trust {
     }
 }
 
+/// What `repro key add` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Added {
+    pub keyid: String,
+    /// Where the key was copied, relative to the `.repro` folder.
+    pub file: String,
+    pub roles: Vec<TrustRole>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// It was trusted in these roles already: nothing changed for them.
+    pub already: Vec<TrustRole>,
+}
+
+/// `repro key add FILE --approver|--signer [--name WHO]`: copies the public key into
+/// `.repro/keys/<keyid>.pub` and lists it under `[trust]`, editing `repro.toml` in place
+/// (comments kept), written to a temp file, checked by loading it, then renamed.
+pub fn add(root: &Path, file: &Path, roles: &[TrustRole], name: Option<&str>) -> Result<Added> {
+    if roles.is_empty() {
+        return Err(ExecError::Usage("say what the key is trusted for: --approver, --signer, or both".into()));
+    }
+    if let Some(n) = name {
+        if n.trim().is_empty() || n.chars().any(char::is_control) || n.len() > 200 {
+            return Err(ExecError::Usage(
+                "--name must be one line of at most 200 characters, e.g. 'Ada <ada@corp.example>'".into(),
+            ));
+        }
+    }
+    let key = crate::keys::load_public_key(file)?;
+    let keyid = sslib_keyid(&key);
+    let rel = format!("keys/{keyid}.pub");
+    let dest = root.join(&rel);
+    let pem = crate::keys::public_pem(&key);
+    if dest.parent().is_some_and(|d| !d.exists()) {
+        std::fs::create_dir_all(root.join("keys")).map_err(ExecError::io("create", &root.join("keys")))?;
+    }
+    if std::fs::read_to_string(&dest).ok().as_deref() != Some(pem.as_str()) {
+        write_atomically(&dest, pem.as_bytes())?;
+    }
+    let config_path = root.join(repro_store::config::CONFIG_FILE);
+    let text = std::fs::read_to_string(&config_path).map_err(ExecError::io("read", &config_path))?;
+    let current = Trust::resolve(&repro_store::Config::load(&config_path)?.trust, root)?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e| ExecError::Usage(format!("{}: {e}", config_path.display())))?;
+    let trust = doc.entry("trust").or_insert(toml_edit::table());
+    let trust = trust
+        .as_table_mut()
+        .ok_or_else(|| ExecError::Usage(format!("{}: `trust` is not a table", config_path.display())))?;
+    let mut already = Vec::new();
+    for role in roles {
+        if current.has(&keyid, *role) {
+            already.push(*role);
+            continue;
+        }
+        let list = match role {
+            TrustRole::Approver => "approvers",
+            TrustRole::Signer => "signers",
+        };
+        let array = trust.entry(list).or_insert(toml_edit::value(toml_edit::Array::new()));
+        let array = array
+            .as_array_mut()
+            .ok_or_else(|| ExecError::Usage(format!("{}: [trust] {list} is not a list", config_path.display())))?;
+        match name {
+            Some(n) => {
+                let mut entry = toml_edit::InlineTable::new();
+                entry.insert("key", rel.as_str().into());
+                entry.insert("name", n.into());
+                array.push(entry);
+            }
+            None => array.push(rel.as_str()),
+        }
+    }
+    if already.len() < roles.len() {
+        let tmp = root.join(format!(".repro.toml.tmp-{}", std::process::id()));
+        std::fs::write(&tmp, doc.to_string()).map_err(ExecError::io("write", &tmp))?;
+        let checked = repro_store::Config::load(&tmp).map(|c| c.trust);
+        match checked.map_err(ExecError::from).and_then(|t| Trust::resolve(&t, root)) {
+            Ok(_) => std::fs::rename(&tmp, &config_path).map_err(ExecError::io("replace", &config_path))?,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+    }
+    Ok(Added { keyid, file: rel, roles: roles.to_vec(), name: name.map(str::to_string), already })
+}
+
+fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = dest.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(ExecError::io("write", &tmp))?;
+    std::fs::rename(&tmp, dest).map_err(ExecError::io("write", dest))
+}
+
 fn resolve_entry(entry: &TrustedKey, root: &Path) -> Result<(String, Option<VerifyingKey>)> {
     if entry.is_keyid() {
         return Ok((entry.key().to_string(), None));

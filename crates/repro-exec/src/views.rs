@@ -256,8 +256,15 @@ pub struct ApprovalRow {
     pub at: String,
     pub by: String,
     pub comment: Option<String>,
-    /// Whether it counts: one person's approvals of a version for a stage count once.
+    /// Whether it counts: one person's approvals of a version for a stage count once, and a
+    /// stage with `signed_approvals` counts only valid signatures by trusted approvers.
     pub counted: bool,
+    /// The key that signed it (absent: an unsigned approval of an older store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
+    /// Whether the signature verifies and the key is a trusted approver.
+    #[serde(default)]
+    pub trusted: bool,
     pub model: String,
     pub stage: String,
     pub version: u32,
@@ -270,15 +277,27 @@ pub fn approvals(store: &Store, model: Option<&str>) -> Result<Vec<ApprovalRow>>
         registry.model(name).map_err(|e| repro_store::StoreError::UnknownModel(e.to_string()))?;
     }
     let mut rows = Vec::new();
+    let policies = store.config.stage_policies();
+    let trust = crate::trust::Trust::of(store)?;
     for m in registry.models.values().filter(|m| model.is_none_or(|n| n == m.name)) {
         for v in m.versions.values() {
-            for a in &v.approvals {
-                let counted = v.approvers(&a.stage).iter().any(|first| std::ptr::eq(*first, a));
+            let checks = crate::approval::check_approvals(store, v, &trust, &[]);
+            let mut persons = std::collections::BTreeSet::new();
+            for (a, check) in v.approvals.iter().zip(&checks) {
+                let signed_only = policies.get(&a.stage).is_some_and(|p| p.signed_approvals);
+                let counted = if signed_only {
+                    check.not_counted().is_none()
+                        && persons.insert((a.stage.clone(), repro_core::registry::identity_key(&check.person)))
+                } else {
+                    v.approvers(&a.stage).iter().any(|first| std::ptr::eq(*first, a))
+                };
                 rows.push(ApprovalRow {
                     at: repro_store::rfc3339(a.at_ms),
                     by: a.by.clone(),
                     comment: a.comment.clone(),
                     counted,
+                    keyid: check.keyid.clone(),
+                    trusted: check.valid && check.trusted,
                     model: v.name.clone(),
                     stage: a.stage.clone(),
                     version: v.version,

@@ -10,13 +10,12 @@
 //! token reads; `write` approves; `admin` promotes and archives (they change what a stage
 //! serves). Without tokens the server is open to whoever reaches it (loopback by default).
 
-use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State as AxState};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use repro_exec::views;
@@ -187,11 +186,25 @@ fn body<T: DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> Result<T, ApiE
 
 /// Who acts: what the client says (`as`, its git identity or `--as`), as `repro model …`
 /// takes `--as` locally.
-fn actor(claimed: Option<&str>) -> Result<String, ApiError> {
-    match claimed {
-        Some(who) => Ok(repro_exec::registry::actor(FsPath::new("/"), Some(who))?),
-        None => Ok("unknown (through repro serve)".into()),
+/// Who acts through the server: the person of the token the request came with. A name in
+/// the request is refused, never believed: identity comes from the token.
+async fn actor(
+    s: &Arc<State>,
+    headers: &HeaderMap,
+    claimed: Option<&str>,
+) -> Result<Option<repro_store::tracking::TokenPerson>, ApiError> {
+    if claimed.is_some() {
+        return Err(ApiError::invalid(
+            "`as` is not accepted: through the server the acting person is the token's (`repro token create --name … --email …`)",
+        ));
     }
+    let Some(token) = crate::auth::presented(headers) else { return Ok(None) };
+    s.with_meta(move |m, _| Ok(m.token_person(&token)?)).await
+}
+
+/// How the registry names a request's actor.
+fn actor_name(person: Option<&repro_store::tracking::TokenPerson>) -> String {
+    person.map_or_else(|| "anyone who can reach repro serve (the store has no tokens)".into(), |p| p.actor())
 }
 
 fn require_admin(caller: Caller, action: &str) -> Result<(), ApiError> {
@@ -334,20 +347,26 @@ struct PromoteBody {
 async fn promote(
     AxState(s): S,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     m: Seg,
     b: Result<Bytes, BytesRejection>,
 ) -> Reply<repro_exec::registry::PromoteOutcome> {
     let m = segment(m, "model version")?;
     let b: PromoteBody = body(b)?;
     require_admin(caller, "Promoting a model version")?;
-    let (to, who) = (checked(b.to, "stage")?, actor(b.who.as_deref())?);
+    let person = actor(&s, &headers, b.who.as_deref()).await?;
+    let (to, who) = (checked(b.to, "stage")?, actor_name(person.as_ref()));
     from_store(&s, move |st| Ok(repro_exec::registry::promote(st, &m, &to, &who, &NoProgress)?)).await
 }
 
+/// An approval through the server: the statement the client signed with its own key (the
+/// stage and comment are inside it). `as`, `stage` and `comment` outside the signature are
+/// refused with a message saying why.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ApproveBody {
-    stage: String,
+    envelope: Option<Value>,
+    stage: Option<String>,
     #[serde(rename = "as")]
     who: Option<String>,
     comment: Option<String>,
@@ -355,14 +374,44 @@ struct ApproveBody {
 
 async fn approve(
     AxState(s): S,
+    headers: HeaderMap,
     m: Seg,
     b: Result<Bytes, BytesRejection>,
 ) -> Reply<repro_exec::registry::ApproveOutcome> {
     let m = segment(m, "model version")?;
     let b: ApproveBody = body(b)?;
-    let (stage, who) = (checked(b.stage, "stage")?, actor(b.who.as_deref())?);
-    let comment = b.comment;
-    from_store(&s, move |st| Ok(repro_exec::registry::approve(st, &m, &stage, &who, comment.as_deref())?)).await
+    let person = actor(&s, &headers, b.who.as_deref()).await?;
+    let Some(envelope) = b.envelope else {
+        return Err(ApiError::invalid(if b.stage.is_some() || b.comment.is_some() {
+            "approvals are signed: send {\"envelope\": DSSE envelope of the approval statement} (`repro --server URL model approve` does), not a stage and comment"
+        } else {
+            "`envelope` is missing: send the DSSE envelope of the signed approval statement"
+        }));
+    };
+    let forbidden = |m: &str| ApiError { status: StatusCode::FORBIDDEN, code: "PERMISSION_DENIED", message: m.into() };
+    let Some(person) = person else {
+        return Err(forbidden(
+            "approvals through the server need a token bound to the approver's key (`repro token create --email … --approver-key FILE`)",
+        ));
+    };
+    let (Some(keyid), Some(pem)) = (person.approver_keyid.clone(), person.approver_key.clone()) else {
+        return Err(forbidden(&format!(
+            "token {} is bound to no approver key; create one with `repro token create --email … --approver-key FILE`",
+            person.id
+        )));
+    };
+    let envelope = repro_core::provenance::Envelope::parse(&envelope.to_string())
+        .map_err(|e| ApiError::invalid(format!("`envelope`: {e}")))?;
+    let key = repro_exec::keys::parse_public_pem(&pem)
+        .map_err(|e| ApiError::internal(format!("token {}'s approver key is unreadable: {e}", person.id)))?;
+    if !envelope.signatures.iter().any(|sig| sig.keyid == keyid) {
+        return Err(forbidden(&format!(
+            "the approval is not signed by key {keyid}, the one registered for token {}",
+            person.id
+        )));
+    }
+    let who = person.actor();
+    from_store(&s, move |st| Ok(repro_exec::approval::record(st, &m, &envelope, &key, &who)?)).await
 }
 
 #[derive(Deserialize)]
@@ -376,12 +425,14 @@ struct ArchiveBody {
 async fn archive(
     AxState(s): S,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     m: Seg,
     b: Result<Bytes, BytesRejection>,
 ) -> Reply<repro_core::registry::ModelVersion> {
     let m = segment(m, "model version")?;
     let b: ArchiveBody = body(b)?;
     require_admin(caller, "Archiving a model version")?;
-    let who = actor(b.who.as_deref())?;
+    let person = actor(&s, &headers, b.who.as_deref()).await?;
+    let who = actor_name(person.as_ref());
     from_store(&s, move |st| Ok(repro_exec::registry::archive(st, &m, &b.reason, &who)?)).await
 }

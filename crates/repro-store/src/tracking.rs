@@ -989,6 +989,33 @@ impl Metadata {
     }
 }
 
+/// Whom a token speaks for: its person, and the key their approvals must be signed with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenPerson {
+    pub id: String,
+    pub role: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub approver_keyid: Option<String>,
+    /// The approver's public key, SPKI PEM.
+    #[serde(skip)]
+    pub approver_key: Option<String>,
+}
+
+impl TokenPerson {
+    /// How the registry names the person: `Name <email>`, else the token's name, with the
+    /// token's id so an auditor can tell two tokens of one person apart.
+    pub fn actor(&self) -> String {
+        let who = match (&self.email, self.name.is_empty()) {
+            (Some(e), true) => format!("<{e}>"),
+            (Some(e), false) => format!("{} <{e}>", self.name),
+            (None, false) => self.name.clone(),
+            (None, true) => "unnamed".into(),
+        };
+        format!("{who} (token {}, repro serve)", self.id)
+    }
+}
+
 /// An API token as stored: never the token itself, only its hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenRow {
@@ -1068,6 +1095,30 @@ impl Metadata {
     pub fn token_role(&self, token: Option<&str>) -> Result<(bool, Option<String>)> {
         let (any, found) = self.token_identity(token)?;
         Ok((any, found.map(|(role, _)| role)))
+    }
+
+    /// The person `token` speaks for, when it is one of the store's tokens.
+    pub fn token_person(&self, token: &str) -> Result<Option<TokenPerson>> {
+        let rows = self
+            .conn
+            .query_rows(
+                "SELECT id, role, name, email, approver_keyid, approver_key FROM tokens WHERE hash = ?1",
+                [token_hash(token)],
+            )
+            .map_err(self.err("check tokens"))?;
+        rows.first()
+            .map(|r| -> crate::db::DbResult<TokenPerson> {
+                Ok(TokenPerson {
+                    id: r.get(0)?,
+                    role: r.get(1)?,
+                    name: r.get(2)?,
+                    email: r.get(3)?,
+                    approver_keyid: r.get(4)?,
+                    approver_key: r.get(5)?,
+                })
+            })
+            .transpose()
+            .map_err(self.err("check tokens"))
     }
 
     /// Whether the store has any token, and the role and name of `token` when it is one.
