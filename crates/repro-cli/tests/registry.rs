@@ -65,8 +65,22 @@ fn sign(t: &TestContext, model: &str, key_dir: &str) -> Value {
     t.repro(&["model", "sign", model, "--key", &key, "--json"]).success().json()
 }
 
+/// The private key of `who` (made on first use, under keys/<their e-mail>), trusted by the
+/// store as an approver under that name.
+fn approver_key(t: &TestContext, who: &str) -> String {
+    let slug: String = repro_core::registry::identity_key(who).chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let dir = format!("keys/{slug}");
+    if !t.path(&dir).join("repro.key").exists() {
+        generate_key(t, &dir);
+        t.repro(&["key", "add", &format!("{dir}/repro.pub"), "--approver", "--name", who]).success();
+    }
+    format!("{dir}/repro.key")
+}
+
+/// `who` approves with their own trusted key.
 fn approve(t: &TestContext, model: &str, stage: &str, who: &str) -> Value {
-    t.repro(&["model", "approve", model, "--stage", stage, "--as", who, "--json"]).success().json()
+    let key = approver_key(t, who);
+    t.repro(&["model", "approve", model, "--stage", stage, "--key", &key, "--as", who, "--json"]).success().json()
 }
 
 fn show_version(t: &TestContext, model: &str) -> Value {
@@ -181,7 +195,10 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
     // Prod: refused, every missing requirement listed, nothing written.
     let refused = t.repro(&["model", "promote", "pricing@1", "--to", "prod", "--json"]).expect_code(1).json();
     assert_eq!(unmet(&refused), ["replay_verified", "signed", "approvals"], "{refused:#}");
-    assert!(unmet_reason(&refused, "approvals").contains("needs 2 distinct approvals"), "{refused:#}");
+    assert!(
+        unmet_reason(&refused, "approvals").contains("needs 2 approvals signed by distinct trusted approvers"),
+        "{refused:#}"
+    );
     assert_eq!(events(&t), 2, "a refused promotion appends no event");
     let human = t.repro(&["model", "promote", "pricing@1", "--to", "prod"]).expect_code(1).stdout();
     assert!(human.contains("3 requirement(s) unmet"), "{human}");
@@ -214,17 +231,38 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
     assert_eq!(s["model"], "pricing@1");
     assert_eq!(events(&t), 3);
 
-    // One person's approvals count once, whatever the spelling of their name.
+    // Approvals are signatures. Ada's own key (the default one, in her key folder) is
+    // trusted by the store as hers.
+    let own = t.repro(&["key", "generate", "--json"]).success().json();
+    let own_pub = own["public"].as_str().expect("public").to_string();
+    t.repro(&["key", "add", &own_pub, "--approver", "--name", ADA]).success();
     let a = t
         .repro(&["model", "approve", "pricing@1", "--stage", "prod", "--comment", "reviewed the replay", "--json"])
         .success()
         .json();
-    assert_eq!(a["by"], ADA);
+    assert_eq!(a["by"], ADA, "the name in the statement defaults to git's identity");
+    assert_eq!((a["keyid"].as_str(), a["trusted"].as_bool()), (own["keyid"].as_str(), Some(true)), "{a:#}");
     assert_eq!(
         (a["repeated"].as_bool(), a["approvers"].as_u64(), a["needed"].as_u64()),
         (Some(false), Some(1), Some(2))
     );
-    let again = approve(&t, "pricing@1", "prod", "ada AUDITOR <ADA@Example.Invalid>");
+    // The same key again, under another name: one key is one person, counted once.
+    let own_key = own["private"].as_str().expect("private").to_string();
+    let again = t
+        .repro(&[
+            "model",
+            "approve",
+            "pricing@1",
+            "--stage",
+            "prod",
+            "--key",
+            &own_key,
+            "--as",
+            "Mallory <m@x.invalid>",
+            "--json",
+        ])
+        .success()
+        .json();
     assert_eq!((again["repeated"].as_bool(), again["approvers"].as_u64()), (Some(true), Some(1)), "{again:#}");
     let still = t.repro(&["model", "promote", "pricing@1", "--to", "prod", "--json"]).expect_code(1).json();
     assert_eq!(unmet(&still), ["approvals"], "replayed and signed now: {still:#}");
@@ -342,7 +380,8 @@ fn a_new_version_takes_the_stage_and_an_archived_version_is_out_for_good() {
     let refused = t.repro(&["model", "promote", "pricing@1", "--to", "dev", "--json"]).expect_code(1).json();
     assert_eq!(unmet(&refused), ["not_archived"], "{refused:#}");
     assert!(unmet_reason(&refused, "not_archived").contains("superseded by v2"));
-    let e = t.repro(&["model", "approve", "pricing@1", "--stage", "prod"]).expect_code(2).error_line();
+    let key = approver_key(&t, BOB);
+    let e = t.repro(&["model", "approve", "pricing@1", "--stage", "prod", "--key", &key]).expect_code(2).error_line();
     assert!(e.contains("pricing@1 is archived") && e.contains("cannot be approved"), "{e}");
     generate_key(&t, "keys");
     let e = t.repro(&["model", "sign", "pricing@1", "--key", "keys/repro.key"]).expect_code(2).error_line();
@@ -434,7 +473,8 @@ fn a_removed_last_event_stays_evident_after_the_next_write() {
     t.repro(&["fsck"]).expect_code(1);
     // The next legitimate write must not launder the removal: either it is refused, or
     // fsck still reports the event that is gone.
-    let r = t.repro(&["model", "approve", "pricing@1", "--stage", "prod", "--as", "carol"]).expect_code(2);
+    let key = approver_key(&t, "carol <carol@example.invalid>");
+    let r = t.repro(&["model", "approve", "pricing@1", "--stage", "prod", "--key", &key]).expect_code(2);
     assert!(r.error_line().contains("#4") && r.error_line().contains("repro fsck"), "{}", r.error_line());
     let fsck = t.repro(&["fsck"]).expect_code(1).stdout();
     assert!(fsck.contains("#4") && fsck.contains("gone"), "approve exited {}; fsck:\n{fsck}", r.code());
@@ -459,12 +499,14 @@ fn a_flipped_byte_in_the_envelope_or_the_artifact_is_named_by_fsck_and_verify() 
     let fsck = t.repro(&["fsck"]).expect_code(1).stdout();
     assert!(fsck.contains(&format!("corrupt object {envelope}")), "{fsck}");
     assert!(fsck.contains("pricing@1 signature envelope refers to corrupt object"), "{fsck}");
-    // A damaged signature does not count for prod either.
-    approve(&t, "pricing@1", "prod", ADA);
-    t.repro(&["replay", "pricing@1"]).success();
-    let refused = t.repro(&["model", "promote", "pricing@1", "--to", "prod", "--json"]).expect_code(1).json();
-    assert_eq!(unmet(&refused), ["signed"], "{refused:#}");
-    assert!(unmet_reason(&refused, "signed").contains("no signature of pricing@1 verifies"), "{refused:#}");
+    // Damage fsck has seen blocks every registry write until the store is restored.
+    let key = approver_key(&t, ADA);
+    let n = events(&t);
+    let e = t.repro(&["model", "approve", "pricing@1", "--stage", "prod", "--key", &key]).expect_code(2).error_line();
+    assert!(e.contains("the store is damaged") && e.contains(&envelope) && e.contains("restored"), "{e}");
+    let e = t.repro(&["model", "promote", "pricing@1", "--to", "dev"]).expect_code(2).error_line();
+    assert!(e.contains("the store is damaged"), "{e}");
+    assert_eq!(events(&t), n, "nothing was written on top of the damage");
     restore(&t);
 
     // (d) The artifact.
@@ -511,8 +553,8 @@ fn an_edited_run_record_breaks_the_lineage_the_version_pins() {
 
     // The lineage column rewritten: promote refuses, naming the lineage.
     sql(&t, &format!("UPDATE runs SET lineage = 'blake3:{}' WHERE id = '{run}'", "0".repeat(64)));
-    let refused = t.repro(&["model", "promote", "pricing@1", "--to", "dev", "--json"]).expect_code(1).json();
-    assert_eq!(unmet(&refused), ["lineage"], "{refused:#}");
+    let e = t.repro(&["model", "promote", "pricing@1", "--to", "dev", "--json"]).expect_code(2).error_line();
+    assert!(e.contains(&format!("run {}: runs: edited behind repro's back (lineage)", &run[..8])), "{e}");
     assert_eq!(events(&t), 4);
     let fsck = t.repro(&["fsck"]).expect_code(1).stdout();
     assert!(fsck.contains("pricing@1 pins lineage"), "{fsck}");
@@ -538,9 +580,8 @@ fn promote_refuses_a_version_whose_run_record_was_edited() {
     sql(&t, &format!("UPDATE runs SET record = {clean} WHERE id = '{run}'"));
     t.repro(&["model", "verify", "pricing@1"]).expect_code(1);
     let r = t.repro(&["model", "promote", "pricing@1", "--to", "staging", "--json"]);
-    let out = r.json();
-    assert_eq!(r.code(), 1, "a tampered record entered staging: {out:#}");
-    assert!(unmet(&out).contains(&"lineage".to_string()), "{out:#}");
+    assert_eq!(r.code(), 2, "a tampered record entered staging: {}", r.stdout());
+    assert!(r.error_line().contains("runs: edited behind repro's back (record)"), "{}", r.error_line());
     assert_eq!(events(&t), 1);
 }
 
@@ -635,10 +676,13 @@ fn bad_references_and_inputs_are_one_line_errors_that_write_nothing() {
     expect(&["model", "show", "nosuch"], &["no model named 'nosuch'", "models: pricing"]);
     expect(&["model", "promote", "pricing", "--to", "prod"], &["is not a model reference"]);
     expect(&["model", "promote", "pricing@1", "--to", "qa"], &["no stage 'qa'", "dev, prod, staging", "repro.toml"]);
-    expect(&["model", "approve", "pricing@1", "--stage", "qa"], &["no stage 'qa'", "dev, prod, staging"]);
-    expect(&["model", "approve", "pricing@9", "--stage", "prod"], &["versions: 1"]);
-    expect(&["model", "approve", "pricing@1", "--stage", "prod", "--as", ""], &["--as", "give a name"]);
-    expect(&["model", "approve", "pricing@1", "--stage", "prod", "--as", "a\u{7}b"], &["--as"]);
+    let key = approver_key(&t, BOB);
+    let key = key.as_str();
+    expect(&["model", "approve", "pricing@1", "--stage", "qa", "--key", key], &["no stage 'qa'", "dev, prod, staging"]);
+    expect(&["model", "approve", "pricing@9", "--stage", "prod", "--key", key], &["versions: 1"]);
+    expect(&["model", "approve", "pricing@1", "--stage", "prod", "--key", key, "--as", ""], &["--as", "give a name"]);
+    expect(&["model", "approve", "pricing@1", "--stage", "prod", "--key", key, "--as", "a\u{7}b"], &["--as"]);
+    expect(&["model", "approve", "pricing@1", "--stage", "prod"], &["no signing key", "repro key generate"]);
     expect(&["model", "archive", "nosuch@1", "--reason", "x"], &["no model named 'nosuch'"]);
     let artifact = ["model", "register", "pricing@1", "--name", "pricing", "--artifact"];
     expect(
@@ -739,11 +783,24 @@ fn a_custom_policy_with_parity_against_a_registered_serving_environment() {
 #[test]
 fn six_approvals_at_once_all_land_on_one_intact_chain() {
     let (t, _) = registered();
+    let keys: Vec<String> =
+        (0..6).map(|i| approver_key(&t, &format!("Person {i} <person{i}@example.invalid>"))).collect();
     let children: Vec<_> = (0..6)
         .map(|i| {
             let who = format!("Person {i} <person{i}@example.invalid>");
             t.cmd()
-                .args(["model", "approve", "pricing@1", "--stage", "prod", "--as", who.as_str(), "--json"])
+                .args([
+                    "model",
+                    "approve",
+                    "pricing@1",
+                    "--stage",
+                    "prod",
+                    "--key",
+                    keys[i].as_str(),
+                    "--as",
+                    who.as_str(),
+                    "--json",
+                ])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

@@ -143,6 +143,8 @@ impl TestContext {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_repro"));
         c.current_dir(&self.dir).env_remove("REPRO_STORE").env_remove("RUST_LOG").env("NO_COLOR", "1");
+        // The person's default key folder is the test's own, never the machine user's.
+        c.env("REPRO_KEY_DIR", self.tmp.path().join("home-keys"));
         for v in ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "VIRTUAL_ENV"] {
             c.env_remove(v);
         }
