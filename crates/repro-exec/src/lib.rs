@@ -14,8 +14,8 @@ pub mod params;
 pub mod provenance;
 pub mod registry;
 pub mod replay;
-pub mod trust;
 pub mod run;
+pub mod trust;
 pub mod views;
 
 pub use error::ExecError;
