@@ -345,6 +345,64 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
 }
 
 #[test]
+fn a_replay_answers_the_scripts_registry_calls_and_writes_none() {
+    let t = TestContext::sklearn_project();
+    std::fs::copy(
+        common::workspace().join("crates/repro-cli/tests/fixtures/mlflow_train.py"),
+        t.path("mlflow_train.py"),
+    )
+    .expect("copy script");
+    t.commit_all("mlflow script");
+    let py = mlflow_python();
+    let r = t
+        .cmd()
+        .args(["run", "--json", "--seed", "42", "--data", "data/train.csv", "--output", "model.pkl", "--"])
+        .args([py.to_str().expect("utf-8"), "mlflow_train.py"])
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .expect("repro run");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let id = id_of(&common::Run { args: vec![], out: r });
+    let before = t.repro(&["model", "show", "forest", "--json"]).success().json();
+    assert_eq!(before["versions"].as_array().map(Vec::len), Some(1), "{before:#}");
+    let events = t.sql("SELECT COUNT(*) FROM registry_events");
+
+    // The replayed script calls log_model(registered_model_name="forest") again. A registry
+    // named by the caller's environment is not where it goes either.
+    let replay = t
+        .cmd()
+        .args(["replay", &id])
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("MLFLOW_REGISTRY_URI", "http://127.0.0.1:9/never")
+        .output()
+        .expect("repro replay");
+    let replay = common::Run { args: vec!["replay".into(), id.clone()], out: replay };
+    let text = replay.stdout();
+    assert_eq!(replay.code(), 0, "{text}\n{}", replay.stderr());
+    assert!(text.contains("verdict   IDENTICAL"), "{text}");
+    assert!(text.contains("registry calls answered, not written"), "{text}");
+    assert!(text.contains("model-versions/create  register forest@2"), "{text}");
+
+    assert_eq!(t.sql("SELECT COUNT(*) FROM registry_events"), events, "the replay appended registry events");
+    let after = t.repro(&["model", "show", "forest", "--json"]).success().json();
+    assert_eq!(after, before, "the replay changed the registry");
+    t.repro(&["fsck"]).success();
+
+    // The stored report lists the call; the replay run's own tracking data landed as usual.
+    let rows = t.sql("SELECT replay_id, report FROM replays");
+    let (replay_id, report) = rows.trim().split_once('|').expect("one replay row");
+    let report: Value = serde_json::from_slice(&t.read_object(report)).expect("report JSON");
+    let calls = report["registry_calls"].as_array().expect("registry_calls");
+    let create = calls.iter().find(|c| c["call"] == "model-versions/create").unwrap_or_else(|| panic!("{calls:?}"));
+    assert_eq!(create["model"], "forest");
+    assert_eq!(create["version"], 2);
+    assert_eq!(create["kind"], "register");
+    let shown = t.repro(&["show", replay_id, "--json"]).success().json();
+    assert_eq!(shown["params"]["logged"]["n_estimators"], "20", "{shown:#}");
+    assert_eq!(shown["metric_count"], 6, "{shown:#}");
+}
+
+#[test]
 fn the_mlflow_registry_is_repros_registry() {
     let t = TestContext::new();
     t.repro(&["init"]).success();
