@@ -363,7 +363,14 @@ fn a_replay_answers_the_scripts_registry_calls_and_writes_none() {
          try:\n    stage = c.transition_model_version_stage('forest', v, 'Staging').current_stage\n\
          except Exception as e:\n    stage = type(e).__name__\n\
          seen = c.get_model_version_by_alias('forest', 'champion')\n\
-         print('release:', json.dumps({'version': v, 'alias': seen.version, 'tag': seen.tags.get('validated'), 'stage': stage}))\n",
+         print('release:', json.dumps({'version': v, 'alias': seen.version, 'tag': seen.tags.get('validated'), 'stage': stage}))\n\
+         import os, urllib.request, urllib.error\n\
+         req = urllib.request.Request(os.environ['MLFLOW_TRACKING_URI'] + '/api/v1/models/forest@1/approve', \
+         data=b'{\"stage\": \"prod\", \"as\": \"CI <ci@example.com>\"}', method='POST', \
+         headers={'Authorization': 'Bearer ' + os.environ.get('MLFLOW_TRACKING_TOKEN', ''), 'Content-Type': 'application/json'})\n\
+         try:\n    code = urllib.request.urlopen(req).status\n\
+         except urllib.error.HTTPError as e:\n    code = e.code\n\
+         print('approve:', code)\n",
     );
     t.commit_all("mlflow script");
     let py = mlflow_python();
@@ -379,6 +386,7 @@ fn a_replay_answers_the_scripts_registry_calls_and_writes_none() {
     let id = id_of(&common::Run { args: vec![], out: r });
     let before = t.repro(&["model", "show", "forest", "--json"]).success().json();
     assert_eq!(before["versions"].as_array().map(Vec::len), Some(1), "{before:#}");
+    assert_eq!(before["versions"][0]["approvals"].as_array().map(Vec::len), Some(1), "{before:#}");
     let events = t.sql("SELECT COUNT(*) FROM registry_events");
 
     // The replayed script registers, aliases, tags and stages again: each call is answered
@@ -398,6 +406,8 @@ fn a_replay_answers_the_scripts_registry_calls_and_writes_none() {
     assert!(text.contains("verdict   IDENTICAL"), "{text}");
     let said = replay.stderr();
     assert!(said.contains(r#"release: {"version": "2", "alias": "2", "tag": "yes", "stage": "Staging"}"#), "{said}");
+    // The native API's registry writes are refused outright (under `repro run` it approved).
+    assert!(said.contains("approve: 403"), "{said}");
     assert!(text.contains("registry calls answered, not written"), "{text}");
     for line in [
         "model-versions/create  register forest@2",
