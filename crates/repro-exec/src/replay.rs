@@ -431,8 +431,15 @@ fn code_origin(store: &Store, rec: &RunRecord, trust_code: bool) -> Result<Optio
     // Which import brought each run (the first, if several name it).
     let mut imported: BTreeMap<RunId, (Digest, Option<BundleSigner>)> = BTreeMap::new();
     for e in store.meta.registry_events()?.iter().filter(|e| e.kind == "import") {
+        // An import that cannot be read might be the one that brought this run: stop.
         let Ok(Change::Import { run, bundle, signer, runs, .. }) = Change::from_payload(&e.kind, &e.payload) else {
-            continue;
+            return Err(cannot(
+                &rec.id,
+                format!(
+                    "registry event {} cannot be read, so where this run came from is unknown; run `repro fsck`",
+                    e.describe()
+                ),
+            ));
         };
         for r in runs.unwrap_or_else(|| vec![run]) {
             imported.entry(r).or_insert_with(|| (bundle.clone(), signer.clone()));
