@@ -151,7 +151,13 @@ pub enum Cmd {
     /// digest, metrics within --tolerance; when bytes differ, `[replay] compare` in repro.toml
     /// may judge them. The replay is a run of its own, linked to the original.
     ///
-    /// Exit 0: identical or equivalent; 1: differs, or the environment differs; 2: cannot rebuild.
+    /// A run another store recorded (imported with `repro bundle import`, or a replay of one)
+    /// runs only when a key listed in `[trust] signers` signed its bundle, or with
+    /// --trust-code. MLflow registry calls the command makes are answered and listed in the
+    /// report, never written to the registry.
+    ///
+    /// Exit 0: identical or equivalent; 1: differs, or the environment differs; 2: cannot rebuild,
+    /// or foreign code refused.
     ///
     /// Example: repro replay baseline
     ///
@@ -433,7 +439,10 @@ pub enum BundleCmd {
     },
 
     /// Import a bundle into this store (even an empty one), after verifying every digest
-    /// and signature; a damaged bundle is refused and nothing is imported.
+    /// and signature; a damaged bundle is refused and nothing is imported. Says who signed the
+    /// bundle and whether that key is trusted (the --key given, or listed in `[trust]`): a
+    /// valid signature by an unknown key proves integrity, not authority, and replaying the
+    /// bundle's runs then asks for `repro replay --trust-code`.
     ///
     /// Example: repro bundle import pricing-v3.tar
     Import {
@@ -509,6 +518,10 @@ pub struct ReplayArgs {
     /// Leave the rebuilt tree for inspection (under .repro/replays/ unless --workdir).
     #[arg(long)]
     pub keep: bool,
+    /// Run a bundle's code even though no key in `[trust]` signed the bundle (unsigned, or
+    /// signed by an unknown key). Read the code first: the command runs as you.
+    #[arg(long)]
+    pub trust_code: bool,
 }
 
 fn parse_tolerance(s: &str) -> Result<(String, f64), String> {

@@ -18,9 +18,15 @@ use crate::source::{Against, Source};
 use crate::{EXIT_FAILED_CHECK, EXIT_OK};
 
 /// The tracking server a command's MLflow calls log into, on a free loopback port. Without
-/// one (no loopback?) the run goes ahead and MLflow logs wherever it would have.
-fn tracking_server(store: &Store) -> Option<repro_server::Background> {
-    match repro_server::Background::start(store.root()) {
+/// one (no loopback?) the run goes ahead and MLflow logs wherever it would have (a replay
+/// then removes the MLflow variables instead). A replay's server holds registry writes.
+fn tracking_server(store: &Store, replay: bool) -> Option<repro_server::Background> {
+    let started = if replay {
+        repro_server::Background::start_replay(store.root())
+    } else {
+        repro_server::Background::start(store.root())
+    };
+    match started {
         Ok(b) => Some(b),
         Err(e) => {
             eprintln!("repro: warning: no tracking server for the command's MLflow calls: {e}");
@@ -143,7 +149,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 stdout_to_stderr: json,
                 ..Default::default()
             };
-            let tracking = tracking_server(&store);
+            let tracking = tracking_server(&store, false);
             let opts = RunOptions {
                 tracking_uri: tracking.as_ref().map(|t| t.uri()),
                 tracking_token: tracking.as_ref().map(|t| t.token.clone()),
@@ -202,11 +208,14 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 vars: std::env::vars().collect(),
                 tracking_uri: None,
                 tracking_token: None,
+                registry_calls: None,
+                trust_code: args.trust_code,
             };
-            let tracking = tracking_server(&store);
+            let tracking = tracking_server(&store, true);
             let opts = ReplayOptions {
                 tracking_uri: tracking.as_ref().map(|t| t.uri()),
                 tracking_token: tracking.as_ref().map(|t| t.token.clone()),
+                registry_calls: tracking.as_ref().and_then(|t| t.held.clone()),
                 ..opts
             };
             match repro_exec::replay::replay(&mut store, &opts, &ui)? {

@@ -274,7 +274,10 @@ fn show_version(v: &ModelVersion) -> Result<()> {
         writeln!(o, "    {} {} sha256:{}", f.path, f.blake3, f.sha256)?;
     }
     if let Some(src) = &v.imported_from {
-        writeln!(o, "  imported  from bundle {src}")?;
+        match &v.import_signer {
+            Some(s) => writeln!(o, "  imported  from bundle {src}, signed by {} (as judged at import)", s.describe())?,
+            None => writeln!(o, "  imported  from bundle {src}")?,
+        }
     }
     if let Some(id) = &v.model_id {
         writeln!(o, "  logged    MLflow logged model {id}")?;
@@ -532,6 +535,29 @@ pub fn key(cmd: KeyCmd, store_dir: Option<&Path>, json: bool) -> Result<u8> {
     }
 }
 
+/// Who signed an imported bundle and whether that counts here, in words a person acts on.
+fn signer_line(s: &repro_core::registry::BundleSigner, key_given: bool) -> String {
+    use repro_core::registry::SignerStatus;
+    let key = s.keyid.as_deref().unwrap_or("?");
+    match s.status {
+        SignerStatus::Trusted => {
+            let how = match (&s.name, key_given) {
+                (Some(n), _) => format!("listed in [trust] as {n}"),
+                (None, true) => {
+                    "the --key you gave; list it under [trust] signers for its runs to replay without --trust-code"
+                        .to_string()
+                }
+                (None, false) => "listed in [trust]".to_string(),
+            };
+            format!("signer: trusted key {key} ({how})")
+        }
+        SignerStatus::Unknown => format!(
+            "signer: valid signature by an untrusted key {key}: integrity only, not authority; its runs replay only with --trust-code (or list the key under [trust] signers in .repro/repro.toml)"
+        ),
+        SignerStatus::Unsigned => "signer: unsigned: no one vouches for this bundle; its runs replay only with --trust-code".to_string(),
+    }
+}
+
 pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8> {
     match cmd {
         BundleCmd::Export { model, output, include_data, key, unsigned } => {
@@ -580,14 +606,11 @@ pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8
                     eprintln!("repro: warning: {w}");
                 }
                 if r.imported {
-                    let mut signed = if r.signatures_verified.is_empty() {
+                    let signed = if r.signatures_verified.is_empty() {
                         "version unsigned".to_string()
                     } else {
-                        format!("version signature(s) verified: {}", r.signatures_verified.join(", "))
+                        format!("valid version signature(s) by key(s) {}", r.signatures_verified.join(", "))
                     };
-                    if let Some(k) = &r.manifest_signed_by {
-                        signed.push_str(&format!("; manifest signed by {k}"));
-                    }
                     render::line(&format!(
                         "imported {} (run {}, {} run(s), {} new object(s)); {signed}; `repro audit {}` checks it",
                         r.model,
@@ -597,6 +620,7 @@ pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8
                         r.model
                     ))?;
                 }
+                render::line(&signer_line(&r.signer, key.is_some()))?;
             }
             Ok(EXIT_OK)
         }

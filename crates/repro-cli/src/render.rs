@@ -289,6 +289,15 @@ pub fn replay(r: &ReplayReport, as_json: bool) -> Result<()> {
         if c.diff_applied { ", recorded diff applied" } else { "" },
         if c.untracked_restored > 0 { format!(", {} untracked restored", c.untracked_restored) } else { String::new() }
     )?;
+    if let Some(origin) = &c.origin {
+        writeln!(
+            o,
+            "origin    bundle {} signed by {}; allowed by {}",
+            origin.bundle.short(),
+            origin.signer.as_ref().map(|s| s.describe()).unwrap_or_else(|| "an unrecorded signer".into()),
+            origin.allowed_by
+        )?;
+    }
     for i in &r.inputs {
         writeln!(o, "input     {}  {}, {}  {}", i.path, count(i.files, "file"), human_bytes(i.bytes), i.how)?;
     }
@@ -322,6 +331,12 @@ pub fn replay(r: &ReplayReport, as_json: bool) -> Result<()> {
             show(m.replayed),
             if m.within { "" } else { "  (outside tolerance)" }
         )?;
+    }
+    if !r.registry_calls.is_empty() {
+        writeln!(o, "registry calls answered, not written (a replay never changes the registry):")?;
+        for call in &r.registry_calls {
+            writeln!(o, "  {}  {}", call.call, call.detail)?;
+        }
     }
     if !r.captured_differences.is_empty() {
         writeln!(o, "captured fields that differ:")?;

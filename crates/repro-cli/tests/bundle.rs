@@ -117,6 +117,7 @@ fn the_auditor_audits_and_replays_a_prod_model_from_its_bundle_alone() {
     assert_eq!(imported["imported"], true, "{imported:#}");
     assert_eq!(imported["stage"], "prod");
     assert_eq!(imported["signatures_verified"].as_array().map(Vec::len), Some(1));
+    assert_eq!(imported["signer"]["status"], "trusted", "the key given with --key: {imported:#}");
 
     let (audit, code) = auditor.audit("pricing@prod");
     assert_eq!(code, 0, "{audit:#}");
@@ -138,7 +139,9 @@ fn the_auditor_audits_and_replays_a_prod_model_from_its_bundle_alone() {
         shown["history"].as_array().expect("history").iter().map(|h| h["kind"].as_str().expect("kind")).collect();
     assert_eq!(kinds, ["register", "promote", "sign", "approve", "approve", "approve", "promote", "import"]);
 
-    // Replay with a virtualenv built from the record, code from the bundle's git bundle.
+    // Replay with a virtualenv built from the record, code from the bundle's git bundle: the
+    // auditor's store trusts the key on the stick (--key vouched for one import only).
+    trust_signers(&auditor, &[public.to_str().expect("utf-8")]);
     let replay = auditor.repro(&["replay", "pricing@prod", "--create-env", "--json"]);
     let report = replay.json();
     assert_eq!(replay.code(), 0, "{report:#}\n{}", replay.stderr());
@@ -305,6 +308,24 @@ fn damaged_or_hostile_bundles_are_refused_with_nothing_imported() {
         .expect_code(2);
     assert!(r.error_line().contains("not signed by the key"), "{}", r.error_line());
     assert_eq!(registry_events(&auditor), 0);
+    // A run that is neither the version's nor a listed replay of it does not ride along:
+    // its record is a command this store might one day replay.
+    let smuggled = dir.join("smuggled-run.tar");
+    rewrite(&unsigned, &smuggled, &|n, b| match n {
+        "repro-bundle.json" => {
+            let mut m: serde_json::Value = serde_json::from_slice(&b).expect("manifest JSON");
+            assert_eq!(m["runs"].as_array().map(Vec::len), Some(2), "the run and its replay");
+            m["replays"] = serde_json::json!([]);
+            let bytes = serde_json::to_vec_pretty(&m).expect("serialize");
+            let digest = format!("blake3:{}\n", blake3::hash(&bytes).to_hex());
+            vec![(n.into(), bytes), ("repro-bundle.json.blake3".into(), digest.into_bytes())]
+        }
+        "repro-bundle.json.blake3" => vec![],
+        _ => vec![(n.into(), b)],
+    });
+    let r = auditor.repro(&["bundle", "import", smuggled.to_str().expect("utf-8")]).expect_code(2);
+    assert!(r.error_line().contains("neither pricing@1's run nor a replay of it"), "{}", r.error_line());
+    assert_eq!(registry_events(&auditor), 0);
     let ok = auditor.repro(&["bundle", "import", unsigned.to_str().expect("utf-8")]).success();
     assert!(ok.stderr().contains("manifest is unsigned"), "{}", ok.stderr());
 
@@ -366,4 +387,138 @@ fn export_refuses_what_it_cannot_bundle() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::rename(t.path(".git-gone"), t.path(".git")).expect("restore .git");
+}
+
+/// A registered `pricing@1` and a bundle of it, signed by a fresh key (`None`: unsigned).
+/// Returns the project, the bundle, the key folder (`repro.key`, `repro.pub`) and its key id.
+fn pricing_bundle(signed: bool) -> (TestContext, PathBuf, PathBuf, String) {
+    let t = TestContext::sklearn_project();
+    let run = id_of(&t.train(&["--json"]).success());
+    t.repro(&["model", "register", &run, "--name", "pricing", "--artifact", "model.pkl"]).success();
+    let keys = t.tmp.path().join("exporter-keys");
+    let keyid = t.repro(&["key", "generate", "--out", keys.to_str().expect("utf-8"), "--json"]).success().json()
+        ["keyid"]
+        .as_str()
+        .expect("keyid")
+        .to_string();
+    let bundle = t.tmp.path().join("pricing-v1.tar");
+    let mut args = vec!["bundle", "export", "pricing@1", "-o", bundle.to_str().expect("utf-8"), "--include-data"];
+    let key = keys.join("repro.key");
+    if signed {
+        args.extend(["--key", key.to_str().expect("utf-8")]);
+    } else {
+        args.push("--unsigned");
+    }
+    t.repro(&args).success();
+    (t, bundle, keys, keyid)
+}
+
+fn run_count(t: &TestContext) -> usize {
+    t.runs().len()
+}
+
+/// Appends a `[trust]` section to the store's repro.toml.
+fn trust_signers(t: &TestContext, entries: &[&str]) {
+    let list: Vec<String> = entries.iter().map(|e| format!("{e:?}")).collect();
+    t.append(".repro/repro.toml", &format!("\n[trust]\nsigners = [{}]\n", list.join(", ")));
+}
+
+/// The refusal of a foreign run's replay: exit 2, one line, nothing recorded or built.
+fn assert_replay_refused(auditor: &TestContext, reference: &str, names: &[&str]) {
+    let (runs, events) = (run_count(auditor), registry_events(auditor));
+    let r = auditor.repro(&["replay", reference]).expect_code(2);
+    let line = r.error_line();
+    for n in names.iter().chain(&["--trust-code", "train.py"]) {
+        assert!(line.contains(n), "expected '{n}' in: {line}");
+    }
+    assert_eq!(run_count(auditor), runs, "a refused replay recorded a run");
+    assert_eq!(registry_events(auditor), events);
+    assert_eq!(walk(&auditor.path(".repro/tmp")), 0, "a refused replay built something");
+    assert!(!auditor.path(".repro/replays").exists());
+}
+
+#[test]
+fn a_bundle_signed_by_an_unknown_key_proves_integrity_not_authority_and_its_code_runs_only_when_asked() {
+    let (t, bundle, _keys, keyid) = pricing_bundle(true);
+    let auditor = TestContext::new();
+    auditor.repro(&["init"]).success();
+    let imported = auditor.repro(&["bundle", "import", bundle.to_str().expect("utf-8"), "--json"]).success().json();
+    assert_eq!(imported["imported"], true, "{imported:#}");
+    assert_eq!(imported["signer"]["status"], "unknown", "{imported:#}");
+    assert_eq!(imported["signer"]["keyid"], keyid.as_str());
+    assert!(imported["signer"].get("name").is_none(), "{imported:#}");
+    // The human text says it plainly (here on the second import, which writes nothing).
+    let again = auditor.repro(&["bundle", "import", bundle.to_str().expect("utf-8")]).success();
+    let text = again.stdout();
+    assert!(
+        text.contains(&format!("valid signature by an untrusted key {keyid}: integrity only, not authority")),
+        "{text}"
+    );
+    assert!(!text.contains("signer: trusted"), "{text}");
+    // The import event keeps the signer and its standing at import.
+    let payload: serde_json::Value =
+        serde_json::from_str(auditor.sql("SELECT payload FROM registry_events WHERE kind = 'import'").trim())
+            .expect("the import event's payload is JSON");
+    assert_eq!(payload["signer"], serde_json::json!({"status": "unknown", "keyid": keyid}), "{payload:#}");
+    let shown = auditor.repro(&["model", "show", "pricing@1", "--json"]).success().json();
+    assert_eq!(shown["import_signer"]["status"], "unknown", "{shown:#}");
+
+    // The replay stops before building anything, naming the signer and the command — even
+    // though the original repository (which holds the commit) is still on this machine.
+    assert!(t.path(".git").exists());
+    assert_replay_refused(&auditor, "pricing@1", &[&keyid, "untrusted key"]);
+
+    let replay = auditor.repro(&["replay", "pricing@1", "--trust-code", "--json"]);
+    let report = replay.json();
+    assert_eq!(replay.code(), 0, "{report:#}\n{}", replay.stderr());
+    assert_eq!(report["verdict"], "identical", "{report:#}");
+    assert_eq!(report["code"]["origin"]["allowed_by"], "--trust-code", "{report:#}");
+    assert_eq!(report["code"]["origin"]["signer"]["keyid"], keyid.as_str());
+    // A replay of the foreign run copies its record: still foreign.
+    let replay_id = report["replay"].as_str().expect("replay id").to_string();
+    assert_replay_refused(&auditor, &replay_id, &[&keyid]);
+    auditor.repro(&["fsck"]).success();
+}
+
+#[test]
+fn an_unsigned_bundle_is_said_to_be_unsigned_and_its_code_is_refused_without_the_flag() {
+    let (_t, bundle, _keys, _keyid) = pricing_bundle(false);
+    let auditor = TestContext::new();
+    auditor.repro(&["init"]).success();
+    let imported = auditor.repro(&["bundle", "import", bundle.to_str().expect("utf-8"), "--json"]).success().json();
+    assert_eq!(imported["signer"]["status"], "unsigned", "{imported:#}");
+    assert!(imported["signer"].get("keyid").is_none(), "{imported:#}");
+    let again = auditor.repro(&["bundle", "import", bundle.to_str().expect("utf-8")]).success();
+    assert!(again.stdout().contains("signer: unsigned"), "{}", again.stdout());
+    assert_replay_refused(&auditor, "pricing@1", &["unsigned"]);
+}
+
+#[test]
+fn a_bundle_signed_by_a_key_the_store_trusts_replays_without_the_flag() {
+    let (_t, bundle, keys, keyid) = pricing_bundle(true);
+    let auditor = TestContext::new();
+    auditor.repro(&["init"]).success();
+    let public = keys.join("repro.pub");
+    trust_signers(&auditor, &[public.to_str().expect("utf-8")]);
+    let imported = auditor.repro(&["bundle", "import", bundle.to_str().expect("utf-8"), "--json"]).success().json();
+    assert_eq!(imported["signer"]["status"], "trusted", "{imported:#}");
+    assert_eq!(imported["signer"]["keyid"], keyid.as_str());
+    let again = auditor.repro(&["bundle", "import", bundle.to_str().expect("utf-8")]).success();
+    assert!(again.stdout().contains(&format!("signer: trusted key {keyid}")), "{}", again.stdout());
+
+    let replay = auditor.repro(&["replay", "pricing@1", "--json"]);
+    let report = replay.json();
+    assert_eq!(replay.code(), 0, "{report:#}\n{}", replay.stderr());
+    assert_eq!(report["verdict"], "identical", "{report:#}");
+    assert_eq!(report["code"]["origin"]["allowed_by"], "trusted signer", "{report:#}");
+
+    // Trust is the store's now, not the import's: with the key no longer listed, it is refused.
+    let config = std::fs::read_to_string(auditor.path(".repro/repro.toml")).expect("repro.toml");
+    let without = config.split("\n[trust]").next().expect("the part before [trust]").to_string();
+    std::fs::write(auditor.path(".repro/repro.toml"), without).expect("write repro.toml");
+    assert_replay_refused(&auditor, "pricing@1", &[&keyid]);
+    // Listed again by its key id alone, it counts.
+    trust_signers(&auditor, &[&keyid]);
+    let r = auditor.repro(&["replay", "pricing@1", "--json"]);
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
 }

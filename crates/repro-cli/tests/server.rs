@@ -345,6 +345,113 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
 }
 
 #[test]
+fn a_replay_answers_the_scripts_registry_calls_and_writes_none() {
+    let t = TestContext::sklearn_project();
+    std::fs::copy(
+        common::workspace().join("crates/repro-cli/tests/fixtures/mlflow_train.py"),
+        t.path("mlflow_train.py"),
+    )
+    .expect("copy script");
+    // The training script, then what a release step does with the version it registered.
+    t.write(
+        "release.py",
+        "import json, runpy\nimport mlflow\nrunpy.run_path('mlflow_train.py', run_name='__main__')\n\
+         c = mlflow.MlflowClient()\n\
+         v = str(max(int(m.version) for m in c.search_model_versions(\"name='forest'\")))\n\
+         c.set_registered_model_alias('forest', 'champion', v)\n\
+         c.set_model_version_tag('forest', v, 'validated', 'yes')\n\
+         try:\n    stage = c.transition_model_version_stage('forest', v, 'Staging').current_stage\n\
+         except Exception as e:\n    stage = type(e).__name__\n\
+         seen = c.get_model_version_by_alias('forest', 'champion')\n\
+         print('release:', json.dumps({'version': v, 'alias': seen.version, 'tag': seen.tags.get('validated'), 'stage': stage}))\n\
+         import os, urllib.request, urllib.error\n\
+         req = urllib.request.Request(os.environ['MLFLOW_TRACKING_URI'] + '/api/v1/models/forest@1/approve', \
+         data=b'{\"stage\": \"prod\", \"as\": \"CI <ci@example.com>\"}', method='POST', \
+         headers={'Authorization': 'Bearer ' + os.environ.get('MLFLOW_TRACKING_TOKEN', ''), 'Content-Type': 'application/json'})\n\
+         try:\n    code = urllib.request.urlopen(req).status\n\
+         except urllib.error.HTTPError as e:\n    code = e.code\n\
+         print('approve:', code)\n",
+    );
+    t.commit_all("mlflow script");
+    let py = mlflow_python();
+    let r = t
+        .cmd()
+        .args(["run", "--json", "--seed", "42", "--data", "data/train.csv", "--output", "model.pkl", "--"])
+        .args([py.to_str().expect("utf-8"), "release.py"])
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .output()
+        .expect("repro run");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let id = id_of(&common::Run { args: vec![], out: r });
+    let before = t.repro(&["model", "show", "forest", "--json"]).success().json();
+    assert_eq!(before["versions"].as_array().map(Vec::len), Some(1), "{before:#}");
+    assert_eq!(before["versions"][0]["approvals"].as_array().map(Vec::len), Some(1), "{before:#}");
+    let events = t.sql("SELECT COUNT(*) FROM registry_events");
+
+    // The replayed script registers, aliases, tags and stages again: each call is answered
+    // as done (the script reads back what it set) and nothing is written. A registry named
+    // by the caller's environment is not where the calls go either.
+    let replay = t
+        .cmd()
+        .args(["replay", &id])
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("MLFLOW_REGISTRY_URI", "http://127.0.0.1:9/never")
+        .output()
+        .expect("repro replay");
+    let replay = common::Run { args: vec!["replay".into(), id.clone()], out: replay };
+    let text = replay.stdout();
+    assert_eq!(replay.code(), 0, "{text}\n{}", replay.stderr());
+    assert!(text.contains("verdict   IDENTICAL"), "{text}");
+    let said = replay.stderr();
+    assert!(said.contains(r#"release: {"version": "2", "alias": "2", "tag": "yes", "stage": "Staging"}"#), "{said}");
+    // The native API's registry writes are refused outright (under `repro run` it approved).
+    assert!(said.contains("approve: 403"), "{said}");
+    assert!(text.contains("registry calls answered, not written"), "{text}");
+    for line in [
+        "model-versions/create  register forest@2",
+        "registered-models/alias  point alias champion at forest@2",
+        "model-versions/set-tag  tag forest@2: validated=yes",
+        "model-versions/transition-stage  move forest@2 to staging",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+
+    assert_eq!(t.sql("SELECT COUNT(*) FROM registry_events"), events, "the replay appended registry events");
+    let after = t.repro(&["model", "show", "forest", "--json"]).success().json();
+    assert_eq!(after, before, "the replay changed the registry");
+    t.repro(&["fsck"]).success();
+
+    // The stored report lists the calls; the replay run's own tracking data landed as usual.
+    let rows = t.sql("SELECT replay_id, report FROM replays");
+    let (replay_id, report) = rows.trim().split_once('|').expect("one replay row");
+    let report: Value = serde_json::from_slice(&t.read_object(report)).expect("report JSON");
+    let calls: Vec<(&str, &str, i64)> = report["registry_calls"]
+        .as_array()
+        .expect("registry_calls")
+        .iter()
+        .map(|c| {
+            assert_eq!(c["model"], "forest", "{c}");
+            (c["call"].as_str().expect("call"), c["kind"].as_str().expect("kind"), c["version"].as_i64().unwrap_or(0))
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("model-versions/create", "register", 2),
+            ("registered-models/alias", "alias", 2),
+            ("model-versions/set-tag", "tag", 2),
+            ("model-versions/transition-stage", "promote", 2)
+        ],
+        "{report:#}"
+    );
+    let shown = t.repro(&["show", replay_id, "--json"]).success().json();
+    assert_eq!(shown["params"]["logged"]["n_estimators"], "20", "{shown:#}");
+    assert_eq!(shown["metric_count"], 6, "{shown:#}");
+}
+
+#[test]
 fn the_mlflow_registry_is_repros_registry() {
     let t = TestContext::new();
     t.repro(&["init"]).success();

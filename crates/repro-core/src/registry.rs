@@ -126,6 +126,9 @@ impl Artifact {
 }
 
 /// What an event did. The JSON of this enum (without `kind`) is the stored payload.
+// A change lives only while one event is written or folded; boxing `Import`'s fields would
+// buy nothing but noise at every construction.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Change {
@@ -215,6 +218,14 @@ pub enum Change {
         #[serde(default)]
         history: Vec<HistoryEntry>,
         bundle: Digest,
+        /// Who signed the bundle's manifest, and whether the importing store trusted the key
+        /// then (absent in imports made before repro recorded it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signer: Option<BundleSigner>,
+        /// The runs this import added to the store (their records, and so their commands,
+        /// came from the bundle). Absent in older imports: then the version's run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runs: Option<Vec<RunId>>,
     },
 }
 
@@ -443,6 +454,59 @@ pub struct Archived {
     pub at_ms: i64,
 }
 
+/// Whether the key that signed a bundle counted, as the importing store judged it then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignerStatus {
+    /// Signed by the key given with `--key`, or by one the store's `[trust]` lists.
+    Trusted,
+    /// A valid signature by a key nobody vouched for: integrity only, not authority.
+    Unknown,
+    /// No manifest signature at all.
+    Unsigned,
+}
+
+impl SignerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignerStatus::Trusted => "trusted",
+            SignerStatus::Unknown => "unknown",
+            SignerStatus::Unsigned => "unsigned",
+        }
+    }
+}
+
+/// Who signed a bundle's manifest, and whether that key counted when it was imported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSigner {
+    pub status: SignerStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
+    /// The name `[trust]` gives the key, when it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl BundleSigner {
+    pub fn unsigned() -> BundleSigner {
+        BundleSigner { status: SignerStatus::Unsigned, keyid: None, name: None }
+    }
+
+    /// One line for people: "trusted key <id> (Ada)", "untrusted key <id>", "unsigned".
+    pub fn describe(&self) -> String {
+        let key = self.keyid.as_deref().unwrap_or("?");
+        match self.status {
+            SignerStatus::Trusted => match &self.name {
+                Some(n) => format!("trusted key {key} ({n})"),
+                None => format!("trusted key {key}"),
+            },
+            SignerStatus::Unknown => format!("untrusted key {key}"),
+            SignerStatus::Unsigned => "no one (unsigned)".to_string(),
+        }
+    }
+}
+
 const SOURCE_MARK: &str = " [in the source store]";
 
 /// One step of a version's history, for `model show`.
@@ -485,6 +549,9 @@ pub struct ModelVersion {
     pub signatures: Vec<SignatureRef>,
     /// The bundle it came from, when imported.
     pub imported_from: Option<Digest>,
+    /// Who signed that bundle, as judged at import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_signer: Option<BundleSigner>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -510,6 +577,7 @@ impl ModelVersion {
             approvals: Vec::new(),
             signatures: Vec::new(),
             imported_from: None,
+            import_signer: None,
             history,
         }
     }
@@ -746,9 +814,24 @@ impl Registry {
                 }
             }
             Change::Import {
-                run, lineage, artifact, stage, approvals, signatures, archived, bundle, history, ..
+                run,
+                lineage,
+                artifact,
+                stage,
+                approvals,
+                signatures,
+                archived,
+                bundle,
+                history,
+                signer,
+                ..
             } => {
-                let detail = format!("from bundle {} (run {})", bundle.short(), run.short());
+                let detail = match &signer {
+                    Some(s) => {
+                        format!("from bundle {} (run {}), signed by {}", bundle.short(), run.short(), s.describe())
+                    }
+                    None => format!("from bundle {} (run {})", bundle.short(), run.short()),
+                };
                 // The source's steps keep their own numbers, marked as the source's.
                 let mut steps: Vec<HistoryEntry> = history
                     .into_iter()
@@ -775,6 +858,7 @@ impl Registry {
                 v.approvals = approvals;
                 v.signatures = signatures;
                 v.imported_from = Some(bundle);
+                v.import_signer = signer;
                 self.add_version(e, v)?;
             }
             Change::Promote { stage, replaced, .. } => {

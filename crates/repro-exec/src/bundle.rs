@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use repro_capture::git;
 use repro_core::metrics::MetricPoint;
 use repro_core::record::{RunRecord, Verdict};
-use repro_core::registry::{Change, Event, Registry};
+use repro_core::registry::{BundleSigner, Change, Event, Registry};
 use repro_core::snapshot::Manifest;
 use repro_core::{Digest, RunId};
 use repro_store::meta::{ReplayRow, SnapshotRow, StoredRun};
@@ -479,6 +479,9 @@ pub struct ImportReport {
     pub stage: Option<String>,
     /// The key that signed the bundle's manifest.
     pub manifest_signed_by: Option<String>,
+    /// Whether that key counts here: the `--key` given or one `[trust]` lists (trusted), any
+    /// other (unknown: integrity only, not authority), or no signature (unsigned).
+    pub signer: BundleSigner,
     pub warnings: Vec<String>,
 }
 
@@ -574,6 +577,8 @@ pub fn import(
     progress: &dyn crate::Progress,
 ) -> Result<ImportReport> {
     let trusted = key.map(keys::load_public_key).transpose()?;
+    // Read before anything else: a broken [trust] is an error, never "trusts nobody".
+    let trust = crate::trust::Trust::of(store)?;
     let scratch = Scratch::new(store, "import")?;
     let Unpacked { manifest: manifest_bytes, digest: manifest_digest, signature, signer, objects: files } =
         unpack(file, &scratch.0)?;
@@ -666,8 +671,16 @@ pub fn import(
     }
 
     // 3. The runs: each record object hashes to its lineage; the version's is the one pinned.
+    // Only the version's run and its listed replays: a run's record is a command this store
+    // may one day replay, so nothing rides along unannounced.
     let mut import_runs = Vec::new();
     for r in &m.runs {
+        if r.id != m.run && !m.replays.iter().any(|x| x.replay == r.id) {
+            return Err(refuse(
+                file,
+                format!("run {} is neither {}@{}'s run nor a replay of it", r.id, m.model, m.version),
+            ));
+        }
         let record: RunRecord = serde_json::from_slice(&read(&r.record_object)?)
             .map_err(|e| refuse(file, format!("the record of run {} is unreadable ({e})", r.id)))?;
         if record.id != r.id || record.lineage() != r.lineage {
@@ -769,6 +782,8 @@ pub fn import(
             return Err(refuse(file, format!("it is not signed by the key in {} (keyid {want})", path.display())));
         }
     }
+    let signer = trust
+        .judge(manifest_signed_by.as_deref(), trusted.as_ref().map(repro_core::provenance::sslib_keyid).as_deref());
     if manifest_signed_by.is_none() {
         warnings.push(
             "the bundle's manifest is unsigned: its registry history and metrics rest on digests alone (export with --key)"
@@ -805,6 +820,7 @@ pub fn import(
                 include_data: m.include_data,
                 stage: existing.stage.clone(),
                 manifest_signed_by,
+                signer,
                 warnings: vec![format!("{} is already in this store; nothing imported", version.reference())],
             });
         }
@@ -817,14 +833,19 @@ pub fn import(
             ),
         ));
     }
+    // The runs this import adds (one already here with the same record stays this store's own).
+    let mut added_runs = Vec::new();
     for r in &import_runs {
-        if let Ok(existing) = store.meta.get_run(&r.record.id) {
-            if existing.lineage.as_ref() != Some(&r.lineage) {
+        match store.meta.get_run(&r.record.id) {
+            Ok(existing) if existing.lineage.as_ref() != Some(&r.lineage) => {
                 return Err(refuse(
                     file,
                     format!("this store has another run {} with a different record", r.record.id),
                 ));
             }
+            Ok(_) => {}
+            Err(repro_store::StoreError::UnknownRun(_)) => added_runs.push(r.record.id.clone()),
+            Err(e) => return Err(e.into()),
         }
     }
 
@@ -890,6 +911,8 @@ pub fn import(
                 source_events: events.iter().map(|e| e.hash.clone()).collect(),
                 history: version.history.clone(),
                 bundle: bundle_digest.clone(),
+                signer: Some(signer.clone()),
+                runs: Some(added_runs.clone()),
             },
         })
     })?;
@@ -907,6 +930,7 @@ pub fn import(
         include_data: m.include_data,
         stage: version.stage.clone(),
         manifest_signed_by,
+        signer,
         warnings,
     })
 }

@@ -12,16 +12,25 @@
 //! Everything is built in a private folder of the store's `tmp/` (named by our pid, so
 //! `repro fsck` removes it if we are killed); on any error it is removed before the error
 //! is reported, and nothing is recorded.
+//!
+//! A run whose record another store made (brought by `repro bundle import`, or a replay of
+//! such a run) is foreign code: its command, params, diff and script are the bundle's, even
+//! when the commit is found in a local repository. It is replayed only when the bundle's
+//! signer is a key `[trust]` lists now, or with `--trust-code`; otherwise the replay stops
+//! before anything is built. A replay never writes to the registry: the in-process server
+//! holds the command's MLflow registry calls, and the report lists them.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use repro_capture::{git, python, script};
 use repro_core::diff::{compare_packages, PackageChange, INSTALLER_TOOLING};
 use repro_core::metrics::last_values;
 use repro_core::record::{PythonEnvironment, RunRecord, RunStatus, Verdict};
+use repro_core::registry::{BundleSigner, Change};
 use repro_core::snapshot::{Manifest, SnapshotKind};
 use repro_core::{Digest, RunId};
 use repro_store::meta::{ReplayRow, StoredRun};
@@ -47,9 +56,46 @@ pub struct ReplayOptions {
     pub keep: bool,
     pub cwd: PathBuf,
     pub vars: BTreeMap<String, String>,
-    /// The tracking server the replayed command logs into, as `repro run` gives one.
+    /// The tracking server the replayed command logs into, as `repro run` gives one. It
+    /// must hold registry writes (see [`HeldCalls`]); without one, the command's MLflow
+    /// variables are removed so its calls go nowhere shared.
     pub tracking_uri: Option<String>,
     pub tracking_token: Option<String>,
+    /// Where that server lists the registry calls it answered without writing them.
+    pub registry_calls: Option<HeldCalls>,
+    /// Run a foreign run's code even though no trusted key signed the bundle it came from.
+    pub trust_code: bool,
+}
+
+/// An MLflow registry write a replayed command made, answered as if it were done and not
+/// written: a replay re-runs training, it must not register, promote or alias anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeldRegistryCall {
+    /// The MLflow endpoint, e.g. `model-versions/create`.
+    pub call: String,
+    pub model: String,
+    /// The version it was about (absent for a model-level call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The registry event it would have appended (`register`, `tag`, `alias`, `promote` …).
+    pub kind: String,
+    /// What it would have done, for people.
+    pub detail: String,
+}
+
+/// The list a replay's tracking server fills while the command runs.
+pub type HeldCalls = Arc<Mutex<Vec<HeldRegistryCall>>>;
+
+/// Where a foreign run's record came from, and why its code was allowed to run.
+#[derive(Clone, Debug, Serialize)]
+pub struct CodeOrigin {
+    /// The imported run whose record this one is (itself, or the run it replays).
+    pub imported_run: RunId,
+    pub bundle: Digest,
+    /// The bundle's signer as judged at import (absent for imports before repro recorded it).
+    pub signer: Option<BundleSigner>,
+    /// `trusted signer` (a key `[trust]` lists now) or `--trust-code`.
+    pub allowed_by: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +108,9 @@ pub struct CodeReport {
     pub untracked_restored: usize,
     /// Files git does not track that were restored from the store (an ignored script).
     pub restored_from_store: Vec<String>,
+    /// For a run another store recorded: the bundle it came from and who vouched for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<CodeOrigin>,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,6 +181,8 @@ pub struct ReplayReport {
     /// Captured fields that differ between the original and the replay (thread counts, CPU
     /// flags, packages …), whatever the verdict.
     pub captured_differences: Vec<String>,
+    /// MLflow registry writes the command made, answered and not written.
+    pub registry_calls: Vec<HeldRegistryCall>,
     /// The stored report object.
     pub report_object: Option<Digest>,
 }
@@ -214,6 +265,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
             )));
         }
     }
+    let origin = code_origin(store, &rec, opts.trust_code)?;
     check_objects(store, &original)?;
     let python_choice = choose_interpreter(&rec, opts)?;
 
@@ -248,7 +300,8 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
         id.short(),
         &commit[..commit.len().min(12)]
     ));
-    let code = rebuild_code(store, &rec, &commit, &area.tree, &area.dir, &opts.cwd)?;
+    let mut code = rebuild_code(store, &rec, &commit, &area.tree, &area.dir, &opts.cwd)?;
+    code.origin = origin;
 
     // 2. Data.
     let inputs = restore_inputs(store, &rec, &area.tree, reporter)?;
@@ -314,6 +367,8 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     let (verdict, reasons) = judge(&outputs, &metrics, rec.exit_code, exit_code, comparator.is_some());
     let replay_stored = store.meta.get_run(&replay_id)?;
     let captured_differences = crate::diff::diff_runs(store, &original, &replay_stored)?.captured_field_differences();
+    let registry_calls =
+        opts.registry_calls.as_ref().and_then(|c| c.lock().ok().map(|calls| calls.clone())).unwrap_or_default();
 
     // 6. Record the verdict, linked to the original.
     let mut report = ReplayReport {
@@ -332,6 +387,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
         outputs,
         metrics,
         captured_differences,
+        registry_calls,
         report_object: None,
     };
     if opts.keep {
@@ -362,6 +418,79 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     })?;
     drop(area);
     Ok(ReplayOutcome::Done(Box::new(report)))
+}
+
+/// Whether `rec` is foreign (its record, or that of the run it replays, came from a bundle),
+/// and if so whether its code may run: the bundle's signer is a key `[trust]` lists now, or
+/// the caller passed `--trust-code`. Refused before anything is built.
+///
+/// The commit alone would not decide it: a foreign record names the command, params, diff,
+/// untracked files and interpreter, so even a commit found in a local repository runs what
+/// the bundle says. A replay of a foreign run copies its record, so it stays foreign.
+fn code_origin(store: &Store, rec: &RunRecord, trust_code: bool) -> Result<Option<CodeOrigin>> {
+    // Which import brought each run (the first, if several name it).
+    let mut imported: BTreeMap<RunId, (Digest, Option<BundleSigner>)> = BTreeMap::new();
+    for e in store.meta.registry_events()?.iter().filter(|e| e.kind == "import") {
+        // An import that cannot be read might be the one that brought this run: stop.
+        let Ok(Change::Import { run, bundle, signer, runs, .. }) = Change::from_payload(&e.kind, &e.payload) else {
+            return Err(cannot(
+                &rec.id,
+                format!(
+                    "registry event {} cannot be read, so where this run came from is unknown; run `repro fsck`",
+                    e.describe()
+                ),
+            ));
+        };
+        for r in runs.unwrap_or_else(|| vec![run]) {
+            imported.entry(r).or_insert_with(|| (bundle.clone(), signer.clone()));
+        }
+    }
+    if imported.is_empty() {
+        return Ok(None);
+    }
+    // Up the `replay_of` links (bounded: records are data, a cycle must not hang us).
+    let mut at = rec.clone();
+    let mut found = None;
+    for _ in 0..64 {
+        if let Some((bundle, signer)) = imported.get(&at.id) {
+            found = Some((at.id.clone(), bundle.clone(), signer.clone()));
+            break;
+        }
+        let Some(parent) = at.replay_of.clone() else { break };
+        match store.meta.get_run(&parent) {
+            Ok(p) => at = p.record,
+            Err(repro_store::StoreError::UnknownRun(_)) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some((imported_run, bundle, signer)) = found else { return Ok(None) };
+    let keyid = signer.as_ref().and_then(|s| s.keyid.clone());
+    let trusted_now = match &keyid {
+        Some(k) => crate::trust::Trust::of(store)?.contains(k),
+        None => false,
+    };
+    let allowed_by = match (trusted_now, trust_code) {
+        (true, _) => "trusted signer",
+        (false, true) => "--trust-code",
+        (false, false) => {
+            let who = match (&signer, &keyid) {
+                (None, _) => "imported before repro recorded who signed it".to_string(),
+                (Some(_), None) => "which is unsigned".to_string(),
+                (Some(_), Some(k)) => format!("signed by an untrusted key {k} (not in [trust] of .repro/repro.toml)"),
+            };
+            let argv = serde_json::to_string(&rec.script.argv).expect("strings serialize");
+            let via =
+                if imported_run == rec.id { String::new() } else { format!(" (through run {})", imported_run.short()) };
+            return Err(cannot(
+                &rec.id,
+                format!(
+                    "its record came from bundle {}{via}, {who}, so replaying it would run that bundle's code: {argv}; read the code, then pass --trust-code, or list the signer's key under [trust] signers",
+                    bundle.short()
+                ),
+            ));
+        }
+    };
+    Ok(Some(CodeOrigin { imported_run, bundle, signer, allowed_by }))
 }
 
 /// Every object the rebuild needs, checked before anything is built: the code's diff and
@@ -563,6 +692,7 @@ fn rebuild_code(
         diff_applied: false,
         untracked_restored: 0,
         restored_from_store: Vec::new(),
+        origin: None,
     };
     if let Some(diff) = &rec.code.diff {
         let patch = scratch.join("code.patch");
@@ -860,6 +990,16 @@ fn run_options(
             _ => {
                 vars.insert(k.clone(), v.clone());
             }
+        }
+    }
+    // The command's MLflow calls go to the replay's own server (which holds registry writes)
+    // or nowhere shared: never to a registry named by the caller's environment or the record.
+    vars.remove("MLFLOW_REGISTRY_URI");
+    if opts.tracking_uri.is_none() {
+        for v in
+            ["MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"]
+        {
+            vars.remove(v);
         }
     }
     if let Some(i) = interpreter {

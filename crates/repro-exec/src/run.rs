@@ -490,7 +490,10 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     fs::write(&metrics_path, b"").map_err(ExecError::io("write", &metrics_path))?;
 
     let mut cmd = Command::new(&opts.command[0]);
-    cmd.args(&opts.command[1..]).current_dir(&opts.cwd);
+    // Exactly `vars`: for `repro run` that is this process's environment; a replay hands over
+    // the recorded determinism variables, the approved interpreter first on PATH, and no
+    // MLflow registry URI — none of which would reach the command by inheritance.
+    cmd.args(&opts.command[1..]).current_dir(&opts.cwd).env_clear().envs(&opts.vars);
     for (k, v) in &p.child_env {
         cmd.env(k, v);
     }

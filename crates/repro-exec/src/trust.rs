@@ -10,6 +10,7 @@ use std::path::Path;
 
 use ed25519_dalek::VerifyingKey;
 use repro_core::provenance::sslib_keyid;
+use repro_core::registry::{BundleSigner, SignerStatus};
 use repro_store::config::{TrustSection, TrustedKey};
 use serde::Serialize;
 
@@ -95,6 +96,16 @@ impl Trust {
     /// Whether `keyid` is listed at all (any role): enough to trust a bundle's signer.
     pub fn contains(&self, keyid: &str) -> bool {
         self.get(keyid).is_some()
+    }
+
+    /// How a bundle's signer stands: no key is unsigned; the key given on the command line
+    /// (`given`, a key id) or one listed here is trusted; any other valid key is unknown.
+    pub fn judge(&self, keyid: Option<&str>, given: Option<&str>) -> BundleSigner {
+        let Some(keyid) = keyid else { return BundleSigner::unsigned() };
+        let listed = self.get(keyid);
+        let status =
+            if listed.is_some() || given == Some(keyid) { SignerStatus::Trusted } else { SignerStatus::Unknown };
+        BundleSigner { status, keyid: Some(keyid.to_string()), name: listed.and_then(|t| t.name.clone()) }
     }
 }
 
@@ -229,6 +240,13 @@ mod tests {
         assert!(ada.key.is_some());
         assert!(trust.has(&id, TrustRole::Approver) && !trust.has(&id, TrustRole::Signer));
         assert!(!trust.contains(&"c".repeat(64)));
+        let judged = trust.judge(Some(&generated.keyid), None);
+        assert_eq!(judged.status, SignerStatus::Trusted);
+        assert_eq!(judged.name.as_deref(), Some("Ada <ada@corp.example>"));
+        let stranger = "c".repeat(64);
+        assert_eq!(trust.judge(Some(&stranger), None).status, SignerStatus::Unknown);
+        assert_eq!(trust.judge(Some(&stranger), Some(&stranger)).status, SignerStatus::Trusted);
+        assert_eq!(trust.judge(None, Some(&stranger)), BundleSigner::unsigned());
         let missing = TrustSection { approvers: vec![TrustedKey::Plain("nope.pub".into())], ..Default::default() };
         let e = Trust::resolve(&missing, dir.path()).expect_err("missing file").to_string();
         assert!(e.contains("[trust]") && e.contains("nope.pub") && !e.contains('\n'), "{e}");

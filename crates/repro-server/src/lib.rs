@@ -33,6 +33,24 @@ pub struct State {
     pub(crate) ephemeral: Option<String>,
     /// The web UI's sign-ins (see `login`).
     pub(crate) sessions: login::Sessions,
+    /// Set for a replay's server: registry writes are answered and held, never appended.
+    pub(crate) held: Option<Held>,
+}
+
+/// The registry writes a replay's server answered without writing them: the calls, for the
+/// replay's report, and the changes, applied over the stored log for this server's answers
+/// so the command sees what it registered.
+pub(crate) struct Held {
+    pub(crate) calls: repro_exec::replay::HeldCalls,
+    pub(crate) changes: Mutex<Vec<HeldChange>>,
+}
+
+pub(crate) struct HeldChange {
+    pub(crate) at_ms: i64,
+    pub(crate) actor: String,
+    pub(crate) model: String,
+    pub(crate) version: u32,
+    pub(crate) change: repro_core::registry::Change,
 }
 
 impl State {
@@ -46,6 +64,7 @@ impl State {
             host: repro_store::process::hostname(),
             ephemeral: None,
             sessions: login::Sessions::default(),
+            held: None,
         }))
     }
 
@@ -137,17 +156,30 @@ pub struct Background {
     pub addr: SocketAddr,
     /// The token the command's MLflow client sends (`MLFLOW_TRACKING_TOKEN`).
     pub token: String,
+    /// For a replay: the registry calls answered and not written.
+    pub held: Option<repro_exec::replay::HeldCalls>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Background {
     pub fn start(root: &Path) -> Result<Background, ServerError> {
+        Background::start_with(root, false)
+    }
+
+    /// The server for `repro replay`: tracking writes land as usual (they are the replay
+    /// run's own), registry writes are answered and listed in `held`, never appended.
+    pub fn start_replay(root: &Path) -> Result<Background, ServerError> {
+        Background::start_with(root, true)
+    }
+
+    fn start_with(root: &Path, replay: bool) -> Result<Background, ServerError> {
         let token = format!("repro_run_{}", uuid::Uuid::new_v4().simple());
         let mut state = State::open(root)?;
-        if let Some(s) = Arc::get_mut(&mut state) {
-            s.ephemeral = Some(repro_store::tracking::token_hash(&token));
-        }
+        let held = replay.then(repro_exec::replay::HeldCalls::default);
+        let s = Arc::get_mut(&mut state).expect("a state just opened has no other owner");
+        s.ephemeral = Some(repro_store::tracking::token_hash(&token));
+        s.held = held.clone().map(|calls| Held { calls, changes: Mutex::new(Vec::new()) });
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| ServerError::Bind { addr: "127.0.0.1:0".into(), source: e })?;
         let addr =
@@ -170,7 +202,7 @@ impl Background {
                 });
             })
             .map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
-        Ok(Background { addr, token, stop: Some(tx), thread: Some(thread) })
+        Ok(Background { addr, token, held, stop: Some(tx), thread: Some(thread) })
     }
 
     pub fn uri(&self) -> String {

@@ -336,6 +336,21 @@ async fn approvals(AxState(s): S, q: Q) -> Reply<Vec<views::ApprovalRow>> {
 
 // ---- registry changes -------------------------------------------------------------------
 
+/// A replay's server changes no registry: these are refused (the MLflow registry calls are
+/// answered and listed in the replay's report instead; see `registry_api`).
+fn refuse_in_replay(s: &State, what: &str) -> Result<(), ApiError> {
+    match &s.held {
+        None => Ok(()),
+        Some(_) => Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "PERMISSION_DENIED",
+            message: format!(
+                "this is the tracking server of a `repro replay`, which never changes the registry: {what} is refused"
+            ),
+        }),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PromoteBody {
@@ -351,6 +366,7 @@ async fn promote(
     m: Seg,
     b: Result<Bytes, BytesRejection>,
 ) -> Reply<repro_exec::registry::PromoteOutcome> {
+    refuse_in_replay(&s, "promote")?;
     let m = segment(m, "model version")?;
     let b: PromoteBody = body(b)?;
     require_admin(caller, "Promoting a model version")?;
@@ -378,6 +394,7 @@ async fn approve(
     m: Seg,
     b: Result<Bytes, BytesRejection>,
 ) -> Reply<repro_exec::registry::ApproveOutcome> {
+    refuse_in_replay(&s, "approve")?;
     let m = segment(m, "model version")?;
     let b: ApproveBody = body(b)?;
     let person = actor(&s, &headers, b.who.as_deref()).await?;
@@ -429,6 +446,7 @@ async fn archive(
     m: Seg,
     b: Result<Bytes, BytesRejection>,
 ) -> Reply<repro_core::registry::ModelVersion> {
+    refuse_in_replay(&s, "archive")?;
     let m = segment(m, "model version")?;
     let b: ArchiveBody = body(b)?;
     require_admin(caller, "Archiving a model version")?;

@@ -7,6 +7,11 @@
 //! the MLflow client exactly as it gates `repro model promote`. Every version's files are
 //! served under `mlflow-artifacts:/registry/NAME/V/`, from the pinned objects, so
 //! `models:/NAME@alias` always loads the bytes that were registered.
+//!
+//! A replay's server (`Background::start_replay`) answers every registry write as if it
+//! were done and appends nothing: the change is checked against the registry as this server
+//! has answered it, held in memory (so the command's later reads see it), and listed for
+//! the replay's report. Re-running training must not register, promote or alias anything.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,14 +19,14 @@ use std::sync::Arc;
 use axum::extract::{Path as UrlPath, State as AxState};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use repro_core::registry::{self, Artifact, ArtifactFile, Change, Model, ModelVersion, Registry};
+use repro_core::registry::{self, Artifact, ArtifactFile, Change, Event, Model, ModelVersion, Registry};
 use repro_core::search;
 use repro_store::logged::{LoggedModel, NewLoggedModel};
 use repro_store::registry::NewEvent;
 use serde_json::{json, Value};
 
 use crate::api::{check_key, check_value, experiment_id, kv, max_results, page_offset, Reply, Req, MAX_TAG_VALUE};
-use crate::{ApiError, State};
+use crate::{ApiError, Held, HeldChange, State};
 
 type S = AxState<Arc<State>>;
 
@@ -210,14 +215,18 @@ fn live_version<'a>(reg: &'a Registry, name: &str, version: u32) -> Result<&'a M
 }
 
 /// Appends one registry event decided against the current registry, and returns the
-/// registry as it is afterwards.
+/// registry as it is afterwards. A replay's server holds it instead (see [`hold`]).
 async fn append(
     s: &Arc<State>,
+    call: &'static str,
     decide: impl FnOnce(&Registry) -> Result<(u32, Change), ApiError> + Send + 'static,
     model: String,
 ) -> Result<Registry, ApiError> {
     let actor = actor();
-    s.with_meta(move |m, _| {
+    s.with_meta(move |m, st| {
+        if let Some(held) = &st.held {
+            return hold(m, held, call, &model, &actor, |reg| Ok(vec![decide(reg)?]));
+        }
         m.append_registry_event(repro_store::now_ms(), |reg| {
             let (version, change) = decide(reg)?;
             Ok::<_, ApiError>(NewEvent { model: model.clone(), version, actor, change })
@@ -228,7 +237,92 @@ async fn append(
 }
 
 async fn registry(s: &Arc<State>) -> Result<Registry, ApiError> {
-    s.with_meta(|m, _| Ok(m.registry()?)).await
+    s.with_meta(|m, st| match &st.held {
+        Some(held) => Ok(Registry::fold(&held_events(m, &lock_held(held)?)?).0),
+        None => Ok(m.registry()?),
+    })
+    .await
+}
+
+// ---- a replay's server: writes answered and held, never appended -----------------------------
+
+fn lock_held(held: &Held) -> Result<std::sync::MutexGuard<'_, Vec<HeldChange>>, ApiError> {
+    held.changes.lock().map_err(|_| ApiError::internal("the replay's held registry calls are unreadable"))
+}
+
+/// The stored log with the held changes chained after it (re-chained on every read: other
+/// processes may append meanwhile).
+fn held_events(m: &repro_store::Metadata, held: &[HeldChange]) -> Result<Vec<Event>, ApiError> {
+    let mut events = m.registry_events()?;
+    for h in held {
+        let e = Event::next(events.last(), h.at_ms, &h.actor, &h.model, h.version, &h.change);
+        events.push(e);
+    }
+    Ok(events)
+}
+
+/// Decides changes against the registry as this server has answered it, refuses them as an
+/// append would if they cannot apply, and holds them: listed for the replay's report and
+/// folded into this server's later answers, never written.
+fn hold(
+    m: &repro_store::Metadata,
+    held: &Held,
+    call: &str,
+    model: &str,
+    actor: &str,
+    decide: impl FnOnce(&Registry) -> Result<Vec<(u32, Change)>, ApiError>,
+) -> Result<Registry, ApiError> {
+    let mut changes = lock_held(held)?;
+    let mut events = held_events(m, &changes)?;
+    let last_seq = events.last().map_or(0, |e| e.seq);
+    let decided = decide(&Registry::fold(&events).0)?;
+    let at_ms = repro_store::now_ms();
+    for (version, change) in &decided {
+        let e = Event::next(events.last(), at_ms, actor, model, *version, change);
+        events.push(e);
+    }
+    let (after, problems) = Registry::fold(&events);
+    if let Some(p) = problems.into_iter().find(|p| p.seq > last_seq) {
+        return Err(ApiError::invalid(p.message));
+    }
+    let mut calls =
+        held.calls.lock().map_err(|_| ApiError::internal("the replay's held registry calls are unreadable"))?;
+    for (version, change) in decided {
+        calls.push(repro_exec::replay::HeldRegistryCall {
+            call: call.to_string(),
+            model: model.to_string(),
+            version: (version > 0).then_some(version),
+            kind: change.kind().to_string(),
+            detail: held_detail(model, version, &change),
+        });
+        changes.push(HeldChange { at_ms, actor: actor.to_string(), model: model.to_string(), version, change });
+    }
+    Ok(after)
+}
+
+/// What a held change would have done, in a few words.
+fn held_detail(model: &str, version: u32, change: &Change) -> String {
+    let target = if version == 0 { model.to_string() } else { format!("{model}@{version}") };
+    let short = |v: &str| -> String {
+        if v.chars().count() > 120 {
+            format!("{}…", v.chars().take(120).collect::<String>())
+        } else {
+            v.to_string()
+        }
+    };
+    match change {
+        Change::Register { artifact, .. } => format!("register {target} from {}", short(&artifact.output)),
+        Change::Create { .. } => format!("create the registered model {model}"),
+        Change::Describe { .. } => format!("describe {target}"),
+        Change::Tag { key, value: Some(v) } => format!("tag {target}: {}={}", short(key), short(v)),
+        Change::Tag { key, value: None } => format!("remove tag {} from {target}", short(key)),
+        Change::Alias { alias } => format!("point alias {alias} at {target}"),
+        Change::Unalias { alias } => format!("remove alias {alias} from {model}"),
+        Change::Delete {} => format!("delete {target}"),
+        Change::Promote { stage, .. } => format!("move {target} to {stage} (its policy was not evaluated)"),
+        Change::Archive { .. } => format!("archive {target}"),
+        other => format!("{} {target}", other.kind()),
+    }
 }
 
 fn check_tags(tags: &[(String, String)]) -> Result<(), ApiError> {
@@ -255,6 +349,7 @@ async fn create_model(AxState(s): S, r: Req) -> Reply {
     let n = name.clone();
     let reg = append(
         &s,
+        "registered-models/create",
         move |reg| {
             if reg.models.get(&n).is_some_and(|m| m.deleted.is_none()) {
                 return Err(ApiError {
@@ -291,6 +386,7 @@ async fn update_model(AxState(s): S, r: Req) -> Reply {
     let n = name.clone();
     let reg = append(
         &s,
+        "registered-models/update",
         move |reg| {
             live_model(reg, &n)?;
             Ok((0, Change::Describe { description }))
@@ -306,6 +402,7 @@ async fn delete_model(AxState(s): S, r: Req) -> Reply {
     let n = name.clone();
     append(
         &s,
+        "registered-models/delete",
         move |reg| {
             let m = live_model(reg, &n)?;
             if let Some(v) = m.live().find(|v| v.stage.is_some()) {
@@ -429,8 +526,15 @@ async fn tag(s: Arc<State>, r: Req, set: bool, of_version: bool) -> Reply {
         check_value("Tag value", &key, v, MAX_TAG_VALUE)?;
     }
     let n = name.clone();
+    let call = match (of_version, set) {
+        (true, true) => "model-versions/set-tag",
+        (true, false) => "model-versions/delete-tag",
+        (false, true) => "registered-models/set-tag",
+        (false, false) => "registered-models/delete-tag",
+    };
     append(
         &s,
+        call,
         move |reg| {
             if version == 0 {
                 live_model(reg, &n)?;
@@ -487,6 +591,7 @@ async fn set_alias(AxState(s): S, r: Req) -> Reply {
     let n = name.clone();
     append(
         &s,
+        "registered-models/alias",
         move |reg| {
             live_version(reg, &n, version)?;
             Ok((version, Change::Alias { alias }))
@@ -503,6 +608,7 @@ async fn delete_alias(AxState(s): S, r: Req) -> Reply {
     let n = name.clone();
     append(
         &s,
+        "registered-models/alias",
         move |reg| {
             if !live_model(reg, &n)?.aliases.contains_key(&alias) {
                 return Err(ApiError::invalid(format!("Registered model alias {alias} not found.")));
@@ -633,7 +739,11 @@ fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) ->
         })
         .collect();
     let manifest = repro_core::snapshot::Manifest::new(kind, entries);
-    artifact.snapshot = st.objects.put_bytes(&manifest.to_bytes())?;
+    // A replay's registration is held, not written: its manifest is named, not stored.
+    artifact.snapshot = match &st.held {
+        Some(_) => repro_core::Digest::of_bytes(&manifest.to_bytes()),
+        None => st.objects.put_bytes(&manifest.to_bytes())?,
+    };
     Ok(artifact)
 }
 
@@ -665,15 +775,32 @@ async fn create_version(AxState(s): S, r: Req) -> Reply {
             let mut extra: Vec<Change> =
                 tags.into_iter().map(|(key, value)| Change::Tag { key, value: Some(value) }).collect();
             extra.extend(description.map(|description| Change::Describe { description }));
-            let written = m.append_registry_events(repro_store::now_ms(), |reg| {
+            let decide = |reg: &Registry| {
                 if !registry::valid_model_name(&n) {
                     return Err(ApiError::invalid(format!("Invalid model name '{n}'.")));
                 }
                 let version = reg.next_version(&n);
-                let event = |change| NewEvent { model: n.clone(), version, actor: by.clone(), change };
-                let mut events = vec![event(Change::Register { run: run_id, lineage, artifact, model_id: found.model_id })];
-                events.extend(extra.into_iter().map(event));
-                Ok::<_, ApiError>(events)
+                let mut changes = vec![(version, Change::Register { run: run_id, lineage, artifact, model_id: found.model_id })];
+                changes.extend(extra.into_iter().map(|c| (version, c)));
+                Ok::<_, ApiError>(changes)
+            };
+            if let Some(held) = &st.held {
+                let mut version = 0;
+                let reg = hold(m, held, "model-versions/create", &n, &by, |reg| {
+                    let changes = decide(reg)?;
+                    version = changes.first().map_or(0, |(v, _)| *v);
+                    Ok(changes)
+                })?;
+                return Ok((reg, version));
+            }
+            let written = m.append_registry_events(repro_store::now_ms(), |reg| {
+                let changes = decide(reg)?;
+                Ok::<_, ApiError>(
+                    changes
+                        .into_iter()
+                        .map(|(version, change)| NewEvent { model: n.clone(), version, actor: by.clone(), change })
+                        .collect(),
+                )
             })?;
             let v = written.first().map_or(0, |e| e.version);
             Ok((m.registry()?, v))
@@ -697,6 +824,7 @@ async fn update_version(AxState(s): S, r: Req) -> Reply {
     let n = name.clone();
     let reg = append(
         &s,
+        "model-versions/update",
         move |reg| {
             live_version(reg, &n, version)?;
             Ok((version, Change::Describe { description }))
@@ -713,6 +841,7 @@ async fn delete_version(AxState(s): S, r: Req) -> Reply {
     let n = name.clone();
     append(
         &s,
+        "model-versions/delete",
         move |reg| {
             let v = live_version(reg, &n, version)?;
             if v.stage.is_some() {
@@ -800,6 +929,35 @@ async fn transition_stage(AxState(s): S, r: Req) -> Reply {
     };
     let reference = format!("{name}@{version}");
     live_version(&registry(&s).await?, &name, version)?;
+    if s.held.is_some() {
+        // A replay's stage moves are held like its other writes; the policy is not evaluated
+        // (nothing would move), and the report says so.
+        let n = name.clone();
+        let reg = append(
+            &s,
+            "model-versions/transition-stage",
+            move |reg| {
+                let v = live_version(reg, &n, version)?;
+                let change = match target {
+                    None => Change::Archive { reason: "archived through the MLflow API".into() },
+                    Some(stage) => Change::Promote {
+                        stage: stage.to_string(),
+                        from: v.stage.clone(),
+                        replaced: live_model(reg, &n)?
+                            .live()
+                            .find(|x| x.version != version && x.stage.as_deref() == Some(stage))
+                            .map(|x| x.version),
+                        checked: Vec::new(),
+                        approvers: Vec::new(),
+                    },
+                };
+                Ok((version, change))
+            },
+            name.clone(),
+        )
+        .await?;
+        return Ok(Json(json!({"model_version": version_json(live_version(&reg, &name, version)?)})));
+    }
     let root = s.root().to_path_buf();
     let by = actor();
     let outcome = tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
