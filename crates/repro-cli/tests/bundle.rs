@@ -65,8 +65,34 @@ fn pricing_in_prod() -> (TestContext, String, tempfile::TempDir) {
     t.repro(&["key", "generate", "--out", keys.to_str().expect("utf-8")]).success();
     let key = keys.join("repro.key");
     t.repro(&["model", "sign", "pricing@1", "--key", key.to_str().expect("utf-8")]).success();
-    for who in ["Alice <alice@example.com>", "alice <ALICE@example.com>", "Bob <bob@example.com>"] {
-        t.repro(&["model", "approve", "pricing@1", "--stage", "prod", "--as", who, "--comment", "checked"]).success();
+    // Two people, each with a key of their own that the store trusts; Alice approves twice.
+    for (who, dir) in [("Alice <alice@example.com>", "alice"), ("Bob <bob@example.com>", "bob")] {
+        let d = stick.path().join(dir);
+        t.repro(&["key", "generate", "--out", d.to_str().expect("utf-8")]).success();
+        let public = d.join("repro.pub");
+        t.repro(&["key", "add", public.to_str().expect("utf-8"), "--approver", "--name", who]).success();
+    }
+    for (who, dir) in [
+        ("Alice <alice@example.com>", "alice"),
+        ("alice <ALICE@example.com>", "alice"),
+        ("Bob <bob@example.com>", "bob"),
+    ] {
+        let key = stick.path().join(dir).join("repro.key");
+        let key = key.to_str().expect("utf-8");
+        t.repro(&[
+            "model",
+            "approve",
+            "pricing@1",
+            "--stage",
+            "prod",
+            "--key",
+            key,
+            "--as",
+            who,
+            "--comment",
+            "checked",
+        ])
+        .success();
     }
     let promoted = t.repro(&["model", "promote", "pricing@1", "--to", "prod", "--json"]).success().json();
     assert_eq!(promoted["outcome"], "promoted", "{promoted:#}");
