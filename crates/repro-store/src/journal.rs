@@ -402,13 +402,22 @@ struct Expected {
     points: HashMap<(&'static str, String), Vec<String>>,
 }
 
-struct Entry {
-    seq: i64,
-    at_ms: i64,
-    kind: String,
-    body: String,
-    prev: Option<String>,
-    hash: String,
+/// One journal entry as stored.
+pub struct Entry {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub body: String,
+    pub prev: Option<String>,
+    pub hash: String,
+}
+
+/// Checks a chain read from anywhere (the database, or a fuzzer): its problems. Never
+/// panics, whatever the entries hold.
+pub fn check_chain(scope: &str, entries: &[Entry]) -> Vec<Tampered> {
+    let mut out = Vec::new();
+    replay(scope, entries, &mut out);
+    out
 }
 
 fn read_entries(db: &Db, sql: &str, args: Vec<Val>) -> DbResult<BTreeMap<String, Vec<Entry>>> {
