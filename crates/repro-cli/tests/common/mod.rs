@@ -515,3 +515,27 @@ pub fn http_get(uri: &str, path: &str) -> (u16, String) {
     let (status, _, body) = http(uri, "GET", path, &[], b"");
     (status, body)
 }
+
+/// The value of the hidden form field `name` in a page.
+pub fn hidden_field(page: &str, name: &str) -> Option<String> {
+    let at = page.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &page[at..].split_once("value=\"")?.1;
+    rest.split_once('"').map(|(v, _)| v.to_string())
+}
+
+/// What a browser has after opening the sign-in page: the nonce cookie (`name=value`, to
+/// send back as `Cookie`) and the CSRF token its form carries.
+pub fn sign_in_form(uri: &str) -> (String, String) {
+    let (code, head, page) = http(uri, "GET", "/ui/login", &[], b"");
+    assert_eq!(code, 200, "{head}");
+    let cookie = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.trim())
+        .find(|v| v.starts_with("repro_csrf="))
+        .and_then(|v| v.split(';').next())
+        .expect("the sign-in page sets its nonce cookie")
+        .to_string();
+    (cookie, hidden_field(&page, "csrf").expect("the sign-in form carries a CSRF token"))
+}
