@@ -429,11 +429,21 @@ impl Server {
 
     /// A server with these environment variables set (another S3 endpoint, say).
     pub fn start_with(t: &TestContext, env: &[(&str, &str)]) -> Server {
+        Server::start_full(t, env, &[])
+    }
+
+    /// A server started with these `repro serve` options.
+    pub fn start_args(t: &TestContext, args: &[&str]) -> Server {
+        Server::start_full(t, &[], args)
+    }
+
+    fn start_full(t: &TestContext, env: &[(&str, &str)], args: &[&str]) -> Server {
         use std::io::BufRead;
         let mut child = t
             .cmd()
             .envs(env.iter().copied())
             .args(["serve", "--port", "0"])
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
