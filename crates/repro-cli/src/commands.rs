@@ -385,11 +385,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 trusted_proxies,
                 max_connections: usize::try_from(max_connections).ok(),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the server's runtime")?;
-            rt.block_on(repro_server::serve(store.root(), addr, options))?;
+            repro_server::serve(store.root(), addr, options)?;
             Ok(EXIT_OK)
         }
         Cmd::MigrateStore(args) => {

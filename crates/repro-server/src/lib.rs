@@ -145,9 +145,11 @@ pub fn router(state: Arc<State>) -> axum::Router {
     routes::router(state)
 }
 
-/// Serves the store whose `.repro` folder is `root` until Ctrl-C (`repro serve`).
-pub async fn serve(root: &Path, addr: SocketAddr, options: ServeOptions) -> Result<(), ServerError> {
+/// Serves the store whose `.repro` folder is `root` until Ctrl-C (`repro serve`), on a
+/// runtime of its own.
+pub fn serve(root: &Path, addr: SocketAddr, options: ServeOptions) -> Result<(), ServerError> {
     let access = guard::Access::new(addr.ip(), &options.allowed_hosts, &options.trusted_proxies)?;
+    // Before the runtime starts: the PostgreSQL client blocks on a runtime of its own.
     let state = Arc::new(State::with_access(root, access)?);
     let wanted = options.max_connections.unwrap_or(Limits::default().connections);
     let limits = Limits { connections: listener::fit_connections(wanted), ..Limits::default() };
@@ -157,24 +159,27 @@ pub async fn serve(root: &Path, addr: SocketAddr, options: ServeOptions) -> Resu
             limits.connections
         );
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
-    let local = listener.local_addr().map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
-    tracing::info!("serving on http://{local}");
-    eprintln!("repro: serving the store on http://{local} (MLflow clients: MLFLOW_TRACKING_URI=http://{local})");
-    if addr.ip().is_unspecified() && options.allowed_hosts.is_empty() {
-        eprintln!(
-            "repro: listening on every interface, but answering only to loopback names and {}; \
-             add --allowed-host NAME for each name or address clients use",
-            addr.ip()
-        );
-    }
-    listener::run(listener, router(state), limits, async {
-        let _ = tokio::signal::ctrl_c().await;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServerError::Runtime)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
+        let local = listener.local_addr().map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
+        tracing::info!("serving on http://{local}");
+        eprintln!("repro: serving the store on http://{local} (MLflow clients: MLFLOW_TRACKING_URI=http://{local})");
+        if addr.ip().is_unspecified() && options.allowed_hosts.is_empty() {
+            eprintln!(
+                "repro: listening on every interface, but answering only to loopback names and {}; \
+                 add --allowed-host NAME for each name or address clients use",
+                addr.ip()
+            );
+        }
+        listener::run(listener, router(state), limits, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        Ok(())
     })
-    .await;
-    Ok(())
 }
 
 /// A server on a free loopback port in a thread of its own, for `repro run`: the command's

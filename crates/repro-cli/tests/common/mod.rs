@@ -450,8 +450,11 @@ impl Server {
             .expect("spawn repro serve");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut said = Vec::new();
         let uri = loop {
-            let line = lines.next().expect("repro serve said nothing").expect("read");
+            let Some(line) = lines.next() else { panic!("repro serve stopped, saying:\n{}", said.join("\n")) };
+            let line = line.expect("read");
+            said.push(line.clone());
             if let Some(rest) = line.split("serving the store on ").nth(1) {
                 break rest.split_whitespace().next().expect("uri").to_string();
             }
