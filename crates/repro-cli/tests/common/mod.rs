@@ -429,18 +429,39 @@ impl Server {
 
     /// A server with these environment variables set (another S3 endpoint, say).
     pub fn start_with(t: &TestContext, env: &[(&str, &str)]) -> Server {
-        Server::start_full(t, env, &[])
+        Server::start_full(t, env, &[], None)
     }
 
     /// A server started with these `repro serve` options.
     pub fn start_args(t: &TestContext, args: &[&str]) -> Server {
-        Server::start_full(t, &[], args)
+        Server::start_full(t, &[], args, None)
     }
 
-    fn start_full(t: &TestContext, env: &[(&str, &str)], args: &[&str]) -> Server {
+    /// A server started with these options and a soft limit on open files, as many systems
+    /// give a process (1,024).
+    pub fn start_with_open_files(t: &TestContext, args: &[&str], soft: u64) -> Server {
+        Server::start_full(t, &[], args, Some(soft))
+    }
+
+    fn start_full(t: &TestContext, env: &[(&str, &str)], args: &[&str], open_files: Option<u64>) -> Server {
         use std::io::BufRead;
-        let mut child = t
-            .cmd()
+        let mut cmd = t.cmd();
+        if let Some(soft) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec the closure makes two system calls on a struct
+            // on its own stack: nothing that allocates or takes a lock.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                        lim.rlim_cur = soft.min(lim.rlim_max);
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd
             .envs(env.iter().copied())
             .args(["serve", "--port", "0"])
             .args(args)
