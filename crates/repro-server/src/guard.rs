@@ -225,6 +225,7 @@ pub(crate) async fn check(AxState(g): AxState<Guard>, req: Request, next: Next) 
 }
 
 /// Everything decided from the request alone.
+// The refusal is the response itself, made at most once per request: its size costs nothing.
 #[allow(clippy::result_large_err)]
 fn admit(
     g: &Guard,
