@@ -152,7 +152,7 @@ pub fn serve(root: &Path, addr: SocketAddr, options: ServeOptions) -> Result<(),
     // Before the runtime starts: the PostgreSQL client blocks on a runtime of its own.
     let state = Arc::new(State::with_access(root, access)?);
     let wanted = options.max_connections.unwrap_or(Limits::default().connections);
-    let limits = Limits { connections: listener::fit_connections(wanted), ..Limits::default() };
+    let limits = Limits { connections: listener::fit_connections(wanted, true), ..Limits::default() };
     if limits.connections < wanted {
         eprintln!(
             "repro: serving at most {} connections at once (the limit on open files allows no more)",
@@ -203,8 +203,8 @@ impl Background {
         let addr =
             std_listener.local_addr().map_err(|e| ServerError::Bind { addr: "127.0.0.1:0".into(), source: e })?;
         std_listener.set_nonblocking(true).map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
-        let limits =
-            Limits { connections: listener::fit_connections(Limits::default().connections), ..Limits::default() };
+        // One command's MLflow client: a few connections at a time.
+        let limits = Limits { connections: listener::fit_connections(256, false), ..Limits::default() };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("repro-tracking".into())

@@ -62,16 +62,18 @@ impl Default for Limits {
     }
 }
 
-/// Raises the soft limit on open files towards the hard one (many systems start processes
-/// at 1,024, the hard limit far above), and returns the connections that fit under it:
-/// `wanted`, or fewer when the limit is lower, leaving room for the store's own files.
-pub fn fit_connections(wanted: usize) -> usize {
-    let limit = raise_nofile();
+/// The connections that fit under the limit on open files: `wanted`, or fewer when the
+/// limit is lower, leaving room for the store's own files. With `raise`, the soft limit is
+/// first raised towards the hard one (many systems start processes at 1,024, the hard limit
+/// far above) — for `repro serve` only: `repro run`'s server shares its process with the
+/// command it starts, whose limits must stay the user's.
+pub fn fit_connections(wanted: usize, raise: bool) -> usize {
+    let limit = nofile(raise);
     let room = limit.saturating_sub(RESERVED_FDS.min(limit / 4));
     wanted.min(usize::try_from(room).unwrap_or(usize::MAX)).max(1)
 }
 
-fn raise_nofile() -> u64 {
+fn nofile(raise: bool) -> u64 {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes the struct it is given, which lives on this stack frame.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
@@ -79,7 +81,7 @@ fn raise_nofile() -> u64 {
     }
     // A generous ceiling: more connections than this are not what one store serves.
     let target = lim.rlim_max.min(1 << 16);
-    if lim.rlim_cur < target {
+    if raise && lim.rlim_cur < target {
         let raised = libc::rlimit { rlim_cur: target, rlim_max: lim.rlim_max };
         // SAFETY: setrlimit reads the struct it is given; raising the soft limit up to the
         // hard one needs no privilege and affects this process only.
