@@ -50,18 +50,16 @@ fn role_of(role: &str) -> Role {
 /// Why a token's role is not enough, in one line that says what would be.
 fn too_small(have: Role, need: Role, method: &Method, path: &str) -> ApiError {
     let path: String = path.chars().filter(|c| !c.is_control()).take(200).collect();
+    let a = if need == Role::Admin { "an" } else { "a" };
+    let need = need.name();
     let message = if have == Role::Read {
         format!(
-            "A read token cannot {method} {path}; use a {} token (`repro token create --role {}` on the server's store)",
-            need.name(),
-            need.name()
+            "A read token cannot {method} {path}; use {a} {need} token (`repro token create --role {need}` on the server's store)"
         )
     } else {
         format!(
-            "{method} {path} needs an {} token (this one is {}); `repro token create --role {}` on the server's store makes one",
-            need.name(),
-            have.name(),
-            need.name()
+            "{method} {path} needs {a} {need} token (this one is {}); `repro token create --role {need}` on the server's store makes one",
+            have.name()
         )
     };
     ApiError { status: StatusCode::FORBIDDEN, code: "PERMISSION_DENIED", message }
