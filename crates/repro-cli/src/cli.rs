@@ -204,8 +204,14 @@ pub enum Cmd {
     /// Serve the store over HTTP: the MLflow tracking API (MLflow clients log into repro), the
     /// native JSON API under /api/v1 (what `repro --server URL` reads) and the web UI at /ui.
     ///
+    /// It answers only to the names it knows in the Host header (loopback, the address it
+    /// listens on, and --allowed-host), refuses requests from other sites' pages (Origin),
+    /// and closes connections that stall.
+    ///
     /// Example: repro serve --port 5000   (then MLFLOW_TRACKING_URI=http://127.0.0.1:5000, or
     /// REPRO_SERVER=http://127.0.0.1:5000 repro runs)
+    ///
+    /// Example: repro serve --host 0.0.0.0 --allowed-host repro.internal --allowed-host 10.0.0.5
     Serve {
         /// The address to listen on; loopback by default.
         #[arg(long, default_value = "127.0.0.1")]
@@ -213,6 +219,20 @@ pub enum Cmd {
         /// The port (0: any free one).
         #[arg(long, default_value_t = 5000)]
         port: u16,
+        /// Another name (or address) clients reach the server by, as it appears in the Host
+        /// header, at any port; repeat for each. Needed with --host 0.0.0.0: loopback names
+        /// and the listening address are the only ones allowed otherwise.
+        #[arg(long = "allowed-host", value_name = "NAME")]
+        allowed_hosts: Vec<String>,
+        /// The address of a reverse proxy that terminates TLS: its X-Forwarded-Proto: https
+        /// makes the sign-in cookie Secure. Repeat for each; the header is ignored from
+        /// anyone else.
+        #[arg(long = "trusted-proxy", value_name = "IP")]
+        trusted_proxies: Vec<std::net::IpAddr>,
+        /// Serve at most this many connections at once (fewer if the open-file limit is
+        /// lower); at the cap, the connection idle longest is closed for a new one.
+        #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
     },
 
     /// Re-hash every object and check every reference and the registry's event chain; exit 1

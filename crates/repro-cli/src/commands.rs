@@ -383,17 +383,18 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             let store = open_store(store_dir)?;
             model::token(&store, cmd, json)
         }
-        Cmd::Serve { host, port } => {
+        Cmd::Serve { host, port, allowed_hosts, trusted_proxies, max_connections } => {
             let store = open_store(store_dir)?;
             let addr: std::net::SocketAddr = format!("{host}:{port}")
                 .parse()
+                .or_else(|_| format!("[{host}]:{port}").parse())
                 .with_context(|| format!("--host {host} --port {port} is not an address to listen on"))?;
-            let state = repro_server::State::open(store.root())?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the server's runtime")?;
-            rt.block_on(repro_server::serve(state, addr))?;
+            let options = repro_server::ServeOptions {
+                allowed_hosts,
+                trusted_proxies,
+                max_connections: usize::try_from(max_connections).ok(),
+            };
+            repro_server::serve(store.root(), addr, options)?;
             Ok(EXIT_OK)
         }
         Cmd::MigrateStore(args) => {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{header, http, id_of, Server, TestContext};
+use common::{header, hidden_field, http, id_of, sign_in_form, Server, TestContext};
 use serde_json::Value;
 
 fn token(t: &TestContext, role: &str) -> (String, String) {
@@ -249,7 +249,8 @@ fn hostile_requests_to_the_native_api_get_4xx_json_and_change_nothing() {
         assert_eq!(code, want, "{action} {}: {answer}", String::from_utf8_lossy(&body[..body.len().min(60)]));
         assert!(answer.contains("\"error_code\""), "{answer}");
     }
-    let (code, _, answer) = http(uri, "POST", "/api/v1/models/tiny@1/promote", &[], b"{\"to\": \"nowhere\"}");
+    let json = [("Content-Type", "application/json")];
+    let (code, _, answer) = http(uri, "POST", "/api/v1/models/tiny@1/promote", &json, b"{\"to\": \"nowhere\"}");
     assert_eq!(code, 400, "{answer}");
     assert!(answer.contains("there is no stage 'nowhere'"), "{answer}");
 
@@ -284,14 +285,16 @@ fn the_web_ui_signs_in_with_a_token_and_a_session_cookie() {
     assert_eq!(code, 401, "{body}");
 
     // A wrong token: 401, and what was typed is not echoed.
-    let form = [("Content-Type", "application/x-www-form-urlencoded")];
-    let (code, head, page) = http(uri, "POST", "/ui/login", &form, b"token=repro_wrongwrongwrong&next=%2Fui");
+    let (nonce, csrf) = sign_in_form(uri);
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", nonce.as_str())];
+    let body = format!("token=repro_wrongwrongwrong&next=%2Fui&csrf={csrf}");
+    let (code, head, page) = http(uri, "POST", "/ui/login", &form, body.as_bytes());
     assert_eq!(code, 401, "{head}");
     assert!(page.contains("not valid") && !page.contains("repro_wrongwrongwrong"), "{page}");
     assert!(header(&head, "set-cookie").is_none());
 
     // The right token: a session cookie (not the token), back where the browser was going.
-    let body = format!("token={read}&next=%2Fui%2Fmodels");
+    let body = format!("token={read}&next=%2Fui%2Fmodels&csrf={csrf}");
     let (code, head, page) = http(uri, "POST", "/ui/login", &form, body.as_bytes());
     assert_eq!(code, 303, "{head}\n{page}");
     assert_eq!(header(&head, "location"), Some("/ui/models"));
@@ -308,15 +311,19 @@ fn the_web_ui_signs_in_with_a_token_and_a_session_cookie() {
     assert_eq!(http(uri, "GET", "/api/v1/runs", &with, b"").0, 401);
     assert_eq!(http(uri, "GET", "/api/2.0/mlflow/experiments/search", &with, b"").0, 401);
 
-    // Logout clears it, and the old session id is dead.
-    let (code, head, _) = http(uri, "POST", "/ui/logout", &with, b"");
+    // Logout needs the page's form; then it clears the cookie, and the old session id is dead.
+    assert_eq!(http(uri, "POST", "/ui/logout", &with, b"").0, 403, "a sign-out without the form's token");
+    assert_eq!(http(uri, "GET", "/ui", &with, b"").0, 200, "and the session lives on");
+    let out = format!("csrf={}", hidden_field(&page, "csrf").expect("the sign-out form's token"));
+    let signed_form = [with[0], form[0]];
+    let (code, head, _) = http(uri, "POST", "/ui/logout", &signed_form, out.as_bytes());
     assert_eq!(code, 303);
     assert_eq!(header(&head, "location"), Some("/ui/login"));
     assert!(header(&head, "set-cookie").is_some_and(|c| c.contains("Max-Age=0")), "{head}");
     assert_eq!(http(uri, "GET", "/ui", &with, b"").0, 303);
 
     // A revoked token ends its sessions.
-    let (_, head, _) = http(uri, "POST", "/ui/login", &form, format!("token={read}").as_bytes());
+    let (_, head, _) = http(uri, "POST", "/ui/login", &form, format!("token={read}&csrf={csrf}").as_bytes());
     let cookie = header(&head, "set-cookie").expect("cookie").split(';').next().expect("pair").to_string();
     assert_eq!(http(uri, "GET", "/ui", &[("Cookie", cookie.as_str())], b"").0, 200);
     t.repro(&["token", "revoke", &token_id]).success();
@@ -324,7 +331,7 @@ fn the_web_ui_signs_in_with_a_token_and_a_session_cookie() {
     assert_eq!(http(uri, "GET", "/ui", &[("Cookie", cookie.as_str())], b"").0, 303);
 
     // No open redirect: only UI pages of this server are places to return to.
-    let body = format!("token={write}&next=https%3A%2F%2Fevil.example%2F");
+    let body = format!("token={write}&next=https%3A%2F%2Fevil.example%2F&csrf={csrf}");
     let (code, head, _) = http(uri, "POST", "/ui/login", &form, body.as_bytes());
     assert_eq!(code, 303);
     assert_eq!(header(&head, "location"), Some("/ui"));

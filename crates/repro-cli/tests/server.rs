@@ -638,3 +638,490 @@ print(json.dumps([code(lambda: c.get_experiment("0")), code(lambda: c.search_run
     assert_eq!(shown["params"]["logged"]["a"], "1");
     assert_eq!(shown["metric_count"], 1);
 }
+
+// ---- the server's guard: roles by route, Host, Origin, CSRF, stalled connections ----------
+
+fn make_token(t: &TestContext, role: &str) -> String {
+    let v = t.repro(&["token", "create", "--role", role, "--name", role, "--json"]).success().json();
+    v["token"].as_str().expect("token").to_string()
+}
+
+/// A request written by hand, Host header and all: (status, head, body).
+fn raw_http(uri: &str, request: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(uri.trim_start_matches("http://")).expect("connect");
+    s.write_all(request.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A seeded, captured run's output registered as tiny@1 (a version repro's policies can
+/// promote), on a store with read, write and admin tokens.
+fn registered_with_tokens() -> (TestContext, [String; 3]) {
+    let t = TestContext::new();
+    t.git(&["init", "-q", "-b", "main"]);
+    t.write("data.csv", "x,y\n1,2\n");
+    t.write(".gitignore", "out.txt\n");
+    t.commit_all("initial");
+    t.repro(&["init"]).success();
+    let run = t.repro(&[
+        "run",
+        "--seed",
+        "1",
+        "--data",
+        "data.csv",
+        "--output",
+        "out.txt",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "echo hi > out.txt",
+    ]);
+    let id = id_of(&run.success());
+    t.repro(&["model", "register", &id, "--name", "tiny", "--artifact", "out.txt"]).success();
+    let tokens = [make_token(&t, "read"), make_token(&t, "write"), make_token(&t, "admin")];
+    (t, tokens)
+}
+
+#[test]
+fn a_write_token_cannot_release_a_model_through_any_door() {
+    let (t, [read, write, admin]) = registered_with_tokens();
+    let server = Server::start(&t);
+    let uri = server.uri.as_str();
+    let call = |token: &str, method: &str, path: &str, body: &str| {
+        let auth = bearer(token);
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        let (code, _, answer) = common::http(uri, method, path, &headers, body.as_bytes());
+        (code, answer)
+    };
+    let transitions = ["Staging", "Production", "Archived", "None"];
+    for token in [&write, &read] {
+        for prefix in ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"] {
+            for stage in transitions {
+                let body = format!("{{\"name\": \"tiny\", \"version\": \"1\", \"stage\": \"{stage}\"}}");
+                let (code, answer) = call(token, "POST", &format!("{prefix}/model-versions/transition-stage"), &body);
+                assert_eq!(code, 403, "{prefix} {stage}: {answer}");
+                assert!(answer.contains("PERMISSION_DENIED") && answer.contains("admin"), "{answer}");
+            }
+        }
+        let (code, answer) = call(token, "POST", "/api/v1/models/tiny@1/promote", "{\"to\": \"dev\"}");
+        assert_eq!(code, 403, "{answer}");
+        let (code, answer) = call(token, "POST", "/api/v1/models/tiny@1/archive", "{\"reason\": \"x\"}");
+        assert_eq!(code, 403, "{answer}");
+    }
+    // A write token still approves (another engineer is making approvals signed statements).
+    let (code, answer) =
+        call(&write, "POST", "/api/v1/models/tiny@1/approve", "{\"stage\": \"prod\", \"as\": \"Bo <bo@x.org>\"}");
+    assert_eq!(code, 200, "{answer}");
+    let shown = t.repro(&["model", "show", "tiny@1", "--json"]).success().json();
+    assert!(shown["stage"].is_null() && shown["archived"].is_null(), "nothing moved: {shown:#}");
+
+    // An admin releases: through MLflow's door (the stage's policy decides) and repro's.
+    let body = "{\"name\": \"tiny\", \"version\": \"1\", \"stage\": \"Staging\"}";
+    let (code, answer) = call(&admin, "POST", "/ajax-api/2.0/mlflow/model-versions/transition-stage", body);
+    assert!(code == 200 || answer.contains("INVALID_STATE"), "{code} {answer}");
+    let (code, answer) = call(&admin, "POST", "/api/v1/models/tiny@1/promote", "{\"to\": \"dev\"}");
+    assert_eq!(code, 200, "{answer}");
+    let body = "{\"name\": \"tiny\", \"version\": \"1\", \"stage\": \"Archived\"}";
+    let (code, answer) = call(&admin, "POST", "/api/2.0/mlflow/model-versions/transition-stage", body);
+    assert_eq!(code, 200, "{answer}");
+    assert!(answer.contains("\"current_stage\":\"Archived\""), "{answer}");
+    drop(server);
+    let shown = t.repro(&["model", "show", "tiny@1", "--json"]).success().json();
+    assert!(shown["archived"].is_object(), "{shown:#}");
+    t.repro(&["fsck"]).success();
+}
+
+#[test]
+fn a_read_token_cannot_write_artifacts_by_naming_a_search() {
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    let [read, write] = [make_token(&t, "read"), make_token(&t, "write")];
+    let server = Server::start(&t);
+    let uri = server.uri.as_str();
+    let base = "/api/2.0/mlflow-artifacts/artifacts/0/abc/artifacts";
+    let send = |token: &str, method: &str, path: &str, body: &[u8]| {
+        let auth = bearer(token);
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "text/plain")];
+        common::http(uri, method, path, &headers, body)
+    };
+    for suffix in ["runs/search", "experiments/search", "logged-models/search", "registered-models/get-latest-versions"]
+    {
+        let path = format!("{base}/x/{suffix}");
+        let (code, _, answer) = send(&read, "PUT", &path, b"planted");
+        assert_eq!(code, 403, "PUT {suffix}: {answer}");
+        assert!(answer.contains("PERMISSION_DENIED"), "{answer}");
+    }
+    // What a write token stored, a read token cannot delete either.
+    let kept = format!("{base}/y/runs/search");
+    assert_eq!(send(&write, "PUT", &kept, b"kept").0, 200);
+    let (code, _, answer) = send(&read, "DELETE", &kept, b"");
+    assert_eq!(code, 403, "{answer}");
+    let (code, _, listing) = send(&read, "GET", "/api/2.0/mlflow-artifacts/artifacts?path=0/abc/artifacts/x/runs", b"");
+    assert_eq!(code, 200, "{listing}");
+    assert!(!listing.contains("search"), "nothing was planted: {listing}");
+    let (code, _, body) = send(&read, "GET", &kept, b"");
+    assert_eq!((code, body.as_str()), (200, "kept"));
+    // MLflow's web UI door only downloads.
+    let (code, _, _) = send(&write, "PUT", "/ajax-api/2.0/mlflow-artifacts/artifacts/0/abc/artifacts/z", b"x");
+    assert_eq!(code, 405);
+}
+
+/// Raises this process's open-file limit so a test can hold many connections; what it is
+/// afterwards.
+fn raise_open_files(want: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct on this stack frame only.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < want {
+            let raised = libc::rlimit { rlim_cur: want.min(lim.rlim_max), rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// `/health` on a fresh connection, with how long it took.
+fn timed_health(uri: &str) -> (u16, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let addr = uri.trim_start_matches("http://");
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+    use std::io::{Read, Write};
+    s.write_all(request.as_bytes()).expect("send");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, started.elapsed())
+}
+
+/// 1,100 connections that never finish a request (half send nothing, half half a request
+/// head) must not keep `/health` from answering within 5 seconds: with the server started
+/// at the common soft limit of 1,024 open files (it raises its own), and with a cap below
+/// their number (the idle ones make room).
+#[test]
+fn stalled_connections_do_not_silence_the_server() {
+    use std::io::Write;
+    let limit = raise_open_files(4096);
+    // Where the hard limit is lower than the test needs, as many as fit.
+    let crowd = 1100.min(limit.saturating_sub(150) as usize);
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    let bound = std::time::Duration::from_secs(5);
+    for args in [&[][..], &["--max-connections", "100"][..]] {
+        let server = Server::start_with_open_files(&t, args, 1024);
+        let addr = server.uri.trim_start_matches("http://").to_string();
+        let mut stalled = Vec::new();
+        for i in 0..crowd {
+            let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+            if i % 2 == 1 {
+                let _ = s.write_all(format!("GET /api/v1/runs HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ").as_bytes());
+            }
+            stalled.push(s);
+        }
+        let (status, took) = timed_health(&server.uri);
+        assert_eq!(status, 200, "{args:?}");
+        assert!(took < bound, "/health took {took:?} with {crowd} stalled connections ({args:?})");
+        drop(stalled);
+    }
+}
+
+#[test]
+fn other_sites_and_other_host_names_are_refused() {
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    let server = Server::start_args(&t, &["--allowed-host", "repro.test"]);
+    let uri = server.uri.as_str();
+    let addr = uri.trim_start_matches("http://");
+    let port = addr.rsplit(':').next().expect("port");
+    let create = |headers: &[(&str, &str)], name: &str| {
+        let body = format!("{{\"name\": \"{name}\"}}");
+        common::http(uri, "POST", "/api/2.0/mlflow/experiments/create", headers, body.as_bytes())
+    };
+    // What any page can send without asking: a text/plain POST. Refused, nothing written.
+    let (code, _, answer) = create(&[("Content-Type", "text/plain")], "plain");
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    let (code, _, answer) = create(&[("Content-Type", "application/x-www-form-urlencoded")], "form");
+    assert_eq!(code, 400, "{answer}");
+    let (code, _, answer) = create(&[], "none");
+    assert_eq!(code, 400, "{answer}");
+    // Another site's page, whatever it sends.
+    for origin in
+        ["http://evil.example", "null", "https://127.0.0.1:1", &format!("http://localhost:{port}.evil.example")]
+    {
+        let (code, _, answer) = create(&[("Content-Type", "application/json"), ("Origin", origin)], "evil");
+        assert_eq!(code, 403, "{origin}: {answer}");
+        assert!(answer.contains("PERMISSION_DENIED"), "{answer}");
+    }
+    let (code, _, answer) = common::http(uri, "GET", "/api/v1/runs", &[("Origin", "http://evil.example")], b"");
+    assert_eq!(code, 403, "{answer}");
+    // No preflight is ever granted.
+    let (code, head, _) = common::http(
+        uri,
+        "OPTIONS",
+        "/api/2.0/mlflow/experiments/create",
+        &[("Origin", &format!("http://{addr}"))],
+        b"",
+    );
+    assert_eq!(code, 405, "{head}");
+    assert!(common::header(&head, "access-control-allow-origin").is_none(), "{head}");
+    // Its own pages (the UI's forms) and programs (no Origin) are served.
+    let own = format!("http://{addr}");
+    let (code, _, answer) = create(&[("Content-Type", "application/json; charset=utf-8"), ("Origin", &own)], "own");
+    assert_eq!(code, 200, "{answer}");
+
+    // DNS rebinding: a name the server was not told about gets a 400, a page for the UI.
+    let ask = |host: &str, path: &str| {
+        raw_http(uri, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+    };
+    for host in ["evil.example", &format!("evil.example:{port}"), "127.0.0.1.evil.example", "localhost.evil"] {
+        let (code, _, answer) = ask(host, "/api/2.0/mlflow/experiments/search");
+        assert_eq!(code, 400, "{host}: {answer}");
+        let v: Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(v["error_code"], "BAD_REQUEST", "{v}");
+        let (code, head, page) = ask(host, "/ui");
+        assert_eq!(code, 400);
+        assert!(
+            common::header(&head, "content-type").is_some_and(|c| c.starts_with("text/html"))
+                && page.contains("allowed-host"),
+            "{page}"
+        );
+        assert_eq!(ask(host, "/health").0, 400);
+    }
+    let (code, _, _) = raw_http(uri, "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(code, 400, "no Host at all");
+    for host in
+        [format!("localhost:{port}"), format!("[::1]:{port}"), format!("Repro.Test:{port}"), "repro.test".into()]
+    {
+        let (code, _, answer) = ask(&host, "/api/2.0/mlflow/experiments/search");
+        assert_eq!(code, 200, "{host}: {answer}");
+    }
+    // What was refused wrote nothing.
+    let (_, _, listing) = common::http(uri, "GET", "/api/2.0/mlflow/experiments/search?max_results=100", &[], b"");
+    let v: Value = serde_json::from_str(&listing).expect("json");
+    let mut names: Vec<&str> =
+        v["experiments"].as_array().expect("experiments").iter().filter_map(|e| e["name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Default", "own"], "{listing}");
+}
+
+#[test]
+fn the_sign_in_form_needs_its_own_page_and_cookies_follow_the_proxy() {
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    let read = make_token(&t, "read");
+    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    for trusted in [false, true] {
+        let args: &[&str] = if trusted { &["--trusted-proxy", "127.0.0.1"] } else { &[] };
+        let server = Server::start_args(&t, args);
+        let uri = server.uri.as_str();
+        let addr = uri.trim_start_matches("http://");
+        // Pages may not be framed, nor their types guessed.
+        let (code, head, page) = common::http(uri, "GET", "/ui/login", &[], b"");
+        assert_eq!(code, 200, "{page}");
+        let csp = common::header(&head, "content-security-policy").unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{head}");
+        assert_eq!(common::header(&head, "x-frame-options"), Some("DENY"));
+        assert_eq!(common::header(&head, "x-content-type-options"), Some("nosniff"));
+        // Another site's form: no nonce cookie (SameSite=Strict), no token of ours.
+        let forged = format!("token={read}&next=%2Fui");
+        let (code, head, _) = common::http(uri, "POST", "/ui/login", &[form_type], forged.as_bytes());
+        assert_eq!(code, 403, "{head}");
+        assert!(!head.contains("repro_session="), "{head}");
+        let (nonce, csrf) = common::sign_in_form(uri);
+        let wrong = format!("token={read}&csrf={}", "0".repeat(64));
+        let (code, _, _) = common::http(uri, "POST", "/ui/login", &[form_type, ("Cookie", &nonce)], wrong.as_bytes());
+        assert_eq!(code, 403);
+        // The form as its page made it, through a TLS proxy that says so.
+        let body = format!("token={read}&csrf={csrf}");
+        let https = [form_type, ("Cookie", nonce.as_str()), ("X-Forwarded-Proto", "https")];
+        let origin = format!("{}://{addr}", if trusted { "https" } else { "http" });
+        let with_origin = [https[0], https[1], https[2], ("Origin", origin.as_str())];
+        let (code, head, page) = common::http(uri, "POST", "/ui/login", &with_origin, body.as_bytes());
+        assert_eq!(code, 303, "{head}\n{page}");
+        let cookie = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: repro_session="))
+            .unwrap_or_else(|| panic!("{head}"));
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        assert_eq!(cookie.contains("Secure"), trusted, "Secure only when a trusted proxy says HTTPS: {cookie}");
+    }
+}
+
+#[test]
+fn downloads_are_attachments_and_artifact_locations_stay_in_the_store() {
+    let (t, [read, write, _]) = registered_with_tokens();
+    let server = Server::start(&t);
+    let uri = server.uri.as_str();
+    let auth = |token: &str| bearer(token);
+    let (w, r) = (auth(&write), auth(&read));
+    let page = b"<html><script>alert(document.cookie)</script></html>";
+    let path = "/api/2.0/mlflow-artifacts/artifacts/0/abc/artifacts/%22x%22%0A%C3%A9.html";
+    let (code, _, answer) =
+        common::http(uri, "PUT", path, &[("Authorization", &w), ("Content-Type", "text/html")], page);
+    assert_eq!(code, 200, "{answer}");
+    let (code, head, body) = common::http(uri, "GET", path, &[("Authorization", &r)], b"");
+    assert_eq!(code, 200, "{head}");
+    assert_eq!(body.as_bytes(), page);
+    assert_eq!(common::header(&head, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(common::header(&head, "content-type"), Some("application/octet-stream"));
+    let disposition = common::header(&head, "content-disposition").unwrap_or_default();
+    assert_eq!(disposition, "attachment; filename=\"_x___.html\"; filename*=UTF-8''%22x%22%0A%C3%A9.html", "{head}");
+    // A registered version's pinned files, the same way.
+    let (code, _, listing) = common::http(
+        uri,
+        "GET",
+        "/api/2.0/mlflow-artifacts/artifacts?path=registry/tiny/1",
+        &[("Authorization", &r)],
+        b"",
+    );
+    assert_eq!(code, 200, "{listing}");
+    let v: Value = serde_json::from_str(&listing).expect("json");
+    let file = v["files"][0]["path"].as_str().expect("a file").to_string();
+    let (code, head, body) = common::http(
+        uri,
+        "GET",
+        &format!("/api/2.0/mlflow-artifacts/artifacts/registry/tiny/1/{file}"),
+        &[("Authorization", &r)],
+        b"",
+    );
+    assert_eq!((code, body.as_str()), (200, "hi\n"), "{head}");
+    assert_eq!(common::header(&head, "x-content-type-options"), Some("nosniff"));
+    let name = file.rsplit('/').next().unwrap_or_default();
+    assert!(
+        common::header(&head, "content-disposition")
+            .is_some_and(|d| d.starts_with(&format!("attachment; filename=\"{name}\""))),
+        "{head}"
+    );
+
+    // Experiments keep their artifacts where this server serves them from.
+    let create = |location: &str| {
+        let body =
+            serde_json::json!({"name": format!("e{}", location.len()), "artifact_location": location}).to_string();
+        let headers = [("Authorization", w.as_str()), ("Content-Type", "application/json")];
+        common::http(uri, "POST", "/api/2.0/mlflow/experiments/create", &headers, body.as_bytes())
+    };
+    for bad in [
+        "file:///etc",
+        "/etc",
+        "s3://bucket/x",
+        "mlflow-artifacts://evil.example:5000/x",
+        "mlflow-artifacts:/../../etc",
+        "mlflow-artifacts:/registry/tiny/1",
+    ] {
+        let (code, _, answer) = create(bad);
+        assert_eq!(code, 400, "{bad}: {answer}");
+        let v: Value = serde_json::from_str(&answer).expect("json");
+        assert_eq!(v["error_code"], "INVALID_PARAMETER_VALUE", "{bad}: {v}");
+    }
+    let (code, _, answer) = create("mlflow-artifacts:/team/pricing");
+    assert_eq!(code, 200, "{answer}");
+}
+
+/// Every route of the table, asked by no token and by read, write and admin tokens: each
+/// answer is what the route's role says. The table is the router (`repro_server::routes`),
+/// so a route cannot exist without an entry here.
+#[test]
+fn every_route_answers_each_role_as_the_table_says() {
+    use repro_server::routes::{table, Body, Kind, Role};
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    let tokens = [None, Some(make_token(&t, "read")), Some(make_token(&t, "write")), Some(make_token(&t, "admin"))];
+    let server = Server::start(&t);
+    let uri = server.uri.as_str();
+    let routes = table();
+    assert!(routes.len() > 100, "{} routes", routes.len());
+    let fill = |path: &str| {
+        path.replace("{*path}", "0/walk/artifacts/walk.txt")
+            .replace("{id}", "m-0000")
+            .replace("{key}", "k")
+            .replace("{run}", "nope")
+            .replace("{model}", "nope@1")
+            .replace("{dataset}", "nope")
+            .replace("{env}", "nope")
+    };
+    let mut checked = 0;
+    for (who, token) in tokens.iter().enumerate() {
+        let have = [None, Some(Role::Read), Some(Role::Write), Some(Role::Admin)][who];
+        for r in &routes {
+            let path = fill(&r.path);
+            let method = r.method.as_str();
+            let auth = token.as_deref().map(bearer);
+            let mut headers: Vec<(&str, String)> = Vec::new();
+            if let Some(a) = &auth {
+                headers.push(("Authorization", a.clone()));
+            }
+            let mut body = Vec::new();
+            if r.method != "GET" {
+                match r.body {
+                    Body::Json => {
+                        headers.push(("Content-Type", "application/json".into()));
+                        body = b"{}".to_vec();
+                    }
+                    Body::Raw => {
+                        headers.push(("Content-Type", "text/plain".into()));
+                        body = b"walk".to_vec();
+                    }
+                    Body::Form => {
+                        let (nonce, csrf) = common::sign_in_form(uri);
+                        headers.push(("Content-Type", "application/x-www-form-urlencoded".into()));
+                        headers.push(("Cookie", nonce));
+                        body = format!("token={}&csrf={csrf}", token.as_deref().unwrap_or("")).into_bytes();
+                    }
+                }
+            }
+            let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (code, head, answer) = common::http(uri, method, &path, &pairs, &body);
+            let what = format!("{method} {path} ({:?} route) as {:?}: {code}\n{head}\n{answer}", r.role, have);
+            assert!(code < 500, "a 5xx: {what}");
+            let refused = code == 401 || code == 403;
+            match have {
+                None if r.role == Role::Public => {
+                    // The sign-in form's own verdict on the (empty) token it was given.
+                    let form_verdict = r.body == Body::Form && r.kind == Kind::Ui && code == 401;
+                    assert!(!refused || form_verdict, "{what}");
+                }
+                None if r.kind == Kind::Ui && r.method == "GET" => {
+                    assert_eq!(code, 303, "{what}");
+                    assert!(common::header(&head, "location").is_some_and(|l| l.starts_with("/ui/login")), "{what}");
+                }
+                None => assert_eq!(code, 401, "{what}"),
+                Some(role) if role < r.role => assert_eq!(code, 403, "{what}"),
+                Some(_) => assert!(!refused, "{what}"),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, routes.len() * 4);
+    // Pairs the table does not hold are refused whoever asks, before any handler runs.
+    for token in tokens.iter().flatten() {
+        let auth = bearer(token);
+        for (method, path, want) in [
+            ("PUT", "/api/2.0/mlflow/runs/search", 405),
+            ("DELETE", "/health", 405),
+            ("TRACE", "/ui", 405),
+            ("POST", "/api/2.0/mlflow/runs/search/x", 404),
+            ("GET", "/api/2.0/mlflow/nothing", 404),
+            ("GET", "/api/v1/nothing", 404),
+        ] {
+            let (code, _, answer) = common::http(uri, method, path, &[("Authorization", auth.as_str())], b"");
+            assert_eq!(code, want, "{method} {path}: {answer}");
+        }
+    }
+}

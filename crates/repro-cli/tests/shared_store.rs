@@ -260,8 +260,9 @@ fn writers_survive_a_postgres_restart_and_nothing_committed_is_lost() {
                     let step = w * 1_000_000 + n;
                     let body =
                         json!({"run_id": id, "metrics": [{"key": "w", "value": 1.0, "timestamp": 1, "step": step}]});
+                    let json = [("Content-Type", "application/json")];
                     let (status, _, text) =
-                        http(&uri, "POST", "/api/2.0/mlflow/runs/log-batch", &[], body.to_string().as_bytes());
+                        http(&uri, "POST", "/api/2.0/mlflow/runs/log-batch", &json, body.to_string().as_bytes());
                     if status == 200 {
                         acked.push(step);
                     } else {

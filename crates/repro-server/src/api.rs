@@ -9,8 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State as AxState};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use repro_core::record::RunStatus;
 use repro_core::search;
 use repro_core::RunId;
@@ -35,58 +34,7 @@ pub(crate) const MAX_TAG_VALUE: usize = 8000;
 const MAX_KEY: usize = 250;
 const MAX_RESULTS: i64 = 50_000;
 
-pub fn router(state: Arc<State>) -> Router {
-    let mlflow = Router::new()
-        .route("/experiments/create", post(create_experiment))
-        .route("/experiments/get", get(get_experiment))
-        .route("/experiments/get-by-name", get(get_experiment_by_name))
-        .route("/experiments/search", post(search_experiments).get(search_experiments))
-        .route("/experiments/list", get(search_experiments))
-        .route("/experiments/update", post(update_experiment))
-        .route("/experiments/delete", post(delete_experiment))
-        .route("/experiments/restore", post(restore_experiment))
-        .route("/experiments/set-experiment-tag", post(set_experiment_tag))
-        .route("/experiments/delete-experiment-tag", post(delete_experiment_tag))
-        .route("/runs/create", post(create_run))
-        .route("/runs/get", get(get_run))
-        .route("/runs/update", post(update_run))
-        .route("/runs/delete", post(delete_run))
-        .route("/runs/restore", post(restore_run))
-        .route("/runs/search", post(search_runs))
-        .route("/runs/log-metric", post(log_metric))
-        .route("/runs/log-parameter", post(log_param))
-        .route("/runs/set-tag", post(set_tag))
-        .route("/runs/delete-tag", post(delete_tag))
-        .route("/runs/log-batch", post(log_batch))
-        .route("/runs/log-inputs", post(log_inputs))
-        .route("/metrics/get-history", get(metric_history))
-        .merge(crate::registry_api::routes());
-    Router::new()
-        .nest("/api/2.0/mlflow", mlflow.clone())
-        .nest("/ajax-api/2.0/mlflow", mlflow)
-        .route("/health", get(|| async { "OK" }))
-        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
-        .route("/api/3.0/mlflow/server-info", get(server_info))
-        .route("/api/2.0/mlflow-artifacts/artifacts", get(list_artifacts))
-        .route(
-            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
-            get(download_artifact).put(upload_artifact).delete(delete_artifact),
-        )
-        .route("/ajax-api/2.0/mlflow-artifacts/artifacts", get(list_artifacts))
-        .route("/ajax-api/2.0/mlflow-artifacts/artifacts/{*path}", get(download_artifact))
-        .merge(crate::ui::router())
-        .merge(crate::native::router())
-        .fallback(any(fallback))
-        .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), crate::auth::check))
-        .with_state(state)
-}
-
-async fn fallback(uri: Uri) -> ApiError {
-    ApiError::no_endpoint(uri.path())
-}
-
-async fn server_info() -> Json<Value> {
+pub(crate) async fn server_info() -> Json<Value> {
     Json(json!({
         "store_type": "repro",
         "workspaces_enabled": false,
@@ -531,7 +479,7 @@ fn artifact_path(uri: &Uri) -> Result<String, ApiError> {
 
 /// `PUT …/artifacts/<path>`: the body streams to a temp file, is hashed, and becomes an
 /// object; the path then names it. Nothing is buffered whole in memory.
-async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::Body) -> Result<Response, ApiError> {
+pub(crate) async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::Body) -> Result<Response, ApiError> {
     use http_body_util::BodyExt;
     use tokio::io::AsyncWriteExt;
     let path = artifact_path(&uri)?;
@@ -574,9 +522,10 @@ async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::Body) -> Res
 
 /// Streams an artifact: the object is re-hashed from disk first (a damaged object is an
 /// error, never served), then sent in chunks, so a model of gigabytes never sits in memory.
-async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError> {
+pub(crate) async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError> {
     use tokio::io::AsyncReadExt;
     let path = artifact_path(&uri)?;
+    let name = path.rsplit('/').next().unwrap_or("artifact").to_string();
     let (file, size) = s
         .with_meta(move |m, st| {
             let digest = if is_registry_path(&path) {
@@ -617,10 +566,29 @@ async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError
         [
             (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (axum::http::header::CONTENT_LENGTH, size.to_string()),
+            // Logged bytes are the client's: a browser saves them, never renders them here.
+            (axum::http::header::CONTENT_DISPOSITION, attachment(&name)),
         ],
         axum::body::Body::from_stream(chunks),
     )
         .into_response())
+}
+
+/// `Content-Disposition: attachment` naming the file: an ASCII name with anything that
+/// could end the quoted string or the header replaced, and the exact name percent-encoded
+/// as RFC 6266's `filename*` for browsers that read it.
+fn attachment(name: &str) -> String {
+    let plain: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let mut exact = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            exact.push(b as char);
+        } else {
+            exact.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
 }
 
 /// Registered versions' files live under `registry/` (read-only: they are pinned).
@@ -628,7 +596,7 @@ fn is_registry_path(path: &str) -> bool {
     path.split('/').next() == Some(crate::registry_api::REGISTRY_PREFIX)
 }
 
-async fn delete_artifact(AxState(s): S, uri: Uri) -> Reply {
+pub(crate) async fn delete_artifact(AxState(s): S, uri: Uri) -> Reply {
     let path = artifact_path(&uri)?;
     if is_registry_path(&path) {
         return Err(ApiError::invalid("Registered model files cannot be deleted: the registry pins them."));
@@ -637,7 +605,7 @@ async fn delete_artifact(AxState(s): S, uri: Uri) -> Reply {
     ok()
 }
 
-async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
     let dir = Req(r).opt_str("path")?.unwrap_or_default();
     let dir = if dir.trim_matches('/').is_empty() {
         String::new()
@@ -664,25 +632,51 @@ async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
 
 // ---- experiments -------------------------------------------------------------------------
 
-async fn create_experiment(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn create_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let name = r.str("name")?;
     if name.trim().is_empty() || name.len() > 500 {
         return Err(ApiError::invalid("Invalid experiment name: it must be 1 to 500 characters."));
     }
     let location = r.opt_str("artifact_location")?.filter(|l| !l.is_empty());
+    if let Some(l) = &location {
+        check_artifact_location(l)?;
+    }
     let tags = r.pairs("tags")?;
     let id = s.with_meta(move |m, _| Ok(m.create_experiment(&name, location.as_deref(), &tags)?)).await?;
     Ok(Json(json!({"experiment_id": id.to_string()})))
 }
 
-async fn get_experiment(AxState(s): S, Req(r): Req) -> Reply {
+/// An experiment's artifact location must be one this server serves from its own store:
+/// every run's artifacts go through the `mlflow-artifacts:` proxy whatever the experiment
+/// says, so any other location (`file:///etc`, `s3://…`) would only be a promise a client
+/// might act on.
+fn check_artifact_location(location: &str) -> Result<(), ApiError> {
+    let refuse = || {
+        ApiError::invalid(format!(
+            "artifact_location '{}' is not served by this server: repro keeps every artifact in its own store; omit it, or use mlflow-artifacts:/NAME",
+            location.chars().filter(|c| !c.is_control()).take(200).collect::<String>()
+        ))
+    };
+    let rest = location.strip_prefix("mlflow-artifacts:/").ok_or_else(refuse)?;
+    // `mlflow-artifacts://host/…` names another server.
+    if rest.starts_with('/') {
+        return Err(refuse());
+    }
+    let path = repro_store::tracking::clean_artifact_path(&percent_decode(rest, false)).map_err(|_| refuse())?;
+    if is_registry_path(&path) {
+        return Err(refuse());
+    }
+    Ok(())
+}
+
+pub(crate) async fn get_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let id = experiment_id(&Req(r).str("experiment_id")?)?;
     let e = s.with_meta(move |m, _| Ok(m.get_experiment(id)?)).await?;
     Ok(Json(json!({"experiment": experiment_json(&e)})))
 }
 
-async fn get_experiment_by_name(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn get_experiment_by_name(AxState(s): S, Req(r): Req) -> Reply {
     let name = Req(r).str("experiment_name")?;
     let e = s.with_meta(move |m, _| Ok(m.get_experiment_by_name(&name)?)).await?;
     Ok(Json(json!({"experiment": experiment_json(&e)})))
@@ -718,7 +712,7 @@ pub(crate) fn page_offset(r: &Req) -> Result<usize, ApiError> {
     }
 }
 
-async fn search_experiments(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn search_experiments(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let stages = view_stages(r.opt_str("view_type")?.as_deref())?;
     let limit = max_results(&r, 1000)?;
@@ -748,7 +742,7 @@ async fn search_experiments(AxState(s): S, Req(r): Req) -> Reply {
     Ok(Json(out))
 }
 
-async fn update_experiment(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn update_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = experiment_id(&r.str("experiment_id")?)?;
     if let Some(name) = r.opt_str("new_name")?.filter(|n| !n.is_empty()) {
@@ -757,19 +751,19 @@ async fn update_experiment(AxState(s): S, Req(r): Req) -> Reply {
     ok()
 }
 
-async fn delete_experiment(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn delete_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let id = experiment_id(&Req(r).str("experiment_id")?)?;
     s.with_meta(move |m, _| Ok(m.set_experiment_stage(id, "deleted")?)).await?;
     ok()
 }
 
-async fn restore_experiment(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn restore_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let id = experiment_id(&Req(r).str("experiment_id")?)?;
     s.with_meta(move |m, _| Ok(m.set_experiment_stage(id, "active")?)).await?;
     ok()
 }
 
-async fn set_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn set_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = experiment_id(&r.str("experiment_id")?)?;
     let (key, value) = (r.str("key")?, r.str("value")?);
@@ -779,7 +773,7 @@ async fn set_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
     ok()
 }
 
-async fn delete_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn delete_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = experiment_id(&r.str("experiment_id")?)?;
     let key = r.str("key")?;
@@ -804,7 +798,7 @@ fn run_name_for(id: &RunId) -> String {
     format!("{}-{}-{}", ADJECTIVES[pick(0) % 16], NOUNS[pick(1) % 16], (pick(2) * 7 + pick(3)) % 1000)
 }
 
-async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let exp = match r.opt_str("experiment_id")?.filter(|e| !e.is_empty()) {
         Some(e) => experiment_id(&e)?,
@@ -832,7 +826,7 @@ async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
     Ok(Json(json!({"run": run_json(&run)})))
 }
 
-async fn get_run(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn get_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
     let (run, outputs) = s.with_meta(move |m, _| Ok((m.get_tracked_run(&id)?, m.run_outputs(&id)?))).await?;
     let mut out =
@@ -859,7 +853,7 @@ fn parse_status(s: &str) -> Result<RunStatus, ApiError> {
     })
 }
 
-async fn update_run(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn update_run(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
     let status = r.opt_str("status")?.map(|st| parse_status(&st)).transpose()?;
@@ -912,13 +906,13 @@ fn finish_tracked(
     Ok(())
 }
 
-async fn delete_run(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn delete_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
     s.with_meta(move |m, _| Ok(m.set_run_stage(&id, "deleted")?)).await?;
     ok()
 }
 
-async fn restore_run(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn restore_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
     s.with_meta(move |m, _| Ok(m.set_run_stage(&id, "active")?)).await?;
     ok()
@@ -962,7 +956,7 @@ async fn log(
     ok()
 }
 
-async fn log_metric(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn log_metric(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
     r.f64("value")?;
@@ -973,21 +967,21 @@ async fn log_metric(AxState(s): S, Req(r): Req) -> Reply {
     log(&s, id, vec![m], vec![], vec![]).await
 }
 
-async fn log_param(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn log_param(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
     let (k, v) = (r.str("key")?, r.str("value")?);
     log(&s, id, vec![], vec![(k, v)], vec![]).await
 }
 
-async fn set_tag(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn set_tag(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
     let (k, v) = (r.str("key")?, r.str("value")?);
     log(&s, id, vec![], vec![], vec![(k, v)]).await
 }
 
-async fn delete_tag(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn delete_tag(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
     let key = r.str("key")?;
@@ -995,7 +989,7 @@ async fn delete_tag(AxState(s): S, Req(r): Req) -> Reply {
     ok()
 }
 
-async fn log_batch(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn log_batch(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
     let metrics = match r.0.get("metrics") {
@@ -1038,7 +1032,7 @@ async fn log_batch(AxState(s): S, Req(r): Req) -> Reply {
     log(&s, id, metrics, params, tags).await
 }
 
-async fn log_inputs(AxState(s): S, Req(r): Req) -> Reply {
+pub(crate) async fn log_inputs(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
     let mut inputs = Vec::new();
@@ -1065,7 +1059,7 @@ async fn log_inputs(AxState(s): S, Req(r): Req) -> Reply {
     ok()
 }
 
-async fn metric_history(AxState(s): S, Req(r): Req) -> Result<Response, ApiError> {
+pub(crate) async fn metric_history(AxState(s): S, Req(r): Req) -> Result<Response, ApiError> {
     let r = Req(r);
     let id = r.run_id()?;
     let key = r.str("metric_key")?;
@@ -1085,7 +1079,7 @@ async fn metric_history(AxState(s): S, Req(r): Req) -> Result<Response, ApiError
     Ok(Json(out).into_response())
 }
 
-async fn search_runs(AxState(s): S, Req(r): Req) -> Result<Response, ApiError> {
+pub(crate) async fn search_runs(AxState(s): S, Req(r): Req) -> Result<Response, ApiError> {
     let r = Req(r);
     let experiments = r.experiment_ids()?;
     let stages = view_stages(r.opt_str("run_view_type")?.as_deref())?;

@@ -1,20 +1,21 @@
-//! Tokens: when the store has any (`repro token create`), every request but `/health` and
-//! `/version` must carry one — `Authorization: Bearer <token>` as the MLflow client sends
-//! `MLFLOW_TRACKING_TOKEN`, or Basic auth with the token as the password. `read` tokens may
-//! only read (GET, and the search endpoints that POST); `write` and `admin` may write; the
-//! native API's promote and archive need `admin` (see `native`).
+//! Tokens: when the store has any (`repro token create`), every route but the public ones
+//! (`/health`, `/version`, the sign-in form) needs one — `Authorization: Bearer <token>` as
+//! the MLflow client sends `MLFLOW_TRACKING_TOKEN`, or Basic auth with the token as the
+//! password — whose role is at least the one the route table gives the route (`routes`):
+//! `read` reads, `write` writes, `admin` also changes what a stage serves.
 //!
-//! The web UI (`/` and `/ui…`) also takes the session cookie of its login page (see
-//! `login`), and sends a browser without one to that page instead of answering 401.
+//! The web UI's pages also take the session cookie of its login page (see `login`), and
+//! send a browser without one to that page instead of answering 401.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State as AxState};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 
+use crate::routes::{Kind, Role, Route};
 use crate::{ApiError, State};
 
 pub(crate) fn presented(headers: &HeaderMap) -> Option<String> {
@@ -31,74 +32,71 @@ pub(crate) fn presented(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-/// Whether a request changes anything: every non-GET but the reads the client POSTs.
-fn writes(method: &Method, path: &str) -> bool {
-    const POSTED_READS: [&str; 4] =
-        ["/runs/search", "/experiments/search", "/logged-models/search", "/registered-models/get-latest-versions"];
-    *method != Method::GET && *method != Method::HEAD && !POSTED_READS.iter().any(|p| path.ends_with(p))
-}
-
 tokio::task_local! {
     /// The name of the token a request came with (`repro token create --name`), while its
     /// handler runs.
     pub(crate) static TOKEN_NAME: String;
 }
 
-/// Who is asking, for the handlers that need more than `writes` decides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Caller {
-    /// The store has no tokens: everything is allowed from where the server listens.
-    Open,
-    Read,
-    Write,
-    Admin,
-}
-
-impl Caller {
-    fn of(role: &str) -> Caller {
-        match role {
-            "admin" => Caller::Admin,
-            "write" => Caller::Write,
-            _ => Caller::Read,
-        }
+/// The role a stored token has.
+fn role_of(role: &str) -> Role {
+    match role {
+        "admin" => Role::Admin,
+        "write" => Role::Write,
+        _ => Role::Read,
     }
 }
 
-/// The web UI's pages (the login page and logout are open to all).
-fn is_ui(path: &str) -> bool {
-    path == "/" || path == "/ui" || path.starts_with("/ui/")
+/// Why a token's role is not enough, in one line that says what would be.
+fn too_small(have: Role, need: Role, method: &Method, path: &str) -> ApiError {
+    let path: String = path.chars().filter(|c| !c.is_control()).take(200).collect();
+    let a = if need == Role::Admin { "an" } else { "a" };
+    let need = need.name();
+    let message = if have == Role::Read {
+        format!(
+            "A read token cannot {method} {path}; use {a} {need} token (`repro token create --role {need}` on the server's store)"
+        )
+    } else {
+        format!(
+            "{method} {path} needs {a} {need} token (this one is {}); `repro token create --role {need}` on the server's store makes one",
+            have.name()
+        )
+    };
+    ApiError { status: StatusCode::FORBIDDEN, code: "PERMISSION_DENIED", message }
 }
 
-pub async fn check(AxState(state): AxState<Arc<State>>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_string();
-    if path == "/health" || path == "/version" || path == crate::login::LOGIN || path == crate::login::LOGOUT {
+/// Lets a request through to its handler when its caller has the role its route needs
+/// (`routes`). Without tokens in the store everyone has every role: the server is open to
+/// whoever reaches it (loopback unless told otherwise, and the guard's Host and Origin
+/// checks apply).
+pub(crate) async fn authorize(state: &Arc<State>, route: &Route, req: Request, next: Next) -> Response {
+    if route.role == Role::Public {
         return next.run(req).await;
     }
-    let ui = is_ui(&path);
+    let ui = route.kind == Kind::Ui;
     let bearer = presented(req.headers());
     // The cookie counts for the UI only: the APIs take no ambient credentials.
     let session = if ui && bearer.is_none() { crate::login::session_of(req.headers()) } else { None };
     let token = bearer.or_else(|| session.as_deref().and_then(|id| state.sessions.token(id)));
     if let (Some(t), Some(h)) = (&token, &state.ephemeral) {
         if repro_store::tracking::token_hash(t) == *h {
-            req.extensions_mut().insert(Caller::Write);
+            // `repro run`'s own token writes, as the command's MLflow client must.
+            if Role::Write < route.role {
+                return too_small(Role::Write, route.role, req.method(), req.uri().path()).into_response();
+            }
             return next.run(req).await;
         }
     }
     let lookup = token.clone();
     let checked = state.with_meta(move |m, _| Ok(m.token_identity(lookup.as_deref())?)).await;
-    let (any, role, token_name) = match checked {
-        Ok((any, found)) => {
-            let (role, name) = found.map_or((None, None), |(r, n)| (Some(r), Some(n)));
-            (any, role, name)
-        }
+    let (any, found) = match checked {
+        Ok(found) => found,
         Err(e) => return e.into_response(),
     };
     if !any {
-        req.extensions_mut().insert(Caller::Open);
         return next.run(req).await;
     }
-    match role {
+    match found {
         None if ui && (req.method() == Method::GET || req.method() == Method::HEAD) => {
             // A revoked token ends the sessions made with it.
             if let Some(id) = &session {
@@ -117,20 +115,17 @@ pub async fn check(AxState(state): AxState<Arc<State>>, mut req: Request, next: 
             },
         }
         .into_response(),
-        Some(r) if r == "read" && writes(req.method(), &path) => ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "PERMISSION_DENIED",
-            message: format!("A read token cannot {} {path}; use a write token.", req.method()),
+        Some((role, _)) if role_of(&role) < route.role => {
+            too_small(role_of(&role), route.role, req.method(), req.uri().path()).into_response()
         }
-        .into_response(),
-        Some(r) => {
-            req.extensions_mut().insert(Caller::of(&r));
+        Some((_, name)) => {
             // Registry events through the MLflow door are by the token that asked.
-            let name = token_name.unwrap_or_default();
-            if session.is_some() {
-                TOKEN_NAME.scope(name, crate::ui::SIGNED_IN.scope(true, next.run(req))).await
-            } else {
-                TOKEN_NAME.scope(name, next.run(req)).await
+            match session {
+                Some(id) => {
+                    let logout = crate::login::logout_csrf(state, &id);
+                    TOKEN_NAME.scope(name, crate::ui::SIGNED_IN.scope(logout, next.run(req))).await
+                }
+                None => TOKEN_NAME.scope(name, next.run(req)).await,
             }
         }
     }

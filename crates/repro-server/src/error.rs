@@ -11,6 +11,11 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}; pick another --port or stop what uses it")]
     Bind { addr: String, source: std::io::Error },
+    #[error("cannot start the server's runtime: {0}")]
+    Runtime(std::io::Error),
+    /// A `repro serve` option that cannot be used, with what to give instead.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// An error as the MLflow client expects it: a JSON envelope with the error code's name,

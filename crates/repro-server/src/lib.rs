@@ -10,16 +10,20 @@
 mod api;
 mod auth;
 mod error;
+mod guard;
+mod listener;
 mod login;
 mod native;
 mod registry_api;
+pub mod routes;
 mod ui;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use error::{ApiError, ServerError};
+pub use listener::Limits;
 use repro_store::{Metadata, Objects};
 
 /// What every handler shares.
@@ -35,6 +39,10 @@ pub struct State {
     pub(crate) sessions: login::Sessions,
     /// Set for a replay's server: registry writes are answered and held, never appended.
     pub(crate) held: Option<Held>,
+    /// The names the server answers to and the proxies it believes (see `guard`).
+    pub(crate) access: guard::Access,
+    /// This process's key for the UI's CSRF tokens: random, so a restart voids old forms.
+    pub(crate) secret: [u8; 32],
 }
 
 /// The registry writes a replay's server answered without writing them: the calls, for the
@@ -53,11 +61,31 @@ pub(crate) struct HeldChange {
     pub(crate) change: repro_core::registry::Change,
 }
 
+/// How `repro serve` was asked to listen, beyond the address.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// More names clients may use in `Host` (`--allowed-host`), besides loopback and the
+    /// bound address.
+    pub allowed_hosts: Vec<String>,
+    /// Peers whose `X-Forwarded-Proto: https` is believed (`--trusted-proxy`).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// At most this many connections at once (`--max-connections`); the default otherwise.
+    pub max_connections: Option<usize>,
+}
+
 impl State {
     /// Opens the store whose `.repro` folder is `root`.
+    /// It answers to loopback names only; `serve` widens that as asked.
     pub fn open(root: &Path) -> Result<Arc<State>, ServerError> {
+        Ok(Arc::new(State::with_access(root, guard::Access::default())?))
+    }
+
+    fn with_access(root: &Path, access: guard::Access) -> Result<State, ServerError> {
         let store = repro_store::Store::open(root)?;
-        Ok(Arc::new(State {
+        let mut secret = [0u8; 32];
+        secret[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        secret[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        Ok(State {
             root: root.to_path_buf(),
             pool: Mutex::new(vec![store.meta]),
             objects: store.objects,
@@ -65,7 +93,9 @@ impl State {
             ephemeral: None,
             sessions: login::Sessions::default(),
             held: None,
-        }))
+            access,
+            secret,
+        })
     }
 
     /// The store's `.repro` folder.
@@ -129,25 +159,46 @@ impl State {
     }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface: every route of the table (`routes`), behind the guard.
 pub fn router(state: Arc<State>) -> axum::Router {
-    api::router(state)
+    routes::router(state)
 }
 
-/// Serves until the process is stopped (`repro serve`).
-pub async fn serve(state: Arc<State>, addr: SocketAddr) -> Result<(), ServerError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
-    let local = listener.local_addr().map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
-    tracing::info!("serving on http://{local}");
-    eprintln!("repro: serving the store on http://{local} (MLflow clients: MLFLOW_TRACKING_URI=http://{local})");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
+/// Serves the store whose `.repro` folder is `root` until Ctrl-C (`repro serve`), on a
+/// runtime of its own.
+pub fn serve(root: &Path, addr: SocketAddr, options: ServeOptions) -> Result<(), ServerError> {
+    let access = guard::Access::new(addr.ip(), &options.allowed_hosts, &options.trusted_proxies)?;
+    // Before the runtime starts: the PostgreSQL client blocks on a runtime of its own.
+    let state = Arc::new(State::with_access(root, access)?);
+    let wanted = options.max_connections.unwrap_or(Limits::default().connections);
+    let limits = Limits { connections: listener::fit_connections(wanted, true), ..Limits::default() };
+    if limits.connections < wanted {
+        eprintln!(
+            "repro: serving at most {} connections at once (the limit on open files allows no more)",
+            limits.connections
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServerError::Runtime)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
+        let local = listener.local_addr().map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
+        tracing::info!("serving on http://{local}");
+        eprintln!("repro: serving the store on http://{local} (MLflow clients: MLFLOW_TRACKING_URI=http://{local})");
+        if addr.ip().is_unspecified() && options.allowed_hosts.is_empty() {
+            eprintln!(
+                "repro: listening on every interface, but answering only to loopback names and {}; \
+                 add --allowed-host NAME for each name or address clients use",
+                addr.ip()
+            );
+        }
+        listener::run(listener, router(state), limits, async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await
-        .map_err(|e| ServerError::Bind { addr: local.to_string(), source: e })
+        .await;
+        Ok(())
+    })
 }
 
 /// A server on a free loopback port in a thread of its own, for `repro run`: the command's
@@ -175,16 +226,18 @@ impl Background {
 
     fn start_with(root: &Path, replay: bool) -> Result<Background, ServerError> {
         let token = format!("repro_run_{}", uuid::Uuid::new_v4().simple());
-        let mut state = State::open(root)?;
+        let mut state = State::with_access(root, guard::Access::default())?;
         let held = replay.then(repro_exec::replay::HeldCalls::default);
-        let s = Arc::get_mut(&mut state).expect("a state just opened has no other owner");
-        s.ephemeral = Some(repro_store::tracking::token_hash(&token));
-        s.held = held.clone().map(|calls| Held { calls, changes: Mutex::new(Vec::new()) });
+        state.ephemeral = Some(repro_store::tracking::token_hash(&token));
+        state.held = held.clone().map(|calls| Held { calls, changes: Mutex::new(Vec::new()) });
+        let state = Arc::new(state);
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| ServerError::Bind { addr: "127.0.0.1:0".into(), source: e })?;
         let addr =
             std_listener.local_addr().map_err(|e| ServerError::Bind { addr: "127.0.0.1:0".into(), source: e })?;
         std_listener.set_nonblocking(true).map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;
+        // One command's MLflow client: a few connections at a time.
+        let limits = Limits { connections: listener::fit_connections(256, false), ..Limits::default() };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("repro-tracking".into())
@@ -194,11 +247,10 @@ impl Background {
                 };
                 rt.block_on(async move {
                     let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
-                    let _ = axum::serve(listener, router(state))
-                        .with_graceful_shutdown(async {
-                            let _ = rx.await;
-                        })
-                        .await;
+                    listener::run(listener, router(state), limits, async {
+                        let _ = rx.await;
+                    })
+                    .await;
                 });
             })
             .map_err(|e| ServerError::Bind { addr: addr.to_string(), source: e })?;

@@ -6,25 +6,24 @@
 //!
 //! Errors use the server's one envelope, `{"error_code", "message"}`, with the CLI's own
 //! message: 404 for what does not exist, 400 for a malformed reference, query or body, 401 /
-//! 403 from the token check, 405 for a wrong method, 413 for a body over 64 KiB. Roles: any
-//! token reads; `write` approves; `admin` promotes and archives (they change what a stage
-//! serves). Without tokens the server is open to whoever reaches it (loopback by default).
+//! 403 from the token check, 405 for a wrong method, 413 for a body over 64 KiB. Roles (the
+//! route table, `routes`): any token reads; `write` approves; `admin` promotes and archives
+//! (they change what a stage serves). Without tokens the server is open to whoever reaches
+//! it (loopback by default).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State as AxState};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::routing::{any, get, post};
-use axum::{Json, Router};
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
 use repro_exec::views;
 use repro_store::fsck::NoProgress;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::auth::Caller;
 use crate::{ApiError, State};
 
 type S = AxState<Arc<State>>;
@@ -36,7 +35,7 @@ type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
 /// error message echoes the reference.
 const MAX_REF: usize = 512;
 /// Largest request body: the write actions take a few short fields.
-const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/runs?limit=N", "repro runs"),
@@ -59,52 +58,9 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/approvals?model=NAME", "every approval, oldest first"),
 ];
 
-pub fn router() -> Router<Arc<State>> {
-    Router::new()
-        .route("/api/v1", get(index))
-        .route("/api/v1/", get(index))
-        .route("/api/v1/runs", get(runs))
-        .route("/api/v1/runs/{run}", get(show))
-        .route("/api/v1/runs/{run}/audit", get(audit))
-        .route("/api/v1/diff", get(diff))
-        .route("/api/v1/data", get(datasets))
-        .route("/api/v1/data/{dataset}", get(dataset))
-        .route("/api/v1/environments", get(environments))
-        .route("/api/v1/environments/{env}", get(environment))
-        .route("/api/v1/env-diff", get(env_diff))
-        .route("/api/v1/parity", get(parity))
-        .route("/api/v1/models", get(models))
-        .route("/api/v1/models/{model}", get(model))
-        .route("/api/v1/models/{model}/verify", get(verify))
-        .route("/api/v1/models/{model}/promote", post(promote))
-        .route("/api/v1/models/{model}/approve", post(approve))
-        .route("/api/v1/models/{model}/archive", post(archive))
-        .route("/api/v1/stages", get(stages))
-        .route("/api/v1/approvals", get(approvals))
-        .route("/api/v1/{*rest}", any(unknown))
-        .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-}
-
-async fn index() -> Json<Value> {
+pub(crate) async fn index() -> Json<Value> {
     let list: Vec<Value> = ENDPOINTS.iter().map(|(m, p, what)| json!({"method": m, "path": p, "what": what})).collect();
     Json(json!({"api": "repro native API v1", "endpoints": list}))
-}
-
-async fn unknown(uri: Uri) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        code: "ENDPOINT_NOT_FOUND",
-        message: format!("No API endpoint at {}; GET /api/v1 lists the native API", uri.path()),
-    }
-}
-
-async fn wrong_method(method: Method, uri: Uri) -> ApiError {
-    ApiError {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        code: "METHOD_NOT_ALLOWED",
-        message: format!("{method} is not served at {}; GET /api/v1 lists the methods", uri.path()),
-    }
 }
 
 // ---- input ------------------------------------------------------------------------------
@@ -207,20 +163,6 @@ fn actor_name(person: Option<&repro_store::tracking::TokenPerson>) -> String {
     person.map_or_else(|| "anyone who can reach repro serve (the store has no tokens)".into(), |p| p.actor())
 }
 
-fn require_admin(caller: Caller, action: &str) -> Result<(), ApiError> {
-    match caller {
-        Caller::Open | Caller::Admin => Ok(()),
-        Caller::Read | Caller::Write => Err(ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "PERMISSION_DENIED",
-            message: format!(
-                "{action} needs an admin token (this one is {}); `repro token create --role admin` on the server's store makes one",
-                if caller == Caller::Read { "read" } else { "write" }
-            ),
-        }),
-    }
-}
-
 async fn from_store<T: Serialize + Send + 'static>(
     s: &Arc<State>,
     f: impl FnOnce(&mut repro_store::Store) -> Result<T, ApiError> + Send + 'static,
@@ -230,7 +172,7 @@ async fn from_store<T: Serialize + Send + 'static>(
 
 // ---- reads ------------------------------------------------------------------------------
 
-async fn runs(AxState(s): S, q: Q) -> Reply<Value> {
+pub(crate) async fn runs(AxState(s): S, q: Q) -> Reply<Value> {
     let p = Params::parse(q, &["limit"])?;
     let limit = match p.get("limit") {
         None => None,
@@ -241,48 +183,48 @@ async fn runs(AxState(s): S, q: Q) -> Reply<Value> {
     from_store(&s, move |st| Ok(views::runs(st, limit)?)).await
 }
 
-async fn show(AxState(s): S, run: Seg, q: Q) -> Reply<Value> {
+pub(crate) async fn show(AxState(s): S, run: Seg, q: Q) -> Reply<Value> {
     let run = segment(run, "run")?;
     Params::parse(q, &[])?;
     from_store(&s, move |st| Ok(views::show(st, &run)?)).await
 }
 
-async fn audit(AxState(s): S, run: Seg, q: Q) -> Reply<repro_core::audit::AuditReport> {
+pub(crate) async fn audit(AxState(s): S, run: Seg, q: Q) -> Reply<repro_core::audit::AuditReport> {
     let run = segment(run, "run")?;
     let strict = Params::parse(q, &["strict"])?.flag("strict")?;
     from_store(&s, move |st| Ok(views::audit(st, &run, strict, &NoProgress)?)).await
 }
 
-async fn diff(AxState(s): S, q: Q) -> Reply<repro_core::diff::RunDiff> {
+pub(crate) async fn diff(AxState(s): S, q: Q) -> Reply<repro_core::diff::RunDiff> {
     let p = Params::parse(q, &["a", "b"])?;
     let (a, b) = (p.required("a", "first run")?, p.required("b", "second run")?);
     from_store(&s, move |st| Ok(views::diff(st, &a, &b)?)).await
 }
 
-async fn datasets(AxState(s): S, q: Q) -> Reply<Vec<views::DatasetRow>> {
+pub(crate) async fn datasets(AxState(s): S, q: Q) -> Reply<Vec<views::DatasetRow>> {
     Params::parse(q, &[])?;
     from_store(&s, |st| Ok(views::datasets(st)?)).await
 }
 
-async fn dataset(AxState(s): S, d: Seg, q: Q) -> Reply<views::DatasetShow> {
+pub(crate) async fn dataset(AxState(s): S, d: Seg, q: Q) -> Reply<views::DatasetShow> {
     let d = segment(d, "dataset")?;
     Params::parse(q, &[])?;
     from_store(&s, move |st| Ok(views::dataset(st, &d)?)).await
 }
 
-async fn environments(AxState(s): S, q: Q) -> Reply<Vec<repro_store::meta::EnvironmentRow>> {
+pub(crate) async fn environments(AxState(s): S, q: Q) -> Reply<Vec<repro_store::meta::EnvironmentRow>> {
     Params::parse(q, &[])?;
     from_store(&s, |st| Ok(views::environments(st)?)).await
 }
 
-async fn environment(AxState(s): S, e: Seg, q: Q) -> Reply<views::EnvironmentShow> {
+pub(crate) async fn environment(AxState(s): S, e: Seg, q: Q) -> Reply<views::EnvironmentShow> {
     let e = segment(e, "environment")?;
     Params::parse(q, &[])?;
     from_store(&s, move |st| Ok(views::environment(st, &e)?)).await
 }
 
 /// Registered environments and runs only: a path would name the server's files.
-async fn env_diff(AxState(s): S, q: Q) -> Reply<repro_exec::env::EnvDiff> {
+pub(crate) async fn env_diff(AxState(s): S, q: Q) -> Reply<repro_exec::env::EnvDiff> {
     let p = Params::parse(q, &["a", "b"])?;
     let (a, b) = (p.required("a", "first environment")?, p.required("b", "second environment")?);
     from_store(&s, move |st| {
@@ -293,7 +235,7 @@ async fn env_diff(AxState(s): S, q: Q) -> Reply<repro_exec::env::EnvDiff> {
     .await
 }
 
-async fn parity(AxState(s): S, q: Q) -> Reply<repro_exec::env::ParityReport> {
+pub(crate) async fn parity(AxState(s): S, q: Q) -> Reply<repro_exec::env::ParityReport> {
     let p = Params::parse(q, &["subject", "against", "ignore"])?;
     let subject = p.required("subject", "training side")?;
     let against = p.required("against", "serving side")?;
@@ -306,29 +248,32 @@ async fn parity(AxState(s): S, q: Q) -> Reply<repro_exec::env::ParityReport> {
     .await
 }
 
-async fn models(AxState(s): S, q: Q) -> Reply<Vec<views::ModelView>> {
+pub(crate) async fn models(AxState(s): S, q: Q) -> Reply<Vec<views::ModelView>> {
     Params::parse(q, &[])?;
     from_store(&s, |st| Ok(views::models(st)?)).await
 }
 
-async fn model(AxState(s): S, m: Seg, q: Q) -> Reply<views::ModelShow> {
+pub(crate) async fn model(AxState(s): S, m: Seg, q: Q) -> Reply<views::ModelShow> {
     let m = segment(m, "model")?;
     Params::parse(q, &[])?;
     from_store(&s, move |st| Ok(views::model(st, &m)?)).await
 }
 
-async fn verify(AxState(s): S, m: Seg, q: Q) -> Reply<repro_exec::provenance::VerifyReport> {
+pub(crate) async fn verify(AxState(s): S, m: Seg, q: Q) -> Reply<repro_exec::provenance::VerifyReport> {
     let m = segment(m, "model version")?;
     Params::parse(q, &[])?;
     from_store(&s, move |st| Ok(repro_exec::provenance::verify(st, &m, None, &NoProgress)?)).await
 }
 
-async fn stages(AxState(s): S, q: Q) -> Reply<std::collections::BTreeMap<String, repro_core::registry::StagePolicy>> {
+pub(crate) async fn stages(
+    AxState(s): S,
+    q: Q,
+) -> Reply<std::collections::BTreeMap<String, repro_core::registry::StagePolicy>> {
     Params::parse(q, &[])?;
     from_store(&s, |st| Ok(views::stages(st))).await
 }
 
-async fn approvals(AxState(s): S, q: Q) -> Reply<Vec<views::ApprovalRow>> {
+pub(crate) async fn approvals(AxState(s): S, q: Q) -> Reply<Vec<views::ApprovalRow>> {
     let p = Params::parse(q, &["model"])?;
     let model = p.get("model").map(|m| checked(m.to_string(), "model")).transpose()?;
     from_store(&s, move |st| Ok(views::approvals(st, model.as_deref())?)).await
@@ -359,9 +304,8 @@ struct PromoteBody {
     who: Option<String>,
 }
 
-async fn promote(
+pub(crate) async fn promote(
     AxState(s): S,
-    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     m: Seg,
     b: Result<Bytes, BytesRejection>,
@@ -369,7 +313,6 @@ async fn promote(
     refuse_in_replay(&s, "promote")?;
     let m = segment(m, "model version")?;
     let b: PromoteBody = body(b)?;
-    require_admin(caller, "Promoting a model version")?;
     let person = actor(&s, &headers, b.who.as_deref()).await?;
     let (to, who) = (checked(b.to, "stage")?, actor_name(person.as_ref()));
     from_store(&s, move |st| Ok(repro_exec::registry::promote(st, &m, &to, &who, &NoProgress)?)).await
@@ -388,7 +331,7 @@ struct ApproveBody {
     comment: Option<String>,
 }
 
-async fn approve(
+pub(crate) async fn approve(
     AxState(s): S,
     headers: HeaderMap,
     m: Seg,
@@ -439,9 +382,8 @@ struct ArchiveBody {
     who: Option<String>,
 }
 
-async fn archive(
+pub(crate) async fn archive(
     AxState(s): S,
-    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     m: Seg,
     b: Result<Bytes, BytesRejection>,
@@ -449,7 +391,6 @@ async fn archive(
     refuse_in_replay(&s, "archive")?;
     let m = segment(m, "model version")?;
     let b: ArchiveBody = body(b)?;
-    require_admin(caller, "Archiving a model version")?;
     let person = actor(&s, &headers, b.who.as_deref()).await?;
     let who = actor_name(person.as_ref());
     from_store(&s, move |st| Ok(repro_exec::registry::archive(st, &m, &b.reason, &who)?)).await

@@ -17,8 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State as AxState};
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
+use axum::Json;
 use repro_core::registry::{self, Artifact, ArtifactFile, Change, Event, Model, ModelVersion, Registry};
 use repro_core::search;
 use repro_store::logged::{LoggedModel, NewLoggedModel};
@@ -40,36 +39,6 @@ fn actor() -> String {
         Ok(name) if !name.is_empty() => format!("{name} (token, MLflow API)"),
         _ => "mlflow-client (repro serve)".to_string(),
     }
-}
-
-pub fn routes() -> Router<Arc<State>> {
-    Router::new()
-        .route("/registered-models/create", post(create_model))
-        .route("/registered-models/get", get(get_model))
-        .route("/registered-models/rename", post(rename_model))
-        .route("/registered-models/update", patch(update_model))
-        .route("/registered-models/delete", axum::routing::delete(delete_model))
-        .route("/registered-models/search", get(search_models))
-        .route("/registered-models/get-latest-versions", post(latest_versions).get(latest_versions))
-        .route("/registered-models/set-tag", post(set_model_tag))
-        .route("/registered-models/delete-tag", axum::routing::delete(delete_model_tag))
-        .route("/registered-models/alias", post(set_alias).delete(delete_alias).get(get_by_alias))
-        .route("/model-versions/create", post(create_version))
-        .route("/model-versions/get", get(get_version))
-        .route("/model-versions/update", patch(update_version))
-        .route("/model-versions/delete", axum::routing::delete(delete_version))
-        .route("/model-versions/search", get(search_versions))
-        .route("/model-versions/transition-stage", post(transition_stage))
-        .route("/model-versions/get-download-uri", get(download_uri))
-        .route("/model-versions/set-tag", post(set_version_tag))
-        .route("/model-versions/delete-tag", axum::routing::delete(delete_version_tag))
-        .route("/logged-models", post(create_logged_model))
-        .route("/logged-models/search", post(search_logged_models))
-        .route("/logged-models/{id}", get(get_logged_model).patch(finalize_logged_model).delete(delete_logged_model))
-        .route("/logged-models/{id}/tags", patch(set_logged_model_tags))
-        .route("/logged-models/{id}/tags/{key}", axum::routing::delete(delete_logged_model_tag))
-        .route("/logged-models/{id}/params", post(log_logged_model_params))
-        .route("/runs/outputs", post(log_outputs))
 }
 
 // ---- rendering ----------------------------------------------------------------------------
@@ -335,7 +304,7 @@ fn check_tags(tags: &[(String, String)]) -> Result<(), ApiError> {
 
 // ---- registered models --------------------------------------------------------------------
 
-async fn create_model(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn create_model(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     if !registry::valid_model_name(&name) {
         return Err(ApiError::invalid(format!(
@@ -366,13 +335,13 @@ async fn create_model(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({"registered_model": model_json(live_model(&reg, &name)?)})))
 }
 
-async fn get_model(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn get_model(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let reg = registry(&s).await?;
     Ok(Json(json!({"registered_model": model_json(live_model(&reg, &name)?)})))
 }
 
-async fn rename_model(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn rename_model(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     live_model(&registry(&s).await?, &name)?;
     Err(ApiError::invalid(format!(
@@ -380,7 +349,7 @@ async fn rename_model(AxState(s): S, r: Req) -> Reply {
     )))
 }
 
-async fn update_model(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn update_model(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let description = r.opt_str("description")?.unwrap_or_default();
     let n = name.clone();
@@ -397,7 +366,7 @@ async fn update_model(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({"registered_model": model_json(live_model(&reg, &name)?)})))
 }
 
-async fn delete_model(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn delete_model(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let n = name.clone();
     append(
@@ -464,7 +433,7 @@ fn page(items: Vec<Value>, key: &str, offset: usize, limit: usize) -> Value {
     out
 }
 
-async fn search_models(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn search_models(AxState(s): S, r: Req) -> Reply {
     let clauses = search::parse_registry_filter(&r.opt_str("filter")?.unwrap_or_default())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let order = registry_order(&r.str_list("order_by")?)?;
@@ -498,7 +467,7 @@ async fn search_models(AxState(s): S, r: Req) -> Reply {
     Ok(Json(page(models.into_iter().map(model_json).collect(), "registered_models", offset, limit)))
 }
 
-async fn latest_versions(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn latest_versions(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let stages = r.str_list("stages")?;
     for st in &stages {
@@ -549,11 +518,11 @@ async fn tag(s: Arc<State>, r: Req, set: bool, of_version: bool) -> Reply {
     Ok(Json(json!({})))
 }
 
-async fn set_model_tag(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn set_model_tag(AxState(s): S, r: Req) -> Reply {
     tag(s, r, true, false).await
 }
 
-async fn delete_model_tag(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn delete_model_tag(AxState(s): S, r: Req) -> Reply {
     tag(s, r, false, false).await
 }
 
@@ -582,7 +551,7 @@ fn check_alias(alias: &str, stages: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn set_alias(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn set_alias(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let alias = r.str("alias")?;
     let version = version_number(&r)?;
@@ -602,7 +571,7 @@ async fn set_alias(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({})))
 }
 
-async fn delete_alias(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn delete_alias(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let alias = r.str("alias")?;
     let n = name.clone();
@@ -621,7 +590,7 @@ async fn delete_alias(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({})))
 }
 
-async fn get_by_alias(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn get_by_alias(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let alias = r.str("alias")?;
     let reg = registry(&s).await?;
@@ -747,7 +716,7 @@ fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) ->
     Ok(artifact)
 }
 
-async fn create_version(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let source = r.str("source")?;
     let run_param = r.opt_str("run_id")?.filter(|x| !x.is_empty());
@@ -810,14 +779,14 @@ async fn create_version(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({"model_version": version_json(live_version(&reg, &name, version)?)})))
 }
 
-async fn get_version(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn get_version(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let version = version_number(&r)?;
     let reg = registry(&s).await?;
     Ok(Json(json!({"model_version": version_json(live_version(&reg, &name, version)?)})))
 }
 
-async fn update_version(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn update_version(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let version = version_number(&r)?;
     let description = r.opt_str("description")?.unwrap_or_default();
@@ -835,7 +804,7 @@ async fn update_version(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({"model_version": version_json(live_version(&reg, &name, version)?)})))
 }
 
-async fn delete_version(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn delete_version(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let version = version_number(&r)?;
     let n = name.clone();
@@ -855,15 +824,15 @@ async fn delete_version(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({})))
 }
 
-async fn set_version_tag(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn set_version_tag(AxState(s): S, r: Req) -> Reply {
     tag(s, r, true, true).await
 }
 
-async fn delete_version_tag(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn delete_version_tag(AxState(s): S, r: Req) -> Reply {
     tag(s, r, false, true).await
 }
 
-async fn search_versions(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn search_versions(AxState(s): S, r: Req) -> Reply {
     let clauses = search::parse_registry_filter(&r.opt_str("filter")?.unwrap_or_default())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let order = registry_order(&r.str_list("order_by")?)?;
@@ -908,7 +877,7 @@ async fn search_versions(AxState(s): S, r: Req) -> Reply {
 
 /// MLflow's (deprecated) stage transitions, through repro's own promotion: Staging and
 /// Production are the `staging` and `prod` stages with their policies, Archived archives.
-async fn transition_stage(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn transition_stage(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let version = version_number(&r)?;
     let stage = r.str("stage")?;
@@ -1001,7 +970,7 @@ fn exec_error(e: repro_exec::ExecError) -> ApiError {
     }
 }
 
-async fn download_uri(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn download_uri(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
     let version = version_number(&r)?;
     let reg = registry(&s).await?;
@@ -1067,7 +1036,7 @@ async fn logged_reply(s: &Arc<State>, m: LoggedModel) -> Reply {
     Ok(Json(json!({"model": logged_model_json(&m, &registrations(&reg, &m.model_id))})))
 }
 
-async fn create_logged_model(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn create_logged_model(AxState(s): S, r: Req) -> Reply {
     let experiment_id = experiment_id(&r.str("experiment_id")?)?;
     let params = r.pairs("params")?;
     let tags = r.pairs("tags")?;
@@ -1085,12 +1054,12 @@ async fn create_logged_model(AxState(s): S, r: Req) -> Reply {
     logged_reply(&s, m).await
 }
 
-async fn get_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
+pub(crate) async fn get_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
     let m = s.with_meta(move |m, _| Ok(m.get_logged_model(&id)?)).await?;
     logged_reply(&s, m).await
 }
 
-async fn finalize_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
+pub(crate) async fn finalize_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
     let status = r.str("status")?;
     let status = match status.as_str() {
         "LOGGED_MODEL_READY" | "2" => "LOGGED_MODEL_READY",
@@ -1106,30 +1075,30 @@ async fn finalize_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>, r: R
     logged_reply(&s, m).await
 }
 
-async fn delete_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
+pub(crate) async fn delete_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
     s.with_meta(move |m, _| Ok(m.delete_logged_model(&id)?)).await?;
     Ok(Json(json!({})))
 }
 
-async fn set_logged_model_tags(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
+pub(crate) async fn set_logged_model_tags(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
     let tags = r.pairs("tags")?;
     check_tags(&tags)?;
     let m = s.with_meta(move |m, _| Ok(m.set_logged_model_tags(&id, &tags)?)).await?;
     logged_reply(&s, m).await
 }
 
-async fn delete_logged_model_tag(AxState(s): S, UrlPath((id, key)): UrlPath<(String, String)>) -> Reply {
+pub(crate) async fn delete_logged_model_tag(AxState(s): S, UrlPath((id, key)): UrlPath<(String, String)>) -> Reply {
     s.with_meta(move |m, _| Ok(m.delete_logged_model_tag(&id, &key)?)).await?;
     Ok(Json(json!({})))
 }
 
-async fn log_logged_model_params(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
+pub(crate) async fn log_logged_model_params(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
     let params = r.pairs("params")?;
     s.with_meta(move |m, _| Ok(m.log_logged_model_params(&id, &params)?)).await?;
     Ok(Json(json!({})))
 }
 
-async fn search_logged_models(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn search_logged_models(AxState(s): S, r: Req) -> Reply {
     let experiments = r.experiment_ids()?;
     let clauses = search::parse_registry_filter(&r.opt_str("filter")?.unwrap_or_default())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -1154,7 +1123,7 @@ async fn search_logged_models(AxState(s): S, r: Req) -> Reply {
     Ok(Json(page(models, "models", offset, limit)))
 }
 
-async fn log_outputs(AxState(s): S, r: Req) -> Reply {
+pub(crate) async fn log_outputs(AxState(s): S, r: Req) -> Reply {
     let run = r.run_id()?;
     let mut models = Vec::new();
     for item in r.list("models")? {

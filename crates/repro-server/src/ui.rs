@@ -11,8 +11,6 @@ use std::sync::Arc;
 use axum::extract::{Path as AxPath, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use repro_core::audit::{self, AuditReport};
 use repro_core::diff::RunDiff;
 use repro_core::metrics::MetricPoint;
@@ -41,20 +39,14 @@ const MAX_TABLE_ROWS: usize = 1000;
 const LOG_TAIL: usize = 64 * 1024;
 
 // Set (by the auth check) while a page is made for a browser signed in with the login
-// form, so the page offers to sign out.
+// form, so the page offers to sign out: the sign-out form's CSRF token.
 tokio::task_local! {
-    pub(crate) static SIGNED_IN: bool;
+    pub(crate) static SIGNED_IN: String;
 }
 
-pub fn router() -> Router<Arc<State>> {
-    Router::new()
-        .merge(crate::login::router())
-        .route("/", get(|| async { Redirect::to("/ui") }))
-        .route("/ui", get(runs_page))
-        .route("/ui/", get(|| async { Redirect::to("/ui") }))
-        .route("/ui/runs/{id}", get(run_page))
-        .route("/ui/diff", get(diff_page))
-        .route("/ui/models", get(models_page))
+/// `/` and `/ui/` are the runs table.
+pub(crate) async fn root() -> Redirect {
+    Redirect::to("/ui")
 }
 
 // ---- HTML helpers -----------------------------------------------------------------------
@@ -108,10 +100,13 @@ form input[type=text]{width:40em;max-width:90%;font-family:ui-monospace,monospac
 ";
 
 pub(crate) fn page(title: &str, body: &str) -> Html<String> {
-    let logout = if SIGNED_IN.try_with(|s| *s).unwrap_or(false) {
-        "<form method=\"post\" action=\"/ui/logout\" class=\"logout\"><button type=\"submit\" id=\"logout\">Sign out</button></form>"
-    } else {
-        ""
+    let logout = match SIGNED_IN.try_with(|csrf| csrf.clone()) {
+        Ok(csrf) => format!(
+            "<form method=\"post\" action=\"/ui/logout\" class=\"logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\" id=\"logout\">Sign out</button></form>",
+            esc(&csrf)
+        ),
+        Err(_) => String::new(),
     };
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · repro</title>\
@@ -122,7 +117,7 @@ pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     let body = format!("<h1>{}</h1><div class=\"error\">{}</div>", esc(title), esc(message));
     (status, page(title, &body)).into_response()
 }
@@ -177,7 +172,7 @@ fn param_text(v: &serde_json::Value) -> String {
 
 // ---- runs table -------------------------------------------------------------------------
 
-async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
+pub(crate) async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
     let filter = q.get("filter").cloned().unwrap_or_default();
     let order = q.get("order").cloned().unwrap_or_default();
     let mut problems = Vec::new();
@@ -359,7 +354,7 @@ fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> {
     Ok(RunData { run, metrics, replays, audit, versions, manifests, stdout, stderr })
 }
 
-async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Response {
+pub(crate) async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Response {
     let rid = match parse_run_id(&id) {
         Ok(r) => r,
         Err(e) => return api_error_page(e),
@@ -742,7 +737,7 @@ fn load_diff(st: &mut Store, a: &RunId, b: &RunId) -> Result<DiffData, ApiError>
     Ok(DiffData { a, b, diff })
 }
 
-async fn diff_page(AxState(s): S, Query(q): Params) -> Response {
+pub(crate) async fn diff_page(AxState(s): S, Query(q): Params) -> Response {
     let (Some(a), Some(b)) = (q.get("a").filter(|v| !v.trim().is_empty()), q.get("b").filter(|v| !v.trim().is_empty()))
     else {
         return error_page(StatusCode::BAD_REQUEST, "Diff", "Give two runs: /ui/diff?a=RUN_ID&b=RUN_ID");
@@ -869,7 +864,7 @@ fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData, ApiError> 
     Ok(ModelsData { registry, chain_problems, checks })
 }
 
-async fn models_page(AxState(s): S) -> Response {
+pub(crate) async fn models_page(AxState(s): S) -> Response {
     let data = match s.with_meta(load_models).await {
         Ok(d) => d,
         Err(e) => return api_error_page(e),

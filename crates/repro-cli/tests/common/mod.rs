@@ -431,19 +431,53 @@ impl Server {
 
     /// A server with these environment variables set (another S3 endpoint, say).
     pub fn start_with(t: &TestContext, env: &[(&str, &str)]) -> Server {
+        Server::start_full(t, env, &[], None)
+    }
+
+    /// A server started with these `repro serve` options.
+    pub fn start_args(t: &TestContext, args: &[&str]) -> Server {
+        Server::start_full(t, &[], args, None)
+    }
+
+    /// A server started with these options and a soft limit on open files, as many systems
+    /// give a process (1,024).
+    pub fn start_with_open_files(t: &TestContext, args: &[&str], soft: u64) -> Server {
+        Server::start_full(t, &[], args, Some(soft))
+    }
+
+    fn start_full(t: &TestContext, env: &[(&str, &str)], args: &[&str], open_files: Option<u64>) -> Server {
         use std::io::BufRead;
-        let mut child = t
-            .cmd()
+        let mut cmd = t.cmd();
+        if let Some(soft) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec the closure makes two system calls on a struct
+            // on its own stack: nothing that allocates or takes a lock.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                        lim.rlim_cur = soft.min(lim.rlim_max);
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd
             .envs(env.iter().copied())
             .args(["serve", "--port", "0"])
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn repro serve");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut said = Vec::new();
         let uri = loop {
-            let line = lines.next().expect("repro serve said nothing").expect("read");
+            let Some(line) = lines.next() else { panic!("repro serve stopped, saying:\n{}", said.join("\n")) };
+            let line = line.expect("read");
+            said.push(line.clone());
             if let Some(rest) = line.split("serving the store on ").nth(1) {
                 break rest.split_whitespace().next().expect("uri").to_string();
             }
@@ -516,4 +550,28 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 pub fn http_get(uri: &str, path: &str) -> (u16, String) {
     let (status, _, body) = http(uri, "GET", path, &[], b"");
     (status, body)
+}
+
+/// The value of the hidden form field `name` in a page.
+pub fn hidden_field(page: &str, name: &str) -> Option<String> {
+    let at = page.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &page[at..].split_once("value=\"")?.1;
+    rest.split_once('"').map(|(v, _)| v.to_string())
+}
+
+/// What a browser has after opening the sign-in page: the nonce cookie (`name=value`, to
+/// send back as `Cookie`) and the CSRF token its form carries.
+pub fn sign_in_form(uri: &str) -> (String, String) {
+    let (code, head, page) = http(uri, "GET", "/ui/login", &[], b"");
+    assert_eq!(code, 200, "{head}");
+    let cookie = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.trim())
+        .find(|v| v.starts_with("repro_csrf="))
+        .and_then(|v| v.split(';').next())
+        .expect("the sign-in page sets its nonce cookie")
+        .to_string();
+    (cookie, hidden_field(&page, "csrf").expect("the sign-in form carries a CSRF token"))
 }
