@@ -170,9 +170,8 @@ impl Source {
     pub fn promote(&mut self, model: &str, to: &str, who: &str, ui: &Ui) -> Result<PromoteOutcome> {
         match self {
             Source::Local(s) => Ok(repro_exec::registry::promote(s, model, to, who, ui)?),
-            Source::Remote(c) => {
-                c.post(&format!("/api/v1/models/{}/promote", enc(model)), &json!({"to": to, "as": who}))
-            }
+            // The server names the token's person; it does not take a name from the client.
+            Source::Remote(c) => c.post(&format!("/api/v1/models/{}/promote", enc(model)), &json!({"to": to})),
         }
     }
 
@@ -209,9 +208,7 @@ impl Source {
     pub fn archive(&mut self, model: &str, reason: &str, who: &str) -> Result<repro_core::registry::ModelVersion> {
         match self {
             Source::Local(s) => Ok(repro_exec::registry::archive(s, model, reason, who)?),
-            Source::Remote(c) => {
-                c.post(&format!("/api/v1/models/{}/archive", enc(model)), &json!({"reason": reason, "as": who}))
-            }
+            Source::Remote(c) => c.post(&format!("/api/v1/models/{}/archive", enc(model)), &json!({"reason": reason})),
         }
     }
 

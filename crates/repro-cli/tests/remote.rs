@@ -47,6 +47,7 @@ fn remote_mode_prints_what_local_mode_prints_and_the_server_guards_the_registry(
     let a = id_of(&t.train(&["--name", "baseline", "--json"]).success());
     let b = id_of(&t.train(&["--name", "deeper", "--param", "model.max_depth=9", "--json"]).success());
     t.repro(&["model", "register", &a, "--name", "pricing", "--artifact", "model.pkl"]).success();
+    t.repro(&["key", "generate"]).success();
     t.repro(&["model", "approve", "pricing@1", "--stage", "prod", "--as", "Ada <ada@example.com>"]).success();
     t.repro(&["env", "register", "requirements.txt", "--name", "training"]).success();
     let datasets = t.repro(&["data", "ls", "--json"]).success().json();
@@ -157,16 +158,39 @@ fn remote_mode_prints_what_local_mode_prints_and_the_server_guards_the_registry(
     assert!(r.expect_code(2).error_line().contains("needs an admin token (this one is write)"));
     let r = t.repro(&["--server", &uri, "--token", &write, "model", "archive", "pricing@1", "--reason", "x"]);
     assert!(r.expect_code(2).error_line().contains("needs an admin token"));
+    // A write token approves only when it is bound to the approver's key, and the approver
+    // is the token's person, whatever the statement claims.
+    let r = t.repro(&["--server", &uri, "--token", &write, "model", "approve", "pricing@1", "--stage", "prod"]);
+    assert!(r.expect_code(2).error_line().contains("is bound to no approver key"), "a plain write token");
+    t.repro(&["key", "generate", "--out", "bo-keys"]).success();
+    let bo = t
+        .repro(&[
+            "token",
+            "create",
+            "--role",
+            "write",
+            "--name",
+            "Bo",
+            "--email",
+            "bo@example.com",
+            "--approver-key",
+            "bo-keys/repro.pub",
+            "--json",
+        ])
+        .success()
+        .json();
+    let (bo_id, bo_token) = (bo["id"].as_str().expect("id"), bo["token"].as_str().expect("token"));
     let ok = t
         .cmd()
-        .env("REPRO_TOKEN", &write)
-        .args(["--server", &uri, "model", "approve", "pricing@1", "--stage", "prod", "--as", "Bo <bo@example.com>"])
+        .env("REPRO_TOKEN", bo_token)
+        .args(["--server", &uri, "model", "approve", "pricing@1", "--stage", "prod", "--key", "bo-keys/repro.key"])
+        .args(["--as", "Someone Else <ceo@example.com>"])
         .status()
         .expect("approve");
-    assert!(ok.success(), "a write token approves");
+    assert!(ok.success(), "a write token bound to the key approves");
     let v = t.repro(&["model", "show", "pricing@1", "--json"]).success().json();
     let by: Vec<&str> = v["approvals"].as_array().expect("approvals").iter().filter_map(|a| a["by"].as_str()).collect();
-    assert_eq!(by, ["Ada <ada@example.com>", "Bo <bo@example.com>"]);
+    assert_eq!(by, ["Ada <ada@example.com>".to_string(), format!("Bo <bo@example.com> (token {bo_id}, repro serve)")]);
     let r = t.repro(&["--server", &uri, "--token", &admin, "model", "promote", "pricing@1", "--to", "staging"]);
     let r = r.success();
     assert!(r.stdout().contains("promoted pricing@1 to staging (from dev)"), "{}", r.stdout());
