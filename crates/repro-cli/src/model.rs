@@ -123,14 +123,14 @@ pub fn model(src: &mut Source, cmd: ModelCmd, json: bool) -> Result<u8> {
                     a.approvers,
                     a.needed
                 ))?;
-                if a.signed_only && !a.trusted {
-                    eprintln!(
-                        "repro: warning: key {} is not in [trust] approvers of this store, so this approval does not count for {} until it is (`repro key add {} --approver --name 'You <you@example.com>'` on the store)",
-                        a.keyid.as_deref().unwrap_or("?"),
-                        a.stage,
-                        key_path.with_file_name(repro_exec::keys::PUBLIC_KEY_FILE).display()
-                    );
-                }
+            }
+            if a.signed_only && !a.trusted {
+                eprintln!(
+                    "repro: warning: key {} is not in [trust] approvers of this store, so this approval does not count for {} until it is (`repro key add {} --approver --name 'You <you@example.com>'` on the store)",
+                    a.keyid.as_deref().unwrap_or("?"),
+                    a.stage,
+                    key_path.with_file_name(repro_exec::keys::PUBLIC_KEY_FILE).display()
+                );
             }
             Ok(EXIT_OK)
         }

@@ -591,6 +591,12 @@ pub fn fsck(r: &FsckReport, as_json: bool) -> Result<()> {
     if r.stale_temp_removed > 0 {
         writeln!(o, "  removed {} temp folder(s) left by interrupted writers", r.stale_temp_removed)?;
     }
+    for t in &r.tampered {
+        writeln!(o, "  {t}")?;
+    }
+    for c in &r.caches_rebuilt {
+        writeln!(o, "  {c}")?;
+    }
     for w in &r.warnings {
         writeln!(o, "  warning: {w}")?;
     }

@@ -333,6 +333,7 @@ pub fn verify(
             ));
         }
         let objects = crate::audit::verify_objects(store, run, progress);
+        problems.extend(objects.tampered.iter().cloned());
         for d in &objects.missing {
             problems.push(format!("object {d} of the run is missing"));
         }

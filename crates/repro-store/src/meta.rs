@@ -339,6 +339,29 @@ impl Metadata {
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew { found: version, known: SCHEMA_VERSION });
         }
+        // PostgreSQL keeps the version in a table anyone with access can edit: a version
+        // below the tables that exist would re-run steps already taken.
+        if pg && version < SCHEMA_VERSION {
+            let newest: bool = tx
+                .query_row("SELECT to_regclass('journal') IS NOT NULL", params![], |r| r.get(0))
+                .map_err(e("migrate"))?;
+            let any: bool = tx
+                .query_row("SELECT to_regclass('runs') IS NOT NULL", params![], |r| r.get(0))
+                .map_err(e("migrate"))?;
+            let holds = if newest {
+                Some(SCHEMA_VERSION)
+            } else if any && version == 0 {
+                Some(1)
+            } else {
+                None
+            };
+            if let Some(holds) = holds {
+                return Err(StoreError::Damaged(format!(
+                    "repro_schema in {} says schema {version}, but the database already holds the tables of schema {holds}: it was edited behind repro's back; restore the database from a backup",
+                    self.path.display()
+                )));
+            }
+        }
         let step = |sql: &str, context: &'static str| {
             let sql = if pg { crate::db::postgres_ddl(sql) } else { sql.to_string() };
             tx.execute_batch(&sql).map_err(e(context))
