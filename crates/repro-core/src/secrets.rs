@@ -313,10 +313,9 @@ fn rewrite_text(text: &str, mode: Mode) -> (Cow<'_, str>, Vec<Found>) {
     let (mut out, mut found) = one_pass(text, mode);
     // A URL inside another's path (`https://u:p@h/x/https://v:q@g`) is seen once the outer
     // one is rewritten; lines never change (no URL holds a newline), so findings keep theirs.
-    // Each pass removes (or masks) at least one credential, so this ends; the bound is for
-    // certainty, not expected to be reached.
-    for _ in 0..64 {
-        let Cow::Owned(current) = &out else { break };
+    // This ends: a pass that finds something strips (the text gets shorter) or masks (`***`
+    // is never found again, and masking creates no credential), and there are finitely many.
+    while let Cow::Owned(current) = &out {
         let (next, more) = one_pass(current, mode);
         if more.is_empty() {
             break;
@@ -530,6 +529,15 @@ mod tests {
         assert_eq!(lines, vec![1, 3, 4]);
         assert_eq!(mask_text("see https://u:p@h/x."), "see https://***@h/x.");
         assert!(matches!(strip_text("no urls here"), (Cow::Borrowed(_), ref f) if f.is_empty()));
+    }
+
+    #[test]
+    fn nested_urls_lose_every_credential() {
+        let deep: String = (0..100).map(|i| format!("https://u:p{i}@h{i}/")).collect();
+        let (clean, found) = strip_text(&deep);
+        assert_eq!(found.len(), 100);
+        assert!(!has_credentials(&clean) && !clean.contains('@'), "{clean}");
+        assert!(!has_credentials(&mask_text(&deep)));
     }
 
     #[test]

@@ -493,8 +493,10 @@ pub fn export(run: &StoredRun, format: ExportFormat) -> Result<Vec<(String, Stri
         env.packages.len()
     );
     let pip_line = |p: &InstalledPackage| match p.url.as_deref() {
+        // A lock is shared (a Dockerfile, a colleague): a run recorded before capture
+        // stripped credentials must not hand its token on; pip asks netrc or keyring instead.
         Some(u) if u.starts_with("git+") || u.starts_with("https://") || u.starts_with("http://") => {
-            format!("{} @ {}", p.name, u)
+            format!("{} @ {}", p.name, repro_core::secrets::strip_text(u).0)
         }
         _ => format!("{}=={}", p.name, p.version),
     };
