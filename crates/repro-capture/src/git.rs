@@ -26,6 +26,8 @@ pub struct GitCapture {
     /// Paths (relative to the root) with uncommitted changes.
     pub changed: BTreeSet<String>,
     pub untracked: BTreeSet<String>,
+    /// Credentials removed from the remote URL before it was recorded: what, never the value.
+    pub removed: Vec<String>,
 }
 
 fn git(dir: &Path) -> Command {
@@ -97,7 +99,13 @@ fn capture_in(root: &Path, exclude: &[PathBuf], max_untracked: u64) -> Result<Gi
     cap.code.repo_root = Some(root.display().to_string());
     cap.code.commit = parsed.commit.clone();
     cap.code.branch = parsed.branch.clone();
-    cap.code.remote = remote_url(root, parsed.upstream.as_deref());
+    // The recorded remote is the one replay clones from, with the user's own credential
+    // helper; a token written into the URL must not become part of an immutable record.
+    if let Some(url) = remote_url(root, parsed.upstream.as_deref()) {
+        let (clean, found) = repro_core::secrets::strip_text(&url);
+        cap.removed.extend(found.iter().map(|f| format!("the git remote (code.remote): {}", f.credential)));
+        cap.code.remote = Some(clean.into_owned());
+    }
     cap.changed = parsed.changed.iter().cloned().collect();
 
     if !parsed.changed.is_empty() && parsed.commit.is_some() {

@@ -39,8 +39,32 @@ pub fn find_interpreter(
 }
 
 /// Reads the environment of the interpreter at `executable`. `None` when it is not a
-/// Python installation we can read.
+/// Python installation we can read. Package URLs come without credentials (see
+/// [`inspect_reporting`]).
 pub fn inspect(executable: &Path, found_by: &str) -> Option<PythonEnvironment> {
+    inspect_reporting(executable, found_by).map(|(env, _)| env)
+}
+
+/// [`inspect`], with what was removed from package URLs (`direct_url.json`, a conda
+/// package's channel) before they could be recorded: not every installer strips
+/// credentials from `direct_url.json` as pip does.
+pub fn inspect_reporting(executable: &Path, found_by: &str) -> Option<(PythonEnvironment, Vec<String>)> {
+    let mut env = read_environment(executable, found_by)?;
+    let mut removed = Vec::new();
+    for p in &mut env.packages {
+        let Some(url) = &p.url else { continue };
+        let (clean, found) = repro_core::secrets::strip_text(url);
+        if found.is_empty() {
+            continue;
+        }
+        let source = if p.installer.as_deref() == Some("conda") { "its conda channel" } else { "direct_url.json" };
+        removed.extend(found.iter().map(|f| format!("installed package {} ({source}): {}", p.name, f.credential)));
+        p.url = Some(clean.into_owned());
+    }
+    Some((env, removed))
+}
+
+fn read_environment(executable: &Path, found_by: &str) -> Option<PythonEnvironment> {
     let bin = executable.parent()?;
     let prefix = bin.parent()?.to_path_buf();
     let mut site_dirs = Vec::new();
@@ -302,5 +326,41 @@ mod tests {
         let names: Vec<(&str, &str)> = env.packages.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
         assert_eq!(names, vec![("numpy", "1.26.4"), ("Old_Pkg", "0.1")]);
         assert_eq!(env.packages[0].installer.as_deref(), Some("pip"));
+    }
+
+    #[test]
+    fn package_urls_lose_their_credentials() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let prefix = d.path();
+        std::fs::create_dir_all(prefix.join("bin")).expect("mkdir");
+        std::fs::write(prefix.join("bin/python"), "").expect("write");
+        std::fs::write(prefix.join("pyvenv.cfg"), "home = /usr/bin\nversion = 3.11.7\n").expect("write");
+        let sp = prefix.join("lib/python3.11/site-packages");
+        for (name, url) in [
+            ("private", r#"{"url": "https://__token__:pypi-SECRET@pypi.corp/private-1.0.whl", "archive_info": {}}"#),
+            (
+                "vcs",
+                r#"{"url": "https://x-access-token:SECRET@github.com/o/vcs.git", "vcs_info": {"vcs": "git", "commit_id": "0123abc"}}"#,
+            ),
+            ("plain", r#"{"url": "https://files.example/plain-1.0.whl", "archive_info": {}}"#),
+        ] {
+            let info = sp.join(format!("{name}-1.0.dist-info"));
+            std::fs::create_dir_all(&info).expect("mkdir");
+            std::fs::write(info.join("METADATA"), format!("Name: {name}\nVersion: 1.0\n")).expect("write");
+            std::fs::write(info.join("direct_url.json"), url).expect("write");
+        }
+        let (env, removed) = inspect_reporting(&prefix.join("bin/python"), "command").expect("reads");
+        let urls: Vec<&str> = env.packages.iter().filter_map(|p| p.url.as_deref()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://files.example/plain-1.0.whl",
+                "https://pypi.corp/private-1.0.whl",
+                "https://github.com/o/vcs.git@0123abc"
+            ]
+        );
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(removed[0].starts_with("installed package private (direct_url.json): a password"), "{removed:?}");
+        assert!(removed.iter().all(|r| !r.contains("SECRET")));
     }
 }

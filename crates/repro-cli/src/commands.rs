@@ -29,7 +29,7 @@ fn tracking_server(store: &Store, replay: bool) -> Option<repro_server::Backgrou
     match started {
         Ok(b) => Some(b),
         Err(e) => {
-            eprintln!("repro: warning: no tracking server for the command's MLflow calls: {e}");
+            render::message(&format!("warning: no tracking server for the command's MLflow calls: {e}"));
             None
         }
     }
@@ -166,16 +166,16 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 }
                 RunOutcome::Ran { id, status, exit_code, record } => {
                     for n in &record.notes {
-                        eprintln!("repro: note: {n}");
+                        render::message(&format!("note: {n}"));
                     }
                     if json {
                         render::json(&json!({"id": id, "status": status, "exit_code": exit_code}))?;
                     }
-                    eprintln!(
-                        "repro: run {id} {} (exit {exit_code}); `repro audit {}` checks it",
+                    render::message(&format!(
+                        "run {id} {} (exit {exit_code}); `repro audit {}` checks it",
                         status.as_str(),
                         id.short()
-                    );
+                    ));
                     Ok(exit_code.clamp(0, 255) as u8)
                 }
             }
@@ -289,15 +289,15 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 Some(o) => {
                     write_file(&o, text.as_bytes())?;
                     if !json {
-                        eprintln!(
-                            "repro: wrote {} packages of Python {} to {}",
+                        render::message(&format!(
+                            "wrote {} packages of Python {} to {}",
                             env.packages.len(),
                             env.version.as_deref().unwrap_or("?"),
                             o.display()
-                        );
+                        ));
                     }
                 }
-                None => render::line(&text)?,
+                None => render::json(&env)?,
             }
             Ok(EXIT_OK)
         }
@@ -329,7 +329,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                     if json {
                         render::json(&json!({"written": written}))?;
                     } else {
-                        eprintln!("repro: wrote {}", written.join(", "));
+                        render::message(&format!("wrote {}", written.join(", ")));
                     }
                 }
                 None if json => {
@@ -361,6 +361,11 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             let mut store = open_store(store_dir)?;
             let cwd = std::env::current_dir().context("cannot read the current folder")?;
             let (row, spec, new) = repro_exec::env::register(&mut store, &file, &name, &cwd)?;
+            if let repro_core::environment::EnvironmentSpec::Declared { declared } = &spec {
+                for r in &declared.redacted {
+                    render::message(&format!("warning: a credential was removed before registering: {r}"));
+                }
+            }
             render::env_registered(&row, &spec, new, json)?;
             Ok(EXIT_OK)
         }
@@ -411,7 +416,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             }
             let report = store.migrate_to(&backends, &|step| {
                 if !json {
-                    eprintln!("repro: {step}");
+                    render::message(step);
                 }
             })?;
             render::migration(&report, json)?;

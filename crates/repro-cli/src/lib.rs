@@ -35,8 +35,8 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::from(EXIT_OK);
             }
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "error: {}", one_line(&format!("{e:#}")));
+            // Through the human writer: an error may quote a run name, a path or a URL.
+            let _ = writeln!(render::err(), "error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -76,7 +76,7 @@ pub fn model(src: &mut Source, cmd: ModelCmd, json: bool) -> Result<u8> {
                 render::json(&outcome)?;
                 return Ok(code);
             }
-            let mut o = std::io::stdout().lock();
+            let mut o = render::out();
             match outcome {
                 PromoteOutcome::Promoted { version, stage, from, replaced } => {
                     let from = from.map(|f| format!(" (from {f})")).unwrap_or_default();
@@ -170,16 +170,16 @@ pub fn model(src: &mut Source, cmd: ModelCmd, json: bool) -> Result<u8> {
                     if json {
                         render::json(&json!({"model": v.reference(), "file": path, "envelopes": lines.len()}))?;
                     } else {
-                        eprintln!(
-                            "repro: wrote {} envelope(s) of {} to {}",
+                        render::message(&format!(
+                            "wrote {} envelope(s) of {} to {}",
                             lines.len(),
                             v.reference(),
                             path.display()
-                        );
+                        ));
                     }
                 }
                 None => {
-                    std::io::stdout().lock().write_all(text.as_bytes())?;
+                    render::data(text.as_bytes())?;
                 }
             }
             Ok(EXIT_OK)
@@ -190,7 +190,7 @@ pub fn model(src: &mut Source, cmd: ModelCmd, json: bool) -> Result<u8> {
             if json {
                 render::json(&r)?;
             } else {
-                let mut o = std::io::stdout().lock();
+                let mut o = render::out();
                 for c in &r.checks {
                     writeln!(o, "  {:<4} {:<12} {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail)?;
                 }
@@ -202,7 +202,7 @@ pub fn model(src: &mut Source, cmd: ModelCmd, json: bool) -> Result<u8> {
 }
 
 fn ls(models: &[ModelView]) -> Result<()> {
-    let mut o = std::io::stdout().lock();
+    let mut o = render::out();
     if models.is_empty() {
         writeln!(o, "no models yet; register one with: repro model register RUN --name NAME --artifact PATH")?;
         return Ok(());
@@ -233,7 +233,7 @@ fn distinct_approvals(v: &ModelVersion) -> usize {
 }
 
 fn show_model(m: &ModelView, stages: &[String]) -> Result<()> {
-    let mut o = std::io::stdout().lock();
+    let mut o = render::out();
     writeln!(o, "model {} ({} version(s); stages: {})", m.name, m.versions.len(), stages.join(", "))?;
     writeln!(
         o,
@@ -257,7 +257,7 @@ fn show_model(m: &ModelView, stages: &[String]) -> Result<()> {
 }
 
 fn show_version(v: &ModelVersion) -> Result<()> {
-    let mut o = std::io::stdout().lock();
+    let mut o = render::out();
     writeln!(o, "{} ({})", v.reference(), status_of(v))?;
     match &v.lineage {
         Some(l) => writeln!(o, "  run       {} (lineage {l})", v.run)?,
@@ -375,10 +375,10 @@ pub fn token(store: &Store, cmd: TokenCmd, json: bool) -> Result<u8> {
                 }))?;
             } else {
                 render::line(&secret)?;
-                eprintln!(
-                    "repro: token {id} ({role}) created; it is shown only now. Clients send it as \
+                render::message(&format!(
+                    "token {id} ({role}) created; it is shown only now. Clients send it as \
                      `Authorization: Bearer …` (MLFLOW_TRACKING_TOKEN for MLflow)"
-                );
+                ));
             }
             Ok(EXIT_OK)
         }
@@ -389,7 +389,7 @@ pub fn token(store: &Store, cmd: TokenCmd, json: bool) -> Result<u8> {
             } else if tokens.is_empty() {
                 render::line("no tokens: `repro serve` accepts every request from where it listens")?;
             } else {
-                let mut o = std::io::stdout().lock();
+                let mut o = render::out();
                 writeln!(o, "{:<10} {:<6} {:<16} NAME", "ID", "ROLE", "CREATED (UTC)")?;
                 for t in tokens {
                     writeln!(o, "{:<10} {:<6} {:<16} {}", t.id, t.role, when(t.created_ms), t.name)?;
@@ -589,7 +589,7 @@ pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8
                 ))?;
                 match &r.signed_by {
                     Some(k) => render::line(&format!("manifest signed by key {k}"))?,
-                    None => eprintln!("repro: warning: the bundle's manifest is unsigned (pass --key FILE to sign it)"),
+                    None => render::message("warning: the bundle's manifest is unsigned (pass --key FILE to sign it)"),
                 }
             }
             Ok(EXIT_OK)
@@ -603,7 +603,7 @@ pub fn bundle(store_dir: Option<&Path>, cmd: BundleCmd, json: bool) -> Result<u8
                 render::json(&r)?;
             } else {
                 for w in &r.warnings {
-                    eprintln!("repro: warning: {w}");
+                    render::message(&format!("warning: {w}"));
                 }
                 if r.imported {
                     let signed = if r.signatures_verified.is_empty() {

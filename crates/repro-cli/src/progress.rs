@@ -52,8 +52,11 @@ impl Progress for Ui {
 impl Reporter for Ui {
     fn message(&self, text: &str) {
         if !self.quiet {
-            eprintln!("repro: {text}");
+            crate::render::message(text);
         }
+    }
+    fn warn(&self, text: &str) {
+        crate::render::message(&format!("warning: {text}"));
     }
     fn progress(&self) -> &dyn Progress {
         self

@@ -60,7 +60,28 @@ pub struct ObjectCheck {
     pub corrupt: Vec<Digest>,
     /// Recorded facts of the run (metric points, params, tags, …) that its journal says
     /// were changed behind repro's back, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tampered: Vec<String>,
+    /// The input data files among `missing`, by name, so the audit can say which data is
+    /// absent rather than which digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_data: Vec<MissingDataFile>,
+    /// The model version (`pricing@1`) the run was imported with, from a bundle exported
+    /// without its input data, when that is why data is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_without_data: Option<String>,
+}
+
+/// A file of a run's input whose content the store does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingDataFile {
+    pub digest: Digest,
+    /// The file as the run saw it: the input's path, or a path inside the input folder.
+    pub file: String,
+    /// The input (`--data` path) it belongs to.
+    pub input: String,
+    /// The dataset version the input is (`data/train.csv:1`).
+    pub dataset: Option<String>,
 }
 
 /// An input as known before the run starts (for `repro run --strict`).
@@ -183,7 +204,9 @@ pub fn git_commit(code: &CodeState) -> AuditItem {
         );
     };
     let short = &commit[..commit.len().min(12)];
-    let place = match (&code.branch, &code.remote) {
+    // A run recorded before capture stripped credentials may still hold one in its remote.
+    let remote = code.remote.as_deref().map(crate::secrets::mask_text);
+    let place = match (&code.branch, &remote) {
         (Some(b), Some(r)) => format!(" on {b} ({r})"),
         (Some(b), None) => format!(" on {b} (no remote)"),
         (None, Some(r)) => format!(" (detached, {r})"),
@@ -593,14 +616,65 @@ pub fn objects_verified(check: &ObjectCheck) -> AuditItem {
             None,
         );
     }
-    let mut bad: Vec<String> = check.missing.iter().map(|d| format!("{} missing", d.short())).collect();
+    let data: Vec<&MissingDataFile> = check.missing_data.iter().filter(|f| check.missing.contains(&f.digest)).collect();
+    let mut bad: Vec<String> = check
+        .missing
+        .iter()
+        .filter(|d| !data.iter().any(|f| &f.digest == *d))
+        .map(|d| format!("{} missing", d.short()))
+        .collect();
     bad.extend(check.corrupt.iter().map(|d| format!("{} corrupt", d.short())));
-    item(
-        N,
-        ItemStatus::Missing,
-        format!("{} of {} objects failed: {}", bad.len(), check.checked, list(&bad, 6)),
-        Some("run `repro fsck` to see the damage; restore the store from a backup"),
-    )
+    let failed = bad.len() + data.len();
+    if data.is_empty() {
+        return item(
+            N,
+            ItemStatus::Missing,
+            format!("{failed} of {} objects failed: {}", check.checked, list(&bad, 6)),
+            Some("run `repro fsck` to see the damage; restore the store from a backup"),
+        );
+    }
+    let files: Vec<String> = data
+        .iter()
+        .map(|f| {
+            let of = match &f.dataset {
+                Some(d) => format!(" of dataset {d}"),
+                None if f.file != f.input => format!(" of input {}", f.input),
+                None => String::new(),
+            };
+            format!("{}{of} ({})", f.file, f.digest.short())
+        })
+        .collect();
+    let why = match &check.imported_without_data {
+        Some(version) => format!(
+            "the run came with {version} from a bundle exported without --include-data, so this store has its data's digests but not its content"
+        ),
+        None => "this store has their digests but not their content".to_string(),
+    };
+    let mut detail = format!(
+        "{failed} of {} objects failed: the input data {} {} not in this store: {why}",
+        check.checked,
+        list(&files, 4),
+        if files.len() == 1 { "is" } else { "are" }
+    );
+    if !bad.is_empty() {
+        detail.push_str(&format!("; also {}", list(&bad, 6)));
+    }
+    let inputs: Vec<String> = {
+        let mut v: Vec<String> = data.iter().map(|f| f.input.clone()).collect();
+        v.dedup();
+        v
+    };
+    let fix = match &check.imported_without_data {
+        Some(version) => format!(
+            "in the store it came from, export it with its data (`repro bundle export {version} -o FILE --include-data`) and import that into a fresh store; or, holding the same data, add it here with `repro data snapshot {}`",
+            inputs.join(" ")
+        ),
+        None => format!(
+            "restore the store from a backup (`repro fsck` lists the damage); or, holding the same data, add it back with `repro data snapshot {}`",
+            inputs.join(" ")
+        ),
+    };
+    AuditItem { name: N.to_string(), status: ItemStatus::Missing, detail, fix: Some(fix) }
 }
 
 /// Whether a replay rebuilt the run and got the same result. The latest replay decides:
@@ -799,6 +873,54 @@ mod tests {
                 "{name} says what to do"
             );
         }
+    }
+
+    #[test]
+    fn missing_input_data_is_named_with_its_dataset_and_where_to_get_it() {
+        let d = Digest::of_bytes(b"data");
+        let other = Digest::of_bytes(b"other");
+        let file = MissingDataFile {
+            digest: d.clone(),
+            file: "data/train.csv".into(),
+            input: "data/train.csv".into(),
+            dataset: Some("data/train.csv:1".into()),
+        };
+        let mut check = ObjectCheck {
+            checked: 14,
+            missing: vec![d.clone()],
+            missing_data: vec![file],
+            imported_without_data: Some("pricing@1".into()),
+            ..Default::default()
+        };
+        let it = objects_verified(&check);
+        assert_eq!(it.status, ItemStatus::Missing);
+        assert!(
+            it.detail.starts_with(&format!(
+                "1 of 14 objects failed: the input data data/train.csv of dataset data/train.csv:1 ({}) is not in this store: the run came with pricing@1 from a bundle exported without --include-data",
+                d.short()
+            )),
+            "{}",
+            it.detail
+        );
+        let fix = it.fix.expect("fix");
+        assert!(fix.contains("repro bundle export pricing@1 -o FILE --include-data"), "{fix}");
+        assert!(fix.contains("repro data snapshot data/train.csv"), "{fix}");
+        assert!(!fix.contains("backup"), "{fix}");
+        // Other damage is still listed, and data lost from a store of its own points at backups.
+        check.imported_without_data = None;
+        check.corrupt = vec![other.clone()];
+        let it = objects_verified(&check);
+        assert!(it.detail.contains(&format!("also {} corrupt", other.short())), "{}", it.detail);
+        assert!(it.fix.expect("fix").contains("restore the store from a backup"));
+    }
+
+    #[test]
+    fn a_remote_with_a_credential_is_masked() {
+        let mut rec = record();
+        rec.code.remote = Some("https://oauth2:TOKEN@host/r.git".into());
+        let it = git_commit(&rec.code);
+        assert!(it.detail.contains("(https://***@host/r.git)"), "{}", it.detail);
+        assert!(!it.detail.contains("TOKEN"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The vocabulary of repro: identifiers, the run record (lineage), snapshot manifests,
-//! hyperparameter flattening, the metrics line format and the audit rules.
+//! hyperparameter flattening, the metrics line format, the audit rules, credentials in
+//! URLs (found and stripped before they are recorded) and text safe for a terminal.
 //!
 //! Pure logic only: no file system, no processes, no network. Every other crate of
 //! ours depends on this one; it depends on none of them.
@@ -17,7 +18,9 @@ pub mod provenance;
 pub mod record;
 pub mod registry;
 pub mod search;
+pub mod secrets;
 pub mod snapshot;
+pub mod text;
 
 pub use digest::{Digest, RunId};
 pub use error::CoreError;

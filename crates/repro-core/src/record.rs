@@ -300,6 +300,11 @@ pub struct DeclaredEnvironment {
     /// Companion files read with it (an included requirements file, a lock next to pyproject.toml).
     pub companions: Vec<FileEntry>,
     pub requirements: Vec<DeclaredRequirement>,
+    /// What was removed from the file(s) before they were stored (`file:line: a password in
+    /// the URL's user info`): the stored copy, and `digest`, are of the redacted text. Left
+    /// out of the JSON when empty, so records written before it keep their lineage digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -553,6 +558,7 @@ pub(crate) mod sample {
                         requirement("scikit-learn", ">=1.0", PinStatus::Loose, 2),
                         requirement("threadpoolctl", "==3.5.0", PinStatus::Pinned, 3),
                     ],
+                    redacted: vec![],
                 }),
                 python: Some(PythonEnvironment {
                     executable: "/v/bin/python".into(),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use repro_core::audit::{self, AuditReport, ObjectCheck};
 use repro_core::record::ReplaySummary;
-use repro_core::snapshot::Manifest;
+use repro_core::snapshot::{Manifest, SnapshotKind};
 use repro_core::Digest;
 use repro_store::meta::StoredRun;
 use repro_store::objects::Verified;
@@ -82,10 +82,56 @@ pub fn audit_run(
     strict: bool,
     progress: &dyn crate::Progress,
 ) -> crate::Result<AuditReport> {
-    let check = verify_objects(store, run, progress);
+    let mut check = verify_objects(store, run, progress);
+    name_missing_data(store, run, &mut check)?;
     let replays = replay_summaries(store, &run.record.id)?;
     let registry = registry_mentions(store, run)?;
-    Ok(audit::audit_run(&run.record, &check, &registry, &replays, strict))
+    let mut report = audit::audit_run(&run.record, &check, &registry, &replays, strict);
+    report.name.clone_from(&run.name);
+    Ok(report)
+}
+
+/// Names the input files among the missing objects (path, input, dataset), and says when
+/// they are missing because the run came from a bundle exported without its data: the
+/// store then records the input's snapshot as not stored, and a registry version imported
+/// from a bundle pins the run.
+fn name_missing_data(store: &Store, run: &StoredRun, check: &mut ObjectCheck) -> crate::Result<()> {
+    if check.missing.is_empty() {
+        return Ok(());
+    }
+    let mut absent_snapshots = false;
+    for input in run.record.inputs.iter().filter(|i| !i.reference) {
+        let Some(manifest) = store.objects.read(&input.snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok())
+        else {
+            continue;
+        };
+        let mut hit = false;
+        for e in manifest.entries.iter().filter(|e| check.missing.contains(&e.digest)) {
+            hit = true;
+            let file = match manifest.kind {
+                SnapshotKind::File => input.path.clone(),
+                SnapshotKind::Dir => format!("{}/{}", input.path.trim_end_matches('/'), e.path),
+            };
+            check.missing_data.push(audit::MissingDataFile {
+                digest: e.digest.clone(),
+                file,
+                input: input.path.clone(),
+                dataset: input.dataset.clone(),
+            });
+        }
+        if hit && store.meta.get_snapshot(&input.snapshot)?.is_some_and(|s| !s.stored) {
+            absent_snapshots = true;
+        }
+    }
+    if absent_snapshots {
+        let registry = store.meta.registry()?;
+        check.imported_without_data = registry
+            .versions_of_run(&run.record.id)
+            .into_iter()
+            .find(|v| v.imported_from.is_some())
+            .map(|v| v.reference());
+    }
+    Ok(())
 }
 
 /// The model versions that pin a run, with whether each still agrees with its lineage.

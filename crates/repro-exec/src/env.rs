@@ -230,24 +230,28 @@ pub fn python_side(exe: &Path, cwd: &Path) -> Result<Side> {
 
 /// A manifest (JSON from `repro env capture`) or a declared file, as a package set.
 fn file_side(abs: &Path, label: &str) -> Result<Side> {
-    let spec = read_spec(abs, abs.parent().unwrap_or(Path::new(".")))?;
+    let (spec, _) = read_spec(abs, abs.parent().unwrap_or(Path::new(".")))?;
     Ok(Side::of_spec(label.to_string(), &spec))
 }
 
 /// Reads a file as an environment spec: a manifest from `repro env capture` (JSON), else a
-/// declared file (requirements, conda, pyproject, locks).
-fn read_spec(abs: &Path, base: &Path) -> Result<EnvironmentSpec> {
+/// declared file (requirements, conda, pyproject, locks), with the files to store for it.
+/// URL credentials are removed from either, as capture removes them.
+fn read_spec(abs: &Path, base: &Path) -> Result<(EnvironmentSpec, Option<declared::Declared>)> {
     let bytes = std::fs::read(abs).map_err(ExecError::io("read", abs))?;
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        let env: PythonEnvironment = serde_json::from_slice(&bytes).map_err(|e| ExecError::Parse {
+        let mut env: PythonEnvironment = serde_json::from_slice(&bytes).map_err(|e| ExecError::Parse {
             path: abs.to_path_buf(),
             line: e.line(),
             message: format!("not an environment manifest ({e}); write one with `repro env capture -o FILE`"),
         })?;
-        return Ok(EnvironmentSpec::installed(&env));
+        for p in &mut env.packages {
+            p.url = p.url.take().map(|u| repro_core::secrets::strip_text(&u).0.into_owned());
+        }
+        return Ok((EnvironmentSpec::installed(&env), None));
     }
     let d = declared::read(abs, base)?;
-    Ok(EnvironmentSpec::Declared { declared: d.environment })
+    Ok((EnvironmentSpec::Declared { declared: d.environment.clone() }, Some(d)))
 }
 
 /// `repro env register FILE --name NAME`: the same content gives the same version.
@@ -267,13 +271,13 @@ pub fn register(
         return Err(repro_capture::CaptureError::NoSuchPath { path: file.to_path_buf(), cwd: cwd.to_path_buf() }.into());
     }
     let base = abs.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut spec = read_spec(&abs, &base)?;
-    // The files themselves are kept, so the version can be shown and exported as written.
+    let (spec, files) = read_spec(&abs, &base)?;
+    // The files themselves are kept (redacted when they held credentials), so the version
+    // can be shown and exported as written.
     let batch = store.objects.batch()?;
-    if let EnvironmentSpec::Declared { declared: d } = &mut spec {
-        let files = std::iter::once(abs.clone()).chain(d.companions.iter().map(|c| base.join(&c.path)));
-        for f in files {
-            let bytes = std::fs::read(&f).map_err(ExecError::io("read", &f))?;
+    if let Some(d) = &files {
+        for f in std::iter::once(&d.main_file).chain(&d.companion_files) {
+            let bytes = d.bytes_to_store(f).map_err(ExecError::io("read", f))?;
             batch.add_bytes(&repro_core::Digest::of_bytes(&bytes), &bytes)?;
         }
     }
@@ -489,8 +493,10 @@ pub fn export(run: &StoredRun, format: ExportFormat) -> Result<Vec<(String, Stri
         env.packages.len()
     );
     let pip_line = |p: &InstalledPackage| match p.url.as_deref() {
+        // A lock is shared (a Dockerfile, a colleague): a run recorded before capture
+        // stripped credentials must not hand its token on; pip asks netrc or keyring instead.
         Some(u) if u.starts_with("git+") || u.starts_with("https://") || u.starts_with("http://") => {
-            format!("{} @ {}", p.name, u)
+            format!("{} @ {}", p.name, repro_core::secrets::strip_text(u).0)
         }
         _ => format!("{}=={}", p.name, p.version),
     };

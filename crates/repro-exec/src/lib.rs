@@ -28,6 +28,10 @@ pub type Result<T, E = ExecError> = std::result::Result<T, E>;
 /// Where the library's messages to the user go (the CLI prints them on stderr).
 pub trait Reporter: Sync {
     fn message(&self, text: &str);
+    /// Something the user must hear even when progress messages are off (`--json`).
+    fn warn(&self, text: &str) {
+        self.message(&format!("warning: {text}"));
+    }
     fn progress(&self) -> &dyn Progress;
 }
 

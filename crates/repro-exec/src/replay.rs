@@ -589,7 +589,18 @@ fn environment_differences(
     recorded: &PythonEnvironment,
     actual: &PythonEnvironment,
 ) -> (Vec<String>, Vec<PackageChange>) {
-    let changes = compare_packages(&recorded.packages, &actual.packages, &INSTALLER_TOOLING);
+    // Capture strips credentials from package URLs; a run recorded before it did must still
+    // match the same packages installed from the same (credentialed) URLs.
+    let recorded_packages: Vec<_> = recorded
+        .packages
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p.url = p.url.map(|u| repro_core::secrets::strip_text(&u).0.into_owned());
+            p
+        })
+        .collect();
+    let changes = compare_packages(&recorded_packages, &actual.packages, &INSTALLER_TOOLING);
     let mut lines = Vec::new();
     if recorded.version != actual.version {
         lines.push(format!(

@@ -126,6 +126,8 @@ struct Prepared {
     declared: Option<Declared>,
     /// Differences between the interpreter and the registered environment.
     drift: Vec<String>,
+    /// Credentials removed from URLs before anything was recorded: where, and what kind.
+    removed: Vec<String>,
 }
 
 /// Path as recorded: relative to the repository root when inside it, else absolute.
@@ -203,11 +205,12 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         let g = s.spawn(|| git::capture(&cwd, &exclude, max_untracked));
         let p = s.spawn(|| {
             python::find_interpreter(guess.python.as_deref(), &opts.vars, path_var.as_deref())
-                .and_then(|(exe, how)| python::inspect(&exe, how))
+                .and_then(|(exe, how)| python::inspect_reporting(&exe, how))
         });
         let h = s.spawn(|| hardware::capture(path_var.as_deref()));
         (g.join().unwrap_or_default(), p.join().ok().flatten(), h.join().unwrap_or_default())
     });
+    let (python_env, python_removed) = python_env.map_or((None, Vec::new()), |(env, removed)| (Some(env), removed));
     let root: Option<PathBuf> = git_cap.code.repo_root.as_ref().map(PathBuf::from);
     let root_ref = root.as_deref();
     let base = root.clone().unwrap_or_else(|| cwd.clone());
@@ -358,6 +361,11 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         facts: None,
     };
     files_to_store.extend(git_cap.untracked_files.iter().cloned());
+    let mut removed = git_cap.removed.clone();
+    removed.extend(python_removed);
+    if let Some(d) = &declared {
+        removed.extend(d.environment.redacted.iter().map(|r| format!("the declared environment, {r}")));
+    }
     Ok(Prepared {
         planned_inputs: input_abs.iter().map(|a| (a.clone(), recorded_path(a, root_ref))).collect(),
         planned_outputs: output_abs
@@ -375,7 +383,23 @@ fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         child_env,
         declared,
         drift,
+        removed,
     })
+}
+
+/// The bytes to store for a file the run keeps: a declared environment file that held
+/// credentials is stored as its redacted copy wherever it appears, also when git sees it
+/// as an untracked file.
+fn bytes_to_store(declared: Option<&Declared>, file: &Path) -> std::io::Result<Vec<u8>> {
+    if let Some(d) = declared.filter(|d| !d.redacted.is_empty()) {
+        let same = |a: &Path| {
+            a == file || fs::canonicalize(a).ok().zip(fs::canonicalize(file).ok()).is_some_and(|(x, y)| x == y)
+        };
+        if let Some(path) = d.redacted.keys().find(|p| same(p)) {
+            return d.bytes_to_store(path);
+        }
+    }
+    fs::read(file)
 }
 
 /// The pre-run audit `--strict` applies.
@@ -394,6 +418,9 @@ fn pre_run_audit(p: &Prepared) -> Vec<AuditItem> {
 
 pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Result<RunOutcome> {
     let mut p = prepare(store, opts)?;
+    for r in &p.removed {
+        reporter.warn(&format!("a credential was removed before recording: {r}"));
+    }
     if !p.drift.is_empty() {
         let env = p.record.environment.registered.clone().unwrap_or_default();
         if !opts.allow_env_drift {
@@ -426,7 +453,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         for f in p.files_to_store.iter().chain(declared_files) {
             // Small source files: read once, and record the digest of the very bytes stored
             // (a file edited since it was first hashed is recorded as stored).
-            let bytes = fs::read(f).map_err(ExecError::io("read", f))?;
+            let bytes = bytes_to_store(p.declared.as_ref(), f).map_err(ExecError::io("read", f))?;
             let d = repro_core::Digest::of_bytes(&bytes);
             batch.add_bytes(&d, &bytes)?;
             stored.insert(f.clone(), (d, bytes.len() as u64));

@@ -23,12 +23,18 @@ use serde_json::{json, Value};
 
 use crate::{ExecError, Result};
 
-/// A run as JSON: its record, plus the lineage digest and the record's object.
+/// A run as JSON: its record, plus the lineage digest and the record's object. `name` is
+/// the run's name now; a run renamed since it was recorded (MLflow `runs/update`) also
+/// carries `recorded_name`, the name its lineage digest covers.
 pub fn run_json(r: &StoredRun) -> Value {
     let mut v = serde_json::to_value(&r.record).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.insert("lineage".into(), json!(r.lineage));
         m.insert("record_object".into(), json!(r.record_object));
+        if r.name != r.record.name {
+            m.insert("recorded_name".into(), json!(r.record.name));
+            m.insert("name".into(), json!(r.name));
+        }
     }
     v
 }
@@ -69,10 +75,15 @@ pub fn run_parts(v: &Value) -> Result<RunParts> {
             Some(x) => T::deserialize(x).map_err(|e| unreadable(&format!("its {key}"), &e)),
         }
     }
-    let record = RunRecord::deserialize(v).map_err(|e| unreadable("a run", &e))?;
+    let mut record = RunRecord::deserialize(v).map_err(|e| unreadable("a run", &e))?;
+    let name = record.name.clone();
+    if let Some(recorded) = v.get("recorded_name") {
+        record.name = Option::<String>::deserialize(recorded).map_err(|e| unreadable("its recorded_name", &e))?;
+    }
     Ok(RunParts {
         run: StoredRun {
             record,
+            name,
             lineage: field(v, "lineage")?,
             record_object: field(v, "record_object")?,
             pid: None,

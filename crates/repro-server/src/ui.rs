@@ -369,7 +369,7 @@ pub(crate) async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Respo
         b,
         "<h1>Run <code id=\"run-id\">{}</code> {}</h1>",
         esc(r.id.as_str()),
-        r.name.as_deref().map(|n| format!("<span id=\"run-name\">{}</span>", esc(n))).unwrap_or_default()
+        data.run.name.as_deref().map(|n| format!("<span id=\"run-name\">{}</span>", esc(n))).unwrap_or_default()
     );
     let _ = write!(
         b,
@@ -751,7 +751,7 @@ pub(crate) async fn diff_page(AxState(s): S, Query(q): Params) -> Response {
         Ok(d) => d,
         Err(e) => return api_error_page(e),
     };
-    let name = |r: &StoredRun| r.record.name.as_deref().map(|n| format!(" ({})", esc(n))).unwrap_or_default();
+    let name = |r: &StoredRun| r.name.as_deref().map(|n| format!(" ({})", esc(n))).unwrap_or_default();
     let mut body = format!(
         "<h1>Diff</h1><table><tr><th></th><th>Run</th><th>Started</th><th>Status</th></tr>\
          <tr><th>A</th><td>{}{}</td><td>{}</td><td>{}</td></tr><tr><th>B</th><td>{}{}</td><td>{}</td><td>{}</td></tr></table>",

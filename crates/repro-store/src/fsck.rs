@@ -178,6 +178,13 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         for d in run.record.referenced_objects() {
             check(&d, format!("run {id}"), &mut report);
         }
+        // Not damage: the record is what was captured, and its lineage digest covers it, so
+        // it is never rewritten. The credential itself must be revoked; say where it sits.
+        for place in repro_core::secrets::find_in_record(&run.record) {
+            report.warnings.push(format!(
+                "run {id} was recorded with a credential in a URL, in {place}; records are never rewritten (the lineage covers them), so revoke that credential (`repro show` masks it)"
+            ));
+        }
     }
 
     // Replays: the report exists and the replay run says which run it replays.
@@ -200,6 +207,11 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         }
         match store.objects.read(&env.spec).map(|b| serde_json::from_slice::<EnvironmentSpec>(&b)) {
             Ok(Ok(EnvironmentSpec::Declared { declared })) => {
+                for place in repro_core::secrets::find_in_declared(&declared) {
+                    report.warnings.push(format!(
+                        "{who} was registered with a credential in a URL, in {place}; revoke that credential"
+                    ));
+                }
                 check(&declared.digest, format!("{who} file {}", declared.path), &mut report);
                 for c in &declared.companions {
                     check(&c.digest, format!("{who} file {}", c.path), &mut report);

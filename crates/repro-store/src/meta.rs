@@ -136,12 +136,16 @@ struct RunRow {
     pid_start: Option<String>,
     status: String,
     host: String,
+    name: Option<String>,
 }
 
 /// A run as the metadata store holds it.
 #[derive(Clone, Debug)]
 pub struct StoredRun {
     pub record: RunRecord,
+    /// The run's name now: `record.name` is the name it was recorded with (covered by the
+    /// lineage digest), and MLflow's `runs/update` may have renamed it since.
+    pub name: Option<String>,
     pub lineage: Option<Digest>,
     pub record_object: Option<Digest>,
     pub pid: Option<u32>,
@@ -730,13 +734,14 @@ impl Metadata {
             pid_start: row.get(5)?,
             status: row.get(6)?,
             host: row.get(7)?,
+            name: row.get(8)?,
         })
     }
 
-    const RUN_COLUMNS: &'static str = "id, record, lineage, record_object, pid, pid_start, status, host";
+    const RUN_COLUMNS: &'static str = "id, record, lineage, record_object, pid, pid_start, status, host, name";
 
     fn decode(&self, row: RunRow) -> Result<StoredRun> {
-        let RunRow { id, json, lineage, object, pid, pid_start, status, host } = row;
+        let RunRow { id, json, lineage, object, pid, pid_start, status, host, name } = row;
         let bad = |message: String| StoreError::BadRecord { run: id.clone(), message };
         let mut record: RunRecord = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
         record.status = RunStatus::parse(&status).ok_or_else(|| bad(format!("unknown status '{status}'")))?;
@@ -749,7 +754,7 @@ impl Metadata {
             }
         }
         let parse = |s: Option<String>| s.map(|s| Digest::parse(&s).map_err(|e| bad(e.to_string()))).transpose();
-        Ok(StoredRun { record, lineage: parse(lineage)?, record_object: parse(object)?, pid, pid_start })
+        Ok(StoredRun { record, name, lineage: parse(lineage)?, record_object: parse(object)?, pid, pid_start })
     }
 
     pub fn get_run(&self, id: &RunId) -> Result<StoredRun> {

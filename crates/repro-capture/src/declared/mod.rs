@@ -9,6 +9,7 @@ mod locks;
 mod pyproject;
 mod requirements;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -29,6 +30,20 @@ pub struct Declared {
     pub environment: DeclaredEnvironment,
     pub main_file: PathBuf,
     pub companion_files: Vec<PathBuf>,
+    /// The bytes to store instead of a file's own, for the files whose URLs held credentials
+    /// (removed: `environment.redacted` says what and where). Keyed by the absolute path.
+    pub redacted: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl Declared {
+    /// What to store for `path` (the main file or a companion): its redacted copy when it
+    /// held credentials, else the file as it is on disk.
+    pub fn bytes_to_store(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        match self.redacted.get(path) {
+            Some(bytes) => Ok(bytes.clone()),
+            None => std::fs::read(path),
+        }
+    }
 }
 
 /// The file names `detect` looks for, in order of preference. The lock formats added last
@@ -121,23 +136,39 @@ pub fn read(path: &Path, display_base: &Path) -> Result<Declared> {
         }
     }
     let rel = |p: &Path| p.strip_prefix(display_base).unwrap_or(p).display().to_string();
-    let text = read_text(path)?;
-    let mut companions = Vec::new();
-    let mut source = Source { seen: vec![path.to_path_buf()], rel: &rel };
+    let mut source = Source::new(path, &rel);
+    let text = source.redact(path, read_text(path)?);
     let requirements = parse_format(format, path, &text, &mut source)?;
     // Files the requirements included (`-r`, `-c`, also from a conda `pip:` section).
-    companions.extend(source.seen.into_iter().skip(1));
+    let mut companions: Vec<PathBuf> = source.seen.iter().skip(1).cloned().collect();
     let beside = match format {
         Format::UvLock | Format::PoetryLock => Some("pyproject.toml"),
         Format::PipfileLock => Some("Pipfile"),
         _ => None,
     };
     if let Some(b) = beside.map(|b| path.with_file_name(b)).filter(|b| b.is_file()) {
+        // Not parsed, but stored: a Pipfile's `[[source]]` or pyproject's index URLs may
+        // hold credentials too. A file that is not text is stored as it is.
+        if let Ok(text) = read_text(&b) {
+            source.redact(&b, text);
+        }
         companions.push(b);
     }
     let mut comp_entries = Vec::new();
     for c in &companions {
-        comp_entries.push(file_entry(c, &rel(c))?);
+        let entry = match source.redacted.get(c) {
+            Some(bytes) => {
+                let meta = std::fs::metadata(c).map_err(CaptureError::io("read", c))?;
+                FileEntry {
+                    path: rel(c),
+                    size: bytes.len() as u64,
+                    mode: crate::git::mode_of(&meta),
+                    digest: Digest::of_bytes(bytes),
+                }
+            }
+            None => file_entry(c, &rel(c))?,
+        };
+        comp_entries.push(entry);
     }
     Ok(Declared {
         environment: DeclaredEnvironment {
@@ -146,9 +177,11 @@ pub fn read(path: &Path, display_base: &Path) -> Result<Declared> {
             digest: Digest::of_bytes(text.as_bytes()),
             companions: comp_entries,
             requirements,
+            redacted: source.removed,
         },
         main_file: path.to_path_buf(),
         companion_files: companions,
+        redacted: source.redacted,
     })
 }
 
@@ -158,8 +191,9 @@ pub fn read(path: &Path, display_base: &Path) -> Result<Declared> {
 pub fn parse_text(path: &Path, text: &str) -> Result<Vec<DeclaredRequirement>> {
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let rel = move |p: &Path| p.strip_prefix(&base).unwrap_or(p).display().to_string();
-    let mut source = Source { seen: vec![path.to_path_buf()], rel: &rel };
-    parse_format(Format::of(path), path, text, &mut source)
+    let mut source = Source::new(path, &rel);
+    let text = source.redact(path, text.to_string());
+    parse_format(Format::of(path), path, &text, &mut source)
 }
 
 fn parse_format(format: Format, path: &Path, text: &str, source: &mut Source) -> Result<Vec<DeclaredRequirement>> {
@@ -179,9 +213,33 @@ fn parse_format(format: Format, path: &Path, text: &str, source: &mut Source) ->
 struct Source<'a> {
     seen: Vec<PathBuf>,
     rel: &'a dyn Fn(&Path) -> String,
+    /// The redacted text of each file read whose URLs held credentials.
+    redacted: BTreeMap<PathBuf, Vec<u8>>,
+    /// What was removed, one `file:line: what` each (never the credential itself).
+    removed: Vec<String>,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    fn new(main: &Path, rel: &'a dyn Fn(&Path) -> String) -> Self {
+        Source { seen: vec![main.to_path_buf()], rel, redacted: BTreeMap::new(), removed: Vec::new() }
+    }
+
+    /// The text of `path` as it may be recorded: credentials in its URLs removed (and noted)
+    /// before anything parses it, so no requirement, origin or error message can hold one.
+    fn redact(&mut self, path: &Path, text: String) -> String {
+        let (clean, found) = repro_core::secrets::strip_text(&text);
+        if found.is_empty() {
+            return text;
+        }
+        for f in &found {
+            let at = self.origin(path, f.line);
+            self.removed.push(format!("{at}: {}", f.credential));
+        }
+        let clean = clean.into_owned();
+        self.redacted.insert(path.to_path_buf(), clean.clone().into_bytes());
+        clean
+    }
+
     fn origin(&self, path: &Path, line: usize) -> String {
         format!("{}:{}", (self.rel)(path), line.max(1))
     }

@@ -174,6 +174,7 @@ fn include(source: &mut Source, path: &Path, line_no: usize, value: &str) -> Res
         return Err(cannot("larger than 16 MiB, which no requirements file is"));
     }
     let text = read_text(&inc).map_err(|e| cannot(&e.to_string()))?;
+    let text = source.redact(&inc, text);
     source.seen.push(inc.clone());
     // An error inside the included file names that file and line, and says who included it.
     parse_file(source, &inc, &text).map_err(|e| match e {

@@ -390,6 +390,91 @@ fn includes_of_devices_are_refused() {
     assert!(e.to_string().contains("not a regular file"), "{e}");
 }
 
+/// Every format's URLs, each with a credential: `read` records none of them, says where
+/// each was, and stores a redacted copy whose digest is the recorded one.
+#[test]
+fn credentials_in_urls_are_removed_before_anything_is_recorded() {
+    const SECRET: &str = "S3cretT0ken";
+    let files: [(&str, String); 7] = [
+        (
+            "requirements.txt",
+            format!(
+                "--index-url https://oauth2:{SECRET}@pypi.corp.example/simple\n\
+                 --extra-index-url https://user:{SECRET}@extra.example/simple\n\
+                 -i https://${{PYPI_USER}}:${{PYPI_TOKEN}}@pypi.corp.example/simple\n\
+                 --find-links https://files.example/wheels?token={SECRET}\n\
+                 pkg @ https://u:{SECRET}@files.example/pkg-1.0-py3-none-any.whl\n\
+                 -e git+https://ghp_{SECRET}abcdef@github.com/o/y@0123456789abcdef0123456789abcdef01234567#egg=y\n\
+                 -r more.txt\n"
+            ),
+        ),
+        ("more.txt", format!("lib @ https://files.example/lib-1.0-py3-none-any.whl?X-Amz-Signature={SECRET}\n")),
+        (
+            "environment.yml",
+            format!(
+                "channels:\n  - https://conda.anaconda.org/t/ab-{SECRET}/private\ndependencies:\n  - numpy=1.26.4\n  - pip:\n    - --extra-index-url https://u:{SECRET}@pypi.corp.example/simple\n    - torch==2.3.0\n"
+            ),
+        ),
+        (
+            "uv.lock",
+            format!(
+                "version = 1\n[[package]]\nname = \"torch\"\nversion = \"2.3.0\"\nsource = {{ registry = \"https://u:{SECRET}@pypi.corp.example/simple\" }}\n"
+            ),
+        ),
+        (
+            "poetry.lock",
+            format!(
+                "[[package]]\nname = \"torch\"\nversion = \"2.3.0\"\n[package.source]\ntype = \"legacy\"\nurl = \"https://u:{SECRET}@pypi.corp.example/simple\"\nreference = \"corp\"\n"
+            ),
+        ),
+        (
+            "Pipfile.lock",
+            format!(
+                "{{\"_meta\": {{\"sources\": [{{\"name\": \"corp\", \"url\": \"https://u:{SECRET}@pypi.corp.example/simple\", \"verify_ssl\": true}}]}}, \"default\": {{\"torch\": {{\"version\": \"==2.3.0\", \"file\": \"https://files.example/torch-2.3.0-cp311-none-any.whl?access_token={SECRET}\"}}}}}}"
+            ),
+        ),
+        ("Pipfile", format!("[[source]]\nurl = \"https://u:{SECRET}@pypi.corp.example/simple\"\nname = \"corp\"\n")),
+    ];
+    let d = tempfile::tempdir().expect("tempdir");
+    for (name, text) in &files {
+        std::fs::write(d.path().join(name), text).expect("write");
+    }
+    for (main, expect) in
+        [("requirements.txt", 6), ("environment.yml", 2), ("uv.lock", 1), ("poetry.lock", 1), ("Pipfile.lock", 3)]
+    {
+        let got = read(&d.path().join(main), d.path()).expect(main);
+        let recorded = serde_json::to_string(&got.environment).expect("json");
+        assert!(!recorded.contains(SECRET), "{main}: {recorded}");
+        assert_eq!(got.environment.redacted.len(), expect, "{main}: {:?}", got.environment.redacted);
+        assert!(got.environment.redacted.iter().all(|r| !r.contains(SECRET)));
+        let stored = got.bytes_to_store(&got.main_file).expect("bytes");
+        assert!(!String::from_utf8_lossy(&stored).contains(SECRET), "{main}");
+        assert_eq!(Digest::of_bytes(&stored), got.environment.digest, "{main}: the digest is of the stored copy");
+        for (path, entry) in got.companion_files.iter().zip(&got.environment.companions) {
+            let bytes = got.bytes_to_store(path).expect("companion");
+            assert!(!String::from_utf8_lossy(&bytes).contains(SECRET), "{}", path.display());
+            assert_eq!(Digest::of_bytes(&bytes), entry.digest);
+        }
+    }
+    let r = read(&d.path().join("requirements.txt"), d.path()).expect("reads");
+    assert_eq!(r.environment.redacted[0], "requirements.txt:1: a password in the URL's user info");
+    assert!(r
+        .environment
+        .redacted
+        .iter()
+        .any(|x| x.starts_with("more.txt:1: the credential parameter `x-amz-signature`")));
+    // The placeholder line is kept as written.
+    let kept = String::from_utf8(r.bytes_to_store(&r.main_file).expect("bytes")).expect("utf-8");
+    assert!(kept.contains("-i https://${PYPI_USER}:${PYPI_TOKEN}@pypi.corp.example/simple"), "{kept}");
+    let pkg = r.environment.requirements.iter().find(|q| q.name == "pkg").expect("pkg");
+    assert_eq!(pkg.url.as_deref(), Some("https://files.example/pkg-1.0-py3-none-any.whl"));
+    assert_eq!(pkg.status, PinStatus::Pinned);
+    // Without credentials nothing is redacted and the file is stored as it is.
+    std::fs::write(d.path().join("clean.txt"), "numpy==1.26.4\n").expect("write");
+    let c = read(&d.path().join("clean.txt"), d.path()).expect("reads");
+    assert!(c.environment.redacted.is_empty() && c.redacted.is_empty());
+}
+
 proptest! {
     #[test]
     fn requirements_parser_never_panics(text in "(?s).{0,200}") {

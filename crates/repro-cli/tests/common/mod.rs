@@ -22,11 +22,16 @@ pub fn venv() -> PathBuf {
 
 /// A virtualenv at `dir` holding exactly `requirements`, built once and reused while the
 /// requirements are unchanged (a stamp holds a copy of them), file-locked across tests.
+///
+/// The path returned is the real folder: where `target/test-venv` is a symlink to a venv
+/// other checkouts share, `cp -a` of the link (a test's private copy) would copy the link,
+/// and the test's `pip install` would change the shared venv under everyone.
 pub fn cached_venv(dir: &Path, requirements: &Path) -> PathBuf {
+    let real = |d: &Path| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf());
     let stamp_want = std::fs::read_to_string(requirements).expect("requirements file");
     let stamp = dir.join(".repro-test-stamp");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(stamp_want.as_str()) {
-        return dir.to_path_buf();
+        return real(dir);
     }
     std::fs::create_dir_all(dir.parent().expect("parent")).expect("mkdir");
     let lock = std::fs::File::create(dir.with_extension("lock")).expect("lock file");
@@ -44,7 +49,7 @@ pub fn cached_venv(dir: &Path, requirements: &Path) -> PathBuf {
         assert!(ok, "pip install -r {} failed", requirements.display());
         std::fs::write(&stamp, &stamp_want).expect("stamp");
     }
-    dir.to_path_buf()
+    real(dir)
 }
 
 pub struct TestContext {
