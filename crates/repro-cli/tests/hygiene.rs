@@ -141,7 +141,7 @@ fn an_environment_file_with_credentials_is_stored_redacted_and_the_run_still_rep
 fn record_as_before_stripping(t: &TestContext, id: &str, remote: &str) {
     let mut v = t.repro(&["show", id, "--json"]).success().json();
     let m = v.as_object_mut().expect("object");
-    for extra in ["lineage", "record_object", "metrics", "replays", "models", "recorded_name"] {
+    for extra in ["lineage", "record_object", "metrics", "replays", "models", "recorded_name", "facts"] {
         m.remove(extra);
     }
     m["code"]["remote"] = Value::from(remote);
@@ -155,6 +155,15 @@ fn record_as_before_stripping(t: &TestContext, id: &str, remote: &str) {
     t.sql(&format!(
         "UPDATE runs SET record = '{text}', lineage = '{digest}', record_object = '{digest}' WHERE id = '{id}'"
     ));
+    // And the store as that repro left it: before the facts journal (schema 6), which the
+    // next open journals as it finds it.
+    let v6 = "DROP TABLE journal; DROP TABLE fsck_results; ALTER TABLE tokens DROP COLUMN email; \
+              ALTER TABLE tokens DROP COLUMN approver_keyid; ALTER TABLE tokens DROP COLUMN approver_key;";
+    if t.db_url().is_some() {
+        t.sql(&format!("{v6} UPDATE repro_schema SET version = 6;"));
+    } else {
+        t.sql(&format!("{v6} PRAGMA user_version = 6;"));
+    }
 }
 
 #[test]
