@@ -383,10 +383,13 @@ fn a_replay_answers_the_scripts_registry_calls_and_writes_none() {
         .output()
         .expect("repro run");
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let said_at_run = format!("{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
     let id = id_of(&common::Run { args: vec![], out: r });
     let before = t.repro(&["model", "show", "forest", "--json"]).success().json();
     assert_eq!(before["versions"].as_array().map(Vec::len), Some(1), "{before:#}");
-    assert_eq!(before["versions"][0]["approvals"].as_array().map(Vec::len), Some(1), "{before:#}");
+    // A script is no person: its approval, a name in a request, is refused under `repro run` too.
+    assert_eq!(before["versions"][0]["approvals"].as_array().map(Vec::len), Some(0), "{before:#}");
+    assert!(said_at_run.contains("approve: 400"), "{said_at_run}");
     let events = t.sql("SELECT COUNT(*) FROM registry_events");
 
     // The replayed script registers, aliases, tags and stages again: each call is answered
@@ -405,15 +408,18 @@ fn a_replay_answers_the_scripts_registry_calls_and_writes_none() {
     assert_eq!(replay.code(), 0, "{text}\n{}", replay.stderr());
     assert!(text.contains("verdict   IDENTICAL"), "{text}");
     let said = replay.stderr();
-    assert!(said.contains(r#"release: {"version": "2", "alias": "2", "tag": "yes", "stage": "Staging"}"#), "{said}");
-    // The native API's registry writes are refused outright (under `repro run` it approved).
+    // Moving a stage needs an admin token on every door; the command's own token writes only.
+    assert!(
+        said.contains(r#"release: {"version": "2", "alias": "2", "tag": "yes", "stage": "RestException"}"#),
+        "{said}"
+    );
+    // The native API's registry writes are refused outright.
     assert!(said.contains("approve: 403"), "{said}");
     assert!(text.contains("registry calls answered, not written"), "{text}");
     for line in [
         "model-versions/create  register forest@2",
         "registered-models/alias  point alias champion at forest@2",
         "model-versions/set-tag  tag forest@2: validated=yes",
-        "model-versions/transition-stage  move forest@2 to staging",
     ] {
         assert!(text.contains(line), "{line}: {text}");
     }
@@ -442,7 +448,6 @@ fn a_replay_answers_the_scripts_registry_calls_and_writes_none() {
             ("model-versions/create", "register", 2),
             ("registered-models/alias", "alias", 2),
             ("model-versions/set-tag", "tag", 2),
-            ("model-versions/transition-stage", "promote", 2)
         ],
         "{report:#}"
     );
@@ -718,10 +723,15 @@ fn a_write_token_cannot_release_a_model_through_any_door() {
         let (code, answer) = call(token, "POST", "/api/v1/models/tiny@1/archive", "{\"reason\": \"x\"}");
         assert_eq!(code, 403, "{answer}");
     }
-    // A write token still approves (another engineer is making approvals signed statements).
+    // A write token approves only with a statement signed by its person's key, never as a
+    // name in the body (tests/security.rs covers signed approvals through this door).
     let (code, answer) =
         call(&write, "POST", "/api/v1/models/tiny@1/approve", "{\"stage\": \"prod\", \"as\": \"Bo <bo@x.org>\"}");
-    assert_eq!(code, 200, "{answer}");
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("`as` is not accepted"), "{answer}");
+    let (code, answer) = call(&write, "POST", "/api/v1/models/tiny@1/approve", "{\"stage\": \"prod\"}");
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("approvals are signed"), "{answer}");
     let shown = t.repro(&["model", "show", "tiny@1", "--json"]).success().json();
     assert!(shown["stage"].is_null() && shown["archived"].is_null(), "nothing moved: {shown:#}");
 
