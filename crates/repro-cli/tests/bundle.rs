@@ -67,10 +67,7 @@ fn pricing_in_prod() -> (TestContext, String, tempfile::TempDir) {
     t.repro(&["model", "sign", "pricing@1", "--key", key.to_str().expect("utf-8")]).success();
     // Two people, each with a key of their own that the store trusts; Alice approves twice.
     for (who, dir) in [("Alice <alice@example.com>", "alice"), ("Bob <bob@example.com>", "bob")] {
-        let d = stick.path().join(dir);
-        t.repro(&["key", "generate", "--out", d.to_str().expect("utf-8")]).success();
-        let public = d.join("repro.pub");
-        t.repro(&["key", "add", public.to_str().expect("utf-8"), "--approver", "--name", who]).success();
+        t.trusted_approver(stick.path().join(dir).to_str().expect("utf-8"), who);
     }
     for (who, dir) in [
         ("Alice <alice@example.com>", "alice"),

@@ -70,11 +70,10 @@ fn sign(t: &TestContext, model: &str, key_dir: &str) -> Value {
 fn approver_key(t: &TestContext, who: &str) -> String {
     let slug: String = repro_core::registry::identity_key(who).chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     let dir = format!("keys/{slug}");
-    if !t.path(&dir).join("repro.key").exists() {
-        generate_key(t, &dir);
-        t.repro(&["key", "add", &format!("{dir}/repro.pub"), "--approver", "--name", who]).success();
+    if t.path(&dir).join("repro.key").exists() {
+        return format!("{dir}/repro.key");
     }
-    format!("{dir}/repro.key")
+    t.trusted_approver(&dir, who).0
 }
 
 /// `who` approves with their own trusted key.

@@ -13,34 +13,6 @@ fn token(t: &TestContext, role: &str) -> (String, String) {
     (v["id"].as_str().expect("id").to_string(), v["token"].as_str().expect("token").to_string())
 }
 
-/// A git repository with a store, one finished run with an output, and `tiny@1` registered
-/// from it: no Python needed.
-fn tiny_project() -> (TestContext, String) {
-    let t = TestContext::new();
-    t.git(&["init", "-q", "-b", "main"]);
-    t.write("data.csv", "x,y\n1,2\n");
-    t.commit_all("initial");
-    t.repro(&["init"]).success();
-    let id = id_of(&t.repro(&[
-        "run",
-        "--name",
-        "tiny",
-        "--seed",
-        "1",
-        "--data",
-        "data.csv",
-        "--output",
-        "out.txt",
-        "--json",
-        "--",
-        "sh",
-        "-c",
-        "echo hi > out.txt",
-    ]));
-    t.repro(&["model", "register", &id, "--name", "tiny", "--artifact", "out.txt"]).success();
-    (t, id)
-}
-
 #[test]
 fn remote_mode_prints_what_local_mode_prints_and_the_server_guards_the_registry() {
     let t = TestContext::sklearn_project();
@@ -213,7 +185,7 @@ fn remote_mode_prints_what_local_mode_prints_and_the_server_guards_the_registry(
 
 #[test]
 fn hostile_requests_to_the_native_api_get_4xx_json_and_change_nothing() {
-    let (t, id) = tiny_project();
+    let (t, id) = TestContext::tiny_registered();
     let server = Server::start(&t);
     let uri = server.uri.as_str();
     let registry_before = t.repro(&["model", "show", "tiny", "--json"]).success().stdout();
@@ -287,7 +259,7 @@ fn hostile_requests_to_the_native_api_get_4xx_json_and_change_nothing() {
 
 #[test]
 fn the_web_ui_signs_in_with_a_token_and_a_session_cookie() {
-    let (t, _) = tiny_project();
+    let (t, _) = TestContext::tiny_registered();
     let server = Server::start(&t);
     let uri = server.uri.as_str();
     // No tokens: the UI is open.

@@ -671,28 +671,7 @@ fn bearer(token: &str) -> String {
 /// A seeded, captured run's output registered as tiny@1 (a version repro's policies can
 /// promote), on a store with read, write and admin tokens.
 fn registered_with_tokens() -> (TestContext, [String; 3]) {
-    let t = TestContext::new();
-    t.git(&["init", "-q", "-b", "main"]);
-    t.write("data.csv", "x,y\n1,2\n");
-    t.write(".gitignore", "out.txt\n");
-    t.commit_all("initial");
-    t.repro(&["init"]).success();
-    let run = t.repro(&[
-        "run",
-        "--seed",
-        "1",
-        "--data",
-        "data.csv",
-        "--output",
-        "out.txt",
-        "--json",
-        "--",
-        "sh",
-        "-c",
-        "echo hi > out.txt",
-    ]);
-    let id = id_of(&run.success());
-    t.repro(&["model", "register", &id, "--name", "tiny", "--artifact", "out.txt"]).success();
+    let (t, _) = TestContext::tiny_registered();
     let tokens = [make_token(&t, "read"), make_token(&t, "write"), make_token(&t, "admin")];
     (t, tokens)
 }

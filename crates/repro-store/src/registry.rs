@@ -191,14 +191,7 @@ impl Metadata {
         // Whatever door it came through, nothing but an archive is built on a store the
         // newest verdict found damaged (see `repro_exec::integrity`).
         if decided.iter().any(|n| !matches!(n.change, Change::Archive { .. })) {
-            if let Some((at, problems)) = self.last_fsck_damage_in(&tx)? {
-                return Err(StoreError::Damaged(format!(
-                    "the store is damaged (found {}: {}); registry writes wait until .repro is restored from a backup and `repro fsck` finds it clean",
-                    crate::rfc3339(at),
-                    problems.first().map_or("damage", String::as_str)
-                ))
-                .into());
-            }
+            self.refuse_if_damaged_in(&tx, "registry writes")?;
         }
         let mut written = Vec::with_capacity(decided.len());
         for new in decided {
@@ -369,14 +362,7 @@ impl Metadata {
         j.append(&tx, at_ms).map_err(e("import"))?;
         let events = Self::read_events(&tx, &path)?;
         refuse_damaged(&events, &anchor)?;
-        if let Some((at, problems)) = self.last_fsck_damage_in(&tx)? {
-            return Err(StoreError::Damaged(format!(
-                "the store is damaged (found {}: {}); imports wait until .repro is restored from a backup and `repro fsck` finds it clean",
-                crate::rfc3339(at),
-                problems.first().map_or("damage", String::as_str)
-            ))
-            .into());
-        }
+        self.refuse_if_damaged_in(&tx, "imports")?;
         let (registry, _) = Registry::fold(&events);
         let new = decide(&registry)?;
         let event = Event::next(events.last(), at_ms, &new.actor, &new.model, new.version, &new.change);
@@ -384,6 +370,19 @@ impl Metadata {
         tx.commit().map_err(e("import"))?;
         self.write_anchor(&event)?;
         Ok(event)
+    }
+
+    /// Refuses `what` while the newest verdict, read inside the caller's transaction, found
+    /// the store damaged.
+    fn refuse_if_damaged_in(&self, tx: &Db, what: &str) -> Result<()> {
+        match self.last_fsck_damage_in(tx)? {
+            Some((at, problems)) => Err(StoreError::Damaged(format!(
+                "the store is damaged (found {}: {}); {what} wait until .repro is restored from a backup and `repro fsck` finds it clean",
+                crate::rfc3339(at),
+                problems.first().map_or("damage", String::as_str)
+            ))),
+            None => Ok(()),
+        }
     }
 
     // ---- code bundles ------------------------------------------------------------------

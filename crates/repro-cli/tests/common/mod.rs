@@ -320,6 +320,34 @@ impl TestContext {
         dest
     }
 
+    /// A git repository with a store, one seeded run named `tiny` whose output `out.txt` is
+    /// registered as `tiny@1` (no Python needed). Returns the context and the run id.
+    pub fn tiny_registered() -> (TestContext, String) {
+        let t = TestContext::new();
+        t.git(&["init", "-q", "-b", "main"]);
+        t.write("data.csv", "x,y\n1,2\n");
+        t.write(".gitignore", "out.txt\n");
+        t.commit_all("initial");
+        t.repro(&["init"]).success();
+        let script = "echo hi > out.txt";
+        let run = t.repro(&[
+            "run", "--name", "tiny", "--seed", "1", "--data", "data.csv", "--output", "out.txt", "--json", "--", "sh",
+            "-c", script,
+        ]);
+        let id = id_of(&run.success());
+        t.repro(&["model", "register", &id, "--name", "tiny", "--artifact", "out.txt"]).success();
+        (t, id)
+    }
+
+    /// A person's own key pair in `dir` (`repro key generate --out DIR`), trusted by this
+    /// store as an approver named `who` (`repro key add`). Returns (private, public) paths.
+    pub fn trusted_approver(&self, dir: &str, who: &str) -> (String, String) {
+        self.repro(&["key", "generate", "--out", dir]).success();
+        let public = format!("{dir}/repro.pub");
+        self.repro(&["key", "add", &public, "--approver", "--name", who]).success();
+        (format!("{dir}/repro.key"), public)
+    }
+
     /// `repro run` of the example's training script, with everything an auditor wants.
     pub fn train(&self, extra: &[&str]) -> Run {
         self.train_with(&self.python(), extra)
