@@ -53,14 +53,16 @@ if [ "$cmd" = stop ]; then
   exit 0
 fi
 
+# The venv is built even when a server is reused: the tests also call S3 with its boto3.
+if ! { [ -f "$stamp" ] && cmp -s "$stamp" "$reqs"; }; then
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$reqs" >&2
+  cp "$reqs" "$stamp"
+fi
+
 if ! answers; then
-  if ! { [ -f "$stamp" ] && cmp -s "$stamp" "$reqs"; }; then
-    rm -rf "$venv"
-    mkdir -p "$(dirname "$venv")"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$reqs" >&2
-    cp "$reqs" "$stamp"
-  fi
   mkdir -p target
   nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
