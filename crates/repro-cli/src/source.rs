@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use repro_core::audit::AuditReport;
 use repro_core::diff::RunDiff;
 use repro_core::registry::StagePolicy;
@@ -34,11 +34,9 @@ pub enum Against<'a> {
 }
 
 impl Source {
-    pub fn open(store: Option<&Path>, server: Option<&str>, token: Option<String>) -> Result<Source> {
-        match server {
-            Some(url) => Ok(Source::Remote(Client::new(url, token)?)),
-            None => Ok(Source::Local(Box::new(crate::commands::open_store(store)?))),
-        }
+    /// A `repro serve` at `url`, sending `token`.
+    pub fn remote(url: &str, token: Option<String>) -> Result<Source> {
+        Ok(Source::Remote(Client::new(url, token)?))
     }
 
     pub fn runs(&self, limit: Option<usize>) -> Result<Value> {
@@ -104,7 +102,7 @@ impl Source {
         use repro_exec::env;
         match (self, against) {
             (Source::Local(s), against) => {
-                let cwd = crate::commands::cwd()?;
+                let cwd = std::env::current_dir().context("cannot read the current folder")?;
                 let subject = env::resolve_subject(s, subject)?;
                 let against = match against {
                     Against::Python(p) => env::python_side(p, &cwd)?,
@@ -126,7 +124,7 @@ impl Source {
         use repro_exec::env;
         match self {
             Source::Local(s) => {
-                let cwd = crate::commands::cwd()?;
+                let cwd = std::env::current_dir().context("cannot read the current folder")?;
                 let a = env::resolve_side(s, a, Some(&cwd), true)?;
                 let b = env::resolve_side(s, b, Some(&cwd), true)?;
                 Ok(env::diff(&a, &b))

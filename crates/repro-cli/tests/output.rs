@@ -91,10 +91,18 @@ impl Scrub {
             (r"\b\d+ (second|minute|hour|day)s? ago\b", "[ago]"),
             (r"Linux \d+\.\d+[^ /\n\x22]*", "Linux [kernel]"),
             (r"(?m)^(\s*)\S.*usable of .*CPUs\).*$", "$1[hardware]"),
+            (r"(hardware\s+)[^\n\x22]*usable cores?[^\n\x22]*", "$1[hardware]"),
+            (r"\x22[^\n\x22]*usable cores? of[^\n\x22]*\x22", "\x22[hardware]\x22"),
+            // Trained models and their metrics differ in the last bits from one CPU to another
+            // (BLAS picks its kernels by instruction set): sizes and long floats are volatile.
+            (r"\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b", "[size]"),
+            (r"-?\b\d+\.\d{6,}(e-?\d+)?\b", "[float]"),
             (r"(LANG|LC_ALL)=[^ \n\x22]*", "$1=[locale]"),
             (r"\b127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
             (r"\.repro/tmp/\d+-", ".repro/tmp/[pid]-"),
             (r"stdout \d+ B", "stdout [n] B"),
+            // A short commit is all digits one time in 300: name it by where it stands.
+            (r"code at [0-9a-f]{12}\b", "code at [hex12]"),
             (r"[A-Za-z0-9_.-]+@\[host\]", "[user]@[host]"),
         ] {
             out = regex::Regex::new(re).expect("filter").replace_all(&out, to).into_owned();
@@ -277,6 +285,16 @@ fn capture_inspect_replay_and_diff() {
     let mut c = Contract::new(&t);
     c.scrub.literal(venv().to_str().expect("utf-8"), "[venv]");
     c.text("init", &["init"], 0);
+    // The stat cache trusts a file only when its mtime is safely older than the snapshot
+    // (the racy-git rule); an old mtime makes "hashed" vs "from the stat cache" stable.
+    for f in ["data/train.csv", "params.yaml"] {
+        let ok = std::process::Command::new("touch")
+            .args(["-d", "2024-01-01 00:00:00", f])
+            .current_dir(&t.dir)
+            .status()
+            .expect("touch");
+        assert!(ok.success(), "touch {f}");
+    }
     let py = t.python();
     let py = py.to_str().expect("utf-8");
     let train = ["--data", "data/train.csv", "--params", "params.yaml", "--output", "model.pkl", "--", py, "train.py"];

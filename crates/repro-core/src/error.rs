@@ -17,4 +17,6 @@ pub enum CoreError {
     Signature(String),
     #[error("invalid provenance statement: {0}")]
     Statement(String),
+    #[error("invalid dataset name '{0}': use letters, digits, '-', '_', '.', '/' (no ':')")]
+    DatasetName(String),
 }

@@ -48,6 +48,15 @@ impl Manifest {
     }
 }
 
+/// A dataset name people type after `--data NAME:` or in `repro data show`: one line, no
+/// `:` (which separates the name from a version elsewhere).
+pub fn check_dataset_name(name: &str) -> Result<(), crate::CoreError> {
+    if name.is_empty() || name.contains(':') || name.chars().any(|c| c.is_control()) {
+        return Err(crate::CoreError::DatasetName(name.to_string()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,6 +92,64 @@ pub fn get_registered(store: &Store, text: &str) -> Result<(EnvironmentRow, Envi
     })
 }
 
+/// What `repro run --env X` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvArg {
+    /// A declared file (requirements.txt, environment.yml, …) or a manifest.
+    File(std::path::PathBuf),
+    /// A registered environment: `NAME:V`, or a `NAME` that is registered.
+    Registered(String),
+}
+
+impl EnvArg {
+    /// A file when one exists there; else a registered `NAME:V` (or a `NAME` that is
+    /// registered); anything else is a file that does not exist (and the run says so).
+    pub fn resolve(store: &Store, cwd: &Path, given: &Path) -> Result<EnvArg> {
+        if cwd.join(given).exists() {
+            return Ok(EnvArg::File(given.to_path_buf()));
+        }
+        let text = given.to_string_lossy().into_owned();
+        let registered = match environment::parse_env_ref(&text) {
+            Some((name, version)) => text.contains(':') || store.meta.get_environment(name, version)?.is_some(),
+            None => false,
+        };
+        Ok(if registered { EnvArg::Registered(text) } else { EnvArg::File(given.to_path_buf()) })
+    }
+}
+
+/// The interpreter `repro env capture` reads: `--python PATH` (relative to `cwd`), else the
+/// one a run would use (the active virtualenv or conda environment, else `python3` on PATH).
+pub fn capture_interpreter(
+    python: Option<&Path>,
+    cwd: &Path,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Result<PythonEnvironment> {
+    let found = match python {
+        Some(p) => {
+            let p = cwd.join(p);
+            if !p.exists() {
+                return Err(ExecError::Usage(format!(
+                    "{} does not exist; give the path of a Python interpreter",
+                    p.display()
+                )));
+            }
+            Some((p, "--python"))
+        }
+        None => python::find_interpreter(None, vars, vars.get("PATH").map(std::ffi::OsStr::new)),
+    };
+    let Some((exe, how)) = found else {
+        return Err(ExecError::Usage(
+            "no Python interpreter found; pass --python PATH or activate an environment".into(),
+        ));
+    };
+    python::inspect(&exe, how).ok_or_else(|| {
+        ExecError::Usage(format!(
+            "{} is not a Python installation repro can read (no site-packages or version found)",
+            exe.display()
+        ))
+    })
+}
+
 /// What to compare with: a file (a manifest from `repro env capture`, or a declared file),
 /// else a registered environment, else (when `runs` is true) a run. Without `cwd` (on a
 /// server, where a path would name the server's disk, not the caller's) files are not tried.

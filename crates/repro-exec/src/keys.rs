@@ -39,6 +39,58 @@ pub fn default_key_dir() -> Option<PathBuf> {
     key_dir_from(std::env::var_os("REPRO_KEY_DIR"), std::env::var_os("XDG_CONFIG_HOME"), std::env::var_os("HOME"))
 }
 
+/// The folder `repro key generate` writes to: `--out DIR`, else [`default_key_dir`].
+pub fn key_dir(out: Option<PathBuf>) -> Result<PathBuf> {
+    match out {
+        Some(d) => Ok(d),
+        None => {
+            default_key_dir().ok_or_else(|| ExecError::Usage("no home folder to put the key in; pass --out DIR".into()))
+        }
+    }
+}
+
+/// The public key `repro key show` shows: the file given, else your own (`repro.pub` in the
+/// key folder).
+pub fn shown_key_file(given: Option<PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(f) => Ok(f),
+        None => default_key_dir()
+            .map(|d| d.join(PUBLIC_KEY_FILE))
+            .ok_or_else(|| ExecError::Usage("no home folder to look in; pass the key file".into())),
+    }
+}
+
+/// A key file's public half: a public key, or a private key's (a `.key` names both).
+pub fn any_public_key(path: &Path) -> Result<VerifyingKey> {
+    match load_public_key(path) {
+        Ok(k) => Ok(k),
+        Err(_) => Ok(load_signing_key(path)?.verifying_key()),
+    }
+}
+
+/// Your own key, when there is one: its public file and keyid.
+pub fn own_key() -> Option<(PathBuf, String)> {
+    let p = default_key_dir()?.join(PUBLIC_KEY_FILE);
+    let k = load_public_key(&p).ok()?;
+    Some((p, repro_core::provenance::sslib_keyid(&k)))
+}
+
+/// The key a bundle's manifest is signed with: none with `--unsigned`, the `--key` given,
+/// else your own private key when there is one (else unsigned, and the export warns).
+pub fn bundle_signer(key: Option<&Path>, unsigned: bool) -> Result<Option<SigningKey>> {
+    if unsigned {
+        return Ok(None);
+    }
+    match key {
+        Some(k) => load_signing_key(k).map(Some),
+        None => default_key_dir()
+            .map(|d| d.join(PRIVATE_KEY_FILE))
+            .filter(|p| p.exists())
+            .map(|p| load_signing_key(&p))
+            .transpose(),
+    }
+}
+
 /// [`default_key_dir`] with the variables passed in, so tests need not change the
 /// process environment.
 fn key_dir_from(repro: Option<OsString>, xdg: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
@@ -260,6 +312,30 @@ pub fn parse_public_pem(pem: &str) -> std::result::Result<VerifyingKey, String> 
         return Err("a weak (small-order) ed25519 key".into());
     }
     Ok(key)
+}
+
+/// The public key file `--key FILE` names: the path as given when it exists, else, for a
+/// bare file name (`--key repro.pub`), that file in the key folder `repro key generate`
+/// writes to ([`default_key_dir`]). A missing key names both places.
+pub fn public_key_file(given: &Path) -> Result<PathBuf> {
+    if given.exists() {
+        return Ok(given.to_path_buf());
+    }
+    let bare = given.parent().is_none_or(|p| p.as_os_str().is_empty());
+    if let Some(dir) = default_key_dir().filter(|_| bare) {
+        let in_dir = dir.join(given);
+        if in_dir.exists() {
+            return Ok(in_dir);
+        }
+        return Err(key_error(
+            given,
+            format!(
+                "no such key file here or in {} (where `repro key generate` writes keys; REPRO_KEY_DIR moves it)",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(given.to_path_buf())
 }
 
 /// Loads a public key to verify with, from SubjectPublicKeyInfo PEM.

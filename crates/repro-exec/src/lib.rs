@@ -17,6 +17,7 @@ pub mod provenance;
 pub mod registry;
 pub mod replay;
 pub mod run;
+pub mod tokens;
 pub mod trust;
 pub mod views;
 

@@ -43,6 +43,25 @@ pub struct Backends {
     pub objects: Option<String>,
 }
 
+impl Backends {
+    /// `--db` / `--objects` with `migrate-store --to URL`s added: a `s3://` URL names the
+    /// objects' place, anything else the database; naming either twice is refused.
+    pub fn with_targets(db: Option<String>, objects: Option<String>, to: &[String]) -> Result<Backends> {
+        let mut backends = Backends { db, objects };
+        for url in to {
+            let is_objects = url.starts_with("s3://");
+            let slot = if is_objects { &mut backends.objects } else { &mut backends.db };
+            if slot.replace(url.clone()).is_some() {
+                return Err(StoreError::Invalid(format!(
+                    "--to {url}: the store's {} is named twice; give one postgres:// and/or one s3:// URL",
+                    if is_objects { "objects' place" } else { "database" }
+                )));
+            }
+        }
+        Ok(backends)
+    }
+}
+
 /// An open store: configuration, objects and metadata.
 pub struct Store {
     root: PathBuf,
@@ -133,6 +152,16 @@ pub fn discover(start: &Path) -> Result<PathBuf> {
         }
     }
     Err(StoreError::NotFound(start.to_path_buf()))
+}
+
+/// The folder `repro init` makes its `.repro` in, asked for `dir`: `--store X/.repro` means
+/// `X`, not `X/.repro/.repro`.
+pub fn init_parent(dir: &Path) -> PathBuf {
+    if dir.file_name().is_some_and(|n| n == STORE_DIR) {
+        dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf())
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// Resolves an explicit `--store DIR` / `REPRO_STORE`: the `.repro` folder itself or the folder holding it.
