@@ -189,7 +189,12 @@ pub enum Cmd {
     #[command(subcommand)]
     Model(ModelCmd),
 
-    /// Signing keys (ed25519) for `repro model sign`.
+    /// Signing keys (ed25519): yours, and the ones this store trusts.
+    ///
+    /// Your key pair (repro.key, repro.pub) lives in $REPRO_KEY_DIR, else
+    /// $XDG_CONFIG_HOME/repro, else ~/.config/repro; `repro model sign`, `model approve` and
+    /// `bundle export` use it when no --key is given, and `--key repro.pub` finds it there.
+    /// The keys a store trusts, and for what, are listed under [trust] in .repro/repro.toml.
     #[command(subcommand)]
     Key(KeyCmd),
 
@@ -350,7 +355,8 @@ pub enum ModelCmd {
     Verify {
         /// NAME@V or NAME@STAGE.
         model: String,
-        /// A public key you trust (PEM); a signature by it must verify.
+        /// A public key you trust (PEM); a signature by it must verify. A bare file name
+        /// not found here is looked for in your key folder (`--key repro.pub`: your own key).
         #[arg(long, value_name = "PUBFILE")]
         key: Option<PathBuf>,
     },
@@ -400,7 +406,8 @@ pub enum KeyCmd {
     ///
     /// Example: repro key generate --out keys/
     Generate {
-        /// Where to write the keys (default: $REPRO_KEY_DIR, else ~/.config/repro).
+        /// Where to write the keys (default: $REPRO_KEY_DIR, else $XDG_CONFIG_HOME/repro, else
+        /// ~/.config/repro).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },

@@ -88,9 +88,16 @@ fn export_writes_the_exact_lock_that_parity_and_check_accept() {
     let conda = t.repro(&["env", "check", "environment.yml", "--json"]).success().json();
     assert_eq!(conda["unpinned"], 0, "{conda:#}");
 
-    t.repro(&["env", "export", &id, "--format", "dockerfile", "-o", "serving/Dockerfile"]).expect_code(2);
-    std::fs::create_dir_all(t.path("serving")).expect("mkdir");
+    // -o into a folder that does not exist yet makes it (README's own example).
+    assert!(!t.path("serving").exists());
     t.repro(&["env", "export", &id, "--format", "dockerfile", "-o", "serving/Dockerfile"]).success();
+    // Where a folder cannot be made, the error names the user's path, and nothing is left.
+    t.write("notafolder", "a file\n");
+    let r = t.repro(&["env", "export", &id, "--format", "dockerfile", "-o", "notafolder/Dockerfile"]).expect_code(2);
+    let err = r.stderr();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("notafolder/Dockerfile") && !err.contains(".tmp"), "{err}");
+    assert_eq!(std::fs::read_to_string(t.path("notafolder")).expect("still a file"), "a file\n");
     let docker = std::fs::read_to_string(t.path("serving/Dockerfile")).expect("Dockerfile");
     let python = t.repro(&["show", &id, "--json"]).success().json()["environment"]["python"]["version"]
         .as_str()

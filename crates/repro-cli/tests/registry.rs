@@ -302,6 +302,31 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
         assert!(check(&verified, name).0, "{name}: {verified:#}");
     }
     assert!(check(&verified, "event_chain").1.contains("7 events"), "{verified:#}");
+    // README's `--key repro.pub`: a bare name not found here is the one in the key folder
+    // (REPRO_KEY_DIR here), and a missing one names both places.
+    let home = t.tmp.path().join("verify-keys");
+    let verify_with = |key: &str| {
+        let out = t
+            .cmd()
+            .args(["model", "verify", "pricing@prod", "--key", key, "--json"])
+            .env("REPRO_KEY_DIR", &home)
+            .output()
+            .expect("repro model verify");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = verify_with("repro.pub");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("repro.pub") && err.contains("verify-keys") && err.lines().count() == 1, "{err}");
+    std::fs::create_dir_all(&home).expect("key folder");
+    std::fs::copy(t.path("keys/repro.pub"), home.join("repro.pub")).expect("copy the key");
+    let (code, out, err) = verify_with("repro.pub");
+    assert_eq!(code, Some(0), "{err}");
+    let keyed: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(keyed["ok"], true, "{keyed:#}");
 
     // NAME@V / NAME@STAGE wherever a run is accepted.
     let (audit, code) = t.audit("pricing@prod");

@@ -283,6 +283,13 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
     assert_eq!(shown["metric_count"], 6, "{keys:?}");
     assert!(keys.contains(&"final_rmse") && keys.contains(&"rmse"), "{keys:?}");
     assert!(!t.path("mlruns").exists(), "nothing was logged to a local ./mlruns");
+    // The script's `mlflow.set_tag("stage", "experiment")` is shown with the run: the
+    // person's tag in the text, MLflow's own (`mlflow.*`) only in the JSON.
+    assert_eq!(shown["tags"]["stage"], "experiment", "{shown:#}");
+    let text = t.repro(&["show", &id]).success().stdout();
+    let tag_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("tags ")).collect();
+    assert_eq!(tag_lines.len(), 1, "{text}");
+    assert!(tag_lines[0].contains("stage=experiment") && !tag_lines[0].contains("mlflow."), "{text}");
     // The captured run has everything an auditor asks for, MLflow's part included.
     let (audit, _) = t.audit(&id);
     for name in ["git_commit", "dataset_snapshot", "hyperparameters", "random_seed", "training_script"] {

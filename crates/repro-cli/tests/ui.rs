@@ -14,6 +14,34 @@ fn browser_dir() -> PathBuf {
     workspace().join("crates/repro-cli/tests/browser")
 }
 
+/// `npm ci` in tests/browser once (playwright-core, pinned by its package-lock; no browser
+/// download), file-locked across test processes.
+fn npm_ci() {
+    let dir = browser_dir();
+    if dir.join("node_modules/playwright-core").is_dir() {
+        return;
+    }
+    std::fs::create_dir_all(workspace().join("target")).expect("target/");
+    let lock = std::fs::File::create(workspace().join("target/browser-npm.lock")).expect("lock file");
+    lock.lock().expect("lock");
+    if dir.join("node_modules/playwright-core").is_dir() {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .current_dir(&dir)
+        .output()
+        .expect("npm (is Node.js installed?)");
+    assert!(
+        out.status.success(),
+        "npm ci in {} failed:\n{}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_web_ui_shows_a_real_run_in_headless_chromium() {
     let t = TestContext::sklearn_project();
@@ -42,11 +70,17 @@ fn the_web_ui_shows_a_real_run_in_headless_chromium() {
     assert_eq!(code, 200, "{html}");
     assert!(html.contains("git_commit") && html.contains("<svg") && html.contains("model.pkl"), "{html}");
 
-    // The browser.
-    assert!(
-        browser_dir().join("node_modules/playwright-core").is_dir(),
-        "run `npm ci` in crates/repro-cli/tests/browser first (.ci/run does)"
-    );
+    // The browser: Debian's chromium, driven by the pinned playwright-core (installed here
+    // on first use, as the test virtualenvs are).
+    let chromium = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    if !common::have_tool(chromium.exists(), "Chromium", "apt-get install chromium") {
+        return;
+    }
+    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !common::have_tool(node, "Node.js", "apt-get install nodejs npm") {
+        return;
+    }
+    npm_ci();
     let out = workspace().join("target/ui-screenshots");
     let _ = std::fs::remove_dir_all(&out);
     let run = Command::new("node")

@@ -51,8 +51,15 @@ pub fn show(store: &Store, spec: &str) -> Result<Value> {
     let metrics = store.meta.metrics(&id)?;
     let replays = crate::audit::replay_summaries(store, &id)?;
     let models = crate::audit::registry_mentions(store, &stored)?;
+    // Tags a tracking client set (`mlflow.set_tag`), and MLflow's own `mlflow.*` ones.
+    let tags = match store.meta.get_tracked_run(id.as_str()) {
+        Ok(tracked) => tracked.tags,
+        Err(repro_store::StoreError::Missing(_)) => BTreeMap::new(),
+        Err(e) => return Err(e.into()),
+    };
     let mut v = run_json(&stored);
     if let Value::Object(m) = &mut v {
+        m.insert("tags".into(), json!(tags));
         m.insert("metrics".into(), json!(metrics));
         m.insert("replays".into(), json!(replays));
         m.insert("models".into(), json!(models));
@@ -63,6 +70,7 @@ pub fn show(store: &Store, spec: &str) -> Result<Value> {
 /// A run read back from its JSON (`runs` or `show`); what `show` adds is empty for `runs`.
 pub struct RunParts {
     pub run: StoredRun,
+    pub tags: BTreeMap<String, String>,
     pub metrics: Vec<MetricPoint>,
     pub replays: Vec<ReplaySummary>,
     pub models: Vec<RegistryMention>,
@@ -89,6 +97,7 @@ pub fn run_parts(v: &Value) -> Result<RunParts> {
             pid: None,
             pid_start: None,
         },
+        tags: field(v, "tags")?,
         metrics: field(v, "metrics")?,
         replays: field(v, "replays")?,
         models: field(v, "models")?,

@@ -184,7 +184,8 @@ impl Config {
     /// The commented `repro.toml` of a new store with this `[store]` section.
     pub fn file_for(store: &StoreSection) -> String {
         format!(
-            "# repro store settings (https://example.invalid/repro/docs/architecture.md)\n{}\n\
+            "# repro store settings: every section below is explained in the comments above it;\n\
+             # `repro init --help` says how to share a store, `repro key --help` what [trust] holds.\n{}\n\
              # How `repro replay` judges an output whose bytes differ (exit 0 = equivalent):\n\
              # [replay]\n\
              # compare = \"python compare.py {{recorded}} {{replayed}}\"\n\n\

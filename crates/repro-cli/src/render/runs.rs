@@ -56,7 +56,7 @@ pub fn show(v: &Value, as_json: bool) -> Result<()> {
     if as_json {
         return json(v);
     }
-    let views::RunParts { run: r, metrics, replays, models } = views::run_parts(v)?;
+    let views::RunParts { run: r, tags, metrics, replays, models } = views::run_parts(v)?;
     let (r, metrics, replays, models) = (&r, &metrics, &replays, &models);
     let rec = &r.record;
     let mut o = out();
@@ -90,6 +90,12 @@ pub fn show(v: &Value, as_json: bool) -> Result<()> {
         writeln!(o, "lineage   {l}")?;
     }
     writeln!(o, "command   {}   (in {})", rec.script.argv.join(" "), rec.script.workdir)?;
+    // The tags people set; MLflow's own (`mlflow.*`: source, user, run name) are in --json.
+    let people: Vec<String> =
+        tags.iter().filter(|(k, _)| !k.starts_with("mlflow.")).map(|(k, v)| format!("{k}={v}")).collect();
+    if !people.is_empty() {
+        writeln!(o, "tags      {}", people.join(", "))?;
+    }
     writeln!(o)?;
     writeln!(o, "code")?;
     match (&rec.code.repo_root, &rec.code.commit) {

@@ -13,6 +13,22 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
 }
 
+/// A part of a test needs a tool `cargo test` cannot install by itself (a browser from the
+/// system's packages). Without it the part is skipped with the command that installs it,
+/// unless `REPRO_TEST_REQUIRE_ALL` is set (scripts/test-all.sh and CI set it), where a
+/// missing tool fails the test: CI must never pass by skipping.
+pub fn have_tool(present: bool, what: &str, install: &str) -> bool {
+    if present {
+        return true;
+    }
+    let message = format!("{what} is missing: {install} (or run scripts/test-all.sh, which installs everything)");
+    if std::env::var_os("REPRO_TEST_REQUIRE_ALL").is_some_and(|v| !v.is_empty()) {
+        panic!("{message}; REPRO_TEST_REQUIRE_ALL is set, so nothing may be skipped");
+    }
+    eprintln!("skipped: {message}");
+    false
+}
+
 /// The shared test virtualenv, created on first use (file-locked across test processes).
 pub fn venv() -> PathBuf {
     let ws = workspace();
