@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::{identity_key, ModelVersion};
 use crate::provenance::{SubjectDigests, STATEMENT_TYPE};
-use crate::registry::{identity_key, ModelVersion};
 use crate::CoreError;
 
 /// The predicate type of an approval statement.
