@@ -16,6 +16,7 @@ pub mod pickles;
 pub mod provenance;
 pub mod record;
 pub mod registry;
+pub mod replay;
 pub mod search;
 pub mod secrets;
 pub mod snapshot;
