@@ -756,9 +756,14 @@ pub fn import(
     for s in &version.signatures {
         let envelope = read(&s.envelope)?;
         let public = read(&s.public_key)?;
-        if let Err(e) =
-            crate::provenance::check_signature_bytes(&envelope, &public, &version, s, None, Some(&main_metrics))
-        {
+        if let Err(e) = crate::registry::provenance::check_signature_bytes(
+            &envelope,
+            &public,
+            &version,
+            s,
+            None,
+            Some(&main_metrics),
+        ) {
             return Err(refuse(file, format!("the signature by key {} does not verify: {e}", s.keyid)));
         }
         verified.push(s.keyid.clone());
@@ -769,7 +774,7 @@ pub fn import(
     for a in &version.approvals {
         let Some(sig) = &a.signature else { continue };
         if let Err(e) =
-            crate::approval::check_approval_bytes(&read(&sig.envelope)?, &read(&sig.public_key)?, &version, a)
+            crate::registry::approval::check_approval_bytes(&read(&sig.envelope)?, &read(&sig.public_key)?, &version, a)
         {
             return Err(refuse(file, format!("the approval for {} by {} does not verify: {e}", a.stage, a.by)));
         }
