@@ -168,9 +168,20 @@ pub fn hyperparameters(params: &Params, after_run: bool) -> AuditItem {
             Some("pass --params params.yaml or --param key=value (values hard-coded in the script cannot be audited)"),
         );
     }
-    let mut sources: Vec<String> = params.files.iter().map(|f| f.path.clone()).collect();
+    // Each source says how many it gave: the params given to repro (files merged with
+    // --param) and the ones the script logged itself, never one sum of the two.
+    let mut sources = Vec::new();
+    if !params.values.is_empty() {
+        let given = params.values.len();
+        if params.files.is_empty() {
+            sources.push(count(given as u64, "param"));
+        } else {
+            let files: Vec<&str> = params.files.iter().map(|f| f.path.as_str()).collect();
+            sources.push(format!("{given} from {}", files.join(", ")));
+        }
+    }
     if !params.logged.is_empty() {
-        sources.push(format!("{} logged", params.logged.len()));
+        sources.push(format!("{} logged by the script", params.logged.len()));
     }
     let keys: Vec<String> = params
         .values
@@ -178,8 +189,7 @@ pub fn hyperparameters(params: &Params, after_run: bool) -> AuditItem {
         .map(|(k, v)| format!("{k}={}", crate::params::display_value(v)))
         .chain(params.logged.iter().map(|(k, v)| format!("{k}={v}")))
         .collect();
-    let from = if sources.is_empty() { String::new() } else { format!(" from {}", sources.join(", ")) };
-    item(N, ItemStatus::Ok, format!("{n} params{from}: {}", list(&keys, 5)), None)
+    item(N, ItemStatus::Ok, format!("{}: {}", sources.join(", "), list(&keys, 5)), None)
 }
 
 pub fn random_seed(seed: &Seed) -> AuditItem {

@@ -154,3 +154,17 @@ fn human_bytes_reads_well() {
     assert_eq!(human_bytes(2048), "2.0 KiB");
     assert_eq!(human_bytes(3 << 30), "3.0 GiB");
 }
+
+#[test]
+fn hyperparameters_count_each_source_apart() {
+    let file = FileEntry { path: "params.yaml".into(), size: 40, mode: 0o644, digest: Digest::of_bytes(b"p") };
+    let values = (1..=4).map(|i| (format!("k{i}"), serde_json::json!(i))).collect();
+    let logged = (1..=3).map(|i| (format!("l{i}"), i.to_string())).collect();
+    let both = Params { values, files: vec![file], logged };
+    let detail = hyperparameters(&both, true).detail;
+    assert!(detail.starts_with("4 from params.yaml, 3 logged by the script: "), "{detail}");
+    let only_logged = Params { logged: both.logged.clone(), ..Params::default() };
+    assert!(hyperparameters(&only_logged, true).detail.starts_with("3 logged by the script: "));
+    let one_flag = Params { values: both.values.clone().into_iter().take(1).collect(), ..Params::default() };
+    assert!(hyperparameters(&one_flag, false).detail.starts_with("1 param: "));
+}
