@@ -35,6 +35,10 @@ pub struct Archived {
     pub reason: String,
     pub by: String,
     pub at_ms: i64,
+    /// The stage the version held when it was archived, so that a lookup of that stage can
+    /// say where its version went. Folded from the events, never written or read.
+    #[serde(skip)]
+    pub left_stage: Option<String>,
 }
 
 /// Whether the key that signed a bundle counted, as the importing store judged it then.
@@ -254,10 +258,28 @@ impl Model {
 /// Why a reference names no version: each says what exists instead.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LookupError {
-    NoModel { name: String, known: Vec<String> },
-    NoVersion { name: String, version: u32, known: Vec<u32> },
-    EmptyStage { name: String, stage: String, held: Vec<(String, u32)> },
-    Deleted { what: String, by: String, at_ms: i64 },
+    NoModel {
+        name: String,
+        known: Vec<String>,
+    },
+    NoVersion {
+        name: String,
+        version: u32,
+        known: Vec<u32>,
+    },
+    /// `archived`: the version last archived out of the stage (its reference and the
+    /// archive), when one was.
+    EmptyStage {
+        name: String,
+        stage: String,
+        held: Vec<(String, u32)>,
+        archived: Option<(String, Archived)>,
+    },
+    Deleted {
+        what: String,
+        by: String,
+        at_ms: i64,
+    },
 }
 
 impl fmt::Display for LookupError {
@@ -274,11 +296,19 @@ impl fmt::Display for LookupError {
                 "model '{name}' has no version {version} (versions: {}); `repro model show {name}` lists them",
                 known.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
             ),
-            LookupError::EmptyStage { name, stage, held } if held.is_empty() => write!(
+            LookupError::EmptyStage { name, stage, archived: Some((reference, a)), .. } => write!(
+                f,
+                "'{name}' has no version in {stage} ({reference} was there until {} archived it on {}: {}); \
+                 `repro model promote {name}@V --to {stage}`",
+                a.by,
+                utc_minute(a.at_ms),
+                a.reason
+            ),
+            LookupError::EmptyStage { name, stage, held, .. } if held.is_empty() => write!(
                 f,
                 "no version of '{name}' is in {stage} (no version holds a stage yet); `repro model promote {name}@V --to {stage}`"
             ),
-            LookupError::EmptyStage { name, stage, held } => write!(
+            LookupError::EmptyStage { name, stage, held, .. } => write!(
                 f,
                 "no version of '{name}' is in {stage} ({}); `repro model promote {name}@V --to {stage}`",
                 held.iter().map(|(s, v)| format!("{s}: {name}@{v}")).collect::<Vec<_>>().join(", ")
@@ -382,7 +412,7 @@ impl Registry {
                 self.model_mut(&e.model)?.aliases.remove(&alias);
             }
             Change::Delete {} => {
-                let by = Archived { reason: "deleted".into(), by: e.actor.clone(), at_ms: e.at_ms };
+                let by = Archived { reason: "deleted".into(), by: e.actor.clone(), at_ms: e.at_ms, left_stage: None };
                 let model = self.model_mut(&e.model)?;
                 for v in model.versions.values_mut().filter(|v| e.version == 0 || v.version == e.version) {
                     if v.deleted.is_none() {
@@ -484,8 +514,8 @@ impl Registry {
             Change::Archive { reason } => {
                 let v = self.version_mut(&e.model, e.version)?;
                 v.history.push(entry(reason.clone()));
-                v.stage = None;
-                v.archived = Some(Archived { reason, by: e.actor.clone(), at_ms: e.at_ms });
+                let left_stage = v.stage.take();
+                v.archived = Some(Archived { reason, by: e.actor.clone(), at_ms: e.at_ms, left_stage });
             }
         }
         Ok(())
@@ -545,6 +575,13 @@ impl Registry {
                     name: r.name.clone(),
                     stage: s.clone(),
                     held: model.versions.values().filter_map(|v| Some((v.stage.clone()?, v.version))).collect(),
+                    archived: model
+                        .versions
+                        .values()
+                        .filter_map(|v| v.archived.as_ref().map(|a| (v, a)))
+                        .filter(|(_, a)| a.left_stage.as_deref() == Some(s.as_str()))
+                        .max_by_key(|(_, a)| a.at_ms)
+                        .map(|(v, a)| (v.reference(), a.clone())),
                 })?,
         };
         match &found.deleted {
@@ -578,4 +615,21 @@ impl Registry {
     pub fn versions_of_run(&self, run: &RunId) -> Vec<&ModelVersion> {
         self.models.values().flat_map(|m| m.versions.values()).filter(|v| &v.run == run).collect()
     }
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for a Unix time in milliseconds (the civil-from-days algorithm of
+/// H. Hinnant), so an error can say when without a clock or a time crate.
+pub(super) fn utc_minute(ms: i64) -> String {
+    let minutes = ms.div_euclid(60_000);
+    let (days, minute) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", minute / 60, minute % 60)
 }

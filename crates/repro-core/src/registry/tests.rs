@@ -1,3 +1,4 @@
+use super::state::utc_minute;
 use super::*;
 use crate::audit::{audit_run, ObjectCheck};
 use crate::record::sample;
@@ -88,6 +89,28 @@ fn lookups_name_what_exists() {
     assert!(err("nosuch@prod").contains("models: pricing"), "{}", err("nosuch@prod"));
     assert!(err("pricing@prod").contains("staging: pricing@1"), "{}", err("pricing@prod"));
     assert_eq!(reg.lookup(&ModelRef::parse("pricing@staging").expect("parses")).map(|v| v.version), Ok(1));
+}
+
+#[test]
+fn an_archived_stage_says_who_emptied_it() {
+    let run = sample::record().id;
+    let events = log(&[
+        ("pricing", 1, "ada", register(&run)),
+        ("pricing", 1, "ada", promote("prod")),
+        ("pricing", 1, "bob", Change::Archive { reason: "superseded".into() }),
+    ]);
+    let (reg, _) = Registry::fold(&events);
+    let err = reg.lookup(&ModelRef::parse("pricing@prod").expect("parses")).expect_err("empty").to_string();
+    assert!(
+        err.starts_with(
+            "'pricing' has no version in prod (pricing@1 was there until bob archived it on 1970-01-01 00:00 UTC: superseded)"
+        ),
+        "{err}"
+    );
+    // The archive is not part of the version's JSON: the stage it left is folded, not stored.
+    let json = serde_json::to_value(&reg.models["pricing"].versions[&1]).expect("json");
+    assert!(json["archived"].get("left_stage").is_none(), "{json}");
+    assert_eq!(utc_minute(1_764_915_000_000), "2025-12-05 06:10 UTC");
 }
 
 #[test]
