@@ -65,10 +65,15 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// The predicate: SLSA Provenance v1.
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
-/// What a repro-run statement's parameters mean (see the module documentation). The
-/// `.invalid` host cannot collide with anyone's real build type; bump `v1` when a field
-/// changes meaning.
-pub const BUILD_TYPE: &str = "https://repro.invalid/buildtypes/run/v1";
+/// What a repro-run statement's parameters mean (see the module documentation and
+/// `docs/uris.md`). A URN names it without implying a page at some host; bump `v1` when a
+/// field changes meaning.
+pub const BUILD_TYPE: &str = "urn:repro:slsa:buildtype:run:v1";
+/// The build type statements carried before [`BUILD_TYPE`]: same fields, same meaning, still
+/// accepted so that signed statements in existing stores and bundles keep verifying.
+pub const LEGACY_BUILD_TYPE: &str = "https://repro.invalid/buildtypes/run/v1";
 /// The builder: repro on the user's own machine. Its trust is the trust in the key that
 /// signed, not in a hosted build service, which this id says by being local.
-pub const BUILDER_ID: &str = "https://repro.invalid/builders/local/v1";
+pub const BUILDER_ID: &str = "urn:repro:slsa:builder:local:v1";
+/// The builder id statements carried before [`BUILDER_ID`] (read, never written).
+pub const LEGACY_BUILDER_ID: &str = "https://repro.invalid/builders/local/v1";

@@ -319,7 +319,12 @@ pub fn parse_statement(payload: &[u8]) -> Result<StatementSummary, CoreError> {
     };
     expect("_type", STATEMENT_TYPE)?;
     expect("predicateType", PREDICATE_TYPE)?;
-    expect("predicate.buildDefinition.buildType", BUILD_TYPE)?;
+    let build_type = str_field(&v, "predicate.buildDefinition.buildType")?;
+    if build_type != BUILD_TYPE && build_type != LEGACY_BUILD_TYPE {
+        return Err(statement_error(format!(
+            "`predicate.buildDefinition.buildType` is '{build_type}', expected '{BUILD_TYPE}'"
+        )));
+    }
 
     let list = field(&v, "subject")?.as_array().ok_or_else(|| statement_error("`subject` must be a list"))?;
     if list.is_empty() {

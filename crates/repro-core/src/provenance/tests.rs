@@ -343,6 +343,21 @@ fn statement_round_trips_through_sign_open() {
 }
 
 #[test]
+fn statements_signed_with_the_legacy_uris_still_open() {
+    let record = sample::record();
+    let mut s = sample_statement(&record, &BTreeMap::new());
+    assert_eq!(s["predicate"]["buildDefinition"]["buildType"], "urn:repro:slsa:buildtype:run:v1");
+    assert_eq!(s["predicate"]["runDetails"]["builder"]["id"], "urn:repro:slsa:builder:local:v1");
+    s["predicate"]["buildDefinition"]["buildType"] = json!(LEGACY_BUILD_TYPE);
+    s["predicate"]["runDetails"]["builder"]["id"] = json!(LEGACY_BUILDER_ID);
+    let key = key7();
+    let env = sign_envelope(&key, PAYLOAD_TYPE, &statement_payload(&s));
+    let summary = open_statement(&env, &key.verifying_key()).expect("a legacy statement opens");
+    assert_eq!(summary.run_id, record.id);
+    assert_eq!(summary.builder_id, LEGACY_BUILDER_ID);
+}
+
+#[test]
 fn parse_statement_rejects_what_is_not_ours() {
     let s = sample_statement(&sample::record(), &BTreeMap::new());
     let with = |pointer: &str, value: Value| {
