@@ -273,7 +273,7 @@ pub enum LookupError {
         name: String,
         stage: String,
         held: Vec<(String, u32)>,
-        archived: Option<(String, Archived)>,
+        archived: Option<Box<(String, Archived)>>,
     },
     Deleted {
         what: String,
@@ -296,14 +296,17 @@ impl fmt::Display for LookupError {
                 "model '{name}' has no version {version} (versions: {}); `repro model show {name}` lists them",
                 known.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
             ),
-            LookupError::EmptyStage { name, stage, archived: Some((reference, a)), .. } => write!(
+            LookupError::EmptyStage { name, stage, archived: Some(last), .. } => {
+                let (reference, a) = &**last;
+                write!(
                 f,
                 "'{name}' has no version in {stage} ({reference} was there until {} archived it on {}: {}); \
                  `repro model promote {name}@V --to {stage}`",
                 a.by,
                 utc_minute(a.at_ms),
                 a.reason
-            ),
+            )
+            }
             LookupError::EmptyStage { name, stage, held, .. } if held.is_empty() => write!(
                 f,
                 "no version of '{name}' is in {stage} (no version holds a stage yet); `repro model promote {name}@V --to {stage}`"
@@ -581,7 +584,7 @@ impl Registry {
                         .filter_map(|v| v.archived.as_ref().map(|a| (v, a)))
                         .filter(|(_, a)| a.left_stage.as_deref() == Some(s.as_str()))
                         .max_by_key(|(_, a)| a.at_ms)
-                        .map(|(v, a)| (v.reference(), a.clone())),
+                        .map(|(v, a)| Box::new((v.reference(), a.clone()))),
                 })?,
         };
         match &found.deleted {
