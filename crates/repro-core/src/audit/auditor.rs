@@ -1,3 +1,5 @@
+//! The seven items an auditor asks for, in the order they are read.
+
 use super::*;
 
 pub fn git_commit(code: &CodeState) -> AuditItem {

@@ -1,3 +1,5 @@
+//! The supporting evidence that follows the seven items.
+
 use super::*;
 
 pub fn installed_packages(python: Option<&PythonEnvironment>, script: &ScriptInfo) -> AuditItem {

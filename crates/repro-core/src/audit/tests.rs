@@ -1,3 +1,5 @@
+//! Tests of the audit rules.
+
 use super::*;
 use crate::record::*;
 

@@ -1,3 +1,5 @@
+//! The `code` and `script` sections: commit, diff, untracked files, the command.
+
 use super::*;
 
 pub(super) fn code_section(a: &RunRecord, b: &RunRecord, found: &mut Findings) -> Section {

@@ -1,3 +1,5 @@
+//! The `data` section, and the per-file comparison of two snapshot manifests.
+
 use super::*;
 
 /// Per-file differences between two manifests of the same path.

@@ -1,3 +1,5 @@
+//! The `environment` section: interpreter, declared file and its requirements.
+
 use super::*;
 
 /// Declared requirements by normalized name (the first of a name wins, as in a pip resolve

@@ -1,3 +1,5 @@
+//! Installed packages compared by normalized name, and the `packages` section.
+
 use super::*;
 
 // ---------------------------------------------------------------------------------------

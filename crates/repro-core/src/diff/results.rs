@@ -1,3 +1,5 @@
+//! The `result`, `outputs` and `metrics` sections.
+
 use super::data::snapshot_detail;
 use super::*;
 

@@ -1,3 +1,5 @@
+//! The `params`, `seed`, `hardware` and `variables` sections.
+
 use super::*;
 
 pub(super) fn params_section(a: &RunRecord, b: &RunRecord, found: &mut Findings) -> Section {

@@ -1,3 +1,5 @@
+//! Tests of the run diff.
+
 use super::packages::classify_versions;
 use super::*;
 use crate::record::sample::{package, record};

@@ -1,3 +1,5 @@
+//! DSSE: pre-authentication encoding, envelopes, signing and verifying with ed25519.
+
 use super::*;
 
 /// DSSE base64: we write standard base64 with padding; the DSSE spec asks readers to take

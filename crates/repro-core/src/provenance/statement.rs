@@ -1,3 +1,5 @@
+//! The in-toto statement with its SLSA predicate: building it from a run and reading it back.
+
 use super::dsse::envelope_error;
 use super::dsse::is_hex64;
 use super::*;

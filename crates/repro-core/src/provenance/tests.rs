@@ -1,3 +1,5 @@
+//! Tests of envelopes and statements.
+
 use super::dsse::hex;
 use super::dsse::is_hex64;
 use proptest::prelude::*;

@@ -1,3 +1,5 @@
+//! Registry events: what each change records, the hash chain, and its verification.
+
 use super::*;
 
 // ---- events ---------------------------------------------------------------------------

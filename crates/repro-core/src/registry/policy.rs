@@ -1,3 +1,5 @@
+//! Stage policies: what a promotion requires, and which requirements a version does not meet.
+
 use super::*;
 
 // ---- stage policy ---------------------------------------------------------------------

@@ -1,3 +1,5 @@
+//! The registry the event log folds into: models, versions, stages, lookups.
+
 use super::*;
 
 // ---- state ----------------------------------------------------------------------------

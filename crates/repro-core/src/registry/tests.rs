@@ -1,3 +1,5 @@
+//! Tests of the registry fold, lookups and policies.
+
 use super::state::utc_minute;
 use super::*;
 use crate::audit::{audit_run, ObjectCheck};

@@ -1,3 +1,5 @@
+//! How a run, an experiment or a registry item answers parsed clauses, and how runs sort.
+
 use super::*;
 
 /// Whether the run passes every clause (an empty filter passes all runs). A run lacking the

@@ -1,3 +1,5 @@
+//! MLflow's page tokens, paging a sorted list, and the latest value of a metric.
+
 use super::*;
 
 /// MLflow's page token: base64 of `{"offset": N}`, byte for byte what MLflow hands out, so a

@@ -1,3 +1,5 @@
+//! The filter and `order_by` parsers: a cursor over the text, clauses checked as they are read.
+
 use super::*;
 
 // ----- the cursor ---------------------------------------------------------------------------

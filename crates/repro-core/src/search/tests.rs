@@ -1,3 +1,5 @@
+//! Tests of the search grammar, matching, ordering and paging.
+
 use super::matching::fold_case;
 use super::*;
 use proptest::prelude::*;

@@ -1,3 +1,5 @@
+//! `repro bundle export`: a version's run, objects, code and registry events into one file, signed unless `--unsigned`.
+
 use super::*;
 
 /// What `export` wrote.

@@ -1,3 +1,5 @@
+//! `repro bundle import`: unpack, check the signature and every object, then record.
+
 use super::*;
 
 /// What `import` did.

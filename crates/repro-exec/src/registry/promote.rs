@@ -1,3 +1,5 @@
+//! `repro model promote`: gathering the facts a stage policy is judged on, and moving the stage.
+
 use super::*;
 
 /// What a promotion did.

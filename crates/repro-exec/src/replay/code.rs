@@ -1,3 +1,5 @@
+//! Step 1 of a replay: where the code comes from, and the rebuilt tree at the recorded commit.
+
 use super::*;
 
 /// Whether `rec` is foreign (its record, or that of the run it replays, came from a bundle),

@@ -1,3 +1,5 @@
+//! Step 2 of a replay: each input restored from the store and re-hashed.
+
 use super::*;
 
 // ---- 2. data ---------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+//! Steps 3 and 4 of a replay: the interpreter, a fresh environment when asked, and the run's options.
+
 use super::*;
 
 /// The interpreter named by `--python`, else the recorded one if it still exists, else

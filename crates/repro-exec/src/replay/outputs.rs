@@ -1,3 +1,5 @@
+//! Step 5 of a replay: outputs compared file by file, and the configured comparator.
+
 use super::*;
 
 // ---- 5. compare ----------------------------------------------------------------------------

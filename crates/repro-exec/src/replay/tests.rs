@@ -1,3 +1,5 @@
+//! Tests of the replay's path handling.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! Before the command runs: everything captured and checked into a prepared record.
+
 use super::*;
 
 pub(super) struct Prepared {

@@ -1,3 +1,5 @@
+//! The command's process: spawn, wait, forward signals, tee the logs and store them.
+
 use super::*;
 
 pub(super) struct TempDir(pub(super) PathBuf);
