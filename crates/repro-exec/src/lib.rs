@@ -4,7 +4,6 @@
 //! Depends on `repro-core`, `repro-store` and `repro-capture`. It prints nothing itself:
 //! the caller passes a [`Reporter`] for messages and progress.
 
-pub mod approval;
 pub mod audit;
 pub mod bundle;
 pub mod diff;
@@ -13,7 +12,6 @@ mod error;
 pub mod integrity;
 pub mod keys;
 pub mod params;
-pub mod provenance;
 pub mod registry;
 pub mod replay;
 pub mod run;
@@ -21,7 +19,9 @@ pub mod tokens;
 pub mod trust;
 pub mod views;
 
+// The old paths of approvals and provenance, which live with the registry they sign for.
 pub use error::ExecError;
+pub use registry::{approval, provenance};
 pub use repro_store::fsck::Progress;
 
 pub type Result<T, E = ExecError> = std::result::Result<T, E>;

@@ -301,7 +301,7 @@ pub fn approvals(store: &Store, model: Option<&str>) -> Result<Vec<ApprovalRow>>
     let trust = crate::trust::Trust::of(store)?;
     for m in registry.models.values().filter(|m| model.is_none_or(|n| n == m.name)) {
         for v in m.versions.values() {
-            let checks = crate::approval::check_approvals(store, v, &trust, &[]);
+            let checks = crate::registry::approval::check_approvals(store, v, &trust, &[]);
             let mut persons = std::collections::BTreeSet::new();
             for (a, check) in v.approvals.iter().zip(&checks) {
                 let signed_only = policies.get(&a.stage).is_some_and(|p| p.signed_approvals);

@@ -13,10 +13,33 @@ use repro_core::provenance::{self as prov, Envelope, SigningKey, VerifyingKey, P
 use repro_core::registry::{Approval, ApprovalSignature, Change, ModelVersion};
 use repro_store::registry::NewEvent;
 use repro_store::Store;
+use serde::{Deserialize, Serialize};
 
-use crate::registry::{lookup, policy, ApproveOutcome};
+use super::{lookup, policy};
 use crate::trust::{Trust, TrustRole};
 use crate::{ExecError, Result};
+
+/// What an approval did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApproveOutcome {
+    pub version: ModelVersion,
+    pub stage: String,
+    pub by: String,
+    /// The key that signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
+    /// Whether that key is one of the store's trusted approvers (`[trust] approvers`).
+    #[serde(default)]
+    pub trusted: bool,
+    /// The approver had approved this version for this stage before: counted once.
+    pub repeated: bool,
+    /// The approvals of the stage that count now.
+    pub approvers: usize,
+    pub needed: u32,
+    /// The stage counts only signed approvals by trusted keys.
+    #[serde(default)]
+    pub signed_only: bool,
+}
 
 /// The statement inside `envelope`, when `key` signed it as an in-toto payload.
 fn open(envelope: &Envelope, key: &VerifyingKey) -> std::result::Result<ApprovalStatement, String> {

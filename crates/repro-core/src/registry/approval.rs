@@ -6,7 +6,7 @@
 //! ```json
 //! {"_type": "https://in-toto.io/Statement/v1",
 //!  "subject": [{"name": "model.pkl", "digest": {"sha256": "…", "blake3": "…"}}],
-//!  "predicateType": "https://repro.invalid/approval/v1",
+//!  "predicateType": "urn:repro:approval:v1",
 //!  "predicate": {"model": "pricing", "version": 1, "stage": "prod", "run": "…",
 //!                "lineage": "blake3:…", "approver": "Ada <ada@corp.example>",
 //!                "approvedAt": "2026-12-04T10:00:00Z", "comment": "…"}}
@@ -17,12 +17,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::{identity_key, ModelVersion};
 use crate::provenance::{SubjectDigests, STATEMENT_TYPE};
-use crate::registry::{identity_key, ModelVersion};
 use crate::CoreError;
 
-/// The predicate type of an approval statement.
-pub const APPROVAL_PREDICATE_TYPE: &str = "https://repro.invalid/approval/v1";
+/// The predicate type of an approval statement (see `docs/uris.md`).
+pub const APPROVAL_PREDICATE_TYPE: &str = "urn:repro:approval:v1";
+/// The predicate type approvals carried before [`APPROVAL_PREDICATE_TYPE`]: the same
+/// predicate, still accepted so that approvals already signed keep counting.
+pub const LEGACY_APPROVAL_PREDICATE_TYPE: &str = "https://repro.invalid/approval/v1";
 
 /// What an approval statement says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,7 +120,7 @@ impl ApprovalStatement {
             return Err(bad(format!("`_type` is not {STATEMENT_TYPE}")));
         }
         let predicate_type = text(&["predicateType"])?;
-        if predicate_type != APPROVAL_PREDICATE_TYPE {
+        if predicate_type != APPROVAL_PREDICATE_TYPE && predicate_type != LEGACY_APPROVAL_PREDICATE_TYPE {
             return Err(bad(format!("`predicateType` is '{predicate_type}', expected '{APPROVAL_PREDICATE_TYPE}'")));
         }
         let version = v
@@ -262,6 +265,11 @@ mod tests {
         other = v.clone();
         other.version = 2;
         assert!(back.mismatch(&other, "prod").expect("version").contains("pricing@1"));
+        assert_eq!(s.to_json()["predicateType"], "urn:repro:approval:v1");
+        let mut legacy = s.to_json();
+        legacy["predicateType"] = json!(LEGACY_APPROVAL_PREDICATE_TYPE);
+        let legacy = serde_json::to_vec(&legacy).expect("json");
+        assert_eq!(ApprovalStatement::parse(&legacy).expect("an approval signed before the URN counts"), s);
         for garbage in
             [&b"{}"[..], b"[]", b"not json", br#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"x"}"#]
         {

@@ -16,7 +16,7 @@ use repro_store::registry::NewEvent;
 use repro_store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::registry::lookup;
+use super::lookup;
 use crate::{keys, ExecError, Result};
 
 /// The private key to sign with: `--key`, else `$REPRO_KEY_DIR` / the config folder's `repro.key`.
@@ -82,7 +82,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
             a.reason
         )));
     }
-    let (run, lineage) = crate::registry::pinned_run(store, &version)?;
+    let (run, lineage) = super::pinned_run(store, &version)?;
     crate::integrity::vouch_for_version(store, &version, &repro_store::fsck::NoProgress)?;
     // Sign only what still is what the version pinned.
     for f in &version.artifact.files {
@@ -434,7 +434,7 @@ pub fn verify(
     if !version.approvals.is_empty() {
         let trust = crate::trust::Trust::of(store)?;
         let also: Vec<VerifyingKey> = trusted.iter().cloned().collect();
-        let results = crate::approval::check_approvals(store, &version, &trust, &also);
+        let results = super::approval::check_approvals(store, &version, &trust, &also);
         let mut problems = Vec::new();
         let mut notes = Vec::new();
         for c in &results {

@@ -1,0 +1,179 @@
+//! `repro model promote`: gathering the facts a stage policy is judged on, and moving the stage.
+
+use super::*;
+
+/// What a promotion did.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum PromoteOutcome {
+    Promoted {
+        version: Box<ModelVersion>,
+        stage: String,
+        from: Option<String>,
+        replaced: Option<u32>,
+    },
+    /// The version already holds the stage; nothing was written.
+    Already {
+        version: Box<ModelVersion>,
+        stage: String,
+    },
+    Refused {
+        reference: String,
+        stage: String,
+        unmet: Vec<Unmet>,
+    },
+}
+
+/// The facts a policy is judged on, for one version.
+pub struct Facts {
+    pub run: StoredRun,
+    pub audit: AuditReport,
+    pub valid_signatures: usize,
+    pub signature_problems: Vec<String>,
+    pub parity: Option<std::result::Result<Vec<String>, String>>,
+    pub approvals: Vec<repro_core::approval::ApprovalCheck>,
+}
+
+pub fn gather_facts(
+    store: &Store,
+    version: &ModelVersion,
+    policy: &StagePolicy,
+    progress: &dyn crate::Progress,
+) -> Result<Facts> {
+    let run = store.meta.get_run(&version.run)?;
+    let audit = crate::audit::audit_run(store, &run, false, progress)?;
+    let mut valid = 0;
+    let mut problems = Vec::new();
+    for s in &version.signatures {
+        match super::provenance::check_signature(store, version, s, None) {
+            Ok(()) => valid += 1,
+            Err(e) => problems.push(format!("key {}: {e}", s.keyid)),
+        }
+    }
+    let parity = policy.parity.as_ref().map(|env| parity_with(store, &run, env));
+    let trust = crate::trust::Trust::of(store)?;
+    let approvals = super::approval::check_approvals(store, version, &trust, &[]);
+    Ok(Facts { run, audit, valid_signatures: valid, signature_problems: problems, parity, approvals })
+}
+
+fn parity_with(store: &Store, run: &StoredRun, env: &str) -> std::result::Result<Vec<String>, String> {
+    let (row, spec) = crate::env::get_registered(store, env).map_err(|e| e.to_string())?;
+    let against = crate::env::Side::of_spec(format!("{}:{}", row.name, row.version), &spec);
+    let subject = crate::env::run_side(run.clone()).map_err(|e| e.to_string())?;
+    let report = crate::env::parity(store, &subject, &against, &[]).map_err(|e| e.to_string())?;
+    if report.pass {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<String> = report.differences.iter().filter(|d| d.critical).map(|d| d.describe()).collect();
+    if let (Some((a, b)), true) = (&report.python, report.python_critical) {
+        out.insert(0, format!("Python {a} → {b}"));
+    }
+    if out.is_empty() {
+        out.push("the parity check failed".into());
+    }
+    Ok(out)
+}
+
+/// `repro model promote NAME@V --to STAGE`.
+pub fn promote(
+    store: &mut Store,
+    reference: &str,
+    stage: &str,
+    actor: &str,
+    progress: &dyn crate::Progress,
+) -> Result<PromoteOutcome> {
+    let policy = policy(store, stage)?;
+    let version = lookup(&store.meta.registry()?, reference)?;
+    if version.stage.as_deref() == Some(stage) {
+        return Ok(PromoteOutcome::Already { version: Box::new(version), stage: stage.to_string() });
+    }
+    crate::integrity::vouch_for_version(store, &version, progress)?;
+    let facts = gather_facts(store, &version, &policy, progress)?;
+    let mut unmet = registry::evaluate(
+        &version,
+        stage,
+        &policy,
+        &PromotionFacts {
+            record: &facts.run.record,
+            audit: &facts.audit,
+            valid_signatures: facts.valid_signatures,
+            signature_problems: facts.signature_problems.clone(),
+            parity: facts.parity.clone(),
+            approvals: facts.approvals.clone(),
+        },
+    );
+    if !version.lineage_holds(facts.run.lineage.as_ref(), &facts.run.record.lineage()) {
+        unmet.insert(
+            0,
+            Unmet {
+                requirement: "lineage".into(),
+                reason: format!(
+                    "{} pins lineage {} but run {} now has {} (its record hashes to {})",
+                    version.reference(),
+                    version
+                        .lineage_or(facts.run.lineage.as_ref())
+                        .map_or("none (the run has not finished)".into(), |l| l.short()),
+                    version.run.short(),
+                    facts.run.lineage.as_ref().map_or("none".into(), |l| l.short()),
+                    facts.run.record.lineage().short()
+                ),
+                fix: "run `repro fsck`: the store was changed behind repro's back".into(),
+            },
+        );
+    }
+    // Whatever the policy, the artifact must still be the bytes the version pinned.
+    for f in &version.artifact.files {
+        let intact = store.objects.read(&f.blake3).is_ok_and(|b| repro_core::provenance::hex_sha256(&b) == f.sha256);
+        if !intact {
+            unmet.insert(
+                0,
+                Unmet {
+                    requirement: "artifact".into(),
+                    reason: format!(
+                        "artifact file {} ({}) is missing or corrupt in the store",
+                        f.path,
+                        f.blake3.short()
+                    ),
+                    fix: "run `repro fsck` and restore the store from a backup".into(),
+                },
+            );
+        }
+    }
+    if !unmet.is_empty() {
+        return Ok(PromoteOutcome::Refused { reference: version.reference(), stage: stage.to_string(), unmet });
+    }
+    let checked = policy.require.clone();
+    let approvers: Vec<String> = if policy.signed_approvals {
+        repro_core::approval::counted(&facts.approvals, stage)
+    } else {
+        version.approvers(stage).iter().map(|a| a.by.clone()).collect()
+    };
+    let mut from = None;
+    let mut replaced = None;
+    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+        // The facts were gathered outside the write lock: refuse if the version changed since.
+        let now = lookup(reg, &version.reference())?;
+        if now.stage != version.stage || now.archived.is_some() || now.approvals.len() < version.approvals.len() {
+            return Err(ExecError::Usage(format!(
+                "{} changed while it was being checked; run the promotion again",
+                version.reference()
+            )));
+        }
+        from = now.stage.clone();
+        replaced = reg.models.get(&version.name).and_then(|m| m.in_stage(stage)).map(|v| v.version);
+        Ok(NewEvent {
+            model: version.name.clone(),
+            version: version.version,
+            actor: actor.to_string(),
+            change: Change::Promote {
+                stage: stage.to_string(),
+                from: from.clone(),
+                replaced,
+                checked: checked.clone(),
+                approvers: approvers.clone(),
+            },
+        })
+    })?;
+    let version = found(store, &version.name, version.version)?;
+    Ok(PromoteOutcome::Promoted { version: Box::new(version), stage: stage.to_string(), from, replaced })
+}

@@ -1,0 +1,93 @@
+//! Step 2 of a replay: each input restored from the store and re-hashed.
+
+use super::*;
+
+// ---- 2. data ---------------------------------------------------------------------------
+
+pub(super) fn restore_inputs(
+    store: &Store,
+    rec: &RunRecord,
+    tree: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Vec<InputReport>> {
+    let mut out = Vec::new();
+    for input in &rec.inputs {
+        let manifest = read_manifest(store, &input.snapshot, &rec.id)?;
+        let relative = inside(tree, &input.path);
+        // Where the recorded content is read from: the store, or (reference-only and
+        // outside-the-repository inputs) the original location, verified.
+        let original_location = match (&relative, &rec.code.repo_root) {
+            (Some(_), Some(root)) => Path::new(root).join(&input.path),
+            _ => PathBuf::from(&input.path),
+        };
+        let files_at = |base: &Path, e: &repro_core::record::FileEntry| match manifest.kind {
+            SnapshotKind::File => base.to_path_buf(),
+            SnapshotKind::Dir => base.join(&e.path),
+        };
+        let how = match (&relative, input.reference) {
+            (Some(dest), false) => {
+                reporter.message(&format!(
+                    "restoring input {} ({})",
+                    input.path,
+                    repro_core::audit::count(manifest.entries.len() as u64, "file")
+                ));
+                if fs::symlink_metadata(dest).is_ok() {
+                    // Committed data: the snapshot, not the commit, is what the run read.
+                    let r = if dest.is_dir() { fs::remove_dir_all(dest) } else { fs::remove_file(dest) };
+                    r.map_err(ExecError::io("replace", dest))?;
+                }
+                for e in &manifest.entries {
+                    let target = files_at(dest, e);
+                    store.objects.restore(&e.digest, &target, e.mode).map_err(|err| {
+                        cannot(&rec.id, format!("file {} of input {} cannot be restored: {err}", e.path, input.path))
+                    })?;
+                }
+                "restored from the store"
+            }
+            (dest, _) => {
+                reporter.message(&format!("verifying input {} in place", input.path));
+                let mut changed = Vec::new();
+                for e in &manifest.entries {
+                    let f = files_at(&original_location, e);
+                    match repro_store::objects::hash_file(&f) {
+                        Ok((d, _)) if d == e.digest => {}
+                        Ok(_) => changed.push(format!("{} (changed)", f.display())),
+                        Err(_) => changed.push(format!("{} (gone)", f.display())),
+                    }
+                }
+                if !changed.is_empty() {
+                    let n = changed.len();
+                    changed.truncate(5);
+                    return Err(cannot(
+                        &rec.id,
+                        format!(
+                            "input {} was recorded by reference and its content changed since: {}{}; restore those files or snapshot the data with its contents",
+                            input.path,
+                            changed.join(", "),
+                            if n > 5 { format!(" and {} more", n - 5) } else { String::new() }
+                        ),
+                    ));
+                }
+                if let Some(dest) = dest {
+                    // Verified in place; copy into the tree so the command finds it where it did.
+                    for e in &manifest.entries {
+                        let (src, target) = (files_at(&original_location, e), files_at(dest, e));
+                        if let Some(parent) = target.parent() {
+                            fs::create_dir_all(parent).map_err(ExecError::io("create", parent))?;
+                        }
+                        fs::copy(&src, &target).map_err(ExecError::io("copy", &src))?;
+                    }
+                }
+                "verified in place"
+            }
+        };
+        out.push(InputReport {
+            path: input.path.clone(),
+            dataset: input.dataset.clone(),
+            files: input.files,
+            bytes: input.bytes,
+            how,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,392 @@
+//! `repro run`: capture every ingredient, run the command with the seed, params and
+//! determinism variables, tee its output, snapshot its outputs, and record the run.
+//!
+//! Order matters for "nothing half-written": everything that can fail on bad input is
+//! checked before anything is stored; objects are durable before the metadata that refers
+//! to them; the run row is inserted (status `running`) only once its inputs are stored,
+//! and finished in one transaction.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use repro_capture::declared::{self, Declared};
+use repro_capture::snapshot::{self, Request};
+use repro_capture::{git, hardware, python, script};
+use repro_core::audit::{self, AuditItem, PlannedInput};
+use repro_core::metrics::{self, MetricPoint, MetricsLine};
+use repro_core::record::{
+    DataRef, EnvironmentInfo, FileEntry, Logs, OutputRef, Params, RunRecord, RunStatus, ScriptInfo, Seed,
+    RECORD_VERSION,
+};
+use repro_core::RunId;
+use repro_store::Store;
+
+use crate::{ExecError, Reporter, Result};
+
+mod prepare;
+mod process;
+
+use prepare::{bytes_to_store, pre_run_audit, prepare};
+use process::{spawn_and_wait, store_logs, TempDir};
+
+/// Variables that change numeric results or which code runs; recorded when set.
+pub const DETERMINISM_VARIABLES: [&str; 26] = [
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "MKL_CBWR",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "KMP_DETERMINISTIC_REDUCTION",
+    "OMP_PROC_BIND",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_LAUNCH_BLOCKING",
+    "NVIDIA_TF32_OVERRIDE",
+    "TF_DETERMINISTIC_OPS",
+    "TF_CUDNN_DETERMINISTIC",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "PYTHONPATH",
+    "PYTHONUNBUFFERED",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "LC_ALL",
+    "LANG",
+];
+
+/// Thread-count variables repro sets (to the usable core count) when they are unset, so a
+/// replay on a bigger machine splits reductions the same way.
+pub const THREAD_VARIABLES: [&str; 3] = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"];
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub name: Option<String>,
+    pub seed: Option<u64>,
+    pub data: Vec<PathBuf>,
+    pub params_files: Vec<PathBuf>,
+    pub params: Vec<String>,
+    pub env_file: Option<PathBuf>,
+    pub outputs: Vec<PathBuf>,
+    pub strict: bool,
+    pub command: Vec<String>,
+    /// The working directory (the CLI's current directory).
+    pub cwd: PathBuf,
+    /// The environment the command inherits (UTF-8 variables; others pass through untouched).
+    pub vars: BTreeMap<String, String>,
+    /// Exact hyperparameter values applied last (a replay passes the recorded ones).
+    pub param_values: BTreeMap<String, serde_json::Value>,
+    /// Set by `repro replay`: the run being rebuilt.
+    pub replay_of: Option<RunId>,
+    /// Echo the command's stdout on our stderr, keeping our stdout for a report (`--json`).
+    pub stdout_to_stderr: bool,
+    /// `--env NAME:V`: the registered environment the interpreter must match.
+    pub env_registered: Option<String>,
+    /// Run anyway when the interpreter differs from `env_registered`, recording the drift.
+    pub allow_env_drift: bool,
+    /// A tracking server serving this store (the CLI starts one on loopback): the command
+    /// gets `MLFLOW_TRACKING_URI` and `MLFLOW_RUN_ID`, so MLflow calls log into this run.
+    pub tracking_uri: Option<String>,
+    /// The token that server accepts from the command (`MLFLOW_TRACKING_TOKEN`).
+    pub tracking_token: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// `--strict` and the pre-run audit failed: nothing ran, nothing was recorded.
+    Refused {
+        items: Vec<AuditItem>,
+    },
+    /// The interpreter differs from the registered environment (`--env NAME:V`) and drift
+    /// was not allowed: nothing ran, nothing was recorded.
+    EnvDrift {
+        env: String,
+        differences: Vec<String>,
+    },
+    Ran {
+        id: RunId,
+        status: RunStatus,
+        exit_code: i32,
+        record: Box<RunRecord>,
+    },
+}
+
+pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Result<RunOutcome> {
+    let mut p = prepare(store, opts)?;
+    for r in &p.removed {
+        reporter.warn(&format!("a credential was removed before recording: {r}"));
+    }
+    if !p.drift.is_empty() {
+        let env = p.record.environment.registered.clone().unwrap_or_default();
+        if !opts.allow_env_drift {
+            return Ok(RunOutcome::EnvDrift { env, differences: std::mem::take(&mut p.drift) });
+        }
+        p.record.notes.push(format!(
+            "ran with --allow-env-drift: the interpreter differed from {env} in {} way(s)",
+            p.drift.len()
+        ));
+        p.record.environment.drift = std::mem::take(&mut p.drift);
+    }
+    if opts.strict {
+        let items = pre_run_audit(&p);
+        if !audit::is_complete(&items, true) {
+            return Ok(RunOutcome::Refused { items });
+        }
+    }
+
+    // Store the code, script, environment file and params (one durable batch).
+    let mut stored: std::collections::HashMap<PathBuf, (repro_core::Digest, u64)> = Default::default();
+    {
+        let batch = store.objects.batch()?;
+        if let Some(diff) = &p.diff_bytes {
+            batch.add_bytes(&repro_core::Digest::of_bytes(diff), diff)?;
+        }
+        for b in &p.params_bytes {
+            batch.add_bytes(&repro_core::Digest::of_bytes(b), b)?;
+        }
+        let declared_files = p.declared.iter().flat_map(|d| std::iter::once(&d.main_file).chain(&d.companion_files));
+        for f in p.files_to_store.iter().chain(declared_files) {
+            // Small source files: read once, and record the digest of the very bytes stored
+            // (a file edited since it was first hashed is recorded as stored).
+            let bytes = bytes_to_store(p.declared.as_ref(), f).map_err(ExecError::io("read", f))?;
+            let d = repro_core::Digest::of_bytes(&bytes);
+            batch.add_bytes(&d, &bytes)?;
+            stored.insert(f.clone(), (d, bytes.len() as u64));
+        }
+        batch.commit()?;
+    }
+    let root = p.record.code.repo_root.clone().map(PathBuf::from);
+    for entry in p.record.code.untracked.iter_mut() {
+        if let Some((d, size)) = root.as_ref().and_then(|r| stored.get(&r.join(&entry.path))) {
+            entry.digest = d.clone();
+            entry.size = *size;
+        }
+    }
+    if let Some((d, _)) = p.script_file.as_ref().and_then(|f| stored.get(f)) {
+        p.record.script.digest = Some(d.clone());
+    }
+    if let (Some(files), Some(rec)) = (&p.declared, p.record.environment.declared.as_mut()) {
+        if let Some((d, _)) = stored.get(&files.main_file) {
+            rec.digest = d.clone();
+        }
+        for (entry, path) in rec.companions.iter_mut().zip(&files.companion_files) {
+            if let Some((d, size)) = stored.get(path) {
+                entry.digest = d.clone();
+                entry.size = *size;
+            }
+        }
+    }
+
+    // Snapshot the inputs.
+    for (abs, rel) in &p.planned_inputs {
+        reporter.message(&format!("snapshotting {rel}"));
+        let source = abs.display().to_string();
+        let out = snapshot::snapshot(
+            store,
+            &Request { path: abs, reference: false, dataset: Some((rel, &source)) },
+            reporter.progress(),
+        )?;
+        p.record.inputs.push(DataRef {
+            path: rel.clone(),
+            snapshot: out.digest,
+            files: out.files,
+            bytes: out.bytes,
+            reference: false,
+            dataset: out.dataset.map(|d| format!("{}:{}", d.name, d.version)),
+        });
+    }
+
+    let started_ms = repro_store::now_ms();
+    store.meta.insert_run(&p.record, started_ms)?;
+    let id = p.record.id.clone();
+    reporter.message(&format!("run {} started: {}", id, opts.command.join(" ")));
+
+    // The run's private folder: params for the child, the metrics file, captured logs.
+    let work = store.objects.tmp_dir().join(format!("{}-run-{}", std::process::id(), id));
+    fs::create_dir_all(&work).map_err(ExecError::io("create", &work))?;
+    let cleanup = TempDir(work.clone());
+    let params_json = work.join("params.json");
+    let metrics_path = work.join("metrics.jsonl");
+    fs::write(&params_json, serde_json::to_vec_pretty(&p.record.params.values).expect("params serialize"))
+        .map_err(ExecError::io("write", &params_json))?;
+    fs::write(&metrics_path, b"").map_err(ExecError::io("write", &metrics_path))?;
+
+    let mut cmd = Command::new(&opts.command[0]);
+    // Exactly `vars`: for `repro run` that is this process's environment; a replay hands over
+    // the recorded determinism variables, the approved interpreter first on PATH, and no
+    // MLflow registry URI — none of which would reach the command by inheritance.
+    cmd.args(&opts.command[1..]).current_dir(&opts.cwd).env_clear().envs(&opts.vars);
+    for (k, v) in &p.child_env {
+        cmd.env(k, v);
+    }
+    if let Some(uri) = &opts.tracking_uri {
+        let experiment = tracking_experiment(store, &opts.vars)?;
+        store.meta.adopt_run(&id, experiment, &p.record.user)?;
+        cmd.env("MLFLOW_TRACKING_URI", uri)
+            .env("MLFLOW_RUN_ID", id.as_str())
+            .env("MLFLOW_EXPERIMENT_ID", experiment.to_string());
+        cmd.env_remove("MLFLOW_EXPERIMENT_NAME");
+        match &opts.tracking_token {
+            Some(t) => cmd.env("MLFLOW_TRACKING_TOKEN", t),
+            None => cmd.env_remove("MLFLOW_TRACKING_TOKEN"),
+        };
+    }
+    cmd.env("REPRO_RUN_ID", id.as_str())
+        .env("REPRO_SEED", p.record.seed.value.to_string())
+        .env("REPRO_PARAMS", &params_json)
+        .env("REPRO_METRICS", &metrics_path)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // If repro itself is killed, the command must not run on unrecorded.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    let outcome = spawn_and_wait(cmd, &opts.command[0], &work, opts.stdout_to_stderr);
+    let (status, mut logs) = match outcome {
+        Ok(x) => x,
+        Err(e) => {
+            // The run row exists: end it honestly before reporting the error.
+            p.record.status = RunStatus::Failed;
+            p.record.notes.push(format!("the command could not be started: {e}"));
+            let _ = finish(store, &mut p.record, &[], Logs::default(), 0);
+            drop(cleanup);
+            return Err(e);
+        }
+    };
+    let (exit_code, signal) = status;
+    p.record.exit_code = Some(exit_code);
+    p.record.signal = signal;
+    p.record.status = match (signal, exit_code) {
+        (Some(_), _) => RunStatus::Killed,
+        (None, 0) => RunStatus::Finished,
+        _ => RunStatus::Failed,
+    };
+
+    // Outputs.
+    for (abs, rel, before) in &p.planned_outputs {
+        if fs::symlink_metadata(abs).is_err() {
+            p.record.outputs.push(OutputRef {
+                path: rel.clone(),
+                snapshot: None,
+                files: 0,
+                bytes: 0,
+                missing: true,
+                predates_run: false,
+            });
+            reporter.message(&format!("output {rel} was not produced"));
+            continue;
+        }
+        reporter.message(&format!("snapshotting output {rel}"));
+        let out =
+            snapshot::snapshot(store, &Request { path: abs, reference: false, dataset: None }, reporter.progress())?;
+        p.record.outputs.push(OutputRef {
+            path: rel.clone(),
+            snapshot: Some(out.digest),
+            files: out.files,
+            bytes: out.bytes,
+            missing: false,
+            predates_run: before.is_some() && fs::metadata(abs).ok().and_then(|m| m.modified().ok()) == *before,
+        });
+        if p.record.outputs.last().is_some_and(|o| o.predates_run) {
+            reporter.message(&format!("output {rel} was not rewritten by the run: it is left from before"));
+        }
+    }
+
+    // Metrics and logged params.
+    let mut points = Vec::new();
+    let text = fs::read(&metrics_path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let mut bad = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        match metrics::parse_line(i + 1, line) {
+            Ok(Some(MetricsLine::Metric(m))) => points.push(m),
+            Ok(Some(MetricsLine::Param { key, value })) => {
+                p.record.params.logged.insert(key, value);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                bad += 1;
+                if bad <= 5 {
+                    p.record.notes.push(format!("REPRO_METRICS {e}; line skipped"));
+                }
+            }
+        }
+    }
+    if bad > 5 {
+        p.record.notes.push(format!("REPRO_METRICS: {} more malformed lines skipped", bad - 5));
+    }
+    if bad > 0 {
+        reporter.message(&format!(
+            "{bad} malformed line(s) in the metrics file were skipped (see `repro show {}`)",
+            id.short()
+        ));
+    }
+    store_logs(store, &work, &mut logs)?;
+    // What the command logged through MLflow is part of the run too.
+    let logged_by_api = if opts.tracking_uri.is_some() {
+        for (k, v) in store.meta.tracked_params(id.as_str())? {
+            p.record.params.logged.entry(k).or_insert(v);
+        }
+        store.meta.metrics(&id)?.len() as u64
+    } else {
+        0
+    };
+    finish(store, &mut p.record, &points, logs, logged_by_api)?;
+    drop(cleanup);
+    // A command killed by a signal already reads 128 + signal, as a shell reports it.
+    Ok(RunOutcome::Ran { id, status: p.record.status, exit_code, record: Box::new(p.record) })
+}
+
+/// Stores the logs and the final record, then ends the run row in one transaction.
+fn finish(
+    store: &mut Store,
+    record: &mut RunRecord,
+    points: &[MetricPoint],
+    logs: Logs,
+    already_stored: u64,
+) -> Result<()> {
+    record.logs = logs;
+    record.metric_count = points.len() as u64 + already_stored;
+    let ended_ms = repro_store::now_ms();
+    record.ended_at = Some(repro_store::rfc3339(ended_ms));
+    store.meta.add_points(&record.id, points, ended_ms)?;
+    store.meta.seal_and_finish(&store.objects, record, ended_ms)?;
+    Ok(())
+}
+
+/// The experiment a captured run joins: `MLFLOW_EXPERIMENT_ID`, else `MLFLOW_EXPERIMENT_NAME`
+/// (created when new), else Default ("0").
+fn tracking_experiment(store: &mut Store, vars: &BTreeMap<String, String>) -> Result<i64> {
+    if let Some(id) = vars.get("MLFLOW_EXPERIMENT_ID").filter(|v| !v.is_empty()) {
+        let id: i64 = id
+            .trim()
+            .parse()
+            .map_err(|_| ExecError::Usage(format!("MLFLOW_EXPERIMENT_ID={id} is not an experiment id (a number)")))?;
+        store.meta.get_experiment(id)?;
+        return Ok(id);
+    }
+    match vars.get("MLFLOW_EXPERIMENT_NAME").filter(|v| !v.is_empty()) {
+        Some(name) => match store.meta.get_experiment_by_name(name) {
+            Ok(e) => Ok(e.experiment_id),
+            Err(_) => Ok(store.meta.create_experiment(name, None, &[])?),
+        },
+        None => Ok(0),
+    }
+}
