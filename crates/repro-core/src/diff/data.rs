@@ -51,7 +51,8 @@ fn file_diff(root: &str, ma: &Manifest, mb: &Manifest) -> FileDiff {
             format!("{root}/{entry}")
         }
     };
-    let show = |e: &FileEntry| format!("{} ({})", e.digest.short(), human_bytes(e.size));
+    // Labelled: under a snapshot's line, a file's line would otherwise read the same.
+    let show = |e: &FileEntry| format!("file {} ({})", e.digest.short(), human_bytes(e.size));
     let (ia, ib) = (first_by(&ma.entries, |e| e.path.clone()), first_by(&mb.entries, |e| e.path.clone()));
     let mut diff = FileDiff::default();
     for path in ia.keys().chain(ib.keys()).collect::<BTreeSet<_>>() {
@@ -111,8 +112,8 @@ pub(super) fn data_section(
 ) -> Section {
     let (ia, ib) = (first_by(a, |r| r.path.clone()), first_by(b, |r| r.path.clone()));
     let show = |r: &DataRef| match &r.dataset {
-        Some(d) => format!("{d} ({})", r.snapshot.short()),
-        None => r.snapshot.short(),
+        Some(d) => format!("{d} (snapshot {})", r.snapshot.short()),
+        None => format!("snapshot {}", r.snapshot.short()),
     };
     let mut changes = Vec::new();
     for path in ia.keys().chain(ib.keys()).collect::<BTreeSet<_>>() {

@@ -23,7 +23,7 @@ pub(super) fn outputs_section(
 ) -> Section {
     let (ia, ib) = (first_by(a, |r| r.path.clone()), first_by(b, |r| r.path.clone()));
     let show = |o: &OutputRef| match (&o.snapshot, o.missing) {
-        (Some(s), false) => format!("{} ({}, {})", s.short(), count(o.files, "file"), human_bytes(o.bytes)),
+        (Some(s), false) => format!("snapshot {} ({}, {})", s.short(), count(o.files, "file"), human_bytes(o.bytes)),
         _ => "missing".to_string(),
     };
     let mut changes = Vec::new();

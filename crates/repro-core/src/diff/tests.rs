@@ -151,7 +151,7 @@ fn changed_data_at_the_same_path_comes_first_and_names_the_file() {
          changed: train.csv)"
     );
     assert_eq!(d.causes[0].evidence.len(), 1);
-    assert!(d.causes[0].evidence[0].starts_with("data/train.csv: blake3:"), "{:?}", d.causes[0].evidence);
+    assert!(d.causes[0].evidence[0].starts_with("data/train.csv: file blake3:"), "{:?}", d.causes[0].evidence);
     let data = d.section("data").expect("data");
     assert_eq!(data.changes[0].note.as_deref(), Some("same path, different content"));
     let outputs = d.section("outputs").expect("outputs");
@@ -214,7 +214,7 @@ fn same_ingredients_with_other_outputs_is_uncontrolled_randomness() {
     assert!(d.outputs_differ);
     assert_eq!(kinds(&d), [CauseKind::UncontrolledRandomness]);
     assert!(d.causes[0].summary.contains("REPRO_SEED"));
-    assert!(d.causes[0].evidence[0].starts_with("output model.pkl: blake3:"), "{:?}", d.causes[0].evidence);
+    assert!(d.causes[0].evidence[0].starts_with("output model.pkl: snapshot blake3:"), "{:?}", d.causes[0].evidence);
 }
 
 #[test]
