@@ -612,6 +612,18 @@ impl Registry {
     }
 
     /// The number the next registration of `name` gets.
+    /// What registering a new version of `name` appends, for both doors (`repro model
+    /// register` and MLflow's `create_model_version`): the `register` change at the next
+    /// version, then `extra` changes (tags, a description) on that same version, so they land
+    /// together. `None` when `name` is not a valid model name (each door words its refusal).
+    pub fn registration(&self, name: &str, register: Change, extra: Vec<Change>) -> Option<Vec<(u32, Change)>> {
+        if !valid_model_name(name) || !matches!(register, Change::Register { .. }) {
+            return None;
+        }
+        let version = self.next_version(name);
+        Some(std::iter::once(register).chain(extra).map(|c| (version, c)).collect())
+    }
+
     pub fn next_version(&self, name: &str) -> u32 {
         self.models.get(name).and_then(|m| m.versions.keys().next_back()).map_or(1, |v| v + 1)
     }

@@ -221,18 +221,13 @@ pub fn register(
         .ok_or_else(|| ExecError::Usage(format!("run {} has no lineage digest; run `repro fsck`", id.short())))?;
     crate::integrity::vouch_for_run(store, &run, &repro_store::fsck::NoProgress)?;
     let artifact = resolve_artifact(store, &run, artifact, cwd)?;
+    let register = Change::Register { run: id.clone(), lineage: Some(lineage), artifact, model_id: None };
     let event = store.meta.append_registry_event(repro_store::now_ms(), |reg| {
-        Ok::<_, ExecError>(NewEvent {
-            model: name.to_string(),
-            version: reg.next_version(name),
-            actor: actor.to_string(),
-            change: Change::Register {
-                run: id.clone(),
-                lineage: Some(lineage.clone()),
-                artifact: artifact.clone(),
-                model_id: None,
-            },
-        })
+        let (version, change) = reg
+            .registration(name, register.clone(), Vec::new())
+            .and_then(|changes| changes.into_iter().next())
+            .ok_or_else(|| ExecError::Usage(format!("invalid model name '{name}'")))?;
+        Ok::<_, ExecError>(NewEvent { model: name.to_string(), version, actor: actor.to_string(), change })
     })?;
     found(store, name, event.version)
 }
