@@ -55,14 +55,19 @@ pub fn cached_venv(dir: &Path, requirements: &Path) -> PathBuf {
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(stamp_want.as_str()) {
         let _ = std::fs::remove_dir_all(dir);
         let ok = Command::new("python3").args(["-m", "venv"]).arg(dir).status().expect("python3 -m venv").success();
-        assert!(ok, "python3 -m venv failed");
+        assert!(ok, "python3 -m venv failed: install python3-venv (or run scripts/test-all.sh, which does)");
         let ok = Command::new(dir.join("bin/pip"))
             .args(["install", "-q", "--disable-pip-version-check", "-r"])
             .arg(requirements)
             .status()
             .expect("pip install")
             .success();
-        assert!(ok, "pip install -r {} failed", requirements.display());
+        assert!(
+            ok,
+            "pip install -r {} failed: the tests need PyPI (or a pip cache holding these wheels); \
+             scripts/test-all.sh builds every test virtualenv ahead of time",
+            requirements.display()
+        );
         std::fs::write(&stamp, &stamp_want).expect("stamp");
     }
     real(dir)
@@ -276,7 +281,12 @@ impl TestContext {
         assert!(ok.success());
         if let Some(url) = self.db_url() {
             let dump = self.path(&format!("{name}.pgdump"));
-            let out = Command::new("pg_dump").args(["-Fc", "-f"]).arg(&dump).arg(&url).output().expect("pg_dump");
+            let out = Command::new("pg_dump")
+                .args(["-Fc", "-f"])
+                .arg(&dump)
+                .arg(&url)
+                .output()
+                .expect("pg_dump (install postgresql-client, or run scripts/test-all.sh)");
             assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
         }
     }
@@ -309,7 +319,7 @@ impl TestContext {
                 .args(["--clean", "--if-exists", "--single-transaction", "-d", &url])
                 .arg(&dump)
                 .output()
-                .expect("pg_restore");
+                .expect("pg_restore (install postgresql-client, or run scripts/test-all.sh)");
             assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
         }
     }
@@ -323,7 +333,7 @@ impl TestContext {
                 .output(),
             None => Command::new("sqlite3").arg(self.path(".repro/repro.db")).arg(statement).output(),
         }
-        .expect("sql client");
+        .expect("the SQL client: sqlite3, or psql on PostgreSQL (apt-get install sqlite3 postgresql-client, or run scripts/test-all.sh)");
         assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
