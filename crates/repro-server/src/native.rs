@@ -24,7 +24,36 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::routes::{Role, Routes};
 use crate::{ApiError, State};
+
+/// Bodies are a few short fields.
+pub(crate) fn routes() -> Routes {
+    use axum::http::Method as M;
+    use Role::{Admin, Read, Write};
+    Routes::new()
+        .limit(Some(MAX_BODY))
+        .api(M::GET, "/api/v1", Read, index)
+        .api(M::GET, "/api/v1/", Read, index)
+        .api(M::GET, "/api/v1/runs", Read, runs)
+        .api(M::GET, "/api/v1/runs/{run}", Read, show)
+        .api(M::GET, "/api/v1/runs/{run}/audit", Read, audit)
+        .api(M::GET, "/api/v1/diff", Read, diff)
+        .api(M::GET, "/api/v1/data", Read, datasets)
+        .api(M::GET, "/api/v1/data/{dataset}", Read, dataset)
+        .api(M::GET, "/api/v1/environments", Read, environments)
+        .api(M::GET, "/api/v1/environments/{env}", Read, environment)
+        .api(M::GET, "/api/v1/env-diff", Read, env_diff)
+        .api(M::GET, "/api/v1/parity", Read, parity)
+        .api(M::GET, "/api/v1/models", Read, models)
+        .api(M::GET, "/api/v1/models/{model}", Read, model)
+        .api(M::GET, "/api/v1/models/{model}/verify", Read, verify)
+        .api(M::POST, "/api/v1/models/{model}/promote", Admin, promote)
+        .api(M::POST, "/api/v1/models/{model}/approve", Write, approve)
+        .api(M::POST, "/api/v1/models/{model}/archive", Admin, archive)
+        .api(M::GET, "/api/v1/stages", Read, stages)
+        .api(M::GET, "/api/v1/approvals", Read, approvals)
+}
 
 type S = AxState<Arc<State>>;
 type Reply<T> = Result<Json<T>, ApiError>;
