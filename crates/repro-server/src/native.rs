@@ -315,13 +315,9 @@ pub(crate) async fn approvals(AxState(s): S, q: Q) -> Reply<Vec<views::ApprovalR
 fn refuse_in_replay(s: &State, what: &str) -> Result<(), ApiError> {
     match &s.held {
         None => Ok(()),
-        Some(_) => Err(ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "PERMISSION_DENIED",
-            message: format!(
-                "this is the tracking server of a `repro replay`, which never changes the registry: {what} is refused"
-            ),
-        }),
+        Some(_) => Err(ApiError::forbidden(format!(
+            "this is the tracking server of a `repro replay`, which never changes the registry: {what} is refused"
+        ))),
     }
 }
 
@@ -377,7 +373,7 @@ pub(crate) async fn approve(
             "`envelope` is missing: send the DSSE envelope of the signed approval statement"
         }));
     };
-    let forbidden = |m: &str| ApiError { status: StatusCode::FORBIDDEN, code: "PERMISSION_DENIED", message: m.into() };
+    let forbidden = |m: &str| ApiError::forbidden(m);
     let Some(person) = person else {
         return Err(forbidden(
             "approvals through the server need a token bound to the approver's key (`repro token create --email … --approver-key FILE`)",

@@ -64,7 +64,7 @@ fn too_small(have: Role, need: Role, method: &Method, path: &str) -> ApiError {
             have.name()
         )
     };
-    ApiError { status: StatusCode::FORBIDDEN, code: "PERMISSION_DENIED", message }
+    ApiError::forbidden(message)
 }
 
 /// Lets a request through to its handler when its caller has the role its route needs

@@ -370,22 +370,18 @@ pub(crate) async fn transition_stage(AxState(s): S, r: Req) -> Reply {
         match target {
             None => {
                 repro_exec::registry::archive(&mut store, &reference, "archived through the MLflow API", &by)
-                    .map_err(exec_error)?;
+                    .map_err(ApiError::from)?;
             }
             Some(stage) => {
                 let progress = repro_store::fsck::NoProgress;
                 let outcome = repro_exec::registry::promote(&mut store, &reference, stage, &by, &progress)
-                    .map_err(exec_error)?;
+                    .map_err(ApiError::from)?;
                 if let repro_exec::registry::PromoteOutcome::Refused { unmet, .. } = outcome {
                     let list: Vec<String> = unmet.iter().map(|u| format!("{}: {}", u.requirement, u.reason)).collect();
-                    return Err(ApiError {
-                        status: axum::http::StatusCode::BAD_REQUEST,
-                        code: "INVALID_STATE",
-                        message: format!(
+                    return Err(ApiError::invalid_state(format!(
                             "{reference} cannot enter {stage}: the stage's policy is not met ({}). `repro model promote {reference} --to {stage}` lists the fixes.",
                             list.join("; ")
-                        ),
-                    });
+                        )));
                 }
             }
         }
@@ -396,14 +392,6 @@ pub(crate) async fn transition_stage(AxState(s): S, r: Req) -> Reply {
     outcome?;
     let reg = current_registry(&s).await?;
     Ok(Json(json!({"model_version": version_json(live_version(&reg, &name, version)?)})))
-}
-
-fn exec_error(e: repro_exec::ExecError) -> ApiError {
-    match e {
-        repro_exec::ExecError::Usage(m) => ApiError::invalid(m),
-        repro_exec::ExecError::Store(s) => s.into(),
-        other => ApiError::internal(other.to_string()),
-    }
 }
 
 pub(crate) async fn download_uri(AxState(s): S, r: Req) -> Reply {

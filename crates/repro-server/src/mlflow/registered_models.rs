@@ -58,11 +58,7 @@ pub(crate) async fn create_model(AxState(s): S, r: Req) -> Reply {
         "registered-models/create",
         move |reg| {
             if reg.models.get(&n).is_some_and(|m| m.deleted.is_none()) {
-                return Err(ApiError {
-                    status: axum::http::StatusCode::BAD_REQUEST,
-                    code: "RESOURCE_ALREADY_EXISTS",
-                    message: format!("Registered Model (name={n}) already exists."),
-                });
+                return Err(ApiError::already_exists(format!("Registered Model (name={n}) already exists.")));
             }
             Ok((0, Change::Create { description, tags: tags.into_iter().collect() }))
         },

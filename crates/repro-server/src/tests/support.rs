@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Body as AxBody;
 use axum::http::{Request, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::State;
@@ -19,15 +19,14 @@ pub(crate) fn store() -> (tempfile::TempDir, Arc<State>) {
 /// The app over a fresh store (the store's folder lives as long as the app).
 pub(crate) struct App {
     pub(crate) dir: tempfile::TempDir,
-    pub(crate) state: Arc<State>,
     router: axum::Router,
 }
 
 impl App {
     pub(crate) fn new() -> App {
         let (dir, state) = store();
-        let router = crate::router(Arc::clone(&state));
-        App { dir, state, router }
+        let router = crate::router(state);
+        App { dir, router }
     }
 
     /// One request: a GET's `body` becomes its query string, anything else's its JSON body.
@@ -78,4 +77,34 @@ impl App {
 /// The MLflow path of an endpoint.
 pub(crate) fn ml(rest: &str) -> String {
     format!("/api/2.0/mlflow{rest}")
+}
+
+impl App {
+    /// A run in the default experiment; its id.
+    pub(crate) async fn run(&self) -> String {
+        let (status, body) =
+            self.call("POST", &ml("/runs/create"), json!({"experiment_id": "0", "start_time": 1})).await;
+        assert_eq!(status, 200, "{body}");
+        body["run"]["info"]["run_id"].as_str().expect("run id").to_string()
+    }
+
+    /// Uploads a file into a run's artifacts through the proxy.
+    pub(crate) async fn upload(&self, run: &str, path: &str, bytes: &str) -> StatusCode {
+        let url = format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts/{path}");
+        let req = Request::builder()
+            .method("PUT")
+            .uri(url)
+            .header("host", "127.0.0.1")
+            .header("content-type", "application/octet-stream")
+            .body(AxBody::from(bytes.to_string()))
+            .expect("request");
+        self.router.clone().oneshot(req).await.expect("answer").status()
+    }
+}
+
+/// Asserts an MLflow error envelope.
+pub(crate) fn assert_error(got: (StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(got.0.as_u16(), status, "{}", got.1);
+    assert_eq!(got.1["error_code"], code, "{}", got.1);
+    assert!(got.1["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", got.1);
 }
