@@ -169,8 +169,6 @@ fn body<T: DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> Result<T, ApiE
         .map_err(|e| ApiError::invalid(format!("The request body is not what is expected: {e}")))
 }
 
-/// Who acts: what the client says (`as`, its git identity or `--as`), as `repro model …`
-/// takes `--as` locally.
 /// Who acts through the server: the person of the token the request came with. A name in
 /// the request is refused, never believed: identity comes from the token.
 async fn actor(
@@ -189,7 +187,7 @@ async fn actor(
 
 /// How the registry names a request's actor.
 fn actor_name(person: Option<&repro_store::tracking::TokenPerson>) -> String {
-    person.map_or_else(|| "anyone who can reach repro serve (the store has no tokens)".into(), |p| p.actor())
+    person.map_or_else(|| repro_core::actor::ANYONE.into(), |p| p.actor())
 }
 
 async fn from_store<T: Serialize + Send + 'static>(

@@ -33,14 +33,10 @@ use crate::{ApiError, Held, HeldChange, State};
 
 /// The folder of the artifact proxy that serves registered versions' files.
 pub(crate) const REGISTRY_PREFIX: &str = "registry";
-/// Who MLflow-door events are by: the MLflow API names no person for registry calls, so the
-/// token that asked names them (`NAME (token, MLflow API)`), or, on a store without tokens,
-/// the client in general.
+/// Who MLflow-door events are by: the token that asked (`repro_core::actor`).
 pub(crate) fn actor() -> String {
-    match crate::auth::TOKEN_NAME.try_with(|n| n.clone()) {
-        Ok(name) if !name.is_empty() => format!("{name} (token, MLflow API)"),
-        _ => "mlflow-client (repro serve)".to_string(),
-    }
+    let name = crate::auth::TOKEN_NAME.try_with(|n| n.clone()).ok();
+    repro_core::actor::mlflow_client(name.as_deref())
 }
 
 // ---- rendering ----------------------------------------------------------------------------
