@@ -106,7 +106,7 @@ impl From<StoreError> for ApiError {
 
 /// The native API's, the UI's and the MLflow door's view of an exec call: the CLI's own
 /// message (so `repro --server` says what the local command says), with the status of
-/// [`of_store`]; a malformed reference or request is a 400.
+/// `of_store`; a malformed reference or request is a 400.
 impl From<ExecError> for ApiError {
     fn from(e: ExecError) -> Self {
         match e {

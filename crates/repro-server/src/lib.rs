@@ -2,6 +2,12 @@
 //! over repro's store, so the unmodified MLflow client logs into repro; the native JSON API
 //! (`/api/v1/…`, what `repro --server URL` reads); and the web UI with its login.
 //!
+//! Where things live: `mlflow::*` one module per MLflow resource, `native` the native API,
+//! `ui` the pages (`data` reads, `pages`/`run_page` write HTML), `auth` tokens and sign-in,
+//! `guard` what every request passes first, `request` the extractor, limits and validators,
+//! `error` the one error type and its one mapping to HTTP, `routes` the route table. Each
+//! module declares its own routes; they are merged in `declare` and nowhere else.
+//!
 //! Depends on `repro-core`, `repro-store` and `repro-exec` (the native API answers with the
 //! very functions the CLI calls); it stores what clients send and captures nothing itself. Handlers run the (synchronous, SQLite) store calls on tokio's blocking
 //! pool, each with a connection from a small pool, so a slow query never stalls the

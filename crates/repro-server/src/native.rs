@@ -309,7 +309,7 @@ pub(crate) async fn approvals(AxState(s): S, q: Q) -> Reply<Vec<views::ApprovalR
 // ---- registry changes -------------------------------------------------------------------
 
 /// A replay's server changes no registry: these are refused (the MLflow registry calls are
-/// answered and listed in the replay's report instead; see `registry_api`).
+/// answered and listed in the replay's report instead; see `mlflow::registry`).
 fn refuse_in_replay(s: &State, what: &str) -> Result<(), ApiError> {
     match &s.held {
         None => Ok(()),

@@ -4,7 +4,7 @@
 //! password — whose role is at least the one the route table gives the route (`routes`):
 //! `read` reads, `write` writes, `admin` also changes what a stage serves.
 //!
-//! The web UI's pages also take the session cookie of its login page (see `login`), and
+//! The web UI's pages also take the session cookie of its login page (see `login`, the sign-in form), and
 //! send a browser without one to that page instead of answering 401.
 
 pub(crate) mod login;

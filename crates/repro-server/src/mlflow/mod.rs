@@ -2,6 +2,15 @@
 //! names, defaults and error codes (see `shared/reference/mlflow-rest.md`): one module per
 //! resource, each declaring its own routes; what several of them write or render lives here.
 
+pub(crate) mod artifacts;
+pub(crate) mod experiments;
+pub(crate) mod logged_models;
+pub(crate) mod metrics;
+pub(crate) mod model_versions;
+pub(crate) mod registered_models;
+mod registry;
+pub(crate) mod runs;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -20,15 +29,6 @@ use crate::{ApiError, State};
 pub(crate) fn routes() -> Routes {
     Routes::new().api(Method::GET, "/api/3.0/mlflow/server-info", Role::Read, server_info)
 }
-
-pub(crate) mod artifacts;
-pub(crate) mod experiments;
-pub(crate) mod logged_models;
-pub(crate) mod metrics;
-pub(crate) mod model_versions;
-pub(crate) mod registered_models;
-mod registry;
-pub(crate) mod runs;
 
 pub(crate) type S = AxState<Arc<State>>;
 pub(crate) type Reply = Result<Json<Value>, ApiError>;

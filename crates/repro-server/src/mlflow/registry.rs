@@ -12,7 +12,6 @@
 //! were done and appends nothing: the change is checked against the registry as this server
 //! has answered it, held in memory (so the command's later reads see it), and listed for
 //! the replay's report. Re-running training must not register, promote or alias anything.
-
 //!
 //! What the registered-model, model-version and logged-model modules share: rendering,
 //! lookups, the one append path and a replay's held writes.
