@@ -40,8 +40,6 @@ pub(crate) fn routes() -> Routes {
     r
 }
 
-// ---- model versions -------------------------------------------------------------------------
-
 /// The artifact folder an MLflow `source` names, with the run and logged model behind it.
 struct Source {
     path: String,

@@ -1,23 +1,72 @@
 //! What the pages show, read from the store on the blocking pool, apart from how it is
 //! written as HTML.
 
-/// How much of each log the run page shows (its end).
-const LOG_TAIL: usize = 64 * 1024;
-
 use std::collections::BTreeMap;
 
 use repro_core::audit::AuditReport;
 use repro_core::diff::RunDiff;
 use repro_core::metrics::MetricPoint;
 use repro_core::registry::{verify_chain, ModelVersion, Registry};
+use repro_core::search;
 use repro_core::snapshot::Manifest;
 use repro_core::{Digest, RunId};
 use repro_store::fsck::NoProgress;
 use repro_store::meta::{ReplayRow, StoredRun};
 use repro_store::objects::Verified;
+use repro_store::search::{ParamSource, RunQuery};
+use repro_store::tracking::TrackedRun;
 use repro_store::{Metadata, Objects, Store};
 
 use crate::{ApiError, State};
+
+/// How many runs the runs table shows at most (the first, in the chosen order); the count
+/// above it says how many matched.
+const MAX_TABLE_ROWS: usize = 1000;
+/// How much of each log the run page shows (its end).
+const LOG_TAIL: usize = 64 * 1024;
+
+// ---- runs table -------------------------------------------------------------------------
+
+/// The runs table: the active runs of every experiment that match (at most
+/// `MAX_TABLE_ROWS`), how many matched, how many there are, and the experiments' names.
+pub(crate) struct RunsData {
+    pub(crate) runs: Vec<TrackedRun>,
+    pub(crate) matched: usize,
+    pub(crate) total: usize,
+    pub(crate) experiments: BTreeMap<i64, String>,
+}
+
+/// `searched` is false when the filter or order did not parse: then nothing matches.
+pub(crate) fn load_runs(
+    m: &mut Metadata,
+    clauses: &[search::Clause],
+    order_by: &[search::OrderBy],
+    searched: bool,
+) -> Result<RunsData, ApiError> {
+    let experiments: BTreeMap<i64, String> =
+        m.list_experiments()?.into_iter().map(|e| (e.experiment_id, e.name)).collect();
+    // Experiment 0 holds the runs `repro run` captured, whether or not it has a row.
+    let ids: Vec<i64> = std::iter::once(0).chain(experiments.keys().copied().filter(|k| *k != 0)).collect();
+    // A running captured run's params are in its record, not yet in the tracking
+    // tables: show (and filter and sort on) them too.
+    let all = RunQuery {
+        experiments: &ids,
+        stages: &["active"],
+        clauses: &[],
+        order: &[],
+        offset: 0,
+        limit: None,
+        params: ParamSource::WithRecord,
+    };
+    let total = m.count_runs(&all)?;
+    let (runs, matched) = if searched {
+        let q = RunQuery { clauses, order: order_by, limit: Some(MAX_TABLE_ROWS), ..all };
+        (m.search_runs(&q)?, m.count_runs(&q)?)
+    } else {
+        (Vec::new(), 0)
+    };
+    Ok(RunsData { runs, matched, total, experiments })
+}
 
 // ---- one run ----------------------------------------------------------------------------
 

@@ -24,9 +24,6 @@ pub(crate) type Params = Query<BTreeMap<String, String>>;
 
 /// How many param and metric keys the runs table shows as columns.
 pub(crate) const MAX_KEY_COLUMNS: usize = 6;
-/// How many runs the runs table shows at most (the first, in the chosen order); the count
-/// above it says how many matched.
-pub(crate) const MAX_TABLE_ROWS: usize = 1000;
 
 // Set (by the auth check) while a page is made for a browser signed in with the login
 // form, so the page offers to sign out: the sign-out form's CSRF token.

@@ -8,12 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use repro_core::search;
 use repro_store::meta::StoredRun;
-use repro_store::search::{ParamSource, RunQuery};
 
-use super::data::{load_diff, load_models, parse_run_id};
+use super::data::{load_diff, load_models, load_runs, parse_run_id, RunsData};
 use super::{
-    api_error_page, enc, error_page, esc, fmt_num, opt, page, run_link, status_class, Params, MAX_KEY_COLUMNS,
-    MAX_TABLE_ROWS, S,
+    api_error_page, enc, error_page, esc, fmt_num, opt, page, run_link, status_class, Params, MAX_KEY_COLUMNS, S,
 };
 
 // ---- runs table -------------------------------------------------------------------------
@@ -32,34 +30,8 @@ pub(crate) async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
         Vec::new()
     });
     let searched = problems.is_empty();
-    let loaded = s
-        .with_meta(move |m, _| {
-            let experiments: BTreeMap<i64, String> =
-                m.list_experiments()?.into_iter().map(|e| (e.experiment_id, e.name)).collect();
-            // Experiment 0 holds the runs `repro run` captured, whether or not it has a row.
-            let ids: Vec<i64> = std::iter::once(0).chain(experiments.keys().copied().filter(|k| *k != 0)).collect();
-            // A running captured run's params are in its record, not yet in the tracking
-            // tables: show (and filter and sort on) them too.
-            let all = RunQuery {
-                experiments: &ids,
-                stages: &["active"],
-                clauses: &[],
-                order: &[],
-                offset: 0,
-                limit: None,
-                params: ParamSource::WithRecord,
-            };
-            let total = m.count_runs(&all)?;
-            let (runs, matched) = if searched {
-                let q = RunQuery { clauses: &clauses, order: &order_by, limit: Some(MAX_TABLE_ROWS), ..all };
-                (m.search_runs(&q)?, m.count_runs(&q)?)
-            } else {
-                (Vec::new(), 0)
-            };
-            Ok((runs, matched, total, experiments))
-        })
-        .await;
-    let (runs, matched, total, experiments) = match loaded {
+    let loaded = s.with_meta(move |m, _| load_runs(m, &clauses, &order_by, searched)).await;
+    let RunsData { runs, matched, total, experiments } = match loaded {
         Ok(x) => x,
         Err(e) => return api_error_page(e),
     };
