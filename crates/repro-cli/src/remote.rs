@@ -116,15 +116,12 @@ fn reason(e: &ureq::Error) -> String {
     }
 }
 
-/// Percent-encodes a path segment or query value (a run name may hold `/`, `?` or `#`).
+/// What a path segment or query value keeps as it is: RFC 3986's unreserved characters,
+/// `@` and `:` (a run name may hold `/`, `?` or `#`, which are encoded).
+const KEEP: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'@').remove(b':');
+
+/// Percent-encodes a path segment or query value.
 pub fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@' | b':') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, KEEP).to_string()
 }

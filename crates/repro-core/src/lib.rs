@@ -5,6 +5,7 @@
 //! Pure logic only: no file system, no processes, no network. Every other crate of
 //! ours depends on this one; it depends on none of them.
 
+pub mod actor;
 pub mod audit;
 pub mod diff;
 pub mod digest;

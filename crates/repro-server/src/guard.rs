@@ -26,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::request::Https;
 use crate::routes::{Body, Kind, Route, Table};
 use crate::{ApiError, ServerError, State};
 
@@ -149,10 +150,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
         v4 => v4,
     }
 }
-
-/// Set on each request that passed, for the handlers that write cookies.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Https(pub bool);
 
 /// The guard's state: the server's and the route table.
 #[derive(Clone)]

@@ -2,20 +2,27 @@
 //! over repro's store, so the unmodified MLflow client logs into repro; the native JSON API
 //! (`/api/v1/…`, what `repro --server URL` reads); and the web UI with its login.
 //!
+//! Where things live: `mlflow::*` one module per MLflow resource, `native` the native API,
+//! `ui` the pages (`data` reads, `pages`/`run_page` write HTML), `auth` tokens and sign-in,
+//! `guard` what every request passes first, `request` the extractor, limits and validators,
+//! `error` the one error type and its one mapping to HTTP, `routes` the route table. Each
+//! module declares its own routes; they are merged in `declare` and nowhere else.
+//!
 //! Depends on `repro-core`, `repro-store` and `repro-exec` (the native API answers with the
 //! very functions the CLI calls); it stores what clients send and captures nothing itself. Handlers run the (synchronous, SQLite) store calls on tokio's blocking
 //! pool, each with a connection from a small pool, so a slow query never stalls the
 //! accepting threads.
 
-mod api;
 mod auth;
 mod error;
 mod guard;
 mod listener;
-mod login;
+mod mlflow;
 mod native;
-mod registry_api;
+mod request;
 pub mod routes;
+#[cfg(test)]
+mod tests;
 mod ui;
 
 use std::net::{IpAddr, SocketAddr};
@@ -35,8 +42,8 @@ pub struct State {
     /// The hash of a token only this process knows (`repro run` hands it to its command),
     /// accepted with write access whether or not the store has tokens.
     pub(crate) ephemeral: Option<String>,
-    /// The web UI's sign-ins (see `login`).
-    pub(crate) sessions: login::Sessions,
+    /// The web UI's sign-ins (see `auth::login`).
+    pub(crate) sessions: auth::login::Sessions,
     /// Set for a replay's server: registry writes are answered and held, never appended.
     pub(crate) held: Option<Held>,
     /// The names the server answers to and the proxies it believes (see `guard`).
@@ -91,7 +98,7 @@ impl State {
             objects: store.objects,
             host: repro_store::process::hostname(),
             ephemeral: None,
-            sessions: login::Sessions::default(),
+            sessions: auth::login::Sessions::default(),
             held: None,
             access,
             secret,
@@ -159,9 +166,41 @@ impl State {
     }
 }
 
-/// The whole HTTP surface: every route of the table (`routes`), behind the guard.
+/// Every route the server answers: each module's own, merged here and nowhere else.
+pub(crate) fn declare() -> routes::Routes {
+    use axum::http::Method as M;
+    use routes::{Body, Kind, Role};
+    routes::Routes::new()
+        .add(M::GET, "/health", Role::Public, Kind::Plain, Body::Json, || async { "OK" })
+        .add(M::GET, "/version", Role::Public, Kind::Plain, Body::Json, || async { env!("CARGO_PKG_VERSION") })
+        // MLflow: the handlers read bodies themselves, up to their own bound (`request`).
+        .merge(mlflow::experiments::routes())
+        .merge(mlflow::runs::routes())
+        .merge(mlflow::metrics::routes())
+        .merge(mlflow::registered_models::routes())
+        .merge(mlflow::model_versions::routes())
+        .merge(mlflow::logged_models::routes())
+        .merge(mlflow::routes())
+        .merge(mlflow::artifacts::routes())
+        .merge(native::routes())
+        .merge(ui::routes())
+        .merge(auth::login::routes())
+}
+
+/// The whole HTTP surface: every declared route, behind the guard.
 pub fn router(state: Arc<State>) -> axum::Router {
-    routes::router(state)
+    let (routes, table) = declare().build();
+    guarded(routes, table, state)
+}
+
+/// The guard wraps every route and the fallback; nothing added after this is reachable.
+pub(crate) fn guarded(routes: axum::Router<Arc<State>>, table: routes::Table, state: Arc<State>) -> axum::Router {
+    let guard = guard::Guard { state: Arc::clone(&state), table: Arc::new(table) };
+    routes
+        // Never reached: the guard answers unknown paths itself, without calling on.
+        .fallback(|uri: axum::http::Uri| async move { ApiError::no_endpoint(uri.path()) })
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
+        .with_state(state)
 }
 
 /// Serves the store whose `.repro` folder is `root` until Ctrl-C (`repro serve`), on a

@@ -24,7 +24,36 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::routes::{Role, Routes};
 use crate::{ApiError, State};
+
+/// Bodies are a few short fields.
+pub(crate) fn routes() -> Routes {
+    use axum::http::Method as M;
+    use Role::{Admin, Read, Write};
+    Routes::new()
+        .limit(Some(MAX_BODY))
+        .api(M::GET, "/api/v1", Read, index)
+        .api(M::GET, "/api/v1/", Read, index)
+        .api(M::GET, "/api/v1/runs", Read, runs)
+        .api(M::GET, "/api/v1/runs/{run}", Read, show)
+        .api(M::GET, "/api/v1/runs/{run}/audit", Read, audit)
+        .api(M::GET, "/api/v1/diff", Read, diff)
+        .api(M::GET, "/api/v1/data", Read, datasets)
+        .api(M::GET, "/api/v1/data/{dataset}", Read, dataset)
+        .api(M::GET, "/api/v1/environments", Read, environments)
+        .api(M::GET, "/api/v1/environments/{env}", Read, environment)
+        .api(M::GET, "/api/v1/env-diff", Read, env_diff)
+        .api(M::GET, "/api/v1/parity", Read, parity)
+        .api(M::GET, "/api/v1/models", Read, models)
+        .api(M::GET, "/api/v1/models/{model}", Read, model)
+        .api(M::GET, "/api/v1/models/{model}/verify", Read, verify)
+        .api(M::POST, "/api/v1/models/{model}/promote", Admin, promote)
+        .api(M::POST, "/api/v1/models/{model}/approve", Write, approve)
+        .api(M::POST, "/api/v1/models/{model}/archive", Admin, archive)
+        .api(M::GET, "/api/v1/stages", Read, stages)
+        .api(M::GET, "/api/v1/approvals", Read, approvals)
+}
 
 type S = AxState<Arc<State>>;
 type Reply<T> = Result<Json<T>, ApiError>;
@@ -140,8 +169,6 @@ fn body<T: DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> Result<T, ApiE
         .map_err(|e| ApiError::invalid(format!("The request body is not what is expected: {e}")))
 }
 
-/// Who acts: what the client says (`as`, its git identity or `--as`), as `repro model …`
-/// takes `--as` locally.
 /// Who acts through the server: the person of the token the request came with. A name in
 /// the request is refused, never believed: identity comes from the token.
 async fn actor(
@@ -160,7 +187,7 @@ async fn actor(
 
 /// How the registry names a request's actor.
 fn actor_name(person: Option<&repro_store::tracking::TokenPerson>) -> String {
-    person.map_or_else(|| "anyone who can reach repro serve (the store has no tokens)".into(), |p| p.actor())
+    person.map_or_else(|| repro_core::actor::ANYONE.into(), |p| p.actor())
 }
 
 async fn from_store<T: Serialize + Send + 'static>(
@@ -282,17 +309,13 @@ pub(crate) async fn approvals(AxState(s): S, q: Q) -> Reply<Vec<views::ApprovalR
 // ---- registry changes -------------------------------------------------------------------
 
 /// A replay's server changes no registry: these are refused (the MLflow registry calls are
-/// answered and listed in the replay's report instead; see `registry_api`).
+/// answered and listed in the replay's report instead; see `mlflow::registry`).
 fn refuse_in_replay(s: &State, what: &str) -> Result<(), ApiError> {
     match &s.held {
         None => Ok(()),
-        Some(_) => Err(ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "PERMISSION_DENIED",
-            message: format!(
-                "this is the tracking server of a `repro replay`, which never changes the registry: {what} is refused"
-            ),
-        }),
+        Some(_) => Err(ApiError::forbidden(format!(
+            "this is the tracking server of a `repro replay`, which never changes the registry: {what} is refused"
+        ))),
     }
 }
 
@@ -348,7 +371,7 @@ pub(crate) async fn approve(
             "`envelope` is missing: send the DSSE envelope of the signed approval statement"
         }));
     };
-    let forbidden = |m: &str| ApiError { status: StatusCode::FORBIDDEN, code: "PERMISSION_DENIED", message: m.into() };
+    let forbidden = |m: &str| ApiError::forbidden(m);
     let Some(person) = person else {
         return Err(forbidden(
             "approvals through the server need a token bound to the approver's key (`repro token create --email … --approver-key FILE`)",

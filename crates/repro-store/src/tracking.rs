@@ -1003,16 +1003,9 @@ pub struct TokenPerson {
 }
 
 impl TokenPerson {
-    /// How the registry names the person: `Name <email>`, else the token's name, with the
-    /// token's id so an auditor can tell two tokens of one person apart.
+    /// How the registry names the person (`repro_core::actor::token_person`).
     pub fn actor(&self) -> String {
-        let who = match (&self.email, self.name.is_empty()) {
-            (Some(e), true) => format!("<{e}>"),
-            (Some(e), false) => format!("{} <{e}>", self.name),
-            (None, false) => self.name.clone(),
-            (None, true) => "unnamed".into(),
-        };
-        format!("{who} (token {}, repro serve)", self.id)
+        repro_core::actor::token_person(&self.name, self.email.as_deref(), &self.id)
     }
 }
 

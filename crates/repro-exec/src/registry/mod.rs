@@ -27,22 +27,14 @@ pub mod provenance;
 pub use approval::ApproveOutcome;
 pub use promote::{gather_facts, promote, Facts, PromoteOutcome};
 
-/// Who is acting: `--as`, else git's `user.name <user.email>`, else `$USER@host`.
+/// Who is acting: `--as`, else git's `user.name <user.email>`, else `$USER@host`
+/// (`repro_core::actor` writes the name).
 pub fn actor(cwd: &Path, as_who: Option<&str>) -> Result<String> {
     if let Some(who) = as_who {
-        let who = who.trim();
-        if who.is_empty() || who.chars().any(char::is_control) || who.len() > 200 {
-            return Err(ExecError::Usage(format!(
-                "--as '{who}': give a name and/or e-mail, e.g. --as 'Ada Lovelace <ada@example.com>'"
-            )));
-        }
-        return Ok(who.to_string());
+        return repro_core::actor::claimed(who).map_err(ExecError::Usage);
     }
-    if let Some(who) = repro_capture::git::identity(cwd) {
-        return Ok(who);
-    }
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    Ok(format!("{user}@{}", repro_store::process::hostname()))
+    let user = std::env::var("USER").ok();
+    Ok(repro_core::actor::local(repro_capture::git::identity(cwd), user.as_deref(), &repro_store::process::hostname()))
 }
 
 /// The run a version pins, refused when its record no longer hashes to the pinned lineage

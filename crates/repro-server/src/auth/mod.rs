@@ -4,8 +4,10 @@
 //! password — whose role is at least the one the route table gives the route (`routes`):
 //! `read` reads, `write` writes, `admin` also changes what a stage serves.
 //!
-//! The web UI's pages also take the session cookie of its login page (see `login`), and
+//! The web UI's pages also take the session cookie of its login page (see `login`, the sign-in form), and
 //! send a browser without one to that page instead of answering 401.
+
+pub(crate) mod login;
 
 use std::sync::Arc;
 
@@ -62,7 +64,7 @@ fn too_small(have: Role, need: Role, method: &Method, path: &str) -> ApiError {
             have.name()
         )
     };
-    ApiError { status: StatusCode::FORBIDDEN, code: "PERMISSION_DENIED", message }
+    ApiError::forbidden(message)
 }
 
 /// Lets a request through to its handler when its caller has the role its route needs
@@ -76,7 +78,7 @@ pub(crate) async fn authorize(state: &Arc<State>, route: &Route, req: Request, n
     let ui = route.kind == Kind::Ui;
     let bearer = presented(req.headers());
     // The cookie counts for the UI only: the APIs take no ambient credentials.
-    let session = if ui && bearer.is_none() { crate::login::session_of(req.headers()) } else { None };
+    let session = if ui && bearer.is_none() { login::session_of(req.headers()) } else { None };
     let token = bearer.or_else(|| session.as_deref().and_then(|id| state.sessions.token(id)));
     if let (Some(t), Some(h)) = (&token, &state.ephemeral) {
         if repro_store::tracking::token_hash(t) == *h {
@@ -103,7 +105,7 @@ pub(crate) async fn authorize(state: &Arc<State>, route: &Route, req: Request, n
                 state.sessions.remove(id);
             }
             let wanted = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/ui");
-            Redirect::to(&crate::login::login_url(wanted)).into_response()
+            Redirect::to(&login::login_url(wanted)).into_response()
         }
         None => ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -122,7 +124,7 @@ pub(crate) async fn authorize(state: &Arc<State>, route: &Route, req: Request, n
             // Registry events through the MLflow door are by the token that asked.
             match session {
                 Some(id) => {
-                    let logout = crate::login::logout_csrf(state, &id);
+                    let logout = login::logout_csrf(state, &id);
                     TOKEN_NAME.scope(name, crate::ui::SIGNED_IN.scope(logout, next.run(req))).await
                 }
                 None => TOKEN_NAME.scope(name, next.run(req)).await,

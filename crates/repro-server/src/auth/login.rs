@@ -24,17 +24,27 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::guard::Https;
+use crate::request::Https;
+use crate::routes::{Role, Routes};
 use crate::ui::{enc, esc, page};
 use crate::State;
+
+/// The sign-in form and sign-out are open to all: the one takes a token, the other ends only
+/// the session its own cookie names; both check a CSRF token.
+pub(crate) fn routes() -> Routes {
+    use axum::http::Method as M;
+    Routes::new()
+        .limit(Some(crate::request::MAX_FORM))
+        .page(M::GET, LOGIN, Role::Public, login_page)
+        .page(M::POST, LOGIN, Role::Public, login)
+        .page(M::POST, LOGOUT, Role::Public, logout)
+}
 
 pub const LOGIN: &str = "/ui/login";
 pub const LOGOUT: &str = "/ui/logout";
 const COOKIE_NAME: &str = "repro_session";
 /// The sign-in form's nonce, which its CSRF token is made from.
 const CSRF_COOKIE: &str = "repro_csrf";
-/// A token is ~40 bytes; nothing bigger needs reading.
-pub const MAX_FORM: usize = 16 * 1024;
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sign-ins kept at most; the oldest goes first (a bound on memory, whoever logs in).
 const MAX_SESSIONS: usize = 10_000;

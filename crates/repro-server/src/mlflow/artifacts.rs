@@ -1,0 +1,178 @@
+//! The artifact proxy (`mlflow-artifacts`): upload, download, list and delete a run's files;
+//! registered versions' files are served read-only under `registry/`.
+
+use axum::body::Bytes;
+use axum::extract::State as AxState;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::registry::{is_registry_path, list_registered, registered_file};
+use super::{ok, Reply, ARTIFACT_PREFIXES, S};
+use crate::request::Req;
+use crate::routes::{Role, Routes};
+use crate::ApiError;
+
+/// MLflow's web UI (`/ajax-api`) only downloads.
+pub(crate) fn routes() -> Routes {
+    use crate::routes::{Body, Kind};
+    use Method as M;
+    use Role::{Read, Write};
+    let [files, ajax_files] = ARTIFACT_PREFIXES;
+    Routes::new()
+        .api(M::GET, files, Read, list_artifacts)
+        .api(M::GET, &format!("{files}/{{*path}}"), Read, download_artifact)
+        .add(M::PUT, &format!("{files}/{{*path}}"), Write, Kind::Api, Body::Raw, upload_artifact)
+        .api(M::DELETE, &format!("{files}/{{*path}}"), Write, delete_artifact)
+        .api(M::GET, ajax_files, Read, list_artifacts)
+        .api(M::GET, &format!("{ajax_files}/{{*path}}"), Read, download_artifact)
+}
+
+/// The artifact path of a proxy URL, percent-decoded and checked (no `..`, no empty segment).
+fn artifact_path(uri: &Uri) -> Result<String, ApiError> {
+    let raw = uri.path().split_once("/mlflow-artifacts/artifacts/").map(|(_, p)| p).unwrap_or("");
+    let decoded = crate::request::percent_decode(raw, false);
+    repro_store::tracking::clean_artifact_path(&decoded).map_err(ApiError::invalid)
+}
+
+/// `PUT …/artifacts/<path>`: the body streams to a temp file, is hashed, and becomes an
+/// object; the path then names it. Nothing is buffered whole in memory.
+pub(crate) async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::Body) -> Result<Response, ApiError> {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let path = artifact_path(&uri)?;
+    if is_registry_path(&path) {
+        return Err(ApiError::invalid("Registered model files cannot be written: the registry pins them."));
+    }
+    let tmp = s.objects.tmp_dir().join(format!("{}-upload-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::invalid(format!("The upload could not be read: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                file.write_all(&data).await.map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;
+            }
+        }
+        file.flush().await.map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;
+        drop(file);
+        let staged = tmp.clone();
+        s.with_meta(move |m, st| {
+            let (digest, size) = repro_store::objects::hash_file(&staged)
+                .map_err(|e| ApiError::internal(format!("cannot hash the upload: {e}")))?;
+            let seen =
+                std::fs::metadata(&staged).map_err(|e| ApiError::internal(format!("cannot stat the upload: {e}")))?;
+            let batch = st.objects.batch()?;
+            batch.add_copy(&digest, &staged, &repro_store::objects::FileStat::of(&seen))?;
+            batch.commit()?;
+            m.put_artifact(&path, &digest, size)?;
+            Ok(())
+        })
+        .await
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    result?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Streams an artifact: the object is re-hashed from disk first (a damaged object is an
+/// error, never served), then sent in chunks, so a model of gigabytes never sits in memory.
+pub(crate) async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError> {
+    use tokio::io::AsyncReadExt;
+    let path = artifact_path(&uri)?;
+    let name = path.rsplit('/').next().unwrap_or("artifact").to_string();
+    let (file, size) = s
+        .with_meta(move |m, st| {
+            let digest = if is_registry_path(&path) {
+                registered_file(&m.registry()?, &path)?
+            } else {
+                m.get_artifact(&path)?
+                    .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))?
+                    .0
+            };
+            let size = match st.objects.verify(&digest)? {
+                repro_store::objects::Verified::Ok { bytes } => bytes,
+                repro_store::objects::Verified::Missing => {
+                    return Err(repro_store::StoreError::ObjectMissing(digest).into())
+                }
+                repro_store::objects::Verified::Corrupt => {
+                    return Err(repro_store::StoreError::ObjectCorrupt(digest).into())
+                }
+            };
+            // verify fetched it into the cache when the store has a remote.
+            let object = st.objects.fetch(&digest)?;
+            let file = std::fs::File::open(&object)
+                .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", object.display())))?;
+            Ok((file, size))
+        })
+        .await?;
+    let chunks = futures_util::stream::unfold(tokio::fs::File::from_std(file), |mut f| async move {
+        let mut buf = vec![0u8; 256 << 10];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (axum::http::header::CONTENT_LENGTH, size.to_string()),
+            // Logged bytes are the client's: a browser saves them, never renders them here.
+            (axum::http::header::CONTENT_DISPOSITION, attachment(&name)),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response())
+}
+
+/// `Content-Disposition: attachment` naming the file: an ASCII name with anything that
+/// could end the quoted string or the header replaced, and the exact name percent-encoded
+/// as RFC 6266's `filename*` for browsers that read it.
+fn attachment(name: &str) -> String {
+    let plain: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let exact = crate::request::encode_attr(name);
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
+}
+
+pub(crate) async fn delete_artifact(AxState(s): S, uri: Uri) -> Reply {
+    let path = artifact_path(&uri)?;
+    if is_registry_path(&path) {
+        return Err(ApiError::invalid("Registered model files cannot be deleted: the registry pins them."));
+    }
+    s.with_meta(move |m, _| Ok(m.delete_artifact(&path)?)).await?;
+    ok()
+}
+
+pub(crate) async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
+    let dir = Req(r).opt_str("path")?.unwrap_or_default();
+    let dir = if dir.trim_matches('/').is_empty() {
+        String::new()
+    } else {
+        repro_store::tracking::clean_artifact_path(&dir).map_err(ApiError::invalid)?
+    };
+    if is_registry_path(&dir) {
+        let files = s.with_meta(move |m, _| list_registered(&m.registry()?, &dir)).await?;
+        return Ok(Json(if files.is_empty() { json!({}) } else { json!({"files": files}) }));
+    }
+    let entries = s.with_meta(move |m, _| Ok(m.list_artifacts(&dir)?)).await?;
+    if entries.is_empty() {
+        return Ok(Json(json!({})));
+    }
+    let files: Vec<Value> = entries
+        .iter()
+        .map(|e| match e.file_size {
+            Some(size) => json!({"path": e.path, "is_dir": false, "file_size": size}),
+            None => json!({"path": e.path, "is_dir": true}),
+        })
+        .collect();
+    Ok(Json(json!({"files": files})))
+}

@@ -1,0 +1,127 @@
+//! Logged models (MLflow 3): create, get, finalize, delete, search, tags and params.
+
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, State as AxState};
+use axum::http::Method;
+use axum::Json;
+use repro_core::search;
+use repro_store::logged::{LoggedModel, NewLoggedModel};
+use serde_json::{json, Value};
+
+use super::registry::{check_tags, current_registry, logged_model_json, page, registrations};
+use super::{Reply, MLFLOW_PREFIXES, S};
+use crate::request::{experiment_id, max_results, page_offset, Req};
+use crate::routes::{Role, Routes};
+use crate::{ApiError, State};
+
+pub(crate) fn routes() -> Routes {
+    use Method as M;
+    use Role::{Read, Write};
+    let mut r = Routes::new();
+    for p in MLFLOW_PREFIXES {
+        let at = |rest: &str| format!("{p}{rest}");
+        r = r
+            .api(M::POST, &at("/logged-models"), Write, create_logged_model)
+            .api(M::POST, &at("/logged-models/search"), Read, search_logged_models)
+            .api(M::GET, &at("/logged-models/{id}"), Read, get_logged_model)
+            .api(M::PATCH, &at("/logged-models/{id}"), Write, finalize_logged_model)
+            .api(M::DELETE, &at("/logged-models/{id}"), Write, delete_logged_model)
+            .api(M::PATCH, &at("/logged-models/{id}/tags"), Write, set_logged_model_tags)
+            .api(M::DELETE, &at("/logged-models/{id}/tags/{key}"), Write, delete_logged_model_tag)
+            .api(M::POST, &at("/logged-models/{id}/params"), Write, log_logged_model_params);
+    }
+    r
+}
+
+async fn logged_reply(s: &Arc<State>, m: LoggedModel) -> Reply {
+    let reg = current_registry(s).await?;
+    Ok(Json(json!({"model": logged_model_json(&m, &registrations(&reg, &m.model_id))})))
+}
+
+pub(crate) async fn create_logged_model(AxState(s): S, r: Req) -> Reply {
+    let experiment_id = experiment_id(&r.str("experiment_id")?)?;
+    let params = r.pairs("params")?;
+    let tags = r.pairs("tags")?;
+    check_tags(&tags)?;
+    let new = NewLoggedModel {
+        experiment_id,
+        name: r.opt_str("name")?.filter(|n| !n.is_empty()).unwrap_or_else(|| "model".into()),
+        model_type: r.opt_str("model_type")?.filter(|t| !t.is_empty()),
+        source_run_id: r.opt_str("source_run_id")?.filter(|t| !t.is_empty()),
+        creator_id: None,
+        params: params.into_iter().collect(),
+        tags: tags.into_iter().collect(),
+    };
+    let m = s.with_meta(move |m, _| Ok(m.create_logged_model(&new)?)).await?;
+    logged_reply(&s, m).await
+}
+
+pub(crate) async fn get_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
+    let m = s.with_meta(move |m, _| Ok(m.get_logged_model(&id)?)).await?;
+    logged_reply(&s, m).await
+}
+
+pub(crate) async fn finalize_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
+    let status = r.str("status")?;
+    let status = match status.as_str() {
+        "LOGGED_MODEL_READY" | "2" => "LOGGED_MODEL_READY",
+        "LOGGED_MODEL_UPLOAD_FAILED" | "3" => "LOGGED_MODEL_UPLOAD_FAILED",
+        "LOGGED_MODEL_PENDING" | "1" => "LOGGED_MODEL_PENDING",
+        other => {
+            return Err(ApiError::invalid(format!(
+                "Invalid logged model status '{other}': use LOGGED_MODEL_READY or LOGGED_MODEL_UPLOAD_FAILED."
+            )))
+        }
+    };
+    let m = s.with_meta(move |m, _| Ok(m.finalize_logged_model(&id, status)?)).await?;
+    logged_reply(&s, m).await
+}
+
+pub(crate) async fn delete_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
+    s.with_meta(move |m, _| Ok(m.delete_logged_model(&id)?)).await?;
+    Ok(Json(json!({})))
+}
+
+pub(crate) async fn set_logged_model_tags(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
+    let tags = r.pairs("tags")?;
+    check_tags(&tags)?;
+    let m = s.with_meta(move |m, _| Ok(m.set_logged_model_tags(&id, &tags)?)).await?;
+    logged_reply(&s, m).await
+}
+
+pub(crate) async fn delete_logged_model_tag(AxState(s): S, UrlPath((id, key)): UrlPath<(String, String)>) -> Reply {
+    s.with_meta(move |m, _| Ok(m.delete_logged_model_tag(&id, &key)?)).await?;
+    Ok(Json(json!({})))
+}
+
+pub(crate) async fn log_logged_model_params(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
+    let params = r.pairs("params")?;
+    s.with_meta(move |m, _| Ok(m.log_logged_model_params(&id, &params)?)).await?;
+    Ok(Json(json!({})))
+}
+
+pub(crate) async fn search_logged_models(AxState(s): S, r: Req) -> Reply {
+    let experiments = r.experiment_ids()?;
+    let clauses = search::parse_registry_filter(&r.opt_str("filter")?.unwrap_or_default())
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let limit = max_results(&r, 100)?;
+    let offset = page_offset(&r)?;
+    let found = s.with_meta(move |m, _| Ok(m.logged_models(&experiments)?)).await?;
+    let reg = current_registry(&s).await?;
+    let models: Vec<Value> = found
+        .iter()
+        .filter(|m| {
+            let view = search::RegistryView {
+                name: &m.name,
+                run_id: m.source_run_id.as_deref(),
+                source_path: Some(&m.artifact_uri),
+                version: None,
+                tags: &m.tags,
+            };
+            search::matches_registry(&clauses, &view)
+        })
+        .map(|m| logged_model_json(m, &registrations(&reg, &m.model_id)))
+        .collect();
+    Ok(Json(page(models, "models", offset, limit)))
+}

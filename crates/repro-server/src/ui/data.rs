@@ -1,0 +1,172 @@
+//! What the pages show, read from the store on the blocking pool, apart from how it is
+//! written as HTML.
+
+use std::collections::BTreeMap;
+
+use repro_core::audit::AuditReport;
+use repro_core::diff::RunDiff;
+use repro_core::metrics::MetricPoint;
+use repro_core::registry::{verify_chain, ModelVersion, Registry};
+use repro_core::search;
+use repro_core::snapshot::Manifest;
+use repro_core::{Digest, RunId};
+use repro_store::fsck::NoProgress;
+use repro_store::meta::{ReplayRow, StoredRun};
+use repro_store::objects::Verified;
+use repro_store::search::{ParamSource, RunQuery};
+use repro_store::tracking::TrackedRun;
+use repro_store::{Metadata, Objects, Store};
+
+use crate::{ApiError, State};
+
+/// How many runs the runs table shows at most (the first, in the chosen order); the count
+/// above it says how many matched.
+const MAX_TABLE_ROWS: usize = 1000;
+/// How much of each log the run page shows (its end).
+const LOG_TAIL: usize = 64 * 1024;
+
+// ---- runs table -------------------------------------------------------------------------
+
+/// The runs table: the active runs of every experiment that match (at most
+/// `MAX_TABLE_ROWS`), how many matched, how many there are, and the experiments' names.
+pub(crate) struct RunsData {
+    pub(crate) runs: Vec<TrackedRun>,
+    pub(crate) matched: usize,
+    pub(crate) total: usize,
+    pub(crate) experiments: BTreeMap<i64, String>,
+}
+
+/// `searched` is false when the filter or order did not parse: then nothing matches.
+pub(crate) fn load_runs(
+    m: &mut Metadata,
+    clauses: &[search::Clause],
+    order_by: &[search::OrderBy],
+    searched: bool,
+) -> Result<RunsData, ApiError> {
+    let experiments: BTreeMap<i64, String> =
+        m.list_experiments()?.into_iter().map(|e| (e.experiment_id, e.name)).collect();
+    // Experiment 0 holds the runs `repro run` captured, whether or not it has a row.
+    let ids: Vec<i64> = std::iter::once(0).chain(experiments.keys().copied().filter(|k| *k != 0)).collect();
+    // A running captured run's params are in its record, not yet in the tracking
+    // tables: show (and filter and sort on) them too.
+    let all = RunQuery {
+        experiments: &ids,
+        stages: &["active"],
+        clauses: &[],
+        order: &[],
+        offset: 0,
+        limit: None,
+        params: ParamSource::WithRecord,
+    };
+    let total = m.count_runs(&all)?;
+    let (runs, matched) = if searched {
+        let q = RunQuery { clauses, order: order_by, limit: Some(MAX_TABLE_ROWS), ..all };
+        (m.search_runs(&q)?, m.count_runs(&q)?)
+    } else {
+        (Vec::new(), 0)
+    };
+    Ok(RunsData { runs, matched, total, experiments })
+}
+
+// ---- one run ----------------------------------------------------------------------------
+
+/// Everything the run page shows, read on the blocking pool.
+pub(crate) struct RunData {
+    pub(crate) run: StoredRun,
+    pub(crate) metrics: Vec<MetricPoint>,
+    pub(crate) replays: Vec<ReplayRow>,
+    pub(crate) audit: AuditReport,
+    pub(crate) versions: Vec<ModelVersion>,
+    pub(crate) manifests: BTreeMap<Digest, Manifest>,
+    pub(crate) stdout: Option<String>,
+    pub(crate) stderr: Option<String>,
+}
+
+pub(crate) fn parse_run_id(id: &str) -> Result<RunId, ApiError> {
+    RunId::parse(id.trim()).map_err(|_| ApiError::not_found(format!("No run with id '{id}'.")))
+}
+
+pub(crate) fn log_tail(objects: &Objects, d: Option<&Digest>) -> Option<String> {
+    let bytes = objects.read(d?).ok()?;
+    let start = bytes.len().saturating_sub(LOG_TAIL);
+    let mut text = String::from_utf8_lossy(&bytes[start..]).into_owned();
+    if start > 0 {
+        text.insert_str(0, &format!("… ({} earlier bytes not shown)\n", start));
+    }
+    Some(text)
+}
+
+/// What the run page shows, gathered as `repro show` and `repro audit` gather it.
+pub(crate) fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> {
+    let run = st.meta.get_run(id)?;
+    let metrics = st.meta.metrics(id)?;
+    let replays = st.meta.replays_of(id)?;
+    let versions: Vec<ModelVersion> = st.meta.registry()?.versions_of_run(id).into_iter().cloned().collect();
+    let manifests = repro_exec::diff::manifests(st, &[&run]);
+    let audit = repro_exec::audit::audit_run(st, &run, false, &NoProgress)?;
+    let stdout = log_tail(&st.objects, run.record.logs.stdout.as_ref());
+    let stderr = log_tail(&st.objects, run.record.logs.stderr.as_ref());
+    Ok(RunData { run, metrics, replays, audit, versions, manifests, stdout, stderr })
+}
+
+// ---- diff -------------------------------------------------------------------------------
+
+pub(crate) struct DiffData {
+    pub(crate) a: StoredRun,
+    pub(crate) b: StoredRun,
+    pub(crate) diff: RunDiff,
+}
+
+pub(crate) fn load_diff(st: &mut Store, a: &RunId, b: &RunId) -> Result<DiffData, ApiError> {
+    let a = st.meta.get_run(a)?;
+    let b = st.meta.get_run(b)?;
+    let diff = repro_exec::diff::diff_runs(st, &a, &b)?;
+    Ok(DiffData { a, b, diff })
+}
+
+// ---- models -----------------------------------------------------------------------------
+
+/// One version's checks.
+pub(crate) struct VersionCheck {
+    pub(crate) lineage: Result<(), String>,
+    pub(crate) artifact: Result<usize, String>,
+}
+
+pub(crate) struct ModelsData {
+    pub(crate) registry: Registry,
+    pub(crate) chain_problems: Vec<String>,
+    pub(crate) checks: BTreeMap<(String, u32), VersionCheck>,
+}
+
+pub(crate) fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData, ApiError> {
+    let events = m.registry_events()?;
+    let anchor = m.registry_anchor()?;
+    let mut chain_problems: Vec<String> =
+        verify_chain(&events, anchor.event()).into_iter().map(|p| format!("#{}: {}", p.seq, p.message)).collect();
+    chain_problems.extend(anchor.problem());
+    let registry = m.registry()?;
+    let mut checks = BTreeMap::new();
+    for model in registry.models.values() {
+        for v in model.versions.values() {
+            let lineage = match m.get_run(&v.run) {
+                Ok(run) if v.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) => Ok(()),
+                Ok(run) if run.lineage.is_none() => {
+                    Err("the run is still running: its lineage is pinned when it finishes".to_string())
+                }
+                Ok(_) => Err("the run's record no longer hashes to the registered lineage".to_string()),
+                Err(e) => Err(format!("the run is not in this store: {e}")),
+            };
+            let mut bad = Vec::new();
+            for f in &v.artifact.files {
+                match state.objects.verify(&f.blake3).unwrap_or(Verified::Missing) {
+                    Verified::Ok { .. } => {}
+                    Verified::Missing => bad.push(format!("{} missing", f.path)),
+                    Verified::Corrupt => bad.push(format!("{} corrupt", f.path)),
+                }
+            }
+            let artifact = if bad.is_empty() { Ok(v.artifact.files.len()) } else { Err(bad.join(", ")) };
+            checks.insert((v.name.clone(), v.version), VersionCheck { lineage, artifact });
+        }
+    }
+    Ok(ModelsData { registry, chain_problems, checks })
+}
