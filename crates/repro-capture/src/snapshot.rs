@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
+use repro_core::progress::Progress;
 use repro_core::record::FileEntry;
 use repro_core::snapshot::{Manifest, SnapshotKind};
 use repro_core::Digest;
-use repro_store::fsck::Progress;
 use repro_store::meta::{CachedFile, DatasetVersion, SnapshotRow, TreeCache};
 use repro_store::objects::FileStat;
 use repro_store::{Batch, Store};
@@ -209,7 +209,7 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
         files,
         bytes,
         stored: !req.reference,
-        created_ms: repro_store::now_ms(),
+        created_ms: repro_util::clock::now_ms(),
     };
     // Nothing new to say (the common re-snapshot): skip the write transaction and its fsync.
     let known_fully = known.is_some_and(|k| k.stored || req.reference) && !cache_changed;
@@ -264,11 +264,11 @@ fn hash_and_store(path: &Path, stat: &FileStat, batch: Option<&Batch<'_>>) -> Re
             Ok(d)
         }
         Some(batch) => {
-            let (d, _) = repro_store::objects::hash_file(path).map_err(CaptureError::io("read", path))?;
+            let (d, _) = repro_util::hash::hash_file(path).map_err(CaptureError::io("read", path))?;
             batch.add_copy(&d, path, stat)?;
             Ok(d)
         }
-        None => Ok(repro_store::objects::hash_file(path).map_err(CaptureError::io("read", path))?.0),
+        None => Ok(repro_util::hash::hash_file(path).map_err(CaptureError::io("read", path))?.0),
     }
 }
 

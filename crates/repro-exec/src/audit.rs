@@ -156,6 +156,6 @@ pub fn replay_summaries(store: &Store, id: &repro_core::RunId) -> crate::Result<
         .meta
         .replays_of(id)?
         .into_iter()
-        .map(|r| ReplaySummary { replay: r.replay, verdict: r.verdict, at: repro_store::rfc3339(r.created_ms) })
+        .map(|r| ReplaySummary { replay: r.replay, verdict: r.verdict, at: repro_util::clock::rfc3339(r.created_ms) })
         .collect())
 }

@@ -33,7 +33,7 @@ pub fn damage_message(meta: &repro_store::Metadata) -> Result<Option<String>> {
         let more = problems.len().saturating_sub(1);
         format!(
             "the store is damaged (found {}: {first}{}); {RESTORE}",
-            repro_store::rfc3339(at),
+            repro_util::clock::rfc3339(at),
             if more > 0 { format!(", and {more} more problem(s)") } else { String::new() }
         )
     }))

@@ -143,7 +143,7 @@ pub fn datasets(store: &Store) -> Result<Vec<DatasetRow>> {
         let snap = store.meta.get_snapshot(&d.snapshot)?;
         rows.push(DatasetRow {
             bytes: snap.as_ref().map(|s| s.bytes),
-            created_at: repro_store::rfc3339(d.created_ms),
+            created_at: repro_util::clock::rfc3339(d.created_ms),
             files: snap.as_ref().map(|s| s.files),
             name: d.name,
             reference: d.reference,
@@ -177,7 +177,7 @@ pub fn dataset(store: &Store, spec: &str) -> Result<DatasetShow> {
     let m = repro_capture::snapshot::manifest(store, &d.snapshot)?;
     Ok(DatasetShow {
         bytes: m.total_bytes(),
-        created_at: repro_store::rfc3339(d.created_ms),
+        created_at: repro_util::clock::rfc3339(d.created_ms),
         files: m.entries.len(),
         kind: m.kind,
         entries: m.entries,
@@ -312,7 +312,7 @@ pub fn approvals(store: &Store, model: Option<&str>) -> Result<Vec<ApprovalRow>>
                     v.approvers(&a.stage).iter().any(|first| std::ptr::eq(*first, a))
                 };
                 rows.push(ApprovalRow {
-                    at: repro_store::rfc3339(a.at_ms),
+                    at: repro_util::clock::rfc3339(a.at_ms),
                     by: a.by.clone(),
                     comment: a.comment.clone(),
                     counted,

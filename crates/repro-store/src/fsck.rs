@@ -78,15 +78,8 @@ pub struct BadRun {
     pub problem: String,
 }
 
-/// Progress hooks, so the CLI can draw a bar without this crate knowing about terminals.
-pub trait Progress: Sync {
-    fn start(&self, _what: &str, _total: u64) {}
-    fn advance(&self, _n: u64) {}
-    fn finish(&self) {}
-}
-
-pub struct NoProgress;
-impl Progress for NoProgress {}
+// Re-exported: the server names these through `fsck`.
+pub use repro_core::progress::{NoProgress, Progress};
 
 pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     let mut report = FsckReport {

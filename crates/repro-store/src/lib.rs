@@ -27,6 +27,8 @@ pub use error::{RemoteFailure, StoreError};
 pub use meta::Metadata;
 pub use objects::{Batch, Objects};
 pub use remote::Remote;
+// Re-exported: most crates read the clock through the store, which records its times.
+pub use repro_util::clock::{now_ms, rfc3339};
 
 /// The folder name of a store inside a project.
 pub const STORE_DIR: &str = ".repro";
@@ -178,15 +180,4 @@ pub fn explicit(dir: &Path) -> Result<PathBuf> {
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     objects::write_durably(path, bytes).map_err(StoreError::io("write", path))
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// RFC 3339 (UTC, milliseconds) for a Unix time in milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
 }

@@ -86,7 +86,7 @@ pub fn env_list(rows: &[EnvironmentRow], as_json: bool) -> Result<()> {
             "{:<28} {:<10} {:<20} {}",
             format!("{}:{}", r.name, r.version),
             r.kind,
-            short_time(&repro_store::rfc3339(r.created_ms)),
+            short_time(&repro_util::clock::rfc3339(r.created_ms)),
             r.source
         )?;
     }

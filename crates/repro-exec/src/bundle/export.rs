@@ -160,7 +160,7 @@ pub fn export(
     let mut extra_files: Vec<(Digest, PathBuf)> = Vec::new();
     if let Some(commit) = &run.record.code.commit {
         let path = code_bundle(store, &run.record, commit, &scratch.0, cwd)?;
-        let (digest, _) = repro_store::objects::hash_file(&path).map_err(ExecError::io("read", &path))?;
+        let (digest, _) = repro_util::hash::hash_file(&path).map_err(ExecError::io("read", &path))?;
         code = Some(BundleCode { commit: commit.clone(), object: digest.clone() });
         extra_files.push((digest, path));
     }
@@ -194,7 +194,7 @@ pub fn export(
     }
     let manifest = BundleManifest {
         format: FORMAT.into(),
-        created_at: repro_store::rfc3339(repro_store::now_ms()),
+        created_at: repro_util::clock::rfc3339(repro_util::clock::now_ms()),
         repro_version: env!("CARGO_PKG_VERSION").into(),
         model: version.name.clone(),
         version: version.version,

@@ -42,7 +42,7 @@ pub fn actor(cwd: &Path, as_who: Option<&str>) -> Result<String> {
         return Ok(who);
     }
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    Ok(format!("{user}@{}", repro_store::process::hostname()))
+    Ok(format!("{user}@{}", repro_util::host::hostname()))
 }
 
 /// The run a version pins, refused when its record no longer hashes to the pinned lineage
@@ -219,9 +219,9 @@ pub fn register(
         .lineage
         .clone()
         .ok_or_else(|| ExecError::Usage(format!("run {} has no lineage digest; run `repro fsck`", id.short())))?;
-    crate::integrity::vouch_for_run(store, &run, &repro_store::fsck::NoProgress)?;
+    crate::integrity::vouch_for_run(store, &run, &repro_core::progress::NoProgress)?;
     let artifact = resolve_artifact(store, &run, artifact, cwd)?;
-    let event = store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+    let event = store.meta.append_registry_event(repro_util::clock::now_ms(), |reg| {
         Ok::<_, ExecError>(NewEvent {
             model: name.to_string(),
             version: reg.next_version(name),
@@ -249,7 +249,7 @@ pub fn archive(store: &mut Store, reference: &str, reason: &str, actor: &str) ->
         return Err(ExecError::Usage("--reason must say why, on one line".into()));
     }
     let mut target = None;
-    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+    store.meta.append_registry_event(repro_util::clock::now_ms(), |reg| {
         let v = lookup(reg, reference)?;
         if let Some(a) = &v.archived {
             return Err(ExecError::Usage(format!("{} is already archived ({})", v.reference(), a.reason)));

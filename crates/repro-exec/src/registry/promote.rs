@@ -150,7 +150,7 @@ pub fn promote(
     };
     let mut from = None;
     let mut replaced = None;
-    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+    store.meta.append_registry_event(repro_util::clock::now_ms(), |reg| {
         // The facts were gathered outside the write lock: refuse if the version changed since.
         let now = lookup(reg, &version.reference())?;
         if now.stage != version.stage || now.archived.is_some() || now.approvals.len() < version.approvals.len() {

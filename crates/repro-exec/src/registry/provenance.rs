@@ -83,7 +83,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
         )));
     }
     let (run, lineage) = super::pinned_run(store, &version)?;
-    crate::integrity::vouch_for_version(store, &version, &repro_store::fsck::NoProgress)?;
+    crate::integrity::vouch_for_version(store, &version, &repro_core::progress::NoProgress)?;
     // Sign only what still is what the version pinned.
     for f in &version.artifact.files {
         let bytes = store.objects.read(&f.blake3)?;
@@ -111,7 +111,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     let keyid = prov::sslib_keyid(&signing.verifying_key());
     let envelope_digest = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
     let public_key = store.objects.put_bytes(keys::public_pem(&signing.verifying_key()).as_bytes())?;
-    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+    store.meta.append_registry_event(repro_util::clock::now_ms(), |reg| {
         let now = lookup(reg, &version.reference())?;
         if now.archived.is_some() {
             return Err(ExecError::Usage(format!("{} was archived meanwhile; not signed", now.reference())));

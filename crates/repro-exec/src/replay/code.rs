@@ -212,7 +212,7 @@ pub(super) fn rebuild_code(
     }
     if let (Some(p), Some(d)) = (&rec.script.path, &rec.script.digest) {
         if let Some(file) = inside(tree, p) {
-            let (got, _) = repro_store::objects::hash_file(&file).map_err(ExecError::io("read", &file))?;
+            let (got, _) = repro_util::hash::hash_file(&file).map_err(ExecError::io("read", &file))?;
             if got != *d {
                 return Err(cannot(
                     id,

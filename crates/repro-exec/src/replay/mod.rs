@@ -404,7 +404,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
         original: id,
         verdict,
         report: object,
-        created_ms: repro_store::now_ms(),
+        created_ms: repro_util::clock::now_ms(),
     })?;
     drop(area);
     Ok(ReplayOutcome::Done(Box::new(report)))

@@ -204,7 +204,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         });
     }
 
-    let started_ms = repro_store::now_ms();
+    let started_ms = repro_util::clock::now_ms();
     store.meta.insert_run(&p.record, started_ms)?;
     let id = p.record.id.clone();
     reporter.message(&format!("run {} started: {}", id, opts.command.join(" ")));
@@ -364,8 +364,8 @@ fn finish(
 ) -> Result<()> {
     record.logs = logs;
     record.metric_count = points.len() as u64 + already_stored;
-    let ended_ms = repro_store::now_ms();
-    record.ended_at = Some(repro_store::rfc3339(ended_ms));
+    let ended_ms = repro_util::clock::now_ms();
+    record.ended_at = Some(repro_util::clock::rfc3339(ended_ms));
     store.meta.add_points(&record.id, points, ended_ms)?;
     store.meta.seal_and_finish(&store.objects, record, ended_ms)?;
     Ok(())
