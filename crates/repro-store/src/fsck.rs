@@ -264,12 +264,12 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
     if store.meta.conn.is_postgres() {
         let version = store.meta.schema_version_now()?;
-        if version != crate::meta::SCHEMA_VERSION {
+        if version != crate::schema::SCHEMA_VERSION {
             report.tampered.push(crate::journal::Tampered {
                 run: None,
                 table: "repro_schema".into(),
                 key: String::new(),
-                problem: format!("says schema {version}, but the tables are schema {}", crate::meta::SCHEMA_VERSION),
+                problem: format!("says schema {version}, but the tables are schema {}", crate::schema::SCHEMA_VERSION),
             });
         }
     }

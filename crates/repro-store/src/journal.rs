@@ -26,30 +26,6 @@ use serde_json::{json, Value};
 
 use crate::db::{Db, DbResult, Row, Val};
 
-/// Version 7: the journal, what tokens bind a person to, and fsck's verdicts.
-pub(crate) const SCHEMA_V7: &str = "
-CREATE TABLE journal (
-    scope TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    at_ms INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    body TEXT NOT NULL,
-    prev TEXT,
-    hash TEXT NOT NULL,
-    PRIMARY KEY (scope, seq)
-) WITHOUT ROWID;
-ALTER TABLE tokens ADD COLUMN email TEXT;
-ALTER TABLE tokens ADD COLUMN approver_keyid TEXT;
-ALTER TABLE tokens ADD COLUMN approver_key TEXT;
-CREATE TABLE fsck_results (
-    id TEXT PRIMARY KEY,
-    at_ms INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    clean BOOLEAN NOT NULL,
-    problems TEXT NOT NULL
-);
-";
-
 /// The scope of the store's own facts.
 pub const STORE_SCOPE: &str = "store";
 

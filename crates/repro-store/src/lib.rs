@@ -17,6 +17,7 @@ pub mod objects;
 pub mod process;
 pub mod registry;
 pub mod remote;
+mod schema;
 pub mod search;
 pub mod tracking;
 

@@ -10,33 +10,6 @@ use serde::Serialize;
 use crate::meta::Metadata;
 use crate::{Result, StoreError};
 
-/// Version 6: logged models and the runs' model outputs.
-pub(crate) const SCHEMA_V6: &str = "
-CREATE TABLE logged_models (
-    model_id TEXT PRIMARY KEY,
-    experiment_id INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    model_type TEXT,
-    source_run_id TEXT,
-    status TEXT NOT NULL,
-    status_message TEXT,
-    creator_id TEXT,
-    artifact_uri TEXT NOT NULL,
-    creation_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL,
-    params TEXT NOT NULL DEFAULT '{}',
-    tags TEXT NOT NULL DEFAULT '{}',
-    deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX logged_models_experiment ON logged_models(experiment_id, name);
-CREATE TABLE run_model_outputs (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    model_id TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    PRIMARY KEY (run_id, model_id, step)
-) WITHOUT ROWID;
-";
-
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LoggedModel {
     pub model_id: String,

@@ -15,105 +15,6 @@ use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
-pub(crate) const SCHEMA_VERSION: i64 = 7;
-
-const SCHEMA_V1: &str = "
-CREATE TABLE runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    name TEXT,
-    status TEXT NOT NULL,
-    exit_code INTEGER,
-    started_ms INTEGER NOT NULL,
-    ended_ms INTEGER,
-    host TEXT NOT NULL,
-    pid INTEGER,
-    pid_start TEXT,
-    record TEXT NOT NULL,
-    lineage TEXT,
-    record_object TEXT
-);
-CREATE INDEX runs_name ON runs(name);
-CREATE TABLE metrics (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    key TEXT NOT NULL,
-    value REAL NOT NULL,
-    step INTEGER NOT NULL,
-    timestamp_ms INTEGER NOT NULL
-);
-CREATE INDEX metrics_run ON metrics(run_id, key, step);
-CREATE TABLE snapshots (
-    digest TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    files INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    stored INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE datasets (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    snapshot TEXT NOT NULL REFERENCES snapshots(digest),
-    source TEXT NOT NULL,
-    reference INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL,
-    PRIMARY KEY (name, version),
-    UNIQUE (name, snapshot)
-);
-CREATE TABLE tree_cache (
-    root TEXT PRIMARY KEY,
-    manifest TEXT,
-    files BLOB NOT NULL
-) WITHOUT ROWID;
-";
-
-/// Version 2: replays of runs and their verdicts (`repro replay`).
-const SCHEMA_V2: &str = "
-CREATE TABLE replays (
-    replay_id TEXT PRIMARY KEY REFERENCES runs(id),
-    original_id TEXT NOT NULL REFERENCES runs(id),
-    verdict TEXT NOT NULL,
-    report TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE INDEX replays_original ON replays(original_id, created_ms);
-";
-
-/// Version 3: registered environments (`repro env register`).
-const SCHEMA_V3: &str = "
-CREATE TABLE environments (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    identity TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    source TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    PRIMARY KEY (name, version),
-    UNIQUE (name, identity)
-);
-";
-
-/// Version 4: the model registry's hash-chained event log, and git bundles of imported code.
-const SCHEMA_V4: &str = "
-CREATE TABLE registry_events (
-    seq INTEGER PRIMARY KEY,
-    at_ms INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    model TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    prev TEXT,
-    hash TEXT NOT NULL UNIQUE
-);
-CREATE INDEX registry_events_model ON registry_events(model, version);
-CREATE TABLE code_bundles (
-    git_commit TEXT PRIMARY KEY,
-    object TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-";
 
 /// A stat-cache row as stored: root, manifest, encoded files.
 pub(crate) type CacheRow = (String, Option<Digest>, Vec<u8>);
@@ -277,8 +178,8 @@ impl Metadata {
         };
         let name = PathBuf::from(url);
         let conn = Db::postgres(url).map_err(|e| db(&name, "connect", e))?;
-        let mut m = Metadata { conn, path: name, anchor: root.join(crate::registry::ANCHOR_FILE) };
-        m.migrate()?;
+        let m = Metadata { conn, path: name, anchor: root.join(crate::registry::ANCHOR_FILE) };
+        crate::schema::migrate(&m.conn, &m.path, &m.anchor)?;
         Ok(m)
     }
 
@@ -297,130 +198,14 @@ impl Metadata {
         // kernel's file cache, not the process's own memory.
         conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(configure)?;
         let anchor = path.with_file_name(crate::registry::ANCHOR_FILE);
-        let mut m = Metadata { conn: Db::sqlite(conn, path), path: path.to_path_buf(), anchor };
-        m.migrate()?;
+        let m = Metadata { conn: Db::sqlite(conn, path), path: path.to_path_buf(), anchor };
+        crate::schema::migrate(&m.conn, &m.path, &m.anchor)?;
         Ok(m)
-    }
-
-    /// The schema version the database is at: SQLite's `user_version`, PostgreSQL's
-    /// `repro_schema` row (0 before there is one).
-    /// `locked`: inside the migration's write transaction, where the version table may be
-    /// created (two machines creating it at once would collide in PostgreSQL's catalog).
-    fn schema_version(&self, locked: bool) -> crate::db::DbResult<i64> {
-        if self.conn.is_postgres() {
-            if locked {
-                self.conn.execute_batch("CREATE TABLE IF NOT EXISTS repro_schema (version BIGINT NOT NULL)")?;
-            } else {
-                let exists: bool =
-                    self.conn.query_row("SELECT to_regclass('repro_schema') IS NOT NULL", params![], |r| r.get(0))?;
-                if !exists {
-                    return Ok(0);
-                }
-            }
-            let v: Option<i64> =
-                self.conn.query_row("SELECT MAX(version) FROM repro_schema", params![], |r| r.get(0))?;
-            Ok(v.unwrap_or(0))
-        } else {
-            self.conn.query_row("PRAGMA user_version", params![], |r| r.get(0))
-        }
-    }
-
-    /// Brings the schema to `SCHEMA_VERSION`, one step at a time, in one transaction. Each
-    /// step is written once, for SQLite; PostgreSQL runs it through `postgres_ddl`.
-    fn migrate(&mut self) -> Result<()> {
-        let path = self.path.clone();
-        let pg = self.conn.is_postgres();
-        let e = |c: &'static str| {
-            let path = path.clone();
-            move |err| db(&path, c, err)
-        };
-        // Most opens find the schema current: check without taking the write lock.
-        if self.schema_version(false).map_err(e("migrate"))? == SCHEMA_VERSION {
-            return Ok(());
-        }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("migrate"))?;
-        let version = self.schema_version(true).map_err(e("migrate"))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew { found: version, known: SCHEMA_VERSION });
-        }
-        // PostgreSQL keeps the version in a table anyone with access can edit: a version
-        // below the tables that exist would re-run steps already taken.
-        if pg && version < SCHEMA_VERSION {
-            let newest: bool = tx
-                .query_row("SELECT to_regclass('journal') IS NOT NULL", params![], |r| r.get(0))
-                .map_err(e("migrate"))?;
-            let any: bool = tx
-                .query_row("SELECT to_regclass('runs') IS NOT NULL", params![], |r| r.get(0))
-                .map_err(e("migrate"))?;
-            let holds = if newest {
-                Some(SCHEMA_VERSION)
-            } else if any && version == 0 {
-                Some(1)
-            } else {
-                None
-            };
-            if let Some(holds) = holds {
-                return Err(StoreError::Damaged(format!(
-                    "repro_schema in {} says schema {version}, but the database already holds the tables of schema {holds}: it was edited behind repro's back; restore the database from a backup",
-                    self.path.display()
-                )));
-            }
-        }
-        let step = |sql: &str, context: &'static str| {
-            let sql = if pg { crate::db::postgres_ddl(sql) } else { sql.to_string() };
-            tx.execute_batch(&sql).map_err(e(context))
-        };
-        // PostgreSQL has no implicit rowid: the tables whose reads keep insertion order get one.
-        let rowid = |table: &str| {
-            if pg {
-                tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN rowid BIGSERIAL")).map_err(e("add row ids"))
-            } else {
-                Ok(())
-            }
-        };
-        if version < 1 {
-            if pg {
-                tx.execute_batch(crate::db::PG_FUNCTIONS).map_err(e("create the SQL functions"))?;
-            }
-            step(SCHEMA_V1, "create schema")?;
-            rowid("metrics")?;
-        }
-        if version < 2 {
-            step(SCHEMA_V2, "add the replays table")?;
-            rowid("replays")?;
-        }
-        if version < 3 {
-            step(SCHEMA_V3, "add the environments table")?;
-        }
-        if version < 4 {
-            step(SCHEMA_V4, "add the registry tables")?;
-            Self::create_anchor(&self.anchor)?;
-        }
-        if version < 5 {
-            step(crate::tracking::SCHEMA_V5, "add the tracking tables")?;
-            rowid("run_inputs")?;
-            Self::create_default_experiment(&tx).map_err(e("add the Default experiment"))?;
-        }
-        if version < 6 {
-            step(crate::tracking::SCHEMA_V6, "add the search indexes")?;
-            step(crate::logged::SCHEMA_V6, "add the logged-model tables")?;
-        }
-        if version < 7 {
-            step(crate::journal::SCHEMA_V7, "add the journal")?;
-            crate::journal::genesis(&tx, crate::now_ms()).map_err(e("journal what the store holds"))?;
-        }
-        if pg {
-            tx.execute("DELETE FROM repro_schema", params![]).map_err(e("migrate"))?;
-            tx.execute("INSERT INTO repro_schema (version) VALUES (?1)", [SCHEMA_VERSION]).map_err(e("migrate"))?;
-        } else {
-            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(e("migrate"))?;
-        }
-        tx.commit().map_err(e("migrate"))
     }
 
     /// The schema version the database says it is at, read now.
     pub(crate) fn schema_version_now(&self) -> Result<i64> {
-        self.schema_version(false).map_err(self.err("read the schema version"))
+        crate::schema::version(&self.conn, false).map_err(self.err("read the schema version"))
     }
 
     /// Rebuilds `latest_metrics` wherever it disagrees with `metrics` (it is a cache of each
@@ -1337,7 +1122,7 @@ mod tests {
         let m = Metadata::connect(dir.path(), Some(&scratch.url)).expect("connect");
         let rows: i64 = m.conn.query_row("SELECT COUNT(*) FROM repro_schema", params![], |r| r.get(0)).expect("count");
         assert_eq!(rows, 1);
-        assert_eq!(m.schema_version(false).expect("version"), SCHEMA_VERSION);
+        assert_eq!(crate::schema::version(&m.conn, false).expect("version"), crate::schema::SCHEMA_VERSION);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::meta::{db, parse_digest, Metadata, ReplayRow, SnapshotRow};
 use crate::{Result, StoreError};
 
 pub(crate) const ANCHOR_FILE: &str = "registry.head";
-const EMPTY_ANCHOR: &str = "0 empty\n";
+use crate::schema::EMPTY_ANCHOR;
 
 /// The anchor file's word on the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl Metadata {
         }
         match self.registry_events()?.last() {
             Some(last) => self.write_anchor(last),
-            None => Self::create_anchor(&self.anchor),
+            None => crate::schema::create_anchor(&self.anchor),
         }
     }
 
@@ -149,14 +149,6 @@ impl Metadata {
         let seq: u64 = seq.parse().map_err(|_| bad())?;
         let hash = Digest::parse(hash.trim()).map_err(|_| bad())?;
         Ok(Anchor::At(seq, hash))
-    }
-
-    /// Writes the anchor of an empty log, unless there is one (store creation and migration).
-    pub(crate) fn create_anchor(anchor: &std::path::Path) -> Result<()> {
-        if anchor.exists() {
-            return Ok(());
-        }
-        crate::objects::write_durably(anchor, EMPTY_ANCHOR.as_bytes()).map_err(StoreError::io("write", anchor))
     }
 
     /// Appends one event. `decide` sees the registry as it is inside the write transaction

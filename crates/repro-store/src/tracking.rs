@@ -21,103 +21,6 @@ use crate::meta::{db, Metadata};
 use crate::search::{self, ParamSource, RunQuery};
 use crate::{Result, StoreError};
 
-/// Version 5: the MLflow tracking tables.
-pub(crate) const SCHEMA_V5: &str = "
-CREATE TABLE experiments (
-    experiment_id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    artifact_location TEXT NOT NULL,
-    lifecycle_stage TEXT NOT NULL,
-    creation_time INTEGER NOT NULL,
-    last_update_time INTEGER NOT NULL
-);
-CREATE TABLE experiment_tags (
-    experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (experiment_id, key)
-);
-CREATE TABLE tracking (
-    run_id TEXT PRIMARY KEY REFERENCES runs(id),
-    experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),
-    user_id TEXT NOT NULL,
-    lifecycle_stage TEXT NOT NULL,
-    artifact_uri TEXT NOT NULL,
-    deleted_time INTEGER,
-    -- 'api': created by a tracking client; 'run': a run `repro run` owns.
-    origin TEXT NOT NULL DEFAULT 'run'
-);
-CREATE INDEX tracking_experiment ON tracking(experiment_id);
-CREATE TABLE run_params (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (run_id, key)
-) WITHOUT ROWID;
-CREATE TABLE run_tags (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (run_id, key)
-) WITHOUT ROWID;
-CREATE TABLE latest_metrics (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    key TEXT NOT NULL,
-    value REAL NOT NULL,
-    step INTEGER NOT NULL,
-    timestamp_ms INTEGER NOT NULL,
-    is_nan BOOLEAN NOT NULL DEFAULT FALSE,
-    PRIMARY KEY (run_id, key)
-) WITHOUT ROWID;
-CREATE TABLE tokens (
-    id TEXT PRIMARY KEY,
-    hash TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL,
-    name TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE artifacts (
-    path TEXT PRIMARY KEY,
-    object TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT INTO run_params (run_id, key, value)
-SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
-FROM runs r, json_each(r.record, '$.params.values') j WHERE TRUE ON CONFLICT DO NOTHING;
-INSERT INTO run_params (run_id, key, value)
-SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) END
-FROM runs r, json_each(r.record, '$.params.logged') j WHERE TRUE ON CONFLICT DO NOTHING;
--- SQLite stores NaN as NULL; a NaN point is kept as value 0 with is_nan set, as MLflow does.
-ALTER TABLE metrics ADD COLUMN is_nan BOOLEAN NOT NULL DEFAULT FALSE;
-CREATE TABLE run_inputs (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    name TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    source_type TEXT NOT NULL,
-    source TEXT NOT NULL,
-    schema TEXT,
-    profile TEXT,
-    tags TEXT NOT NULL,
-    UNIQUE (run_id, name, digest)
-);
-INSERT INTO latest_metrics (run_id, key, value, step, timestamp_ms, is_nan)
-SELECT run_id, key, value, step, timestamp_ms, is_nan FROM metrics m
-WHERE rowid = (SELECT rowid FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.key = m.key
-               ORDER BY step DESC, timestamp_ms DESC, value DESC LIMIT 1);
-";
-
-/// Version 6: indexes for answering `search_runs` in SQL (`search.rs`). `runs_started` is
-/// MLflow's default order (start time descending, then run id), so a search walks it and stops
-/// once its page is full; `(key, value)` on params, tags and latest metrics lets a selective
-/// clause narrow a search to its runs first.
-pub(crate) const SCHEMA_V6: &str = "
-CREATE INDEX runs_started ON runs(started_ms DESC, id);
-CREATE INDEX run_params_value ON run_params(key, value);
-CREATE INDEX run_tags_value ON run_tags(key, value);
-CREATE INDEX latest_metrics_value ON latest_metrics(key, is_nan, value);
-";
-
 /// A run's recorded params (`params.values`, then `params.logged`) as MLflow params: what
 /// `repro run` captured is searchable like what a client logged. Existing keys win, so a
 /// param a client logged keeps its value.
@@ -283,14 +186,6 @@ fn later(a: (i64, i64, f64), b: (i64, i64, f64)) -> bool {
 }
 
 impl Metadata {
-    pub(crate) fn create_default_experiment(tx: &Db) -> crate::db::DbResult<usize> {
-        let now = crate::now_ms();
-        tx.execute(
-            "INSERT INTO experiments VALUES (0, 'Default', 'mlflow-artifacts:/0', 'active', ?1, ?1) ON CONFLICT DO NOTHING",
-            [now],
-        )
-    }
-
     // ---- experiments ---------------------------------------------------------------------
 
     pub fn create_experiment(
