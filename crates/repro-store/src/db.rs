@@ -897,40 +897,6 @@ CREATE OR REPLACE FUNCTION repro_like(pattern text, t text, folded bigint) RETUR
               ELSE t LIKE pattern ESCAPE '' END $$;
 "#;
 
-/// A database of its own on the PostgreSQL server `REPRO_TEST_PG` names (a URL without the
-/// database, e.g. `postgres://postgres@127.0.0.1:5432`), dropped when this is dropped: the
-/// store's tests run against PostgreSQL with that variable set, and against SQLite without.
-pub struct ScratchDb {
-    admin: String,
-    name: String,
-    /// The URL of the new database.
-    pub url: String,
-}
-
-impl ScratchDb {
-    /// `None` when `REPRO_TEST_PG` is unset.
-    pub fn create() -> Option<ScratchDb> {
-        let base = std::env::var("REPRO_TEST_PG").ok().filter(|s| !s.is_empty())?;
-        let base = base.trim_end_matches('/').to_string();
-        let name = format!("repro_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = format!("{base}/postgres");
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("REPRO_TEST_PG={base}: cannot connect: {}", DbError::Postgres(e)));
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("cannot create test database {name}: {}", DbError::Postgres(e)));
-        Some(ScratchDb { admin, url: format!("{base}/{name}"), name })
-    }
-}
-
-impl Drop for ScratchDb {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -772,12 +772,12 @@ mod tests {
     }
 
     /// A store with a row in every journaled table, written through the store's own API.
-    fn populated() -> (tempfile::TempDir, crate::Store, Option<crate::db::ScratchDb>) {
+    fn populated() -> (tempfile::TempDir, crate::Store, Option<repro_test::ScratchDb>) {
         use crate::tracking::{DatasetInput, MetricIn};
         use repro_core::record::{RunRecord, Verdict};
         use repro_core::{Digest, RunId};
         let dir = tempfile::tempdir().expect("tempdir");
-        let scratch = crate::db::ScratchDb::create();
+        let scratch = repro_test::ScratchDb::create();
         let backends = crate::Backends { db: scratch.as_ref().map(|s| s.url.clone()), objects: None };
         let mut store = crate::Store::init_with(dir.path(), &backends).expect("init");
         let m = &mut store.meta;

@@ -1080,8 +1080,8 @@ impl Metadata {
 /// A metadata database for a test in `dir`: a scratch PostgreSQL database when
 /// `REPRO_TEST_PG` is set (dropped with the guard), else SQLite.
 #[cfg(test)]
-pub(crate) fn scratch(dir: &Path) -> (Metadata, Option<crate::db::ScratchDb>) {
-    match crate::db::ScratchDb::create() {
+pub(crate) fn scratch(dir: &Path) -> (Metadata, Option<repro_test::ScratchDb>) {
+    match repro_test::ScratchDb::create() {
         Some(s) => (Metadata::connect(dir, Some(&s.url)).expect("connect"), Some(s)),
         None => (Metadata::open(&dir.join(DB_FILE)).expect("open"), None),
     }
@@ -1102,7 +1102,7 @@ mod tests {
 
     #[test]
     fn machines_opening_a_new_database_at_once_all_get_one_schema() {
-        let Some(scratch) = crate::db::ScratchDb::create() else {
+        let Some(scratch) = repro_test::ScratchDb::create() else {
             eprintln!("skipped: needs REPRO_TEST_PG");
             return;
         };

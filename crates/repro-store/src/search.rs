@@ -764,7 +764,7 @@ mod agree {
         )
     }
 
-    fn store(specs: &[Spec]) -> (tempfile::TempDir, Metadata, Option<crate::db::ScratchDb>) {
+    fn store(specs: &[Spec]) -> (tempfile::TempDir, Metadata, Option<repro_test::ScratchDb>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut m, scratch) = crate::meta::scratch(dir.path());
         if !m.conn.is_postgres() {

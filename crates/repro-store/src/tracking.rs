@@ -1169,7 +1169,7 @@ mod tests {
         assert!(m.get_artifact("1/r/artifacts/nothing").expect("get").is_none());
     }
 
-    fn meta() -> (tempfile::TempDir, Metadata, Option<crate::db::ScratchDb>) {
+    fn meta() -> (tempfile::TempDir, Metadata, Option<repro_test::ScratchDb>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (m, scratch) = crate::meta::scratch(dir.path());
         (dir, m, scratch)
