@@ -148,18 +148,18 @@ async fn actor(
     s: &Arc<State>,
     headers: &HeaderMap,
     claimed: Option<&str>,
-) -> Result<Option<repro_store::tracking::TokenPerson>, ApiError> {
+) -> Result<Option<repro_store::tokens::TokenPerson>, ApiError> {
     if claimed.is_some() {
         return Err(ApiError::invalid(
             "`as` is not accepted: through the server the acting person is the token's (`repro token create --name … --email …`)",
         ));
     }
     let Some(token) = crate::auth::presented(headers) else { return Ok(None) };
-    s.with_meta(move |m, _| Ok(m.token_person(&token)?)).await
+    s.with_meta(move |m, _| Ok(m.tokens().person(&token)?)).await
 }
 
 /// How the registry names a request's actor.
-fn actor_name(person: Option<&repro_store::tracking::TokenPerson>) -> String {
+fn actor_name(person: Option<&repro_store::tokens::TokenPerson>) -> String {
     person.map_or_else(|| "anyone who can reach repro serve (the store has no tokens)".into(), |p| p.actor())
 }
 

@@ -813,7 +813,7 @@ mod tests {
         m.log_run_outputs(id.as_str(), &[(model.model_id.clone(), 0)]).expect("outputs");
         let d = Digest::of_bytes(b"x");
         m.put_artifact(&format!("0/{id}/artifacts/model.pkl"), &d, 1).expect("artifact");
-        m.create_token("t1", "secret-token", "read", "ci").expect("token");
+        m.tokens().create("t1", "secret-token", "read", "ci").expect("token");
         m.record_code_bundle("0123456789abcdef", &d).expect("code");
         m.register_environment("serving", &d, &d, "declared", "requirements.txt").expect("environment");
         let snapshot = crate::meta::SnapshotRow {

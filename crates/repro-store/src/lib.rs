@@ -6,6 +6,7 @@
 //! written once (temp file → durable → rename) and every read re-checks the digest.
 
 pub mod config;
+mod conn;
 pub mod db;
 mod error;
 pub mod fsck;
@@ -19,6 +20,7 @@ pub mod registry;
 pub mod remote;
 mod schema;
 pub mod search;
+pub mod tokens;
 pub mod tracking;
 
 use std::path::{Path, PathBuf};

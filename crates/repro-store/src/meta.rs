@@ -11,7 +11,10 @@ use repro_core::metrics::MetricPoint;
 use repro_core::record::{RunRecord, RunStatus, Verdict};
 use repro_core::{Digest, RunId};
 
+pub(crate) use crate::conn::db;
+use crate::conn::Conn;
 use crate::objects::FileStat;
+use crate::tokens::Tokens;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
@@ -352,9 +355,13 @@ impl Metadata {
         }))
     }
 
+    /// The connection, as the table groups' repositories borrow it.
+    pub(crate) fn conn(&self) -> Conn<'_> {
+        Conn { db: &self.conn, path: &self.path }
+    }
+
     pub(crate) fn err(&self, context: &str) -> impl FnOnce(crate::db::DbError) -> StoreError + '_ {
-        let context = context.to_string();
-        move |e| db(&self.path, &context, e)
+        self.conn().err(context)
     }
 
     /// Runs `f` in a write transaction and appends what it journaled, in the same
@@ -365,12 +372,12 @@ impl Metadata {
         behavior: TransactionBehavior,
         f: impl FnOnce(&Db, &mut Journal) -> Result<T>,
     ) -> Result<T> {
-        let tx = self.conn.transaction_with_behavior(behavior).map_err(self.err(context))?;
-        let mut journal = Journal::new();
-        let out = f(&tx, &mut journal)?;
-        journal.append(&tx, crate::now_ms()).map_err(self.err(context))?;
-        tx.commit().map_err(self.err(context))?;
-        Ok(out)
+        self.conn().write(context, behavior, f)
+    }
+
+    /// API tokens: who may use a server, and whom each token speaks for.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens { c: self.conn() }
     }
 
     // ---- runs -------------------------------------------------------------------------
@@ -1090,10 +1097,6 @@ pub(crate) fn scratch(dir: &Path) -> (Metadata, Option<repro_test::ScratchDb>) {
 /// A digest read from a row of `owner` (a run, dataset or environment name).
 pub(crate) fn parse_digest(text: &str, owner: &str) -> Result<Digest> {
     Digest::parse(text).map_err(|e| StoreError::BadRecord { run: owner.to_string(), message: e.to_string() })
-}
-
-pub(crate) fn db(path: &Path, context: &str, source: crate::db::DbError) -> StoreError {
-    StoreError::Database { path: path.to_path_buf(), context: context.to_string(), source }
 }
 
 #[cfg(test)]
