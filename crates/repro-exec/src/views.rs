@@ -16,7 +16,8 @@ use repro_core::record::{FileEntry, ReplaySummary, RunRecord};
 use repro_core::registry::{Model, ModelVersion, StagePolicy};
 use repro_core::snapshot::SnapshotKind;
 use repro_core::Digest;
-use repro_store::meta::{EnvironmentRow, StoredRun};
+use repro_store::environments::EnvironmentRow;
+use repro_store::meta::StoredRun;
 use repro_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -192,7 +193,7 @@ pub fn dataset(store: &Store, spec: &str) -> Result<DatasetShow> {
 
 /// `repro env ls`.
 pub fn environments(store: &Store) -> Result<Vec<EnvironmentRow>> {
-    Ok(store.meta.list_environments()?)
+    Ok(store.meta.environments().list()?)
 }
 
 /// `repro env show NAME[:V]`.

@@ -212,7 +212,7 @@ pub(crate) async fn dataset(AxState(s): S, d: Seg, q: Q) -> Reply<views::Dataset
     from_store(&s, move |st| Ok(views::dataset(st, &d)?)).await
 }
 
-pub(crate) async fn environments(AxState(s): S, q: Q) -> Reply<Vec<repro_store::meta::EnvironmentRow>> {
+pub(crate) async fn environments(AxState(s): S, q: Q) -> Reply<Vec<repro_store::environments::EnvironmentRow>> {
     Params::parse(q, &[])?;
     from_store(&s, |st| Ok(views::environments(st)?)).await
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use crate::db::{Db, DbError, TransactionBehavior};
 use crate::journal::Journal;
+use repro_core::Digest;
+
 use crate::{Result, StoreError};
 
 /// A borrowed connection to the metadata database.
@@ -37,9 +39,32 @@ impl<'a> Conn<'a> {
         tx.commit().map_err(self.err(context))?;
         Ok(out)
     }
+
+    /// Reads the rows `sql` selects: `read` takes each row apart, `build` decodes it.
+    pub(crate) fn rows<R, T>(
+        &self,
+        context: &str,
+        sql: &str,
+        args: &[&dyn crate::db::Arg],
+        read: impl FnMut(&crate::db::Row) -> crate::db::DbResult<R>,
+        build: impl Fn(R) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.db.prepare(sql).map_err(self.err(context))?;
+        let rows = stmt.query_map(args, read).map_err(self.err(context))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(build(r.map_err(self.err(context))?)?);
+        }
+        Ok(out)
+    }
 }
 
 /// A database failure, naming the database and what was being done.
 pub(crate) fn db(path: &Path, context: &str, source: DbError) -> StoreError {
     StoreError::Database { path: path.to_path_buf(), context: context.to_string(), source }
+}
+
+/// A digest as stored, or a damaged-record error naming its `owner`.
+pub(crate) fn parse_digest(text: &str, owner: &str) -> Result<Digest> {
+    Digest::parse(text).map_err(|e| StoreError::BadRecord { run: owner.to_string(), message: e.to_string() })
 }

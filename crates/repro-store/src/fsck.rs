@@ -193,7 +193,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
 
     // Registered environments: their spec objects.
-    for env in store.meta.list_environments()? {
+    for env in store.meta.environments().list()? {
         let who = format!("environment {}:{}", env.name, env.version);
         if !check(&env.spec, who.clone(), &mut report) {
             continue;

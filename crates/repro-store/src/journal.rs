@@ -815,7 +815,7 @@ mod tests {
         m.put_artifact(&format!("0/{id}/artifacts/model.pkl"), &d, 1).expect("artifact");
         m.tokens().create("t1", "secret-token", "read", "ci").expect("token");
         m.record_code_bundle("0123456789abcdef", &d).expect("code");
-        m.register_environment("serving", &d, &d, "declared", "requirements.txt").expect("environment");
+        m.environments().register("serving", &d, &d, "declared", "requirements.txt").expect("environment");
         let snapshot = crate::meta::SnapshotRow {
             digest: d.clone(),
             kind: "file".into(),

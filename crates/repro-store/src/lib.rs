@@ -8,6 +8,7 @@
 pub mod config;
 mod conn;
 pub mod db;
+pub mod environments;
 mod error;
 pub mod fsck;
 pub mod journal;

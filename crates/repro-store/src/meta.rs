@@ -11,8 +11,10 @@ use repro_core::metrics::MetricPoint;
 use repro_core::record::{RunRecord, RunStatus, Verdict};
 use repro_core::{Digest, RunId};
 
-pub(crate) use crate::conn::db;
 use crate::conn::Conn;
+pub(crate) use crate::conn::{db, parse_digest};
+pub use crate::environments::EnvironmentRow;
+use crate::environments::Environments;
 use crate::objects::FileStat;
 use crate::tokens::Tokens;
 use crate::{Result, StoreError};
@@ -54,20 +56,6 @@ pub struct StoredRun {
     pub record_object: Option<Digest>,
     pub pid: Option<u32>,
     pub pid_start: Option<String>,
-}
-
-/// A registered environment version.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EnvironmentRow {
-    pub name: String,
-    pub version: u32,
-    /// The `EnvironmentSpec` object.
-    pub spec: Digest,
-    /// `declared` or `installed`.
-    pub kind: String,
-    /// Where it was registered from (a path, for people).
-    pub source: String,
-    pub created_ms: i64,
 }
 
 /// A replay of a run and its verdict.
@@ -373,6 +361,11 @@ impl Metadata {
         f: impl FnOnce(&Db, &mut Journal) -> Result<T>,
     ) -> Result<T> {
         self.conn().write(context, behavior, f)
+    }
+
+    /// Registered environments (`repro env register`).
+    pub fn environments(&self) -> Environments<'_> {
+        Environments { c: self.conn() }
     }
 
     /// API tokens: who may use a server, and whom each token speaks for.
@@ -717,7 +710,7 @@ impl Metadata {
     }
 
     fn replay_rows(&self, sql: &str, arg: &str) -> Result<Vec<ReplayRow>> {
-        self.rows(
+        self.conn().rows(
             "read replays",
             sql,
             &[&arg],
@@ -758,101 +751,6 @@ impl Metadata {
         self.replay_rows(
             "SELECT replay_id, original_id, verdict, report, created_ms FROM replays WHERE replay_id != ?1 ORDER BY rowid",
             "",
-        )
-    }
-
-    // ---- registered environments ---------------------------------------------------------
-
-    /// Registers `spec` (an object already stored) under `name`: the existing version when
-    /// content of the same `identity` was registered before, else the next one. Returns it
-    /// and whether it is new.
-    pub fn register_environment(
-        &mut self,
-        name: &str,
-        identity: &Digest,
-        spec: &Digest,
-        kind: &str,
-        source: &str,
-    ) -> Result<(EnvironmentRow, bool)> {
-        let path = self.path.clone();
-        let e = |c: &'static str| {
-            let path = path.clone();
-            move |err| db(&path, c, err)
-        };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("register"))?;
-        let existing: Option<(u32, String, String, String, i64)> = tx
-            .query_row(
-                "SELECT version, spec, kind, source, created_ms FROM environments WHERE name = ?1 AND identity = ?2",
-                params![name, identity.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()
-            .map_err(e("find environment"))?;
-        if let Some((version, spec, kind, source, created_ms)) = existing {
-            let spec = Digest::parse(&spec)
-                .map_err(|err| StoreError::BadRecord { run: format!("{name}:{version}"), message: err.to_string() })?;
-            return Ok((EnvironmentRow { name: name.into(), version, spec, kind, source, created_ms }, false));
-        }
-        let version: u32 = tx
-            .query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM environments WHERE name = ?1", [name], |r| r.get(0))
-            .map_err(e("number environment version"))?;
-        let created_ms = crate::now_ms();
-        tx.execute(
-            "INSERT INTO environments (name, version, identity, spec, kind, source, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![name, version, identity.as_str(), spec.as_str(), kind, source, created_ms],
-        )
-        .map_err(e("register environment"))?;
-        let mut j = Journal::new();
-        j.touch(&tx, "environment", "environments", &[name.into(), Val::Int(version.into())])
-            .map_err(e("register environment"))?;
-        j.append(&tx, created_ms).map_err(e("register environment"))?;
-        tx.commit().map_err(e("register environment"))?;
-        let row = EnvironmentRow {
-            name: name.into(),
-            version,
-            spec: spec.clone(),
-            kind: kind.into(),
-            source: source.into(),
-            created_ms,
-        };
-        Ok((row, true))
-    }
-
-    fn environment_rows(&self, sql: &str, args: &[&dyn crate::db::Arg]) -> Result<Vec<EnvironmentRow>> {
-        self.rows(
-            "read environments",
-            sql,
-            args,
-            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-            |(name, version, spec, kind, source, created_ms): (String, u32, String, String, String, i64)| {
-                let spec = parse_digest(&spec, &name)?;
-                Ok(EnvironmentRow { name, version, spec, kind, source, created_ms })
-            },
-        )
-    }
-
-    /// `NAME` (the newest version) or `NAME` at `version`.
-    pub fn get_environment(&self, name: &str, version: Option<u32>) -> Result<Option<EnvironmentRow>> {
-        const COLS: &str = "name, version, spec, kind, source, created_ms";
-        let rows = match version {
-            Some(v) => self.environment_rows(
-                &format!("SELECT {COLS} FROM environments WHERE name = ?1 AND version = ?2"),
-                &[&name, &v],
-            )?,
-            None => self.environment_rows(
-                &format!("SELECT {COLS} FROM environments WHERE name = ?1 ORDER BY version DESC LIMIT 1"),
-                &[&name],
-            )?,
-        };
-        Ok(rows.into_iter().next())
-    }
-
-    /// Every registered environment version, by name then version.
-    pub fn list_environments(&self) -> Result<Vec<EnvironmentRow>> {
-        self.environment_rows(
-            "SELECT name, version, spec, kind, source, created_ms FROM environments ORDER BY name, version",
-            &[],
         )
     }
 
@@ -988,7 +886,7 @@ impl Metadata {
     }
 
     fn dataset_rows(&self, sql: &str, args: &[&dyn crate::db::Arg]) -> Result<Vec<DatasetVersion>> {
-        self.rows(
+        self.conn().rows(
             "read datasets",
             sql,
             args,
@@ -1001,23 +899,6 @@ impl Metadata {
     }
 
     /// Runs a query: `read` takes the columns of a row, `build` checks and shapes them.
-    fn rows<R, T>(
-        &self,
-        context: &str,
-        sql: &str,
-        args: &[&dyn crate::db::Arg],
-        read: impl FnMut(&crate::db::Row) -> crate::db::DbResult<R>,
-        build: impl Fn(R) -> Result<T>,
-    ) -> Result<Vec<T>> {
-        let mut stmt = self.conn.prepare(sql).map_err(self.err(context))?;
-        let rows = stmt.query_map(args, read).map_err(self.err(context))?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(build(r.map_err(self.err(context))?)?);
-        }
-        Ok(out)
-    }
-
     /// The version of dataset `name` whose snapshot is `digest`, if any.
     pub fn dataset_version_of(&self, name: &str, digest: &Digest) -> Result<Option<DatasetVersion>> {
         Ok(self
@@ -1095,10 +976,6 @@ pub(crate) fn scratch(dir: &Path) -> (Metadata, Option<repro_test::ScratchDb>) {
 }
 
 /// A digest read from a row of `owner` (a run, dataset or environment name).
-pub(crate) fn parse_digest(text: &str, owner: &str) -> Result<Digest> {
-    Digest::parse(text).map_err(|e| StoreError::BadRecord { run: owner.to_string(), message: e.to_string() })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use repro_core::audit::count;
 use repro_core::environment::EnvironmentSpec;
 use repro_exec::env::{CheckReport, EnvDiff, ParityReport};
 use repro_exec::views::EnvironmentShow;
-use repro_store::meta::EnvironmentRow;
+use repro_store::environments::EnvironmentRow;
 
 use super::{json, line, out, short_time};
 
