@@ -119,7 +119,7 @@ fn name_missing_data(store: &Store, run: &StoredRun, check: &mut ObjectCheck) ->
                 dataset: input.dataset.clone(),
             });
         }
-        if hit && store.meta.get_snapshot(&input.snapshot)?.is_some_and(|s| !s.stored) {
+        if hit && store.meta.datasets().snapshot(&input.snapshot)?.is_some_and(|s| !s.stored) {
             absent_snapshots = true;
         }
     }

@@ -140,8 +140,8 @@ pub struct DatasetRow {
 /// `repro data ls`.
 pub fn datasets(store: &Store) -> Result<Vec<DatasetRow>> {
     let mut rows = Vec::new();
-    for d in store.meta.list_datasets()? {
-        let snap = store.meta.get_snapshot(&d.snapshot)?;
+    for d in store.meta.datasets().list()? {
+        let snap = store.meta.datasets().snapshot(&d.snapshot)?;
         rows.push(DatasetRow {
             bytes: snap.as_ref().map(|s| s.bytes),
             created_at: repro_util::clock::rfc3339(d.created_ms),
@@ -173,8 +173,8 @@ pub struct DatasetShow {
 }
 
 pub fn dataset(store: &Store, spec: &str) -> Result<DatasetShow> {
-    let d = store.meta.get_dataset(spec)?;
-    let snap = store.meta.get_snapshot(&d.snapshot)?;
+    let d = store.meta.datasets().get(spec)?;
+    let snap = store.meta.datasets().snapshot(&d.snapshot)?;
     let m = repro_capture::snapshot::manifest(store, &d.snapshot)?;
     Ok(DatasetShow {
         bytes: m.total_bytes(),

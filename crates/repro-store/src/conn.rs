@@ -64,7 +64,7 @@ pub(crate) fn db(path: &Path, context: &str, source: DbError) -> StoreError {
     StoreError::Database { path: path.to_path_buf(), context: context.to_string(), source }
 }
 
-/// A digest as stored, or a damaged-record error naming its `owner`.
+/// A digest read from a row of `owner` (a run, dataset or environment name).
 pub(crate) fn parse_digest(text: &str, owner: &str) -> Result<Digest> {
     Digest::parse(text).map_err(|e| StoreError::BadRecord { run: owner.to_string(), message: e.to_string() })
 }

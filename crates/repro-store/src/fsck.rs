@@ -277,7 +277,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     report.caches_rebuilt.extend(check_tree_cache(store)?);
 
     // 3. Every snapshot: its manifest, and each file's object when contents are stored.
-    let snapshots = store.meta.all_snapshots()?;
+    let snapshots = store.meta.datasets().snapshots()?;
     report.snapshots = snapshots.len();
     for s in &snapshots {
         let who = format!("snapshot {}", s.digest.short());
@@ -312,8 +312,8 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
 /// the file's content. Dropping costs the next snapshot of that root one re-hash.
 fn check_tree_cache(store: &Store) -> Result<Vec<String>> {
     let mut dropped = Vec::new();
-    for (root, manifest, files) in store.meta.tree_cache_rows()? {
-        let cached = crate::meta::TreeCache::decode(&files);
+    for (root, manifest, files) in store.meta.datasets().tree_cache_rows()? {
+        let cached = crate::datasets::TreeCache::decode(&files);
         let agrees = match (&manifest, cached) {
             (Some(m), Some(cached)) => match store.objects.read(m).ok().and_then(|b| Manifest::from_bytes(&b).ok()) {
                 Some(manifest) => {
@@ -332,7 +332,7 @@ fn check_tree_cache(store: &Store) -> Result<Vec<String>> {
             _ => false,
         };
         if !agrees {
-            store.meta.drop_tree_cache(&root)?;
+            store.meta.datasets().drop_tree_cache(&root)?;
             dropped.push(format!("tree_cache: the stat cache of {root} did not match its manifest; dropped (the next snapshot re-hashes it)"));
         }
     }

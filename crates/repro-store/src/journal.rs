@@ -816,7 +816,7 @@ mod tests {
         m.tokens().create("t1", "secret-token", "read", "ci").expect("token");
         m.record_code_bundle("0123456789abcdef", &d).expect("code");
         m.environments().register("serving", &d, &d, "declared", "requirements.txt").expect("environment");
-        let snapshot = crate::meta::SnapshotRow {
+        let snapshot = crate::datasets::SnapshotRow {
             digest: d.clone(),
             kind: "file".into(),
             files: 1,
@@ -824,7 +824,9 @@ mod tests {
             stored: true,
             created_ms: 3_000,
         };
-        m.record_snapshot(&snapshot, Some(("data/train.csv", "data/train.csv", false)), None).expect("snapshot");
+        m.datasets()
+            .record_snapshot(&snapshot, Some(("data/train.csv", "data/train.csv", false)), None)
+            .expect("snapshot");
         let replay = RunId::from_bytes([8; 16]);
         let record = RunRecord::tracking_only(replay.clone(), None, "ada".into(), "h".into(), "t".into());
         m.insert_run(&record, 4_000).expect("replay run");

@@ -7,6 +7,7 @@
 
 pub mod config;
 mod conn;
+pub mod datasets;
 pub mod db;
 pub mod environments;
 mod error;

@@ -16,7 +16,8 @@ use repro_core::Digest;
 use repro_core::metrics::MetricPoint;
 use repro_core::record::RunRecord;
 
-use crate::meta::{db, parse_digest, Metadata, ReplayRow, SnapshotRow};
+use crate::datasets::SnapshotRow;
+use crate::meta::{db, parse_digest, Metadata, ReplayRow};
 use crate::{Result, StoreError};
 
 pub(crate) const ANCHOR_FILE: &str = "registry.head";

@@ -131,7 +131,7 @@ pub fn export(
             .map(|i| (&i.snapshot, include_data && !i.reference))
             .chain(r.record.outputs.iter().filter_map(|o| Some((o.snapshot.as_ref()?, true))));
         for (digest, stored) in snaps {
-            if let Some(row) = store.meta.get_snapshot(digest)? {
+            if let Some(row) = store.meta.datasets().snapshot(digest)? {
                 let e = snapshots.entry(digest.clone()).or_insert(BundleSnapshot {
                     digest: digest.clone(),
                     kind: row.kind,
