@@ -154,6 +154,7 @@ pub fn registry_mentions(store: &Store, run: &StoredRun) -> crate::Result<Vec<au
 pub fn replay_summaries(store: &Store, id: &repro_core::RunId) -> crate::Result<Vec<ReplaySummary>> {
     Ok(store
         .meta
+        .runs()
         .replays_of(id)?
         .into_iter()
         .map(|r| ReplaySummary { replay: r.replay, verdict: r.verdict, at: repro_util::clock::rfc3339(r.created_ms) })

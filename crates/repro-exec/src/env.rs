@@ -163,7 +163,7 @@ pub fn resolve_side(store: &Store, text: &str, cwd: Option<&Path>, runs: bool) -
     }
     if runs {
         if let Ok(id) = store.meta.resolve_run(text) {
-            return run_side(store.meta.get_run(&id)?);
+            return run_side(store.meta.runs().get(&id)?);
         }
     }
     let what = match (cwd.is_some(), runs) {
@@ -255,7 +255,7 @@ pub fn resolve_subject(store: &Store, text: &str) -> Result<Side> {
         }
     }
     match store.meta.resolve_run(text) {
-        Ok(id) => run_side(store.meta.get_run(&id)?),
+        Ok(id) => run_side(store.meta.runs().get(&id)?),
         Err(e) => registered(store)?.ok_or_else(|| e.into()),
     }
 }

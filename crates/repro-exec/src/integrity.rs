@@ -52,7 +52,7 @@ pub fn vouch_for_run(store: &Store, run: &StoredRun, progress: &dyn crate::Progr
 
 /// Checks a version: its run as above, and the artifact's bytes against both digests.
 pub fn vouch_for_version(store: &Store, version: &ModelVersion, progress: &dyn crate::Progress) -> Result<()> {
-    let run = store.meta.get_run(&version.run)?;
+    let run = store.meta.runs().get(&version.run)?;
     vouch_for_run(store, &run, progress)?;
     let mut problems = Vec::new();
     for f in &version.artifact.files {

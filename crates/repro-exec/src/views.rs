@@ -42,14 +42,14 @@ pub fn run_json(r: &StoredRun) -> Value {
 
 /// `repro runs [--limit N]`: newest first.
 pub fn runs(store: &Store, limit: Option<usize>) -> Result<Value> {
-    Ok(Value::Array(store.meta.list_runs(limit)?.iter().map(run_json).collect()))
+    Ok(Value::Array(store.meta.runs().list(limit)?.iter().map(run_json).collect()))
 }
 
 /// `repro show RUN`: the run, its metrics, replays and the model versions that pin it.
 pub fn show(store: &Store, spec: &str) -> Result<Value> {
     let id = store.meta.resolve_run(spec)?;
-    let stored = store.meta.get_run(&id)?;
-    let metrics = store.meta.metrics(&id)?;
+    let stored = store.meta.runs().get(&id)?;
+    let metrics = store.meta.runs().metrics(&id)?;
     let replays = crate::audit::replay_summaries(store, &id)?;
     let models = crate::audit::registry_mentions(store, &stored)?;
     // Tags a tracking client set (`mlflow.set_tag`), and MLflow's own `mlflow.*` ones.
@@ -113,14 +113,14 @@ fn unreadable(what: &str, e: &dyn std::fmt::Display) -> ExecError {
 
 /// `repro audit RUN [--strict]`.
 pub fn audit(store: &Store, spec: &str, strict: bool, progress: &dyn crate::Progress) -> Result<AuditReport> {
-    let run = store.meta.get_run(&store.meta.resolve_run(spec)?)?;
+    let run = store.meta.runs().get(&store.meta.resolve_run(spec)?)?;
     crate::audit::audit_run(store, &run, strict, progress)
 }
 
 /// `repro diff RUN_A RUN_B`.
 pub fn diff(store: &Store, a: &str, b: &str) -> Result<RunDiff> {
-    let a = store.meta.get_run(&store.meta.resolve_run(a)?)?;
-    let b = store.meta.get_run(&store.meta.resolve_run(b)?)?;
+    let a = store.meta.runs().get(&store.meta.resolve_run(a)?)?;
+    let b = store.meta.runs().get(&store.meta.resolve_run(b)?)?;
     crate::diff::diff_runs(store, &a, &b)
 }
 

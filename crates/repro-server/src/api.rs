@@ -892,7 +892,7 @@ fn finish_tracked(
     end: Option<i64>,
 ) -> Result<(), ApiError> {
     let run_id = RunId::parse(id).map_err(|_| ApiError::not_found(format!("Run with id={id} not found")))?;
-    let stored = m.get_run(&run_id)?;
+    let stored = m.runs().get(&run_id)?;
     if stored.lineage.is_some() {
         return Ok(());
     }
@@ -901,7 +901,7 @@ fn finish_tracked(
     record.status = status;
     record.ended_at = Some(repro_store::rfc3339(end));
     record.params.logged = m.tracked_params(id)?;
-    record.metric_count = m.metrics(&run_id)?.len() as u64;
+    record.metric_count = m.runs().metrics(&run_id)?.len() as u64;
     m.seal_and_finish(&st.objects, &mut record, end)?;
     Ok(())
 }

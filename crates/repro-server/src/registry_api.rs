@@ -736,7 +736,7 @@ pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
             })?;
             let run_id = repro_core::RunId::parse(&run_text)
                 .map_err(|_| ApiError::not_found(format!("Run with id={run_text} not found")))?;
-            let run = m.get_run(&run_id)?;
+            let run = m.runs().get(&run_id)?;
             let artifact = pin_files(m, st, &source, &found.path)?;
             // A finished run's lineage is pinned now; a running one's when it finishes.
             let lineage = run.lineage.clone();

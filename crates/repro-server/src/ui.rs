@@ -343,9 +343,9 @@ fn log_tail(objects: &Objects, d: Option<&Digest>) -> Option<String> {
 
 /// What the run page shows, gathered as `repro show` and `repro audit` gather it.
 fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> {
-    let run = st.meta.get_run(id)?;
-    let metrics = st.meta.metrics(id)?;
-    let replays = st.meta.replays_of(id)?;
+    let run = st.meta.runs().get(id)?;
+    let metrics = st.meta.runs().metrics(id)?;
+    let replays = st.meta.runs().replays_of(id)?;
     let versions: Vec<ModelVersion> = st.meta.registry()?.versions_of_run(id).into_iter().cloned().collect();
     let manifests = repro_exec::diff::manifests(st, &[&run]);
     let audit = repro_exec::audit::audit_run(st, &run, false, &NoProgress)?;
@@ -731,8 +731,8 @@ struct DiffData {
 }
 
 fn load_diff(st: &mut Store, a: &RunId, b: &RunId) -> Result<DiffData, ApiError> {
-    let a = st.meta.get_run(a)?;
-    let b = st.meta.get_run(b)?;
+    let a = st.meta.runs().get(a)?;
+    let b = st.meta.runs().get(b)?;
     let diff = repro_exec::diff::diff_runs(st, &a, &b)?;
     Ok(DiffData { a, b, diff })
 }
@@ -841,7 +841,7 @@ fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData, ApiError> 
     let mut checks = BTreeMap::new();
     for model in registry.models.values() {
         for v in model.versions.values() {
-            let lineage = match m.get_run(&v.run) {
+            let lineage = match m.runs().get(&v.run) {
                 Ok(run) if v.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) => Ok(()),
                 Ok(run) if run.lineage.is_none() => {
                     Err("the run is still running: its lineage is pinned when it finishes".to_string())

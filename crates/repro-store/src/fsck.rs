@@ -84,7 +84,7 @@ pub use repro_core::progress::{NoProgress, Progress};
 pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     let mut report = FsckReport {
         stale_temp_removed: remove_stale_temp(store),
-        interrupted: store.meta.reap_interrupted()?,
+        interrupted: store.meta.runs().reap_interrupted()?,
         ..Default::default()
     };
 
@@ -136,7 +136,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     };
 
     // 2. Every run: its record, lineage and references.
-    let runs = store.meta.all_runs()?;
+    let runs = store.meta.runs().all()?;
     report.runs = runs.len();
     for run in &runs {
         let id = run.record.id.to_string();
@@ -181,7 +181,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
 
     // Replays: the report exists and the replay run says which run it replays.
-    for r in store.meta.all_replays()? {
+    for r in store.meta.runs().all_replays()? {
         check(&r.report, format!("replay {} report", r.replay), &mut report);
         let linked = runs.iter().find(|run| run.record.id == r.replay).and_then(|run| run.record.replay_of.as_ref());
         if linked != Some(&r.original) {

@@ -829,18 +829,19 @@ mod tests {
             .expect("snapshot");
         let replay = RunId::from_bytes([8; 16]);
         let record = RunRecord::tracking_only(replay.clone(), None, "ada".into(), "h".into(), "t".into());
-        m.insert_run(&record, 4_000).expect("replay run");
-        m.record_replay(&crate::meta::ReplayRow {
-            replay,
-            original: id.clone(),
-            verdict: Verdict::Identical,
-            report: d,
-            created_ms: 5_000,
-        })
-        .expect("replay");
+        m.runs().insert(&record, 4_000).expect("replay run");
+        m.runs()
+            .record_replay(&crate::meta::ReplayRow {
+                replay,
+                original: id.clone(),
+                verdict: Verdict::Identical,
+                report: d,
+                created_ms: 5_000,
+            })
+            .expect("replay");
         let report = crate::fsck::FsckReport { clean: true, ..Default::default() };
         m.record_fsck(&report).expect("fsck verdict");
-        let mut record = m.get_run(&id).expect("run").record;
+        let mut record = m.runs().get(&id).expect("run").record;
         record.status = repro_core::record::RunStatus::Finished;
         m.seal_and_finish(&store.objects, &mut record, 6_000).expect("finish");
         (dir, store, scratch)

@@ -20,6 +20,7 @@ pub mod objects;
 pub mod process;
 pub mod registry;
 pub mod remote;
+pub mod runs;
 mod schema;
 pub mod search;
 pub mod tokens;

@@ -787,7 +787,7 @@ mod agree {
                         crate::rfc3339(s.start),
                     );
                     record.params.values = values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-                    m.insert_run(&record, s.start).expect("insert");
+                    m.runs().insert(&record, s.start).expect("insert");
                     if s.experiment != 0 {
                         m.adopt_run(&id, s.experiment, s.user).expect("adopt");
                     }
@@ -821,10 +821,10 @@ mod agree {
                 .collect();
             m.log_inputs(id.as_str(), &inputs).expect("inputs");
             if let Some((end, status)) = s.end {
-                let mut record = m.get_run(&id).expect("run").record;
+                let mut record = m.runs().get(&id).expect("run").record;
                 record.status = status;
                 let d = Digest::of_bytes(id.as_str().as_bytes());
-                let head = m.facts_head(&id).expect("head");
+                let head = m.runs().facts_head(&id).expect("head");
                 m.finish_run(&record, end, &d, &d, head.as_ref()).expect("finish");
             }
             if s.deleted {
@@ -841,7 +841,7 @@ mod agree {
             let id = run_id(i as u8);
             let mut r = m.get_tracked_run(id.as_str()).expect("run");
             if q.params == ParamSource::WithRecord && r.captured {
-                let stored = m.get_run(&id).expect("stored");
+                let stored = m.runs().get(&id).expect("stored");
                 if stored.lineage.is_none() {
                     for (k, v) in stored.record.params.values {
                         r.params

@@ -98,8 +98,8 @@ pub fn export(
     // Runs: the version's, and its replays (so the auditor's store knows it was replayed).
     let mut runs = vec![run.clone()];
     let mut replays = Vec::new();
-    for r in store.meta.replays_of(&run.record.id)? {
-        let Ok(rr) = store.meta.get_run(&r.replay) else { continue };
+    for r in store.meta.runs().replays_of(&run.record.id)? {
+        let Ok(rr) = store.meta.runs().get(&r.replay) else { continue };
         if rr.lineage.is_none() || rr.record_object.is_none() {
             continue;
         }
@@ -122,7 +122,7 @@ pub fn export(
             id: r.record.id.clone(),
             record_object,
             lineage,
-            metrics: store.meta.metrics(&r.record.id)?,
+            metrics: store.meta.runs().metrics(&r.record.id)?,
         });
         let snaps = r
             .record

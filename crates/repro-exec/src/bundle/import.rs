@@ -381,7 +381,7 @@ pub fn import(
     // The runs this import adds (one already here with the same record stays this store's own).
     let mut added_runs = Vec::new();
     for r in &import_runs {
-        match store.meta.get_run(&r.record.id) {
+        match store.meta.runs().get(&r.record.id) {
             Ok(existing) if existing.lineage.as_ref() != Some(&r.lineage) => {
                 return Err(refuse(
                     file,

@@ -49,7 +49,7 @@ pub fn actor(cwd: &Path, as_who: Option<&str>) -> Result<String> {
 /// (so nothing is signed or exported on top of an edited record).
 /// The version's run, checked against the lineage the version is held to, and that lineage.
 pub fn pinned_run(store: &Store, version: &ModelVersion) -> Result<(StoredRun, Digest)> {
-    let run = store.meta.get_run(&version.run)?;
+    let run = store.meta.runs().get(&version.run)?;
     let lineage = still_running(version, &run)?;
     if !version.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) {
         return Err(ExecError::Usage(format!(
@@ -206,7 +206,7 @@ pub fn register(
         )));
     }
     let id = store.meta.resolve_run(run_spec)?;
-    let run = store.meta.get_run(&id)?;
+    let run = store.meta.runs().get(&id)?;
     if run.record.status != RunStatus::Finished {
         return Err(ExecError::Usage(format!(
             "run {} {} (exit {}); only a run that finished can be registered",

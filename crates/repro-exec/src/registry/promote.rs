@@ -40,7 +40,7 @@ pub fn gather_facts(
     policy: &StagePolicy,
     progress: &dyn crate::Progress,
 ) -> Result<Facts> {
-    let run = store.meta.get_run(&version.run)?;
+    let run = store.meta.runs().get(&version.run)?;
     let audit = crate::audit::audit_run(store, &run, false, progress)?;
     let mut valid = 0;
     let mut problems = Vec::new();

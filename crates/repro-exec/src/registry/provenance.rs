@@ -94,7 +94,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     let artifacts = subjects(&version);
     let shas = object_sha256(store, &run.record);
     let head = registry.head.clone();
-    let points = store.meta.metrics(&version.run)?;
+    let points = store.meta.runs().metrics(&version.run)?;
     let metrics = repro_core::metrics::metrics_digest(&points);
     let statement = prov::statement(&StatementInput {
         record: &run.record,
@@ -239,7 +239,7 @@ fn check_signature_in(
 ) -> std::result::Result<(), String> {
     let envelope = store.objects.read(&s.envelope).map_err(|e| format!("envelope object: {e}"))?;
     let public_key = store.objects.read(&s.public_key).map_err(|e| format!("public key object: {e}"))?;
-    let points = store.meta.metrics(&version.run).map_err(|e| e.to_string())?;
+    let points = store.meta.runs().metrics(&version.run).map_err(|e| e.to_string())?;
     let summary = check_signature_bytes(&envelope, &public_key, version, s, trusted, Some(&points))?;
     // An imported version's statement names the source store's log; only ours can be checked.
     if version.imported_from.is_some() {
@@ -301,7 +301,7 @@ pub fn verify(
 
     // The run and its lineage.
     let mut problems = Vec::new();
-    let run = match store.meta.get_run(&version.run) {
+    let run = match store.meta.runs().get(&version.run) {
         Ok(run) => Some(run),
         Err(e) => {
             problems.push(e.to_string());

@@ -39,7 +39,7 @@ pub(super) fn code_origin(store: &Store, rec: &RunRecord, trust_code: bool) -> R
             break;
         }
         let Some(parent) = at.replay_of.clone() else { break };
-        match store.meta.get_run(&parent) {
+        match store.meta.runs().get(&parent) {
             Ok(p) => at = p.record,
             Err(repro_store::StoreError::UnknownRun(_)) => break,
             Err(e) => return Err(e.into()),

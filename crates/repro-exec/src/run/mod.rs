@@ -205,7 +205,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     }
 
     let started_ms = repro_util::clock::now_ms();
-    store.meta.insert_run(&p.record, started_ms)?;
+    store.meta.runs().insert(&p.record, started_ms)?;
     let id = p.record.id.clone();
     reporter.message(&format!("run {} started: {}", id, opts.command.join(" ")));
 
@@ -344,7 +344,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         for (k, v) in store.meta.tracked_params(id.as_str())? {
             p.record.params.logged.entry(k).or_insert(v);
         }
-        store.meta.metrics(&id)?.len() as u64
+        store.meta.runs().metrics(&id)?.len() as u64
     } else {
         0
     };
@@ -366,7 +366,7 @@ fn finish(
     record.metric_count = points.len() as u64 + already_stored;
     let ended_ms = repro_util::clock::now_ms();
     record.ended_at = Some(repro_util::clock::rfc3339(ended_ms));
-    store.meta.add_points(&record.id, points, ended_ms)?;
+    store.meta.runs().add_points(&record.id, points, ended_ms)?;
     store.meta.seal_and_finish(&store.objects, record, ended_ms)?;
     Ok(())
 }
