@@ -53,7 +53,7 @@ pub fn show(store: &Store, spec: &str) -> Result<Value> {
     let replays = crate::audit::replay_summaries(store, &id)?;
     let models = crate::audit::registry_mentions(store, &stored)?;
     // Tags a tracking client set (`mlflow.set_tag`), and MLflow's own `mlflow.*` ones.
-    let tags = match store.meta.get_tracked_run(id.as_str()) {
+    let tags = match store.meta.tracking().get_tracked_run(id.as_str()) {
         Ok(tracked) => tracked.tags,
         Err(repro_store::StoreError::Missing(_)) => BTreeMap::new(),
         Err(e) => return Err(e.into()),

@@ -509,7 +509,7 @@ pub(crate) async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::B
             let batch = st.objects.batch()?;
             batch.add_copy(&digest, &staged, &repro_store::objects::FileStat::of(&seen))?;
             batch.commit()?;
-            m.put_artifact(&path, &digest, size)?;
+            m.tracking().put_artifact(&path, &digest, size)?;
             Ok(())
         })
         .await
@@ -531,7 +531,8 @@ pub(crate) async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Respons
             let digest = if is_registry_path(&path) {
                 crate::registry_api::registered_file(&m.registry()?, &path)?
             } else {
-                m.get_artifact(&path)?
+                m.tracking()
+                    .get_artifact(&path)?
                     .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))?
                     .0
             };
@@ -601,7 +602,7 @@ pub(crate) async fn delete_artifact(AxState(s): S, uri: Uri) -> Reply {
     if is_registry_path(&path) {
         return Err(ApiError::invalid("Registered model files cannot be deleted: the registry pins them."));
     }
-    s.with_meta(move |m, _| Ok(m.delete_artifact(&path)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().delete_artifact(&path)?)).await?;
     ok()
 }
 
@@ -616,7 +617,7 @@ pub(crate) async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
         let files = s.with_meta(move |m, _| crate::registry_api::list_registered(&m.registry()?, &dir)).await?;
         return Ok(Json(if files.is_empty() { json!({}) } else { json!({"files": files}) }));
     }
-    let entries = s.with_meta(move |m, _| Ok(m.list_artifacts(&dir)?)).await?;
+    let entries = s.with_meta(move |m, _| Ok(m.tracking().list_artifacts(&dir)?)).await?;
     if entries.is_empty() {
         return Ok(Json(json!({})));
     }
@@ -643,7 +644,7 @@ pub(crate) async fn create_experiment(AxState(s): S, Req(r): Req) -> Reply {
         check_artifact_location(l)?;
     }
     let tags = r.pairs("tags")?;
-    let id = s.with_meta(move |m, _| Ok(m.create_experiment(&name, location.as_deref(), &tags)?)).await?;
+    let id = s.with_meta(move |m, _| Ok(m.tracking().create_experiment(&name, location.as_deref(), &tags)?)).await?;
     Ok(Json(json!({"experiment_id": id.to_string()})))
 }
 
@@ -672,13 +673,13 @@ fn check_artifact_location(location: &str) -> Result<(), ApiError> {
 
 pub(crate) async fn get_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let id = experiment_id(&Req(r).str("experiment_id")?)?;
-    let e = s.with_meta(move |m, _| Ok(m.get_experiment(id)?)).await?;
+    let e = s.with_meta(move |m, _| Ok(m.tracking().get_experiment(id)?)).await?;
     Ok(Json(json!({"experiment": experiment_json(&e)})))
 }
 
 pub(crate) async fn get_experiment_by_name(AxState(s): S, Req(r): Req) -> Reply {
     let name = Req(r).str("experiment_name")?;
-    let e = s.with_meta(move |m, _| Ok(m.get_experiment_by_name(&name)?)).await?;
+    let e = s.with_meta(move |m, _| Ok(m.tracking().get_experiment_by_name(&name)?)).await?;
     Ok(Json(json!({"experiment": experiment_json(&e)})))
 }
 
@@ -719,7 +720,7 @@ pub(crate) async fn search_experiments(AxState(s): S, Req(r): Req) -> Reply {
     let offset = page_offset(&r)?;
     let filter = r.opt_str("filter")?.unwrap_or_default();
     let clauses = search::parse_experiment_filter(&filter).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let all = s.with_meta(|m, _| Ok(m.list_experiments()?)).await?;
+    let all = s.with_meta(|m, _| Ok(m.tracking().list_experiments()?)).await?;
     let mut found: Vec<_> = all
         .into_iter()
         .filter(|e| stages.contains(&e.lifecycle_stage.as_str()))
@@ -746,20 +747,20 @@ pub(crate) async fn update_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = experiment_id(&r.str("experiment_id")?)?;
     if let Some(name) = r.opt_str("new_name")?.filter(|n| !n.is_empty()) {
-        s.with_meta(move |m, _| Ok(m.rename_experiment(id, &name)?)).await?;
+        s.with_meta(move |m, _| Ok(m.tracking().rename_experiment(id, &name)?)).await?;
     }
     ok()
 }
 
 pub(crate) async fn delete_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let id = experiment_id(&Req(r).str("experiment_id")?)?;
-    s.with_meta(move |m, _| Ok(m.set_experiment_stage(id, "deleted")?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_experiment_stage(id, "deleted")?)).await?;
     ok()
 }
 
 pub(crate) async fn restore_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let id = experiment_id(&Req(r).str("experiment_id")?)?;
-    s.with_meta(move |m, _| Ok(m.set_experiment_stage(id, "active")?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_experiment_stage(id, "active")?)).await?;
     ok()
 }
 
@@ -769,7 +770,7 @@ pub(crate) async fn set_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
     let (key, value) = (r.str("key")?, r.str("value")?);
     check_key("tag", &key)?;
     check_value("Tag value", &key, &value, 20_000)?;
-    s.with_meta(move |m, _| Ok(m.set_experiment_tag(id, &key, Some(&value))?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_experiment_tag(id, &key, Some(&value))?)).await?;
     ok()
 }
 
@@ -777,7 +778,7 @@ pub(crate) async fn delete_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = experiment_id(&r.str("experiment_id")?)?;
     let key = r.str("key")?;
-    s.with_meta(move |m, _| Ok(m.set_experiment_tag(id, &key, None)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_experiment_tag(id, &key, None)?)).await?;
     ok()
 }
 
@@ -819,8 +820,8 @@ pub(crate) async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
         .unwrap_or_else(|| run_name_for(&id));
     let run = s
         .with_meta(move |m, st| {
-            m.create_tracked_run(&id, exp, &user, &name, start, &tags, &st.host)?;
-            Ok(m.get_tracked_run(id.as_str())?)
+            m.tracking().create_tracked_run(&id, exp, &user, &name, start, &tags, &st.host)?;
+            Ok(m.tracking().get_tracked_run(id.as_str())?)
         })
         .await?;
     Ok(Json(json!({"run": run_json(&run)})))
@@ -828,7 +829,8 @@ pub(crate) async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
 
 pub(crate) async fn get_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
-    let (run, outputs) = s.with_meta(move |m, _| Ok((m.get_tracked_run(&id)?, m.run_outputs(&id)?))).await?;
+    let (run, outputs) =
+        s.with_meta(move |m, _| Ok((m.tracking().get_tracked_run(&id)?, m.tracking().run_outputs(&id)?))).await?;
     let mut out =
         serde_json::to_value(run_json(&run)).map_err(|e| ApiError::internal(format!("cannot write the run: {e}")))?;
     if !outputs.is_empty() {
@@ -861,14 +863,14 @@ pub(crate) async fn update_run(AxState(s): S, Req(r): Req) -> Reply {
     let name = r.opt_str("run_name")?.filter(|n| !n.is_empty());
     let run = s
         .with_meta(move |m, st| {
-            let run = m.get_tracked_run(&id)?;
+            let run = m.tracking().get_tracked_run(&id)?;
             if let Some(n) = &name {
-                m.rename_run(&id, n)?;
+                m.tracking().rename_run(&id, n)?;
             }
             match status {
                 Some(RunStatus::Running) | None => {
                     if status.is_some() {
-                        m.set_tracked_status(&id, RunStatus::Running.as_str())?;
+                        m.tracking().set_tracked_status(&id, RunStatus::Running.as_str())?;
                     }
                 }
                 Some(end_status) if !run.captured => finish_tracked(m, st, &id, end_status, end)?,
@@ -876,7 +878,7 @@ pub(crate) async fn update_run(AxState(s): S, Req(r): Req) -> Reply {
                 // end_run() is acknowledged and changes nothing.
                 Some(_) => {}
             }
-            Ok(m.get_tracked_run(&id)?)
+            Ok(m.tracking().get_tracked_run(&id)?)
         })
         .await?;
     Ok(Json(json!({"run_info": run_info(&run)})))
@@ -900,7 +902,7 @@ fn finish_tracked(
     let end = end.unwrap_or_else(repro_store::now_ms);
     record.status = status;
     record.ended_at = Some(repro_store::rfc3339(end));
-    record.params.logged = m.tracked_params(id)?;
+    record.params.logged = m.tracking().tracked_params(id)?;
     record.metric_count = m.runs().metrics(&run_id)?.len() as u64;
     m.seal_and_finish(&st.objects, &mut record, end)?;
     Ok(())
@@ -908,13 +910,13 @@ fn finish_tracked(
 
 pub(crate) async fn delete_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
-    s.with_meta(move |m, _| Ok(m.set_run_stage(&id, "deleted")?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_run_stage(&id, "deleted")?)).await?;
     ok()
 }
 
 pub(crate) async fn restore_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
-    s.with_meta(move |m, _| Ok(m.set_run_stage(&id, "active")?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_run_stage(&id, "active")?)).await?;
     ok()
 }
 
@@ -952,7 +954,7 @@ async fn log(
         check_key("tag", k)?;
         check_value("Tag value", k, v, MAX_TAG_VALUE)?;
     }
-    s.with_meta(move |m, _| Ok(m.log_batch(&id, &metrics, &params, &tags)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().log_batch(&id, &metrics, &params, &tags)?)).await?;
     ok()
 }
 
@@ -985,7 +987,7 @@ pub(crate) async fn delete_tag(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
     let key = r.str("key")?;
-    s.with_meta(move |m, _| Ok(m.delete_run_tag(&id, &key)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().delete_run_tag(&id, &key)?)).await?;
     ok()
 }
 
@@ -1055,7 +1057,7 @@ pub(crate) async fn log_inputs(AxState(s): S, Req(r): Req) -> Reply {
             tags: tags.into_iter().collect(),
         });
     }
-    s.with_meta(move |m, _| Ok(m.log_inputs(&id, &inputs)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().log_inputs(&id, &inputs)?)).await?;
     ok()
 }
 
@@ -1065,7 +1067,7 @@ pub(crate) async fn metric_history(AxState(s): S, Req(r): Req) -> Result<Respons
     let key = r.str("metric_key")?;
     let limit = max_results(&r, 25_000)?;
     let offset = page_offset(&r)?;
-    let points = s.with_meta(move |m, _| Ok(m.metric_history(&id, &key, offset, limit + 1)?)).await?;
+    let points = s.with_meta(move |m, _| Ok(m.tracking().metric_history(&id, &key, offset, limit + 1)?)).await?;
     #[derive(Serialize)]
     struct History<'a> {
         metrics: Vec<MetricJson<'a>>,
@@ -1100,7 +1102,7 @@ pub(crate) async fn search_runs(AxState(s): S, Req(r): Req) -> Result<Response, 
                 limit: Some(limit.saturating_add(1)),
                 params: ParamSource::Logged,
             };
-            Ok(m.search_runs(&q)?)
+            Ok(m.tracking().search_runs(&q)?)
         })
         .await?;
     #[derive(Serialize)]

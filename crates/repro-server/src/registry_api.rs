@@ -621,7 +621,7 @@ fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str
         ))
     };
     let from_logged = |id: &str| -> Result<Source, ApiError> {
-        let lm = m.get_logged_model(id)?;
+        let lm = m.tracking().get_logged_model(id)?;
         Ok(Source {
             path: lm.artifact_path().to_string(),
             run: lm.source_run_id.clone(),
@@ -637,7 +637,7 @@ fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str
     }
     if let Some(rest) = source.strip_prefix("runs:/") {
         let (run, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let tracked = m.get_tracked_run(run)?;
+        let tracked = m.tracking().get_tracked_run(run)?;
         let base = tracked.artifact_uri.trim_start_matches("mlflow-artifacts:").trim_start_matches('/').to_string();
         let path = if path.trim_matches('/').is_empty() { base } else { format!("{base}/{}", path.trim_matches('/')) };
         return Ok(Source { path: clean(&path)?, run: Some(run.to_string()), model_id: model_id.map(str::to_string) });
@@ -670,9 +670,9 @@ fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str
 /// Pins the files under the source's folder: each object re-hashed on read (a damaged one
 /// is an error), its sha256 computed, and a manifest of them stored as the snapshot.
 fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) -> Result<Artifact, ApiError> {
-    let mut listed = m.artifacts_under(path)?;
+    let mut listed = m.tracking().artifacts_under(path)?;
     if listed.is_empty() {
-        if let Some((digest, size)) = m.get_artifact(path)? {
+        if let Some((digest, size)) = m.tracking().get_artifact(path)? {
             listed.push((path.to_string(), digest, size));
         }
     }
@@ -1050,12 +1050,12 @@ pub(crate) async fn create_logged_model(AxState(s): S, r: Req) -> Reply {
         params: params.into_iter().collect(),
         tags: tags.into_iter().collect(),
     };
-    let m = s.with_meta(move |m, _| Ok(m.create_logged_model(&new)?)).await?;
+    let m = s.with_meta(move |m, _| Ok(m.tracking().create_logged_model(&new)?)).await?;
     logged_reply(&s, m).await
 }
 
 pub(crate) async fn get_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
-    let m = s.with_meta(move |m, _| Ok(m.get_logged_model(&id)?)).await?;
+    let m = s.with_meta(move |m, _| Ok(m.tracking().get_logged_model(&id)?)).await?;
     logged_reply(&s, m).await
 }
 
@@ -1071,30 +1071,30 @@ pub(crate) async fn finalize_logged_model(AxState(s): S, UrlPath(id): UrlPath<St
             )))
         }
     };
-    let m = s.with_meta(move |m, _| Ok(m.finalize_logged_model(&id, status)?)).await?;
+    let m = s.with_meta(move |m, _| Ok(m.tracking().finalize_logged_model(&id, status)?)).await?;
     logged_reply(&s, m).await
 }
 
 pub(crate) async fn delete_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
-    s.with_meta(move |m, _| Ok(m.delete_logged_model(&id)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().delete_logged_model(&id)?)).await?;
     Ok(Json(json!({})))
 }
 
 pub(crate) async fn set_logged_model_tags(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
     let tags = r.pairs("tags")?;
     check_tags(&tags)?;
-    let m = s.with_meta(move |m, _| Ok(m.set_logged_model_tags(&id, &tags)?)).await?;
+    let m = s.with_meta(move |m, _| Ok(m.tracking().set_logged_model_tags(&id, &tags)?)).await?;
     logged_reply(&s, m).await
 }
 
 pub(crate) async fn delete_logged_model_tag(AxState(s): S, UrlPath((id, key)): UrlPath<(String, String)>) -> Reply {
-    s.with_meta(move |m, _| Ok(m.delete_logged_model_tag(&id, &key)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().delete_logged_model_tag(&id, &key)?)).await?;
     Ok(Json(json!({})))
 }
 
 pub(crate) async fn log_logged_model_params(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
     let params = r.pairs("params")?;
-    s.with_meta(move |m, _| Ok(m.log_logged_model_params(&id, &params)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().log_logged_model_params(&id, &params)?)).await?;
     Ok(Json(json!({})))
 }
 
@@ -1104,7 +1104,7 @@ pub(crate) async fn search_logged_models(AxState(s): S, r: Req) -> Reply {
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let limit = max_results(&r, 100)?;
     let offset = page_offset(&r)?;
-    let found = s.with_meta(move |m, _| Ok(m.logged_models(&experiments)?)).await?;
+    let found = s.with_meta(move |m, _| Ok(m.tracking().logged_models(&experiments)?)).await?;
     let reg = registry(&s).await?;
     let models: Vec<Value> = found
         .iter()
@@ -1137,6 +1137,6 @@ pub(crate) async fn log_outputs(AxState(s): S, r: Req) -> Reply {
         };
         models.push((id.to_string(), step));
     }
-    s.with_meta(move |m, _| Ok(m.log_run_outputs(&run, &models)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().log_run_outputs(&run, &models)?)).await?;
     Ok(Json(json!({})))
 }

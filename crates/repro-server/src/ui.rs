@@ -189,7 +189,7 @@ pub(crate) async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
     let loaded = s
         .with_meta(move |m, _| {
             let experiments: BTreeMap<i64, String> =
-                m.list_experiments()?.into_iter().map(|e| (e.experiment_id, e.name)).collect();
+                m.tracking().list_experiments()?.into_iter().map(|e| (e.experiment_id, e.name)).collect();
             // Experiment 0 holds the runs `repro run` captured, whether or not it has a row.
             let ids: Vec<i64> = std::iter::once(0).chain(experiments.keys().copied().filter(|k| *k != 0)).collect();
             // A running captured run's params are in its record, not yet in the tracking
@@ -203,10 +203,10 @@ pub(crate) async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
                 limit: None,
                 params: ParamSource::WithRecord,
             };
-            let total = m.count_runs(&all)?;
+            let total = m.tracking().count_runs(&all)?;
             let (runs, matched) = if searched {
                 let q = RunQuery { clauses: &clauses, order: &order_by, limit: Some(MAX_TABLE_ROWS), ..all };
-                (m.search_runs(&q)?, m.count_runs(&q)?)
+                (m.tracking().search_runs(&q)?, m.tracking().count_runs(&q)?)
             } else {
                 (Vec::new(), 0)
             };

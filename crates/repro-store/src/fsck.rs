@@ -250,7 +250,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             check(&sig.public_key, format!("{who} signing key"), &mut report);
         }
     }
-    for (path, object) in store.meta.all_artifacts()? {
+    for (path, object) in store.meta.tracking().all_artifacts()? {
         check(&object, format!("artifact {path}"), &mut report);
     }
     for (commit, object) in store.meta.all_code_bundles()? {

@@ -782,24 +782,30 @@ mod tests {
         let mut store = crate::Store::init_with(dir.path(), &backends).expect("init");
         let m = &mut store.meta;
         let id = RunId::from_bytes([7; 16]);
-        m.create_tracked_run(&id, 0, "ada", "first", 1_000, &[("team".into(), "risk".into())], "h").expect("create");
+        m.tracking()
+            .create_tracked_run(&id, 0, "ada", "first", 1_000, &[("team".into(), "risk".into())], "h")
+            .expect("create");
         let pts = [MetricIn { key: "rmse".into(), value: 0.5, timestamp: 2_000, step: 1 }];
-        m.log_batch(id.as_str(), &pts, &[("lr".into(), "0.1".into())], &[("stage".into(), "fit".into())]).expect("log");
-        m.log_inputs(
-            id.as_str(),
-            &[DatasetInput {
-                name: "train".into(),
-                digest: "abc".into(),
-                source_type: "local".into(),
-                source: "{}".into(),
-                schema: None,
-                profile: None,
-                tags: Default::default(),
-            }],
-        )
-        .expect("inputs");
-        let exp = m.create_experiment("churn", None, &[("owner".into(), "ada".into())]).expect("experiment");
+        m.tracking()
+            .log_batch(id.as_str(), &pts, &[("lr".into(), "0.1".into())], &[("stage".into(), "fit".into())])
+            .expect("log");
+        m.tracking()
+            .log_inputs(
+                id.as_str(),
+                &[DatasetInput {
+                    name: "train".into(),
+                    digest: "abc".into(),
+                    source_type: "local".into(),
+                    source: "{}".into(),
+                    schema: None,
+                    profile: None,
+                    tags: Default::default(),
+                }],
+            )
+            .expect("inputs");
+        let exp = m.tracking().create_experiment("churn", None, &[("owner".into(), "ada".into())]).expect("experiment");
         let model = m
+            .tracking()
             .create_logged_model(&crate::logged::NewLoggedModel {
                 experiment_id: exp,
                 name: "forest".into(),
@@ -810,9 +816,9 @@ mod tests {
                 tags: Default::default(),
             })
             .expect("model");
-        m.log_run_outputs(id.as_str(), &[(model.model_id.clone(), 0)]).expect("outputs");
+        m.tracking().log_run_outputs(id.as_str(), &[(model.model_id.clone(), 0)]).expect("outputs");
         let d = Digest::of_bytes(b"x");
-        m.put_artifact(&format!("0/{id}/artifacts/model.pkl"), &d, 1).expect("artifact");
+        m.tracking().put_artifact(&format!("0/{id}/artifacts/model.pkl"), &d, 1).expect("artifact");
         m.tokens().create("t1", "secret-token", "read", "ci").expect("token");
         m.record_code_bundle("0123456789abcdef", &d).expect("code");
         m.environments().register("serving", &d, &d, "declared", "requirements.txt").expect("environment");

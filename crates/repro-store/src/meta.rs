@@ -19,6 +19,7 @@ use crate::environments::Environments;
 use crate::runs::Runs;
 pub use crate::runs::{ReplayRow, StoredRun};
 use crate::tokens::Tokens;
+use crate::tracking::Tracking;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
@@ -214,6 +215,12 @@ impl Metadata {
     /// Runs as `repro run` records them, their metric points, and replays' verdicts.
     pub fn runs(&self) -> Runs<'_> {
         Runs { c: self.conn() }
+    }
+
+    /// The MLflow tracking tables: experiments, runs' params, tags and latest metrics,
+    /// artifacts, logged models.
+    pub fn tracking(&self) -> Tracking<'_> {
+        Tracking { c: self.conn() }
     }
 
     /// Snapshots, the datasets that name them, and the stat cache that speeds them up.
