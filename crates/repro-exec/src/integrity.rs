@@ -28,7 +28,7 @@ pub fn refuse_if_damaged(store: &Store) -> Result<()> {
 /// The refusal, when the newest verdict found damage; shared with the store's own check
 /// inside registry appends.
 pub fn damage_message(meta: &repro_store::Metadata) -> Result<Option<String>> {
-    Ok(meta.last_fsck_damage()?.map(|(at, problems)| {
+    Ok(meta.verdicts().last_damage()?.map(|(at, problems)| {
         let first = problems.first().cloned().unwrap_or_else(|| "damage".into());
         let more = problems.len().saturating_sub(1);
         format!(
@@ -71,7 +71,7 @@ fn refuse(store: &Store, problems: Vec<String>) -> Result<()> {
     if problems.is_empty() {
         return Ok(());
     }
-    store.meta.record_damage(&problems)?;
+    store.meta.verdicts().record_damage(&problems)?;
     let more = problems.len() - 1;
     Err(StoreError::Damaged(format!(
         "{}{}; {RESTORE}",

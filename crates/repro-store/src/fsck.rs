@@ -303,7 +303,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         && report.bad_runs.is_empty()
         && report.registry.is_empty()
         && report.tampered.is_empty();
-    store.meta.record_fsck(&report)?;
+    store.meta.verdicts().record_fsck(report.clean, &report.problems())?;
     Ok(report)
 }
 

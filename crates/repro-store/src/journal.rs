@@ -846,7 +846,7 @@ mod tests {
             })
             .expect("replay");
         let report = crate::fsck::FsckReport { clean: true, ..Default::default() };
-        m.record_fsck(&report).expect("fsck verdict");
+        m.verdicts().record_fsck(report.clean, &report.problems()).expect("fsck verdict");
         let mut record = m.runs().get(&id).expect("run").record;
         record.status = repro_core::record::RunStatus::Finished;
         m.seal_and_finish(&store.objects, &mut record, 6_000).expect("finish");

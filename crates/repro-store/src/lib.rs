@@ -25,6 +25,7 @@ mod schema;
 pub mod search;
 pub mod tokens;
 pub mod tracking;
+pub mod verdicts;
 
 use std::path::{Path, PathBuf};
 

@@ -260,7 +260,7 @@ impl Tracking<'_> {
         let mut out = Vec::new();
         for r in rows {
             let (path, object, size): (String, String, i64) = r.map_err(self.c.err("list artifacts"))?;
-            let digest = crate::meta::parse_digest(&object, &path)?;
+            let digest = crate::conn::parse_digest(&object, &path)?;
             out.push((path, digest, size as u64));
         }
         Ok(out)

@@ -20,6 +20,7 @@ use crate::runs::Runs;
 pub use crate::runs::{ReplayRow, StoredRun};
 use crate::tokens::Tokens;
 use crate::tracking::Tracking;
+use crate::verdicts::Verdicts;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
@@ -114,55 +115,6 @@ impl Metadata {
         Ok(out)
     }
 
-    /// Keeps fsck's verdict, so registry writes, exports and signatures wait while the last
-    /// fsck found damage (see `damage`).
-    pub(crate) fn record_fsck(&self, report: &crate::fsck::FsckReport) -> Result<()> {
-        self.record_verdict(report.clean, &report.problems())
-    }
-
-    /// Keeps damage a check outside fsck found (a registry write refused), so that every
-    /// later registry write waits until a clean fsck.
-    pub fn record_damage(&self, problems: &[String]) -> Result<()> {
-        self.record_verdict(false, problems)
-    }
-
-    fn record_verdict(&self, clean: bool, problems: &[String]) -> Result<()> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let json = serde_json::to_string(&problems).expect("strings serialize");
-        self.write("record the fsck verdict", TransactionBehavior::Immediate, |tx, j| {
-            tx.execute(
-                "INSERT INTO fsck_results (id, at_ms, host, clean, problems) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, crate::now_ms(), crate::process::hostname(), clean, json],
-            )
-            .map_err(self.err("record the fsck verdict"))?;
-            j.touch(tx, "fsck", "fsck_results", &[id.as_str().into()]).map_err(self.err("record the fsck verdict"))
-        })
-    }
-
-    /// What the newest fsck verdict says is damaged (empty: it found the store clean, or no
-    /// fsck has run), with when it ran.
-    pub fn last_fsck_damage(&self) -> Result<Option<(i64, Vec<String>)>> {
-        self.last_fsck_damage_in(&self.conn)
-    }
-
-    /// [`Metadata::last_fsck_damage`], read inside the caller's transaction.
-    pub(crate) fn last_fsck_damage_in(&self, conn: &Db) -> Result<Option<(i64, Vec<String>)>> {
-        let rows = conn
-            .query_rows(
-                "SELECT at_ms, clean, problems FROM fsck_results ORDER BY at_ms DESC, id DESC LIMIT 1",
-                params![],
-            )
-            .map_err(self.err("read the fsck verdict"))?;
-        let Some(r) = rows.first() else { return Ok(None) };
-        let clean: bool = r.get(1).map_err(self.err("read the fsck verdict"))?;
-        if clean {
-            return Ok(None);
-        }
-        let at: i64 = r.get(0).map_err(self.err("read the fsck verdict"))?;
-        let problems: String = r.get(2).map_err(self.err("read the fsck verdict"))?;
-        Ok(Some((at, serde_json::from_str(&problems).unwrap_or_else(|_| vec![problems]))))
-    }
-
     /// Checks one run's journal against its rows, and against the head its record sealed.
     pub fn check_run_facts(&self, record: &RunRecord) -> Result<Vec<crate::journal::Tampered>> {
         let mut out =
@@ -231,6 +183,11 @@ impl Metadata {
     /// Registered environments (`repro env register`).
     pub fn environments(&self) -> Environments<'_> {
         Environments { c: self.conn() }
+    }
+
+    /// fsck's verdicts, which hold registry writes back while the store is damaged.
+    pub fn verdicts(&self) -> Verdicts<'_> {
+        Verdicts { c: self.conn() }
     }
 
     /// API tokens: who may use a server, and whom each token speaks for.

@@ -368,7 +368,7 @@ impl Metadata {
     /// Refuses `what` while the newest verdict, read inside the caller's transaction, found
     /// the store damaged.
     fn refuse_if_damaged_in(&self, tx: &Db, what: &str) -> Result<()> {
-        match self.last_fsck_damage_in(tx)? {
+        match self.verdicts().last_damage_in(tx)? {
             Some((at, problems)) => Err(StoreError::Damaged(format!(
                 "the store is damaged (found {}: {}); {what} wait until .repro is restored from a backup and `repro fsck` finds it clean",
                 crate::rfc3339(at),

@@ -382,7 +382,7 @@ impl Tracking<'_> {
             .query_row("SELECT object, size FROM artifacts WHERE path = ?1", [path], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(self.c.err("read the artifact"))?;
-        row.map(|(o, size)| Ok((crate::meta::parse_digest(&o, path)?, size as u64))).transpose()
+        row.map(|(o, size)| Ok((crate::conn::parse_digest(&o, path)?, size as u64))).transpose()
     }
 
     /// The entries directly inside folder `dir` ("" for the root).
@@ -435,7 +435,7 @@ impl Tracking<'_> {
         let mut out = Vec::new();
         for r in rows {
             let (p, o) = r.map_err(self.c.err("read artifacts"))?;
-            let d = crate::meta::parse_digest(&o, &p)?;
+            let d = crate::conn::parse_digest(&o, &p)?;
             out.push((p, d));
         }
         Ok(out)
