@@ -124,7 +124,7 @@ fn name_missing_data(store: &Store, run: &StoredRun, check: &mut ObjectCheck) ->
         }
     }
     if absent_snapshots {
-        let registry = store.meta.registry()?;
+        let registry = store.meta.models().registry()?;
         check.imported_without_data = registry
             .versions_of_run(&run.record.id)
             .into_iter()
@@ -136,7 +136,7 @@ fn name_missing_data(store: &Store, run: &StoredRun, check: &mut ObjectCheck) ->
 
 /// The model versions that pin a run, with whether each still agrees with its lineage.
 pub fn registry_mentions(store: &Store, run: &StoredRun) -> crate::Result<Vec<audit::RegistryMention>> {
-    let registry = store.meta.registry()?;
+    let registry = store.meta.models().registry()?;
     let actual = run.record.lineage();
     Ok(registry
         .versions_of_run(&run.record.id)

@@ -245,7 +245,7 @@ impl ModelView {
 
 /// `repro model ls`: the models not deleted.
 pub fn models(store: &Store) -> Result<Vec<ModelView>> {
-    Ok(store.meta.registry()?.models.values().filter(|m| m.deleted.is_none()).map(ModelView::of).collect())
+    Ok(store.meta.models().registry()?.models.values().filter(|m| m.deleted.is_none()).map(ModelView::of).collect())
 }
 
 /// `repro model show NAME` (the model) or `NAME@V` / `NAME@STAGE` (one version).
@@ -257,7 +257,7 @@ pub enum ModelShow {
 }
 
 pub fn model(store: &Store, spec: &str) -> Result<ModelShow> {
-    let registry = store.meta.registry()?;
+    let registry = store.meta.models().registry()?;
     if spec.contains('@') {
         return Ok(ModelShow::Version(Box::new(crate::registry::lookup(&registry, spec)?)));
     }
@@ -293,7 +293,7 @@ pub struct ApprovalRow {
 
 /// Every approval in the registry (of one model, when `model` is given), oldest first.
 pub fn approvals(store: &Store, model: Option<&str>) -> Result<Vec<ApprovalRow>> {
-    let registry = store.meta.registry()?;
+    let registry = store.meta.models().registry()?;
     if let Some(name) = model {
         registry.model(name).map_err(|e| repro_store::StoreError::UnknownModel(e.to_string()))?;
     }

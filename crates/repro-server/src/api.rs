@@ -529,7 +529,7 @@ pub(crate) async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Respons
     let (file, size) = s
         .with_meta(move |m, st| {
             let digest = if is_registry_path(&path) {
-                crate::registry_api::registered_file(&m.registry()?, &path)?
+                crate::registry_api::registered_file(&m.models().registry()?, &path)?
             } else {
                 m.tracking()
                     .get_artifact(&path)?
@@ -614,7 +614,8 @@ pub(crate) async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
         repro_store::tracking::clean_artifact_path(&dir).map_err(ApiError::invalid)?
     };
     if is_registry_path(&dir) {
-        let files = s.with_meta(move |m, _| crate::registry_api::list_registered(&m.registry()?, &dir)).await?;
+        let files =
+            s.with_meta(move |m, _| crate::registry_api::list_registered(&m.models().registry()?, &dir)).await?;
         return Ok(Json(if files.is_empty() { json!({}) } else { json!({"files": files}) }));
     }
     let entries = s.with_meta(move |m, _| Ok(m.tracking().list_artifacts(&dir)?)).await?;

@@ -196,11 +196,11 @@ async fn append(
         if let Some(held) = &st.held {
             return hold(m, held, call, &model, &actor, |reg| Ok(vec![decide(reg)?]));
         }
-        m.append_registry_event(repro_store::now_ms(), |reg| {
+        m.models().append(repro_store::now_ms(), |reg| {
             let (version, change) = decide(reg)?;
             Ok::<_, ApiError>(NewEvent { model: model.clone(), version, actor, change })
         })?;
-        Ok(m.registry()?)
+        Ok(m.models().registry()?)
     })
     .await
 }
@@ -208,7 +208,7 @@ async fn append(
 async fn registry(s: &Arc<State>) -> Result<Registry, ApiError> {
     s.with_meta(|m, st| match &st.held {
         Some(held) => Ok(Registry::fold(&held_events(m, &lock_held(held)?)?).0),
-        None => Ok(m.registry()?),
+        None => Ok(m.models().registry()?),
     })
     .await
 }
@@ -222,7 +222,7 @@ fn lock_held(held: &Held) -> Result<std::sync::MutexGuard<'_, Vec<HeldChange>>, 
 /// The stored log with the held changes chained after it (re-chained on every read: other
 /// processes may append meanwhile).
 fn held_events(m: &repro_store::Metadata, held: &[HeldChange]) -> Result<Vec<Event>, ApiError> {
-    let mut events = m.registry_events()?;
+    let mut events = m.models().events()?;
     for h in held {
         let e = Event::next(events.last(), h.at_ms, &h.actor, &h.model, h.version, &h.change);
         events.push(e);
@@ -762,7 +762,7 @@ pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
                 })?;
                 return Ok((reg, version));
             }
-            let written = m.append_registry_events(repro_store::now_ms(), |reg| {
+            let written = m.models().append_all(repro_store::now_ms(), |reg| {
                 let changes = decide(reg)?;
                 Ok::<_, ApiError>(
                     changes
@@ -772,7 +772,7 @@ pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
                 )
             })?;
             let v = written.first().map_or(0, |e| e.version);
-            Ok((m.registry()?, v))
+            Ok((m.models().registry()?, v))
         })
         .await?;
     let (reg, version) = reg;

@@ -346,7 +346,7 @@ fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> {
     let run = st.meta.runs().get(id)?;
     let metrics = st.meta.runs().metrics(id)?;
     let replays = st.meta.runs().replays_of(id)?;
-    let versions: Vec<ModelVersion> = st.meta.registry()?.versions_of_run(id).into_iter().cloned().collect();
+    let versions: Vec<ModelVersion> = st.meta.models().registry()?.versions_of_run(id).into_iter().cloned().collect();
     let manifests = repro_exec::diff::manifests(st, &[&run]);
     let audit = repro_exec::audit::audit_run(st, &run, false, &NoProgress)?;
     let stdout = log_tail(&st.objects, run.record.logs.stdout.as_ref());
@@ -832,12 +832,12 @@ struct ModelsData {
 }
 
 fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData, ApiError> {
-    let events = m.registry_events()?;
-    let anchor = m.registry_anchor()?;
+    let events = m.models().events()?;
+    let anchor = m.models().anchor()?;
     let mut chain_problems: Vec<String> =
         verify_chain(&events, anchor.event()).into_iter().map(|p| format!("#{}: {}", p.seq, p.message)).collect();
     chain_problems.extend(anchor.problem());
-    let registry = m.registry()?;
+    let registry = m.models().registry()?;
     let mut checks = BTreeMap::new();
     for model in registry.models.values() {
         for v in model.versions.values() {

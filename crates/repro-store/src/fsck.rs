@@ -216,9 +216,9 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
 
     // The registry: the event chain, then what each version pins.
-    let events = store.meta.registry_events()?;
+    let events = store.meta.models().events()?;
     report.registry_events = events.len();
-    let anchor = store.meta.registry_anchor()?;
+    let anchor = store.meta.models().anchor()?;
     report.registry.extend(anchor.problem());
     report.registry.extend(repro_core::registry::verify_chain(&events, anchor.event()).into_iter().map(|p| p.message));
     let (registry, problems) = repro_core::registry::Registry::fold(&events);
@@ -253,7 +253,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     for (path, object) in store.meta.tracking().all_artifacts()? {
         check(&object, format!("artifact {path}"), &mut report);
     }
-    for (commit, object) in store.meta.all_code_bundles()? {
+    for (commit, object) in store.meta.models().code_bundles()? {
         check(&object, format!("code bundle of commit {}", &commit[..commit.len().min(12)]), &mut report);
     }
 

@@ -820,7 +820,7 @@ mod tests {
         let d = Digest::of_bytes(b"x");
         m.tracking().put_artifact(&format!("0/{id}/artifacts/model.pkl"), &d, 1).expect("artifact");
         m.tokens().create("t1", "secret-token", "read", "ci").expect("token");
-        m.record_code_bundle("0123456789abcdef", &d).expect("code");
+        m.models().record_code_bundle("0123456789abcdef", &d).expect("code");
         m.environments().register("serving", &d, &d, "declared", "requirements.txt").expect("environment");
         let snapshot = crate::datasets::SnapshotRow {
             digest: d.clone(),

@@ -107,7 +107,7 @@ impl Store {
         write_new(&root.join(".gitignore"), b"# repro's store; managed by repro\n*\n")?;
         let made = (|| {
             Objects::create(&root, backends.objects.as_deref())?;
-            Metadata::connect(&root, backends.db.as_deref())?.join_anchor()
+            Metadata::connect(&root, backends.db.as_deref())?.models().join_anchor()
         })();
         if let Err(e) = made {
             // Nothing half-made: a store whose backend could not be reached is not a store.

@@ -10,12 +10,13 @@ use crate::journal::Journal;
 use repro_core::record::RunRecord;
 use repro_core::{Digest, RunId};
 
+pub(crate) use crate::conn::db;
 use crate::conn::Conn;
-pub(crate) use crate::conn::{db, parse_digest};
 use crate::datasets::Datasets;
 pub use crate::datasets::{CachedFile, DatasetVersion, SnapshotRow, TreeCache};
 pub use crate::environments::EnvironmentRow;
 use crate::environments::Environments;
+use crate::registry::Models;
 use crate::runs::Runs;
 pub use crate::runs::{ReplayRow, StoredRun};
 use crate::tokens::Tokens;
@@ -164,6 +165,11 @@ impl Metadata {
         self.conn().write(context, behavior, f)
     }
 
+    /// The model registry: its event log and anchor, and imported code bundles.
+    pub fn models(&self) -> Models<'_> {
+        Models { c: self.conn(), anchor_file: &self.anchor }
+    }
+
     /// Runs as `repro run` records them, their metric points, and replays' verdicts.
     pub fn runs(&self) -> Runs<'_> {
         Runs { c: self.conn() }
@@ -236,7 +242,7 @@ impl Metadata {
     ) -> Result<()> {
         let path = self.path.clone();
         let json = serde_json::to_string(record).expect("records serialize");
-        let anchor = self.registry_anchor()?;
+        let anchor = self.models().anchor()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -273,10 +279,10 @@ impl Metadata {
         j.append(&tx, ended_ms).map_err(|e| db(&path, "finish run", e))?;
         // Versions registered (through MLflow) while the run ran get their lineage in the
         // same transaction, so no finished run leaves a version unpinned.
-        let pinned = Self::pin_versions(&tx, &path, &anchor, &record.id, lineage, ended_ms)?;
+        let pinned = Models::pin_versions(&tx, &path, &anchor, &record.id, lineage, ended_ms)?;
         tx.commit().map_err(|e| db(&path, "finish run", e))?;
         if let Some(last) = pinned {
-            self.write_anchor(&last)?;
+            self.models().write_anchor(&last)?;
         }
         Ok(())
     }
@@ -289,7 +295,7 @@ impl Metadata {
     pub fn resolve_run(&self, spec: &str) -> Result<RunId> {
         let spec = spec.trim();
         if let Some(r) = repro_core::registry::ModelRef::parse(spec) {
-            let registry = self.registry()?;
+            let registry = self.models().registry()?;
             match registry.lookup(&r) {
                 Ok(v) => return Ok(v.run.clone()),
                 Err(e @ repro_core::registry::LookupError::NoModel { .. }) => {

@@ -39,7 +39,7 @@ fn run_objects(store: &Store, run: &StoredRun, data: bool, out: &mut BTreeSet<Di
 /// Writes the git bundle of `commit` into `scratch`: from a code bundle this store already
 /// has (an import), else from the recorded repository, the current folder's, or the remote.
 fn code_bundle(store: &Store, rec: &RunRecord, commit: &str, scratch: &Path, cwd: &Path) -> Result<PathBuf> {
-    if let Some(obj) = store.meta.code_bundle(commit)? {
+    if let Some(obj) = store.meta.models().code_bundle(commit)? {
         // A damaged or missing bundle object falls through to the other sources.
         if let repro_store::objects::Verified::Ok { .. } = store.objects.verify(&obj)? {
             return Ok(store.objects.fetch(&obj)?);
@@ -88,7 +88,7 @@ pub fn export(
     cwd: &Path,
     progress: &dyn crate::Progress,
 ) -> Result<ExportReport> {
-    let events = store.meta.registry_events()?;
+    let events = store.meta.models().events()?;
     let (registry, _) = Registry::fold(&events);
     let version = lookup(&registry, reference)?;
     let (run, lineage) = crate::registry::pinned_run(store, &version)?;

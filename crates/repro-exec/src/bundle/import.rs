@@ -351,7 +351,7 @@ pub fn import(
     }
 
     // 7. This store: the same version may already be here; a different one by that name may not.
-    let here = store.meta.registry()?;
+    let here = store.meta.models().registry()?;
     if let Some(existing) = here.models.get(&m.model).and_then(|model| model.versions.get(&m.version)) {
         if existing.lineage == version.lineage && existing.artifact == version.artifact {
             return Ok(ImportReport {
@@ -437,7 +437,7 @@ pub fn import(
         code_bundles: m.code.iter().map(|c| (c.commit.clone(), c.object.clone())).collect(),
     };
     let runs = rows.runs.len();
-    store.meta.import_bundle(&rows, repro_util::clock::now_ms(), |reg| {
+    store.meta.models().import_bundle(&rows, repro_util::clock::now_ms(), |reg| {
         if reg.models.get(&m.model).is_some_and(|model| model.versions.contains_key(&m.version)) {
             return Err(refuse(file, format!("{} was registered here meanwhile", version.reference())));
         }

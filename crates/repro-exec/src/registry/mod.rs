@@ -221,7 +221,7 @@ pub fn register(
         .ok_or_else(|| ExecError::Usage(format!("run {} has no lineage digest; run `repro fsck`", id.short())))?;
     crate::integrity::vouch_for_run(store, &run, &repro_core::progress::NoProgress)?;
     let artifact = resolve_artifact(store, &run, artifact, cwd)?;
-    let event = store.meta.append_registry_event(repro_util::clock::now_ms(), |reg| {
+    let event = store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         Ok::<_, ExecError>(NewEvent {
             model: name.to_string(),
             version: reg.next_version(name),
@@ -238,7 +238,7 @@ pub fn register(
 }
 
 fn found(store: &Store, name: &str, version: u32) -> Result<ModelVersion> {
-    let reg = store.meta.registry()?;
+    let reg = store.meta.models().registry()?;
     lookup(&reg, &format!("{name}@{version}"))
 }
 
@@ -249,7 +249,7 @@ pub fn archive(store: &mut Store, reference: &str, reason: &str, actor: &str) ->
         return Err(ExecError::Usage("--reason must say why, on one line".into()));
     }
     let mut target = None;
-    store.meta.append_registry_event(repro_util::clock::now_ms(), |reg| {
+    store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let v = lookup(reg, reference)?;
         if let Some(a) = &v.archived {
             return Err(ExecError::Usage(format!("{} is already archived ({})", v.reference(), a.reason)));

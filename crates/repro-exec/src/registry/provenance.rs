@@ -73,7 +73,7 @@ pub struct SignOutcome {
 pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str) -> Result<SignOutcome> {
     let key_path = signing_key_path(key)?;
     let signing = keys::load_signing_key(&key_path)?;
-    let registry = store.meta.registry()?;
+    let registry = store.meta.models().registry()?;
     let version = lookup(&registry, reference)?;
     if let Some(a) = &version.archived {
         return Err(ExecError::Usage(format!(
@@ -111,7 +111,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     let keyid = prov::sslib_keyid(&signing.verifying_key());
     let envelope_digest = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
     let public_key = store.objects.put_bytes(keys::public_pem(&signing.verifying_key()).as_bytes())?;
-    store.meta.append_registry_event(repro_util::clock::now_ms(), |reg| {
+    store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let now = lookup(reg, &version.reference())?;
         if now.archived.is_some() {
             return Err(ExecError::Usage(format!("{} was archived meanwhile; not signed", now.reference())));
@@ -127,13 +127,13 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
             },
         })
     })?;
-    let version = lookup(&store.meta.registry()?, &version.reference())?;
+    let version = lookup(&store.meta.models().registry()?, &version.reference())?;
     Ok(SignOutcome { version, keyid, envelope: envelope_digest })
 }
 
 /// `repro model attest NAME@V`: the stored envelopes of the version, one JSON line each.
 pub fn attest(store: &Store, reference: &str) -> Result<(ModelVersion, Vec<String>)> {
-    let version = lookup(&store.meta.registry()?, reference)?;
+    let version = lookup(&store.meta.models().registry()?, reference)?;
     if version.signatures.is_empty() {
         return Err(ExecError::Usage(format!(
             "{} is not signed, so there is no attestation yet; run `repro model sign {}` first",
@@ -280,8 +280,8 @@ pub fn verify(
     progress: &dyn crate::Progress,
 ) -> Result<VerifyReport> {
     let trusted = key.map(keys::load_public_key).transpose()?;
-    let events = store.meta.registry_events()?;
-    let anchor = store.meta.registry_anchor()?;
+    let events = store.meta.models().events()?;
+    let anchor = store.meta.models().anchor()?;
     let (registry, fold_problems) = registry::Registry::fold(&events);
     let version = lookup(&registry, reference)?;
     let mut checks = Vec::new();

@@ -12,7 +12,7 @@ use super::*;
 pub(super) fn code_origin(store: &Store, rec: &RunRecord, trust_code: bool) -> Result<Option<CodeOrigin>> {
     // Which import brought each run (the first, if several name it).
     let mut imported: BTreeMap<RunId, (Digest, Option<BundleSigner>)> = BTreeMap::new();
-    for e in store.meta.registry_events()?.iter().filter(|e| e.kind == "import") {
+    for e in store.meta.models().events()?.iter().filter(|e| e.kind == "import") {
         // An import that cannot be read might be the one that brought this run: stop.
         let Ok(Change::Import { run, bundle, signer, runs, .. }) = Change::from_payload(&e.kind, &e.payload) else {
             return Err(cannot(
@@ -111,7 +111,7 @@ pub(super) fn rebuild_code(
     }
     // A code bundle imported with the run (`repro bundle import`): local and verified.
     if source.is_none() {
-        if let Some(obj) = store.meta.code_bundle(commit)? {
+        if let Some(obj) = store.meta.models().code_bundle(commit)? {
             match store.objects.verify(&obj)? {
                 repro_store::objects::Verified::Ok { .. } => {
                     reset_dir(tree)?;
