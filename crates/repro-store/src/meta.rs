@@ -241,7 +241,6 @@ impl Metadata {
         sealed: Option<&(i64, String)>,
     ) -> Result<()> {
         let path = self.path.clone();
-        let json = serde_json::to_string(record).expect("records serialize");
         let anchor = self.models().anchor()?;
         let tx = self
             .conn
@@ -255,27 +254,10 @@ impl Metadata {
             return Err(StoreError::FactsMoved(id.to_string()));
         }
         let mut j = Journal::new();
-        tx.execute(
-            "UPDATE runs SET status = ?2, exit_code = ?3, ended_ms = ?4, record = ?5, lineage = ?6, record_object = ?7,
-                 pid = NULL, pid_start = NULL
-             WHERE id = ?1",
-            params![
-                id,
-                record.status.as_str(),
-                record.exit_code,
-                ended_ms,
-                json,
-                lineage.as_str(),
-                record_object.as_str()
-            ],
-        )
-        .map_err(|e| db(&path, "finish run", e))?;
-        j.touch(&tx, "finish", "runs", &[id.into()]).map_err(|e| db(&path, "finish run", e))?;
-        // What `repro run` captured is searchable through the tracking API like what a
-        // client logged; a key a client logged keeps its value.
-        tx.execute(crate::tracking::PARAMS_FROM_RECORD, [id]).map_err(|e| db(&path, "index params", e))?;
-        tx.execute(crate::tracking::LOGGED_FROM_RECORD, [id]).map_err(|e| db(&path, "index params", e))?;
-        j.touch_run_rows(&tx, "finish", "run_params", id).map_err(|e| db(&path, "index params", e))?;
+        // Each table group writes its part, all in this one transaction: the run's row, its
+        // captured params as tracking params, then (below) the registry's pins.
+        crate::runs::mark_finished(&tx, &mut j, &path, record, ended_ms, lineage, record_object)?;
+        crate::tracking::index_captured_params(&tx, &mut j, &path, id)?;
         j.append(&tx, ended_ms).map_err(|e| db(&path, "finish run", e))?;
         // Versions registered (through MLflow) while the run ran get their lineage in the
         // same transaction, so no finished run leaves a version unpinned.

@@ -511,15 +511,16 @@ mod tests {
                 std::thread::spawn(move || {
                     let m = Metadata::connect(&root, url.as_deref()).expect("open");
                     for _ in 0..5 {
-                        m.models().append::<StoreError>(1, |reg| {
-                            Ok(NewEvent {
-                                model: "pricing".into(),
-                                version: reg.next_version("pricing"),
-                                actor: "ada".into(),
-                                change: register(&run),
+                        m.models()
+                            .append::<StoreError>(1, |reg| {
+                                Ok(NewEvent {
+                                    model: "pricing".into(),
+                                    version: reg.next_version("pricing"),
+                                    actor: "ada".into(),
+                                    change: register(&run),
+                                })
                             })
-                        })
-                        .expect("append");
+                            .expect("append");
                     }
                 })
             })

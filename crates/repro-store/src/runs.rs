@@ -5,8 +5,11 @@ use repro_core::metrics::MetricPoint;
 use repro_core::record::{RunRecord, RunStatus, Verdict};
 use repro_core::{Digest, RunId};
 
-use crate::conn::{parse_digest, Conn};
-use crate::db::{params, OptionalExtension, TransactionBehavior, Val};
+use std::path::Path;
+
+use crate::conn::{db, parse_digest, Conn};
+use crate::db::{params, Db, OptionalExtension, TransactionBehavior, Val};
+use crate::journal::Journal;
 use crate::{Result, StoreError};
 
 /// One `runs` row as read, before decoding.
@@ -60,6 +63,29 @@ fn row_to_run(row: &crate::db::Row) -> crate::db::DbResult<RunRow> {
         host: row.get(7)?,
         name: row.get(8)?,
     })
+}
+
+/// Inside a finishing run's transaction: its final record, status and lineage, and no
+/// owning process any more.
+pub(crate) fn mark_finished(
+    tx: &Db,
+    j: &mut Journal,
+    path: &Path,
+    record: &RunRecord,
+    ended_ms: i64,
+    lineage: &Digest,
+    record_object: &Digest,
+) -> Result<()> {
+    let id = record.id.as_str();
+    let json = serde_json::to_string(record).expect("records serialize");
+    tx.execute(
+        "UPDATE runs SET status = ?2, exit_code = ?3, ended_ms = ?4, record = ?5, lineage = ?6, record_object = ?7,
+             pid = NULL, pid_start = NULL
+         WHERE id = ?1",
+        params![id, record.status.as_str(), record.exit_code, ended_ms, json, lineage.as_str(), record_object.as_str()],
+    )
+    .map_err(|e| db(path, "finish run", e))?;
+    j.touch(tx, "finish", "runs", &[id.into()]).map_err(|e| db(path, "finish run", e))
 }
 
 /// The `runs`, `metrics` and `replays` tables.

@@ -37,6 +37,14 @@ SELECT r.id, j.key, CASE WHEN j.type = 'text' THEN j.value ELSE json(j.value) EN
 FROM runs r, json_each(r.record, '$.params.logged') j WHERE r.id = ?1 ON CONFLICT DO NOTHING;
 ";
 
+/// Inside a finishing run's transaction: what `repro run` captured becomes searchable
+/// through the tracking API like what a client logged; a key a client logged keeps its value.
+pub(crate) fn index_captured_params(tx: &Db, j: &mut Journal, path: &std::path::Path, id: &str) -> Result<()> {
+    tx.execute(PARAMS_FROM_RECORD, [id]).map_err(|e| db(path, "index params", e))?;
+    tx.execute(LOGGED_FROM_RECORD, [id]).map_err(|e| db(path, "index params", e))?;
+    j.touch_run_rows(tx, "finish", "run_params", id).map_err(|e| db(path, "index params", e))
+}
+
 /// Recomputes the latest point of each of a run's metrics (after points arrive in bulk).
 pub(crate) const REFRESH_LATEST: &str = "
 INSERT INTO latest_metrics (run_id, key, value, step, timestamp_ms, is_nan)
