@@ -23,7 +23,9 @@ use repro_core::Digest;
 // Re-exported: exec and the server hash files under this name.
 pub use repro_util::hash::hash_file;
 
+// Re-exported: fsck and the remote tier both name it through here.
 use crate::remote::Remote;
+pub use crate::remote::Verified;
 use crate::{Result, StoreError};
 
 const OBJECTS_DIR: &str = "objects";
@@ -33,14 +35,6 @@ pub struct Objects {
     dir: PathBuf,
     tmp: PathBuf,
     remote: Option<Arc<Remote>>,
-}
-
-/// What re-hashing one object found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verified {
-    Ok { bytes: u64 },
-    Missing,
-    Corrupt,
 }
 
 impl Objects {
