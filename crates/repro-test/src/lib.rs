@@ -54,14 +54,19 @@ pub fn cached_venv(dir: &Path, requirements: &Path) -> PathBuf {
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(stamp_want.as_str()) {
         let _ = std::fs::remove_dir_all(dir);
         let ok = Command::new("python3").args(["-m", "venv"]).arg(dir).status().expect("python3 -m venv").success();
-        assert!(ok, "python3 -m venv failed");
+        assert!(ok, "python3 -m venv failed: install python3-venv (or run scripts/test-all.sh, which does)");
         let ok = Command::new(dir.join("bin/pip"))
             .args(["install", "-q", "--disable-pip-version-check", "-r"])
             .arg(requirements)
             .status()
             .expect("pip install")
             .success();
-        assert!(ok, "pip install -r {} failed", requirements.display());
+        assert!(
+            ok,
+            "pip install -r {} failed: the tests need PyPI (or a pip cache holding these wheels); \
+             scripts/test-all.sh builds every test virtualenv ahead of time",
+            requirements.display()
+        );
         std::fs::write(&stamp, &stamp_want).expect("stamp");
     }
     real(dir)
