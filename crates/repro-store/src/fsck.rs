@@ -273,7 +273,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             });
         }
     }
-    report.caches_rebuilt.extend(store.meta.rebuild_latest_metrics()?);
+    report.caches_rebuilt.extend(store.meta.tracking().rebuild_latest_metrics()?);
     report.caches_rebuilt.extend(check_tree_cache(store)?);
 
     // 3. Every snapshot: its manifest, and each file's object when contents are stored.

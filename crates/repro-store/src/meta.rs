@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::db::{params, Db, TransactionBehavior};
+use crate::db::{Db, TransactionBehavior};
 use crate::journal::Journal;
 use repro_core::record::RunRecord;
 use repro_core::{Digest, RunId};
@@ -73,49 +73,6 @@ impl Metadata {
         crate::schema::version(&self.conn, false).map_err(self.err("read the schema version"))
     }
 
-    /// Rebuilds `latest_metrics` wherever it disagrees with `metrics` (it is a cache of each
-    /// key's latest point). Returns what was rebuilt, for fsck to say.
-    pub(crate) fn rebuild_latest_metrics(&self) -> Result<Vec<String>> {
-        let e = || self.err("check latest_metrics");
-        let wrong = self
-            .conn
-            .query_rows(
-                "SELECT w.run_id FROM (SELECT run_id, key, value, step, timestamp_ms, is_nan FROM
-                     (SELECT run_id, key, value, step, timestamp_ms, is_nan,
-                             ROW_NUMBER() OVER (PARTITION BY run_id, key ORDER BY step DESC, timestamp_ms DESC, value DESC) AS n
-                      FROM metrics) AS ranked WHERE n = 1) AS w
-                 LEFT JOIN latest_metrics l ON l.run_id = w.run_id AND l.key = w.key
-                 WHERE l.run_id IS NULL OR l.value != w.value OR l.step != w.step OR l.timestamp_ms != w.timestamp_ms
-                    OR l.is_nan != w.is_nan
-                 UNION
-                 SELECT l.run_id FROM latest_metrics l
-                 WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = l.run_id AND m.key = l.key)",
-                params![],
-            )
-            .map_err(e())?;
-        let mut out = Vec::new();
-        for r in wrong {
-            let run: String = r.get(0).map_err(e())?;
-            self.write("rebuild latest_metrics", TransactionBehavior::Immediate, |tx, _| {
-                tx.lock_key(&run).map_err(self.err("rebuild latest_metrics"))?;
-                tx.execute(
-                    "DELETE FROM latest_metrics WHERE run_id = ?1 AND NOT EXISTS
-                     (SELECT 1 FROM metrics m WHERE m.run_id = latest_metrics.run_id AND m.key = latest_metrics.key)",
-                    [run.as_str()],
-                )
-                .map_err(self.err("rebuild latest_metrics"))?;
-                tx.execute(crate::tracking::REFRESH_LATEST, [run.as_str()])
-                    .map_err(self.err("rebuild latest_metrics"))?;
-                Ok(())
-            })?;
-            out.push(format!(
-                "latest_metrics: run {} disagreed with its metric points; rebuilt from metrics",
-                &run[..run.len().min(8)]
-            ));
-        }
-        Ok(out)
-    }
-
     /// Checks one run's journal against its rows, and against the head its record sealed.
     pub fn check_run_facts(&self, record: &RunRecord) -> Result<Vec<crate::journal::Tampered>> {
         let mut out =
@@ -152,17 +109,6 @@ impl Metadata {
 
     pub(crate) fn err(&self, context: &str) -> impl FnOnce(crate::db::DbError) -> StoreError + '_ {
         self.conn().err(context)
-    }
-
-    /// Runs `f` in a write transaction and appends what it journaled, in the same
-    /// transaction: a change and its journal entry land together or not at all.
-    pub(crate) fn write<T>(
-        &self,
-        context: &str,
-        behavior: TransactionBehavior,
-        f: impl FnOnce(&Db, &mut Journal) -> Result<T>,
-    ) -> Result<T> {
-        self.conn().write(context, behavior, f)
     }
 
     /// The model registry: its event log and anchor, and imported code bundles.
@@ -328,7 +274,8 @@ mod tests {
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let m = Metadata::connect(dir.path(), Some(&scratch.url)).expect("connect");
-        let rows: i64 = m.conn.query_row("SELECT COUNT(*) FROM repro_schema", params![], |r| r.get(0)).expect("count");
+        let rows: i64 =
+            m.conn.query_row("SELECT COUNT(*) FROM repro_schema", crate::db::params![], |r| r.get(0)).expect("count");
         assert_eq!(rows, 1);
         assert_eq!(crate::schema::version(&m.conn, false).expect("version"), crate::schema::SCHEMA_VERSION);
     }

@@ -202,6 +202,49 @@ pub struct Tracking<'a> {
 }
 
 impl Tracking<'_> {
+    /// Rebuilds `latest_metrics` wherever it disagrees with `metrics` (it is a cache of each
+    /// key's latest point). Returns what was rebuilt, for fsck to say.
+    pub(crate) fn rebuild_latest_metrics(&self) -> Result<Vec<String>> {
+        let e = || self.c.err("check latest_metrics");
+        let wrong = self
+            .c
+            .db
+            .query_rows(
+                "SELECT w.run_id FROM (SELECT run_id, key, value, step, timestamp_ms, is_nan FROM
+                     (SELECT run_id, key, value, step, timestamp_ms, is_nan,
+                             ROW_NUMBER() OVER (PARTITION BY run_id, key ORDER BY step DESC, timestamp_ms DESC, value DESC) AS n
+                      FROM metrics) AS ranked WHERE n = 1) AS w
+                 LEFT JOIN latest_metrics l ON l.run_id = w.run_id AND l.key = w.key
+                 WHERE l.run_id IS NULL OR l.value != w.value OR l.step != w.step OR l.timestamp_ms != w.timestamp_ms
+                    OR l.is_nan != w.is_nan
+                 UNION
+                 SELECT l.run_id FROM latest_metrics l
+                 WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = l.run_id AND m.key = l.key)",
+                params![],
+            )
+            .map_err(e())?;
+        let mut out = Vec::new();
+        for r in wrong {
+            let run: String = r.get(0).map_err(e())?;
+            self.c.write("rebuild latest_metrics", TransactionBehavior::Immediate, |tx, _| {
+                tx.lock_key(&run).map_err(self.c.err("rebuild latest_metrics"))?;
+                tx.execute(
+                    "DELETE FROM latest_metrics WHERE run_id = ?1 AND NOT EXISTS
+                     (SELECT 1 FROM metrics m WHERE m.run_id = latest_metrics.run_id AND m.key = latest_metrics.key)",
+                    [run.as_str()],
+                )
+                .map_err(self.c.err("rebuild latest_metrics"))?;
+                tx.execute(REFRESH_LATEST, [run.as_str()]).map_err(self.c.err("rebuild latest_metrics"))?;
+                Ok(())
+            })?;
+            out.push(format!(
+                "latest_metrics: run {} disagreed with its metric points; rebuilt from metrics",
+                &run[..run.len().min(8)]
+            ));
+        }
+        Ok(out)
+    }
+
     pub fn create_experiment(
         &mut self,
         name: &str,
