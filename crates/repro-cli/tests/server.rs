@@ -298,7 +298,7 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
     // And it is in the "pricing" experiment for MLflow clients.
     let server = Server::start(&t);
     let script = format!(
-        "import json, mlflow; c = mlflow.MlflowClient(); r = c.runs().get('{id}'); e = c.tracking().get_experiment_by_name('pricing'); \
+        "import json, mlflow; c = mlflow.MlflowClient(); r = c.get_run('{id}'); e = c.get_experiment_by_name('pricing'); \
          print(json.dumps([r.info.experiment_id == e.experiment_id, r.data.params, r.data.tags.get('stage'), r.info.status]))"
     );
     let out = Command::new(py).arg("-c").arg(&script).env("MLFLOW_TRACKING_URI", &server.uri).output().expect("python");
@@ -596,7 +596,7 @@ def code(f):
         return "ok"
     except MlflowException as e:
         return e.error_code
-print(json.dumps([code(lambda: c.tracking().get_experiment("0")), code(lambda: c.tracking().search_runs(["0"])), code(lambda: c.tracking().create_experiment("x" + str(id(c)))),
+print(json.dumps([code(lambda: c.get_experiment("0")), code(lambda: c.search_runs(["0"])), code(lambda: c.create_experiment("x" + str(id(c)))),
     code(lambda: c.search_registered_models()), code(lambda: c.get_latest_versions("nope")), code(lambda: c.create_registered_model("m" + str(id(c))))]))
 "#;
     let call = |token: Option<&str>| -> Value {
