@@ -2,8 +2,15 @@
 //! database (`repro.db`, SQLite in WAL mode), the store's configuration (`repro.toml`)
 //! and `fsck`.
 //!
-//! Depends on `repro-core` only. Nothing here modifies an object in place: objects are
-//! written once (temp file → durable → rename) and every read re-checks the digest.
+//! The metadata database is reached through [`Metadata`], which hands out one repository
+//! per table group, each borrowing the connection: [`Metadata::runs`], [`Metadata::tracking`]
+//! (with logged models), [`Metadata::models`] (the registry), [`Metadata::datasets`],
+//! [`Metadata::environments`], [`Metadata::tokens`] and [`Metadata::verdicts`] (fsck's).
+//! Every table and its history is in `schema.rs`. What spans groups (finishing a run,
+//! resolving a run spec) is on `Metadata` itself.
+//!
+//! Depends on `repro-core` and `repro-util` only. Nothing here modifies an object in place:
+//! objects are written once (temp file → durable → rename) and every read re-checks the digest.
 
 pub mod config;
 mod conn;
