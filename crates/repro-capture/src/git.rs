@@ -146,7 +146,7 @@ fn capture_in(root: &Path, exclude: &[PathBuf], max_untracked: u64) -> Result<Gi
             cap.code.untracked_skipped.push(SkippedFile { path: rel.clone(), size: meta.len(), reason });
             continue;
         }
-        let (digest, size) = repro_store::objects::hash_file(&abs).map_err(CaptureError::io("read", &abs))?;
+        let (digest, size) = repro_util::hash::hash_file(&abs).map_err(CaptureError::io("read", &abs))?;
         stored_bytes += size;
         cap.code.untracked.push(FileEntry { path: rel.clone(), size, mode: mode_of(&meta), digest });
         cap.untracked_files.push(abs);

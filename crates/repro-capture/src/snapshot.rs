@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
+use repro_core::progress::Progress;
 use repro_core::record::FileEntry;
 use repro_core::snapshot::{Manifest, SnapshotKind};
 use repro_core::Digest;
-use repro_store::fsck::Progress;
-use repro_store::meta::{CachedFile, DatasetVersion, SnapshotRow, TreeCache};
+use repro_store::datasets::{CachedFile, DatasetVersion, SnapshotRow, TreeCache};
 use repro_store::objects::FileStat;
 use repro_store::{Batch, Store};
 use serde::Serialize;
@@ -82,7 +82,7 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
     tracing::debug!(files = found.len(), "walked");
 
     let root_key = root.display().to_string();
-    let cache = store.meta.tree_cache(&root_key)?;
+    let cache = store.meta.datasets().tree_cache(&root_key)?;
     // Raw BLAKE3 digests: made into text only where a manifest or an object needs them.
     let mut digests: Vec<Option<[u8; 32]>> = Vec::with_capacity(found.len());
     let mut rows = cache.files.iter().peekable();
@@ -152,7 +152,7 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
     };
     tracing::debug!(rebuilt = manifest_bytes.is_some(), "manifest");
 
-    let known = store.meta.get_snapshot(&digest)?;
+    let known = store.meta.datasets().snapshot(&digest)?;
     if !req.reference && !known.as_ref().is_some_and(|k| k.stored) {
         // Cached digests say nothing about the store: make sure their objects are there.
         let cached: Vec<usize> = (0..found.len()).filter(|&i| !fresh[i]).collect();
@@ -209,18 +209,18 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
         files,
         bytes,
         stored: !req.reference,
-        created_ms: repro_store::now_ms(),
+        created_ms: repro_util::clock::now_ms(),
     };
     // Nothing new to say (the common re-snapshot): skip the write transaction and its fsync.
     let known_fully = known.is_some_and(|k| k.stored || req.reference) && !cache_changed;
     let known_version = match (known_fully, req.dataset) {
-        (true, Some((name, _))) => store.meta.dataset_version_of(name, &digest)?.map(Some),
+        (true, Some((name, _))) => store.meta.datasets().version_of(name, &digest)?.map(Some),
         (true, None) => Some(None),
         (false, _) => None,
     };
     let dataset = match known_version {
         Some(v) => v,
-        None => store.meta.record_snapshot(
+        None => store.meta.datasets().record_snapshot(
             &row,
             req.dataset.map(|(n, s)| (n, s, req.reference)),
             new_cache.as_ref().map(|c| (root_key.as_str(), c)),
@@ -264,11 +264,11 @@ fn hash_and_store(path: &Path, stat: &FileStat, batch: Option<&Batch<'_>>) -> Re
             Ok(d)
         }
         Some(batch) => {
-            let (d, _) = repro_store::objects::hash_file(path).map_err(CaptureError::io("read", path))?;
+            let (d, _) = repro_util::hash::hash_file(path).map_err(CaptureError::io("read", path))?;
             batch.add_copy(&d, path, stat)?;
             Ok(d)
         }
-        None => Ok(repro_store::objects::hash_file(path).map_err(CaptureError::io("read", path))?.0),
+        None => Ok(repro_util::hash::hash_file(path).map_err(CaptureError::io("read", path))?.0),
     }
 }
 

@@ -75,6 +75,8 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "REPRO_TEST_PG", meaning: "tests only: run the suite on this PostgreSQL server" },
     Variable { name: "REPRO_TEST_S3_ENDPOINT", meaning: "tests only: the S3 endpoint the suite's stores use" },
     Variable { name: "REPRO_TEST_S3_BUCKET", meaning: "tests only: the bucket on that endpoint" },
+    Variable { name: "REPRO_TEST_VENV", meaning: "tests only: where the shared test virtualenv lives" },
+    Variable { name: "REPRO_TEST_REQUIRE_ALL", meaning: "tests only: a missing optional tool fails the test" },
 ];
 
 /// The "Environment variables" section of `repro --help`.

@@ -13,7 +13,7 @@ use repro_exec::env::{EnvDiff, ParityReport};
 use repro_exec::provenance::VerifyReport;
 use repro_exec::registry::{ApproveOutcome, PromoteOutcome};
 use repro_exec::views::{self, DatasetRow, DatasetShow, EnvironmentShow, ModelShow, ModelView};
-use repro_store::meta::EnvironmentRow;
+use repro_store::environments::EnvironmentRow;
 use repro_store::Store;
 use serde_json::{json, Value};
 

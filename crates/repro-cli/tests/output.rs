@@ -49,7 +49,7 @@ impl Scrub {
         if let Some(home) = std::env::var_os("HOME") {
             s.literal(home.to_str().expect("utf-8"), "[home]");
         }
-        s.literal(&repro_store::process::hostname(), "[host]");
+        s.literal(&repro_util::host::hostname(), "[host]");
         for key in ["user.name", "user.email"] {
             let out = std::process::Command::new("git").args(["config", key]).current_dir(&t.dir).output();
             if let Ok(out) = out {

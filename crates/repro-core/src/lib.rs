@@ -14,6 +14,7 @@ pub mod error;
 pub mod metrics;
 pub mod params;
 pub mod pickles;
+pub mod progress;
 pub mod provenance;
 pub mod record;
 pub mod registry;

@@ -119,12 +119,12 @@ fn name_missing_data(store: &Store, run: &StoredRun, check: &mut ObjectCheck) ->
                 dataset: input.dataset.clone(),
             });
         }
-        if hit && store.meta.get_snapshot(&input.snapshot)?.is_some_and(|s| !s.stored) {
+        if hit && store.meta.datasets().snapshot(&input.snapshot)?.is_some_and(|s| !s.stored) {
             absent_snapshots = true;
         }
     }
     if absent_snapshots {
-        let registry = store.meta.registry()?;
+        let registry = store.meta.models().registry()?;
         check.imported_without_data = registry
             .versions_of_run(&run.record.id)
             .into_iter()
@@ -136,7 +136,7 @@ fn name_missing_data(store: &Store, run: &StoredRun, check: &mut ObjectCheck) ->
 
 /// The model versions that pin a run, with whether each still agrees with its lineage.
 pub fn registry_mentions(store: &Store, run: &StoredRun) -> crate::Result<Vec<audit::RegistryMention>> {
-    let registry = store.meta.registry()?;
+    let registry = store.meta.models().registry()?;
     let actual = run.record.lineage();
     Ok(registry
         .versions_of_run(&run.record.id)
@@ -154,8 +154,9 @@ pub fn registry_mentions(store: &Store, run: &StoredRun) -> crate::Result<Vec<au
 pub fn replay_summaries(store: &Store, id: &repro_core::RunId) -> crate::Result<Vec<ReplaySummary>> {
     Ok(store
         .meta
+        .runs()
         .replays_of(id)?
         .into_iter()
-        .map(|r| ReplaySummary { replay: r.replay, verdict: r.verdict, at: repro_store::rfc3339(r.created_ms) })
+        .map(|r| ReplaySummary { replay: r.replay, verdict: r.verdict, at: repro_util::clock::rfc3339(r.created_ms) })
         .collect())
 }

@@ -36,8 +36,8 @@ pub fn manifests(store: &Store, runs: &[&StoredRun]) -> BTreeMap<Digest, Manifes
 }
 
 pub fn diff_runs(store: &Store, a: &StoredRun, b: &StoredRun) -> Result<RunDiff> {
-    let metrics_a = last_values(&store.meta.metrics(&a.record.id)?);
-    let metrics_b = last_values(&store.meta.metrics(&b.record.id)?);
+    let metrics_a = last_values(&store.meta.runs().metrics(&a.record.id)?);
+    let metrics_b = last_values(&store.meta.runs().metrics(&b.record.id)?);
     let manifests = manifests(store, &[a, b]);
     Ok(diff::diff_runs(&DiffInput {
         a: &a.record,

@@ -9,7 +9,8 @@ use repro_core::environment::{self, EnvironmentSpec};
 use repro_core::pickles;
 use repro_core::record::{DeclaredRequirement, InstalledPackage, PinStatus, PythonEnvironment};
 use repro_core::snapshot::Manifest;
-use repro_store::meta::{EnvironmentRow, StoredRun};
+use repro_store::environments::EnvironmentRow;
+use repro_store::meta::StoredRun;
 use repro_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +72,7 @@ impl Side {
 /// is not one (so callers may try a file or a run next).
 pub fn find_registered(store: &Store, text: &str) -> Result<Option<(EnvironmentRow, EnvironmentSpec)>> {
     let Some((name, version)) = environment::parse_env_ref(text) else { return Ok(None) };
-    let Some(row) = store.meta.get_environment(name, version)? else { return Ok(None) };
+    let Some(row) = store.meta.environments().get(name, version)? else { return Ok(None) };
     let bytes = store.objects.read(&row.spec)?;
     let spec: EnvironmentSpec = serde_json::from_slice(&bytes).map_err(|e| {
         ExecError::Usage(format!(
@@ -110,7 +111,7 @@ impl EnvArg {
         }
         let text = given.to_string_lossy().into_owned();
         let registered = match environment::parse_env_ref(&text) {
-            Some((name, version)) => text.contains(':') || store.meta.get_environment(name, version)?.is_some(),
+            Some((name, version)) => text.contains(':') || store.meta.environments().get(name, version)?.is_some(),
             None => false,
         };
         Ok(if registered { EnvArg::Registered(text) } else { EnvArg::File(given.to_path_buf()) })
@@ -162,7 +163,7 @@ pub fn resolve_side(store: &Store, text: &str, cwd: Option<&Path>, runs: bool) -
     }
     if runs {
         if let Ok(id) = store.meta.resolve_run(text) {
-            return run_side(store.meta.get_run(&id)?);
+            return run_side(store.meta.runs().get(&id)?);
         }
     }
     let what = match (cwd.is_some(), runs) {
@@ -254,7 +255,7 @@ pub fn resolve_subject(store: &Store, text: &str) -> Result<Side> {
         }
     }
     match store.meta.resolve_run(text) {
-        Ok(id) => run_side(store.meta.get_run(&id)?),
+        Ok(id) => run_side(store.meta.runs().get(&id)?),
         Err(e) => registered(store)?.ok_or_else(|| e.into()),
     }
 }
@@ -344,7 +345,7 @@ pub fn register(
     batch.add_bytes(&digest, &json)?;
     batch.commit()?;
     let (row, new) =
-        store.meta.register_environment(name, &spec.identity(), &digest, spec.kind(), &abs.display().to_string())?;
+        store.meta.environments().register(name, &spec.identity(), &digest, spec.kind(), &abs.display().to_string())?;
     if !new {
         // The same content was registered before: that version, as it was registered.
         let (_, existing) = get_registered(store, &format!("{}:{}", row.name, row.version))?;

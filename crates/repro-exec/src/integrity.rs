@@ -28,12 +28,12 @@ pub fn refuse_if_damaged(store: &Store) -> Result<()> {
 /// The refusal, when the newest verdict found damage; shared with the store's own check
 /// inside registry appends.
 pub fn damage_message(meta: &repro_store::Metadata) -> Result<Option<String>> {
-    Ok(meta.last_fsck_damage()?.map(|(at, problems)| {
+    Ok(meta.verdicts().last_damage()?.map(|(at, problems)| {
         let first = problems.first().cloned().unwrap_or_else(|| "damage".into());
         let more = problems.len().saturating_sub(1);
         format!(
             "the store is damaged (found {}: {first}{}); {RESTORE}",
-            repro_store::rfc3339(at),
+            repro_util::clock::rfc3339(at),
             if more > 0 { format!(", and {more} more problem(s)") } else { String::new() }
         )
     }))
@@ -52,7 +52,7 @@ pub fn vouch_for_run(store: &Store, run: &StoredRun, progress: &dyn crate::Progr
 
 /// Checks a version: its run as above, and the artifact's bytes against both digests.
 pub fn vouch_for_version(store: &Store, version: &ModelVersion, progress: &dyn crate::Progress) -> Result<()> {
-    let run = store.meta.get_run(&version.run)?;
+    let run = store.meta.runs().get(&version.run)?;
     vouch_for_run(store, &run, progress)?;
     let mut problems = Vec::new();
     for f in &version.artifact.files {
@@ -71,7 +71,7 @@ fn refuse(store: &Store, problems: Vec<String>) -> Result<()> {
     if problems.is_empty() {
         return Ok(());
     }
-    store.meta.record_damage(&problems)?;
+    store.meta.verdicts().record_damage(&problems)?;
     let more = problems.len() - 1;
     Err(StoreError::Damaged(format!(
         "{}{}; {RESTORE}",

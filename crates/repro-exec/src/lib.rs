@@ -22,7 +22,7 @@ pub mod views;
 // The old paths of approvals and provenance, which live with the registry they sign for.
 pub use error::ExecError;
 pub use registry::{approval, provenance};
-pub use repro_store::fsck::Progress;
+pub use repro_core::progress::Progress;
 
 pub type Result<T, E = ExecError> = std::result::Result<T, E>;
 
@@ -41,6 +41,6 @@ pub struct Quiet;
 impl Reporter for Quiet {
     fn message(&self, _text: &str) {}
     fn progress(&self) -> &dyn Progress {
-        &repro_store::fsck::NoProgress
+        &repro_core::progress::NoProgress
     }
 }

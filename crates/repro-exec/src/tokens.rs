@@ -85,7 +85,7 @@ pub fn create(
     };
     let secret = format!("repro_{}", uuid::Uuid::new_v4().simple());
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    store.meta.create_person_token(
+    store.meta.tokens().create_for_person(
         &id,
         &secret,
         role.as_str(),
@@ -106,7 +106,7 @@ pub fn create(
 
 /// Revokes a token by id; an unknown id is the caller's mistake.
 pub fn revoke(store: &Store, id: &str) -> Result<()> {
-    if !store.meta.revoke_token(id)? {
+    if !store.meta.tokens().revoke(id)? {
         return Err(ExecError::Usage(format!("no token with id '{id}'; `repro token ls` lists them")));
     }
     Ok(())

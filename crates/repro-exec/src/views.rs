@@ -16,7 +16,8 @@ use repro_core::record::{FileEntry, ReplaySummary, RunRecord};
 use repro_core::registry::{Model, ModelVersion, StagePolicy};
 use repro_core::snapshot::SnapshotKind;
 use repro_core::Digest;
-use repro_store::meta::{EnvironmentRow, StoredRun};
+use repro_store::environments::EnvironmentRow;
+use repro_store::meta::StoredRun;
 use repro_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -41,18 +42,18 @@ pub fn run_json(r: &StoredRun) -> Value {
 
 /// `repro runs [--limit N]`: newest first.
 pub fn runs(store: &Store, limit: Option<usize>) -> Result<Value> {
-    Ok(Value::Array(store.meta.list_runs(limit)?.iter().map(run_json).collect()))
+    Ok(Value::Array(store.meta.runs().list(limit)?.iter().map(run_json).collect()))
 }
 
 /// `repro show RUN`: the run, its metrics, replays and the model versions that pin it.
 pub fn show(store: &Store, spec: &str) -> Result<Value> {
     let id = store.meta.resolve_run(spec)?;
-    let stored = store.meta.get_run(&id)?;
-    let metrics = store.meta.metrics(&id)?;
+    let stored = store.meta.runs().get(&id)?;
+    let metrics = store.meta.runs().metrics(&id)?;
     let replays = crate::audit::replay_summaries(store, &id)?;
     let models = crate::audit::registry_mentions(store, &stored)?;
     // Tags a tracking client set (`mlflow.set_tag`), and MLflow's own `mlflow.*` ones.
-    let tags = match store.meta.get_tracked_run(id.as_str()) {
+    let tags = match store.meta.tracking().get_tracked_run(id.as_str()) {
         Ok(tracked) => tracked.tags,
         Err(repro_store::StoreError::Missing(_)) => BTreeMap::new(),
         Err(e) => return Err(e.into()),
@@ -112,14 +113,14 @@ fn unreadable(what: &str, e: &dyn std::fmt::Display) -> ExecError {
 
 /// `repro audit RUN [--strict]`.
 pub fn audit(store: &Store, spec: &str, strict: bool, progress: &dyn crate::Progress) -> Result<AuditReport> {
-    let run = store.meta.get_run(&store.meta.resolve_run(spec)?)?;
+    let run = store.meta.runs().get(&store.meta.resolve_run(spec)?)?;
     crate::audit::audit_run(store, &run, strict, progress)
 }
 
 /// `repro diff RUN_A RUN_B`.
 pub fn diff(store: &Store, a: &str, b: &str) -> Result<RunDiff> {
-    let a = store.meta.get_run(&store.meta.resolve_run(a)?)?;
-    let b = store.meta.get_run(&store.meta.resolve_run(b)?)?;
+    let a = store.meta.runs().get(&store.meta.resolve_run(a)?)?;
+    let b = store.meta.runs().get(&store.meta.resolve_run(b)?)?;
     crate::diff::diff_runs(store, &a, &b)
 }
 
@@ -139,11 +140,11 @@ pub struct DatasetRow {
 /// `repro data ls`.
 pub fn datasets(store: &Store) -> Result<Vec<DatasetRow>> {
     let mut rows = Vec::new();
-    for d in store.meta.list_datasets()? {
-        let snap = store.meta.get_snapshot(&d.snapshot)?;
+    for d in store.meta.datasets().list()? {
+        let snap = store.meta.datasets().snapshot(&d.snapshot)?;
         rows.push(DatasetRow {
             bytes: snap.as_ref().map(|s| s.bytes),
-            created_at: repro_store::rfc3339(d.created_ms),
+            created_at: repro_util::clock::rfc3339(d.created_ms),
             files: snap.as_ref().map(|s| s.files),
             name: d.name,
             reference: d.reference,
@@ -172,12 +173,12 @@ pub struct DatasetShow {
 }
 
 pub fn dataset(store: &Store, spec: &str) -> Result<DatasetShow> {
-    let d = store.meta.get_dataset(spec)?;
-    let snap = store.meta.get_snapshot(&d.snapshot)?;
+    let d = store.meta.datasets().get(spec)?;
+    let snap = store.meta.datasets().snapshot(&d.snapshot)?;
     let m = repro_capture::snapshot::manifest(store, &d.snapshot)?;
     Ok(DatasetShow {
         bytes: m.total_bytes(),
-        created_at: repro_store::rfc3339(d.created_ms),
+        created_at: repro_util::clock::rfc3339(d.created_ms),
         files: m.entries.len(),
         kind: m.kind,
         entries: m.entries,
@@ -192,7 +193,7 @@ pub fn dataset(store: &Store, spec: &str) -> Result<DatasetShow> {
 
 /// `repro env ls`.
 pub fn environments(store: &Store) -> Result<Vec<EnvironmentRow>> {
-    Ok(store.meta.list_environments()?)
+    Ok(store.meta.environments().list()?)
 }
 
 /// `repro env show NAME[:V]`.
@@ -244,7 +245,7 @@ impl ModelView {
 
 /// `repro model ls`: the models not deleted.
 pub fn models(store: &Store) -> Result<Vec<ModelView>> {
-    Ok(store.meta.registry()?.models.values().filter(|m| m.deleted.is_none()).map(ModelView::of).collect())
+    Ok(store.meta.models().registry()?.models.values().filter(|m| m.deleted.is_none()).map(ModelView::of).collect())
 }
 
 /// `repro model show NAME` (the model) or `NAME@V` / `NAME@STAGE` (one version).
@@ -256,7 +257,7 @@ pub enum ModelShow {
 }
 
 pub fn model(store: &Store, spec: &str) -> Result<ModelShow> {
-    let registry = store.meta.registry()?;
+    let registry = store.meta.models().registry()?;
     if spec.contains('@') {
         return Ok(ModelShow::Version(Box::new(crate::registry::lookup(&registry, spec)?)));
     }
@@ -292,7 +293,7 @@ pub struct ApprovalRow {
 
 /// Every approval in the registry (of one model, when `model` is given), oldest first.
 pub fn approvals(store: &Store, model: Option<&str>) -> Result<Vec<ApprovalRow>> {
-    let registry = store.meta.registry()?;
+    let registry = store.meta.models().registry()?;
     if let Some(name) = model {
         registry.model(name).map_err(|e| repro_store::StoreError::UnknownModel(e.to_string()))?;
     }
@@ -312,7 +313,7 @@ pub fn approvals(store: &Store, model: Option<&str>) -> Result<Vec<ApprovalRow>>
                     v.approvers(&a.stage).iter().any(|first| std::ptr::eq(*first, a))
                 };
                 rows.push(ApprovalRow {
-                    at: repro_store::rfc3339(a.at_ms),
+                    at: repro_util::clock::rfc3339(a.at_ms),
                     by: a.by.clone(),
                     comment: a.comment.clone(),
                     counted,

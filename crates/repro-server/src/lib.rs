@@ -267,7 +267,7 @@ impl Background {
         let token = format!("repro_run_{}", uuid::Uuid::new_v4().simple());
         let mut state = State::with_access(root, guard::Access::default())?;
         let held = replay.then(repro_exec::replay::HeldCalls::default);
-        state.ephemeral = Some(repro_store::tracking::token_hash(&token));
+        state.ephemeral = Some(repro_store::tokens::token_hash(&token));
         state.held = held.clone().map(|calls| Held { calls, changes: Mutex::new(Vec::new()) });
         let state = Arc::new(state);
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")

@@ -175,18 +175,18 @@ async fn actor(
     s: &Arc<State>,
     headers: &HeaderMap,
     claimed: Option<&str>,
-) -> Result<Option<repro_store::tracking::TokenPerson>, ApiError> {
+) -> Result<Option<repro_store::tokens::TokenPerson>, ApiError> {
     if claimed.is_some() {
         return Err(ApiError::invalid(
             "`as` is not accepted: through the server the acting person is the token's (`repro token create --name … --email …`)",
         ));
     }
     let Some(token) = crate::auth::presented(headers) else { return Ok(None) };
-    s.with_meta(move |m, _| Ok(m.token_person(&token)?)).await
+    s.with_meta(move |m, _| Ok(m.tokens().person(&token)?)).await
 }
 
 /// How the registry names a request's actor.
-fn actor_name(person: Option<&repro_store::tracking::TokenPerson>) -> String {
+fn actor_name(person: Option<&repro_store::tokens::TokenPerson>) -> String {
     person.map_or_else(|| repro_core::actor::ANYONE.into(), |p| p.actor())
 }
 
@@ -239,7 +239,7 @@ pub(crate) async fn dataset(AxState(s): S, d: Seg, q: Q) -> Reply<views::Dataset
     from_store(&s, move |st| Ok(views::dataset(st, &d)?)).await
 }
 
-pub(crate) async fn environments(AxState(s): S, q: Q) -> Reply<Vec<repro_store::meta::EnvironmentRow>> {
+pub(crate) async fn environments(AxState(s): S, q: Q) -> Reply<Vec<repro_store::environments::EnvironmentRow>> {
     Params::parse(q, &[])?;
     from_store(&s, |st| Ok(views::environments(st)?)).await
 }

@@ -78,20 +78,13 @@ pub struct BadRun {
     pub problem: String,
 }
 
-/// Progress hooks, so the CLI can draw a bar without this crate knowing about terminals.
-pub trait Progress: Sync {
-    fn start(&self, _what: &str, _total: u64) {}
-    fn advance(&self, _n: u64) {}
-    fn finish(&self) {}
-}
-
-pub struct NoProgress;
-impl Progress for NoProgress {}
+// Re-exported: the server names these through `fsck`.
+pub use repro_core::progress::{NoProgress, Progress};
 
 pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     let mut report = FsckReport {
         stale_temp_removed: remove_stale_temp(store),
-        interrupted: store.meta.reap_interrupted()?,
+        interrupted: store.meta.runs().reap_interrupted()?,
         ..Default::default()
     };
 
@@ -143,7 +136,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     };
 
     // 2. Every run: its record, lineage and references.
-    let runs = store.meta.all_runs()?;
+    let runs = store.meta.runs().all()?;
     report.runs = runs.len();
     for run in &runs {
         let id = run.record.id.to_string();
@@ -188,7 +181,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
 
     // Replays: the report exists and the replay run says which run it replays.
-    for r in store.meta.all_replays()? {
+    for r in store.meta.runs().all_replays()? {
         check(&r.report, format!("replay {} report", r.replay), &mut report);
         let linked = runs.iter().find(|run| run.record.id == r.replay).and_then(|run| run.record.replay_of.as_ref());
         if linked != Some(&r.original) {
@@ -200,7 +193,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
 
     // Registered environments: their spec objects.
-    for env in store.meta.list_environments()? {
+    for env in store.meta.environments().list()? {
         let who = format!("environment {}:{}", env.name, env.version);
         if !check(&env.spec, who.clone(), &mut report) {
             continue;
@@ -223,9 +216,9 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
 
     // The registry: the event chain, then what each version pins.
-    let events = store.meta.registry_events()?;
+    let events = store.meta.models().events()?;
     report.registry_events = events.len();
-    let anchor = store.meta.registry_anchor()?;
+    let anchor = store.meta.models().anchor()?;
     report.registry.extend(anchor.problem());
     report.registry.extend(repro_core::registry::verify_chain(&events, anchor.event()).into_iter().map(|p| p.message));
     let (registry, problems) = repro_core::registry::Registry::fold(&events);
@@ -257,10 +250,10 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             check(&sig.public_key, format!("{who} signing key"), &mut report);
         }
     }
-    for (path, object) in store.meta.all_artifacts()? {
+    for (path, object) in store.meta.tracking().all_artifacts()? {
         check(&object, format!("artifact {path}"), &mut report);
     }
-    for (commit, object) in store.meta.all_code_bundles()? {
+    for (commit, object) in store.meta.models().code_bundles()? {
         check(&object, format!("code bundle of commit {}", &commit[..commit.len().min(12)]), &mut report);
     }
 
@@ -271,20 +264,20 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
     if store.meta.conn.is_postgres() {
         let version = store.meta.schema_version_now()?;
-        if version != crate::meta::SCHEMA_VERSION {
+        if version != crate::schema::SCHEMA_VERSION {
             report.tampered.push(crate::journal::Tampered {
                 run: None,
                 table: "repro_schema".into(),
                 key: String::new(),
-                problem: format!("says schema {version}, but the tables are schema {}", crate::meta::SCHEMA_VERSION),
+                problem: format!("says schema {version}, but the tables are schema {}", crate::schema::SCHEMA_VERSION),
             });
         }
     }
-    report.caches_rebuilt.extend(store.meta.rebuild_latest_metrics()?);
+    report.caches_rebuilt.extend(store.meta.tracking().rebuild_latest_metrics()?);
     report.caches_rebuilt.extend(check_tree_cache(store)?);
 
     // 3. Every snapshot: its manifest, and each file's object when contents are stored.
-    let snapshots = store.meta.all_snapshots()?;
+    let snapshots = store.meta.datasets().snapshots()?;
     report.snapshots = snapshots.len();
     for s in &snapshots {
         let who = format!("snapshot {}", s.digest.short());
@@ -310,7 +303,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         && report.bad_runs.is_empty()
         && report.registry.is_empty()
         && report.tampered.is_empty();
-    store.meta.record_fsck(&report)?;
+    store.meta.verdicts().record_fsck(report.clean, &report.problems())?;
     Ok(report)
 }
 
@@ -319,8 +312,8 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
 /// the file's content. Dropping costs the next snapshot of that root one re-hash.
 fn check_tree_cache(store: &Store) -> Result<Vec<String>> {
     let mut dropped = Vec::new();
-    for (root, manifest, files) in store.meta.tree_cache_rows()? {
-        let cached = crate::meta::TreeCache::decode(&files);
+    for (root, manifest, files) in store.meta.datasets().tree_cache_rows()? {
+        let cached = crate::datasets::TreeCache::decode(&files);
         let agrees = match (&manifest, cached) {
             (Some(m), Some(cached)) => match store.objects.read(m).ok().and_then(|b| Manifest::from_bytes(&b).ok()) {
                 Some(manifest) => {
@@ -339,7 +332,7 @@ fn check_tree_cache(store: &Store) -> Result<Vec<String>> {
             _ => false,
         };
         if !agrees {
-            store.meta.drop_tree_cache(&root)?;
+            store.meta.datasets().drop_tree_cache(&root)?;
             dropped.push(format!("tree_cache: the stat cache of {root} did not match its manifest; dropped (the next snapshot re-hashes it)"));
         }
     }

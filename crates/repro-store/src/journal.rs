@@ -26,30 +26,6 @@ use serde_json::{json, Value};
 
 use crate::db::{Db, DbResult, Row, Val};
 
-/// Version 7: the journal, what tokens bind a person to, and fsck's verdicts.
-pub(crate) const SCHEMA_V7: &str = "
-CREATE TABLE journal (
-    scope TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    at_ms INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    body TEXT NOT NULL,
-    prev TEXT,
-    hash TEXT NOT NULL,
-    PRIMARY KEY (scope, seq)
-) WITHOUT ROWID;
-ALTER TABLE tokens ADD COLUMN email TEXT;
-ALTER TABLE tokens ADD COLUMN approver_keyid TEXT;
-ALTER TABLE tokens ADD COLUMN approver_key TEXT;
-CREATE TABLE fsck_results (
-    id TEXT PRIMARY KEY,
-    at_ms INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    clean BOOLEAN NOT NULL,
-    problems TEXT NOT NULL
-);
-";
-
 /// The scope of the store's own facts.
 pub const STORE_SCOPE: &str = "store";
 
@@ -796,34 +772,40 @@ mod tests {
     }
 
     /// A store with a row in every journaled table, written through the store's own API.
-    fn populated() -> (tempfile::TempDir, crate::Store, Option<crate::db::ScratchDb>) {
+    fn populated() -> (tempfile::TempDir, crate::Store, Option<repro_test::ScratchDb>) {
         use crate::tracking::{DatasetInput, MetricIn};
         use repro_core::record::{RunRecord, Verdict};
         use repro_core::{Digest, RunId};
         let dir = tempfile::tempdir().expect("tempdir");
-        let scratch = crate::db::ScratchDb::create();
+        let scratch = repro_test::ScratchDb::create();
         let backends = crate::Backends { db: scratch.as_ref().map(|s| s.url.clone()), objects: None };
         let mut store = crate::Store::init_with(dir.path(), &backends).expect("init");
         let m = &mut store.meta;
         let id = RunId::from_bytes([7; 16]);
-        m.create_tracked_run(&id, 0, "ada", "first", 1_000, &[("team".into(), "risk".into())], "h").expect("create");
+        m.tracking()
+            .create_tracked_run(&id, 0, "ada", "first", 1_000, &[("team".into(), "risk".into())], "h")
+            .expect("create");
         let pts = [MetricIn { key: "rmse".into(), value: 0.5, timestamp: 2_000, step: 1 }];
-        m.log_batch(id.as_str(), &pts, &[("lr".into(), "0.1".into())], &[("stage".into(), "fit".into())]).expect("log");
-        m.log_inputs(
-            id.as_str(),
-            &[DatasetInput {
-                name: "train".into(),
-                digest: "abc".into(),
-                source_type: "local".into(),
-                source: "{}".into(),
-                schema: None,
-                profile: None,
-                tags: Default::default(),
-            }],
-        )
-        .expect("inputs");
-        let exp = m.create_experiment("churn", None, &[("owner".into(), "ada".into())]).expect("experiment");
+        m.tracking()
+            .log_batch(id.as_str(), &pts, &[("lr".into(), "0.1".into())], &[("stage".into(), "fit".into())])
+            .expect("log");
+        m.tracking()
+            .log_inputs(
+                id.as_str(),
+                &[DatasetInput {
+                    name: "train".into(),
+                    digest: "abc".into(),
+                    source_type: "local".into(),
+                    source: "{}".into(),
+                    schema: None,
+                    profile: None,
+                    tags: Default::default(),
+                }],
+            )
+            .expect("inputs");
+        let exp = m.tracking().create_experiment("churn", None, &[("owner".into(), "ada".into())]).expect("experiment");
         let model = m
+            .tracking()
             .create_logged_model(&crate::logged::NewLoggedModel {
                 experiment_id: exp,
                 name: "forest".into(),
@@ -834,13 +816,13 @@ mod tests {
                 tags: Default::default(),
             })
             .expect("model");
-        m.log_run_outputs(id.as_str(), &[(model.model_id.clone(), 0)]).expect("outputs");
+        m.tracking().log_run_outputs(id.as_str(), &[(model.model_id.clone(), 0)]).expect("outputs");
         let d = Digest::of_bytes(b"x");
-        m.put_artifact(&format!("0/{id}/artifacts/model.pkl"), &d, 1).expect("artifact");
-        m.create_token("t1", "secret-token", "read", "ci").expect("token");
-        m.record_code_bundle("0123456789abcdef", &d).expect("code");
-        m.register_environment("serving", &d, &d, "declared", "requirements.txt").expect("environment");
-        let snapshot = crate::meta::SnapshotRow {
+        m.tracking().put_artifact(&format!("0/{id}/artifacts/model.pkl"), &d, 1).expect("artifact");
+        m.tokens().create("t1", "secret-token", "read", "ci").expect("token");
+        m.models().record_code_bundle("0123456789abcdef", &d).expect("code");
+        m.environments().register("serving", &d, &d, "declared", "requirements.txt").expect("environment");
+        let snapshot = crate::datasets::SnapshotRow {
             digest: d.clone(),
             kind: "file".into(),
             files: 1,
@@ -848,21 +830,24 @@ mod tests {
             stored: true,
             created_ms: 3_000,
         };
-        m.record_snapshot(&snapshot, Some(("data/train.csv", "data/train.csv", false)), None).expect("snapshot");
+        m.datasets()
+            .record_snapshot(&snapshot, Some(("data/train.csv", "data/train.csv", false)), None)
+            .expect("snapshot");
         let replay = RunId::from_bytes([8; 16]);
         let record = RunRecord::tracking_only(replay.clone(), None, "ada".into(), "h".into(), "t".into());
-        m.insert_run(&record, 4_000).expect("replay run");
-        m.record_replay(&crate::meta::ReplayRow {
-            replay,
-            original: id.clone(),
-            verdict: Verdict::Identical,
-            report: d,
-            created_ms: 5_000,
-        })
-        .expect("replay");
+        m.runs().insert(&record, 4_000).expect("replay run");
+        m.runs()
+            .record_replay(&crate::meta::ReplayRow {
+                replay,
+                original: id.clone(),
+                verdict: Verdict::Identical,
+                report: d,
+                created_ms: 5_000,
+            })
+            .expect("replay");
         let report = crate::fsck::FsckReport { clean: true, ..Default::default() };
-        m.record_fsck(&report).expect("fsck verdict");
-        let mut record = m.get_run(&id).expect("run").record;
+        m.verdicts().record_fsck(report.clean, &report.problems()).expect("fsck verdict");
+        let mut record = m.runs().get(&id).expect("run").record;
         record.status = repro_core::record::RunStatus::Finished;
         m.seal_and_finish(&store.objects, &mut record, 6_000).expect("finish");
         (dir, store, scratch)

@@ -2,11 +2,21 @@
 //! database (`repro.db`, SQLite in WAL mode), the store's configuration (`repro.toml`)
 //! and `fsck`.
 //!
-//! Depends on `repro-core` only. Nothing here modifies an object in place: objects are
-//! written once (temp file → durable → rename) and every read re-checks the digest.
+//! The metadata database is reached through [`Metadata`], which hands out one repository
+//! per table group, each borrowing the connection: [`Metadata::runs`], [`Metadata::tracking`]
+//! (with logged models), [`Metadata::models`] (the registry), [`Metadata::datasets`],
+//! [`Metadata::environments`], [`Metadata::tokens`] and [`Metadata::verdicts`] (fsck's).
+//! Every table and its history is in `schema.rs`. What spans groups (finishing a run,
+//! resolving a run spec) is on `Metadata` itself.
+//!
+//! Depends on `repro-core` and `repro-util` only. Nothing here modifies an object in place:
+//! objects are written once (temp file → durable → rename) and every read re-checks the digest.
 
 pub mod config;
+mod conn;
+pub mod datasets;
 pub mod db;
+pub mod environments;
 mod error;
 pub mod fsck;
 pub mod journal;
@@ -17,8 +27,12 @@ pub mod objects;
 pub mod process;
 pub mod registry;
 pub mod remote;
+pub mod runs;
+mod schema;
 pub mod search;
+pub mod tokens;
 pub mod tracking;
+pub mod verdicts;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +41,8 @@ pub use error::{RemoteFailure, StoreError};
 pub use meta::Metadata;
 pub use objects::{Batch, Objects};
 pub use remote::Remote;
+// Re-exported: most crates read the clock through the store, which records its times.
+pub use repro_util::clock::{now_ms, rfc3339};
 
 /// The folder name of a store inside a project.
 pub const STORE_DIR: &str = ".repro";
@@ -98,7 +114,7 @@ impl Store {
         write_new(&root.join(".gitignore"), b"# repro's store; managed by repro\n*\n")?;
         let made = (|| {
             Objects::create(&root, backends.objects.as_deref())?;
-            Metadata::connect(&root, backends.db.as_deref())?.join_anchor()
+            Metadata::connect(&root, backends.db.as_deref())?.models().join_anchor()
         })();
         if let Err(e) = made {
             // Nothing half-made: a store whose backend could not be reached is not a store.
@@ -178,15 +194,4 @@ pub fn explicit(dir: &Path) -> Result<PathBuf> {
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     objects::write_durably(path, bytes).map_err(StoreError::io("write", path))
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// RFC 3339 (UTC, milliseconds) for a Unix time in milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
 }

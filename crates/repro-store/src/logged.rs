@@ -7,35 +7,8 @@ use std::collections::BTreeMap;
 use crate::db::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use crate::meta::Metadata;
+use crate::tracking::Tracking;
 use crate::{Result, StoreError};
-
-/// Version 6: logged models and the runs' model outputs.
-pub(crate) const SCHEMA_V6: &str = "
-CREATE TABLE logged_models (
-    model_id TEXT PRIMARY KEY,
-    experiment_id INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    model_type TEXT,
-    source_run_id TEXT,
-    status TEXT NOT NULL,
-    status_message TEXT,
-    creator_id TEXT,
-    artifact_uri TEXT NOT NULL,
-    creation_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL,
-    params TEXT NOT NULL DEFAULT '{}',
-    tags TEXT NOT NULL DEFAULT '{}',
-    deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX logged_models_experiment ON logged_models(experiment_id, name);
-CREATE TABLE run_model_outputs (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    model_id TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    PRIMARY KEY (run_id, model_id, step)
-) WITHOUT ROWID;
-";
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LoggedModel {
@@ -105,15 +78,16 @@ fn json(map: &BTreeMap<String, String>) -> String {
     serde_json::to_string(map).expect("string maps serialize")
 }
 
-impl Metadata {
+impl Tracking<'_> {
     pub fn create_logged_model(&self, new: &NewLoggedModel) -> Result<LoggedModel> {
         let exists: Option<String> = self
-            .conn
+            .c
+            .db
             .query_row("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?1", [new.experiment_id], |r| {
                 r.get(0)
             })
             .optional()
-            .map_err(self.err("find the experiment"))?;
+            .map_err(self.c.err("find the experiment"))?;
         match exists.as_deref() {
             None => {
                 return Err(StoreError::Missing(format!("No Experiment with id={} exists", new.experiment_id)));
@@ -132,7 +106,7 @@ impl Metadata {
         let id = format!("m-{}", uuid::Uuid::new_v4().simple());
         let now = crate::now_ms();
         let uri = format!("mlflow-artifacts:/{}/models/{id}/artifacts", new.experiment_id);
-        self.write("create the logged model", TransactionBehavior::Immediate, |tx, j| {
+        self.c.write("create the logged model", TransactionBehavior::Immediate, |tx, j| {
             tx.execute(
                 &format!("INSERT INTO logged_models ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8, ?9, ?9, ?10, ?11)"),
                 params![
@@ -149,17 +123,18 @@ impl Metadata {
                     json(&new.tags)
                 ],
             )
-            .map_err(self.err("create the logged model"))?;
-            j.touch(tx, "model", "logged_models", &[id.as_str().into()]).map_err(self.err("create the logged model"))
+            .map_err(self.c.err("create the logged model"))?;
+            j.touch(tx, "model", "logged_models", &[id.as_str().into()]).map_err(self.c.err("create the logged model"))
         })?;
         self.get_logged_model(&id)
     }
 
     pub fn get_logged_model(&self, id: &str) -> Result<LoggedModel> {
-        self.conn
+        self.c
+            .db
             .query_row(&format!("SELECT {COLUMNS} FROM logged_models WHERE model_id = ?1 AND deleted = 0"), [id], row)
             .optional()
-            .map_err(self.err("read the logged model"))?
+            .map_err(self.c.err("read the logged model"))?
             .ok_or_else(|| not_found(id))
     }
 
@@ -168,14 +143,14 @@ impl Metadata {
         let mut m = self.get_logged_model(id)?;
         change(&mut m);
         m.updated_ms = crate::now_ms();
-        self.write("update the logged model", TransactionBehavior::Immediate, |tx, j| {
+        self.c.write("update the logged model", TransactionBehavior::Immediate, |tx, j| {
             tx.execute(
                 "UPDATE logged_models SET status = ?2, status_message = ?3, params = ?4, tags = ?5, updated_ms = ?6
                  WHERE model_id = ?1",
                 params![id, m.status, m.status_message, json(&m.params), json(&m.tags), m.updated_ms],
             )
-            .map_err(self.err("update the logged model"))?;
-            j.touch(tx, "model", "logged_models", &[id.into()]).map_err(self.err("update the logged model"))
+            .map_err(self.c.err("update the logged model"))?;
+            j.touch(tx, "model", "logged_models", &[id.into()]).map_err(self.c.err("update the logged model"))
         })?;
         Ok(m)
     }
@@ -201,28 +176,29 @@ impl Metadata {
     /// Marks the model deleted; its files and the versions registered from it stay.
     pub fn delete_logged_model(&self, id: &str) -> Result<()> {
         self.get_logged_model(id)?;
-        self.write("delete the logged model", TransactionBehavior::Immediate, |tx, j| {
+        self.c.write("delete the logged model", TransactionBehavior::Immediate, |tx, j| {
             tx.execute(
                 "UPDATE logged_models SET deleted = 1, updated_ms = ?2 WHERE model_id = ?1",
                 params![id, crate::now_ms()],
             )
-            .map_err(self.err("delete the logged model"))?;
-            j.touch(tx, "model", "logged_models", &[id.into()]).map_err(self.err("delete the logged model"))
+            .map_err(self.c.err("delete the logged model"))?;
+            j.touch(tx, "model", "logged_models", &[id.into()]).map_err(self.c.err("delete the logged model"))
         })
     }
 
     /// The models of `experiments` (all when empty), newest first.
     pub fn logged_models(&self, experiments: &[i64]) -> Result<Vec<LoggedModel>> {
         let mut stmt = self
-            .conn
+            .c
+            .db
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM logged_models WHERE deleted = 0 ORDER BY creation_ms DESC, model_id"
             ))
-            .map_err(self.err("search logged models"))?;
-        let rows = stmt.query_map(params![], row).map_err(self.err("search logged models"))?;
+            .map_err(self.c.err("search logged models"))?;
+        let rows = stmt.query_map(params![], row).map_err(self.c.err("search logged models"))?;
         let mut out = Vec::new();
         for r in rows {
-            let m = r.map_err(self.err("search logged models"))?;
+            let m = r.map_err(self.c.err("search logged models"))?;
             if experiments.is_empty() || experiments.contains(&m.experiment_id) {
                 out.push(m);
             }
@@ -236,21 +212,21 @@ impl Metadata {
         for (id, _) in models {
             self.get_logged_model(id)?;
         }
-        self.write("record the run's outputs", TransactionBehavior::Immediate, |tx, j| {
-            tx.lock_key(run).map_err(self.err("record the run's outputs"))?;
+        self.c.write("record the run's outputs", TransactionBehavior::Immediate, |tx, j| {
+            tx.lock_key(run).map_err(self.c.err("record the run's outputs"))?;
             for (id, step) in models {
                 tx.execute(
                     "INSERT INTO run_model_outputs VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                     params![run, id, step],
                 )
-                .map_err(self.err("record the run's outputs"))?;
+                .map_err(self.c.err("record the run's outputs"))?;
                 j.touch(
                     tx,
                     "outputs",
                     "run_model_outputs",
                     &[run.into(), id.as_str().into(), crate::db::Val::Int(*step)],
                 )
-                .map_err(self.err("record the run's outputs"))?;
+                .map_err(self.c.err("record the run's outputs"))?;
             }
             Ok(())
         })
@@ -258,11 +234,13 @@ impl Metadata {
 
     pub fn run_outputs(&self, run: &str) -> Result<Vec<(String, i64)>> {
         let mut stmt = self
-            .conn
+            .c
+            .db
             .prepare_cached("SELECT model_id, step FROM run_model_outputs WHERE run_id = ?1 ORDER BY step, model_id")
-            .map_err(self.err("read the run's outputs"))?;
-        let rows = stmt.query_map([run], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err("read the run's outputs"))?;
-        rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("read the run's outputs"))
+            .map_err(self.c.err("read the run's outputs"))?;
+        let rows =
+            stmt.query_map([run], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.c.err("read the run's outputs"))?;
+        rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.c.err("read the run's outputs"))
     }
 
     /// Every artifact file under folder `dir` (recursively): path, object, size.
@@ -270,18 +248,19 @@ impl Metadata {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
         let end = format!("{prefix}\u{10FFFF}");
         let mut stmt = self
-            .conn
+            .c
+            .db
             .prepare_cached("SELECT path, object, size FROM artifacts WHERE path >= ?1 AND path < ?2 ORDER BY path")
-            .map_err(self.err("list artifacts"))?;
+            .map_err(self.c.err("list artifacts"))?;
         let rows = stmt
             .query_map(params![prefix, end], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
             })
-            .map_err(self.err("list artifacts"))?;
+            .map_err(self.c.err("list artifacts"))?;
         let mut out = Vec::new();
         for r in rows {
-            let (path, object, size): (String, String, i64) = r.map_err(self.err("list artifacts"))?;
-            let digest = crate::meta::parse_digest(&object, &path)?;
+            let (path, object, size): (String, String, i64) = r.map_err(self.c.err("list artifacts"))?;
+            let digest = crate::conn::parse_digest(&object, &path)?;
             out.push((path, digest, size as u64));
         }
         Ok(out)

@@ -5,118 +5,26 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::db::{params, Db, OptionalExtension, TransactionBehavior, Val};
+use crate::db::{Db, TransactionBehavior};
 use crate::journal::Journal;
-use repro_core::metrics::MetricPoint;
-use repro_core::record::{RunRecord, RunStatus, Verdict};
+use repro_core::record::RunRecord;
 use repro_core::{Digest, RunId};
 
-use crate::objects::FileStat;
+pub(crate) use crate::conn::db;
+use crate::conn::Conn;
+use crate::datasets::Datasets;
+pub use crate::datasets::{CachedFile, DatasetVersion, SnapshotRow, TreeCache};
+pub use crate::environments::EnvironmentRow;
+use crate::environments::Environments;
+use crate::registry::Models;
+use crate::runs::Runs;
+pub use crate::runs::{ReplayRow, StoredRun};
+use crate::tokens::Tokens;
+use crate::tracking::Tracking;
+use crate::verdicts::Verdicts;
 use crate::{Result, StoreError};
 
 pub const DB_FILE: &str = "repro.db";
-pub(crate) const SCHEMA_VERSION: i64 = 7;
-
-const SCHEMA_V1: &str = "
-CREATE TABLE runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    name TEXT,
-    status TEXT NOT NULL,
-    exit_code INTEGER,
-    started_ms INTEGER NOT NULL,
-    ended_ms INTEGER,
-    host TEXT NOT NULL,
-    pid INTEGER,
-    pid_start TEXT,
-    record TEXT NOT NULL,
-    lineage TEXT,
-    record_object TEXT
-);
-CREATE INDEX runs_name ON runs(name);
-CREATE TABLE metrics (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    key TEXT NOT NULL,
-    value REAL NOT NULL,
-    step INTEGER NOT NULL,
-    timestamp_ms INTEGER NOT NULL
-);
-CREATE INDEX metrics_run ON metrics(run_id, key, step);
-CREATE TABLE snapshots (
-    digest TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    files INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    stored INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE datasets (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    snapshot TEXT NOT NULL REFERENCES snapshots(digest),
-    source TEXT NOT NULL,
-    reference INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL,
-    PRIMARY KEY (name, version),
-    UNIQUE (name, snapshot)
-);
-CREATE TABLE tree_cache (
-    root TEXT PRIMARY KEY,
-    manifest TEXT,
-    files BLOB NOT NULL
-) WITHOUT ROWID;
-";
-
-/// Version 2: replays of runs and their verdicts (`repro replay`).
-const SCHEMA_V2: &str = "
-CREATE TABLE replays (
-    replay_id TEXT PRIMARY KEY REFERENCES runs(id),
-    original_id TEXT NOT NULL REFERENCES runs(id),
-    verdict TEXT NOT NULL,
-    report TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE INDEX replays_original ON replays(original_id, created_ms);
-";
-
-/// Version 3: registered environments (`repro env register`).
-const SCHEMA_V3: &str = "
-CREATE TABLE environments (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    identity TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    source TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    PRIMARY KEY (name, version),
-    UNIQUE (name, identity)
-);
-";
-
-/// Version 4: the model registry's hash-chained event log, and git bundles of imported code.
-const SCHEMA_V4: &str = "
-CREATE TABLE registry_events (
-    seq INTEGER PRIMARY KEY,
-    at_ms INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    model TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    prev TEXT,
-    hash TEXT NOT NULL UNIQUE
-);
-CREATE INDEX registry_events_model ON registry_events(model, version);
-CREATE TABLE code_bundles (
-    git_commit TEXT PRIMARY KEY,
-    object TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-";
-
-/// A stat-cache row as stored: root, manifest, encoded files.
-pub(crate) type CacheRow = (String, Option<Digest>, Vec<u8>);
 
 pub struct Metadata {
     pub(crate) conn: Db,
@@ -124,148 +32,6 @@ pub struct Metadata {
     pub(crate) path: PathBuf,
     /// The registry's anchor file, in the store's folder (each folder anchors the log as it saw it).
     pub(crate) anchor: PathBuf,
-}
-
-/// One `runs` row as read, before decoding.
-struct RunRow {
-    id: String,
-    json: String,
-    lineage: Option<String>,
-    object: Option<String>,
-    pid: Option<u32>,
-    pid_start: Option<String>,
-    status: String,
-    host: String,
-    name: Option<String>,
-}
-
-/// A run as the metadata store holds it.
-#[derive(Clone, Debug)]
-pub struct StoredRun {
-    pub record: RunRecord,
-    /// The run's name now: `record.name` is the name it was recorded with (covered by the
-    /// lineage digest), and MLflow's `runs/update` may have renamed it since.
-    pub name: Option<String>,
-    pub lineage: Option<Digest>,
-    pub record_object: Option<Digest>,
-    pub pid: Option<u32>,
-    pub pid_start: Option<String>,
-}
-
-/// A registered environment version.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EnvironmentRow {
-    pub name: String,
-    pub version: u32,
-    /// The `EnvironmentSpec` object.
-    pub spec: Digest,
-    /// `declared` or `installed`.
-    pub kind: String,
-    /// Where it was registered from (a path, for people).
-    pub source: String,
-    pub created_ms: i64,
-}
-
-/// A replay of a run and its verdict.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ReplayRow {
-    pub replay: RunId,
-    pub original: RunId,
-    pub verdict: Verdict,
-    /// The replay report (JSON), stored as an object.
-    pub report: Digest,
-    pub created_ms: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotRow {
-    pub digest: Digest,
-    pub kind: String,
-    pub files: u64,
-    pub bytes: u64,
-    pub stored: bool,
-    pub created_ms: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct DatasetVersion {
-    pub name: String,
-    pub version: u32,
-    pub snapshot: Digest,
-    pub source: String,
-    pub reference: bool,
-    pub created_ms: i64,
-}
-
-/// The stat cache of one snapshot root: what each file looked like when it was hashed,
-/// sorted by relative path, and the manifest digest they made (when every file was cacheable).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TreeCache {
-    pub manifest: Option<Digest>,
-    pub files: Vec<CachedFile>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CachedFile {
-    pub rel: String,
-    pub stat: FileStat,
-    /// The raw BLAKE3 digest (kept raw: turning 20,000 of them into text costs more
-    /// than the rest of a re-snapshot).
-    pub blake3: [u8; 32],
-}
-
-impl TreeCache {
-    /// A compact binary form: one row per root instead of one per file, because reading
-    /// 20,000 rows costs more than the walk it is meant to save.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.files.len() * 96);
-        out.extend_from_slice(b"RTC1");
-        for f in &self.files {
-            out.extend_from_slice(&(f.rel.len() as u32).to_le_bytes());
-            out.extend_from_slice(f.rel.as_bytes());
-            for v in [f.stat.dev, f.stat.ino, f.stat.size, f.stat.mtime_ns as u64, f.stat.ctime_ns as u64] {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(&f.stat.mode.to_le_bytes());
-            out.extend_from_slice(&f.blake3);
-        }
-        out
-    }
-
-    /// Decodes; anything malformed is `None` (a damaged cache is only a cache miss).
-    pub fn decode(bytes: &[u8]) -> Option<Vec<CachedFile>> {
-        let mut rest = bytes.strip_prefix(b"RTC1")?;
-        let mut files = Vec::new();
-        fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-            if rest.len() < n {
-                return None;
-            }
-            let (a, b) = rest.split_at(n);
-            *rest = b;
-            Some(a)
-        }
-        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-        while !rest.is_empty() {
-            let len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
-            let rel = std::str::from_utf8(take(&mut rest, len)?).ok()?.to_string();
-            let nums = take(&mut rest, 40)?;
-            let mode = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?);
-            let raw: [u8; 32] = take(&mut rest, 32)?.try_into().ok()?;
-            files.push(CachedFile {
-                rel,
-                stat: FileStat {
-                    dev: u64_of(&nums[0..8]),
-                    ino: u64_of(&nums[8..16]),
-                    size: u64_of(&nums[16..24]),
-                    mtime_ns: u64_of(&nums[24..32]) as i64,
-                    ctime_ns: u64_of(&nums[32..40]) as i64,
-                    mode,
-                },
-                blake3: raw,
-            });
-        }
-        Some(files)
-    }
 }
 
 impl Metadata {
@@ -277,8 +43,8 @@ impl Metadata {
         };
         let name = PathBuf::from(url);
         let conn = Db::postgres(url).map_err(|e| db(&name, "connect", e))?;
-        let mut m = Metadata { conn, path: name, anchor: root.join(crate::registry::ANCHOR_FILE) };
-        m.migrate()?;
+        let m = Metadata { conn, path: name, anchor: root.join(crate::registry::ANCHOR_FILE) };
+        crate::schema::migrate(&m.conn, &m.path, &m.anchor)?;
         Ok(m)
     }
 
@@ -297,245 +63,14 @@ impl Metadata {
         // kernel's file cache, not the process's own memory.
         conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(configure)?;
         let anchor = path.with_file_name(crate::registry::ANCHOR_FILE);
-        let mut m = Metadata { conn: Db::sqlite(conn, path), path: path.to_path_buf(), anchor };
-        m.migrate()?;
+        let m = Metadata { conn: Db::sqlite(conn, path), path: path.to_path_buf(), anchor };
+        crate::schema::migrate(&m.conn, &m.path, &m.anchor)?;
         Ok(m)
-    }
-
-    /// The schema version the database is at: SQLite's `user_version`, PostgreSQL's
-    /// `repro_schema` row (0 before there is one).
-    /// `locked`: inside the migration's write transaction, where the version table may be
-    /// created (two machines creating it at once would collide in PostgreSQL's catalog).
-    fn schema_version(&self, locked: bool) -> crate::db::DbResult<i64> {
-        if self.conn.is_postgres() {
-            if locked {
-                self.conn.execute_batch("CREATE TABLE IF NOT EXISTS repro_schema (version BIGINT NOT NULL)")?;
-            } else {
-                let exists: bool =
-                    self.conn.query_row("SELECT to_regclass('repro_schema') IS NOT NULL", params![], |r| r.get(0))?;
-                if !exists {
-                    return Ok(0);
-                }
-            }
-            let v: Option<i64> =
-                self.conn.query_row("SELECT MAX(version) FROM repro_schema", params![], |r| r.get(0))?;
-            Ok(v.unwrap_or(0))
-        } else {
-            self.conn.query_row("PRAGMA user_version", params![], |r| r.get(0))
-        }
-    }
-
-    /// Brings the schema to `SCHEMA_VERSION`, one step at a time, in one transaction. Each
-    /// step is written once, for SQLite; PostgreSQL runs it through `postgres_ddl`.
-    fn migrate(&mut self) -> Result<()> {
-        let path = self.path.clone();
-        let pg = self.conn.is_postgres();
-        let e = |c: &'static str| {
-            let path = path.clone();
-            move |err| db(&path, c, err)
-        };
-        // Most opens find the schema current: check without taking the write lock.
-        if self.schema_version(false).map_err(e("migrate"))? == SCHEMA_VERSION {
-            return Ok(());
-        }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("migrate"))?;
-        let version = self.schema_version(true).map_err(e("migrate"))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew { found: version, known: SCHEMA_VERSION });
-        }
-        // PostgreSQL keeps the version in a table anyone with access can edit: a version
-        // below the tables that exist would re-run steps already taken.
-        if pg && version < SCHEMA_VERSION {
-            let newest: bool = tx
-                .query_row("SELECT to_regclass('journal') IS NOT NULL", params![], |r| r.get(0))
-                .map_err(e("migrate"))?;
-            let any: bool = tx
-                .query_row("SELECT to_regclass('runs') IS NOT NULL", params![], |r| r.get(0))
-                .map_err(e("migrate"))?;
-            let holds = if newest {
-                Some(SCHEMA_VERSION)
-            } else if any && version == 0 {
-                Some(1)
-            } else {
-                None
-            };
-            if let Some(holds) = holds {
-                return Err(StoreError::Damaged(format!(
-                    "repro_schema in {} says schema {version}, but the database already holds the tables of schema {holds}: it was edited behind repro's back; restore the database from a backup",
-                    self.path.display()
-                )));
-            }
-        }
-        let step = |sql: &str, context: &'static str| {
-            let sql = if pg { crate::db::postgres_ddl(sql) } else { sql.to_string() };
-            tx.execute_batch(&sql).map_err(e(context))
-        };
-        // PostgreSQL has no implicit rowid: the tables whose reads keep insertion order get one.
-        let rowid = |table: &str| {
-            if pg {
-                tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN rowid BIGSERIAL")).map_err(e("add row ids"))
-            } else {
-                Ok(())
-            }
-        };
-        if version < 1 {
-            if pg {
-                tx.execute_batch(crate::db::PG_FUNCTIONS).map_err(e("create the SQL functions"))?;
-            }
-            step(SCHEMA_V1, "create schema")?;
-            rowid("metrics")?;
-        }
-        if version < 2 {
-            step(SCHEMA_V2, "add the replays table")?;
-            rowid("replays")?;
-        }
-        if version < 3 {
-            step(SCHEMA_V3, "add the environments table")?;
-        }
-        if version < 4 {
-            step(SCHEMA_V4, "add the registry tables")?;
-            Self::create_anchor(&self.anchor)?;
-        }
-        if version < 5 {
-            step(crate::tracking::SCHEMA_V5, "add the tracking tables")?;
-            rowid("run_inputs")?;
-            Self::create_default_experiment(&tx).map_err(e("add the Default experiment"))?;
-        }
-        if version < 6 {
-            step(crate::tracking::SCHEMA_V6, "add the search indexes")?;
-            step(crate::logged::SCHEMA_V6, "add the logged-model tables")?;
-        }
-        if version < 7 {
-            step(crate::journal::SCHEMA_V7, "add the journal")?;
-            crate::journal::genesis(&tx, crate::now_ms()).map_err(e("journal what the store holds"))?;
-        }
-        if pg {
-            tx.execute("DELETE FROM repro_schema", params![]).map_err(e("migrate"))?;
-            tx.execute("INSERT INTO repro_schema (version) VALUES (?1)", [SCHEMA_VERSION]).map_err(e("migrate"))?;
-        } else {
-            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(e("migrate"))?;
-        }
-        tx.commit().map_err(e("migrate"))
     }
 
     /// The schema version the database says it is at, read now.
     pub(crate) fn schema_version_now(&self) -> Result<i64> {
-        self.schema_version(false).map_err(self.err("read the schema version"))
-    }
-
-    /// Rebuilds `latest_metrics` wherever it disagrees with `metrics` (it is a cache of each
-    /// key's latest point). Returns what was rebuilt, for fsck to say.
-    pub(crate) fn rebuild_latest_metrics(&self) -> Result<Vec<String>> {
-        let e = || self.err("check latest_metrics");
-        let wrong = self
-            .conn
-            .query_rows(
-                "SELECT w.run_id FROM (SELECT run_id, key, value, step, timestamp_ms, is_nan FROM
-                     (SELECT run_id, key, value, step, timestamp_ms, is_nan,
-                             ROW_NUMBER() OVER (PARTITION BY run_id, key ORDER BY step DESC, timestamp_ms DESC, value DESC) AS n
-                      FROM metrics) AS ranked WHERE n = 1) AS w
-                 LEFT JOIN latest_metrics l ON l.run_id = w.run_id AND l.key = w.key
-                 WHERE l.run_id IS NULL OR l.value != w.value OR l.step != w.step OR l.timestamp_ms != w.timestamp_ms
-                    OR l.is_nan != w.is_nan
-                 UNION
-                 SELECT l.run_id FROM latest_metrics l
-                 WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = l.run_id AND m.key = l.key)",
-                params![],
-            )
-            .map_err(e())?;
-        let mut out = Vec::new();
-        for r in wrong {
-            let run: String = r.get(0).map_err(e())?;
-            self.write("rebuild latest_metrics", TransactionBehavior::Immediate, |tx, _| {
-                tx.lock_key(&run).map_err(self.err("rebuild latest_metrics"))?;
-                tx.execute(
-                    "DELETE FROM latest_metrics WHERE run_id = ?1 AND NOT EXISTS
-                     (SELECT 1 FROM metrics m WHERE m.run_id = latest_metrics.run_id AND m.key = latest_metrics.key)",
-                    [run.as_str()],
-                )
-                .map_err(self.err("rebuild latest_metrics"))?;
-                tx.execute(crate::tracking::REFRESH_LATEST, [run.as_str()])
-                    .map_err(self.err("rebuild latest_metrics"))?;
-                Ok(())
-            })?;
-            out.push(format!(
-                "latest_metrics: run {} disagreed with its metric points; rebuilt from metrics",
-                &run[..run.len().min(8)]
-            ));
-        }
-        Ok(out)
-    }
-
-    /// Every stat-cache row: (root, manifest, encoded files).
-    pub(crate) fn tree_cache_rows(&self) -> Result<Vec<CacheRow>> {
-        let rows = self
-            .conn
-            .query_rows("SELECT root, manifest, files FROM tree_cache", params![])
-            .map_err(self.err("read the stat cache"))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let root: String = r.get(0).map_err(self.err("read the stat cache"))?;
-            let manifest: Option<String> = r.get(1).map_err(self.err("read the stat cache"))?;
-            let files: Vec<u8> = r.get(2).unwrap_or_default();
-            out.push((root, manifest.and_then(|m| Digest::parse(&m).ok()), files));
-        }
-        Ok(out)
-    }
-
-    pub(crate) fn drop_tree_cache(&self, root: &str) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM tree_cache WHERE root = ?1", [root])
-            .map_err(self.err("drop a stat-cache row"))?;
-        Ok(())
-    }
-
-    /// Keeps fsck's verdict, so registry writes, exports and signatures wait while the last
-    /// fsck found damage (see `damage`).
-    pub(crate) fn record_fsck(&self, report: &crate::fsck::FsckReport) -> Result<()> {
-        self.record_verdict(report.clean, &report.problems())
-    }
-
-    /// Keeps damage a check outside fsck found (a registry write refused), so that every
-    /// later registry write waits until a clean fsck.
-    pub fn record_damage(&self, problems: &[String]) -> Result<()> {
-        self.record_verdict(false, problems)
-    }
-
-    fn record_verdict(&self, clean: bool, problems: &[String]) -> Result<()> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let json = serde_json::to_string(&problems).expect("strings serialize");
-        self.write("record the fsck verdict", TransactionBehavior::Immediate, |tx, j| {
-            tx.execute(
-                "INSERT INTO fsck_results (id, at_ms, host, clean, problems) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, crate::now_ms(), crate::process::hostname(), clean, json],
-            )
-            .map_err(self.err("record the fsck verdict"))?;
-            j.touch(tx, "fsck", "fsck_results", &[id.as_str().into()]).map_err(self.err("record the fsck verdict"))
-        })
-    }
-
-    /// What the newest fsck verdict says is damaged (empty: it found the store clean, or no
-    /// fsck has run), with when it ran.
-    pub fn last_fsck_damage(&self) -> Result<Option<(i64, Vec<String>)>> {
-        self.last_fsck_damage_in(&self.conn)
-    }
-
-    /// [`Metadata::last_fsck_damage`], read inside the caller's transaction.
-    pub(crate) fn last_fsck_damage_in(&self, conn: &Db) -> Result<Option<(i64, Vec<String>)>> {
-        let rows = conn
-            .query_rows(
-                "SELECT at_ms, clean, problems FROM fsck_results ORDER BY at_ms DESC, id DESC LIMIT 1",
-                params![],
-            )
-            .map_err(self.err("read the fsck verdict"))?;
-        let Some(r) = rows.first() else { return Ok(None) };
-        let clean: bool = r.get(1).map_err(self.err("read the fsck verdict"))?;
-        if clean {
-            return Ok(None);
-        }
-        let at: i64 = r.get(0).map_err(self.err("read the fsck verdict"))?;
-        let problems: String = r.get(2).map_err(self.err("read the fsck verdict"))?;
-        Ok(Some((at, serde_json::from_str(&problems).unwrap_or_else(|_| vec![problems]))))
+        crate::schema::version(&self.conn, false).map_err(self.err("read the schema version"))
     }
 
     /// Checks one run's journal against its rows, and against the head its record sealed.
@@ -567,78 +102,52 @@ impl Metadata {
         }))
     }
 
+    /// The connection, as the table groups' repositories borrow it.
+    pub(crate) fn conn(&self) -> Conn<'_> {
+        Conn { db: &self.conn, path: &self.path }
+    }
+
     pub(crate) fn err(&self, context: &str) -> impl FnOnce(crate::db::DbError) -> StoreError + '_ {
-        let context = context.to_string();
-        move |e| db(&self.path, &context, e)
+        self.conn().err(context)
     }
 
-    /// Runs `f` in a write transaction and appends what it journaled, in the same
-    /// transaction: a change and its journal entry land together or not at all.
-    pub(crate) fn write<T>(
-        &self,
-        context: &str,
-        behavior: TransactionBehavior,
-        f: impl FnOnce(&Db, &mut Journal) -> Result<T>,
-    ) -> Result<T> {
-        let tx = self.conn.transaction_with_behavior(behavior).map_err(self.err(context))?;
-        let mut journal = Journal::new();
-        let out = f(&tx, &mut journal)?;
-        journal.append(&tx, crate::now_ms()).map_err(self.err(context))?;
-        tx.commit().map_err(self.err(context))?;
-        Ok(out)
+    /// The model registry: its event log and anchor, and imported code bundles.
+    pub fn models(&self) -> Models<'_> {
+        Models { c: self.conn(), anchor_file: &self.anchor }
     }
 
-    // ---- runs -------------------------------------------------------------------------
-
-    /// Records a run that is starting, owned by this process.
-    pub fn insert_run(&self, record: &RunRecord, started_ms: i64) -> Result<()> {
-        let (pid, pid_start) = crate::process::current();
-        let json = serde_json::to_string(record).expect("records serialize");
-        self.write("record the new run", TransactionBehavior::Immediate, |tx, j| {
-            let id = record.id.as_str();
-            tx.execute(
-                "INSERT INTO runs (id, name, status, exit_code, started_ms, host, pid, pid_start, record)
-                 VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8)",
-                params![id, record.name, record.status.as_str(), started_ms, record.host, pid, pid_start, json],
-            )
-            .map_err(self.err("record the new run"))?;
-            j.touch(tx, "create", "runs", &[id.into()]).map_err(self.err("record the new run"))
-        })
+    /// Runs as `repro run` records them, their metric points, and replays' verdicts.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs { c: self.conn() }
     }
 
-    /// Stores metric points of a run (`repro run`'s metrics file), before its end is
-    /// recorded: the end's record then seals them with the rest of the run's facts.
-    pub fn add_points(&self, run: &RunId, points: &[MetricPoint], default_ms: i64) -> Result<()> {
-        if points.is_empty() {
-            return Ok(());
-        }
-        self.write("store metrics", TransactionBehavior::Concurrent, |tx, j| {
-            let e = self.err("store metrics");
-            let id = run.as_str();
-            tx.lock_key(id).map_err(self.err("store metrics"))?;
-            let mut stmt = tx
-                .prepare("INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .map_err(self.err("store metrics"))?;
-            for m in points {
-                let (value, nan) = crate::tracking::storable(m.value);
-                let ts = m.timestamp_ms.unwrap_or(default_ms);
-                stmt.execute(params![id, m.key, value, m.step, ts, nan]).map_err(self.err("store metrics"))?;
-                j.add(
-                    "metrics",
-                    "metrics",
-                    &[id.into(), m.key.as_str().into()],
-                    &[Val::Real(value), Val::Int(m.step), Val::Int(ts), Val::Int(i64::from(nan))],
-                );
-            }
-            tx.execute(crate::tracking::REFRESH_LATEST, [id]).map_err(e)?;
-            Ok(())
-        })
+    /// The MLflow tracking tables: experiments, runs' params, tags and latest metrics,
+    /// artifacts, logged models.
+    pub fn tracking(&self) -> Tracking<'_> {
+        Tracking { c: self.conn() }
     }
 
-    /// The head of a run's journal: (seq, hash), what a finishing record seals.
-    pub fn facts_head(&self, run: &RunId) -> Result<Option<(i64, String)>> {
-        crate::journal::head(&self.conn, &crate::journal::run_scope(run.as_str())).map_err(self.err("read the journal"))
+    /// Snapshots, the datasets that name them, and the stat cache that speeds them up.
+    pub fn datasets(&self) -> Datasets<'_> {
+        Datasets { c: self.conn() }
     }
+
+    /// Registered environments (`repro env register`).
+    pub fn environments(&self) -> Environments<'_> {
+        Environments { c: self.conn() }
+    }
+
+    /// fsck's verdicts, which hold registry writes back while the store is damaged.
+    pub fn verdicts(&self) -> Verdicts<'_> {
+        Verdicts { c: self.conn() }
+    }
+
+    /// API tokens: who may use a server, and whom each token speaks for.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens { c: self.conn() }
+    }
+
+    // ---- across table groups --------------------------------------------------------------
 
     /// Seals the run's journal head into its record, stores the record as an object and
     /// ends the run. A fact that lands meanwhile (a straggling MLflow call) means sealing
@@ -651,7 +160,7 @@ impl Metadata {
     ) -> Result<(Digest, Digest)> {
         let mut tries = 0;
         loop {
-            let head = self.facts_head(&record.id)?;
+            let head = self.runs().facts_head(&record.id)?;
             record.facts =
                 head.as_ref().map(|(seq, hash)| repro_core::record::FactsHead { seq: *seq, hash: hash.clone() });
             let canonical = record.canonical_json();
@@ -678,8 +187,7 @@ impl Metadata {
         sealed: Option<&(i64, String)>,
     ) -> Result<()> {
         let path = self.path.clone();
-        let json = serde_json::to_string(record).expect("records serialize");
-        let anchor = self.registry_anchor()?;
+        let anchor = self.models().anchor()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -692,98 +200,19 @@ impl Metadata {
             return Err(StoreError::FactsMoved(id.to_string()));
         }
         let mut j = Journal::new();
-        tx.execute(
-            "UPDATE runs SET status = ?2, exit_code = ?3, ended_ms = ?4, record = ?5, lineage = ?6, record_object = ?7,
-                 pid = NULL, pid_start = NULL
-             WHERE id = ?1",
-            params![
-                id,
-                record.status.as_str(),
-                record.exit_code,
-                ended_ms,
-                json,
-                lineage.as_str(),
-                record_object.as_str()
-            ],
-        )
-        .map_err(|e| db(&path, "finish run", e))?;
-        j.touch(&tx, "finish", "runs", &[id.into()]).map_err(|e| db(&path, "finish run", e))?;
-        // What `repro run` captured is searchable through the tracking API like what a
-        // client logged; a key a client logged keeps its value.
-        tx.execute(crate::tracking::PARAMS_FROM_RECORD, [id]).map_err(|e| db(&path, "index params", e))?;
-        tx.execute(crate::tracking::LOGGED_FROM_RECORD, [id]).map_err(|e| db(&path, "index params", e))?;
-        j.touch_run_rows(&tx, "finish", "run_params", id).map_err(|e| db(&path, "index params", e))?;
+        // Each table group writes its part, all in this one transaction: the run's row, its
+        // captured params as tracking params, then (below) the registry's pins.
+        crate::runs::mark_finished(&tx, &mut j, &path, record, ended_ms, lineage, record_object)?;
+        crate::tracking::index_captured_params(&tx, &mut j, &path, id)?;
         j.append(&tx, ended_ms).map_err(|e| db(&path, "finish run", e))?;
         // Versions registered (through MLflow) while the run ran get their lineage in the
         // same transaction, so no finished run leaves a version unpinned.
-        let pinned = Self::pin_versions(&tx, &path, &anchor, &record.id, lineage, ended_ms)?;
+        let pinned = Models::pin_versions(&tx, &path, &anchor, &record.id, lineage, ended_ms)?;
         tx.commit().map_err(|e| db(&path, "finish run", e))?;
         if let Some(last) = pinned {
-            self.write_anchor(&last)?;
+            self.models().write_anchor(&last)?;
         }
         Ok(())
-    }
-
-    fn row_to_run(row: &crate::db::Row) -> crate::db::DbResult<RunRow> {
-        Ok(RunRow {
-            id: row.get(0)?,
-            json: row.get(1)?,
-            lineage: row.get(2)?,
-            object: row.get(3)?,
-            pid: row.get(4)?,
-            pid_start: row.get(5)?,
-            status: row.get(6)?,
-            host: row.get(7)?,
-            name: row.get(8)?,
-        })
-    }
-
-    const RUN_COLUMNS: &'static str = "id, record, lineage, record_object, pid, pid_start, status, host, name";
-
-    fn decode(&self, row: RunRow) -> Result<StoredRun> {
-        let RunRow { id, json, lineage, object, pid, pid_start, status, host, name } = row;
-        let bad = |message: String| StoreError::BadRecord { run: id.clone(), message };
-        let mut record: RunRecord = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
-        record.status = RunStatus::parse(&status).ok_or_else(|| bad(format!("unknown status '{status}'")))?;
-        // A run still marked running whose owner died on this host was interrupted.
-        if record.status == RunStatus::Running && host == crate::process::hostname() {
-            if let Some(pid) = pid {
-                if !crate::process::alive(pid, pid_start.as_deref().unwrap_or("")) {
-                    record.status = RunStatus::Interrupted;
-                }
-            }
-        }
-        let parse = |s: Option<String>| s.map(|s| Digest::parse(&s).map_err(|e| bad(e.to_string()))).transpose();
-        Ok(StoredRun { record, name, lineage: parse(lineage)?, record_object: parse(object)?, pid, pid_start })
-    }
-
-    pub fn get_run(&self, id: &RunId) -> Result<StoredRun> {
-        let row = self
-            .conn
-            .query_row(
-                &format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLUMNS),
-                [id.as_str()],
-                Self::row_to_run,
-            )
-            .optional()
-            .map_err(self.err("read run"))?
-            .ok_or_else(|| StoreError::UnknownRun(id.to_string()))?;
-        self.decode(row)
-    }
-
-    /// Newest first.
-    pub fn list_runs(&self, limit: Option<usize>) -> Result<Vec<StoredRun>> {
-        let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {} FROM runs ORDER BY seq DESC LIMIT ?1", Self::RUN_COLUMNS))
-            .map_err(self.err("list runs"))?;
-        let rows = stmt.query_map([limit], Self::row_to_run).map_err(self.err("list runs"))?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(self.decode(r.map_err(self.err("list runs"))?)?);
-        }
-        Ok(out)
     }
 
     /// Resolves what a user typed: a full id, a 4+ character id prefix, a run name (the
@@ -794,497 +223,16 @@ impl Metadata {
     pub fn resolve_run(&self, spec: &str) -> Result<RunId> {
         let spec = spec.trim();
         if let Some(r) = repro_core::registry::ModelRef::parse(spec) {
-            let registry = self.registry()?;
+            let registry = self.models().registry()?;
             match registry.lookup(&r) {
                 Ok(v) => return Ok(v.run.clone()),
                 Err(e @ repro_core::registry::LookupError::NoModel { .. }) => {
-                    return self.resolve_plain_run(spec).map_err(|_| StoreError::UnknownModel(e.to_string()))
+                    return self.runs().resolve_plain(spec).map_err(|_| StoreError::UnknownModel(e.to_string()))
                 }
                 Err(e) => return Err(StoreError::UnknownModel(e.to_string())),
             }
         }
-        self.resolve_plain_run(spec)
-    }
-
-    fn resolve_plain_run(&self, spec: &str) -> Result<RunId> {
-        let one = |sql: &str, arg: &str| -> Result<Vec<String>> {
-            let mut stmt = self.conn.prepare(sql).map_err(self.err("find run"))?;
-            let rows = stmt.query_map([arg], |r| r.get::<_, String>(0)).map_err(self.err("find run"))?;
-            rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("find run"))
-        };
-        if spec == "latest" {
-            return one("SELECT id FROM runs WHERE id != ?1 ORDER BY seq DESC LIMIT 1", "")
-                .map(|v| v.into_iter().next())?
-                .map(|id| RunId::parse(&id).map_err(|e| StoreError::BadRecord { run: id, message: e.to_string() }))
-                .unwrap_or_else(|| Err(StoreError::UnknownRun("latest (the store has no runs yet)".into())));
-        }
-        let is_hex = spec.len() >= 4 && spec.len() <= 32 && spec.bytes().all(|b| b.is_ascii_hexdigit());
-        if is_hex {
-            let lower = spec.to_ascii_lowercase();
-            let ids = one("SELECT id FROM runs WHERE id >= ?1 ORDER BY id LIMIT 6", &lower)?;
-            let matching: Vec<String> = ids.into_iter().filter(|id| id.starts_with(&lower)).collect();
-            match matching.len() {
-                0 => {}
-                1 => {
-                    return RunId::parse(&matching[0])
-                        .map_err(|e| StoreError::BadRecord { run: matching[0].clone(), message: e.to_string() })
-                }
-                n => {
-                    return Err(StoreError::AmbiguousRun {
-                        spec: spec.to_string(),
-                        count: n,
-                        examples: matching.iter().map(|m| m[..12].to_string()).collect::<Vec<_>>().join(", "),
-                    })
-                }
-            }
-        }
-        let by_name = one("SELECT id FROM runs WHERE name = ?1 ORDER BY seq DESC LIMIT 1", spec)?;
-        match by_name.into_iter().next() {
-            Some(id) => RunId::parse(&id).map_err(|e| StoreError::BadRecord { run: id, message: e.to_string() }),
-            None => Err(StoreError::UnknownRun(spec.to_string())),
-        }
-    }
-
-    /// Marks runs interrupted whose owning process is gone. Returns their ids.
-    pub fn reap_interrupted(&self) -> Result<Vec<RunId>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {} FROM runs WHERE status = 'running'", Self::RUN_COLUMNS))
-            .map_err(self.err("list running runs"))?;
-        let rows = stmt.query_map(params![], Self::row_to_run).map_err(self.err("list running runs"))?;
-        let mut dead = Vec::new();
-        for r in rows {
-            let run = self.decode(r.map_err(self.err("list running runs"))?)?;
-            if run.record.status == RunStatus::Interrupted {
-                dead.push(run);
-            }
-        }
-        let mut ids = Vec::new();
-        for run in dead {
-            let mut record = run.record;
-            record.status = RunStatus::Interrupted;
-            let json = serde_json::to_string(&record).expect("records serialize");
-            self.write("mark run interrupted", TransactionBehavior::Immediate, |tx, j| {
-                let id = record.id.as_str();
-                tx.lock_key(id).map_err(self.err("mark run interrupted"))?;
-                let n = tx
-                    .execute(
-                        "UPDATE runs SET status = 'interrupted', record = ?2, pid = NULL WHERE id = ?1 AND status = 'running'",
-                        params![id, json],
-                    )
-                    .map_err(self.err("mark run interrupted"))?;
-                if n > 0 {
-                    j.touch(tx, "interrupted", "runs", &[id.into()]).map_err(self.err("mark run interrupted"))?;
-                }
-                Ok(())
-            })?;
-            ids.push(record.id);
-        }
-        Ok(ids)
-    }
-
-    pub fn metrics(&self, run: &RunId) -> Result<Vec<MetricPoint>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT key, CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms FROM metrics WHERE run_id = ?1
-                 ORDER BY key, step, timestamp_ms, rowid",
-            )
-            .map_err(self.err("read metrics"))?;
-        let rows = stmt
-            .query_map([run.as_str()], |r| {
-                Ok(MetricPoint {
-                    key: r.get(0)?,
-                    value: r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN),
-                    step: r.get(2)?,
-                    timestamp_ms: Some(r.get(3)?),
-                })
-            })
-            .map_err(self.err("read metrics"))?;
-        rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.err("read metrics"))
-    }
-
-    // ---- replays -------------------------------------------------------------------------
-
-    /// Records the verdict of a finished replay; `report` is the stored report object.
-    pub fn record_replay(&self, row: &ReplayRow) -> Result<()> {
-        self.write("record the replay", TransactionBehavior::Immediate, |tx, j| {
-            tx.execute(
-                "INSERT INTO replays (replay_id, original_id, verdict, report, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    row.replay.as_str(),
-                    row.original.as_str(),
-                    row.verdict.as_str(),
-                    row.report.as_str(),
-                    row.created_ms
-                ],
-            )
-            .map_err(self.err("record the replay"))?;
-            j.touch(tx, "replay", "replays", &[row.replay.as_str().into()]).map_err(self.err("record the replay"))
-        })
-    }
-
-    fn replay_rows(&self, sql: &str, arg: &str) -> Result<Vec<ReplayRow>> {
-        self.rows(
-            "read replays",
-            sql,
-            &[&arg],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get(4)?,
-                ))
-            },
-            |(replay, original, verdict, report, created_ms): (String, String, String, String, i64)| {
-                let bad = |m: String| StoreError::BadRecord { run: replay.clone(), message: m };
-                Ok(ReplayRow {
-                    replay: RunId::parse(&replay).map_err(|e| bad(e.to_string()))?,
-                    original: RunId::parse(&original).map_err(|e| bad(e.to_string()))?,
-                    verdict: Verdict::parse(&verdict)
-                        .ok_or_else(|| bad(format!("unknown replay verdict '{verdict}'")))?,
-                    report: parse_digest(&report, &replay)?,
-                    created_ms,
-                })
-            },
-        )
-    }
-
-    /// The replays of a run, oldest first.
-    pub fn replays_of(&self, original: &RunId) -> Result<Vec<ReplayRow>> {
-        self.replay_rows(
-            "SELECT replay_id, original_id, verdict, report, created_ms FROM replays WHERE original_id = ?1
-             ORDER BY created_ms, rowid",
-            original.as_str(),
-        )
-    }
-
-    /// Every replay, for fsck.
-    pub fn all_replays(&self) -> Result<Vec<ReplayRow>> {
-        self.replay_rows(
-            "SELECT replay_id, original_id, verdict, report, created_ms FROM replays WHERE replay_id != ?1 ORDER BY rowid",
-            "",
-        )
-    }
-
-    // ---- registered environments ---------------------------------------------------------
-
-    /// Registers `spec` (an object already stored) under `name`: the existing version when
-    /// content of the same `identity` was registered before, else the next one. Returns it
-    /// and whether it is new.
-    pub fn register_environment(
-        &mut self,
-        name: &str,
-        identity: &Digest,
-        spec: &Digest,
-        kind: &str,
-        source: &str,
-    ) -> Result<(EnvironmentRow, bool)> {
-        let path = self.path.clone();
-        let e = |c: &'static str| {
-            let path = path.clone();
-            move |err| db(&path, c, err)
-        };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("register"))?;
-        let existing: Option<(u32, String, String, String, i64)> = tx
-            .query_row(
-                "SELECT version, spec, kind, source, created_ms FROM environments WHERE name = ?1 AND identity = ?2",
-                params![name, identity.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()
-            .map_err(e("find environment"))?;
-        if let Some((version, spec, kind, source, created_ms)) = existing {
-            let spec = Digest::parse(&spec)
-                .map_err(|err| StoreError::BadRecord { run: format!("{name}:{version}"), message: err.to_string() })?;
-            return Ok((EnvironmentRow { name: name.into(), version, spec, kind, source, created_ms }, false));
-        }
-        let version: u32 = tx
-            .query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM environments WHERE name = ?1", [name], |r| r.get(0))
-            .map_err(e("number environment version"))?;
-        let created_ms = crate::now_ms();
-        tx.execute(
-            "INSERT INTO environments (name, version, identity, spec, kind, source, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![name, version, identity.as_str(), spec.as_str(), kind, source, created_ms],
-        )
-        .map_err(e("register environment"))?;
-        let mut j = Journal::new();
-        j.touch(&tx, "environment", "environments", &[name.into(), Val::Int(version.into())])
-            .map_err(e("register environment"))?;
-        j.append(&tx, created_ms).map_err(e("register environment"))?;
-        tx.commit().map_err(e("register environment"))?;
-        let row = EnvironmentRow {
-            name: name.into(),
-            version,
-            spec: spec.clone(),
-            kind: kind.into(),
-            source: source.into(),
-            created_ms,
-        };
-        Ok((row, true))
-    }
-
-    fn environment_rows(&self, sql: &str, args: &[&dyn crate::db::Arg]) -> Result<Vec<EnvironmentRow>> {
-        self.rows(
-            "read environments",
-            sql,
-            args,
-            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-            |(name, version, spec, kind, source, created_ms): (String, u32, String, String, String, i64)| {
-                let spec = parse_digest(&spec, &name)?;
-                Ok(EnvironmentRow { name, version, spec, kind, source, created_ms })
-            },
-        )
-    }
-
-    /// `NAME` (the newest version) or `NAME` at `version`.
-    pub fn get_environment(&self, name: &str, version: Option<u32>) -> Result<Option<EnvironmentRow>> {
-        const COLS: &str = "name, version, spec, kind, source, created_ms";
-        let rows = match version {
-            Some(v) => self.environment_rows(
-                &format!("SELECT {COLS} FROM environments WHERE name = ?1 AND version = ?2"),
-                &[&name, &v],
-            )?,
-            None => self.environment_rows(
-                &format!("SELECT {COLS} FROM environments WHERE name = ?1 ORDER BY version DESC LIMIT 1"),
-                &[&name],
-            )?,
-        };
-        Ok(rows.into_iter().next())
-    }
-
-    /// Every registered environment version, by name then version.
-    pub fn list_environments(&self) -> Result<Vec<EnvironmentRow>> {
-        self.environment_rows(
-            "SELECT name, version, spec, kind, source, created_ms FROM environments ORDER BY name, version",
-            &[],
-        )
-    }
-
-    // ---- snapshots and datasets ---------------------------------------------------------
-
-    pub fn get_snapshot(&self, digest: &Digest) -> Result<Option<SnapshotRow>> {
-        self.conn
-            .query_row(
-                "SELECT digest, kind, files, bytes, stored, created_ms FROM snapshots WHERE digest = ?1",
-                [digest.as_str()],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, bool>(4)?,
-                        r.get(5)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(self.err("read snapshot"))?
-            .map(|(d, kind, files, bytes, stored, created_ms)| {
-                Ok(SnapshotRow {
-                    digest: Digest::parse(&d)
-                        .map_err(|e| StoreError::BadRecord { run: d.clone(), message: e.to_string() })?,
-                    kind,
-                    files: files as u64,
-                    bytes: bytes as u64,
-                    stored,
-                    created_ms,
-                })
-            })
-            .transpose()
-    }
-
-    pub fn all_snapshots(&self) -> Result<Vec<SnapshotRow>> {
-        let mut stmt =
-            self.conn.prepare("SELECT digest FROM snapshots ORDER BY digest").map_err(self.err("list snapshots"))?;
-        let digests: Vec<String> = stmt
-            .query_map(params![], |r| r.get(0))
-            .map_err(self.err("list snapshots"))?
-            .collect::<crate::db::DbResult<_>>()
-            .map_err(self.err("list snapshots"))?;
-        let mut out = Vec::new();
-        for d in digests {
-            let digest =
-                Digest::parse(&d).map_err(|e| StoreError::BadRecord { run: d.clone(), message: e.to_string() })?;
-            out.extend(self.get_snapshot(&digest)?);
-        }
-        Ok(out)
-    }
-
-    /// Records a snapshot (its objects must already be durable), optionally as a new
-    /// version of a named dataset, and replaces the stat cache of its root, in one
-    /// transaction. Returns the dataset version (existing when the content was seen
-    /// before under that name).
-    pub fn record_snapshot(
-        &mut self,
-        row: &SnapshotRow,
-        dataset: Option<(&str, &str, bool)>,
-        cache: Option<(&str, &TreeCache)>,
-    ) -> Result<Option<DatasetVersion>> {
-        let path = self.path.clone();
-        let e = |c: &'static str| {
-            let path = path.clone();
-            move |err| db(&path, c, err)
-        };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("record snapshot"))?;
-        tx.execute(
-            "INSERT INTO snapshots (digest, kind, files, bytes, stored, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(digest) DO UPDATE SET stored = CASE WHEN excluded.stored > snapshots.stored THEN excluded.stored ELSE snapshots.stored END",
-            params![row.digest.as_str(), row.kind, row.files as i64, row.bytes as i64, row.stored, row.created_ms],
-        )
-        .map_err(e("record snapshot"))?;
-        let mut j = Journal::new();
-        j.touch(&tx, "snapshot", "snapshots", &[row.digest.as_str().into()]).map_err(e("record snapshot"))?;
-        if let Some((root, cache)) = cache {
-            tx.execute(
-                "INSERT INTO tree_cache (root, manifest, files) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(root) DO UPDATE SET manifest = excluded.manifest, files = excluded.files",
-                params![root, cache.manifest.as_ref().map(Digest::as_str), cache.encode()],
-            )
-            .map_err(e("update stat cache"))?;
-        }
-        let mut version = None;
-        if let Some((name, source, reference)) = dataset {
-            let existing: Option<(u32, String, bool, i64)> = tx
-                .query_row(
-                    "SELECT version, source, reference, created_ms FROM datasets WHERE name = ?1 AND snapshot = ?2",
-                    params![name, row.digest.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()
-                .map_err(e("find dataset version"))?;
-            version = Some(match existing {
-                Some((v, source, reference, created_ms)) => DatasetVersion {
-                    name: name.to_string(),
-                    version: v,
-                    snapshot: row.digest.clone(),
-                    source,
-                    reference,
-                    created_ms,
-                },
-                None => {
-                    let next: u32 = tx
-                        .query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM datasets WHERE name = ?1", [name], |r| {
-                            r.get(0)
-                        })
-                        .map_err(e("number dataset version"))?;
-                    tx.execute(
-                        "INSERT INTO datasets (name, version, snapshot, source, reference, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![name, next, row.digest.as_str(), source, reference, row.created_ms],
-                    )
-                    .map_err(e("record dataset version"))?;
-                    j.touch(&tx, "snapshot", "datasets", &[name.into(), Val::Int(next.into())])
-                        .map_err(e("record dataset version"))?;
-                    DatasetVersion {
-                        name: name.to_string(),
-                        version: next,
-                        snapshot: row.digest.clone(),
-                        source: source.to_string(),
-                        reference,
-                        created_ms: row.created_ms,
-                    }
-                }
-            });
-        }
-        j.append(&tx, row.created_ms).map_err(e("record snapshot"))?;
-        tx.commit().map_err(e("record snapshot"))?;
-        Ok(version)
-    }
-
-    fn dataset_rows(&self, sql: &str, args: &[&dyn crate::db::Arg]) -> Result<Vec<DatasetVersion>> {
-        self.rows(
-            "read datasets",
-            sql,
-            args,
-            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-            |(name, version, snapshot, source, reference, created_ms): (String, u32, String, String, bool, i64)| {
-                let snapshot = parse_digest(&snapshot, &name)?;
-                Ok(DatasetVersion { name, version, snapshot, source, reference, created_ms })
-            },
-        )
-    }
-
-    /// Runs a query: `read` takes the columns of a row, `build` checks and shapes them.
-    fn rows<R, T>(
-        &self,
-        context: &str,
-        sql: &str,
-        args: &[&dyn crate::db::Arg],
-        read: impl FnMut(&crate::db::Row) -> crate::db::DbResult<R>,
-        build: impl Fn(R) -> Result<T>,
-    ) -> Result<Vec<T>> {
-        let mut stmt = self.conn.prepare(sql).map_err(self.err(context))?;
-        let rows = stmt.query_map(args, read).map_err(self.err(context))?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(build(r.map_err(self.err(context))?)?);
-        }
-        Ok(out)
-    }
-
-    /// The version of dataset `name` whose snapshot is `digest`, if any.
-    pub fn dataset_version_of(&self, name: &str, digest: &Digest) -> Result<Option<DatasetVersion>> {
-        Ok(self
-            .dataset_rows(
-                "SELECT name, version, snapshot, source, reference, created_ms FROM datasets WHERE name = ?1 AND snapshot = ?2",
-                &[&name, &digest.as_str()],
-            )?
-            .into_iter()
-            .next())
-    }
-
-    /// Every dataset version, by name then version.
-    pub fn list_datasets(&self) -> Result<Vec<DatasetVersion>> {
-        self.dataset_rows(
-            "SELECT name, version, snapshot, source, reference, created_ms FROM datasets ORDER BY name, version",
-            &[],
-        )
-    }
-
-    /// `NAME` (the newest version) or `NAME:VERSION`.
-    pub fn get_dataset(&self, spec: &str) -> Result<DatasetVersion> {
-        let (name, version) = match spec.rsplit_once(':') {
-            Some((n, v)) if !n.is_empty() && v.parse::<u32>().is_ok() => (n, v.parse::<u32>().ok()),
-            _ => (spec, None),
-        };
-        let rows = match version {
-            Some(v) => self.dataset_rows(
-                "SELECT name, version, snapshot, source, reference, created_ms FROM datasets WHERE name = ?1 AND version = ?2",
-                &[&name, &v],
-            )?,
-            None => self.dataset_rows(
-                "SELECT name, version, snapshot, source, reference, created_ms FROM datasets WHERE name = ?1 ORDER BY version DESC LIMIT 1",
-                &[&name],
-            )?,
-        };
-        rows.into_iter().next().ok_or_else(|| StoreError::UnknownDataset(spec.to_string()))
-    }
-
-    // ---- stat cache ---------------------------------------------------------------------
-
-    /// The stat cache of a snapshot root (an absolute path).
-    pub fn tree_cache(&self, root: &str) -> Result<TreeCache> {
-        let row: Option<(Option<String>, Vec<u8>)> = self
-            .conn
-            .query_row("SELECT manifest, files FROM tree_cache WHERE root = ?1", [root], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(self.err("read stat cache"))?;
-        Ok(match row {
-            Some((manifest, blob)) => match TreeCache::decode(&blob) {
-                Some(files) => TreeCache { manifest: manifest.and_then(|m| Digest::parse(&m).ok()), files },
-                None => TreeCache::default(),
-            },
-            None => TreeCache::default(),
-        })
-    }
-
-    /// Every stored record, for fsck.
-    pub fn all_runs(&self) -> Result<Vec<StoredRun>> {
-        self.list_runs(None)
+        self.runs().resolve_plain(spec)
     }
 
     pub fn path(&self) -> &Path {
@@ -1295,20 +243,11 @@ impl Metadata {
 /// A metadata database for a test in `dir`: a scratch PostgreSQL database when
 /// `REPRO_TEST_PG` is set (dropped with the guard), else SQLite.
 #[cfg(test)]
-pub(crate) fn scratch(dir: &Path) -> (Metadata, Option<crate::db::ScratchDb>) {
-    match crate::db::ScratchDb::create() {
+pub(crate) fn scratch(dir: &Path) -> (Metadata, Option<repro_test::ScratchDb>) {
+    match repro_test::ScratchDb::create() {
         Some(s) => (Metadata::connect(dir, Some(&s.url)).expect("connect"), Some(s)),
         None => (Metadata::open(&dir.join(DB_FILE)).expect("open"), None),
     }
-}
-
-/// A digest read from a row of `owner` (a run, dataset or environment name).
-pub(crate) fn parse_digest(text: &str, owner: &str) -> Result<Digest> {
-    Digest::parse(text).map_err(|e| StoreError::BadRecord { run: owner.to_string(), message: e.to_string() })
-}
-
-pub(crate) fn db(path: &Path, context: &str, source: crate::db::DbError) -> StoreError {
-    StoreError::Database { path: path.to_path_buf(), context: context.to_string(), source }
 }
 
 #[cfg(test)]
@@ -1317,7 +256,7 @@ mod tests {
 
     #[test]
     fn machines_opening_a_new_database_at_once_all_get_one_schema() {
-        let Some(scratch) = crate::db::ScratchDb::create() else {
+        let Some(scratch) = repro_test::ScratchDb::create() else {
             eprintln!("skipped: needs REPRO_TEST_PG");
             return;
         };
@@ -1335,27 +274,9 @@ mod tests {
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let m = Metadata::connect(dir.path(), Some(&scratch.url)).expect("connect");
-        let rows: i64 = m.conn.query_row("SELECT COUNT(*) FROM repro_schema", params![], |r| r.get(0)).expect("count");
+        let rows: i64 =
+            m.conn.query_row("SELECT COUNT(*) FROM repro_schema", crate::db::params![], |r| r.get(0)).expect("count");
         assert_eq!(rows, 1);
-        assert_eq!(m.schema_version(false).expect("version"), SCHEMA_VERSION);
-    }
-
-    #[test]
-    fn tree_cache_round_trips_and_garbage_is_a_miss() {
-        let f = CachedFile {
-            rel: "a/b.csv".into(),
-            stat: FileStat { dev: 1, ino: 2, size: 3, mtime_ns: -4, ctime_ns: 5, mode: 0o644 },
-            blake3: [7; 32],
-        };
-        let c = TreeCache { manifest: None, files: vec![f.clone(), CachedFile { rel: "é".into(), ..f }] };
-        assert_eq!(TreeCache::decode(&c.encode()).expect("decodes"), c.files);
-        for bad in [&b""[..], b"RTC", b"RTC1\x05\0\0\0ab", b"XXXX"] {
-            assert!(TreeCache::decode(bad).is_none() || bad == b"RTC1", "{bad:?}");
-        }
-        assert_eq!(TreeCache::decode(b"RTC1").expect("empty"), vec![]);
-        let enc = c.encode();
-        for cut in 4..enc.len() {
-            let _ = TreeCache::decode(&enc[..cut]);
-        }
+        assert_eq!(crate::schema::version(&m.conn, false).expect("version"), crate::schema::SCHEMA_VERSION);
     }
 }

@@ -13,35 +13,28 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use repro_core::Digest;
 
+// Re-exported: exec and the server hash files under this name.
+pub use repro_util::hash::hash_file;
+
+// Re-exported: fsck and the remote tier both name it through here.
 use crate::remote::Remote;
+pub use crate::remote::Verified;
 use crate::{Result, StoreError};
 
 const OBJECTS_DIR: &str = "objects";
 pub const TMP_DIR: &str = "tmp";
-/// Files up to this size are read whole; larger ones are hashed through mapped windows.
-const SMALL_FILE: u64 = 4 * 1024 * 1024;
-/// The mapped window for large files: bounds memory while letting BLAKE3 use every core.
-const WINDOW: u64 = 32 * 1024 * 1024;
 
 pub struct Objects {
     dir: PathBuf,
     tmp: PathBuf,
     remote: Option<Arc<Remote>>,
-}
-
-/// What re-hashing one object found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verified {
-    Ok { bytes: u64 },
-    Missing,
-    Corrupt,
 }
 
 impl Objects {
@@ -576,32 +569,6 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Hashes a file with bounded memory: small files are read whole, large ones through
-/// mapped windows hashed on every core.
-pub fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    if len <= SMALL_FILE {
-        let mut buf = Vec::with_capacity(len as usize);
-        file.read_to_end(&mut buf)?;
-        return Ok((Digest::of_bytes(&buf), buf.len() as u64));
-    }
-    let mut hasher = blake3::Hasher::new();
-    let mut offset = 0u64;
-    while offset < len {
-        let size = WINDOW.min(len - offset);
-        // SAFETY: the map is read-only and dropped before the next window; a file truncated
-        // underneath us would fault, which the caller's change check cannot prevent, so we
-        // only map files we just stat'ed (the snapshot re-checks size and mtime afterwards).
-        let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(size as usize).map(&file)? };
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        hasher.update_rayon(&map);
-        offset += size;
-    }
-    Ok((Digest::from_hash(hasher.finalize()), len))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,16 +613,5 @@ mod tests {
         }
         assert!(!o.contains(&digest));
         assert_eq!(fs::read_dir(o.tmp_dir()).expect("ls").count(), 0);
-    }
-
-    #[test]
-    fn large_files_hash_like_small_ones() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("big");
-        let data: Vec<u8> = (0..(SMALL_FILE + WINDOW + 12345)).map(|i| (i % 251) as u8).collect();
-        fs::write(&p, &data).expect("write");
-        let (d, n) = hash_file(&p).expect("hash");
-        assert_eq!(n, data.len() as u64);
-        assert_eq!(d, Digest::of_bytes(&data));
     }
 }

@@ -7,7 +7,7 @@
 //! the log without fsck noticing. The file may lag one event behind after a crash between
 //! commit and rewrite; it is only ever required to name an event that still exists.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::db::{params, Db, TransactionBehavior};
 use repro_core::registry::{ChainProblem, Change, Event, Registry};
@@ -16,11 +16,14 @@ use repro_core::Digest;
 use repro_core::metrics::MetricPoint;
 use repro_core::record::RunRecord;
 
-use crate::meta::{db, parse_digest, Metadata, ReplayRow, SnapshotRow};
+use crate::conn::{db, parse_digest, Conn};
+use crate::datasets::SnapshotRow;
+use crate::runs::ReplayRow;
+use crate::verdicts::Verdicts;
 use crate::{Result, StoreError};
 
 pub(crate) const ANCHOR_FILE: &str = "registry.head";
-const EMPTY_ANCHOR: &str = "0 empty\n";
+use crate::schema::EMPTY_ANCHOR;
 
 /// The anchor file's word on the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,21 +60,29 @@ pub struct NewEvent {
     pub change: Change,
 }
 
-impl Metadata {
+/// The model registry's tables: the hash-chained event log (`registry_events`), with the
+/// anchor file beside the database, and the git bundles of imported code (`code_bundles`).
+pub struct Models<'a> {
+    pub(crate) c: Conn<'a>,
+    /// The anchor file (`registry.head`).
+    pub(crate) anchor_file: &'a Path,
+}
+
+impl Models<'_> {
     /// A store joining a shared database that already has a registry log anchors at the
     /// log's head as it finds it: from then on, this folder notices the log being cut back.
     pub(crate) fn join_anchor(&self) -> Result<()> {
-        if self.anchor.exists() {
+        if self.anchor_file.exists() {
             return Ok(());
         }
-        match self.registry_events()?.last() {
+        match self.events()?.last() {
             Some(last) => self.write_anchor(last),
-            None => Self::create_anchor(&self.anchor),
+            None => crate::schema::create_anchor(self.anchor_file),
         }
     }
 
     fn anchor_path(&self) -> PathBuf {
-        self.anchor.clone()
+        self.anchor_file.to_path_buf()
     }
 
     fn read_events(conn: &Db, path: &std::path::Path) -> Result<Vec<Event>> {
@@ -116,22 +127,22 @@ impl Metadata {
     }
 
     /// The whole event log, oldest first.
-    pub fn registry_events(&self) -> Result<Vec<Event>> {
-        Self::read_events(&self.conn, &self.path)
+    pub fn events(&self) -> Result<Vec<Event>> {
+        Self::read_events(self.c.db, self.c.path)
     }
 
     /// The registry as its log makes it, and anything in the log that could not apply.
-    pub fn registry_with_problems(&self) -> Result<(Registry, Vec<ChainProblem>)> {
-        Ok(Registry::fold(&self.registry_events()?))
+    pub fn with_problems(&self) -> Result<(Registry, Vec<ChainProblem>)> {
+        Ok(Registry::fold(&self.events()?))
     }
 
     pub fn registry(&self) -> Result<Registry> {
-        Ok(self.registry_with_problems()?.0)
+        Ok(self.with_problems()?.0)
     }
 
     /// What the anchor file says. Created with the registry tables, so a missing file
     /// means someone removed it.
-    pub fn registry_anchor(&self) -> Result<Anchor> {
+    pub fn anchor(&self) -> Result<Anchor> {
         let path = self.anchor_path();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -151,36 +162,29 @@ impl Metadata {
         Ok(Anchor::At(seq, hash))
     }
 
-    /// Writes the anchor of an empty log, unless there is one (store creation and migration).
-    pub(crate) fn create_anchor(anchor: &std::path::Path) -> Result<()> {
-        if anchor.exists() {
-            return Ok(());
-        }
-        crate::objects::write_durably(anchor, EMPTY_ANCHOR.as_bytes()).map_err(StoreError::io("write", anchor))
-    }
-
     /// Appends one event. `decide` sees the registry as it is inside the write transaction
     /// and returns the event to append, or an error that aborts without writing.
-    pub fn append_registry_event<E: From<StoreError>>(
-        &mut self,
+    pub fn append<E: From<StoreError>>(
+        &self,
         at_ms: i64,
         decide: impl FnOnce(&Registry) -> std::result::Result<NewEvent, E>,
     ) -> std::result::Result<Event, E> {
-        let mut written = self.append_registry_events(at_ms, |reg| decide(reg).map(|e| vec![e]))?;
+        let mut written = self.append_all(at_ms, |reg| decide(reg).map(|e| vec![e]))?;
         written.pop().ok_or_else(|| StoreError::Invalid("no registry event was decided".into()).into())
     }
 
     /// Appends several events in one transaction (a registration with its tags): all land or
     /// none. Each later event is decided against the same registry, so `decide` numbers them.
-    pub fn append_registry_events<E: From<StoreError>>(
-        &mut self,
+    pub fn append_all<E: From<StoreError>>(
+        &self,
         at_ms: i64,
         decide: impl FnOnce(&Registry) -> std::result::Result<Vec<NewEvent>, E>,
     ) -> std::result::Result<Vec<Event>, E> {
-        let path = self.path.clone();
-        let anchor = self.registry_anchor()?;
+        let path = self.c.path.to_path_buf();
+        let anchor = self.anchor()?;
         let tx = self
-            .conn
+            .c
+            .db
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db(&path, "write the registry", e))?;
         let mut events = Self::read_events(&tx, &path)?;
@@ -256,7 +260,7 @@ impl Metadata {
             .open(&lock_path)
             .map_err(StoreError::io("open", &lock_path))?;
         lock.lock().map_err(StoreError::io("lock", &lock_path))?;
-        if let Ok(Anchor::At(seq, _)) = self.registry_anchor() {
+        if let Ok(Anchor::At(seq, _)) = self.anchor() {
             if seq > event.seq {
                 return Ok(());
             }
@@ -270,18 +274,18 @@ impl Metadata {
     /// snapshot rows, replays, code bundles, and the registry event `decide` returns. Runs
     /// the store already has are left as they are (the caller checked they agree).
     pub fn import_bundle<E: From<StoreError>>(
-        &mut self,
+        &self,
         rows: &ImportRows,
         at_ms: i64,
         decide: impl FnOnce(&Registry) -> std::result::Result<NewEvent, E>,
     ) -> std::result::Result<Event, E> {
-        let path = self.path.clone();
+        let path = self.c.path.to_path_buf();
         let e = |c: &'static str| {
             let path = path.clone();
             move |err| db(&path, c, err)
         };
-        let anchor = self.registry_anchor()?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("import"))?;
+        let anchor = self.anchor()?;
+        let tx = self.c.db.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("import"))?;
         // An imported run's chain here starts with what the bundle brought ("import"); the
         // chain its record seals is the exporting store's.
         let mut j = crate::journal::Journal::new();
@@ -375,7 +379,7 @@ impl Metadata {
     /// Refuses `what` while the newest verdict, read inside the caller's transaction, found
     /// the store damaged.
     fn refuse_if_damaged_in(&self, tx: &Db, what: &str) -> Result<()> {
-        match self.last_fsck_damage_in(tx)? {
+        match (Verdicts { c: self.c }).last_damage_in(tx)? {
             Some((at, problems)) => Err(StoreError::Damaged(format!(
                 "the store is damaged (found {}: {}); {what} wait until .repro is restored from a backup and `repro fsck` finds it clean",
                 crate::rfc3339(at),
@@ -389,32 +393,33 @@ impl Metadata {
 
     /// Records that the git bundle object `object` holds `commit` (from `repro bundle import`).
     pub fn record_code_bundle(&self, commit: &str, object: &Digest) -> Result<()> {
-        self.write("record the code bundle", TransactionBehavior::Immediate, |tx, j| {
+        self.c.write("record the code bundle", TransactionBehavior::Immediate, |tx, j| {
             tx.execute(
                 "INSERT INTO code_bundles (git_commit, object, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![commit, object.as_str(), crate::now_ms()],
             )
-            .map_err(self.err("record the code bundle"))?;
-            j.touch(tx, "code", "code_bundles", &[commit.into()]).map_err(self.err("record the code bundle"))
+            .map_err(self.c.err("record the code bundle"))?;
+            j.touch(tx, "code", "code_bundles", &[commit.into()]).map_err(self.c.err("record the code bundle"))
         })
     }
 
     /// The git bundle object holding `commit`, if one was imported.
     pub fn code_bundle(&self, commit: &str) -> Result<Option<Digest>> {
-        Ok(self.all_code_bundles()?.into_iter().find(|(c, _)| c == commit).map(|(_, d)| d))
+        Ok(self.code_bundles()?.into_iter().find(|(c, _)| c == commit).map(|(_, d)| d))
     }
 
-    pub fn all_code_bundles(&self) -> Result<Vec<(String, Digest)>> {
+    pub fn code_bundles(&self) -> Result<Vec<(String, Digest)>> {
         let mut stmt = self
-            .conn
+            .c
+            .db
             .prepare("SELECT git_commit, object FROM code_bundles ORDER BY git_commit")
-            .map_err(self.err("read code bundles"))?;
+            .map_err(self.c.err("read code bundles"))?;
         let rows = stmt
             .query_map(params![], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(self.err("read code bundles"))?;
+            .map_err(self.c.err("read code bundles"))?;
         let mut out = Vec::new();
         for r in rows {
-            let (commit, object) = r.map_err(self.err("read code bundles"))?;
+            let (commit, object) = r.map_err(self.c.err("read code bundles"))?;
             let d = parse_digest(&object, &format!("code bundle of {commit}"))?;
             out.push((commit, d));
         }
@@ -474,6 +479,7 @@ pub struct ImportRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Metadata;
     use repro_core::registry::{Artifact, ModelRef};
     use repro_core::RunId;
 
@@ -503,17 +509,18 @@ mod tests {
                 let (root, url) = (root.clone(), url.clone());
                 let run = run.clone();
                 std::thread::spawn(move || {
-                    let mut m = Metadata::connect(&root, url.as_deref()).expect("open");
+                    let m = Metadata::connect(&root, url.as_deref()).expect("open");
                     for _ in 0..5 {
-                        m.append_registry_event::<StoreError>(1, |reg| {
-                            Ok(NewEvent {
-                                model: "pricing".into(),
-                                version: reg.next_version("pricing"),
-                                actor: "ada".into(),
-                                change: register(&run),
+                        m.models()
+                            .append::<StoreError>(1, |reg| {
+                                Ok(NewEvent {
+                                    model: "pricing".into(),
+                                    version: reg.next_version("pricing"),
+                                    actor: "ada".into(),
+                                    change: register(&run),
+                                })
                             })
-                        })
-                        .expect("append");
+                            .expect("append");
                     }
                 })
             })
@@ -522,12 +529,12 @@ mod tests {
             t.join().expect("thread");
         }
         let m = Metadata::connect(&root, url.as_deref()).expect("open");
-        let events = m.registry_events().expect("events");
+        let events = m.models().events().expect("events");
         assert_eq!(events.len(), 20);
-        let anchor = m.registry_anchor().expect("anchor");
+        let anchor = m.models().anchor().expect("anchor");
         assert_eq!(anchor.event().map(|(s, _)| s), Some(20));
         assert!(repro_core::registry::verify_chain(&events, anchor.event()).is_empty());
-        let reg = m.registry().expect("fold");
+        let reg = m.models().registry().expect("fold");
         assert_eq!(reg.models["pricing"].versions.len(), 20);
         let v = reg.lookup(&ModelRef::parse("pricing@20").expect("ref")).expect("v20");
         assert_eq!(v.run, run);
@@ -536,10 +543,10 @@ mod tests {
     #[test]
     fn a_refused_append_writes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut m, _scratch) = crate::meta::scratch(dir.path());
-        let r = m.append_registry_event(1, |_| Err(StoreError::UnknownRun("x".into())));
+        let (m, _scratch) = crate::meta::scratch(dir.path());
+        let r = m.models().append(1, |_| Err(StoreError::UnknownRun("x".into())));
         assert!(r.is_err());
-        assert!(m.registry_events().expect("events").is_empty());
-        assert_eq!(m.registry_anchor().expect("anchor"), Anchor::Empty);
+        assert!(m.models().events().expect("events").is_empty());
+        assert_eq!(m.models().anchor().expect("anchor"), Anchor::Empty);
     }
 }

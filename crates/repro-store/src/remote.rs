@@ -30,8 +30,15 @@ use object_store::{
 use repro_core::Digest;
 
 use crate::error::RemoteFailure;
-use crate::objects::Verified;
 use crate::{Result, StoreError};
+
+/// What re-hashing one object found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    Ok { bytes: u64 },
+    Missing,
+    Corrupt,
+}
 
 /// Objects up to this size go up in one conditional PUT, read whole; larger ones in parts of
 /// [`PART`] bytes, so a file of gigabytes never sits in memory.

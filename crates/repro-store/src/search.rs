@@ -764,19 +764,21 @@ mod agree {
         )
     }
 
-    fn store(specs: &[Spec]) -> (tempfile::TempDir, Metadata, Option<crate::db::ScratchDb>) {
+    fn store(specs: &[Spec]) -> (tempfile::TempDir, Metadata, Option<repro_test::ScratchDb>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut m, scratch) = crate::meta::scratch(dir.path());
         if !m.conn.is_postgres() {
             // Durability is not under test here; speed is welcome.
             m.conn.execute_batch("PRAGMA synchronous = OFF").expect("pragma");
         }
-        m.create_experiment("e", None, &[]).expect("experiment");
+        m.tracking().create_experiment("e", None, &[]).expect("experiment");
         for (i, s) in specs.iter().enumerate() {
             let id = run_id(i as u8);
             match &s.captured {
                 None => {
-                    m.create_tracked_run(&id, s.experiment, s.user, s.name, s.start, &[], "h").expect("create");
+                    m.tracking()
+                        .create_tracked_run(&id, s.experiment, s.user, s.name, s.start, &[], "h")
+                        .expect("create");
                 }
                 Some(values) => {
                     let mut record = RunRecord::tracking_only(
@@ -787,9 +789,9 @@ mod agree {
                         crate::rfc3339(s.start),
                     );
                     record.params.values = values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-                    m.insert_run(&record, s.start).expect("insert");
+                    m.runs().insert(&record, s.start).expect("insert");
                     if s.experiment != 0 {
-                        m.adopt_run(&id, s.experiment, s.user).expect("adopt");
+                        m.tracking().adopt_run(&id, s.experiment, s.user).expect("adopt");
                     }
                 }
             }
@@ -805,7 +807,7 @@ mod agree {
                 .iter()
                 .map(|(k, v, step)| MetricIn { key: k.to_string(), value: *v, timestamp: 5, step: *step })
                 .collect();
-            m.log_batch(id.as_str(), &metrics, &pairs(&s.params), &pairs(&s.tags)).expect("log");
+            m.tracking().log_batch(id.as_str(), &metrics, &pairs(&s.params), &pairs(&s.tags)).expect("log");
             let inputs: Vec<DatasetInput> = s
                 .datasets
                 .iter()
@@ -819,16 +821,16 @@ mod agree {
                     tags: context.iter().map(|c| ("mlflow.data.context".to_string(), c.to_string())).collect(),
                 })
                 .collect();
-            m.log_inputs(id.as_str(), &inputs).expect("inputs");
+            m.tracking().log_inputs(id.as_str(), &inputs).expect("inputs");
             if let Some((end, status)) = s.end {
-                let mut record = m.get_run(&id).expect("run").record;
+                let mut record = m.runs().get(&id).expect("run").record;
                 record.status = status;
                 let d = Digest::of_bytes(id.as_str().as_bytes());
-                let head = m.facts_head(&id).expect("head");
+                let head = m.runs().facts_head(&id).expect("head");
                 m.finish_run(&record, end, &d, &d, head.as_ref()).expect("finish");
             }
             if s.deleted {
-                m.set_run_stage(id.as_str(), "deleted").expect("delete");
+                m.tracking().set_run_stage(id.as_str(), "deleted").expect("delete");
             }
         }
         (dir, m, scratch)
@@ -839,9 +841,9 @@ mod agree {
         let mut runs: Vec<TrackedRun> = Vec::new();
         for i in 0..n {
             let id = run_id(i as u8);
-            let mut r = m.get_tracked_run(id.as_str()).expect("run");
+            let mut r = m.tracking().get_tracked_run(id.as_str()).expect("run");
             if q.params == ParamSource::WithRecord && r.captured {
-                let stored = m.get_run(&id).expect("stored");
+                let stored = m.runs().get(&id).expect("stored");
                 if stored.lineage.is_none() {
                     for (k, v) in stored.record.params.values {
                         r.params
@@ -869,14 +871,20 @@ mod agree {
     fn in_sql(m: &Metadata, q: &RunQuery<'_>, driver: Option<Driver<'_>>) -> Vec<String> {
         let st = select(q, driver);
         let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
-        m.read_runs(&st.sql, &args, q.params).expect("search").into_iter().map(|r| r.run_id.to_string()).collect()
+        m.tracking()
+            .read_runs(&st.sql, &args, q.params)
+            .expect("search")
+            .into_iter()
+            .map(|r| r.run_id.to_string())
+            .collect()
     }
 
     fn check(m: &Metadata, n: usize, q: &RunQuery<'_>) -> Result<(), TestCaseError> {
         let (want, total) = in_memory(m, n, q);
-        let got: Vec<String> = m.search_runs(q).expect("search").into_iter().map(|r| r.run_id.to_string()).collect();
+        let got: Vec<String> =
+            m.tracking().search_runs(q).expect("search").into_iter().map(|r| r.run_id.to_string()).collect();
         prop_assert_eq!(&got, &want, "{:?}", q);
-        prop_assert_eq!(m.count_runs(q).expect("count"), total, "{:?}", q);
+        prop_assert_eq!(m.tracking().count_runs(q).expect("count"), total, "{:?}", q);
         // Every way of narrowing the search first gives the same answer.
         for d in drivers(q) {
             prop_assert_eq!(&in_sql(m, q, Some(d)), &want, "driver {:?}: {:?}", d, q);
@@ -1078,6 +1086,6 @@ mod agree {
             limit: None,
             params: ParamSource::Logged,
         };
-        assert_eq!(m.count_runs(&all).expect("count"), 5, "the injection attempts left the runs alone");
+        assert_eq!(m.tracking().count_runs(&all).expect("count"), 5, "the injection attempts left the runs alone");
     }
 }

@@ -259,7 +259,7 @@ fn read_text(path: &Path) -> Result<String> {
 
 pub(crate) fn file_entry(path: &Path, rel: &str) -> Result<FileEntry> {
     let meta = std::fs::metadata(path).map_err(CaptureError::io("read", path))?;
-    let (digest, size) = repro_store::objects::hash_file(path).map_err(CaptureError::io("read", path))?;
+    let (digest, size) = repro_util::hash::hash_file(path).map_err(CaptureError::io("read", path))?;
     Ok(FileEntry { path: rel.to_string(), size, mode: crate::git::mode_of(&meta), digest })
 }
 

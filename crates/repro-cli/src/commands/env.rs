@@ -42,7 +42,7 @@ pub fn env(ctx: &Context, cmd: EnvCmd) -> Result<Exit> {
         }
         EnvCmd::Export { run, format, output } => {
             let store = ctx.store()?;
-            let stored = store.meta.get_run(&store.meta.resolve_run(&run)?)?;
+            let stored = store.meta.runs().get(&store.meta.resolve_run(&run)?)?;
             let format = match format {
                 ExportFormatArg::Requirements => ExportFormat::Requirements,
                 ExportFormatArg::Conda => ExportFormat::Conda,

@@ -20,7 +20,7 @@ pub fn token(ctx: &Context, cmd: TokenCmd) -> Result<Exit> {
             let created = repro_exec::tokens::create(&store, role, &name, email.as_deref(), approver_key.as_deref())?;
             render::token_created(&created, ctx.json)?;
         }
-        TokenCmd::Ls => render::tokens(&store.meta.list_tokens()?, ctx.json)?,
+        TokenCmd::Ls => render::tokens(&store.meta.tokens().list()?, ctx.json)?,
         TokenCmd::Revoke { id } => {
             repro_exec::tokens::revoke(&store, &id)?;
             render::token_revoked(&id, ctx.json)?;

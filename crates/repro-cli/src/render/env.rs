@@ -7,7 +7,7 @@ use repro_core::audit::count;
 use repro_core::environment::EnvironmentSpec;
 use repro_exec::env::{CheckReport, EnvDiff, ParityReport};
 use repro_exec::views::EnvironmentShow;
-use repro_store::meta::EnvironmentRow;
+use repro_store::environments::EnvironmentRow;
 
 use super::{json, line, out, short_time};
 
@@ -86,7 +86,7 @@ pub fn env_list(rows: &[EnvironmentRow], as_json: bool) -> Result<()> {
             "{:<28} {:<10} {:<20} {}",
             format!("{}:{}", r.name, r.version),
             r.kind,
-            short_time(&repro_store::rfc3339(r.created_ms)),
+            short_time(&repro_util::clock::rfc3339(r.created_ms)),
             r.source
         )?;
     }

@@ -9,7 +9,7 @@ use repro_exec::bundle::{ExportReport, ImportReport};
 use repro_exec::keys::GeneratedKey;
 use repro_exec::tokens::CreatedToken;
 use repro_exec::trust::{Added, Trust, TrustRole, Trusted};
-use repro_store::tracking::TokenRow;
+use repro_store::tokens::TokenRow;
 
 use super::model::when;
 use super::{json, line, message, out};

@@ -13,7 +13,7 @@ use super::{json, line, message, out};
 
 /// A time for people: `2026-12-05 06:09` (UTC).
 pub(crate) fn when(ms: i64) -> String {
-    repro_store::rfc3339(ms).replace('T', " ").chars().take(16).collect()
+    repro_util::clock::rfc3339(ms).replace('T', " ").chars().take(16).collect()
 }
 
 pub fn model_registered(v: &ModelVersion, as_json: bool) -> Result<()> {

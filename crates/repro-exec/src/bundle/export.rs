@@ -39,7 +39,7 @@ fn run_objects(store: &Store, run: &StoredRun, data: bool, out: &mut BTreeSet<Di
 /// Writes the git bundle of `commit` into `scratch`: from a code bundle this store already
 /// has (an import), else from the recorded repository, the current folder's, or the remote.
 fn code_bundle(store: &Store, rec: &RunRecord, commit: &str, scratch: &Path, cwd: &Path) -> Result<PathBuf> {
-    if let Some(obj) = store.meta.code_bundle(commit)? {
+    if let Some(obj) = store.meta.models().code_bundle(commit)? {
         // A damaged or missing bundle object falls through to the other sources.
         if let repro_store::objects::Verified::Ok { .. } = store.objects.verify(&obj)? {
             return Ok(store.objects.fetch(&obj)?);
@@ -88,7 +88,7 @@ pub fn export(
     cwd: &Path,
     progress: &dyn crate::Progress,
 ) -> Result<ExportReport> {
-    let events = store.meta.registry_events()?;
+    let events = store.meta.models().events()?;
     let (registry, _) = Registry::fold(&events);
     let version = lookup(&registry, reference)?;
     let (run, lineage) = crate::registry::pinned_run(store, &version)?;
@@ -98,8 +98,8 @@ pub fn export(
     // Runs: the version's, and its replays (so the auditor's store knows it was replayed).
     let mut runs = vec![run.clone()];
     let mut replays = Vec::new();
-    for r in store.meta.replays_of(&run.record.id)? {
-        let Ok(rr) = store.meta.get_run(&r.replay) else { continue };
+    for r in store.meta.runs().replays_of(&run.record.id)? {
+        let Ok(rr) = store.meta.runs().get(&r.replay) else { continue };
         if rr.lineage.is_none() || rr.record_object.is_none() {
             continue;
         }
@@ -122,7 +122,7 @@ pub fn export(
             id: r.record.id.clone(),
             record_object,
             lineage,
-            metrics: store.meta.metrics(&r.record.id)?,
+            metrics: store.meta.runs().metrics(&r.record.id)?,
         });
         let snaps = r
             .record
@@ -131,7 +131,7 @@ pub fn export(
             .map(|i| (&i.snapshot, include_data && !i.reference))
             .chain(r.record.outputs.iter().filter_map(|o| Some((o.snapshot.as_ref()?, true))));
         for (digest, stored) in snaps {
-            if let Some(row) = store.meta.get_snapshot(digest)? {
+            if let Some(row) = store.meta.datasets().snapshot(digest)? {
                 let e = snapshots.entry(digest.clone()).or_insert(BundleSnapshot {
                     digest: digest.clone(),
                     kind: row.kind,
@@ -160,7 +160,7 @@ pub fn export(
     let mut extra_files: Vec<(Digest, PathBuf)> = Vec::new();
     if let Some(commit) = &run.record.code.commit {
         let path = code_bundle(store, &run.record, commit, &scratch.0, cwd)?;
-        let (digest, _) = repro_store::objects::hash_file(&path).map_err(ExecError::io("read", &path))?;
+        let (digest, _) = repro_util::hash::hash_file(&path).map_err(ExecError::io("read", &path))?;
         code = Some(BundleCode { commit: commit.clone(), object: digest.clone() });
         extra_files.push((digest, path));
     }
@@ -194,7 +194,7 @@ pub fn export(
     }
     let manifest = BundleManifest {
         format: FORMAT.into(),
-        created_at: repro_store::rfc3339(repro_store::now_ms()),
+        created_at: repro_util::clock::rfc3339(repro_util::clock::now_ms()),
         repro_version: env!("CARGO_PKG_VERSION").into(),
         model: version.name.clone(),
         version: version.version,

@@ -162,7 +162,7 @@ pub fn import(
         let path = files
             .get(o.digest.hex())
             .ok_or_else(|| refuse(file, format!("object {} is missing (the bundle is truncated?)", o.digest)))?;
-        let (digest, size) = repro_store::objects::hash_file(path).map_err(ExecError::io("read", path))?;
+        let (digest, size) = repro_util::hash::hash_file(path).map_err(ExecError::io("read", path))?;
         if digest != o.digest || size != o.size {
             return Err(refuse(
                 file,
@@ -351,7 +351,7 @@ pub fn import(
     }
 
     // 7. This store: the same version may already be here; a different one by that name may not.
-    let here = store.meta.registry()?;
+    let here = store.meta.models().registry()?;
     if let Some(existing) = here.models.get(&m.model).and_then(|model| model.versions.get(&m.version)) {
         if existing.lineage == version.lineage && existing.artifact == version.artifact {
             return Ok(ImportReport {
@@ -381,7 +381,7 @@ pub fn import(
     // The runs this import adds (one already here with the same record stays this store's own).
     let mut added_runs = Vec::new();
     for r in &import_runs {
-        match store.meta.get_run(&r.record.id) {
+        match store.meta.runs().get(&r.record.id) {
             Ok(existing) if existing.lineage.as_ref() != Some(&r.lineage) => {
                 return Err(refuse(
                     file,
@@ -408,7 +408,7 @@ pub fn import(
         }
     }
     batch.commit()?;
-    let bundle_digest = repro_store::objects::hash_file(file).map_err(ExecError::io("read", file))?.0;
+    let bundle_digest = repro_util::hash::hash_file(file).map_err(ExecError::io("read", file))?.0;
     let rows = ImportRows {
         runs: import_runs,
         snapshots: m
@@ -420,7 +420,7 @@ pub fn import(
                 files: s.files,
                 bytes: s.bytes,
                 stored: s.stored,
-                created_ms: repro_store::now_ms(),
+                created_ms: repro_util::clock::now_ms(),
             })
             .collect(),
         replays: m
@@ -437,7 +437,7 @@ pub fn import(
         code_bundles: m.code.iter().map(|c| (c.commit.clone(), c.object.clone())).collect(),
     };
     let runs = rows.runs.len();
-    store.meta.import_bundle(&rows, repro_store::now_ms(), |reg| {
+    store.meta.models().import_bundle(&rows, repro_util::clock::now_ms(), |reg| {
         if reg.models.get(&m.model).is_some_and(|model| model.versions.contains_key(&m.version)) {
             return Err(refuse(file, format!("{} was registered here meanwhile", version.reference())));
         }

@@ -65,7 +65,7 @@ pub fn statement(
     comment: Option<&str>,
 ) -> Result<ApprovalStatement> {
     check_comment(comment)?;
-    let at = repro_store::rfc3339(repro_store::now_ms());
+    let at = repro_util::clock::rfc3339(repro_util::clock::now_ms());
     ApprovalStatement::of(version, stage, approver, &at, comment).ok_or_else(|| {
         ExecError::Usage(format!(
             "{} was registered while run {} was running, and the run has not finished: it can be approved once it has",
@@ -85,7 +85,7 @@ pub fn approve(
     comment: Option<&str>,
 ) -> Result<ApproveOutcome> {
     policy(store, stage)?;
-    let version = lookup(&store.meta.registry()?, reference)?;
+    let version = lookup(&store.meta.models().registry()?, reference)?;
     let statement = statement(&version, stage, approver, comment)?;
     let envelope = prov::sign_envelope(signer, PAYLOAD_TYPE, &statement.payload());
     record(store, &version.reference(), &envelope, &signer.verifying_key(), approver)
@@ -104,7 +104,7 @@ pub fn record(
     let signed = open(envelope, key).map_err(|e| ExecError::Usage(format!("the approval is not valid: {e}")))?;
     let stage = signed.stage.clone();
     let policy = policy(store, &stage)?;
-    let version = lookup(&store.meta.registry()?, reference)?;
+    let version = lookup(&store.meta.models().registry()?, reference)?;
     if let Some(why) = signed.mismatch(&version, &stage) {
         return Err(ExecError::Usage(format!("the signed approval does not match {}: {why}", version.reference())));
     }
@@ -115,12 +115,12 @@ pub fn record(
             a.reason
         )));
     }
-    crate::integrity::vouch_for_version(store, &version, &repro_store::fsck::NoProgress)?;
+    crate::integrity::vouch_for_version(store, &version, &repro_core::progress::NoProgress)?;
     let keyid = prov::sslib_keyid(key);
     let envelope_object = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
     let public_key = store.objects.put_bytes(crate::keys::public_pem(key).as_bytes())?;
     let mut repeated = false;
-    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+    store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let now = lookup(reg, &version.reference())?;
         if let Some(a) = &now.archived {
             return Err(ExecError::Usage(format!("{} was archived meanwhile ({})", now.reference(), a.reason)));
@@ -148,7 +148,7 @@ pub fn record(
             },
         })
     })?;
-    let version = lookup(&store.meta.registry()?, &version.reference())?;
+    let version = lookup(&store.meta.models().registry()?, &version.reference())?;
     let trust = Trust::of(store)?;
     let checks = check_approvals(store, &version, &trust, &[]);
     let approvers = if policy.signed_approvals {

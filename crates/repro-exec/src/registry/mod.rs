@@ -34,14 +34,14 @@ pub fn actor(cwd: &Path, as_who: Option<&str>) -> Result<String> {
         return repro_core::actor::claimed(who).map_err(ExecError::Usage);
     }
     let user = std::env::var("USER").ok();
-    Ok(repro_core::actor::local(repro_capture::git::identity(cwd), user.as_deref(), &repro_store::process::hostname()))
+    Ok(repro_core::actor::local(repro_capture::git::identity(cwd), user.as_deref(), &repro_util::host::hostname()))
 }
 
 /// The run a version pins, refused when its record no longer hashes to the pinned lineage
 /// (so nothing is signed or exported on top of an edited record).
 /// The version's run, checked against the lineage the version is held to, and that lineage.
 pub fn pinned_run(store: &Store, version: &ModelVersion) -> Result<(StoredRun, Digest)> {
-    let run = store.meta.get_run(&version.run)?;
+    let run = store.meta.runs().get(&version.run)?;
     let lineage = still_running(version, &run)?;
     if !version.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) {
         return Err(ExecError::Usage(format!(
@@ -198,7 +198,7 @@ pub fn register(
         )));
     }
     let id = store.meta.resolve_run(run_spec)?;
-    let run = store.meta.get_run(&id)?;
+    let run = store.meta.runs().get(&id)?;
     if run.record.status != RunStatus::Finished {
         return Err(ExecError::Usage(format!(
             "run {} {} (exit {}); only a run that finished can be registered",
@@ -211,10 +211,10 @@ pub fn register(
         .lineage
         .clone()
         .ok_or_else(|| ExecError::Usage(format!("run {} has no lineage digest; run `repro fsck`", id.short())))?;
-    crate::integrity::vouch_for_run(store, &run, &repro_store::fsck::NoProgress)?;
+    crate::integrity::vouch_for_run(store, &run, &repro_core::progress::NoProgress)?;
     let artifact = resolve_artifact(store, &run, artifact, cwd)?;
     let register = Change::Register { run: id.clone(), lineage: Some(lineage), artifact, model_id: None };
-    let event = store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+    let event = store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let (version, change) = reg
             .registration(name, register.clone(), Vec::new())
             .and_then(|changes| changes.into_iter().next())
@@ -225,7 +225,7 @@ pub fn register(
 }
 
 fn found(store: &Store, name: &str, version: u32) -> Result<ModelVersion> {
-    let reg = store.meta.registry()?;
+    let reg = store.meta.models().registry()?;
     lookup(&reg, &format!("{name}@{version}"))
 }
 
@@ -236,7 +236,7 @@ pub fn archive(store: &mut Store, reference: &str, reason: &str, actor: &str) ->
         return Err(ExecError::Usage("--reason must say why, on one line".into()));
     }
     let mut target = None;
-    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+    store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let v = lookup(reg, reference)?;
         if let Some(a) = &v.archived {
             return Err(ExecError::Usage(format!("{} is already archived ({})", v.reference(), a.reason)));

@@ -40,7 +40,7 @@ pub fn gather_facts(
     policy: &StagePolicy,
     progress: &dyn crate::Progress,
 ) -> Result<Facts> {
-    let run = store.meta.get_run(&version.run)?;
+    let run = store.meta.runs().get(&version.run)?;
     let audit = crate::audit::audit_run(store, &run, false, progress)?;
     let mut valid = 0;
     let mut problems = Vec::new();
@@ -83,7 +83,7 @@ pub fn promote(
     progress: &dyn crate::Progress,
 ) -> Result<PromoteOutcome> {
     let policy = policy(store, stage)?;
-    let version = lookup(&store.meta.registry()?, reference)?;
+    let version = lookup(&store.meta.models().registry()?, reference)?;
     if version.stage.as_deref() == Some(stage) {
         return Ok(PromoteOutcome::Already { version: Box::new(version), stage: stage.to_string() });
     }
@@ -150,7 +150,7 @@ pub fn promote(
     };
     let mut from = None;
     let mut replaced = None;
-    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+    store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         // The facts were gathered outside the write lock: refuse if the version changed since.
         let now = lookup(reg, &version.reference())?;
         if now.stage != version.stage || now.archived.is_some() || now.approvals.len() < version.approvals.len() {

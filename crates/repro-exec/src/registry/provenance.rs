@@ -73,7 +73,7 @@ pub struct SignOutcome {
 pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str) -> Result<SignOutcome> {
     let key_path = signing_key_path(key)?;
     let signing = keys::load_signing_key(&key_path)?;
-    let registry = store.meta.registry()?;
+    let registry = store.meta.models().registry()?;
     let version = lookup(&registry, reference)?;
     if let Some(a) = &version.archived {
         return Err(ExecError::Usage(format!(
@@ -83,7 +83,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
         )));
     }
     let (run, lineage) = super::pinned_run(store, &version)?;
-    crate::integrity::vouch_for_version(store, &version, &repro_store::fsck::NoProgress)?;
+    crate::integrity::vouch_for_version(store, &version, &repro_core::progress::NoProgress)?;
     // Sign only what still is what the version pinned.
     for f in &version.artifact.files {
         let bytes = store.objects.read(&f.blake3)?;
@@ -94,7 +94,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     let artifacts = subjects(&version);
     let shas = object_sha256(store, &run.record);
     let head = registry.head.clone();
-    let points = store.meta.metrics(&version.run)?;
+    let points = store.meta.runs().metrics(&version.run)?;
     let metrics = repro_core::metrics::metrics_digest(&points);
     let statement = prov::statement(&StatementInput {
         record: &run.record,
@@ -111,7 +111,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     let keyid = prov::sslib_keyid(&signing.verifying_key());
     let envelope_digest = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
     let public_key = store.objects.put_bytes(keys::public_pem(&signing.verifying_key()).as_bytes())?;
-    store.meta.append_registry_event(repro_store::now_ms(), |reg| {
+    store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let now = lookup(reg, &version.reference())?;
         if now.archived.is_some() {
             return Err(ExecError::Usage(format!("{} was archived meanwhile; not signed", now.reference())));
@@ -127,13 +127,13 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
             },
         })
     })?;
-    let version = lookup(&store.meta.registry()?, &version.reference())?;
+    let version = lookup(&store.meta.models().registry()?, &version.reference())?;
     Ok(SignOutcome { version, keyid, envelope: envelope_digest })
 }
 
 /// `repro model attest NAME@V`: the stored envelopes of the version, one JSON line each.
 pub fn attest(store: &Store, reference: &str) -> Result<(ModelVersion, Vec<String>)> {
-    let version = lookup(&store.meta.registry()?, reference)?;
+    let version = lookup(&store.meta.models().registry()?, reference)?;
     if version.signatures.is_empty() {
         return Err(ExecError::Usage(format!(
             "{} is not signed, so there is no attestation yet; run `repro model sign {}` first",
@@ -239,7 +239,7 @@ fn check_signature_in(
 ) -> std::result::Result<(), String> {
     let envelope = store.objects.read(&s.envelope).map_err(|e| format!("envelope object: {e}"))?;
     let public_key = store.objects.read(&s.public_key).map_err(|e| format!("public key object: {e}"))?;
-    let points = store.meta.metrics(&version.run).map_err(|e| e.to_string())?;
+    let points = store.meta.runs().metrics(&version.run).map_err(|e| e.to_string())?;
     let summary = check_signature_bytes(&envelope, &public_key, version, s, trusted, Some(&points))?;
     // An imported version's statement names the source store's log; only ours can be checked.
     if version.imported_from.is_some() {
@@ -280,8 +280,8 @@ pub fn verify(
     progress: &dyn crate::Progress,
 ) -> Result<VerifyReport> {
     let trusted = key.map(keys::load_public_key).transpose()?;
-    let events = store.meta.registry_events()?;
-    let anchor = store.meta.registry_anchor()?;
+    let events = store.meta.models().events()?;
+    let anchor = store.meta.models().anchor()?;
     let (registry, fold_problems) = registry::Registry::fold(&events);
     let version = lookup(&registry, reference)?;
     let mut checks = Vec::new();
@@ -301,7 +301,7 @@ pub fn verify(
 
     // The run and its lineage.
     let mut problems = Vec::new();
-    let run = match store.meta.get_run(&version.run) {
+    let run = match store.meta.runs().get(&version.run) {
         Ok(run) => Some(run),
         Err(e) => {
             problems.push(e.to_string());

@@ -12,7 +12,7 @@ use super::*;
 pub(super) fn code_origin(store: &Store, rec: &RunRecord, trust_code: bool) -> Result<Option<CodeOrigin>> {
     // Which import brought each run (the first, if several name it).
     let mut imported: BTreeMap<RunId, (Digest, Option<BundleSigner>)> = BTreeMap::new();
-    for e in store.meta.registry_events()?.iter().filter(|e| e.kind == "import") {
+    for e in store.meta.models().events()?.iter().filter(|e| e.kind == "import") {
         // An import that cannot be read might be the one that brought this run: stop.
         let Ok(Change::Import { run, bundle, signer, runs, .. }) = Change::from_payload(&e.kind, &e.payload) else {
             return Err(cannot(
@@ -39,7 +39,7 @@ pub(super) fn code_origin(store: &Store, rec: &RunRecord, trust_code: bool) -> R
             break;
         }
         let Some(parent) = at.replay_of.clone() else { break };
-        match store.meta.get_run(&parent) {
+        match store.meta.runs().get(&parent) {
             Ok(p) => at = p.record,
             Err(repro_store::StoreError::UnknownRun(_)) => break,
             Err(e) => return Err(e.into()),
@@ -111,7 +111,7 @@ pub(super) fn rebuild_code(
     }
     // A code bundle imported with the run (`repro bundle import`): local and verified.
     if source.is_none() {
-        if let Some(obj) = store.meta.code_bundle(commit)? {
+        if let Some(obj) = store.meta.models().code_bundle(commit)? {
             match store.objects.verify(&obj)? {
                 repro_store::objects::Verified::Ok { .. } => {
                     reset_dir(tree)?;
@@ -212,7 +212,7 @@ pub(super) fn rebuild_code(
     }
     if let (Some(p), Some(d)) = (&rec.script.path, &rec.script.digest) {
         if let Some(file) = inside(tree, p) {
-            let (got, _) = repro_store::objects::hash_file(&file).map_err(ExecError::io("read", &file))?;
+            let (got, _) = repro_util::hash::hash_file(&file).map_err(ExecError::io("read", &file))?;
             if got != *d {
                 return Err(cannot(
                     id,

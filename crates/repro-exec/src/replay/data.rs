@@ -49,7 +49,7 @@ pub(super) fn restore_inputs(
                 let mut changed = Vec::new();
                 for e in &manifest.entries {
                     let f = files_at(&original_location, e);
-                    match repro_store::objects::hash_file(&f) {
+                    match repro_util::hash::hash_file(&f) {
                         Ok((d, _)) if d == e.digest => {}
                         Ok(_) => changed.push(format!("{} (changed)", f.display())),
                         Err(_) => changed.push(format!("{} (gone)", f.display())),

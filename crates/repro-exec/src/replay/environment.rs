@@ -225,7 +225,7 @@ pub(super) fn run_options(
     let mut params_files = Vec::new();
     for (n, f) in rec.params.files.iter().enumerate() {
         let in_tree = inside(tree, &f.path)
-            .filter(|p| repro_store::objects::hash_file(p).map(|(d, _)| d == f.digest).unwrap_or(false));
+            .filter(|p| repro_util::hash::hash_file(p).map(|(d, _)| d == f.digest).unwrap_or(false));
         let path = match in_tree {
             Some(p) => p,
             None => {

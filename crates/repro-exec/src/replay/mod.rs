@@ -228,7 +228,7 @@ impl Drop for WorkArea {
 
 pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) -> Result<ReplayOutcome> {
     let id = opts.run.clone().ok_or_else(|| ExecError::Usage("no run given; e.g. repro replay latest".into()))?;
-    let original = store.meta.get_run(&id)?;
+    let original = store.meta.runs().get(&id)?;
     let rec = original.record.clone();
     match rec.status {
         RunStatus::Running => return Err(cannot(&id, "it is still running; replay it once it has ended")),
@@ -244,7 +244,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     if rec.code.repo_root.is_none() {
         return Err(cannot(&id, "it was not run inside a git repository, so its code cannot be rebuilt"));
     }
-    let metrics_recorded = last_values(&store.meta.metrics(&id)?);
+    let metrics_recorded = last_values(&store.meta.runs().metrics(&id)?);
     for key in opts.tolerances.keys() {
         if !metrics_recorded.contains_key(key) {
             let known: Vec<&str> = metrics_recorded.keys().map(String::as_str).collect();
@@ -350,12 +350,12 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     };
 
     // 5. Compare.
-    let metrics_replayed = last_values(&store.meta.metrics(&replay_id)?);
+    let metrics_replayed = last_values(&store.meta.runs().metrics(&replay_id)?);
     let comparator = store.config.replay.compare.clone();
     let outputs = compare_outputs(store, &rec, &replay_record, &area, comparator.as_deref(), &run_opts.vars)?;
     let metrics = compare_metrics(&metrics_recorded, &metrics_replayed, &opts.tolerances);
     let (verdict, reasons) = judge(&outputs, &metrics, rec.exit_code, exit_code, comparator.is_some());
-    let replay_stored = store.meta.get_run(&replay_id)?;
+    let replay_stored = store.meta.runs().get(&replay_id)?;
     let captured_differences = crate::diff::diff_runs(store, &original, &replay_stored)?.captured_field_differences();
     let registry_calls =
         opts.registry_calls.as_ref().and_then(|c| c.lock().ok().map(|calls| calls.clone())).unwrap_or_default();
@@ -399,12 +399,12 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     let bytes = serde_json::to_vec_pretty(&report).expect("reports serialize");
     let object = store.objects.put_bytes(&bytes)?;
     report.report_object = Some(object.clone());
-    store.meta.record_replay(&ReplayRow {
+    store.meta.runs().record_replay(&ReplayRow {
         replay: replay_id,
         original: id,
         verdict,
         report: object,
-        created_ms: repro_store::now_ms(),
+        created_ms: repro_util::clock::now_ms(),
     })?;
     drop(area);
     Ok(ReplayOutcome::Done(Box::new(report)))

@@ -204,8 +204,8 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         });
     }
 
-    let started_ms = repro_store::now_ms();
-    store.meta.insert_run(&p.record, started_ms)?;
+    let started_ms = repro_util::clock::now_ms();
+    store.meta.runs().insert(&p.record, started_ms)?;
     let id = p.record.id.clone();
     reporter.message(&format!("run {} started: {}", id, opts.command.join(" ")));
 
@@ -229,7 +229,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     }
     if let Some(uri) = &opts.tracking_uri {
         let experiment = tracking_experiment(store, &opts.vars)?;
-        store.meta.adopt_run(&id, experiment, &p.record.user)?;
+        store.meta.tracking().adopt_run(&id, experiment, &p.record.user)?;
         cmd.env("MLFLOW_TRACKING_URI", uri)
             .env("MLFLOW_RUN_ID", id.as_str())
             .env("MLFLOW_EXPERIMENT_ID", experiment.to_string());
@@ -341,10 +341,10 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     store_logs(store, &work, &mut logs)?;
     // What the command logged through MLflow is part of the run too.
     let logged_by_api = if opts.tracking_uri.is_some() {
-        for (k, v) in store.meta.tracked_params(id.as_str())? {
+        for (k, v) in store.meta.tracking().tracked_params(id.as_str())? {
             p.record.params.logged.entry(k).or_insert(v);
         }
-        store.meta.metrics(&id)?.len() as u64
+        store.meta.runs().metrics(&id)?.len() as u64
     } else {
         0
     };
@@ -364,9 +364,9 @@ fn finish(
 ) -> Result<()> {
     record.logs = logs;
     record.metric_count = points.len() as u64 + already_stored;
-    let ended_ms = repro_store::now_ms();
-    record.ended_at = Some(repro_store::rfc3339(ended_ms));
-    store.meta.add_points(&record.id, points, ended_ms)?;
+    let ended_ms = repro_util::clock::now_ms();
+    record.ended_at = Some(repro_util::clock::rfc3339(ended_ms));
+    store.meta.runs().add_points(&record.id, points, ended_ms)?;
     store.meta.seal_and_finish(&store.objects, record, ended_ms)?;
     Ok(())
 }
@@ -379,13 +379,13 @@ fn tracking_experiment(store: &mut Store, vars: &BTreeMap<String, String>) -> Re
             .trim()
             .parse()
             .map_err(|_| ExecError::Usage(format!("MLFLOW_EXPERIMENT_ID={id} is not an experiment id (a number)")))?;
-        store.meta.get_experiment(id)?;
+        store.meta.tracking().get_experiment(id)?;
         return Ok(id);
     }
     match vars.get("MLFLOW_EXPERIMENT_NAME").filter(|v| !v.is_empty()) {
-        Some(name) => match store.meta.get_experiment_by_name(name) {
+        Some(name) => match store.meta.tracking().get_experiment_by_name(name) {
             Ok(e) => Ok(e.experiment_id),
-            Err(_) => Ok(store.meta.create_experiment(name, None, &[])?),
+            Err(_) => Ok(store.meta.tracking().create_experiment(name, None, &[])?),
         },
         None => Ok(0),
     }

@@ -137,7 +137,7 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
             let rel = recorded_path(file, root_ref);
             info.path = Some(rel.clone());
             if file.is_file() {
-                let (d, _) = repro_store::objects::hash_file(file).map_err(ExecError::io("read", file))?;
+                let (d, _) = repro_util::hash::hash_file(file).map_err(ExecError::io("read", file))?;
                 info.digest = Some(d);
                 files_to_store.push(file.clone());
                 if let Some(r) = root_ref.filter(|r| file.starts_with(r)) {
@@ -212,8 +212,8 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         .collect();
 
     let id = RunId::from_bytes(*uuid::Uuid::new_v4().as_bytes());
-    let (started_ms, host) = (repro_store::now_ms(), repro_store::process::hostname());
-    let user = repro_store::process::username()
+    let (started_ms, host) = (repro_util::clock::now_ms(), repro_util::host::hostname());
+    let user = repro_util::host::username()
         .or_else(|| opts.vars.get("USER").or_else(|| opts.vars.get("LOGNAME")).cloned())
         .unwrap_or_else(|| "unknown".into());
     let record = RunRecord {
@@ -223,7 +223,7 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         status: RunStatus::Running,
         exit_code: None,
         signal: None,
-        started_at: repro_store::rfc3339(started_ms),
+        started_at: repro_util::clock::rfc3339(started_ms),
         ended_at: None,
         user,
         host,

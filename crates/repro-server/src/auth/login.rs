@@ -254,7 +254,7 @@ pub(crate) async fn login(
     }
     let token = f.token.trim().to_string();
     let lookup = token.clone();
-    let checked = s.with_meta(move |m, _| Ok(m.token_role(Some(&lookup))?)).await;
+    let checked = s.with_meta(move |m, _| Ok(m.tokens().role(Some(&lookup))?)).await;
     match checked {
         Err(e) => form_page(&s, &headers, https, e.status, &next, Some(&e.message)),
         // No tokens: the UI is open, nothing to sign in to.

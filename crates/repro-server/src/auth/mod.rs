@@ -81,7 +81,7 @@ pub(crate) async fn authorize(state: &Arc<State>, route: &Route, req: Request, n
     let session = if ui && bearer.is_none() { login::session_of(req.headers()) } else { None };
     let token = bearer.or_else(|| session.as_deref().and_then(|id| state.sessions.token(id)));
     if let (Some(t), Some(h)) = (&token, &state.ephemeral) {
-        if repro_store::tracking::token_hash(t) == *h {
+        if repro_store::tokens::token_hash(t) == *h {
             // `repro run`'s own token writes, as the command's MLflow client must.
             if Role::Write < route.role {
                 return too_small(Role::Write, route.role, req.method(), req.uri().path()).into_response();
@@ -90,7 +90,7 @@ pub(crate) async fn authorize(state: &Arc<State>, route: &Route, req: Request, n
         }
     }
     let lookup = token.clone();
-    let checked = state.with_meta(move |m, _| Ok(m.token_identity(lookup.as_deref())?)).await;
+    let checked = state.with_meta(move |m, _| Ok(m.tokens().identity(lookup.as_deref())?)).await;
     let (any, found) = match checked {
         Ok(found) => found,
         Err(e) => return e.into_response(),

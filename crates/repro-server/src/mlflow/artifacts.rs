@@ -68,7 +68,7 @@ pub(crate) async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::B
             let batch = st.objects.batch()?;
             batch.add_copy(&digest, &staged, &repro_store::objects::FileStat::of(&seen))?;
             batch.commit()?;
-            m.put_artifact(&path, &digest, size)?;
+            m.tracking().put_artifact(&path, &digest, size)?;
             Ok(())
         })
         .await
@@ -88,9 +88,10 @@ pub(crate) async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Respons
     let (file, size) = s
         .with_meta(move |m, st| {
             let digest = if is_registry_path(&path) {
-                registered_file(&m.registry()?, &path)?
+                registered_file(&m.models().registry()?, &path)?
             } else {
-                m.get_artifact(&path)?
+                m.tracking()
+                    .get_artifact(&path)?
                     .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))?
                     .0
             };
@@ -148,7 +149,7 @@ pub(crate) async fn delete_artifact(AxState(s): S, uri: Uri) -> Reply {
     if is_registry_path(&path) {
         return Err(ApiError::invalid("Registered model files cannot be deleted: the registry pins them."));
     }
-    s.with_meta(move |m, _| Ok(m.delete_artifact(&path)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().delete_artifact(&path)?)).await?;
     ok()
 }
 
@@ -160,10 +161,10 @@ pub(crate) async fn list_artifacts(AxState(s): S, Req(r): Req) -> Reply {
         repro_store::tracking::clean_artifact_path(&dir).map_err(ApiError::invalid)?
     };
     if is_registry_path(&dir) {
-        let files = s.with_meta(move |m, _| list_registered(&m.registry()?, &dir)).await?;
+        let files = s.with_meta(move |m, _| list_registered(&m.models().registry()?, &dir)).await?;
         return Ok(Json(if files.is_empty() { json!({}) } else { json!({"files": files}) }));
     }
-    let entries = s.with_meta(move |m, _| Ok(m.list_artifacts(&dir)?)).await?;
+    let entries = s.with_meta(move |m, _| Ok(m.tracking().list_artifacts(&dir)?)).await?;
     if entries.is_empty() {
         return Ok(Json(json!({})));
     }

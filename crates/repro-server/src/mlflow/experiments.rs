@@ -58,7 +58,7 @@ pub(crate) async fn create_experiment(AxState(s): S, Req(r): Req) -> Reply {
         check_artifact_location(l)?;
     }
     let tags = r.pairs("tags")?;
-    let id = s.with_meta(move |m, _| Ok(m.create_experiment(&name, location.as_deref(), &tags)?)).await?;
+    let id = s.with_meta(move |m, _| Ok(m.tracking().create_experiment(&name, location.as_deref(), &tags)?)).await?;
     Ok(Json(json!({"experiment_id": id.to_string()})))
 }
 
@@ -88,13 +88,13 @@ fn check_artifact_location(location: &str) -> Result<(), ApiError> {
 
 pub(crate) async fn get_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let id = experiment_id(&Req(r).str("experiment_id")?)?;
-    let e = s.with_meta(move |m, _| Ok(m.get_experiment(id)?)).await?;
+    let e = s.with_meta(move |m, _| Ok(m.tracking().get_experiment(id)?)).await?;
     Ok(Json(json!({"experiment": experiment_json(&e)})))
 }
 
 pub(crate) async fn get_experiment_by_name(AxState(s): S, Req(r): Req) -> Reply {
     let name = Req(r).str("experiment_name")?;
-    let e = s.with_meta(move |m, _| Ok(m.get_experiment_by_name(&name)?)).await?;
+    let e = s.with_meta(move |m, _| Ok(m.tracking().get_experiment_by_name(&name)?)).await?;
     Ok(Json(json!({"experiment": experiment_json(&e)})))
 }
 
@@ -105,7 +105,7 @@ pub(crate) async fn search_experiments(AxState(s): S, Req(r): Req) -> Reply {
     let offset = page_offset(&r)?;
     let filter = r.opt_str("filter")?.unwrap_or_default();
     let clauses = search::parse_experiment_filter(&filter).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let all = s.with_meta(|m, _| Ok(m.list_experiments()?)).await?;
+    let all = s.with_meta(|m, _| Ok(m.tracking().list_experiments()?)).await?;
     let mut found: Vec<_> = all
         .into_iter()
         .filter(|e| stages.contains(&e.lifecycle_stage.as_str()))
@@ -132,20 +132,20 @@ pub(crate) async fn update_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = experiment_id(&r.str("experiment_id")?)?;
     if let Some(name) = r.opt_str("new_name")?.filter(|n| !n.is_empty()) {
-        s.with_meta(move |m, _| Ok(m.rename_experiment(id, &name)?)).await?;
+        s.with_meta(move |m, _| Ok(m.tracking().rename_experiment(id, &name)?)).await?;
     }
     ok()
 }
 
 pub(crate) async fn delete_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let id = experiment_id(&Req(r).str("experiment_id")?)?;
-    s.with_meta(move |m, _| Ok(m.set_experiment_stage(id, "deleted")?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_experiment_stage(id, "deleted")?)).await?;
     ok()
 }
 
 pub(crate) async fn restore_experiment(AxState(s): S, Req(r): Req) -> Reply {
     let id = experiment_id(&Req(r).str("experiment_id")?)?;
-    s.with_meta(move |m, _| Ok(m.set_experiment_stage(id, "active")?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_experiment_stage(id, "active")?)).await?;
     ok()
 }
 
@@ -155,7 +155,7 @@ pub(crate) async fn set_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
     let (key, value) = (r.str("key")?, r.str("value")?);
     check_key("tag", &key)?;
     check_value("Tag value", &key, &value, 20_000)?;
-    s.with_meta(move |m, _| Ok(m.set_experiment_tag(id, &key, Some(&value))?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_experiment_tag(id, &key, Some(&value))?)).await?;
     ok()
 }
 
@@ -163,6 +163,6 @@ pub(crate) async fn delete_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = experiment_id(&r.str("experiment_id")?)?;
     let key = r.str("key")?;
-    s.with_meta(move |m, _| Ok(m.set_experiment_tag(id, &key, None)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_experiment_tag(id, &key, None)?)).await?;
     ok()
 }

@@ -53,12 +53,12 @@ pub(crate) async fn create_logged_model(AxState(s): S, r: Req) -> Reply {
         params: params.into_iter().collect(),
         tags: tags.into_iter().collect(),
     };
-    let m = s.with_meta(move |m, _| Ok(m.create_logged_model(&new)?)).await?;
+    let m = s.with_meta(move |m, _| Ok(m.tracking().create_logged_model(&new)?)).await?;
     logged_reply(&s, m).await
 }
 
 pub(crate) async fn get_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
-    let m = s.with_meta(move |m, _| Ok(m.get_logged_model(&id)?)).await?;
+    let m = s.with_meta(move |m, _| Ok(m.tracking().get_logged_model(&id)?)).await?;
     logged_reply(&s, m).await
 }
 
@@ -74,30 +74,30 @@ pub(crate) async fn finalize_logged_model(AxState(s): S, UrlPath(id): UrlPath<St
             )))
         }
     };
-    let m = s.with_meta(move |m, _| Ok(m.finalize_logged_model(&id, status)?)).await?;
+    let m = s.with_meta(move |m, _| Ok(m.tracking().finalize_logged_model(&id, status)?)).await?;
     logged_reply(&s, m).await
 }
 
 pub(crate) async fn delete_logged_model(AxState(s): S, UrlPath(id): UrlPath<String>) -> Reply {
-    s.with_meta(move |m, _| Ok(m.delete_logged_model(&id)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().delete_logged_model(&id)?)).await?;
     Ok(Json(json!({})))
 }
 
 pub(crate) async fn set_logged_model_tags(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
     let tags = r.pairs("tags")?;
     check_tags(&tags)?;
-    let m = s.with_meta(move |m, _| Ok(m.set_logged_model_tags(&id, &tags)?)).await?;
+    let m = s.with_meta(move |m, _| Ok(m.tracking().set_logged_model_tags(&id, &tags)?)).await?;
     logged_reply(&s, m).await
 }
 
 pub(crate) async fn delete_logged_model_tag(AxState(s): S, UrlPath((id, key)): UrlPath<(String, String)>) -> Reply {
-    s.with_meta(move |m, _| Ok(m.delete_logged_model_tag(&id, &key)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().delete_logged_model_tag(&id, &key)?)).await?;
     Ok(Json(json!({})))
 }
 
 pub(crate) async fn log_logged_model_params(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
     let params = r.pairs("params")?;
-    s.with_meta(move |m, _| Ok(m.log_logged_model_params(&id, &params)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().log_logged_model_params(&id, &params)?)).await?;
     Ok(Json(json!({})))
 }
 
@@ -107,7 +107,7 @@ pub(crate) async fn search_logged_models(AxState(s): S, r: Req) -> Reply {
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let limit = max_results(&r, 100)?;
     let offset = page_offset(&r)?;
-    let found = s.with_meta(move |m, _| Ok(m.logged_models(&experiments)?)).await?;
+    let found = s.with_meta(move |m, _| Ok(m.tracking().logged_models(&experiments)?)).await?;
     let reg = current_registry(&s).await?;
     let models: Vec<Value> = found
         .iter()

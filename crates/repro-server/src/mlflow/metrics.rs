@@ -113,7 +113,7 @@ pub(crate) async fn metric_history(AxState(s): S, Req(r): Req) -> Result<Respons
     let key = r.str("metric_key")?;
     let limit = max_results(&r, 25_000)?;
     let offset = page_offset(&r)?;
-    let points = s.with_meta(move |m, _| Ok(m.metric_history(&id, &key, offset, limit + 1)?)).await?;
+    let points = s.with_meta(move |m, _| Ok(m.tracking().metric_history(&id, &key, offset, limit + 1)?)).await?;
     #[derive(Serialize)]
     struct History<'a> {
         metrics: Vec<MetricJson<'a>>,

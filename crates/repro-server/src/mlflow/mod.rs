@@ -132,6 +132,6 @@ pub(crate) async fn log(
         check_key("tag", k)?;
         check_value("Tag value", k, v, MAX_TAG_VALUE)?;
     }
-    s.with_meta(move |m, _| Ok(m.log_batch(&id, &metrics, &params, &tags)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().log_batch(&id, &metrics, &params, &tags)?)).await?;
     ok()
 }

@@ -55,7 +55,7 @@ fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str
         ))
     };
     let from_logged = |id: &str| -> Result<Source, ApiError> {
-        let lm = m.get_logged_model(id)?;
+        let lm = m.tracking().get_logged_model(id)?;
         Ok(Source {
             path: lm.artifact_path().to_string(),
             run: lm.source_run_id.clone(),
@@ -71,7 +71,7 @@ fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str
     }
     if let Some(rest) = source.strip_prefix("runs:/") {
         let (run, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let tracked = m.get_tracked_run(run)?;
+        let tracked = m.tracking().get_tracked_run(run)?;
         let base = tracked.artifact_uri.trim_start_matches("mlflow-artifacts:").trim_start_matches('/').to_string();
         let path = if path.trim_matches('/').is_empty() { base } else { format!("{base}/{}", path.trim_matches('/')) };
         return Ok(Source { path: clean(&path)?, run: Some(run.to_string()), model_id: model_id.map(str::to_string) });
@@ -104,9 +104,9 @@ fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str
 /// Pins the files under the source's folder: each object re-hashed on read (a damaged one
 /// is an error), its sha256 computed, and a manifest of them stored as the snapshot.
 fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) -> Result<Artifact, ApiError> {
-    let mut listed = m.artifacts_under(path)?;
+    let mut listed = m.tracking().artifacts_under(path)?;
     if listed.is_empty() {
-        if let Some((digest, size)) = m.get_artifact(path)? {
+        if let Some((digest, size)) = m.tracking().get_artifact(path)? {
             listed.push((path.to_string(), digest, size));
         }
     }
@@ -170,7 +170,7 @@ pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
             })?;
             let run_id = repro_core::RunId::parse(&run_text)
                 .map_err(|_| ApiError::not_found(format!("Run with id={run_text} not found")))?;
-            let run = m.get_run(&run_id)?;
+            let run = m.runs().get(&run_id)?;
             let artifact = pin_files(m, st, &source, &found.path)?;
             // A finished run's lineage is pinned now; a running one's when it finishes.
             let lineage = run.lineage.clone();
@@ -192,7 +192,7 @@ pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
                 })?;
                 return Ok((reg, version));
             }
-            let written = m.append_registry_events(repro_store::now_ms(), |reg| {
+            let written = m.models().append_all(repro_store::now_ms(), |reg| {
                 let changes = decide(reg)?;
                 Ok::<_, ApiError>(
                     changes
@@ -202,7 +202,7 @@ pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
                 )
             })?;
             let v = written.first().map_or(0, |e| e.version);
-            Ok((m.registry()?, v))
+            Ok((m.models().registry()?, v))
         })
         .await?;
     let (reg, version) = reg;

@@ -193,11 +193,11 @@ pub(crate) async fn append(
         if let Some(held) = &st.held {
             return hold(m, held, call, &model, &actor, |reg| Ok(vec![decide(reg)?]));
         }
-        m.append_registry_event(repro_store::now_ms(), |reg| {
+        m.models().append(repro_store::now_ms(), |reg| {
             let (version, change) = decide(reg)?;
             Ok::<_, ApiError>(NewEvent { model: model.clone(), version, actor, change })
         })?;
-        Ok(m.registry()?)
+        Ok(m.models().registry()?)
     })
     .await
 }
@@ -205,7 +205,7 @@ pub(crate) async fn append(
 pub(crate) async fn current_registry(s: &Arc<State>) -> Result<Registry, ApiError> {
     s.with_meta(|m, st| match &st.held {
         Some(held) => Ok(Registry::fold(&held_events(m, &lock_held(held)?)?).0),
-        None => Ok(m.registry()?),
+        None => Ok(m.models().registry()?),
     })
     .await
 }
@@ -219,7 +219,7 @@ pub(crate) fn lock_held(held: &Held) -> Result<std::sync::MutexGuard<'_, Vec<Hel
 /// The stored log with the held changes chained after it (re-chained on every read: other
 /// processes may append meanwhile).
 pub(crate) fn held_events(m: &repro_store::Metadata, held: &[HeldChange]) -> Result<Vec<Event>, ApiError> {
-    let mut events = m.registry_events()?;
+    let mut events = m.models().events()?;
     for h in held {
         let e = Event::next(events.last(), h.at_ms, &h.actor, &h.model, h.version, &h.change);
         events.push(e);

@@ -175,8 +175,8 @@ pub(crate) async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
         .unwrap_or_else(|| run_name_for(&id));
     let run = s
         .with_meta(move |m, st| {
-            m.create_tracked_run(&id, exp, &user, &name, start, &tags, &st.host)?;
-            Ok(m.get_tracked_run(id.as_str())?)
+            m.tracking().create_tracked_run(&id, exp, &user, &name, start, &tags, &st.host)?;
+            Ok(m.tracking().get_tracked_run(id.as_str())?)
         })
         .await?;
     Ok(Json(json!({"run": run_json(&run)})))
@@ -184,7 +184,8 @@ pub(crate) async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
 
 pub(crate) async fn get_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
-    let (run, outputs) = s.with_meta(move |m, _| Ok((m.get_tracked_run(&id)?, m.run_outputs(&id)?))).await?;
+    let (run, outputs) =
+        s.with_meta(move |m, _| Ok((m.tracking().get_tracked_run(&id)?, m.tracking().run_outputs(&id)?))).await?;
     let mut out =
         serde_json::to_value(run_json(&run)).map_err(|e| ApiError::internal(format!("cannot write the run: {e}")))?;
     if !outputs.is_empty() {
@@ -217,14 +218,14 @@ pub(crate) async fn update_run(AxState(s): S, Req(r): Req) -> Reply {
     let name = r.opt_str("run_name")?.filter(|n| !n.is_empty());
     let run = s
         .with_meta(move |m, st| {
-            let run = m.get_tracked_run(&id)?;
+            let run = m.tracking().get_tracked_run(&id)?;
             if let Some(n) = &name {
-                m.rename_run(&id, n)?;
+                m.tracking().rename_run(&id, n)?;
             }
             match status {
                 Some(RunStatus::Running) | None => {
                     if status.is_some() {
-                        m.set_tracked_status(&id, RunStatus::Running.as_str())?;
+                        m.tracking().set_tracked_status(&id, RunStatus::Running.as_str())?;
                     }
                 }
                 Some(end_status) if !run.captured => finish_tracked(m, st, &id, end_status, end)?,
@@ -232,7 +233,7 @@ pub(crate) async fn update_run(AxState(s): S, Req(r): Req) -> Reply {
                 // end_run() is acknowledged and changes nothing.
                 Some(_) => {}
             }
-            Ok(m.get_tracked_run(&id)?)
+            Ok(m.tracking().get_tracked_run(&id)?)
         })
         .await?;
     Ok(Json(json!({"run_info": run_info(&run)})))
@@ -248,7 +249,7 @@ fn finish_tracked(
     end: Option<i64>,
 ) -> Result<(), ApiError> {
     let run_id = RunId::parse(id).map_err(|_| ApiError::not_found(format!("Run with id={id} not found")))?;
-    let stored = m.get_run(&run_id)?;
+    let stored = m.runs().get(&run_id)?;
     if stored.lineage.is_some() {
         return Ok(());
     }
@@ -256,21 +257,21 @@ fn finish_tracked(
     let end = end.unwrap_or_else(repro_store::now_ms);
     record.status = status;
     record.ended_at = Some(repro_store::rfc3339(end));
-    record.params.logged = m.tracked_params(id)?;
-    record.metric_count = m.metrics(&run_id)?.len() as u64;
+    record.params.logged = m.tracking().tracked_params(id)?;
+    record.metric_count = m.runs().metrics(&run_id)?.len() as u64;
     m.seal_and_finish(&st.objects, &mut record, end)?;
     Ok(())
 }
 
 pub(crate) async fn delete_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
-    s.with_meta(move |m, _| Ok(m.set_run_stage(&id, "deleted")?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_run_stage(&id, "deleted")?)).await?;
     ok()
 }
 
 pub(crate) async fn restore_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
-    s.with_meta(move |m, _| Ok(m.set_run_stage(&id, "active")?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().set_run_stage(&id, "active")?)).await?;
     ok()
 }
 pub(crate) async fn log_param(AxState(s): S, Req(r): Req) -> Reply {
@@ -291,7 +292,7 @@ pub(crate) async fn delete_tag(AxState(s): S, Req(r): Req) -> Reply {
     let r = Req(r);
     let id = r.run_id()?;
     let key = r.str("key")?;
-    s.with_meta(move |m, _| Ok(m.delete_run_tag(&id, &key)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().delete_run_tag(&id, &key)?)).await?;
     ok()
 }
 
@@ -318,7 +319,7 @@ pub(crate) async fn log_inputs(AxState(s): S, Req(r): Req) -> Reply {
             tags: tags.into_iter().collect(),
         });
     }
-    s.with_meta(move |m, _| Ok(m.log_inputs(&id, &inputs)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().log_inputs(&id, &inputs)?)).await?;
     ok()
 }
 
@@ -343,7 +344,7 @@ pub(crate) async fn search_runs(AxState(s): S, Req(r): Req) -> Result<Response, 
                 limit: Some(limit.saturating_add(1)),
                 params: ParamSource::Logged,
             };
-            Ok(m.search_runs(&q)?)
+            Ok(m.tracking().search_runs(&q)?)
         })
         .await?;
     #[derive(Serialize)]
@@ -373,7 +374,7 @@ pub(crate) async fn log_outputs(AxState(s): S, r: Req) -> Reply {
         };
         models.push((id.to_string(), step));
     }
-    s.with_meta(move |m, _| Ok(m.log_run_outputs(&run, &models)?)).await?;
+    s.with_meta(move |m, _| Ok(m.tracking().log_run_outputs(&run, &models)?)).await?;
     Ok(Json(json!({})))
 }
 

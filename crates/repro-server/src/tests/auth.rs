@@ -4,8 +4,8 @@ use super::support::*;
 
 fn tokens(app: &App) {
     let meta = repro_store::Store::connect_meta(&app.dir.path().join(".repro")).expect("meta");
-    meta.create_token("t1", "reader-token", "read", "reader").expect("token");
-    meta.create_token("t2", "writer-token", "write", "writer").expect("token");
+    meta.tokens().create("t1", "reader-token", "read", "reader").expect("token");
+    meta.tokens().create("t2", "writer-token", "write", "writer").expect("token");
 }
 
 #[tokio::test]

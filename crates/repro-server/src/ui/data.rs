@@ -44,7 +44,7 @@ pub(crate) fn load_runs(
     searched: bool,
 ) -> Result<RunsData, ApiError> {
     let experiments: BTreeMap<i64, String> =
-        m.list_experiments()?.into_iter().map(|e| (e.experiment_id, e.name)).collect();
+        m.tracking().list_experiments()?.into_iter().map(|e| (e.experiment_id, e.name)).collect();
     // Experiment 0 holds the runs `repro run` captured, whether or not it has a row.
     let ids: Vec<i64> = std::iter::once(0).chain(experiments.keys().copied().filter(|k| *k != 0)).collect();
     // A running captured run's params are in its record, not yet in the tracking
@@ -58,10 +58,10 @@ pub(crate) fn load_runs(
         limit: None,
         params: ParamSource::WithRecord,
     };
-    let total = m.count_runs(&all)?;
+    let total = m.tracking().count_runs(&all)?;
     let (runs, matched) = if searched {
         let q = RunQuery { clauses, order: order_by, limit: Some(MAX_TABLE_ROWS), ..all };
-        (m.search_runs(&q)?, m.count_runs(&q)?)
+        (m.tracking().search_runs(&q)?, m.tracking().count_runs(&q)?)
     } else {
         (Vec::new(), 0)
     };
@@ -98,10 +98,10 @@ pub(crate) fn log_tail(objects: &Objects, d: Option<&Digest>) -> Option<String> 
 
 /// What the run page shows, gathered as `repro show` and `repro audit` gather it.
 pub(crate) fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> {
-    let run = st.meta.get_run(id)?;
-    let metrics = st.meta.metrics(id)?;
-    let replays = st.meta.replays_of(id)?;
-    let versions: Vec<ModelVersion> = st.meta.registry()?.versions_of_run(id).into_iter().cloned().collect();
+    let run = st.meta.runs().get(id)?;
+    let metrics = st.meta.runs().metrics(id)?;
+    let replays = st.meta.runs().replays_of(id)?;
+    let versions: Vec<ModelVersion> = st.meta.models().registry()?.versions_of_run(id).into_iter().cloned().collect();
     let manifests = repro_exec::diff::manifests(st, &[&run]);
     let audit = repro_exec::audit::audit_run(st, &run, false, &NoProgress)?;
     let stdout = log_tail(&st.objects, run.record.logs.stdout.as_ref());
@@ -118,8 +118,8 @@ pub(crate) struct DiffData {
 }
 
 pub(crate) fn load_diff(st: &mut Store, a: &RunId, b: &RunId) -> Result<DiffData, ApiError> {
-    let a = st.meta.get_run(a)?;
-    let b = st.meta.get_run(b)?;
+    let a = st.meta.runs().get(a)?;
+    let b = st.meta.runs().get(b)?;
     let diff = repro_exec::diff::diff_runs(st, &a, &b)?;
     Ok(DiffData { a, b, diff })
 }
@@ -139,16 +139,16 @@ pub(crate) struct ModelsData {
 }
 
 pub(crate) fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData, ApiError> {
-    let events = m.registry_events()?;
-    let anchor = m.registry_anchor()?;
+    let events = m.models().events()?;
+    let anchor = m.models().anchor()?;
     let mut chain_problems: Vec<String> =
         verify_chain(&events, anchor.event()).into_iter().map(|p| format!("#{}: {}", p.seq, p.message)).collect();
     chain_problems.extend(anchor.problem());
-    let registry = m.registry()?;
+    let registry = m.models().registry()?;
     let mut checks = BTreeMap::new();
     for model in registry.models.values() {
         for v in model.versions.values() {
-            let lineage = match m.get_run(&v.run) {
+            let lineage = match m.runs().get(&v.run) {
                 Ok(run) if v.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) => Ok(()),
                 Ok(run) if run.lineage.is_none() => {
                     Err("the run is still running: its lineage is pinned when it finishes".to_string())

@@ -1,0 +1,9 @@
+//! Small facts about the machine that capture, store and exec all need: the clock
+//! ([`clock`]), who and where we run ([`host`]) and a file's digest ([`hash`]).
+//!
+//! Depends on `repro-core` only (for [`repro_core::Digest`]); it keeps nothing, so
+//! observing the world (`repro-capture`) does not need the store.
+
+pub mod clock;
+pub mod hash;
+pub mod host;
