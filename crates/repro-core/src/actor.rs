@@ -24,13 +24,19 @@ pub fn local(git_identity: Option<String>, user: Option<&str>, host: &str) -> St
 /// The person a server token is bound to: `Name <email>`, else the token's name, with the
 /// token's id so an auditor can tell two tokens of one person apart.
 pub fn token_person(name: &str, email: Option<&str>, token_id: &str) -> String {
-    let who = match (email, name.is_empty()) {
-        (Some(e), true) => format!("<{e}>"),
-        (Some(e), false) => format!("{name} <{e}>"),
-        (None, false) => name.to_string(),
-        (None, true) => "unnamed".into(),
-    };
+    let who = person(name, email);
+    let who = if who.is_empty() { "unnamed" } else { &who };
     format!("{who} (token {token_id}, repro serve)")
+}
+
+/// A person as `[trust]` and the registry name them: `Name <email>`, `<email>` without a
+/// name, the bare name without an e-mail (empty when neither is given).
+pub fn person(name: &str, email: Option<&str>) -> String {
+    match email {
+        Some(e) if name.is_empty() => format!("<{e}>"),
+        Some(e) => format!("{name} <{e}>"),
+        None => name.to_string(),
+    }
 }
 
 /// Who acts through the native API when the store has no tokens.

@@ -61,11 +61,7 @@ pub fn create(
             return Err(ExecError::Usage(format!("--email '{e}' is not an e-mail address (name@domain.tld)")));
         }
     }
-    let person = match email {
-        Some(e) if name.is_empty() => format!("<{e}>"),
-        Some(e) => format!("{name} <{e}>"),
-        None => name.to_string(),
-    };
+    let person = repro_core::actor::person(name, email);
     let mut newly_trusted = None;
     let approver = match approver_key {
         Some(file) => {

@@ -16,11 +16,7 @@ use super::{json, line, message, out};
 
 pub fn token_created(t: &CreatedToken, as_json: bool) -> Result<()> {
     if let Some(keyid) = &t.newly_trusted {
-        let person = match &t.email {
-            Some(e) if t.name.is_empty() => format!("<{e}>"),
-            Some(e) => format!("{} <{e}>", t.name),
-            None => t.name.clone(),
-        };
+        let person = repro_core::actor::person(&t.name, t.email.as_deref());
         eprintln!("repro: trusting key {keyid} as an approver ({person}) in .repro/repro.toml");
     }
     if as_json {
