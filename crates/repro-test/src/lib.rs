@@ -35,6 +35,17 @@ pub fn venv() -> PathBuf {
     cached_venv(&dir, &ws.join("requirements-test.txt"))
 }
 
+/// The frameworks virtualenv (LightGBM, XGBoost, PyTorch, ONNX, a notebook kernel …,
+/// pinned in `requirements-frameworks.txt`): 4 GB, so it is built once per checkout and may
+/// be a symlink to one shared by several (`REPRO_TEST_FRAMEWORKS_VENV` names another folder).
+pub fn frameworks_venv() -> PathBuf {
+    let ws = workspace();
+    let dir = std::env::var_os("REPRO_TEST_FRAMEWORKS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ws.join("target/test-venv-frameworks"));
+    cached_venv(&dir, &ws.join("requirements-frameworks.txt"))
+}
+
 /// A virtualenv at `dir` holding exactly `requirements`, built once and reused while the
 /// requirements are unchanged (a stamp holds a copy of them), file-locked across tests.
 ///
