@@ -12,6 +12,7 @@ pub mod digest;
 pub mod environment;
 pub mod error;
 pub mod metrics;
+pub mod models;
 pub mod params;
 pub mod pickles;
 pub mod progress;

@@ -10,7 +10,23 @@
 /// they first appear (the pickled object's own class comes first). Empty for bytes that
 /// are not a pickle.
 pub fn referenced_modules(bytes: &[u8]) -> Vec<String> {
+    scan(bytes).modules
+}
+
+/// What the opcode scan found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Top-level modules, in order of first appearance.
+    pub modules: Vec<String>,
+    /// The string pickled right after `_sklearn_version`: scikit-learn estimators add it to
+    /// their state, so a pickle says which scikit-learn wrote it.
+    pub sklearn_version: Option<String>,
+}
+
+/// The modules a pickle refers to and the scikit-learn version its estimators recorded.
+pub fn scan(bytes: &[u8]) -> Scan {
     let mut out = Vec::new();
+    let mut sklearn_version: Option<String> = None;
     let mut strings: Vec<String> = Vec::new(); // recent string pushes, for STACK_GLOBAL
     let mut i = 0usize;
     let take = |i: &mut usize, n: usize| -> Option<&[u8]> {
@@ -46,15 +62,15 @@ pub fn referenced_modules(bytes: &[u8]) -> Vec<String> {
             }
             // Strings, remembered for STACK_GLOBAL.
             0x8c => match take(&mut i, 1).and_then(|n| take(&mut i, n[0] as usize)) {
-                Some(s) => push(&mut strings, s),
+                Some(s) => push(&mut strings, &mut sklearn_version, s),
                 None => false,
             },
             b'X' => match take(&mut i, 4).map(le).and_then(|n| take(&mut i, n as usize)) {
-                Some(s) => push(&mut strings, s),
+                Some(s) => push(&mut strings, &mut sklearn_version, s),
                 None => false,
             },
             0x8d => match take(&mut i, 8).map(le).and_then(|n| usize::try_from(n).ok()).and_then(|n| take(&mut i, n)) {
-                Some(s) => push(&mut strings, s),
+                Some(s) => push(&mut strings, &mut sklearn_version, s),
                 None => false,
             },
             // Bytes and byte strings: skipped by length (model weights live here).
@@ -64,15 +80,20 @@ pub fn referenced_modules(bytes: &[u8]) -> Vec<String> {
             0x8e | 0x96 => {
                 take(&mut i, 8).map(le).and_then(|n| usize::try_from(n).ok()).and_then(|n| take(&mut i, n)).is_some()
             }
+            // Memo gets push a value this scan does not track (a module name memoized
+            // earlier, say): a placeholder keeps STACK_GLOBAL from pairing older strings.
+            b'h' => take(&mut i, 1).is_some() && push(&mut strings, &mut sklearn_version, b""),
+            b'j' => take(&mut i, 4).is_some() && push(&mut strings, &mut sklearn_version, b""),
+            b'g' => line(&mut i).is_some() && push(&mut strings, &mut sklearn_version, b""),
             // Fixed-size arguments.
-            0x80 | b'K' | b'h' | b'q' | 0x82 => take(&mut i, 1).is_some(),
+            0x80 | b'K' | b'q' | 0x82 => take(&mut i, 1).is_some(),
             b'M' | 0x83 => take(&mut i, 2).is_some(),
-            b'J' | b'j' | b'r' | 0x84 => take(&mut i, 4).is_some(),
+            b'J' | b'r' | 0x84 => take(&mut i, 4).is_some(),
             b'G' | 0x95 => take(&mut i, 8).is_some(),
             0x8a => take(&mut i, 1).and_then(|n| take(&mut i, n[0] as usize)).is_some(),
             0x8b => take(&mut i, 4).map(le).and_then(|n| take(&mut i, n as usize)).is_some(),
             // Newline-terminated arguments.
-            b'I' | b'L' | b'F' | b'S' | b'V' | b'P' | b'g' | b'p' => line(&mut i).is_some(),
+            b'I' | b'L' | b'F' | b'S' | b'V' | b'P' | b'p' => line(&mut i).is_some(),
             // The end.
             b'.' => break,
             // No argument.
@@ -85,14 +106,24 @@ pub fn referenced_modules(bytes: &[u8]) -> Vec<String> {
             break;
         }
     }
-    out
+    Scan { modules: out, sklearn_version }
 }
 
-fn push(strings: &mut Vec<String>, s: &[u8]) -> bool {
+fn push(strings: &mut Vec<String>, sklearn_version: &mut Option<String>, s: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(s).into_owned();
+    if sklearn_version.is_none() && strings.last().is_some_and(|k| k == "_sklearn_version") {
+        // A version is short and plain; anything else is not one (a crafted or odd pickle).
+        let plain = !text.is_empty()
+            && text.len() <= 32
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || ".+-_".contains(c));
+        if plain {
+            *sklearn_version = Some(text.clone());
+        }
+    }
     if strings.len() >= 64 {
         strings.drain(..32);
     }
-    strings.push(String::from_utf8_lossy(s).into_owned());
+    strings.push(text);
     true
 }
 
