@@ -597,12 +597,17 @@ pub enum DataCmd {
 pub enum EnvCmd {
     /// Classify each dependency of an environment file as pinned, loose or unpinned.
     ///
-    /// Exit 1 when any dependency is not pinned exactly.
+    /// Exit 1 when a dependency is not pinned exactly. A Python series pin (`python=3.11`:
+    /// each run records the exact interpreter) and installer tools (pip, setuptools, wheel,
+    /// uv) are noted instead; --strict counts them too.
     ///
-    /// Example: repro env check requirements.txt
+    /// Example: repro env check environment.yml
     Check {
         /// requirements.txt, environment.yml, pyproject.toml, uv.lock or poetry.lock.
         file: PathBuf,
+        /// Every requirement must be exact, Python and installer tools included.
+        #[arg(long)]
+        strict: bool,
     },
     /// Write the exact environment of a run as a lock, a conda file or a Dockerfile.
     ///
@@ -623,9 +628,11 @@ pub enum EnvCmd {
     },
     /// Compare the environment a run trained in with the one it is served from.
     ///
-    /// A difference in a package the run's pickled outputs import (or that the run declared)
-    /// fails with exit 1, listed first; other differences are reported. Against a live
-    /// interpreter (--python), a manifest from `repro env capture`, or a pinned file.
+    /// A difference in the library that wrote the run's model file (read from the file:
+    /// LightGBM, XGBoost, PyTorch, ONNX, safetensors, Keras, skops, pickles) fails with exit
+    /// 1 and comes first, then the packages the model imports, then those the run declared;
+    /// other differences are reported. Against a live interpreter (--python), a manifest from
+    /// `repro env capture`, or a pinned file.
     ///
     /// Example: repro env parity baseline --python /srv/venv/bin/python
     ///
@@ -640,8 +647,9 @@ pub enum EnvCmd {
         /// The serving interpreter.
         #[arg(long, value_name = "PATH")]
         python: Option<PathBuf>,
-        /// A package whose difference does not matter (repeatable).
-        #[arg(long, value_name = "PKG")]
+        /// Packages whose difference does not matter: repeat the flag or separate names
+        /// with commas (`--ignore gunicorn,uvicorn`).
+        #[arg(long, value_name = "PKG", value_delimiter = ',')]
         ignore: Vec<String>,
     },
     /// Register an environment file or a captured manifest as NAME:1, NAME:2 …

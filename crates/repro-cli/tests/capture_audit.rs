@@ -254,9 +254,24 @@ fn conda_environment_file_is_detected_and_pins_read() {
     let py = t.python();
     t.repro(&["run", "--seed", "1", "--", py.to_str().expect("p"), "train.py"]).success();
     let (report, _) = t.audit("latest");
+    // A Python series pin is enough (each run records the exact interpreter): a note, not
+    // a warning — as `repro env check` judges the same file.
     let env = item(&report, "environment_file");
-    assert_eq!(env["status"], "warn");
-    assert!(env["detail"].as_str().expect("d").contains("python =3.11 (loose, environment.yml:3)"), "{env}");
+    assert_eq!(env["status"], "ok", "{env}");
+    assert!(env["detail"].as_str().expect("d").contains("python =3.11 (a Python series pin"), "{env}");
+    t.repro(&["env", "check", "environment.yml"]).success();
+
+    t.write(
+        "environment.yml",
+        "name: x\ndependencies:\n  - python=3.11\n  - numpy>=1.26\n  - pip:\n    - scikit-learn==1.4.2\n",
+    );
+    t.commit_all("loose numpy");
+    t.repro(&["run", "--seed", "1", "--", py.to_str().expect("p"), "train.py"]).success();
+    let (report, _) = t.audit("latest");
+    let env = item(&report, "environment_file");
+    assert_eq!(env["status"], "warn", "{env}");
+    assert!(env["detail"].as_str().expect("d").contains("numpy >=1.26 (loose, environment.yml:4)"), "{env}");
+    t.repro(&["env", "check", "environment.yml"]).expect_code(1);
 }
 
 /// No GPU on the test machines: a stand-in `nvidia-smi` that prints what the real one

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{DeclaredEnvironment, InstalledPackage, PinStatus, PythonEnvironment};
+use crate::record::{DeclaredEnvironment, DeclaredRequirement, InstalledPackage, PinStatus, PythonEnvironment};
 use crate::Digest;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,6 +111,35 @@ pub fn exact_version(spec: &str) -> Option<String> {
     (!v.is_empty() && !v.contains(['*', ',', '<', '>', '!', ' ', ';'])).then(|| v.to_string())
 }
 
+/// Installer tools: what installs the model's dependencies, not one of them (`pip` in a
+/// conda file's dependencies is how its `pip:` section gets installed).
+pub const INSTALLERS: [&str; 4] = ["pip", "setuptools", "wheel", "uv"];
+
+/// Why a requirement that is not pinned exactly does not make the environment any less
+/// reproducible, or `None` when it does: a Python series pin (`python=3.11`, `3.11.*`) is
+/// enough in a declared file, since each run records the exact interpreter, and installer
+/// tools are no model's dependency. `repro env check` (without `--strict`) and the audit's
+/// `environment_file` item both judge by this.
+pub fn pin_note(r: &DeclaredRequirement) -> Option<&'static str> {
+    if r.status == PinStatus::Pinned {
+        return None;
+    }
+    let name = crate::diff::normalize_package_name(&r.name);
+    if INSTALLERS.contains(&name.as_str()) {
+        return Some("an installer tool, not a model dependency");
+    }
+    if name == "python" {
+        let v = r.spec.trim().trim_start_matches("==").trim_start_matches('=').trim_end_matches(".*");
+        let parts: Vec<&str> = v.split('.').collect();
+        let series = (2..=3).contains(&parts.len())
+            && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if series {
+            return Some("a Python series pin; each run records the exact interpreter");
+        }
+    }
+    None
+}
+
 /// `NAME:VERSION` or `NAME` (the newest). `None` when the text cannot be an environment name.
 pub fn parse_env_ref(spec: &str) -> Option<(&str, Option<u32>)> {
     let (name, version) = match spec.rsplit_once(':') {
@@ -154,6 +183,24 @@ mod tests {
         assert_ne!(a.digest(), c.digest());
         assert_eq!(a.kind(), "installed");
         assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn series_pins_of_python_and_installer_tools_are_notes() {
+        let req = |name: &str, spec: &str, status: PinStatus| {
+            DeclaredRequirement::new(name, spec, status, "environment.yml:3")
+        };
+        assert!(pin_note(&req("python", "=3.11", PinStatus::Loose)).is_some_and(|n| n.contains("series")));
+        assert!(pin_note(&req("python", "3.11.*", PinStatus::Loose)).is_some());
+        assert!(pin_note(&req("python", "==3.11.*", PinStatus::Loose)).is_some());
+        for tool in ["pip", "setuptools", "wheel", "uv"] {
+            assert!(pin_note(&req(tool, "", PinStatus::Unpinned)).is_some(), "{tool}");
+        }
+        assert_eq!(pin_note(&req("python", "", PinStatus::Unpinned)), None, "no version at all");
+        assert_eq!(pin_note(&req("python", ">=3.9", PinStatus::Loose)), None, "a range is not a series");
+        assert_eq!(pin_note(&req("python", "=3", PinStatus::Loose)), None, "a major version is not a series");
+        assert_eq!(pin_note(&req("numpy", "", PinStatus::Unpinned)), None);
+        assert_eq!(pin_note(&req("python", "=3.11.8", PinStatus::Pinned)), None, "pinned needs no note");
     }
 
     #[test]

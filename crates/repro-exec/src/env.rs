@@ -4,16 +4,15 @@
 use std::path::Path;
 
 use repro_capture::{declared, python};
-use repro_core::diff::{compare_packages, normalize_package_name, PackageChangeKind};
+use repro_core::diff::{compare_packages, normalize_package_name};
 use repro_core::environment::{self, EnvironmentSpec};
-use repro_core::pickles;
 use repro_core::record::{DeclaredRequirement, InstalledPackage, PinStatus, PythonEnvironment};
-use repro_core::snapshot::Manifest;
 use repro_store::environments::EnvironmentRow;
 use repro_store::meta::StoredRun;
 use repro_store::Store;
 use serde::{Deserialize, Serialize};
 
+pub use crate::parity::{parity, ParityDifference, ParityReport};
 use crate::{ExecError, Result};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,16 +23,38 @@ pub struct CheckReport {
     pub pinned: usize,
     pub loose: usize,
     pub unpinned: usize,
+    /// Requirements not pinned exactly that do not matter (a Python series pin, installer
+    /// tools), each with why; under `--strict` they count like any other.
+    #[serde(default)]
+    pub notes: Vec<CheckNote>,
+    #[serde(default)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CheckNote {
+    pub name: String,
+    pub spec: String,
+    pub origin: String,
+    pub note: String,
 }
 
 impl CheckReport {
+    /// Every dependency exactly pinned.
     pub fn all_pinned(&self) -> bool {
         self.loose == 0 && self.unpinned == 0
     }
+
+    /// What `repro env check` exits by: exactly pinned under `--strict`, else every
+    /// requirement pinned or noted.
+    pub fn passes(&self) -> bool {
+        self.all_pinned() || (!self.strict && self.loose + self.unpinned == self.notes.len())
+    }
 }
 
-/// Reads a declared-environment file and classifies every dependency.
-pub fn check(file: &Path, cwd: &Path) -> Result<CheckReport> {
+/// Reads a declared-environment file and classifies every dependency; `strict`: a Python
+/// series pin and installer tools must be exact too.
+pub fn check(file: &Path, cwd: &Path, strict: bool) -> Result<CheckReport> {
     let abs = cwd.join(file);
     if !abs.is_file() {
         return Err(repro_capture::CaptureError::NoSuchPath { path: file.to_path_buf(), cwd: cwd.to_path_buf() }.into());
@@ -46,6 +67,20 @@ pub fn check(file: &Path, cwd: &Path) -> Result<CheckReport> {
         pinned: count(PinStatus::Pinned),
         loose: count(PinStatus::Loose),
         unpinned: count(PinStatus::Unpinned),
+        notes: d
+            .environment
+            .requirements
+            .iter()
+            .filter_map(|r| {
+                environment::pin_note(r).map(|n| CheckNote {
+                    name: r.name.clone(),
+                    spec: r.spec.clone(),
+                    origin: r.origin.clone(),
+                    note: n.to_string(),
+                })
+            })
+            .collect(),
+        strict,
         requirements: d.environment.requirements,
     })
 }
@@ -374,155 +409,6 @@ pub fn diff(a: &Side, b: &Side) -> EnvDiff {
         python,
         changes: compare_packages(&a.packages, &b.packages, &repro_core::diff::INSTALLER_TOOLING),
     }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ParityDifference {
-    pub package: String,
-    pub kind: PackageChangeKind,
-    /// The training version.
-    pub expected: Option<String>,
-    /// The serving version (or spec, for a file that does not pin it).
-    pub actual: Option<String>,
-    /// A difference that fails parity: the artifact imports the package, or training declared it.
-    pub critical: bool,
-    pub why: String,
-}
-
-impl ParityDifference {
-    pub fn describe(&self) -> String {
-        let v = |x: &Option<String>| x.clone().unwrap_or_else(|| "absent".into());
-        let what = match self.kind {
-            PackageChangeKind::Missing => {
-                format!("{} {} in training, absent when serving", self.package, v(&self.expected))
-            }
-            PackageChangeKind::Extra => format!("{} {} only when serving", self.package, v(&self.actual)),
-            k => format!(
-                "{}: trained with {}, serving with {} ({} difference)",
-                self.package,
-                v(&self.expected),
-                v(&self.actual),
-                k.as_str()
-            ),
-        };
-        if self.why.is_empty() {
-            what
-        } else {
-            format!("{what} — {}", self.why)
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ParityReport {
-    pub subject: String,
-    pub against: String,
-    /// Training and serving Python versions, when they differ.
-    pub python: Option<(String, String)>,
-    pub python_critical: bool,
-    /// The distributions the run's pickled outputs import, in order of first use.
-    pub artifact_packages: Vec<String>,
-    pub differences: Vec<ParityDifference>,
-    pub ignored: Vec<String>,
-    pub pass: bool,
-}
-
-/// Compares a training environment (a run's, or a registered one) with `against`. For a
-/// run, a difference in a package its pickled outputs import, or that it declared, fails;
-/// for a registered environment every difference in a package it lists fails. Extras only
-/// in `against` are reported.
-pub fn parity(store: &Store, subject: &Side, against: &Side, ignore: &[String]) -> Result<ParityReport> {
-    // What the artifact imports: the modules its pickles name, mapped to distributions.
-    let mut artifact: Vec<String> = Vec::new();
-    let mut declared: Vec<String> = Vec::new();
-    if let Some(run) = &subject.run {
-        for o in &run.record.outputs {
-            let Some(s) = &o.snapshot else { continue };
-            let Some(m) = store.objects.read(s).ok().and_then(|b| Manifest::from_bytes(&b).ok()) else { continue };
-            for e in m.entries.iter().filter(|e| e.size <= 1 << 30) {
-                // Only pickles are read whole: protocol 2+ starts with PROTO (0x80), older
-                // ones with an opcode such as `(`, `c`, `]` or `}`.
-                let mut first = [0u8; 1];
-                let looks_like_pickle = store
-                    .objects
-                    .fetch(&e.digest)
-                    .map_err(std::io::Error::other)
-                    .and_then(std::fs::File::open)
-                    .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut first))
-                    .is_ok_and(|_| matches!(first[0], 0x80 | b'(' | b'c' | b']' | b'}' | b'N' | b'I'));
-                if !looks_like_pickle {
-                    continue;
-                }
-                let Ok(bytes) = store.objects.read(&e.digest) else { continue };
-                for module in pickles::referenced_modules(&bytes) {
-                    let dist = normalize_package_name(pickles::distribution_of(&module));
-                    if subject.packages.iter().any(|p| normalize_package_name(&p.name) == dist)
-                        && !artifact.contains(&dist)
-                    {
-                        artifact.push(dist);
-                    }
-                }
-            }
-        }
-        declared = run
-            .record
-            .environment
-            .declared
-            .iter()
-            .flat_map(|d| d.requirements.iter().map(|r| normalize_package_name(&r.name)))
-            .collect();
-    }
-    let ignore_norm: Vec<String> = ignore.iter().map(|i| normalize_package_name(i)).collect();
-    let mut skip: Vec<&str> = ignore_norm.iter().map(String::as_str).collect();
-    skip.extend(repro_core::diff::INSTALLER_TOOLING);
-    let changes = compare_packages(&subject.packages, &against.packages, &skip);
-
-    let registered = subject.run.is_none();
-    let mut differences: Vec<(usize, ParityDifference)> = changes
-        .into_iter()
-        .map(|c| {
-            let name = normalize_package_name(&c.name);
-            let position = artifact.iter().position(|a| *a == name);
-            let (critical, why, tier) = match (position, declared.contains(&name), c.kind) {
-                (_, _, PackageChangeKind::Extra) => (false, String::new(), usize::MAX),
-                (Some(p), _, _) => (true, "the artifact imports it".to_string(), p),
-                (None, true, _) => (true, "training declared it".to_string(), 1000),
-                (None, false, _) if registered => (true, "the environment lists it".to_string(), 1000),
-                (None, false, _) => (false, String::new(), 2000),
-            };
-            (
-                tier,
-                ParityDifference {
-                    package: c.name,
-                    kind: c.kind,
-                    expected: c.expected,
-                    actual: c.actual,
-                    critical,
-                    why,
-                },
-            )
-        })
-        .collect();
-    differences.sort_by(|(ta, a), (tb, b)| (ta, &a.package).cmp(&(tb, &b.package)));
-    let differences: Vec<ParityDifference> = differences.into_iter().map(|(_, d)| d).collect();
-
-    let minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
-    let python = match (&subject.python, &against.python) {
-        (Some(a), Some(b)) if a != b => Some((a.clone(), b.clone())),
-        _ => None,
-    };
-    let python_critical = python.as_ref().is_some_and(|(a, b)| minor(a) != minor(b));
-    let pass = !python_critical && differences.iter().all(|d| !d.critical);
-    Ok(ParityReport {
-        subject: subject.label.clone(),
-        against: against.label.clone(),
-        python,
-        python_critical,
-        artifact_packages: artifact,
-        differences,
-        ignored: ignore.to_vec(),
-        pass,
-    })
 }
 
 /// What `repro env export` writes.

@@ -4,6 +4,7 @@
 //! Depends on `repro-core`, `repro-store` and `repro-capture`. It prints nothing itself:
 //! the caller passes a [`Reporter`] for messages and progress.
 
+pub mod artifacts;
 pub mod audit;
 pub mod bundle;
 pub mod diff;
@@ -12,6 +13,7 @@ mod error;
 pub mod integrity;
 pub mod keys;
 pub mod params;
+pub mod parity;
 pub mod registry;
 pub mod replay;
 pub mod run;

@@ -64,6 +64,8 @@ pub fn show(store: &Store, spec: &str) -> Result<Value> {
         m.insert("metrics".into(), json!(metrics));
         m.insert("replays".into(), json!(replays));
         m.insert("models".into(), json!(models));
+        // What each output file that is a model says about itself (format, writer, version).
+        m.insert("artifacts".into(), json!(crate::artifacts::understand_outputs(store, &stored)));
     }
     Ok(v)
 }
@@ -75,6 +77,7 @@ pub struct RunParts {
     pub metrics: Vec<MetricPoint>,
     pub replays: Vec<ReplaySummary>,
     pub models: Vec<RegistryMention>,
+    pub artifacts: Vec<crate::artifacts::Artifact>,
 }
 
 pub fn run_parts(v: &Value) -> Result<RunParts> {
@@ -102,6 +105,7 @@ pub fn run_parts(v: &Value) -> Result<RunParts> {
         metrics: field(v, "metrics")?,
         replays: field(v, "replays")?,
         models: field(v, "models")?,
+        artifacts: field(v, "artifacts")?,
     })
 }
 

@@ -35,10 +35,10 @@ pub fn env(ctx: &Context, cmd: EnvCmd) -> Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-        EnvCmd::Check { file } => {
-            let report = repro_exec::env::check(&file, &ctx.cwd()?)?;
+        EnvCmd::Check { file, strict } => {
+            let report = repro_exec::env::check(&file, &ctx.cwd()?, strict)?;
             render::env_check(&report, json)?;
-            Ok(Exit::check(report.all_pinned()))
+            Ok(Exit::check(report.passes()))
         }
         EnvCmd::Export { run, format, output } => {
             let store = ctx.store()?;

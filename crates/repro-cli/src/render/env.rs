@@ -20,7 +20,16 @@ pub fn env_check(r: &CheckReport, as_json: bool) -> Result<()> {
         let spec = if q.spec.is_empty() { "(no version)" } else { q.spec.as_str() };
         writeln!(o, "  {:<9} {:<28} {:<24} {}", q.status_str(), q.name, spec, q.origin)?;
     }
-    let verdict = if r.all_pinned() { "every dependency pinned" } else { "not fully pinned" };
+    for n in &r.notes {
+        let spec = if n.spec.is_empty() { "(no version)" } else { n.spec.as_str() };
+        writeln!(o, "  note      {} {spec}: {} ({})", n.name, n.note, n.origin)?;
+    }
+    let verdict = match (r.all_pinned(), r.passes()) {
+        (true, _) => "every dependency pinned",
+        (false, true) => "pinned where it matters",
+        (false, false) if !r.strict => "not fully pinned",
+        (false, false) => "not fully pinned (--strict)",
+    };
     writeln!(
         o,
         "{} ({}): {} pinned, {} loose, {} unpinned — {verdict}",
@@ -36,6 +45,9 @@ pub fn parity(r: &ParityReport, as_json: bool) -> Result<()> {
     let mut o = out();
     let verdict = if r.pass { "PASS" } else { "FAIL" };
     writeln!(o, "parity of {} against {}: {verdict}", r.subject, r.against)?;
+    for a in &r.artifacts {
+        writeln!(o, "  the artifact {} is {}", a.file, a.model.describe())?;
+    }
     if !r.artifact_packages.is_empty() {
         writeln!(o, "  the artifact imports: {}", r.artifact_packages.join(", "))?;
     }

@@ -56,7 +56,7 @@ pub fn show(v: &Value, as_json: bool) -> Result<()> {
     if as_json {
         return json(v);
     }
-    let views::RunParts { run: r, tags, metrics, replays, models } = views::run_parts(v)?;
+    let views::RunParts { run: r, tags, metrics, replays, models, artifacts } = views::run_parts(v)?;
     let (r, metrics, replays, models) = (&r, &metrics, &replays, &models);
     let rec = &r.record;
     let mut o = out();
@@ -200,6 +200,9 @@ pub fn show(v: &Value, as_json: bool) -> Result<()> {
             }
             None => writeln!(o, "  {}  (not produced)", x.path)?,
         }
+    }
+    for a in &artifacts {
+        writeln!(o, "  {}  is {}", a.file, a.model.describe())?;
     }
     if !metrics.is_empty() {
         writeln!(o, "metrics (last value)")?;

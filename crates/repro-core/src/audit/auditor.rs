@@ -104,10 +104,19 @@ pub fn environment_file(declared: Option<&DeclaredEnvironment>) -> AuditItem {
             Some("list every dependency with an exact version (name==x.y.z)"),
         );
     }
+    // A Python series pin and installer tools are noted, not counted against the file (the
+    // same rule as `repro env check` without --strict).
+    let notes: Vec<String> = d
+        .requirements
+        .iter()
+        .filter_map(|r| {
+            crate::environment::pin_note(r).map(|n| format!("{} {} ({n})", r.name, r.spec).replace("  ", " "))
+        })
+        .collect();
     let loose: Vec<String> = d
         .requirements
         .iter()
-        .filter(|r| r.status != PinStatus::Pinned)
+        .filter(|r| r.status != PinStatus::Pinned && crate::environment::pin_note(r).is_none())
         .map(|r| match r.status {
             PinStatus::Unpinned => format!("{} (unpinned, {})", r.name, r.origin),
             _ => format!("{} {} (loose, {})", r.name, r.spec, r.origin),
@@ -117,7 +126,17 @@ pub fn environment_file(declared: Option<&DeclaredEnvironment>) -> AuditItem {
         item(
             N,
             ItemStatus::Ok,
-            format!("{} ({}): {} requirements, all pinned", d.path, d.format, d.requirements.len()),
+            if notes.is_empty() {
+                format!("{} ({}): {} requirements, all pinned", d.path, d.format, d.requirements.len())
+            } else {
+                format!(
+                    "{} ({}): {} requirements, pinned where it matters; {}",
+                    d.path,
+                    d.format,
+                    d.requirements.len(),
+                    list(&notes, 4)
+                )
+            },
             None,
         )
     } else {
