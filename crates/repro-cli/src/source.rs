@@ -9,7 +9,8 @@ use anyhow::{bail, Context as _, Result};
 use repro_core::audit::AuditReport;
 use repro_core::diff::RunDiff;
 use repro_core::registry::StagePolicy;
-use repro_exec::env::{EnvDiff, ParityReport};
+use repro_exec::env::EnvDiff;
+use repro_exec::parity::ParityReport;
 use repro_exec::provenance::VerifyReport;
 use repro_exec::registry::{ApproveOutcome, PromoteOutcome};
 use repro_exec::views::{self, DatasetRow, DatasetShow, EnvironmentShow, ModelShow, ModelView};
@@ -108,7 +109,7 @@ impl Source {
                     Against::Python(p) => env::python_side(p, &cwd)?,
                     Against::Named(f) => env::resolve_side(s, f, Some(&cwd), false)?,
                 };
-                Ok(env::parity(s, &subject, &against, ignore)?)
+                Ok(repro_exec::parity::parity(s, &subject, &against, ignore)?)
             }
             (Source::Remote(_), Against::Python(_)) => {
                 bail!("--python names an interpreter on this machine; with --server compare against a registered NAME:V (register it there with `repro env register`)")

@@ -124,7 +124,8 @@ pub fn pin_note(r: &DeclaredRequirement) -> Option<&'static str> {
     if r.status == PinStatus::Pinned {
         return None;
     }
-    let name = crate::diff::normalize_package_name(&r.name);
+    // PEP 503 by hand: `diff` already depends on this module.
+    let name = r.name.to_ascii_lowercase().replace(['_', '.'], "-");
     if INSTALLERS.contains(&name.as_str()) {
         return Some("an installer tool, not a model dependency");
     }

@@ -12,7 +12,6 @@ use repro_store::meta::StoredRun;
 use repro_store::Store;
 use serde::{Deserialize, Serialize};
 
-pub use crate::parity::{parity, ParityDifference, ParityReport};
 use crate::{ExecError, Result};
 
 #[derive(Debug, Serialize, Deserialize)]

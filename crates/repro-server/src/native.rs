@@ -262,7 +262,7 @@ pub(crate) async fn env_diff(AxState(s): S, q: Q) -> Reply<repro_exec::env::EnvD
     .await
 }
 
-pub(crate) async fn parity(AxState(s): S, q: Q) -> Reply<repro_exec::env::ParityReport> {
+pub(crate) async fn parity(AxState(s): S, q: Q) -> Reply<repro_exec::parity::ParityReport> {
     let p = Params::parse(q, &["subject", "against", "ignore"])?;
     let subject = p.required("subject", "training side")?;
     let against = p.required("against", "serving side")?;
@@ -270,7 +270,7 @@ pub(crate) async fn parity(AxState(s): S, q: Q) -> Reply<repro_exec::env::Parity
     from_store(&s, move |st| {
         let subject = repro_exec::env::resolve_subject(st, &subject)?;
         let against = repro_exec::env::resolve_side(st, &against, None, false)?;
-        Ok(repro_exec::env::parity(st, &subject, &against, &ignore)?)
+        Ok(repro_exec::parity::parity(st, &subject, &against, &ignore)?)
     })
     .await
 }

@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::Result;
 use repro_core::audit::count;
 use repro_core::environment::EnvironmentSpec;
-use repro_exec::env::{CheckReport, EnvDiff, ParityReport};
+use repro_exec::env::{CheckReport, EnvDiff};
+use repro_exec::parity::ParityReport;
 use repro_exec::views::EnvironmentShow;
 use repro_store::environments::EnvironmentRow;
 

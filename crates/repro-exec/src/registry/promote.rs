@@ -60,7 +60,7 @@ fn parity_with(store: &Store, run: &StoredRun, env: &str) -> std::result::Result
     let (row, spec) = crate::env::get_registered(store, env).map_err(|e| e.to_string())?;
     let against = crate::env::Side::of_spec(format!("{}:{}", row.name, row.version), &spec);
     let subject = crate::env::run_side(run.clone()).map_err(|e| e.to_string())?;
-    let report = crate::env::parity(store, &subject, &against, &[]).map_err(|e| e.to_string())?;
+    let report = crate::parity::parity(store, &subject, &against, &[]).map_err(|e| e.to_string())?;
     if report.pass {
         return Ok(Vec::new());
     }
