@@ -232,6 +232,41 @@ pub fn site_packages(dir: &Path) -> Vec<InstalledPackage> {
     out
 }
 
+/// Which distribution each importable top-level name of one site-packages folder belongs
+/// to (`sklearn` → `scikit-learn`): `top_level.txt` where the installer wrote one, else the
+/// first component of each path in `RECORD`.
+pub fn module_owners(dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".dist-info") {
+            continue;
+        }
+        let path = e.path();
+        let Some(dist) = read_metadata_headers(&path.join("METADATA")).map(|p| p.name) else { continue };
+        let mut tops: Vec<String> = match std::fs::read_to_string(path.join("top_level.txt")) {
+            Ok(t) => t.lines().map(|l| l.trim().replace('/', ".")).filter(|l| !l.is_empty()).collect(),
+            Err(_) => std::fs::read_to_string(path.join("RECORD"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split(',').next())
+                .filter_map(|p| {
+                    let first = p.split('/').next()?;
+                    let top = first.strip_suffix(".py").unwrap_or(first);
+                    let top = top.split('.').next().unwrap_or(top);
+                    (!first.ends_with(".dist-info") && !first.ends_with(".data") && !top.is_empty() && top != "..")
+                        .then(|| top.to_string())
+                })
+                .collect(),
+        };
+        tops.sort();
+        tops.dedup();
+        out.extend(tops.into_iter().map(|t| (t, dist.clone())));
+    }
+    out
+}
+
 /// Name and Version from a core-metadata file, reading only its header block.
 fn read_metadata_headers(path: &Path) -> Option<InstalledPackage> {
     let f = std::fs::File::open(path).ok()?;

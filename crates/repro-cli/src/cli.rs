@@ -513,6 +513,13 @@ pub struct RunArgs {
     /// Refuse to start (exit 1, nothing recorded) unless the pre-run audit passes with no warnings.
     #[arg(long)]
     pub strict: bool,
+    /// Do not watch inside the command's Python processes (files read, seeds set, packages
+    /// imported, framework determinism settings); the audit then says it was not checked.
+    #[arg(long)]
+    pub no_probe: bool,
+    /// Snapshot the files the command read but nobody declared with --data, as inputs.
+    #[arg(long, conflicts_with = "no_probe")]
+    pub auto_data: bool,
     /// The command, after --.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod models;
 pub mod params;
 pub mod pickles;
+pub mod probe;
 pub mod progress;
 pub mod provenance;
 pub mod record;

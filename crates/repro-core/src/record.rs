@@ -129,6 +129,11 @@ pub struct RunRecord {
     /// lineage digest. Absent from records written before the journal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<FactsHead>,
+    /// What the in-process probe saw inside the command's Python processes. Absent from
+    /// records written before the probe (and from tracking-only runs), so their lineage
+    /// digest is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::probe::ProbeRecord>,
 }
 
 /// A run's journal head: its entry count and the last entry's hash.
@@ -466,6 +471,7 @@ impl RunRecord {
             notes: vec![TRACKING_ONLY.into()],
             replay_of: None,
             facts: None,
+            probe: None,
         }
     }
 
@@ -622,6 +628,7 @@ pub(crate) mod sample {
             notes: vec![],
             replay_of: None,
             facts: None,
+            probe: None,
         }
     }
 }

@@ -32,6 +32,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         allow_env_drift: args.allow_env_drift,
         outputs: args.output,
         strict: args.strict,
+        no_probe: args.no_probe,
+        auto_data: args.auto_data,
         command: args.command,
         cwd,
         vars: ctx.vars(),

@@ -260,5 +260,9 @@ pub(super) fn run_options(
         allow_env_drift: false,
         tracking_uri: None,
         tracking_token: None,
+        // Watched as the run was: the replay's own reads and seeds explain a difference.
+        no_probe: rec.probe.as_ref().is_some_and(|p| p.status == repro_core::probe::ProbeStatus::Disabled),
+        // The original's undeclared inputs that --auto-data kept are among `data` already.
+        auto_data: false,
     })
 }

@@ -28,6 +28,7 @@ use repro_store::Store;
 use crate::{ExecError, Reporter, Result};
 
 mod prepare;
+mod probe;
 mod process;
 
 use prepare::{bytes_to_store, pre_run_audit, prepare};
@@ -63,6 +64,10 @@ pub const DETERMINISM_VARIABLES: [&str; 26] = [
     "LANG",
 ];
 
+/// The cuBLAS workspace repro sets when `CUBLAS_WORKSPACE_CONFIG` is unset: the setting
+/// PyTorch's reproducibility notes give for deterministic cuBLAS.
+pub const CUBLAS_WORKSPACE: &str = ":4096:8";
+
 /// Thread-count variables repro sets (to the usable core count) when they are unset, so a
 /// replay on a bigger machine splits reductions the same way.
 pub const THREAD_VARIABLES: [&str; 3] = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"];
@@ -97,6 +102,10 @@ pub struct RunOptions {
     pub tracking_uri: Option<String>,
     /// The token that server accepts from the command (`MLFLOW_TRACKING_TOKEN`).
     pub tracking_token: Option<String>,
+    /// `--no-probe`: do not watch inside the command's Python processes.
+    pub no_probe: bool,
+    /// `--auto-data`: snapshot the files the probe saw read but nobody declared, as inputs.
+    pub auto_data: bool,
 }
 
 #[derive(Debug)]
@@ -219,6 +228,19 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         .map_err(ExecError::io("write", &params_json))?;
     fs::write(&metrics_path, b"").map_err(ExecError::io("write", &metrics_path))?;
 
+    let probe = if opts.no_probe {
+        None
+    } else {
+        let python = p.record.environment.python.as_ref().map(|py| PathBuf::from(&py.executable));
+        match probe::install(store.objects.tmp_dir(), &work, python.as_deref()) {
+            Ok(pr) => Some(pr),
+            Err(e) => {
+                p.record.notes.push(format!("the probe could not be installed ({e}); the run was not watched inside"));
+                None
+            }
+        }
+    };
+
     let mut cmd = Command::new(&opts.command[0]);
     // Exactly `vars`: for `repro run` that is this process's environment; a replay hands over
     // the recorded determinism variables, the approved interpreter first on PATH, and no
@@ -238,6 +260,11 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
             Some(t) => cmd.env("MLFLOW_TRACKING_TOKEN", t),
             None => cmd.env_remove("MLFLOW_TRACKING_TOKEN"),
         };
+    }
+    if let Some(pr) = &probe {
+        for (k, v) in pr.env(&opts.vars) {
+            cmd.env(k, v);
+        }
     }
     cmd.env("REPRO_RUN_ID", id.as_str())
         .env("REPRO_SEED", p.record.seed.value.to_string())
@@ -278,6 +305,28 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         (None, 0) => RunStatus::Finished,
         _ => RunStatus::Failed,
     };
+
+    if let Some(pr) = &probe {
+        let declared = probe::Declared {
+            cwd: &opts.cwd,
+            inputs: p.planned_inputs.iter().map(|(a, _)| a.clone()).collect(),
+            outputs: p.planned_outputs.iter().map(|(a, _, _)| a.clone()).collect(),
+            params_files: opts.params_files.iter().map(|f| opts.cwd.join(f)).collect(),
+            params_json: &params_json,
+            overrides: override_keys(opts),
+            private: &work,
+        };
+        let mut seen = probe::collect(pr, &p.record, &declared);
+        if opts.auto_data {
+            auto_data(store, &mut p.record, &mut seen, reporter)?;
+        }
+        if let Some(e) = &seen.exception {
+            reporter.message(&format!("the command raised {}", e.describe()));
+        }
+        p.record.probe = Some(seen);
+    } else if opts.no_probe {
+        p.record.probe = Some(repro_core::probe::ProbeRecord::absent(repro_core::probe::ProbeStatus::Disabled));
+    }
 
     // Outputs.
     for (abs, rel, before) in &p.planned_outputs {
@@ -352,6 +401,59 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     drop(cleanup);
     // A command killed by a signal already reads 128 + signal, as a shell reports it.
     Ok(RunOutcome::Ran { id, status: p.record.status, exit_code, record: Box::new(p.record) })
+}
+
+/// The hyperparameter keys the command was told to override (`--param k=v`, or a replay's
+/// recorded values): the ones a script that never reads `REPRO_PARAMS` ignores.
+fn override_keys(opts: &RunOptions) -> Vec<String> {
+    let mut keys: Vec<String> =
+        opts.params.iter().filter_map(|p| p.split_once('=').map(|(k, _)| k.trim().to_string())).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// `--auto-data`: the undeclared inputs become inputs of the run, snapshotted now (after the
+/// command: a file it changed is recorded as it ended, and the note says so).
+fn auto_data(
+    store: &mut Store,
+    record: &mut RunRecord,
+    seen: &mut repro_core::probe::ProbeRecord,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let root = record.code.repo_root.clone().map(PathBuf::from);
+    let mut kept = Vec::new();
+    for u in std::mem::take(&mut seen.undeclared_inputs) {
+        if !u.exists {
+            kept.push(u);
+            continue;
+        }
+        let abs = match &root {
+            Some(r) if !Path::new(&u.path).is_absolute() => r.join(&u.path),
+            _ => PathBuf::from(&u.path),
+        };
+        reporter.message(&format!("snapshotting {} (read by the command, not declared: --auto-data)", u.path));
+        let source = abs.display().to_string();
+        let out = snapshot::snapshot(
+            store,
+            &Request { path: &abs, reference: false, dataset: Some((&u.path, &source)) },
+            reporter.progress(),
+        )?;
+        if u.digest.as_ref().is_some_and(|d| *d != out.digest) {
+            record.notes.push(format!("{} changed between the probe's hash and the --auto-data snapshot", u.path));
+        }
+        record.inputs.push(DataRef {
+            path: u.path.clone(),
+            snapshot: out.digest,
+            files: out.files,
+            bytes: out.bytes,
+            reference: false,
+            dataset: out.dataset.map(|d| format!("{}:{}", d.name, d.version)),
+        });
+        seen.auto_data.push(u.path);
+    }
+    seen.undeclared_inputs = kept;
+    Ok(())
 }
 
 /// Stores the logs and the final record, then ends the run row in one transaction.

@@ -184,6 +184,12 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         child_env.push(("PYTHONHASHSEED".into(), (seed.value % (1u64 << 32)).to_string()));
         set_by_repro.push("PYTHONHASHSEED".into());
     }
+    if !opts.vars.contains_key("CUBLAS_WORKSPACE_CONFIG") {
+        // torch.use_deterministic_algorithms(True) needs it on CUDA (cuBLAS otherwise raises
+        // or picks workspaces by timing); harmless without a GPU.
+        child_env.push(("CUBLAS_WORKSPACE_CONFIG".into(), CUBLAS_WORKSPACE.into()));
+        set_by_repro.push("CUBLAS_WORKSPACE_CONFIG".into());
+    }
     if !opts.vars.contains_key("PYTHONUNBUFFERED") {
         // Output goes through a pipe to be stored; keep it live on the terminal.
         child_env.push(("PYTHONUNBUFFERED".into(), "1".into()));
@@ -248,6 +254,7 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         notes: Vec::new(),
         replay_of: opts.replay_of.clone(),
         facts: None,
+        probe: None,
     };
     files_to_store.extend(git_cap.untracked_files.iter().cloned());
     let mut removed = git_cap.removed.clone();

@@ -1,0 +1,59 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+#[test]
+fn files_lines_parse_and_bad_lines_are_counted() {
+    let (files, bad) = parse_files("1\t2\tr\t/repo/data.csv\n3\t3\tw\t/repo/out/model.txt\nnonsense\n4\t4\tr\trelative\n");
+    assert_eq!(bad, 2);
+    assert_eq!(files.len(), 2);
+    assert!(files[0].read && !files[0].write);
+    assert!(files[1].write && !files[1].read);
+}
+
+#[test]
+fn reports_merge_by_path_and_rank() {
+    let json = |rank: &str| {
+        format!(
+            r#"{{"pid": 7, "rank": {rank}, "world_size": "2", "cwd": "/repo", "prefixes": ["/venv"],
+               "seeds": [["torch.manual_seed", 42], ["numpy.random.default_rng", null]],
+               "frameworks": {{"torch": {{"version": "2.15.0", "cudnn_benchmark": true}}}}, "modules": {{"torch": "/venv/lib/python3.11/site-packages/torch/__init__.py"}}}}"#
+        )
+    };
+    let a = parse_report(json("\"0\"").as_bytes(), parse_files("1\t5\tr\t/repo/a.csv\n").0).expect("parse");
+    let b = parse_report(json("\"1\"").as_bytes(), parse_files("2\t9\trw\t/repo/a.csv\n").0).expect("parse");
+    let m = merge(vec![b, a]);
+    assert_eq!(m.processes, 2);
+    assert_eq!(m.ranks.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(m.world_size, Some(2));
+    assert_eq!(m.files.len(), 1);
+    assert_eq!((m.files[0].first, m.files[0].last, m.files[0].write), (1, 9, true));
+    // The same seed call in two ranks is two calls: each rank's seeds matter.
+    assert_eq!(m.seeds.iter().filter(|s| s.via == "torch.manual_seed").count(), 1);
+    assert!(parse_report(b"{not json", Vec::new()).is_err());
+}
+
+#[test]
+fn the_lint_names_each_trap_with_its_fix() {
+    let mut p = ProbeRecord::default();
+    p.frameworks.torch = Some(TorchState {
+        version: "2.15.0".into(),
+        cuda_available: Some(true),
+        deterministic_algorithms: Some(true),
+        cudnn_benchmark: Some(true),
+        matmul_allow_tf32: Some(false),
+        initial_seed: Some(serde_json::json!(42)),
+        ..Default::default()
+    });
+    p.seeds.push(SeedCall { via: "torch.manual_seed".into(), value: serde_json::json!(42), rank: None });
+    p.seeds.push(SeedCall { via: "numpy.random.default_rng".into(), value: serde_json::Value::Null, rank: None });
+    let traps = determinism_traps(&p, &BTreeMap::new());
+    let text: Vec<&str> = traps.iter().map(|t| t.what.as_str()).collect();
+    assert!(text.iter().any(|t| t.contains("CUBLAS_WORKSPACE_CONFIG")), "{text:?}");
+    assert!(text.iter().any(|t| t.contains("cudnn.benchmark")), "{text:?}");
+    assert!(text.iter().any(|t| t.contains("default_rng was called without a seed")), "{text:?}");
+    assert!(!text.iter().any(|t| t.contains("TF32")), "{text:?}");
+    let mut vars = BTreeMap::new();
+    vars.insert("CUBLAS_WORKSPACE_CONFIG".to_string(), ":4096:8".to_string());
+    assert!(!determinism_traps(&p, &vars).iter().any(|t| t.what.contains("CUBLAS")));
+}
