@@ -13,6 +13,7 @@ use crate::record::{
 use crate::{Digest, RunId};
 
 mod auditor;
+mod probed;
 mod supporting;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ pub use auditor::{
     dataset_snapshot, environment_file, environment_item, git_commit, hyperparameters, random_seed, registry,
     training_script, RegistryMention,
 };
+pub use probed::{check_outputs, check_params, check_seed, determinism, undeclared_inputs};
 pub use supporting::{hardware, installed_packages, objects_verified, outputs, replay_verified, result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,8 +116,16 @@ pub const AUDITOR_ITEMS: [&str; 7] = [
 ];
 
 /// The supporting evidence that follows the seven in a run's audit.
-pub const SUPPORTING_ITEMS: [&str; 6] =
-    ["installed_packages", "hardware", "outputs", "objects_verified", "result", "replay_verified"];
+pub const SUPPORTING_ITEMS: [&str; 8] = [
+    "installed_packages",
+    "hardware",
+    "outputs",
+    "undeclared_inputs",
+    "determinism",
+    "objects_verified",
+    "result",
+    "replay_verified",
+];
 
 /// Every item of a run's audit, in report order (what a stage policy may `require`).
 pub fn all_items() -> impl Iterator<Item = &'static str> {
@@ -145,17 +155,20 @@ pub fn audit_run(
 ) -> AuditReport {
     let inputs: Vec<PlannedInput> =
         record.inputs.iter().map(|i| PlannedInput { path: describe_input(i), reference: i.reference }).collect();
+    let probe = record.probe.as_ref();
     let mut items = vec![
         git_commit(&record.code),
         environment_item(&record.environment),
         dataset_snapshot(&inputs),
-        hyperparameters(&record.params, true),
-        random_seed(&record.seed),
+        check_params(hyperparameters(&record.params, true), probe),
+        check_seed(random_seed(&record.seed), &record.seed, probe),
         training_script(&record.script),
         registry(registry_versions),
         installed_packages(record.environment.python.as_ref(), &record.script),
         hardware(&record.hardware),
-        outputs(&record.outputs),
+        check_outputs(outputs(&record.outputs), probe),
+        undeclared_inputs(probe),
+        determinism(probe, &record.environment),
         objects_verified(objects),
         result(record),
         replay_verified(replays),

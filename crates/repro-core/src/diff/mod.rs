@@ -28,6 +28,7 @@ use crate::{Digest, RunId};
 use code::code_section;
 use code::script_section;
 use data::data_section;
+use probed::probe_section;
 use environment::environment_section;
 use packages::packages_section;
 use results::metrics_section;
@@ -41,6 +42,7 @@ mod code;
 mod data;
 mod environment;
 mod packages;
+mod probed;
 mod results;
 mod settings;
 #[cfg(test)]
@@ -97,7 +99,7 @@ pub struct RunDiff {
 }
 
 /// The section names, in the order a diff lists them.
-pub const SECTIONS: [&str; 12] = [
+pub const SECTIONS: [&str; 13] = [
     "result",
     "code",
     "script",
@@ -108,6 +110,7 @@ pub const SECTIONS: [&str; 12] = [
     "seed",
     "hardware",
     "variables",
+    "probe",
     "outputs",
     "metrics",
 ];
@@ -166,11 +169,21 @@ pub struct Cause {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CauseKind {
+    /// Run b's command failed where run a's finished (the probe says with what).
+    CommandFailed,
     CodeChanged,
     DataChanged,
+    /// A file the script read without declaring it differs, or only one run read it.
+    UndeclaredInputChanged,
     InputsChanged,
     ParamsChanged,
     SeedChanged,
+    /// The seeds the script set itself differ.
+    SeedsSetChanged,
+    /// A framework's determinism setting (cudnn.benchmark, TF32, deterministic algorithms) differs.
+    DeterminismChanged,
+    /// A package the training imported changed version (the probe saw it imported).
+    UsedPackageChanged,
     UnpinnedPackageChanged,
     PackageChanged,
     PythonChanged,
@@ -241,6 +254,7 @@ pub fn diff_runs(input: &DiffInput<'_>) -> RunDiff {
         seed_section(a, b, &mut found),
         hardware_section(a, b, &mut found),
         variables_section(a, b, &mut found),
+        probe_section(a, b, &mut found),
         outputs_section(&a.outputs, &b.outputs, input.manifests, &mut found),
         metrics_section(input.metrics_a, input.metrics_b, &mut found),
     ];

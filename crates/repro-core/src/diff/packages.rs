@@ -225,9 +225,23 @@ pub(super) fn packages_section(
         return section("packages", changes);
     };
     let (da, db) = (a.environment.declared.as_ref(), b.environment.declared.as_ref());
+    // What the training imported (the probe saw it) ranks before what was merely installed.
+    let used: BTreeSet<String> = [a, b]
+        .iter()
+        .filter_map(|r| r.probe.as_ref())
+        .flat_map(|p| p.packages_used.iter().map(|u| normalize_package_name(&u.name)))
+        .collect();
     for pc in package_changes {
         changes.push(Change::new(pc.name.clone(), pc.expected.clone(), pc.actual.clone()).with_note(pc.kind.as_str()));
         let name = normalize_package_name(&pc.name);
+        if used.contains(&name) {
+            found.cause(
+                CauseKind::UsedPackageChanged,
+                format!("package {} — the training imported it", pc.describe()),
+                vec![pc.describe()],
+            );
+            continue;
+        }
         let mut evidence = vec![pc.describe()];
         let loose =
             if pc.kind.is_version_change() { looseness(da, &name).or_else(|| looseness(db, &name)) } else { None };

@@ -354,9 +354,15 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     let comparator = store.config.replay.compare.clone();
     let outputs = compare_outputs(store, &rec, &replay_record, &area, comparator.as_deref(), &run_opts.vars)?;
     let metrics = compare_metrics(&metrics_recorded, &metrics_replayed, &opts.tolerances);
-    let (verdict, reasons) = judge(&outputs, &metrics, rec.exit_code, exit_code, comparator.is_some());
+    let (verdict, mut reasons) = judge(&outputs, &metrics, rec.exit_code, exit_code, comparator.is_some());
     let replay_stored = store.meta.runs().get(&replay_id)?;
-    let captured_differences = crate::diff::diff_runs(store, &original, &replay_stored)?.captured_field_differences();
+    let run_diff = crate::diff::diff_runs(store, &original, &replay_stored)?;
+    // A command that failed is explained by what failed (the probe's exception, the file it
+    // could not open) before anything else.
+    if let Some(c) = run_diff.causes.iter().find(|c| c.kind == repro_core::diff::CauseKind::CommandFailed) {
+        reasons.insert(0, c.summary.replacen(" in run b", "", 1).replacen("which run a read", "which the run read", 1));
+    }
+    let captured_differences = run_diff.captured_field_differences();
     let registry_calls =
         opts.registry_calls.as_ref().and_then(|c| c.lock().ok().map(|calls| calls.clone())).unwrap_or_default();
 

@@ -439,9 +439,6 @@ fn auto_data(
             &Request { path: &abs, reference: false, dataset: Some((&u.path, &source)) },
             reporter.progress(),
         )?;
-        if u.digest.as_ref().is_some_and(|d| *d != out.digest) {
-            record.notes.push(format!("{} changed between the probe's hash and the --auto-data snapshot", u.path));
-        }
         record.inputs.push(DataRef {
             path: u.path.clone(),
             snapshot: out.digest,
