@@ -115,7 +115,13 @@ impl ParityInputs {
             .iter()
             .flat_map(|d| d.requirements.iter().map(|r| normalize_package_name(&r.name)))
             .collect();
-        ParityInputs { artifacts, artifact_packages, used: Vec::new(), declared }
+        let used = run
+            .record
+            .probe
+            .iter()
+            .flat_map(|p| p.packages_used.iter().map(|u| normalize_package_name(&u.name)))
+            .collect();
+        ParityInputs { artifacts, artifact_packages, used, declared }
     }
 }
 
@@ -170,7 +176,16 @@ pub fn parity_with(subject: &Side, against: &Side, ignore: &[String], inputs: Pa
             (None, _) if registered => (Tier::Declared, "the environment lists it"),
             (None, _) => (Tier::Other, ""),
         };
-        let critical = !matches!(tier, Tier::Other | Tier::Extra);
+        // What training imported fails parity when nothing says what the model needs; when
+        // the artifact does say, a package it never imports is training-only: a warning.
+        let model_known = !writers.is_empty() || !inputs.artifact_packages.is_empty();
+        let (critical, why) = match tier {
+            Tier::Used if model_known && !inputs.declared.contains(&name) => {
+                (false, "training imported it; the artifact does not (training-only)")
+            }
+            Tier::Other | Tier::Extra => (false, why),
+            _ => (true, why),
+        };
         ranked.push((tier, difference(c, critical, why.to_string())));
     }
     ranked.sort_by(|(ta, a), (tb, b)| (ta, &a.package).cmp(&(tb, &b.package)));

@@ -204,6 +204,9 @@ pub fn show(v: &Value, as_json: bool) -> Result<()> {
     for a in &artifacts {
         writeln!(o, "  {}  is {}", a.file, a.model.describe())?;
     }
+    if let Some(p) = &rec.probe {
+        probe_lines(&mut o, p)?;
+    }
     if !metrics.is_empty() {
         writeln!(o, "metrics (last value)")?;
         let mut last: std::collections::BTreeMap<&str, &MetricPoint> = Default::default();
@@ -225,6 +228,63 @@ pub fn show(v: &Value, as_json: bool) -> Result<()> {
     }
     for x in replays {
         writeln!(o, "replayed  {} by run {} at {}", x.verdict.as_str(), x.replay.short(), x.at)?;
+    }
+    Ok(())
+}
+
+/// What the in-process probe saw, a line per kind of fact.
+fn probe_lines(o: &mut impl std::io::Write, p: &repro_core::probe::ProbeRecord) -> Result<()> {
+    use repro_core::probe::ProbeStatus;
+    match p.status {
+        ProbeStatus::Disabled => return Ok(writeln!(o, "probe     off (--no-probe)")?),
+        ProbeStatus::NoReport => return Ok(writeln!(o, "probe     no Python process reported")?),
+        ProbeStatus::Ran => {}
+    }
+    let ranks = if p.ranks.is_empty() { String::new() } else { format!(", {}", count(p.ranks.len() as u64, "rank")) };
+    writeln!(
+        o,
+        "probe     {}{ranks}: {} read, {} written, {} opened in all",
+        if p.processes == 1 { "1 Python process".to_string() } else { format!("{} Python processes", p.processes) },
+        count(p.reads.len() as u64, "file"),
+        count(p.writes.len() as u64, "file"),
+        p.files_opened
+    )?;
+    for u in &p.undeclared_inputs {
+        let state = if u.exists { human_bytes(u.size) } else { "absent".to_string() };
+        writeln!(o, "  read, not declared   {}  ({state})", u.path)?;
+    }
+    for a in &p.auto_data {
+        writeln!(o, "  snapshotted by --auto-data   {a}")?;
+    }
+    for w in &p.probable_outputs {
+        writeln!(o, "  written, not declared   {w}")?;
+    }
+    if !p.seeds.is_empty() {
+        let seeds: Vec<String> = p.seeds.iter().map(|s| s.describe()).collect();
+        writeln!(o, "  seeds set   {}", seeds.join(", "))?;
+    }
+    if !p.params.unread_overrides.is_empty() {
+        writeln!(o, "  --param never read   {}", p.params.unread_overrides.join(", "))?;
+    }
+    if !p.packages_used.is_empty() {
+        let used: Vec<String> = p.packages_used.iter().map(|u| format!("{} {}", u.name, u.version)).collect();
+        writeln!(o, "  packages used   {}", used.join(", "))?;
+    }
+    if let Some(t) = &p.frameworks.torch {
+        let b = |v: Option<bool>| v.map(|x| if x { "on" } else { "off" }).unwrap_or("?");
+        writeln!(
+            o,
+            "  torch {}   deterministic algorithms {}, cudnn.benchmark {}, cudnn.deterministic {}, TF32 matmul {}{}",
+            t.version,
+            b(t.deterministic_algorithms),
+            b(t.cudnn_benchmark),
+            b(t.cudnn_deterministic),
+            b(t.matmul_allow_tf32),
+            if t.devices.is_empty() { String::new() } else { format!(", on {}", t.devices.join(", ")) }
+        )?;
+    }
+    if let Some(e) = &p.exception {
+        writeln!(o, "  raised   {}", e.describe())?;
     }
     Ok(())
 }

@@ -65,8 +65,7 @@ pub fn undeclared_inputs(probe: Option<&ProbeRecord>) -> AuditItem {
 pub fn check_seed(mut it: AuditItem, seed: &Seed, probe: Option<&ProbeRecord>) -> AuditItem {
     let Some(p) = probe.filter(|p| p.status == ProbeStatus::Ran) else { return it };
     let set = p.seeded_values();
-    let other: Vec<String> =
-        set.iter().filter(|s| s.as_u64() != Some(seed.value)).map(|s| s.describe()).collect();
+    let other: Vec<String> = set.iter().filter(|s| s.as_u64() != Some(seed.value)).map(|s| s.describe()).collect();
     if !other.is_empty() {
         it.status = ItemStatus::Missing;
         it.detail = format!("script set {}; recorded {}", list(&other, 3), seed.value);
@@ -78,7 +77,8 @@ pub fn check_seed(mut it: AuditItem, seed: &Seed, probe: Option<&ProbeRecord>) -
         let via: Vec<String> = set.iter().map(|s| s.via.clone()).collect();
         it.detail = format!("{}; the script seeded {} with it", it.detail, list(&via, 4));
     } else if it.status == ItemStatus::Ok {
-        it.detail = format!("{}; the script called no seeding function (it may pass the seed as random_state)", it.detail);
+        it.detail =
+            format!("{}; the script called no seeding function (it may pass the seed as random_state)", it.detail);
     }
     it
 }
@@ -99,7 +99,9 @@ pub fn check_params(mut it: AuditItem, probe: Option<&ProbeRecord>) -> AuditItem
             },
             it.detail
         );
-        it.fix = Some("read the params from the REPRO_PARAMS file (JSON, overrides applied) instead of the config file".into());
+        it.fix = Some(
+            "read the params from the REPRO_PARAMS file (JSON, overrides applied) instead of the config file".into(),
+        );
     }
     it
 }

@@ -96,9 +96,12 @@ pub(super) fn probe_section(a: &RunRecord, b: &RunRecord, found: &mut Findings) 
         changes.push(change);
     }
     if pa.ranks.len() != pb.ranks.len() {
-        let change =
-            Change::new("ranks", Some(pa.ranks.len().to_string()), Some(pb.ranks.len().to_string()));
-        found.cause(CauseKind::DeterminismChanged, format!("the number of ranks differs: {}", change.describe()), vec![]);
+        let change = Change::new("ranks", Some(pa.ranks.len().to_string()), Some(pb.ranks.len().to_string()));
+        found.cause(
+            CauseKind::DeterminismChanged,
+            format!("the number of ranks differs: {}", change.describe()),
+            vec![],
+        );
         changes.push(change);
     }
     section("probe", changes)
@@ -115,7 +118,9 @@ fn failure(a: &RunRecord, b: &RunRecord, probes: Option<(&ProbeRecord, &ProbeRec
     let mut evidence = Vec::new();
     let mut summary = match exception {
         Some(e) => format!("the command failed in run b: {}", e.describe()),
-        None => format!("the command failed in run b (exit {})", b.exit_code.map(|c| c.to_string()).unwrap_or("?".into())),
+        None => {
+            format!("the command failed in run b (exit {})", b.exit_code.map(|c| c.to_string()).unwrap_or("?".into()))
+        }
     };
     if let Some((pa, pb)) = probes {
         let missing: Vec<&str> = pb.undeclared_inputs.iter().filter(|u| !u.exists).map(|u| u.path.as_str()).collect();

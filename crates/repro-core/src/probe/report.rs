@@ -26,7 +26,8 @@ pub fn parse_files(text: &str) -> (Vec<RawFile>, usize) {
     let mut bad = 0;
     for line in text.lines().filter(|l| !l.is_empty()) {
         let mut parts = line.splitn(4, '\t');
-        let (Some(first), Some(last), Some(mode), Some(path)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(first), Some(last), Some(mode), Some(path)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             bad += 1;
             continue;
@@ -39,7 +40,11 @@ pub fn parse_files(text: &str) -> (Vec<RawFile>, usize) {
             bad += 1;
             continue;
         }
-        out.push(RawFile { path: path.to_string(), first, last, read: mode.contains('r'),
+        out.push(RawFile {
+            path: path.to_string(),
+            first,
+            last,
+            read: mode.contains('r'),
             write: mode.contains('w'),
             written_first: mode.starts_with('w'),
         });

@@ -4,7 +4,8 @@ use super::*;
 
 #[test]
 fn files_lines_parse_and_bad_lines_are_counted() {
-    let (files, bad) = parse_files("1\t2\tr\t/repo/data.csv\n3\t3\tw\t/repo/out/model.txt\nnonsense\n4\t4\tr\trelative\n");
+    let (files, bad) =
+        parse_files("1\t2\tr\t/repo/data.csv\n3\t3\tw\t/repo/out/model.txt\nnonsense\n4\t4\tr\trelative\n");
     assert_eq!(bad, 2);
     assert_eq!(files.len(), 2);
     assert!(files[0].read && !files[0].write);

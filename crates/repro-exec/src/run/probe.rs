@@ -108,11 +108,7 @@ pub(super) fn collect(probe: &Probe, record: &RunRecord, declared: &Declared) ->
     let mut out = ProbeRecord {
         status: ProbeStatus::Ran,
         processes: merged.processes,
-        ranks: merged
-            .ranks
-            .iter()
-            .map(|&(rank, local_rank)| probe::Rank { rank, local_rank, host: None })
-            .collect(),
+        ranks: merged.ranks.iter().map(|&(rank, local_rank)| probe::Rank { rank, local_rank, host: None }).collect(),
         world_size: merged.world_size,
         seeds: merged.seeds,
         frameworks: merged.frameworks,
@@ -237,7 +233,9 @@ fn packages_used(modules: &BTreeMap<String, String>, record: &RunRecord) -> Vec<
     let mut seen_dirs: BTreeSet<PathBuf> = BTreeSet::new();
     for file in modules.values() {
         let path = Path::new(file);
-        let Some(site) = path.ancestors().find(|a| a.file_name().is_some_and(|n| n == "site-packages" || n == "dist-packages")) else {
+        let Some(site) =
+            path.ancestors().find(|a| a.file_name().is_some_and(|n| n == "site-packages" || n == "dist-packages"))
+        else {
             continue;
         };
         if seen_dirs.insert(site.to_path_buf()) {
@@ -261,12 +259,8 @@ fn tracked<'a>(root: &Path, paths: impl Iterator<Item = &'a Path>) -> BTreeSet<S
     let paths: Vec<&Path> = paths.collect();
     let mut out = BTreeSet::new();
     for chunk in paths.chunks(500) {
-        let Ok(o) = std::process::Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(["ls-files", "-z", "--"])
-            .args(chunk)
-            .output()
+        let Ok(o) =
+            std::process::Command::new("git").arg("-C").arg(root).args(["ls-files", "-z", "--"]).args(chunk).output()
         else {
             continue;
         };
