@@ -124,14 +124,22 @@ fn failure(a: &RunRecord, b: &RunRecord, probes: Option<(&ProbeRecord, &ProbeRec
     };
     if let Some((pa, pb)) = probes {
         let missing: Vec<&str> = pb.undeclared_inputs.iter().filter(|u| !u.exists).map(|u| u.path.as_str()).collect();
-        let known: Vec<&str> =
-            missing.iter().copied().filter(|m| pa.undeclared_inputs.iter().any(|u| u.path == *m && u.exists)).collect();
-        if let Some(first) = known.first() {
-            summary = format!(
-                "{summary} — it could not open {first}, which run a read without declaring it (pass --data {first})"
-            );
-        }
         evidence.extend(missing.iter().map(|m| format!("opened but absent in run b: {m}")));
+        // What run a read without declaring it and run b did not read (a replay never
+        // restores such files; a library may check that a file exists before it opens it).
+        let read_by_b = |path: &str| pb.reads.iter().any(|r| r.path == path) && !missing.contains(&path);
+        let named = |path: &str| {
+            exception
+                .is_some_and(|e| e.message.contains(path) || e.filename.as_deref().is_some_and(|f| f.ends_with(path)))
+        };
+        let unread: Vec<&str> =
+            pa.undeclared_inputs.iter().filter(|u| u.exists && !read_by_b(&u.path)).map(|u| u.path.as_str()).collect();
+        let culprit = unread.iter().find(|p| named(p) || missing.contains(p)).or(unread.first());
+        if let Some(first) = culprit {
+            let how = if named(first) || missing.contains(first) { "it could not open" } else { "it never read" };
+            summary = format!("{summary} — {how} {first}, which run a read without declaring it (pass --data {first})");
+            evidence.push(format!("run a read {first} without declaring it; run b did not read it"));
+        }
     }
     if let Some(e) = exception.and_then(|e| e.filename.as_ref()) {
         evidence.push(format!("the exception names {e}"));

@@ -91,6 +91,20 @@ def _repro_probe():
         if item not in seeds:
             seeds.append(item)
 
+    library = tuple(sorted({sys.prefix + "/", sys.base_prefix + "/", sys.exec_prefix + "/"}))
+
+    def wanted(via, value, caller):
+        # Libraries make generators for themselves (scipy and scikit-learn call default_rng
+        # with a Generator or a SeedSequence's entropy): only the script's own seeding, and
+        # a library's seeding helper (Lightning's seed_everything) with a plain integer, count.
+        is_int = isinstance(value, int) or type(value).__name__.startswith(("int", "uint"))
+        if value is not None and not is_int:
+            return False
+        from_library = caller.startswith(library) or "/site-packages/" in caller or caller.startswith("<frozen")
+        if from_library:
+            return is_int and not via.endswith("default_rng")
+        return True
+
     def seeding(via, original, arg_name, position=0):
         # A wrapper that records the seed given and calls the original unchanged. Nested
         # seeding (torch.manual_seed seeding CUDA too) is recorded once, as the outer call.
@@ -101,7 +115,8 @@ def _repro_probe():
                         value = args[position]
                     else:
                         value = kwargs.get(arg_name)
-                    record_seed(via, value)
+                    if wanted(via, value, sys._getframe(1).f_code.co_filename):
+                        record_seed(via, value)
                 except Exception as e:
                     errors.append("recording %s: %r" % (via, e))
             outer = not state["in_seed"]
