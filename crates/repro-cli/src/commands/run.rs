@@ -32,7 +32,10 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         allow_env_drift: args.allow_env_drift,
         outputs: args.output,
         strict: args.strict,
-        command: args.command,
+        // A notebook given alone is recorded as the user typed it; repro expands it to the
+        // nbclient command when it starts the process (in a replay too).
+        command: args.notebook.map_or(args.command, |nb| vec![nb]),
+        image: args.image,
         cwd,
         vars: ctx.vars(),
         stdout_to_stderr: ctx.json,

@@ -260,5 +260,7 @@ pub(super) fn run_options(
         allow_env_drift: false,
         tracking_uri: None,
         tracking_token: None,
+        // The caller's REPRO_IMAGE (in `vars`) and the runtime still say where the replay ran.
+        image: None,
     })
 }
