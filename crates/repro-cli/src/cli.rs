@@ -119,6 +119,7 @@ pub enum Cmd {
     ///   repro run --seed 42 --data data/ analysis.ipynb
     ///   repro run --seed 42 -- torchrun --nproc_per_node=2 train.py
     ///   repro run --image ghcr.io/org/train@sha256:… -- python train.py
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
 
     /// List runs, newest first.
