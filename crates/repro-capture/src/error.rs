@@ -18,6 +18,8 @@ pub enum CaptureError {
     Unsupported { path: PathBuf, kind: &'static str },
     #[error("command not found: {0}; check the spelling, or give its path")]
     CommandNotFound(String),
+    #[error("no python3 or python on PATH to run {0} with nbclient; activate the virtualenv that has nbclient and ipykernel")]
+    NoPython(String),
     #[error("git failed ({command}): {message}")]
     Git { command: String, message: String },
     #[error(transparent)]

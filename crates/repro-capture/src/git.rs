@@ -297,6 +297,14 @@ pub fn diff_head(repo: &Path) -> Result<Vec<u8>> {
     run(c, "git diff HEAD")
 }
 
+/// `git diff --binary HEAD` of a tree without one file (`rel`, relative to the root): what
+/// else is uncommitted besides a notebook.
+pub fn diff_head_excluding(repo: &Path, rel: &str) -> Result<Vec<u8>> {
+    let mut c = git(repo);
+    c.args(DIFF_ARGS).arg(format!(":(exclude,literal){rel}"));
+    run(c, "git diff HEAD")
+}
+
 /// Who git says the user is: `Name <email>`, or whichever of the two is set.
 pub fn identity(cwd: &Path) -> Option<String> {
     let get = |key: &str| {

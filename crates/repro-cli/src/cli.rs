@@ -108,7 +108,18 @@ pub enum Cmd {
     /// {"metric": "acc", "value": 0.9, "step": 1}) set; unset OMP/MKL/OPENBLAS thread counts
     /// are fixed to this machine's usable cores. repro exits with the command's exit code.
     ///
-    /// Example: repro run --name baseline --seed 42 --data data/train.csv --params params.yaml --output model.pkl -- python train.py
+    /// A notebook given alone (repro run nb.ipynb) is executed with nbclient in the python3
+    /// first on PATH, its executed copy written beside it as NB.executed.ipynb (or to the
+    /// --output that names an .ipynb) and recorded as an output; its code cells are its
+    /// digest. Launchers (torchrun, python -m torch.distributed.run, accelerate launch,
+    /// deepspeed, jupyter nbconvert) are recorded as such, with the script they start.
+    ///
+    /// Examples:
+    ///   repro run --name baseline --seed 42 --data data/train.csv --params params.yaml --output model.pkl -- python train.py
+    ///   repro run --seed 42 --data data/ analysis.ipynb
+    ///   repro run --seed 42 -- torchrun --nproc_per_node=2 train.py
+    ///   repro run --image ghcr.io/org/train@sha256:… -- python train.py
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
 
     /// List runs, newest first.
@@ -520,9 +531,24 @@ pub struct RunArgs {
     /// Snapshot the files the command read but nobody declared with --data, as inputs.
     #[arg(long, conflicts_with = "no_probe")]
     pub auto_data: bool,
+    /// The container image the run happens in, NAME[:TAG][@sha256:DIGEST] (default:
+    /// REPRO_IMAGE, else what the container runtime tells); only a digest names it for good.
+    #[arg(long, value_name = "NAME@sha256:…")]
+    pub image: Option<String>,
+    /// A notebook to execute instead of a command (repro run nb.ipynb).
+    #[arg(value_name = "NOTEBOOK.ipynb", value_parser = parse_notebook, conflicts_with = "command")]
+    pub notebook: Option<String>,
     /// The command, after --.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(last = true, required_unless_present = "notebook", value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+fn parse_notebook(s: &str) -> Result<String, String> {
+    if s.ends_with(".ipynb") {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not a notebook (.ipynb); put a command after --, e.g. repro run -- python {s}"))
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

@@ -36,6 +36,18 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "REPRO_SEED", meaning: "set for the command: the run's seed" },
     Variable { name: "REPRO_PARAMS", meaning: "set for the command: a JSON file of the flattened params" },
     Variable { name: "REPRO_METRICS", meaning: "set for the command: a file it appends JSON-line metrics to" },
+    Variable {
+        name: "REPRO_IMAGE",
+        meaning: "--image: the container image `repro run` records (NAME[:TAG][@sha256:…])",
+    },
+    Variable {
+        name: "REPRO_CONTAINER_ROOT",
+        meaning: "the folder container detection reads (/.dockerenv, /run/.containerenv, /proc/1/cgroup); / when unset",
+    },
+    Variable {
+        name: "KUBERNETES_SERVICE_HOST",
+        meaning: "set in every Kubernetes pod: the run is recorded as in a container",
+    },
     Variable { name: "REPRO_RUN_ID", meaning: "set for the command: the run's id" },
     Variable { name: "REPRO_PROVENANCE_OUT", meaning: "named in provenance: where an attestation was asked to go" },
     Variable { name: "PYTHONHASHSEED", meaning: "set for the command to the run's seed" },
@@ -76,6 +88,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "REPRO_TEST_S3_ENDPOINT", meaning: "tests only: the S3 endpoint the suite's stores use" },
     Variable { name: "REPRO_TEST_S3_BUCKET", meaning: "tests only: the bucket on that endpoint" },
     Variable { name: "REPRO_TEST_VENV", meaning: "tests only: where the shared test virtualenv lives" },
+    Variable { name: "REPRO_TEST_FRAMEWORKS_VENV", meaning: "tests only: where the frameworks test virtualenv lives" },
     Variable { name: "REPRO_TEST_REQUIRE_ALL", meaning: "tests only: a missing optional tool fails the test" },
 ];
 

@@ -164,7 +164,8 @@ fn usage_errors_exit_2_and_help_has_examples() {
     t.repro(&["run"]).expect_code(2);
     t.repro(&["frobnicate"]).expect_code(2);
     let help = t.repro(&["run", "--help"]).success().stdout();
-    assert!(help.contains("Example: repro run"), "{help}");
+    assert!(help.contains("Examples:\n  repro run --name baseline"), "{help}");
+    assert!(help.contains("repro run --seed 42 --data data/ analysis.ipynb"), "{help}");
     let help = t.repro(&["--help"]).success().stdout();
     assert!(help.contains("Exit codes"), "{help}");
 }

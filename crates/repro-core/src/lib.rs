@@ -7,6 +7,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod container;
 pub mod diff;
 pub mod digest;
 pub mod environment;

@@ -177,6 +177,9 @@ pub enum ScriptKind {
     PythonInline,
     Executable,
     Command,
+    /// A Jupyter notebook (`repro run nb.ipynb`, `jupyter nbconvert --execute`): its
+    /// `digest` is that of its code cells' sources, `file_digest` that of the whole file.
+    Notebook,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,6 +194,21 @@ pub struct ScriptInfo {
     /// Some(true): git tracks it and it is unchanged; Some(false): untracked or modified.
     pub tracked_unchanged: Option<bool>,
     pub git_state: Option<String>,
+    /// The program that started the script (`torchrun`, `accelerate`, `deepspeed`,
+    /// `torch.distributed.run`, `jupyter nbconvert`, `nbclient`), when it was not run directly.
+    /// The fields below are left out of the JSON when empty, so records written before them
+    /// keep their lineage digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<String>,
+    /// A notebook's whole `.ipynb` as stored (outputs, metadata and all); `digest` is of its
+    /// code cells only, so re-saved outputs are not a code change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_digest: Option<Digest>,
+    /// A notebook's uncommitted changes outside the notebook itself: the digest (not an
+    /// object) of `git diff HEAD` without the notebook's file, absent when there are none.
+    /// With it, a diff of two runs can tell a re-saved notebook from a changed repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_elsewhere: Option<Digest>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -209,6 +227,9 @@ pub struct EnvironmentInfo {
     /// ahead anyway (`--allow-env-drift`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
+    /// The container the run happened in, when repro found one or was told its image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::container::ContainerInfo>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -459,6 +480,9 @@ impl RunRecord {
                 digest: None,
                 tracked_unchanged: None,
                 git_state: None,
+                launcher: None,
+                file_digest: None,
+                diff_elsewhere: None,
             },
             environment: EnvironmentInfo::default(),
             hardware: Hardware::default(),
@@ -495,6 +519,7 @@ impl RunRecord {
         out.extend(self.code.diff.clone());
         out.extend(self.code.untracked.iter().map(|f| f.digest.clone()));
         out.extend(self.script.digest.clone());
+        out.extend(self.script.file_digest.clone());
         if let Some(d) = &self.environment.declared {
             out.push(d.digest.clone());
             out.extend(d.companions.iter().map(|f| f.digest.clone()));
@@ -552,6 +577,9 @@ pub(crate) mod sample {
                 digest: Some(Digest::of_bytes(b"print(1)")),
                 tracked_unchanged: Some(true),
                 git_state: Some("tracked and unchanged".into()),
+                launcher: None,
+                file_digest: None,
+                diff_elsewhere: None,
             },
             environment: EnvironmentInfo {
                 declared: Some(DeclaredEnvironment {

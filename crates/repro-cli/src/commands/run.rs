@@ -34,7 +34,10 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         strict: args.strict,
         no_probe: args.no_probe,
         auto_data: args.auto_data,
-        command: args.command,
+        // A notebook given alone is recorded as the user typed it; repro expands it to the
+        // nbclient command when it starts the process (in a replay too).
+        command: args.notebook.map_or(args.command, |nb| vec![nb]),
+        image: args.image,
         cwd,
         vars: ctx.vars(),
         stdout_to_stderr: ctx.json,

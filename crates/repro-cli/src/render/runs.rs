@@ -128,7 +128,26 @@ pub fn show(v: &Value, as_json: bool) -> Result<()> {
         rec.script.digest.as_ref().map(|d| d.short()).unwrap_or_default(),
         rec.script.git_state.as_deref().unwrap_or("")
     )?;
+    if let Some(l) = &rec.script.launcher {
+        writeln!(o, "  launched by {l}")?;
+    }
+    if let Some(f) = &rec.script.file_digest {
+        writeln!(o, "  notebook file {} (the digest above is of its code cells)", f.short())?;
+    }
     writeln!(o, "environment")?;
+    if let Some(c) = &rec.environment.container {
+        let image = match (&c.image, &c.digest) {
+            (Some(i), _) => i.clone(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => "image unknown".into(),
+        };
+        let source = c.source.as_deref().map(|s| format!(", from {s}")).unwrap_or_default();
+        let digest = match (&c.image, &c.digest) {
+            (Some(i), Some(d)) if !i.contains(d.as_str()) => format!(" ({d})"),
+            _ => String::new(),
+        };
+        writeln!(o, "  container {} {image}{digest}{source}", c.runtime.as_deref().unwrap_or("(runtime not seen)"))?;
+    }
     if let Some(d) = &rec.environment.declared {
         writeln!(o, "  declared  {} ({}, {} requirements)", d.path, d.format, d.requirements.len())?;
     }

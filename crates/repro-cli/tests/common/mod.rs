@@ -98,6 +98,11 @@ impl TestContext {
         c.current_dir(&self.dir).env_remove("REPRO_STORE").env_remove("RUST_LOG").env("NO_COLOR", "1");
         // The person's default key folder is the test's own, never the machine user's.
         c.env("REPRO_KEY_DIR", self.tmp.path().join("home-keys"));
+        // Runs see no container, whatever machine runs the suite (its /.dockerenv, its pod),
+        // so what they record and print is the same everywhere.
+        c.env("REPRO_CONTAINER_ROOT", self.tmp.path().join("no-container"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("REPRO_IMAGE");
         for v in ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "VIRTUAL_ENV"] {
             c.env_remove(v);
         }

@@ -83,6 +83,15 @@ pub fn environment_item(env: &EnvironmentInfo) -> AuditItem {
             "rebuild the environment from the registered version (repro env export), or register the new one".into(),
         );
     }
+    // The image is the rest of the environment (system libraries, CUDA): a tag can be
+    // re-pushed, so only a digest names it. Outside a container there is nothing to say.
+    if let Some(w) = env.container.as_ref().and_then(|c| c.tag_only_warning()) {
+        if it.status == ItemStatus::Ok {
+            it.status = ItemStatus::Warn;
+            it.fix = Some("docker inspect --format '{{index .RepoDigests 0}}' IMAGE gives the digest".into());
+        }
+        it.detail = format!("{} — {w}", it.detail);
+    }
     it
 }
 

@@ -15,7 +15,10 @@ pub(super) fn code_section(a: &RunRecord, b: &RunRecord, found: &mut Findings) -
     compare_location(&mut changes, "remote", ca.remote.clone(), cb.remote.clone());
     compare(&mut changes, "dirty", Some(ca.dirty.to_string()), Some(cb.dirty.to_string()));
     let short = |d: &Option<Digest>| d.as_ref().map(Digest::short);
-    if compare(&mut changes, "diff", short(&ca.diff), short(&cb.diff)) {
+    let resaved = same_notebook_code(a, b);
+    if resaved && a.script.diff_elsewhere == b.script.diff_elsewhere && ca.diff != cb.diff {
+        changes.push(Change::new("diff", short(&ca.diff), short(&cb.diff)).with_note(NOTEBOOK_ONLY));
+    } else if compare(&mut changes, "diff", short(&ca.diff), short(&cb.diff)) {
         let files = |f: &[String]| if f.is_empty() { "none".to_string() } else { list(f, 4) };
         found.code.push(format!(
             "uncommitted changes differ (run a: {}; run b: {})",
@@ -26,8 +29,14 @@ pub(super) fn code_section(a: &RunRecord, b: &RunRecord, found: &mut Findings) -
     let untracked = |c: &CodeState| -> BTreeMap<String, Digest> {
         c.untracked.iter().map(|f| (f.path.clone(), f.digest.clone())).collect()
     };
-    let untracked_changes = map_changes("untracked.", &untracked(ca), &untracked(cb), Digest::short);
-    found.code.extend(untracked_changes.iter().map(|c| format!("untracked file {}", c.describe())));
+    let mut untracked_changes = map_changes("untracked.", &untracked(ca), &untracked(cb), Digest::short);
+    let notebook = a.script.path.as_deref().filter(|_| resaved).map(|p| format!("untracked.{p}"));
+    for c in untracked_changes.iter_mut().filter(|c| Some(&c.field) == notebook.as_ref()) {
+        c.note = Some(NOTEBOOK_ONLY.into());
+    }
+    found.code.extend(
+        untracked_changes.iter().filter(|c| c.note.is_none()).map(|c| format!("untracked file {}", c.describe())),
+    );
     changes.extend(untracked_changes);
     let skipped = |c: &CodeState| -> BTreeMap<String, u64> {
         c.untracked_skipped.iter().map(|f| (f.path.clone(), f.size)).collect()
@@ -40,8 +49,22 @@ pub(super) fn code_section(a: &RunRecord, b: &RunRecord, found: &mut Findings) -
     section("code", changes)
 }
 
+/// The note of a notebook's own changes when its code cells are the same: outputs,
+/// execution counts or metadata saved again, which change nothing the notebook computes.
+const NOTEBOOK_ONLY: &str = "the notebook's outputs or metadata only; its code cells are the same";
+
+/// Two runs of one notebook whose code cells are the same.
+fn same_notebook_code(a: &RunRecord, b: &RunRecord) -> bool {
+    let (sa, sb) = (&a.script, &b.script);
+    sa.kind == ScriptKind::Notebook
+        && sb.kind == ScriptKind::Notebook
+        && sa.path == sb.path
+        && sa.digest.is_some()
+        && sa.digest == sb.digest
+}
+
 fn is_python(kind: ScriptKind) -> bool {
-    matches!(kind, ScriptKind::PythonFile | ScriptKind::PythonModule | ScriptKind::PythonInline)
+    matches!(kind, ScriptKind::PythonFile | ScriptKind::PythonModule | ScriptKind::PythonInline | ScriptKind::Notebook)
 }
 
 /// The command line as compared: for a Python kind the interpreter is reduced to its file
@@ -93,8 +116,14 @@ pub(super) fn script_section(sa: &ScriptInfo, sb: &ScriptInfo, found: &mut Findi
     if compare(&mut changes, "digest", short(&sa.digest), short(&sb.digest)) {
         let name = sb.path.as_deref().or(sa.path.as_deref()).unwrap_or("script");
         let side = |d: &Option<Digest>| d.as_ref().map_or("none".to_string(), Digest::short);
-        found.code.push(format!("{name} content differs ({} → {})", side(&sa.digest), side(&sb.digest)));
+        let what = if sb.kind == ScriptKind::Notebook { "code cells differ" } else { "content differs" };
+        found.code.push(format!("{name} {what} ({} → {})", side(&sa.digest), side(&sb.digest)));
     }
+    if sa.file_digest != sb.file_digest && sa.kind == ScriptKind::Notebook && sa.digest == sb.digest {
+        changes
+            .push(Change::new("file_digest", short(&sa.file_digest), short(&sb.file_digest)).with_note(NOTEBOOK_ONLY));
+    }
+    compare(&mut changes, "launcher", sa.launcher.clone(), sb.launcher.clone());
     let flag = |v: Option<bool>| v.map(|v| v.to_string());
     compare(&mut changes, "tracked_unchanged", flag(sa.tracked_unchanged), flag(sb.tracked_unchanged));
     compare(&mut changes, "git_state", sa.git_state.clone(), sb.git_state.clone());

@@ -542,3 +542,40 @@ proptest! {
         prop_assert_eq!(forward.outputs_differ, backward.outputs_differ);
     }
 }
+
+/// A notebook run as a fixture: its code cells `code`, the whole file `file`.
+fn notebook(mut f: Fixture, code: &[u8], file: &[u8]) -> Fixture {
+    let s = &mut f.record.script;
+    s.kind = ScriptKind::Notebook;
+    s.argv = vec!["nb.ipynb".into()];
+    s.path = Some("nb.ipynb".into());
+    s.digest = Some(Digest::of_bytes(code));
+    s.file_digest = Some(Digest::of_bytes(file));
+    s.launcher = Some("nbclient".into());
+    f
+}
+
+#[test]
+fn a_resaved_notebook_is_not_a_code_change() {
+    let a = notebook(Fixture::new(), b"# %%\nx = 1\n", b"{outputs: 1}");
+    let mut b = notebook(rerun(), b"# %%\nx = 1\n", b"{outputs: 2}");
+    // Saved again with other outputs: the tree is dirty with the notebook's own changes.
+    b.record.code.dirty = true;
+    b.record.code.diff = Some(Digest::of_bytes(b"diff of nb.ipynb"));
+    b.record.code.diff_files = vec!["nb.ipynb".into()];
+    b.record.script.tracked_unchanged = Some(false);
+    let d = diff(&a, &b);
+    assert!(!kinds(&d).contains(&CauseKind::CodeChanged), "{:?}", d.causes);
+    let script = d.section("script").expect("script");
+    assert!(script.changes.iter().any(|c| c.field == "file_digest" && c.note.is_some()), "{script:?}");
+
+    // Another file changed too: that is a code change.
+    b.record.script.diff_elsewhere = Some(Digest::of_bytes(b"diff of train.py"));
+    assert!(kinds(&diff(&a, &b)).contains(&CauseKind::CodeChanged));
+
+    // The code cells changed: a code change, named as such.
+    let c = notebook(rerun(), b"# %%\nx = 2\n", b"{outputs: 1}");
+    let d = diff(&a, &c);
+    assert_eq!(kinds(&d).first(), Some(&CauseKind::CodeChanged));
+    assert!(d.causes[0].summary.contains("nb.ipynb code cells differ"), "{}", d.causes[0].summary);
+}

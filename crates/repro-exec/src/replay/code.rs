@@ -183,7 +183,9 @@ pub(super) fn rebuild_code(
     // Files git ignores were not in the diff: the script and environment file come from
     // the store when the tree lacks them.
     let mut extra: Vec<(&str, &Digest)> = Vec::new();
-    if let (Some(p), Some(d)) = (&rec.script.path, &rec.script.digest) {
+    // A notebook's `digest` is of its code cells; the file itself is `file_digest`.
+    let script_file = rec.script.file_digest.as_ref().or(rec.script.digest.as_ref());
+    if let (Some(p), Some(d)) = (&rec.script.path, script_file) {
         extra.push((p, d));
     }
     if let Some(decl) = &rec.environment.declared {
@@ -210,7 +212,7 @@ pub(super) fn rebuild_code(
             ),
         ));
     }
-    if let (Some(p), Some(d)) = (&rec.script.path, &rec.script.digest) {
+    if let (Some(p), Some(d)) = (&rec.script.path, script_file) {
         if let Some(file) = inside(tree, p) {
             let (got, _) = repro_util::hash::hash_file(&file).map_err(ExecError::io("read", &file))?;
             if got != *d {

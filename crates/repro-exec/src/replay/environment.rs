@@ -264,5 +264,7 @@ pub(super) fn run_options(
         no_probe: rec.probe.as_ref().is_some_and(|p| p.status == repro_core::probe::ProbeStatus::Disabled),
         // The original's undeclared inputs that --auto-data kept are among `data` already.
         auto_data: false,
+        // The caller's REPRO_IMAGE (in `vars`) and the runtime still say where the replay ran.
+        image: None,
     })
 }

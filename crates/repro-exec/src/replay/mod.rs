@@ -440,6 +440,9 @@ fn check_objects(store: &Store, run: &StoredRun) -> Result<()> {
     if let (Some(d), Some(p)) = (&rec.script.digest, &rec.script.path) {
         needed.push((d.clone(), format!("the script {p}")));
     }
+    if let (Some(d), Some(p)) = (&rec.script.file_digest, &rec.script.path) {
+        needed.push((d.clone(), format!("the notebook {p}")));
+    }
     if let Some(decl) = &rec.environment.declared {
         needed.push((decl.digest.clone(), format!("the environment file {}", decl.path)));
         for c in &decl.companions {

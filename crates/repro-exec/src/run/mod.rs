@@ -27,6 +27,8 @@ use repro_store::Store;
 
 use crate::{ExecError, Reporter, Result};
 
+mod container;
+mod notebook;
 mod prepare;
 mod probe;
 mod process;
@@ -106,6 +108,9 @@ pub struct RunOptions {
     pub no_probe: bool,
     /// `--auto-data`: snapshot the files the probe saw read but nobody declared, as inputs.
     pub auto_data: bool,
+    /// `--image NAME[:TAG][@sha256:…]`: the container image the run happens in (else
+    /// `REPRO_IMAGE`, else what the runtime says).
+    pub image: Option<String>,
 }
 
 #[derive(Debug)]
@@ -158,7 +163,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         if let Some(diff) = &p.diff_bytes {
             batch.add_bytes(&repro_core::Digest::of_bytes(diff), diff)?;
         }
-        for b in &p.params_bytes {
+        for b in p.params_bytes.iter().chain(&p.objects) {
             batch.add_bytes(&repro_core::Digest::of_bytes(b), b)?;
         }
         let declared_files = p.declared.iter().flat_map(|d| std::iter::once(&d.main_file).chain(&d.companion_files));
@@ -241,11 +246,12 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         }
     };
 
-    let mut cmd = Command::new(&opts.command[0]);
+    let argv = notebook::spawn_argv(&opts.command, p.notebook.as_ref(), &work)?;
+    let mut cmd = Command::new(&argv[0]);
     // Exactly `vars`: for `repro run` that is this process's environment; a replay hands over
     // the recorded determinism variables, the approved interpreter first on PATH, and no
     // MLflow registry URI — none of which would reach the command by inheritance.
-    cmd.args(&opts.command[1..]).current_dir(&opts.cwd).env_clear().envs(&opts.vars);
+    cmd.args(&argv[1..]).current_dir(&opts.cwd).env_clear().envs(&opts.vars);
     for (k, v) in &p.child_env {
         cmd.env(k, v);
     }

@@ -17,6 +17,10 @@ pub(super) struct Prepared {
     pub(super) drift: Vec<String>,
     /// Credentials removed from URLs before anything was recorded: where, and what kind.
     pub(super) removed: Vec<String>,
+    /// Objects to store that are no file of the tree (a notebook and its code cells).
+    pub(super) objects: Vec<Vec<u8>>,
+    /// `repro run nb.ipynb`: how the notebook is executed.
+    pub(super) notebook: Option<notebook::NotebookRun>,
 }
 
 /// Path as recorded: relative to the repository root when inside it, else absolute.
@@ -79,7 +83,9 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         }
         input_abs.push(fs::canonicalize(&abs).unwrap_or(abs));
     }
-    let output_abs: Vec<PathBuf> = opts.outputs.iter().map(|o| absolute(&cwd, o)).collect();
+    let mut output_abs: Vec<PathBuf> = opts.outputs.iter().map(|o| absolute(&cwd, o)).collect();
+    let notebook_run = notebook::launcher_outputs(&guess, &opts.command, &mut output_abs)?;
+    let container = container::container(opts)?;
     if let Some(e) = &opts.env_file {
         let abs = absolute(&cwd, e);
         if !abs.is_file() {
@@ -100,6 +106,7 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         (g.join().unwrap_or_default(), p.join().ok().flatten(), h.join().unwrap_or_default())
     });
     let (python_env, python_removed) = python_env.map_or((None, Vec::new()), |(env, removed)| (Some(env), removed));
+    notebook::check_runnable(notebook_run.as_ref(), python_env.as_ref())?;
     let root: Option<PathBuf> = git_cap.code.repo_root.as_ref().map(PathBuf::from);
     let root_ref = root.as_deref();
     let base = root.clone().unwrap_or_else(|| cwd.clone());
@@ -123,6 +130,7 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
 
     // The script.
     let mut files_to_store = Vec::new();
+    let mut objects = Vec::new();
     let script_info = {
         let mut info = ScriptInfo {
             argv: opts.command.clone(),
@@ -132,14 +140,21 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
             digest: None,
             tracked_unchanged: None,
             git_state: None,
+            launcher: guess.launcher.clone(),
+            file_digest: None,
+            diff_elsewhere: None,
         };
         if let Some(file) = &guess.file {
             let rel = recorded_path(file, root_ref);
             info.path = Some(rel.clone());
-            if file.is_file() {
+            if file.is_file() && notebook::is_notebook(&guess) {
+                objects = notebook::notebook_digests(&mut info, file, root_ref, git_cap.code.diff.is_some())?;
+            } else if file.is_file() {
                 let (d, _) = repro_util::hash::hash_file(file).map_err(ExecError::io("read", file))?;
                 info.digest = Some(d);
                 files_to_store.push(file.clone());
+            }
+            if file.is_file() {
                 if let Some(r) = root_ref.filter(|r| file.starts_with(r)) {
                     let (state, unchanged) = if git_cap.untracked.contains(&rel) {
                         ("untracked by git", false)
@@ -243,6 +258,7 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
             set_by_repro,
             registered: registered.as_ref().map(|(row, _)| format!("{}:{}", row.name, row.version)),
             drift: Vec::new(),
+            container,
         },
         hardware: hw,
         inputs: Vec::new(),
@@ -274,12 +290,15 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
         record,
         diff_bytes: git_cap.diff_bytes,
         files_to_store,
-        script_file: guess.file.clone().filter(|f| f.is_file()),
+        // A notebook's digests are of the bytes read above, stored as `objects`.
+        script_file: guess.file.clone().filter(|f| f.is_file() && !notebook::is_notebook(&guess)),
         params_bytes,
         child_env,
         declared,
         drift,
         removed,
+        objects,
+        notebook: notebook_run,
     })
 }
 
