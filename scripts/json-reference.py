@@ -58,6 +58,22 @@ SECTIONS = [
 ]
 
 MEANINGS = {
+    "probe": "what the in-process probe saw inside the command's Python processes (absent for runs recorded before it); `status` says whether it ran",
+    "processes": "how many Python processes reported to the probe (a launcher and each rank count one)",
+    "files_opened": "distinct files the processes opened, the interpreter's and installed packages' own left out",
+    "reads": "files read inside the repository, the working directory or a data folder, with the order of first and last access",
+    "writes": "files written there, with the order of first and last access",
+    "first": "the order of the first access among everything the processes opened",
+    "last": "the order of the last access",
+    "undeclared_inputs": "files read that no --data covers and git does not hold: path, digest and size when the run ended, whether it still exists",
+    "probable_outputs": "files the command wrote that no --output covers",
+    "packages_used": "distributions the processes imported, with the installed version (local labels such as +cu132 kept)",
+    "seeds": "seeding calls the script made (random.seed, numpy.random.seed, torch.manual_seed …): `via`, `value` (null: no seed), `rank`",
+    "repro_params_read": "whether the command opened the REPRO_PARAMS file (the merged params with --param overrides applied)",
+    "frameworks": "the frameworks' determinism state at exit: torch flags and versions, TensorFlow, JAX, BLAS thread pools, DataLoaders",
+    "threadpools": "the BLAS/OpenMP thread pools threadpoolctl saw: `api`, `num_threads`, `version`",
+    "num_threads": "threads the pool (or torch) uses",
+    "api": "the threading library of a pool (openblas, mkl, openmp …)",
     "a": "the first side (run A, environment A)",
     "b": "the second side",
     "against": "what the run is compared with (a registered environment, a file, an interpreter)",
