@@ -8,7 +8,7 @@
 #
 # Installs (each step skipped when already done): git, sqlite3, python3-venv, Chromium,
 # Node.js/npm, the PostgreSQL client and server binaries (apt); the pinned test virtualenvs
-# (PyPI); playwright-core (npm, no browser download); moto (PyPI); cargo-machete (crates.io).
+# (PyPI, the frameworks one with PyTorch included); playwright-core (npm, no browser download); moto (PyPI); cargo-machete (crates.io).
 # Under REPRO_TEST_REQUIRE_ALL=1 (set here) a test that would skip for a missing tool fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,11 +33,13 @@ fi
 git config --global user.email >/dev/null || git config --global user.email ci@example.invalid
 git config --global user.name >/dev/null || git config --global user.name "repro CI"
 
-echo "== test virtualenvs (pinned: scikit-learn; scikit-learn 1.4 for parity; securesystemslib + in-toto-attestation; the MLflow client)"
+echo "== test virtualenvs (pinned: scikit-learn; scikit-learn 1.4 for parity; securesystemslib + in-toto-attestation; the MLflow client; the frameworks)"
 scripts/test-venv.sh
 scripts/test-venv.sh target/test-venv-sklearn-1.4 crates/repro-cli/tests/fixtures/sklearn-1.4.txt
 scripts/test-venv.sh target/test-venv-provenance crates/repro-cli/tests/fixtures/provenance-tools.txt
 scripts/test-venv.sh target/test-venv-mlflow crates/repro-cli/tests/fixtures/mlflow-client.txt
+echo "== frameworks virtualenv (pinned in requirements-frameworks.txt: LightGBM, XGBoost, PyTorch from PyPI — its CUDA build, run on the CPU —, ONNX, nbclient; about 4 GB, 3-6 minutes)"
+scripts/test-venv.sh target/test-venv-frameworks requirements-frameworks.txt
 
 echo "== browser driver for the web UI test (playwright-core, pinned; no browser download)"
 (cd crates/repro-cli/tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

@@ -37,6 +37,10 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "REPRO_PARAMS", meaning: "set for the command: a JSON file of the flattened params" },
     Variable { name: "REPRO_METRICS", meaning: "set for the command: a file it appends JSON-line metrics to" },
     Variable {
+        name: "REPRO_PROBE_DIR",
+        meaning: "set for the command (with the probe first on PYTHONPATH): where each Python process writes what the probe saw",
+    },
+    Variable {
         name: "REPRO_IMAGE",
         meaning: "--image: the container image `repro run` records (NAME[:TAG][@sha256:…])",
     },

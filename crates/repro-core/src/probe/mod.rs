@@ -14,7 +14,7 @@ mod report;
 mod tests;
 
 pub use lint::{determinism_traps, Trap};
-pub use report::{merge, parse_files, parse_report, ProcessReport, RawFile};
+pub use report::{merge, parse_events, parse_files, parse_report, ProcessReport, RawFile};
 
 /// Whether the probe ran, and if not, why.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,6 +52,57 @@ pub fn parse_files(text: &str) -> (Vec<RawFile>, usize) {
     (out, bad)
 }
 
+/// Parses the fast form (`<pid>.paths` and `<pid>.modes`: every open in order, NUL-separated,
+/// as the process saw them) into one entry per file; relative paths resolve against `cwd`.
+pub fn parse_events(paths: &str, modes: &str, cwd: &str) -> Vec<RawFile> {
+    let mut out: Vec<RawFile> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    if paths.is_empty() {
+        return out;
+    }
+    for (i, (path, mode)) in paths.split('\0').zip(modes.split('\0')).enumerate() {
+        let order = i as u64 + 1;
+        let write = mode.contains(['w', 'a', 'x', '+']);
+        let read = mode.contains(['r', '+']) || !write;
+        match index.get(path) {
+            Some(&k) => {
+                let e = &mut out[k];
+                e.last = order;
+                e.read |= read;
+                e.write |= write;
+            }
+            None => {
+                let abs = if path.starts_with('/') { normalize(path) } else { normalize(&format!("{cwd}/{path}")) };
+                index.insert(path, out.len());
+                out.push(RawFile {
+                    path: abs,
+                    first: order,
+                    last: order,
+                    read,
+                    write,
+                    written_first: write && !mode.contains('r'),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `a/./b/../c` → `a/c`, lexically (the file may be gone; symlinks are resolved later).
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct RawFrameworks {

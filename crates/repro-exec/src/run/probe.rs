@@ -95,7 +95,13 @@ pub(super) fn collect(probe: &Probe, record: &RunRecord, declared: &Declared) ->
             errors.push(format!("{}: {bad} unreadable file line(s)", json.display()));
         }
         match fs::read(&json).map_err(|e| e.to_string()).and_then(|b| probe::parse_report(&b, files)) {
-            Ok(r) => reports.push(r),
+            Ok(mut r) => {
+                let paths = fs::read(json.with_extension("paths")).unwrap_or_default();
+                let modes = fs::read_to_string(json.with_extension("modes")).unwrap_or_default();
+                let paths = String::from_utf8_lossy(&paths);
+                r.files.extend(probe::parse_events(&paths, &modes, &r.cwd));
+                reports.push(r)
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -154,7 +160,13 @@ pub(super) fn collect(probe: &Probe, record: &RunRecord, declared: &Declared) ->
     for f in merged.files {
         let raw_path = PathBuf::from(&f.path);
         let abs = canon(&raw_path);
-        if abs.starts_with(&private) || ignored.iter().any(|i| abs.starts_with(i)) {
+        // The interpreter's and the installed packages' own files, compiled modules, and
+        // what the kernel reads (/proc, /sys, /dev) are not the script's.
+        let system = ["/proc/", "/sys/", "/dev/"].iter().any(|p| f.path.starts_with(p))
+            || f.path.contains("/__pycache__/")
+            || f.path.contains("/site-packages/")
+            || f.path.contains("/dist-packages/");
+        if system || abs.starts_with(&private) || ignored.iter().any(|i| abs.starts_with(i)) {
             continue;
         }
         out.files_opened += 1;
