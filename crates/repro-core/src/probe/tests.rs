@@ -58,3 +58,28 @@ fn the_lint_names_each_trap_with_its_fix() {
     vars.insert("CUBLAS_WORKSPACE_CONFIG".to_string(), ":4096:8".to_string());
     assert!(!determinism_traps(&p, &vars).iter().any(|t| t.what.contains("CUBLAS")));
 }
+
+#[test]
+fn events_fold_per_path_and_resolve_against_the_cwd() {
+    let files = parse_events("data.csv\0/repo/./out/m.txt\0data.csv\0sub/../cfg.yaml", "rb\0w\0r+\0r", "/repo");
+    let by: BTreeMap<&str, &RawFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
+    assert_eq!(by.len(), 3, "{files:?}");
+    let data = by["/repo/data.csv"];
+    assert_eq!((data.first, data.last, data.read, data.write, data.written_first), (1, 3, true, true, false));
+    assert!(by["/repo/out/m.txt"].written_first);
+    assert!(by.contains_key("/repo/cfg.yaml"));
+    assert!(parse_events("", "", "/repo").is_empty());
+}
+
+proptest::proptest! {
+    /// Whatever the process wrote into its report files, parsing never panics and every
+    /// path comes out absolute.
+    #[test]
+    fn report_parsers_never_panic(text in "\\PC*", bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+        let (files, _) = parse_files(&text);
+        let events = parse_events(&text, &text, "/w");
+        proptest::prop_assert!(files.iter().chain(&events).all(|f| f.path.starts_with('/')));
+        let _ = parse_report(&bytes, files);
+        let _ = parse_report(text.as_bytes(), Vec::new());
+    }
+}
