@@ -141,7 +141,9 @@ fn an_environment_file_with_credentials_is_stored_redacted_and_the_run_still_rep
 fn record_as_before_stripping(t: &TestContext, id: &str, remote: &str) {
     let mut v = t.repro(&["show", id, "--json"]).success().json();
     let m = v.as_object_mut().expect("object");
-    for extra in ["lineage", "record_object", "tags", "metrics", "replays", "models", "recorded_name", "facts"] {
+    for extra in
+        ["lineage", "record_object", "tags", "metrics", "replays", "models", "recorded_name", "facts", "artifacts"]
+    {
         m.remove(extra);
     }
     m["code"]["remote"] = Value::from(remote);

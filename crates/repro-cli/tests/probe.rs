@@ -98,6 +98,15 @@ fn lightgbm_traps_are_named_seed_param_and_undeclared_input() {
     assert_eq!(undeclared, vec!["data/train.csv"]);
     assert_eq!(rec["environment"]["variables"]["CUBLAS_WORKSPACE_CONFIG"], ":4096:8");
 
+    // A script that reads REPRO_PARAMS gets the override: no warning.
+    t.write("reads_params.py", "import json, os\nprint(json.load(open(os.environ['REPRO_PARAMS'])))\n");
+    let ok = in_venv(&t, &["run", "--seed", "1", "--param", "model.num_leaves=15", "--", "python", "reads_params.py"])
+        .success();
+    let rec = show(&t, &id_of(&ok));
+    assert_eq!(rec["probe"]["params"]["repro_params_read"], true, "{}", rec["probe"]);
+    let (report, _) = t.audit(&id_of(&ok));
+    assert_eq!(status(&report, "hyperparameters"), "ok", "{report}");
+
     // --auto-data snapshots what the script read; the seed given is the one it uses.
     let auto =
         in_venv(&t, &["run", "--seed", "7", "--auto-data", "--output", "out", "--", "python", "train.py"]).success();
@@ -191,7 +200,7 @@ fn the_probe_stays_out_of_the_way_and_its_absence_is_said() {
     t.write("site/sitecustomize.py", "import os\nos.environ['FROM_USER_SITECUSTOMIZE'] = 'yes'\n");
     t.write(
         "check.py",
-        "import os, sys\nassert os.environ.get('FROM_USER_SITECUSTOMIZE') == 'yes'\nassert not any('probe-' in p for p in sys.path), sys.path\nprint('ok')\n",
+        "import os, sys\nassert os.environ.get('FROM_USER_SITECUSTOMIZE') == 'yes'\nassert not any('/probe/' in p for p in sys.path), sys.path\nprint('ok')\n",
     );
     t.commit_all("check");
     t.repro(&["init"]).success();

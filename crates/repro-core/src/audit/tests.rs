@@ -4,9 +4,10 @@ use super::*;
 use crate::record::*;
 
 /// The sample record, with every declared requirement pinned (the sample's loose pin
-/// is for the diff's tests).
+/// is for the diff's tests), watched by the probe, which saw nothing amiss.
 fn record() -> RunRecord {
     let mut r = crate::record::sample::record();
+    r.probe = Some(crate::probe::ProbeRecord { processes: 1, ..Default::default() });
     if let Some(d) = r.environment.declared.as_mut() {
         d.requirements.retain(|q| q.status == PinStatus::Pinned);
     }
@@ -169,4 +170,28 @@ fn hyperparameters_count_each_source_apart() {
     assert!(hyperparameters(&only_logged, true).detail.starts_with("3 logged by the script: "));
     let one_flag = Params { values: both.values.clone().into_iter().take(1).collect(), ..Params::default() };
     assert!(hyperparameters(&one_flag, false).detail.starts_with("1 param: "));
+}
+
+#[test]
+fn what_the_probe_saw_becomes_items() {
+    use crate::probe::{ProbeRecord, ProbeStatus, SeedCall, UndeclaredInput};
+    let mut r = record();
+    let mut p = ProbeRecord { processes: 1, ..Default::default() };
+    p.seeds.push(SeedCall { via: "numpy.random.seed".into(), value: serde_json::json!(7), rank: None });
+    p.undeclared_inputs.push(UndeclaredInput { path: "data/extra.csv".into(), digest: None, size: 10, exists: true });
+    p.params.unread_overrides.push("model.num_leaves".into());
+    r.probe = Some(p);
+    let a = audit_run(&r, &ObjectCheck::default(), &[], &[], false);
+    let get = |n: &str| a.items.iter().find(|i| i.name == n).expect("item").clone();
+    assert_eq!(get("random_seed").status, ItemStatus::Missing);
+    assert!(get("random_seed").detail.contains("numpy.random.seed 7"), "{:?}", get("random_seed"));
+    assert_eq!(get("undeclared_inputs").status, ItemStatus::Missing);
+    assert!(get("undeclared_inputs").fix.unwrap_or_default().contains("--data data/extra.csv"));
+    assert_eq!(get("hyperparameters").status, ItemStatus::Warn);
+    // Not watched: said, as a warning, never an error.
+    r.probe = Some(ProbeRecord::absent(ProbeStatus::NoReport));
+    let a = audit_run(&r, &ObjectCheck::default(), &[], &[], false);
+    let u = a.items.iter().find(|i| i.name == "undeclared_inputs").expect("item");
+    assert_eq!(u.status, ItemStatus::Warn);
+    assert!(u.detail.contains("no Python process"), "{u:?}");
 }

@@ -182,9 +182,10 @@ pub enum CauseKind {
     SeedsSetChanged,
     /// A framework's determinism setting (cudnn.benchmark, TF32, deterministic algorithms) differs.
     DeterminismChanged,
+    /// Unpinned (or undeclared), so it resolved to another version: the most telling.
+    UnpinnedPackageChanged,
     /// A package the training imported changed version (the probe saw it imported).
     UsedPackageChanged,
-    UnpinnedPackageChanged,
     PackageChanged,
     PythonChanged,
     DeclaredEnvironmentChanged,

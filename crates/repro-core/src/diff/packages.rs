@@ -234,15 +234,12 @@ pub(super) fn packages_section(
     for pc in package_changes {
         changes.push(Change::new(pc.name.clone(), pc.expected.clone(), pc.actual.clone()).with_note(pc.kind.as_str()));
         let name = normalize_package_name(&pc.name);
-        if used.contains(&name) {
-            found.cause(
-                CauseKind::UsedPackageChanged,
-                format!("package {} — the training imported it", pc.describe()),
-                vec![pc.describe()],
-            );
-            continue;
-        }
+
         let mut evidence = vec![pc.describe()];
+        let imported = used.contains(&name);
+        if imported {
+            evidence.push("the training imported it (the probe saw it)".to_string());
+        }
         let loose =
             if pc.kind.is_version_change() { looseness(da, &name).or_else(|| looseness(db, &name)) } else { None };
         let (expected, actual) = (pc.expected.as_deref().unwrap_or("?"), pc.actual.as_deref().unwrap_or("?"));
@@ -278,7 +275,12 @@ pub(super) fn packages_section(
                         evidence.push(format!("run {run} declares '{}{}' at {}", r.name, r.spec, r.origin));
                     }
                 }
-                found.cause(CauseKind::PackageChanged, format!("package {}", pc.describe()), evidence);
+                if imported {
+                    let summary = format!("package {} — the training imported it", pc.describe());
+                    found.cause(CauseKind::UsedPackageChanged, summary, evidence);
+                } else {
+                    found.cause(CauseKind::PackageChanged, format!("package {}", pc.describe()), evidence);
+                }
             }
         }
     }

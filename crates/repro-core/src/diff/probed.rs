@@ -115,7 +115,8 @@ fn failure(a: &RunRecord, b: &RunRecord, probes: Option<(&ProbeRecord, &ProbeRec
         return;
     }
     let exception = b.probe.as_ref().and_then(|p| p.exception.as_ref());
-    let mut evidence = Vec::new();
+    // The result section's lines (status, exit code) come first.
+    let mut evidence: Vec<String> = found.outputs.iter().filter(|o| o.starts_with("result ")).cloned().collect();
     let mut summary = match exception {
         Some(e) => format!("the command failed in run b: {}", e.describe()),
         None => {

@@ -237,7 +237,7 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
         None
     } else {
         let python = p.record.environment.python.as_ref().map(|py| PathBuf::from(&py.executable));
-        match probe::install(store.objects.tmp_dir(), &work, python.as_deref()) {
+        match probe::install(&store.root().join("probe"), &work, python.as_deref()) {
             Ok(pr) => Some(pr),
             Err(e) => {
                 p.record.notes.push(format!("the probe could not be installed ({e}); the run was not watched inside"));

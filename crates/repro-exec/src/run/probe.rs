@@ -24,13 +24,14 @@ pub(super) struct Probe {
 }
 
 /// Puts the probe where the command's Python finds it: a folder per probe version under
-/// the store's temp folder, so the interpreter's compiled copy is reused across runs (a
-/// compile per run would cost milliseconds of every start-up).
-pub(super) fn install(tmp: &Path, work: &Path, python: Option<&Path>) -> std::io::Result<Probe> {
+/// the store's `probe/` (not `tmp/`, which fsck clears and a refused replay must leave
+/// empty), so the interpreter's compiled copy is reused across runs (a compile per run
+/// would cost milliseconds of every start-up).
+pub(super) fn install(dir: &Path, work: &Path, python: Option<&Path>) -> std::io::Result<Probe> {
     // No `:` in the name: PYTHONPATH is split on it.
     let digest = repro_core::Digest::of_bytes(SITECUSTOMIZE.as_bytes()).short();
     let tag = digest.rsplit(':').next().unwrap_or("probe");
-    let code = tmp.join(format!("probe-{tag}"));
+    let code = dir.join(tag);
     let file = code.join("sitecustomize.py");
     if fs::read(&file).ok().as_deref() != Some(SITECUSTOMIZE.as_bytes()) {
         fs::create_dir_all(&code)?;
@@ -166,14 +167,15 @@ pub(super) fn collect(probe: &Probe, record: &RunRecord, declared: &Declared) ->
             || f.path.contains("/__pycache__/")
             || f.path.contains("/site-packages/")
             || f.path.contains("/dist-packages/");
-        if system || abs.starts_with(&private) || ignored.iter().any(|i| abs.starts_with(i)) {
-            continue;
-        }
-        out.files_opened += 1;
+        // REPRO_PARAMS lives in repro's private folder: ask about it before dropping that.
         if abs == params_json {
             out.params.repro_params_read |= f.read;
             continue;
         }
+        if system || abs.starts_with(&private) || ignored.iter().any(|i| abs.starts_with(i)) {
+            continue;
+        }
+        out.files_opened += 1;
         if params_files.contains(&abs) {
             if f.read && !out.params.files_read.contains(&recorded(&abs)) {
                 out.params.files_read.push(recorded(&abs));
