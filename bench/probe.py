@@ -76,7 +76,7 @@ def main():
     ap.add_argument("--torch-runs", type=int, default=8)
     args = ap.parse_args()
 
-    work = tempfile.mkdtemp(prefix="bench-probe-")
+    work = top = tempfile.mkdtemp(prefix="bench-probe-")
     try:
         probe = os.path.join(work, "probe")
         os.makedirs(probe)
@@ -107,8 +107,12 @@ def main():
         results.append(compare("20,000 small files read", py + ["files.py"], base, py + ["files.py"], probed,
                                max(5, args.runs // 3), work))
         if args.repro:
-            subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-            subprocess.run([args.repro, "init"], cwd=work, check=True, stdout=subprocess.DEVNULL)
+            # A repository of its own: the 20,000 files above would be untracked files of it.
+            repo = os.path.join(work, "repo")
+            os.makedirs(repo)
+            subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+            subprocess.run([args.repro, "init"], cwd=repo, check=True, stdout=subprocess.DEVNULL)
+            work = repo
             results.append(compare("repro run -- python -c pass (vs bare)", py + ["-c", "pass"], base,
                                    [args.repro, "run", "--seed", "1", "--", args.python, "-c", "pass"], base,
                                    args.runs, work))
@@ -118,14 +122,14 @@ def main():
         has_torch = subprocess.run(py + ["-c", "import torch"], env=base, capture_output=True).returncode == 0
         if has_torch and args.torch_runs > 0:
             results.append(compare("PyTorch: import, 1 epoch of an MLP", py + ["torch_mlp.py"], base,
-                                   py + ["torch_mlp.py"], probed, args.torch_runs, work))
+                                   py + ["torch_mlp.py"], probed, args.torch_runs, top))
         print("| workload | without probe | with probe | difference |")
         print("|---|---|---|---|")
         for r in results:
             print("| %s | %.1f ± %.1f ms | %.1f ± %.1f ms | %+.1f ms (%+.1f %%) |" % (
                 r["name"], r["without"], r["without_sd"], r["with"], r["with_sd"], r["delta_ms"], r["delta_pct"]))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 if __name__ == "__main__":
