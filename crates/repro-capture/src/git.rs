@@ -196,6 +196,19 @@ pub fn is_tracked(root: &Path, rel: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Which of `paths` (relative to `root`) git tracks: one `git ls-files` per 500 paths,
+/// where [`is_tracked`] would start a process per path.
+pub fn tracked_among(root: &Path, paths: &[&Path]) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for chunk in paths.chunks(500) {
+        let Ok(o) = git(root).args(["ls-files", "-z", "--"]).args(chunk).output() else { continue };
+        out.extend(
+            o.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()),
+        );
+    }
+    out
+}
+
 fn remote_url(root: &Path, upstream: Option<&str>) -> Option<String> {
     let out = git(root).args(["config", "--get-regexp", r"^remote\..*\.url$"]).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -9,17 +9,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-/// The frameworks virtualenv's bin folder first on PATH, as an activated venv would be.
-fn with_venv(t: &TestContext, args: &[&str]) -> Run {
-    let bin = repro_test::frameworks_venv().join("bin");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let mut c = t.cmd();
-    // `--json` so the run's id can be read (the command's own output goes to stderr then).
-    c.arg("--json").args(args).env("PATH", path).env("VIRTUAL_ENV", repro_test::frameworks_venv());
-    let out = c.output().expect("run repro");
-    Run { args: args.iter().map(|s| s.to_string()).collect(), out }
-}
-
 /// A notebook of a few code cells: seeded numpy, a file written, a printed result.
 fn notebook_json(outputs: Value, count: Value) -> String {
     let code = |id: &str, src: &str, outputs: Value, count: Value| {
@@ -50,15 +39,11 @@ fn project() -> TestContext {
     t
 }
 
-fn show(t: &TestContext, run: &str) -> Value {
-    t.repro(&["show", run, "--json"]).success().json()
-}
-
 #[test]
 fn a_notebook_is_the_script_its_executed_copy_an_output_and_it_replays_identical() {
     let t = project();
-    let first = with_venv(&t, &["run", "--seed", "7", "--output", "weights.txt", "analysis.ipynb"]).success();
-    let a = show(&t, &id_of(&first));
+    let first = t.in_frameworks_venv(&["run", "--seed", "7", "--output", "weights.txt", "analysis.ipynb"]).success();
+    let a = t.show_json(&id_of(&first));
     let script = &a["script"];
     assert_eq!(script["kind"], "notebook", "{script}");
     assert_eq!(script["launcher"], "nbclient");
@@ -93,8 +78,8 @@ fn a_notebook_is_the_script_its_executed_copy_an_output_and_it_replays_identical
             Value::from(3),
         ),
     );
-    let second = with_venv(&t, &["run", "--seed", "7", "--output", "weights.txt", "analysis.ipynb"]).success();
-    let b = show(&t, &id_of(&second));
+    let second = t.in_frameworks_venv(&["run", "--seed", "7", "--output", "weights.txt", "analysis.ipynb"]).success();
+    let b = t.show_json(&id_of(&second));
     assert_eq!(b["script"]["digest"], script["digest"], "same code cells, same digest");
     assert_ne!(b["script"]["file_digest"], script["file_digest"]);
     let diff = t.repro(&["diff", &id_of(&first), &id_of(&second), "--json"]).success().json();
@@ -107,12 +92,12 @@ fn a_notebook_is_the_script_its_executed_copy_an_output_and_it_replays_identical
 
     // A changed code cell is one.
     t.write("analysis.ipynb", &notebook_json(serde_json::json!([]), Value::Null).replace("size=4", "size=5"));
-    let third = with_venv(&t, &["run", "--seed", "7", "--output", "weights.txt", "analysis.ipynb"]).success();
+    let third = t.in_frameworks_venv(&["run", "--seed", "7", "--output", "weights.txt", "analysis.ipynb"]).success();
     let diff = t.repro(&["diff", &id_of(&first), &id_of(&third), "--json"]).success().json();
     assert_eq!(diff["causes"][0]["kind"], "code_changed", "{diff}");
 
     // Replay re-executes the recorded notebook (from a fresh clone) and matches bit for bit.
-    let replay = with_venv(&t, &["replay", &id_of(&first)]).success().json();
+    let replay = t.in_frameworks_venv(&["replay", &id_of(&first)]).success().json();
     assert_eq!(replay["verdict"], "identical", "{replay}");
 }
 
@@ -149,7 +134,7 @@ fn nbconvert_is_recorded_as_the_notebook_it_executes() {
     ]);
     c.env("PATH", format!("{}:{}:{}", bin.display(), venv_bin.display(), std::env::var("PATH").unwrap_or_default()));
     let run = Run { args: vec!["run".into(), "nbconvert".into()], out: c.output().expect("run") }.success();
-    let rec = show(&t, &id_of(&run));
+    let rec = t.show_json(&id_of(&run));
     assert_eq!(rec["script"]["kind"], "notebook", "{}", rec["script"]);
     assert_eq!(rec["script"]["launcher"], "jupyter nbconvert");
     assert_eq!(rec["script"]["path"], "analysis.ipynb");
@@ -194,25 +179,22 @@ fn torchrun_records_the_script_it_starts_and_the_run_finishes() {
     t.write(".gitignore", "total.txt\n");
     t.commit_all("a distributed script");
     t.repro(&["init"]).success();
-    let run = with_venv(
-        &t,
-        &[
-            "run",
-            "--seed",
-            "3",
-            "--output",
-            "total.txt",
-            "--",
-            "torchrun",
-            // One node, a free port of its own: no rendezvous to configure.
-            "--standalone",
-            "--nproc_per_node=2",
-            "train.py",
-        ],
-    );
+    let run = t.in_frameworks_venv(&[
+        "run",
+        "--seed",
+        "3",
+        "--output",
+        "total.txt",
+        "--",
+        "torchrun",
+        // One node, a free port of its own: no rendezvous to configure.
+        "--standalone",
+        "--nproc_per_node=2",
+        "train.py",
+    ]);
     let run = run.success();
     assert_eq!(std::fs::read_to_string(t.path("total.txt")).expect("output"), "3.0 from 2 workers\n");
-    let rec = show(&t, &id_of(&run));
+    let rec = t.show_json(&id_of(&run));
     let script = &rec["script"];
     assert_eq!(script["kind"], "python_file", "{script}");
     assert_eq!(script["path"], "train.py");
@@ -232,7 +214,7 @@ fn the_image_is_recorded_and_a_tag_alone_is_a_warning() {
     let digest = format!("sha256:{}", "ab".repeat(32));
     let image = format!("ghcr.io/acme/train@{digest}");
     let run = t.train(&["--json", "--image", &image]).success();
-    let rec = show(&t, &id_of(&run));
+    let rec = t.show_json(&id_of(&run));
     let c = &rec["environment"]["container"];
     assert_eq!(
         (c["image"].as_str(), c["digest"].as_str(), c["source"].as_str()),
@@ -268,7 +250,7 @@ fn the_image_is_recorded_and_a_tag_alone_is_a_warning() {
     .env("REPRO_CONTAINER_ROOT", &root)
     .env("REPRO_IMAGE", "python:3.11");
     let run = Run { args: vec!["run".into()], out: c.output().expect("run") }.success();
-    let rec = show(&t, &id_of(&run));
+    let rec = t.show_json(&id_of(&run));
     let c = &rec["environment"]["container"];
     assert_eq!(
         (c["runtime"].as_str(), c["image"].as_str(), c["source"].as_str()),
@@ -289,7 +271,7 @@ fn the_image_is_recorded_and_a_tag_alone_is_a_warning() {
 
     // Not in a container, nothing named: nothing recorded, nothing said.
     let plain = t.train(&["--json"]).success();
-    assert!(show(&t, &id_of(&plain))["environment"].get("container").is_none());
+    assert!(t.show_json(&id_of(&plain))["environment"].get("container").is_none());
 
     // A malformed reference: one line, exit 2, nothing recorded.
     let before = t.runs().len();

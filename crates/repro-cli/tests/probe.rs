@@ -5,20 +5,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-
-/// `repro --json ARGS` with the frameworks virtualenv first on PATH, as an activated venv.
-fn in_venv(t: &TestContext, args: &[&str]) -> Run {
-    let venv = repro_test::frameworks_venv();
-    let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
-    let mut c = t.cmd();
-    c.arg("--json").args(args).env("PATH", path).env("VIRTUAL_ENV", &venv);
-    Run { args: args.iter().map(|s| s.to_string()).collect(), out: c.output().expect("run repro") }
-}
-
-fn show(t: &TestContext, run: &str) -> Value {
-    t.repro(&["show", run, "--json"]).success().json()
-}
 
 /// A LightGBM project as a new user writes it: the script reads `config.yaml` (seed and
 /// num_leaves in it) and `data/train.csv` (ignored by git), never REPRO_PARAMS.
@@ -60,11 +46,20 @@ booster.save_model("out/model.txt")
 #[test]
 fn lightgbm_traps_are_named_seed_param_and_undeclared_input() {
     let t = lightgbm_project();
-    let run = in_venv(
-        &t,
-        &["run", "--seed", "42", "--param", "model.num_leaves=15", "--output", "out", "--", "python", "train.py"],
-    )
-    .success();
+    let run = t
+        .in_frameworks_venv(&[
+            "run",
+            "--seed",
+            "42",
+            "--param",
+            "model.num_leaves=15",
+            "--output",
+            "out",
+            "--",
+            "python",
+            "train.py",
+        ])
+        .success();
     let id = id_of(&run);
     let (report, _) = t.audit(&id);
     // The script seeded numpy with the config's 7, not the recorded 42.
@@ -81,7 +76,7 @@ fn lightgbm_traps_are_named_seed_param_and_undeclared_input() {
     assert!(undeclared["detail"].as_str().unwrap_or_default().contains("data/train.csv"), "{undeclared}");
     assert!(undeclared["fix"].as_str().unwrap_or_default().contains("--data data/train.csv"), "{undeclared}");
 
-    let rec = show(&t, &id);
+    let rec = t.show_json(&id);
     let probe = &rec["probe"];
     assert_eq!(probe["status"], "ran");
     let used: Vec<&str> =
@@ -100,31 +95,42 @@ fn lightgbm_traps_are_named_seed_param_and_undeclared_input() {
 
     // A script that reads REPRO_PARAMS gets the override: no warning.
     t.write("reads_params.py", "import json, os\nprint(json.load(open(os.environ['REPRO_PARAMS'])))\n");
-    let ok = in_venv(&t, &["run", "--seed", "1", "--param", "model.num_leaves=15", "--", "python", "reads_params.py"])
+    let ok = t
+        .in_frameworks_venv(&[
+            "run",
+            "--seed",
+            "1",
+            "--param",
+            "model.num_leaves=15",
+            "--",
+            "python",
+            "reads_params.py",
+        ])
         .success();
-    let rec = show(&t, &id_of(&ok));
+    let rec = t.show_json(&id_of(&ok));
     assert_eq!(rec["probe"]["params"]["repro_params_read"], true, "{}", rec["probe"]);
     let (report, _) = t.audit(&id_of(&ok));
     assert_eq!(status(&report, "hyperparameters"), "ok", "{report}");
 
     // --auto-data snapshots what the script read; the seed given is the one it uses.
-    let auto =
-        in_venv(&t, &["run", "--seed", "7", "--auto-data", "--output", "out", "--", "python", "train.py"]).success();
+    let auto = t
+        .in_frameworks_venv(&["run", "--seed", "7", "--auto-data", "--output", "out", "--", "python", "train.py"])
+        .success();
     let (report, _) = t.audit(&id_of(&auto));
     assert_eq!(status(&report, "undeclared_inputs"), "ok", "{report}");
     assert_eq!(status(&report, "random_seed"), "ok", "{report}");
     assert_eq!(status(&report, "dataset_snapshot"), "ok", "{report}");
-    let rec = show(&t, &id_of(&auto));
+    let rec = t.show_json(&id_of(&auto));
     assert_eq!(rec["inputs"][0]["path"], "data/train.csv", "{}", rec["inputs"]);
 }
 
 #[test]
 fn a_replay_that_fails_for_an_undeclared_file_says_so_before_randomness() {
     let t = lightgbm_project();
-    let run = in_venv(&t, &["run", "--seed", "7", "--output", "out", "--", "python", "train.py"]).success();
+    let run = t.in_frameworks_venv(&["run", "--seed", "7", "--output", "out", "--", "python", "train.py"]).success();
     let id = id_of(&run);
     // The replay rebuilds the tree from git: data/ (ignored, undeclared) is not there.
-    let replay = in_venv(&t, &["replay", &id]);
+    let replay = t.in_frameworks_venv(&["replay", &id]);
     let report = replay.json();
     assert_eq!(report["verdict"], "differs", "{report}");
     let first = report["reasons"][0].as_str().unwrap_or_default();
@@ -161,7 +167,8 @@ fn pytorch_seeds_and_determinism_flags_are_recorded_audited_and_diffed() {
     t.write("train.py", TORCH_SCRIPT);
     t.commit_all("torch");
     t.repro(&["init"]).success();
-    let a = in_venv(&t, &["run", "--seed", "42", "--output", "out", "--", "python", "train.py", "fast"]).success();
+    let a =
+        t.in_frameworks_venv(&["run", "--seed", "42", "--output", "out", "--", "python", "train.py", "fast"]).success();
     let (report, _) = t.audit(&id_of(&a));
     let seed = item(&report, "random_seed")["detail"].as_str().unwrap_or_default();
     assert_eq!(status(&report, "random_seed"), "missing", "{report}");
@@ -171,7 +178,7 @@ fn pytorch_seeds_and_determinism_flags_are_recorded_audited_and_diffed() {
         item(&report, "determinism")["detail"].as_str().unwrap_or_default().contains("cudnn.benchmark"),
         "{report}"
     );
-    let rec = show(&t, &id_of(&a));
+    let rec = t.show_json(&id_of(&a));
     let torch = &rec["probe"]["frameworks"]["torch"];
     assert_eq!(torch["version"], "2.15.0+cu132", "local version labels are kept: {torch}");
     assert_eq!(torch["deterministic_algorithms"], true, "{torch}");
@@ -180,7 +187,8 @@ fn pytorch_seeds_and_determinism_flags_are_recorded_audited_and_diffed() {
     // The probe's own reading of the TF32 flags must not warn on the user's stderr.
     assert!(!a.stderr().contains("allow_tf32"), "{}", a.stderr());
 
-    let b = in_venv(&t, &["run", "--seed", "42", "--output", "out", "--", "python", "train.py", "slow"]).success();
+    let b =
+        t.in_frameworks_venv(&["run", "--seed", "42", "--output", "out", "--", "python", "train.py", "slow"]).success();
     let diff = t.repro(&["diff", &id_of(&a), &id_of(&b), "--json"]).json();
     let causes: Vec<String> = diff["causes"]
         .as_array()
@@ -219,7 +227,7 @@ fn the_probe_stays_out_of_the_way_and_its_absence_is_said() {
     let (report, _) = t.audit(&id_of(&sh));
     assert_eq!(status(&report, "undeclared_inputs"), "warn");
     assert!(item(&report, "undeclared_inputs")["detail"].as_str().unwrap_or_default().contains("no Python process"));
-    let off = in_venv(&t, &["run", "--no-probe", "--seed", "1", "--", "python", "check.py"]);
+    let off = t.in_frameworks_venv(&["run", "--no-probe", "--seed", "1", "--", "python", "check.py"]);
     // --no-probe: the user's sitecustomize is found as usual and the audit says why nothing was checked.
     let (report, _) = t.audit(&id_of(&off));
     assert!(item(&report, "undeclared_inputs")["detail"].as_str().unwrap_or_default().contains("--no-probe"));
@@ -249,9 +257,8 @@ dist.destroy_process_group()
     t.write(".gitignore", "sum.txt\n");
     t.commit_all("ddp");
     t.repro(&["init"]).success();
-    let run = in_venv(
-        &t,
-        &[
+    let run = t
+        .in_frameworks_venv(&[
             "run",
             "--seed",
             "5",
@@ -262,10 +269,9 @@ dist.destroy_process_group()
             "--nproc_per_node=2",
             "--master_port=29517",
             "ddp.py",
-        ],
-    )
-    .success();
-    let rec = show(&t, &id_of(&run));
+        ])
+        .success();
+    let rec = t.show_json(&id_of(&run));
     let probe = &rec["probe"];
     let ranks: Vec<u64> = probe["ranks"].as_array().expect("ranks").iter().filter_map(|r| r["rank"].as_u64()).collect();
     assert_eq!(ranks, vec![0, 1], "{probe}");

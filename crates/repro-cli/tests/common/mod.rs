@@ -109,6 +109,21 @@ impl TestContext {
         c
     }
 
+    /// `repro --json ARGS` with the frameworks virtualenv first on PATH, as an activated venv
+    /// would be (`--json` so the run's id can be read; the command's output goes to stderr).
+    pub fn in_frameworks_venv(&self, args: &[&str]) -> Run {
+        let venv = repro_test::frameworks_venv();
+        let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+        let mut c = self.cmd();
+        c.arg("--json").args(args).env("PATH", path).env("VIRTUAL_ENV", &venv);
+        Run { args: args.iter().map(|s| s.to_string()).collect(), out: c.output().expect("run repro") }
+    }
+
+    /// `repro show RUN --json`.
+    pub fn show_json(&self, run: &str) -> Value {
+        self.repro(&["show", run, "--json"]).success().json()
+    }
+
     pub fn repro(&self, args: &[&str]) -> Run {
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if args.first().is_some_and(|a| a == "init") && !args.iter().any(|a| a == "--db" || a == "--objects") {

@@ -228,7 +228,7 @@ impl ProbeRecord {
         ProbeRecord { status, ..Default::default() }
     }
 
-    /// Seeds the script set itself, distinct by value, in the order first seen.
+    /// The seeding calls that gave a seed (not an unseeded generator), in the order first seen.
     pub fn seeded_values(&self) -> Vec<&SeedCall> {
         self.seeds.iter().filter(|s| !s.value.is_null()).collect()
     }

@@ -24,7 +24,7 @@ pub(super) struct Prepared {
 }
 
 /// Path as recorded: relative to the repository root when inside it, else absolute.
-fn recorded_path(abs: &Path, root: Option<&Path>) -> String {
+pub(super) fn recorded_path(abs: &Path, root: Option<&Path>) -> String {
     match root.and_then(|r| abs.strip_prefix(r).ok()) {
         Some(rel) if rel.as_os_str().is_empty() => ".".into(),
         Some(rel) => rel.display().to_string(),

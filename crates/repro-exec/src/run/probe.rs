@@ -146,10 +146,7 @@ pub(super) fn collect(probe: &Probe, record: &RunRecord, declared: &Declared) ->
         .flat_map(|d| std::iter::once(d.path.clone()).chain(d.companions.iter().map(|c| c.path.clone())))
         .map(|p| root.as_deref().unwrap_or(&cwd).join(p))
         .collect();
-    let recorded = |abs: &Path| match root.as_deref().and_then(|r| abs.strip_prefix(r).ok()) {
-        Some(rel) => rel.display().to_string(),
-        None => abs.display().to_string(),
-    };
+    let recorded = |abs: &Path| super::prepare::recorded_path(abs, root.as_deref());
     let inside = |abs: &Path| {
         root.as_deref().is_some_and(|r| abs.starts_with(r))
             || abs.starts_with(&cwd)
@@ -208,7 +205,10 @@ pub(super) fn collect(probe: &Probe, record: &RunRecord, declared: &Declared) ->
     // Git holds what is tracked (its changes are in the stored diff) and the small untracked
     // files repro stored: those are code, not undeclared data.
     let in_git: BTreeSet<String> = match &root {
-        Some(r) => tracked(r, candidates.iter().filter_map(|(a, _)| a.strip_prefix(r).ok())),
+        Some(r) => {
+            let rel: Vec<&Path> = candidates.iter().filter_map(|(a, _)| a.strip_prefix(r).ok()).collect();
+            repro_capture::git::tracked_among(r, &rel)
+        }
         None => BTreeSet::new(),
     };
     let untracked: BTreeSet<&str> = record.code.untracked.iter().map(|u| u.path.as_str()).collect();
@@ -266,21 +266,4 @@ fn packages_used(modules: &BTreeMap<String, String>, record: &RunRecord) -> Vec<
         used.entry(norm(&p.name)).or_insert(UsedPackage { name: p.name.clone(), version: p.version.clone() });
     }
     used.into_values().collect()
-}
-
-/// Which of `paths` (relative to `root`) git tracks.
-fn tracked<'a>(root: &Path, paths: impl Iterator<Item = &'a Path>) -> BTreeSet<String> {
-    let paths: Vec<&Path> = paths.collect();
-    let mut out = BTreeSet::new();
-    for chunk in paths.chunks(500) {
-        let Ok(o) =
-            std::process::Command::new("git").arg("-C").arg(root).args(["ls-files", "-z", "--"]).args(chunk).output()
-        else {
-            continue;
-        };
-        out.extend(
-            o.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()),
-        );
-    }
-    out
 }
