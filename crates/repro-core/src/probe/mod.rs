@@ -135,8 +135,10 @@ pub struct TorchState {
     pub initial_seed: Option<serde_json::Value>,
 }
 
-/// A BLAS/OpenMP pool as threadpoolctl saw it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A BLAS/OpenMP pool as threadpoolctl saw it. Kept sorted (api, threads, version), because
+/// threadpoolctl lists pools in the order the libraries were loaded, which varies between
+/// runs of the same script.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ThreadPool {
     pub api: String,
     pub num_threads: Option<u64>,

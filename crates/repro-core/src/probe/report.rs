@@ -181,12 +181,16 @@ pub fn parse_report(json: &[u8], files: Vec<RawFile>) -> Result<ProcessReport, S
             torch: raw.frameworks.torch,
             tensorflow: raw.frameworks.tensorflow,
             jax: raw.frameworks.jax,
-            threadpools: raw
-                .frameworks
-                .threadpools
-                .into_iter()
-                .filter_map(|p| Some(ThreadPool { api: p.api?, num_threads: p.num_threads, version: p.version }))
-                .collect(),
+            threadpools: {
+                let mut pools: Vec<ThreadPool> = raw
+                    .frameworks
+                    .threadpools
+                    .into_iter()
+                    .filter_map(|p| Some(ThreadPool { api: p.api?, num_threads: p.num_threads, version: p.version }))
+                    .collect();
+                pools.sort();
+                pools
+            },
             dataloaders: raw.dataloaders,
         },
         modules: raw.modules,

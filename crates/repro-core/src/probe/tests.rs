@@ -35,6 +35,20 @@ fn reports_merge_by_path_and_rank() {
 }
 
 #[test]
+fn thread_pools_are_recorded_in_one_order_whatever_the_load_order() {
+    // threadpoolctl lists pools in library load order, which differs between two runs of
+    // one script; the record (and so its digest and snapshots) must not.
+    let report = |pools: &str| {
+        let json = format!(r#"{{"pid": 1, "frameworks": {{"threadpools": {pools}}}}}"#);
+        parse_report(json.as_bytes(), Vec::new()).expect("parse").frameworks.threadpools
+    };
+    let a = report(r#"[{"api": "openmp", "num_threads": 2}, {"api": "openblas", "num_threads": 2, "version": "0.3.30"}, {"api": "openblas", "num_threads": 2, "version": "0.3.31"}]"#);
+    let b = report(r#"[{"api": "openblas", "num_threads": 2, "version": "0.3.31"}, {"api": "openmp", "num_threads": 2}, {"api": "openblas", "num_threads": 2, "version": "0.3.30"}]"#);
+    assert_eq!(a, b);
+    assert_eq!(a.iter().map(|p| p.api.as_str()).collect::<Vec<_>>(), ["openblas", "openblas", "openmp"]);
+}
+
+#[test]
 fn the_lint_names_each_trap_with_its_fix() {
     let mut p = ProbeRecord::default();
     p.frameworks.torch = Some(TorchState {
