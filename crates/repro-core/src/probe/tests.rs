@@ -42,8 +42,12 @@ fn thread_pools_are_recorded_in_one_order_whatever_the_load_order() {
         let json = format!(r#"{{"pid": 1, "frameworks": {{"threadpools": {pools}}}}}"#);
         parse_report(json.as_bytes(), Vec::new()).expect("parse").frameworks.threadpools
     };
-    let a = report(r#"[{"api": "openmp", "num_threads": 2}, {"api": "openblas", "num_threads": 2, "version": "0.3.30"}, {"api": "openblas", "num_threads": 2, "version": "0.3.31"}]"#);
-    let b = report(r#"[{"api": "openblas", "num_threads": 2, "version": "0.3.31"}, {"api": "openmp", "num_threads": 2}, {"api": "openblas", "num_threads": 2, "version": "0.3.30"}]"#);
+    let a = report(
+        r#"[{"api": "openmp", "num_threads": 2}, {"api": "openblas", "num_threads": 2, "version": "0.3.30"}, {"api": "openblas", "num_threads": 2, "version": "0.3.31"}]"#,
+    );
+    let b = report(
+        r#"[{"api": "openblas", "num_threads": 2, "version": "0.3.31"}, {"api": "openmp", "num_threads": 2}, {"api": "openblas", "num_threads": 2, "version": "0.3.30"}]"#,
+    );
     assert_eq!(a, b);
     assert_eq!(a.iter().map(|p| p.api.as_str()).collect::<Vec<_>>(), ["openblas", "openblas", "openmp"]);
 }
