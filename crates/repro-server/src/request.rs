@@ -130,13 +130,11 @@ impl Req {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(Value::Array(a)) if a.len() == 1 => match &a[0] {
-                Value::String(s) => Ok(Some(s.clone())),
-                _ => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a string."))),
-            },
-            Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a string."))),
+            // A query string's repeated key arrives as a one-element list.
+            Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => Ok(a[0].as_str().map(str::to_string)),
+            // MLflow refuses a number where its protobuf says string (`{"name": 123}`), so a
+            // client that works against repro works against MLflow too.
+            Some(v) => Err(invalid_value(key, v, "expected a string")),
         }
     }
 
@@ -145,17 +143,7 @@ impl Req {
     }
 
     pub(crate) fn opt_i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        let bad = || ApiError::invalid(format!("Invalid value for parameter '{key}': expected an integer."));
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-                .map(Some)
-                .ok_or_else(bad),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
-            Some(_) => Err(bad()),
-        }
+        opt_int(self.0.get(key), key)
     }
 
     /// A double as MLflow sends it: a number, or "NaN" / "Infinity" / "-Infinity".
@@ -182,10 +170,10 @@ impl Req {
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
                     Value::Number(n) => Ok(n.to_string()),
-                    _ => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected strings."))),
+                    other => Err(invalid_value(key, other, "expected strings")),
                 })
                 .collect(),
-            Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a list."))),
+            Some(v) => Err(invalid_value(key, v, "expected a list")),
         }
     }
 
@@ -202,7 +190,7 @@ impl Req {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(&[]),
             Some(Value::Array(a)) => Ok(a),
-            Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a list."))),
+            Some(v) => Err(invalid_value(key, v, "expected a list")),
         }
     }
 
@@ -211,7 +199,7 @@ impl Req {
         let list = match self.0.get(key) {
             None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::Array(a)) => a,
-            Some(_) => return Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a list."))),
+            Some(v) => return Err(invalid_value(key, v, "expected a list")),
         };
         list.iter()
             .map(|item| {
@@ -234,18 +222,44 @@ impl Req {
 
 pub(crate) fn value_f64(v: Option<&Value>, key: &str) -> Result<f64, ApiError> {
     match v {
-        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| ApiError::invalid(format!("Invalid value for '{key}'."))),
+        Some(v @ Value::Number(n)) => n.as_f64().ok_or_else(|| invalid_value(key, v, "expected a number")),
         Some(Value::String(s)) => match s.as_str() {
             "NaN" | "nan" => Ok(f64::NAN),
             "Infinity" | "inf" => Ok(f64::INFINITY),
             "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
-            other => other.parse().map_err(|_| {
-                ApiError::invalid(format!("Invalid value \"{other}\" for parameter '{key}': expected a number."))
-            }),
+            other => {
+                other.parse().map_err(|_| invalid_value(key, &Value::String(other.to_string()), "expected a number"))
+            }
         },
         None | Some(Value::Null) => Err(ApiError::missing_param(key)),
-        Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{key}': expected a number."))),
+        Some(v) => Err(invalid_value(key, v, "expected a number")),
     }
+}
+
+/// An optional integer field: a number, or a string of one (what a query string carries).
+pub(crate) fn opt_int(v: Option<&Value>, key: &str) -> Result<Option<i64>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| invalid_value(key, v, "expected an integer")),
+        Some(v @ Value::String(s)) => {
+            s.trim().parse().map(Some).map_err(|_| invalid_value(key, v, "expected an integer"))
+        }
+        Some(v) => Err(invalid_value(key, v, "expected an integer")),
+    }
+}
+
+/// A wrongly typed field, in MLflow's own words (`Invalid value 123 for parameter 'name'
+/// supplied.`, the value as JSON), so clients and MLflow's tests that match on it agree.
+pub(crate) fn invalid_value(key: &str, v: &Value, hint: &str) -> ApiError {
+    let mut shown = v.to_string();
+    if shown.len() > 200 {
+        shown = format!("{}…", shown.chars().take(200).collect::<String>());
+    }
+    ApiError::invalid(format!("Invalid value {shown} for parameter '{key}' supplied. Hint: {hint}."))
 }
 
 pub(crate) fn experiment_id(s: &str) -> Result<i64, ApiError> {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{log, MetricJson, Reply, MLFLOW_PREFIXES, S};
-use crate::request::{check_key, max_results, page_offset, value_f64, Req};
+use crate::request::{check_key, invalid_value, max_results, opt_int, page_offset, value_f64, Req};
 use crate::routes::{Role, Routes};
 use crate::ApiError;
 
@@ -35,21 +35,14 @@ const MAX_BATCH_PARAMS: usize = 100;
 const MAX_BATCH_TAGS: usize = 100;
 
 fn metric_in(v: &Value, default_ts: i64) -> Result<MetricIn, ApiError> {
-    let key = v.get("key").and_then(Value::as_str).ok_or_else(|| ApiError::missing_param("key"))?.to_string();
+    let key = match v.get("key") {
+        None | Some(Value::Null) => return Err(ApiError::missing_param("key")),
+        Some(Value::String(k)) => k.clone(),
+        Some(other) => return Err(invalid_value("key", other, "expected a string")),
+    };
     check_key("metric", &key)?;
     let value = value_f64(v.get("value"), "value")?;
-    let int = |name: &str| -> Result<Option<i64>, ApiError> {
-        match v.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => {
-                n.as_i64().map(Some).ok_or_else(|| ApiError::invalid(format!("Invalid value for parameter '{name}'.")))
-            }
-            Some(Value::String(s)) => {
-                s.parse().map(Some).map_err(|_| ApiError::invalid(format!("Invalid value for parameter '{name}'.")))
-            }
-            Some(_) => Err(ApiError::invalid(format!("Invalid value for parameter '{name}'."))),
-        }
-    };
+    let int = |name: &str| opt_int(v.get(name), name);
     Ok(MetricIn { key, value, timestamp: int("timestamp")?.unwrap_or(default_ts), step: int("step")?.unwrap_or(0) })
 }
 

@@ -35,3 +35,49 @@ async fn unknown_and_duplicate_experiments_are_the_clients_mistake() {
     );
     assert_error(app.call("POST", &ml("/experiments/create"), json!({})).await, 400, "INVALID_PARAMETER_VALUE");
 }
+
+#[tokio::test]
+async fn wrongly_typed_fields_are_refused_in_mlflows_words() {
+    // MLflow's own test_create_experiment_validation / test_log_metric_validation match on
+    // these messages; a number where the protobuf says string is not quietly stringified.
+    let app = App::new();
+    let said = |got: (axum::http::StatusCode, serde_json::Value), want: &str| {
+        assert_error(got.clone(), 400, "INVALID_PARAMETER_VALUE");
+        let message = got.1["message"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains(want), "{message}");
+    };
+    said(
+        app.call("POST", &ml("/experiments/create"), json!({"name": 123})).await,
+        "Invalid value 123 for parameter 'name' supplied",
+    );
+    said(
+        app.call("POST", &ml("/experiments/create"), json!({"name": "e", "artifact_location": 9.0})).await,
+        "Invalid value 9.0 for parameter 'artifact_location' supplied",
+    );
+    said(
+        app.call("POST", &ml("/experiments/create"), json!({"name": "e", "tags": "5"})).await,
+        r#"Invalid value "5" for parameter 'tags' supplied"#,
+    );
+    let run = app.run().await;
+    let metric = |run: serde_json::Value, key: serde_json::Value, step: serde_json::Value| json!({"run_id": run, "key": key, "value": 41, "timestamp": 59, "step": step});
+    said(
+        app.call("POST", &ml("/runs/log-metric"), metric(json!(31), json!("m"), json!(26))).await,
+        "Invalid value 31 for parameter 'run_id' supplied",
+    );
+    said(
+        app.call("POST", &ml("/runs/log-metric"), metric(json!(run), json!(31), json!(26))).await,
+        "Invalid value 31 for parameter 'key' supplied",
+    );
+    said(
+        app.call("POST", &ml("/runs/log-metric"), metric(json!(run), json!("m"), json!("foo"))).await,
+        r#"Invalid value "foo" for parameter 'step' supplied"#,
+    );
+    said(
+        app.call("POST", &ml("/runs/log-parameter"), json!({"run_id": run, "key": 31, "value": "v"})).await,
+        "Invalid value 31 for parameter 'key' supplied",
+    );
+    said(
+        app.call("POST", &ml("/runs/set-tag"), json!({"run_id": run, "key": "k", "value": 41})).await,
+        "Invalid value 41 for parameter 'value' supplied",
+    );
+}
