@@ -104,6 +104,7 @@ pub(crate) async fn search_experiments(AxState(s): S, Req(r): Req) -> Reply {
     let limit = max_results(&r, 1000)?;
     let offset = page_offset(&r)?;
     let filter = r.opt_str("filter")?.unwrap_or_default();
+    let order = experiment_order(&r.str_list("order_by")?)?;
     let clauses = search::parse_experiment_filter(&filter).map_err(|e| ApiError::invalid(e.to_string()))?;
     let all = s.with_meta(|m, _| Ok(m.tracking().list_experiments()?)).await?;
     let mut found: Vec<_> = all
@@ -119,13 +120,73 @@ pub(crate) async fn search_experiments(AxState(s): S, Req(r): Req) -> Reply {
             search::matches_experiment(&clauses, &view)
         })
         .collect();
-    found.sort_by_key(|e| std::cmp::Reverse(e.creation_time));
+    found.sort_by(|a, b| {
+        order.iter().fold(std::cmp::Ordering::Equal, |done, (key, ascending)| {
+            done.then_with(|| {
+                let o = match key {
+                    ExperimentKey::Name => a.name.as_bytes().cmp(b.name.as_bytes()),
+                    ExperimentKey::Id => a.experiment_id.cmp(&b.experiment_id),
+                    ExperimentKey::Created => a.creation_time.cmp(&b.creation_time),
+                    ExperimentKey::Updated => a.last_update_time.cmp(&b.last_update_time),
+                };
+                if *ascending {
+                    o
+                } else {
+                    o.reverse()
+                }
+            })
+        })
+    });
     let page: Vec<Value> = found.iter().skip(offset).take(limit).map(experiment_json).collect();
     let mut out = json!({"experiments": page});
     if offset + limit < found.len() {
         out["next_page_token"] = json!(search::page_token(offset + limit));
     }
     Ok(Json(out))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum ExperimentKey {
+    Name,
+    Id,
+    Created,
+    Updated,
+}
+
+/// `order_by` of experiments/search as MLflow's store reads it: `name`, `experiment_id`,
+/// `creation_time` or `last_update_time` (optionally `attribute.`), then ASC or DESC. With no
+/// time key, newest first; `experiment_id` ascending always breaks ties, so pages are stable.
+/// Names compare byte by byte ("ab" > "a" > "Default" > "Abc"), as MLflow's SQL does.
+fn experiment_order(clauses: &[String]) -> Result<Vec<(ExperimentKey, bool)>, ApiError> {
+    let mut order = Vec::new();
+    for clause in clauses {
+        let words: Vec<&str> = clause.split_whitespace().collect();
+        let (field, ascending) = match words.as_slice() {
+            [f] => (*f, true),
+            [f, dir] if dir.eq_ignore_ascii_case("asc") => (*f, true),
+            [f, dir] if dir.eq_ignore_ascii_case("desc") => (*f, false),
+            _ => return Err(ApiError::invalid(format!("Invalid order_by clause '{clause}': use FIELD [ASC|DESC]."))),
+        };
+        let key = match field.strip_prefix("attribute.").unwrap_or(field) {
+            "name" => ExperimentKey::Name,
+            "experiment_id" => ExperimentKey::Id,
+            "creation_time" => ExperimentKey::Created,
+            "last_update_time" => ExperimentKey::Updated,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "Invalid order_by key '{other}': use name, experiment_id, creation_time or last_update_time."
+                )))
+            }
+        };
+        order.push((key, ascending));
+    }
+    if !order.iter().any(|(k, _)| matches!(k, ExperimentKey::Created | ExperimentKey::Updated)) {
+        order.push((ExperimentKey::Created, false));
+    }
+    if !order.iter().any(|(k, _)| *k == ExperimentKey::Id) {
+        order.push((ExperimentKey::Id, true));
+    }
+    Ok(order)
 }
 
 pub(crate) async fn update_experiment(AxState(s): S, Req(r): Req) -> Reply {

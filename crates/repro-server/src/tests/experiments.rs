@@ -81,3 +81,31 @@ async fn wrongly_typed_fields_are_refused_in_mlflows_words() {
         "Invalid value 41 for parameter 'value' supplied",
     );
 }
+
+#[tokio::test]
+async fn experiments_are_ordered_as_mlflow_orders_them() {
+    let app = App::new();
+    for name in ["a", "ab", "Abc"] {
+        let (status, body) = app.call("POST", &ml("/experiments/create"), json!({"name": name})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let names = |body: serde_json::Value| -> Vec<String> {
+        body["experiments"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["name"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    // Byte order, as MLflow's SQL compares names: upper case sorts before lower case.
+    let (status, body) =
+        app.call("POST", &ml("/experiments/search"), json!({"order_by": ["name DESC"], "max_results": 10})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(names(body), ["ab", "a", "Default", "Abc"]);
+    let (_, body) =
+        app.call("POST", &ml("/experiments/search"), json!({"order_by": ["attribute.name"], "max_results": 10})).await;
+    assert_eq!(names(body), ["Abc", "Default", "a", "ab"]);
+    assert_error(
+        app.call("POST", &ml("/experiments/search"), json!({"order_by": ["colour DESC"], "max_results": 10})).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+}
