@@ -124,7 +124,7 @@ pub(crate) async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Respons
     });
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (axum::http::header::CONTENT_TYPE, content_type(&name).to_string()),
             (axum::http::header::CONTENT_LENGTH, size.to_string()),
             // Logged bytes are the client's: a browser saves them, never renders them here.
             (axum::http::header::CONTENT_DISPOSITION, attachment(&name)),
@@ -132,6 +132,54 @@ pub(crate) async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Respons
         axum::body::Body::from_stream(chunks),
     )
         .into_response())
+}
+
+/// The type a download is served as, by MLflow's rule (`_guess_mime_type`): text-like
+/// extensions and extensionless `MLmodel`/`MLproject` are `text/plain`, others as the
+/// extension says, unknown ones `application/octet-stream`. Whatever a browser would run
+/// (HTML, XHTML, SVG) is `text/plain`: logged bytes are the client's, and with `nosniff`
+/// (on every response, `guard.rs`) and `attachment` they are saved, never rendered here.
+pub(crate) fn content_type(name: &str) -> &'static str {
+    const TEXT: &[&str] = &[
+        "txt",
+        "log",
+        "err",
+        "cfg",
+        "conf",
+        "cnf",
+        "cf",
+        "ini",
+        "properties",
+        "prop",
+        "hocon",
+        "toml",
+        "yaml",
+        "yml",
+        "xml",
+        "json",
+        "js",
+        "py",
+        "py3",
+        "csv",
+        "tsv",
+        "md",
+        "rst",
+        "mlmodel",
+        "mlproject",
+    ];
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let extension = match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => ext,
+        _ => file,
+    };
+    if TEXT.iter().any(|t| t.eq_ignore_ascii_case(extension)) {
+        return "text/plain";
+    }
+    match mime_guess::from_path(file).first_raw() {
+        Some("text/html" | "application/xhtml+xml" | "image/svg+xml") => "text/plain",
+        Some(known) => known,
+        None => "application/octet-stream",
+    }
 }
 
 /// `Content-Disposition: attachment` naming the file: an ASCII name with anything that

@@ -27,3 +27,25 @@ async fn missing_and_escaping_artifacts_are_the_clients_mistake() {
     let (status, body) = app.call("GET", "/api/2.0/mlflow-artifacts/artifacts/0/%2E%2E/etc/passwd", json!({})).await;
     assert_error((status, body), 400, "INVALID_PARAMETER_VALUE");
 }
+
+#[test]
+fn downloads_are_typed_as_mlflow_types_them_and_never_as_html() {
+    use crate::mlflow::artifacts::content_type;
+    // MLflow's test_mime_type_for_download_artifacts_api expectations.
+    for (name, want) in [
+        ("a.txt", "text/plain"),
+        ("b.pkl", "application/octet-stream"),
+        ("c.png", "image/png"),
+        ("d.pdf", "application/pdf"),
+        ("MLmodel", "text/plain"),
+        ("mlproject", "text/plain"),
+        ("model/conda.yaml", "text/plain"),
+        ("no_extension", "application/octet-stream"),
+        // What a browser would run is text, whatever the client logged it as.
+        ("report.html", "text/plain"),
+        ("page.xhtml", "text/plain"),
+        ("plot.svg", "text/plain"),
+    ] {
+        assert_eq!(content_type(name), want, "{name}");
+    }
+}
