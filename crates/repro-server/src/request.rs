@@ -128,13 +128,9 @@ pub(crate) fn form_pairs(query: &str) -> Vec<(String, String)> {
 impl Req {
     pub(crate) fn opt_str(&self, key: &str) -> Result<Option<String>, ApiError> {
         match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
             // A query string's repeated key arrives as a one-element list.
             Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => Ok(a[0].as_str().map(str::to_string)),
-            // MLflow refuses a number where its protobuf says string (`{"name": 123}`), so a
-            // client that works against repro works against MLflow too.
-            Some(v) => Err(invalid_value(key, v, "expected a string")),
+            v => opt_string(v, key),
         }
     }
 
@@ -223,16 +219,24 @@ impl Req {
 pub(crate) fn value_f64(v: Option<&Value>, key: &str) -> Result<f64, ApiError> {
     match v {
         Some(v @ Value::Number(n)) => n.as_f64().ok_or_else(|| invalid_value(key, v, "expected a number")),
-        Some(Value::String(s)) => match s.as_str() {
+        Some(v @ Value::String(s)) => match s.as_str() {
             "NaN" | "nan" => Ok(f64::NAN),
             "Infinity" | "inf" => Ok(f64::INFINITY),
             "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
-            other => {
-                other.parse().map_err(|_| invalid_value(key, &Value::String(other.to_string()), "expected a number"))
-            }
+            other => other.parse().map_err(|_| invalid_value(key, v, "expected a number")),
         },
         None | Some(Value::Null) => Err(ApiError::missing_param(key)),
         Some(v) => Err(invalid_value(key, v, "expected a number")),
+    }
+}
+
+/// An optional string field. MLflow refuses a number where its protobuf says string
+/// (`{"name": 123}`), so a client that works against repro works against MLflow too.
+pub(crate) fn opt_string(v: Option<&Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(invalid_value(key, v, "expected a string")),
     }
 }
 
@@ -256,7 +260,7 @@ pub(crate) fn opt_int(v: Option<&Value>, key: &str) -> Result<Option<i64>, ApiEr
 /// supplied.`, the value as JSON), so clients and MLflow's tests that match on it agree.
 pub(crate) fn invalid_value(key: &str, v: &Value, hint: &str) -> ApiError {
     let mut shown = v.to_string();
-    if shown.len() > 200 {
+    if shown.chars().count() > 200 {
         shown = format!("{}…", shown.chars().take(200).collect::<String>());
     }
     ApiError::invalid(format!("Invalid value {shown} for parameter '{key}' supplied. Hint: {hint}."))

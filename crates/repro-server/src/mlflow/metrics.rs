@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{log, MetricJson, Reply, MLFLOW_PREFIXES, S};
-use crate::request::{check_key, invalid_value, max_results, opt_int, page_offset, value_f64, Req};
+use crate::request::{check_key, max_results, opt_int, opt_string, page_offset, value_f64, Req};
 use crate::routes::{Role, Routes};
 use crate::ApiError;
 
@@ -35,11 +35,7 @@ const MAX_BATCH_PARAMS: usize = 100;
 const MAX_BATCH_TAGS: usize = 100;
 
 fn metric_in(v: &Value, default_ts: i64) -> Result<MetricIn, ApiError> {
-    let key = match v.get("key") {
-        None | Some(Value::Null) => return Err(ApiError::missing_param("key")),
-        Some(Value::String(k)) => k.clone(),
-        Some(other) => return Err(invalid_value("key", other, "expected a string")),
-    };
+    let key = opt_string(v.get("key"), "key")?.ok_or_else(|| ApiError::missing_param("key"))?;
     check_key("metric", &key)?;
     let value = value_f64(v.get("value"), "value")?;
     let int = |name: &str| opt_int(v.get(name), name);
