@@ -38,6 +38,8 @@ scripts/test-venv.sh
 scripts/test-venv.sh target/test-venv-sklearn-1.4 crates/repro-cli/tests/fixtures/sklearn-1.4.txt
 scripts/test-venv.sh target/test-venv-provenance crates/repro-cli/tests/fixtures/provenance-tools.txt
 scripts/test-venv.sh target/test-venv-mlflow crates/repro-cli/tests/fixtures/mlflow-client.txt
+echo "== MLflow's own server tests' virtualenv (the full mlflow package, pytest; pinned in crates/repro-cli/tests/fixtures/mlflow-server-tests.txt)"
+scripts/test-venv.sh target/test-venv-mlflow-server crates/repro-cli/tests/fixtures/mlflow-server-tests.txt
 echo "== frameworks virtualenv (pinned in requirements-frameworks.txt: LightGBM, XGBoost, PyTorch from PyPI — its CUDA build, run on the CPU —, ONNX, nbclient; about 4 GB, 3-6 minutes)"
 scripts/test-venv.sh target/test-venv-frameworks requirements-frameworks.txt
 

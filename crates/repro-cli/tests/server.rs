@@ -1003,7 +1003,7 @@ fn downloads_are_attachments_and_artifact_locations_stay_in_the_store() {
     let name = file.rsplit('/').next().unwrap_or_default();
     assert!(
         common::header(&head, "content-disposition")
-            .is_some_and(|d| d.starts_with(&format!("attachment; filename=\"{name}\""))),
+            .is_some_and(|d| d.starts_with(&format!("attachment; filename={name};"))),
         "{head}"
     );
 

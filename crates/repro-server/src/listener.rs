@@ -205,6 +205,7 @@ async fn serve_connection(
         let app = app.clone();
         let guard = InFlight::start(Arc::clone(&tracker), started);
         req.extensions_mut().insert(ConnectInfo(peer));
+        merge_slashes(req.uri_mut());
         let req = req.map(|body| AxBody::new(IdleBody::new(body, limits.body_idle)));
         async move {
             let response = app.oneshot(req).await.unwrap_or_else(|e: Infallible| match e {});
@@ -229,6 +230,31 @@ async fn serve_connection(
         tokio::select! {
             _ = connection.as_mut() => {}
             _ = conn.close.notified() => {}
+        }
+    }
+}
+
+/// Runs of slashes in a path are one slash, as Werkzeug (MLflow's server) treats them:
+/// `//model-versions/get-artifact` is that route, not an unknown one.
+fn merge_slashes(uri: &mut axum::http::Uri) {
+    if !uri.path().contains("//") {
+        return;
+    }
+    let mut path = String::with_capacity(uri.path().len());
+    for c in uri.path().chars() {
+        if !(c == '/' && path.ends_with('/')) {
+            path.push(c);
+        }
+    }
+    let whole = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = whole.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(merged) = axum::http::Uri::from_parts(parts) {
+            *uri = merged;
         }
     }
 }

@@ -202,7 +202,9 @@ mod tests {
             let reads = r.method == Method::GET;
             if !reads && r.role < Role::Write {
                 // Only searches POSTed by MLflow's client, and the sign-in pages, write nothing.
-                let posted_read = r.path.ends_with("/search") || r.path.ends_with("/get-latest-versions");
+                let posted_read = r.path.ends_with("/search")
+                    || r.path.ends_with("/search-datasets")
+                    || r.path.ends_with("/get-latest-versions");
                 assert!(posted_read || r.kind == Kind::Ui, "{} {} writes with {:?}", r.method, r.path, r.role);
             }
         }

@@ -27,6 +27,89 @@ pub(crate) fn routes() -> Routes {
         .api(M::DELETE, &format!("{files}/{{*path}}"), Write, delete_artifact)
         .api(M::GET, ajax_files, Read, list_artifacts)
         .api(M::GET, &format!("{ajax_files}/{{*path}}"), Read, download_artifact)
+        // MLflow's run-relative routes: a run's files by run id, a version's by name and number.
+        .api(M::GET, "/api/2.0/mlflow/artifacts/list", Read, list_run_artifacts)
+        .api(M::GET, "/ajax-api/2.0/mlflow/artifacts/list", Read, list_run_artifacts)
+        .api(M::GET, "/get-artifact", Read, get_run_artifact)
+        .api(M::GET, "/model-versions/get-artifact", Read, get_model_version_artifact)
+}
+
+/// A path a client asked for inside a run or a version, refused as MLflow refuses it
+/// (`validate_path_is_safe`: no `..`, no backslash, not absolute, no `#`) with its words.
+fn relative_path(path: &str) -> Result<String, ApiError> {
+    let invalid = || ApiError::invalid("Invalid path");
+    if path.contains(['#', '\\']) || path.starts_with('/') || path.split('/').any(|p| p == "..") {
+        return Err(invalid());
+    }
+    if path.trim_matches('/').is_empty() {
+        return Ok(String::new());
+    }
+    repro_store::tracking::clean_artifact_path(path).map_err(|_| invalid())
+}
+
+/// The store path under which a run's files live (`mlflow-artifacts:/0/RUN/artifacts` →
+/// `0/RUN/artifacts`).
+async fn run_root(s: &std::sync::Arc<crate::State>, run_id: String) -> Result<(String, String), ApiError> {
+    let run = s.with_meta(move |m, _| Ok(m.tracking().get_tracked_run(&run_id)?)).await?;
+    let uri = run.artifact_uri.clone();
+    let root = uri
+        .strip_prefix("mlflow-artifacts:/")
+        .map(|r| r.trim_matches('/').to_string())
+        .ok_or_else(|| ApiError::internal(format!("run artifact root '{uri}' is not this server's")))?;
+    Ok((uri, root))
+}
+
+fn join(root: &str, rel: &str) -> String {
+    match (root.is_empty(), rel.is_empty()) {
+        (_, true) => root.to_string(),
+        (true, false) => rel.to_string(),
+        (false, false) => format!("{root}/{rel}"),
+    }
+}
+
+/// `GET /api/2.0/mlflow/artifacts/list?run_id=…&path=…`: a run's folder, entries relative
+/// to the run's root, with the root's URI.
+pub(crate) async fn list_run_artifacts(AxState(s): S, r: Req) -> Reply {
+    let rel = relative_path(&r.opt_str("path")?.unwrap_or_default())?;
+    let (root_uri, root) = run_root(&s, r.run_id()?).await?;
+    let dir = join(&root, &rel);
+    let entries = s.with_meta(move |m, _| Ok(m.tracking().list_artifacts(&dir)?)).await?;
+    // The store names entries by their folder's; MLflow names them from the run's root.
+    let files: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let name = e.path.rsplit('/').next().unwrap_or(&e.path);
+            let path = join(&rel, name);
+            match e.file_size {
+                Some(size) => json!({"path": path, "is_dir": false, "file_size": size}),
+                None => json!({"path": path, "is_dir": true}),
+            }
+        })
+        .collect();
+    let mut out = json!({"root_uri": root_uri});
+    if !files.is_empty() {
+        out["files"] = Value::Array(files);
+    }
+    Ok(Json(out))
+}
+
+/// `GET /get-artifact?run_id=…&path=…`: one of a run's files.
+pub(crate) async fn get_run_artifact(AxState(s): S, r: Req) -> Result<Response, ApiError> {
+    let rel = relative_path(&r.str("path")?)?;
+    let (_, root) = run_root(&s, r.run_id()?).await?;
+    send_artifact(&s, join(&root, &rel)).await
+}
+
+/// `GET /model-versions/get-artifact?name=…&version=…&path=…`: one of a registered
+/// version's pinned files.
+pub(crate) async fn get_model_version_artifact(AxState(s): S, r: Req) -> Result<Response, ApiError> {
+    let rel = relative_path(&r.str("path")?)?;
+    let name = r.str("name")?;
+    let version = r.str("version")?;
+    let version: u32 = version
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("Invalid version '{version}': a version is a positive number.")))?;
+    send_artifact(&s, join(&format!("{}/{name}/{version}", super::registry::REGISTRY_PREFIX), &rel)).await
 }
 
 /// The artifact path of a proxy URL, percent-decoded and checked (no `..`, no empty segment).
@@ -82,8 +165,12 @@ pub(crate) async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::B
 /// Streams an artifact: the object is re-hashed from disk first (a damaged object is an
 /// error, never served), then sent in chunks, so a model of gigabytes never sits in memory.
 pub(crate) async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Response, ApiError> {
+    send_artifact(&s, artifact_path(&uri)?).await
+}
+
+/// Streams the file at a store artifact path (a run's, or `registry/NAME/V/…`).
+async fn send_artifact(s: &std::sync::Arc<crate::State>, path: String) -> Result<Response, ApiError> {
     use tokio::io::AsyncReadExt;
-    let path = artifact_path(&uri)?;
     let name = path.rsplit('/').next().unwrap_or("artifact").to_string();
     let (file, size) = s
         .with_meta(move |m, st| {
@@ -182,13 +269,18 @@ pub(crate) fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// `Content-Disposition: attachment` naming the file: an ASCII name with anything that
-/// could end the quoted string or the header replaced, and the exact name percent-encoded
-/// as RFC 6266's `filename*` for browsers that read it.
+/// `Content-Disposition: attachment` naming the file as Werkzeug (MLflow's server) does: a
+/// name of token characters bare, any other ASCII name quoted with what could end the
+/// quoted string or the header replaced, and the exact name percent-encoded as RFC 6266's
+/// `filename*` for browsers that read it.
 fn attachment(name: &str) -> String {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let exact = crate::request::encode_attr(name);
+    if !name.is_empty() && name.chars().all(token) {
+        return format!("attachment; filename={name}; filename*=UTF-8''{exact}");
+    }
     let plain: String =
         name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
-    let exact = crate::request::encode_attr(name);
     format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
 }
 

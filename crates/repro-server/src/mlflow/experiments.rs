@@ -30,7 +30,9 @@ pub(crate) fn routes() -> Routes {
             .api(M::POST, &at("/experiments/delete"), Write, delete_experiment)
             .api(M::POST, &at("/experiments/restore"), Write, restore_experiment)
             .api(M::POST, &at("/experiments/set-experiment-tag"), Write, set_experiment_tag)
-            .api(M::POST, &at("/experiments/delete-experiment-tag"), Write, delete_experiment_tag);
+            .api(M::POST, &at("/experiments/delete-experiment-tag"), Write, delete_experiment_tag)
+            // A read MLflow's web UI POSTs: the datasets an experiment's runs used.
+            .api(M::POST, &at("/experiments/search-datasets"), Read, search_datasets);
     }
     r
 }
@@ -54,10 +56,11 @@ pub(crate) async fn create_experiment(AxState(s): S, Req(r): Req) -> Reply {
         return Err(ApiError::invalid("Invalid experiment name: it must be 1 to 500 characters."));
     }
     let location = r.opt_str("artifact_location")?.filter(|l| !l.is_empty());
+    // Every field's type is checked before any value is judged, as MLflow does.
+    let tags = r.pairs("tags")?;
     if let Some(l) = &location {
         check_artifact_location(l)?;
     }
-    let tags = r.pairs("tags")?;
     let id = s.with_meta(move |m, _| Ok(m.tracking().create_experiment(&name, location.as_deref(), &tags)?)).await?;
     Ok(Json(json!({"experiment_id": id.to_string()})))
 }
@@ -226,4 +229,36 @@ pub(crate) async fn delete_experiment_tag(AxState(s): S, Req(r): Req) -> Reply {
     let key = r.str("key")?;
     s.with_meta(move |m, _| Ok(m.tracking().set_experiment_tag(id, &key, None)?)).await?;
     ok()
+}
+
+/// Experiments one `search-datasets` may name, and the summaries it returns (MLflow's bounds).
+const MAX_DATASET_EXPERIMENTS: usize = 20;
+const MAX_DATASET_SUMMARIES: usize = 1000;
+
+/// `POST …/experiments/search-datasets {"experiment_ids": […]}`: each dataset the
+/// experiments' runs logged as an input, once per name, digest and context.
+pub(crate) async fn search_datasets(AxState(s): S, r: Req) -> Reply {
+    let ids = r.str_list("experiment_ids")?;
+    if ids.is_empty() {
+        return Err(ApiError::invalid("SearchDatasets request must specify at least one experiment_id."));
+    }
+    if ids.len() > MAX_DATASET_EXPERIMENTS {
+        return Err(ApiError::invalid(format!(
+            "SearchDatasets request cannot specify more than {MAX_DATASET_EXPERIMENTS} experiment_ids. Received {} experiment_ids.",
+            ids.len()
+        )));
+    }
+    let ids = ids.iter().map(|i| experiment_id(i)).collect::<Result<Vec<_>, _>>()?;
+    let found = s.with_meta(move |m, _| Ok(m.tracking().dataset_summaries(&ids, MAX_DATASET_SUMMARIES)?)).await?;
+    let summaries: Vec<Value> = found
+        .iter()
+        .map(|d| {
+            let mut v = json!({"experiment_id": d.experiment_id.to_string(), "name": d.name, "digest": d.digest});
+            if let Some(c) = &d.context {
+                v["context"] = json!(c);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "dataset_summaries": summaries })))
 }

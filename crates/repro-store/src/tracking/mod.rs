@@ -87,6 +87,16 @@ pub struct DatasetInput {
     pub tags: BTreeMap<String, String>,
 }
 
+/// A dataset as an experiment's runs used it (`search-datasets`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DatasetSummary {
+    pub experiment_id: i64,
+    pub name: String,
+    pub digest: String,
+    /// The `mlflow.data.context` input tag (`training`, `eval` …), when logged.
+    pub context: Option<String>,
+}
+
 /// A run as the tracking API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrackedRun {

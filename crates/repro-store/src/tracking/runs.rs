@@ -531,6 +531,39 @@ impl Tracking<'_> {
         rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.c.err("read metric history"))
     }
 
+    /// The datasets logged as inputs of the runs of these experiments, once each per
+    /// (experiment, name, digest, context), at most `limit` — MLflow's `search-datasets`,
+    /// which its web UI uses to list an experiment's datasets.
+    pub fn dataset_summaries(&self, experiment_ids: &[i64], limit: usize) -> Result<Vec<DatasetSummary>> {
+        let mut stmt = self
+            .c
+            .db
+            .prepare_cached(
+                "SELECT t.experiment_id, i.name, i.digest, i.tags FROM run_inputs i
+                 JOIN tracking t ON t.run_id = i.run_id WHERE t.experiment_id = ?1
+                 ORDER BY i.name, i.digest",
+            )
+            .map_err(self.c.err("read dataset inputs"))?;
+        let mut out = std::collections::BTreeSet::new();
+        for &experiment_id in experiment_ids {
+            let rows = stmt
+                .query_map(params![experiment_id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+                })
+                .map_err(self.c.err("read dataset inputs"))?;
+            for row in rows {
+                let (experiment_id, name, digest, tags) = row.map_err(self.c.err("read dataset inputs"))?;
+                let tags: BTreeMap<String, String> = serde_json::from_str(&tags).unwrap_or_default();
+                let context = tags.get("mlflow.data.context").cloned();
+                out.insert(DatasetSummary { experiment_id, name, digest, context });
+                if out.len() >= limit {
+                    return Ok(out.into_iter().collect());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     /// Ends a tracking-only run: its status, end time, and the params it logged go into the
     /// final record, whose lineage digest is then computed by the caller.
     pub fn tracked_params(&self, id: &str) -> Result<BTreeMap<String, String>> {
