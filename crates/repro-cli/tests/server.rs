@@ -10,14 +10,21 @@ use std::process::Command;
 use common::{id_of, item, status, Server, TestContext};
 use serde_json::Value;
 
-/// The MLflow client and scikit-learn, in a venv of their own.
+/// The MLflow client the project pins (3.x) and scikit-learn, in a venv of their own.
 fn mlflow_python() -> PathBuf {
+    client_venv("target/test-venv-mlflow", "mlflow-client.txt")
+}
+
+/// The newest MLflow 2.x client: teams on MLflow 2 are the ones migrating, so the client
+/// flows run with it too.
+fn mlflow2_python() -> PathBuf {
+    client_venv("target/test-venv-mlflow2", "mlflow2-client.txt")
+}
+
+fn client_venv(dir: &str, requirements: &str) -> PathBuf {
     let ws = common::workspace();
-    common::cached_venv(
-        &ws.join("target/test-venv-mlflow"),
-        &ws.join("crates/repro-cli/tests/fixtures/mlflow-client.txt"),
-    )
-    .join("bin/python")
+    common::cached_venv(&ws.join(dir), &ws.join("crates/repro-cli/tests/fixtures").join(requirements))
+        .join("bin/python")
 }
 
 fn python_json(py: &PathBuf, script: &str, uri: &str, dir: &std::path::Path) -> Value {
@@ -43,10 +50,18 @@ fn python_json(py: &PathBuf, script: &str, uri: &str, dir: &std::path::Path) -> 
 
 #[test]
 fn the_mlflow_client_logs_searches_and_reads_back_through_repro_serve() {
+    client_flow(mlflow_python(), 3);
+}
+
+#[test]
+fn the_mlflow_2_client_logs_searches_and_reads_back_through_repro_serve() {
+    client_flow(mlflow2_python(), 2);
+}
+
+fn client_flow(py: PathBuf, _major: u8) {
     let t = TestContext::new();
     t.repro(&["init"]).success();
     let server = Server::start(&t);
-    let py = mlflow_python();
     let out = python_json(&py, "mlflow_client_flow.py", &server.uri, &t.dir);
 
     assert_eq!(out["experiment_id"], "1");
@@ -241,6 +256,16 @@ json.dump(out, sys.stdout)
 
 #[test]
 fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
+    instrumented_script(mlflow_python(), 3);
+}
+
+#[test]
+fn an_mlflow_2_instrumented_script_is_captured_by_repro_run_unchanged() {
+    instrumented_script(mlflow2_python(), 2);
+}
+
+/// `major`: the MLflow client's major version, where MLflow 2 and 3 log differently.
+fn instrumented_script(py: PathBuf, major: u8) {
     let t = TestContext::sklearn_project();
     std::fs::copy(
         common::workspace().join("crates/repro-cli/tests/fixtures/mlflow_train.py"),
@@ -248,7 +273,6 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
     )
     .expect("copy script");
     t.commit_all("mlflow script");
-    let py = mlflow_python();
     let py = py.to_str().expect("utf-8");
     let r = t
         .cmd()
@@ -278,9 +302,9 @@ fn an_mlflow_instrumented_script_is_captured_by_repro_run_unchanged() {
     assert_eq!(shown["params"]["logged"]["max_depth"], "5");
     let keys: Vec<&str> =
         shown["metrics"].as_array().expect("metrics").iter().map(|m| m["key"].as_str().expect("key")).collect();
-    // 3 rmse steps and final_rmse; log_model then logs the run's latest metrics again, linked
-    // to the logged model (MLflow 3), so those two keys have a second point each.
-    assert_eq!(shown["metric_count"], 6, "{keys:?}");
+    // 3 rmse steps and final_rmse; MLflow 3's log_model then logs the run's latest metrics
+    // again, linked to the logged model, so those two keys have a second point each.
+    assert_eq!(shown["metric_count"], if major >= 3 { 6 } else { 4 }, "{keys:?}");
     assert!(keys.contains(&"final_rmse") && keys.contains(&"rmse"), "{keys:?}");
     assert!(!t.path("mlruns").exists(), "nothing was logged to a local ./mlruns");
     // The script's `mlflow.set_tag("stage", "experiment")` is shown with the run: the
@@ -465,19 +489,33 @@ fn a_replay_answers_the_scripts_registry_calls_and_writes_none() {
 
 #[test]
 fn the_mlflow_registry_is_repros_registry() {
+    registry_flow(mlflow_python(), 3);
+}
+
+#[test]
+fn the_mlflow_2_registry_is_repros_registry() {
+    registry_flow(mlflow2_python(), 2);
+}
+
+/// `major`: the MLflow client's major version, where MLflow 2 and 3 log differently.
+fn registry_flow(py: PathBuf, major: u8) {
     let t = TestContext::new();
     t.repro(&["init"]).success();
     let server = Server::start(&t);
-    let py = mlflow_python();
     let out = python_json(&py, "mlflow_registry_flow.py", &server.uri, &t.dir);
     let run_id = out["run_id"].as_str().expect("run id");
-    let model_id = out["model_id"].as_str().expect("model id");
-    assert!(model_id.starts_with("m-"), "{out:#}");
+    // MLflow 3 logs a model as a logged model; MLflow 2 as a folder of the run's artifacts.
+    let model_id = out["model_id"].as_str();
+    assert!(model_id.is_none_or(|id| id.starts_with("m-")), "{out:#}");
+    let source = match model_id {
+        Some(id) => format!("models:/{id}"),
+        None => format!("mlflow-artifacts:/1/{run_id}/artifacts/skmodel"),
+    };
 
     assert_eq!(out["logged_version"], "1");
     assert_eq!(out["status_during_run"], "READY");
     assert_eq!(out["second_version"], "2");
-    assert_eq!(out["second_source"], format!("models:/{model_id}").as_str());
+    assert_eq!(out["second_source"], source.as_str());
     assert_eq!(out["plain_source"], true, "{out:#}");
     assert_eq!(out["plain_run"], true);
     assert_eq!(
@@ -503,11 +541,13 @@ fn the_mlflow_registry_is_repros_registry() {
     assert_eq!(
         out["version1"],
         serde_json::json!({"tags": {"validated": "yes"}, "description": "first fit", "aliases": ["champion"],
-            "stage": "None", "source": format!("models:/{model_id}")})
+            "stage": "None", "source": source})
     );
     assert_eq!(out["same_predictions"], true, "models:/churn@champion loads the trained model");
     assert_eq!(out["download_uri"], "mlflow-artifacts:/registry/churn/1");
-    for f in ["MLmodel", "model.skops", "requirements.txt"] {
+    // MLflow 3 saves scikit-learn models with skops, MLflow 2 with cloudpickle.
+    let weights = if major >= 3 { "model.skops" } else { "model.pkl" };
+    for f in ["MLmodel", weights, "requirements.txt"] {
         assert!(out["downloaded_files"].as_array().expect("files").iter().any(|x| x == f), "{f}: {out:#}");
     }
     assert_eq!(out["search_models"], serde_json::json!(["churn", "empty", "plain"]));
@@ -520,9 +560,11 @@ fn the_mlflow_registry_is_repros_registry() {
     assert_eq!(out["to_production"], "INVALID_STATE", "the prod policy refuses a tracking-only run");
     assert_eq!(out["to_none"], "INVALID_PARAMETER_VALUE");
     assert_eq!(out["foreign_source"], "INVALID_PARAMETER_VALUE");
-    assert_eq!(out["logged_model"], serde_json::json!({"status": "READY", "name": "skmodel", "source_run": true}));
-    assert_eq!(out["logged_search"], serde_json::json!([true]));
-    assert_eq!(out["run_outputs"], serde_json::json!([true]));
+    if model_id.is_some() {
+        assert_eq!(out["logged_model"], serde_json::json!({"status": "READY", "name": "skmodel", "source_run": true}));
+        assert_eq!(out["logged_search"], serde_json::json!([true]));
+        assert_eq!(out["run_outputs"], serde_json::json!([true]));
+    }
     assert_eq!(out["deleted_version"], "RESOURCE_DOES_NOT_EXIST");
     assert_eq!(out["challenger_gone"], "INVALID_PARAMETER_VALUE");
     assert_eq!(out["deleted_model"], "RESOURCE_DOES_NOT_EXIST");
@@ -533,7 +575,7 @@ fn the_mlflow_registry_is_repros_registry() {
     let shown = t.repro(&["show", run_id, "--json"]).success().json();
     let v = t.repro(&["model", "show", "churn@champion", "--json"]).success().json();
     assert_eq!(v["version"], 1);
-    assert_eq!(v["model_id"], model_id);
+    assert_eq!(v["model_id"].as_str(), model_id);
     assert_eq!(v["aliases"], serde_json::json!(["champion"]));
     assert_eq!(v["tags"]["validated"], "yes");
     assert_eq!(v["lineage"], shown["lineage"], "registered while the run ran, pinned when it finished: {v:#}");
