@@ -381,7 +381,12 @@ impl Registry {
                     return Err("the model exists".into());
                 }
                 let model = self.models.entry(e.model.clone()).or_insert_with(|| Model::new(e));
-                model.deleted = None;
+                // Re-creating a deleted name makes a new model (as in MLflow): its creation is
+                // this event, whatever the deleted one's was. Its versions' numbers go on.
+                if model.deleted.take().is_some() {
+                    model.created_at_ms = e.at_ms;
+                    model.created_by = e.actor.clone();
+                }
                 model.description = description;
                 model.tags = tags;
                 model.aliases.clear();
@@ -535,6 +540,8 @@ impl Registry {
         if model.deleted.take().is_some() {
             model.description = None;
             model.tags.clear();
+            model.created_at_ms = e.at_ms;
+            model.created_by = e.actor.clone();
         }
         model.versions.insert(e.version, v);
         Ok(())

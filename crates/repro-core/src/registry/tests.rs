@@ -273,6 +273,7 @@ fn mlflow_door_events_fold() {
     assert!(problems.is_empty(), "{problems:?}");
     assert!(reg.model("sk").expect("back").latest().is_none());
     assert_eq!(reg.next_version("sk"), 3);
+    assert_eq!(reg.model("sk").expect("back").created_at_ms, 7_000, "a re-created model is created anew");
 
     // A second create of a live model, or an alias on a deleted version, cannot apply.
     more.push(Event::next(
