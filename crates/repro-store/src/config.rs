@@ -112,13 +112,14 @@ impl OpenLineageSection {
             }
         }
         if let Some(v) = &self.api_key_env {
-            let valid = v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            let valid = !v.is_empty()
+                && v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(format!(
-                    "[openlineage] api_key_env: '{v}' is not an environment variable's name; write the name, \
-                     such as \"OPENLINEAGE_API_KEY\", not the key"
-                ));
+                // Not echoed: a value that is no name may be the key itself.
+                return Err("[openlineage] api_key_env: not an environment variable's name (letters, digits, _); \
+                            write the variable's name, such as \"OPENLINEAGE_API_KEY\", never the key"
+                    .into());
             }
         }
         if let Some(f) = &self.file {
