@@ -368,3 +368,136 @@ impl Lineage {
         emitter.emit(&ol::failed_event(&record, emitter.namespace(), &time, message), reporter);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Says every message, so a test can read what the user would.
+    #[derive(Default)]
+    struct Said(Mutex<Vec<String>>);
+    impl Reporter for Said {
+        fn message(&self, text: &str) {
+            self.0.lock().expect("lock").push(text.to_string());
+        }
+        fn progress(&self) -> &dyn crate::Progress {
+            &repro_core::progress::NoProgress
+        }
+    }
+
+    /// An endpoint answering each POST with the next status of `statuses`, keeping the bodies.
+    fn endpoint(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for (status, conn) in statuses.into_iter().zip(listener.incoming()) {
+                let Ok(mut conn) = conn else { return };
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                kept.lock().expect("lock").push(String::from_utf8_lossy(&body).into_owned());
+                let answer = if status == 400 { "{\"message\":\"bad event\"}" } else { "" };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        (url, bodies)
+    }
+
+    fn emitter(dir: &Path, url: &str) -> Emitter {
+        let mut store = Store::init(dir).expect("store");
+        store.config.openlineage = Some(toml::from_str(&format!("url = \"{url}\"\ntimeout = 2\n")).expect("section"));
+        Emitter::new(&store, &BTreeMap::new(), &crate::Quiet).expect("configured")
+    }
+
+    fn event(kind: ol::EventType) -> RunEvent {
+        let mut e = ol::failed_event(
+            &repro_core::record::RunRecord::tracking_only(
+                repro_core::RunId::from_bytes([7; 16]),
+                None,
+                "u".into(),
+                "h".into(),
+                "2026-01-01T00:00:00.000Z".into(),
+            ),
+            "repro",
+            "2026-01-01T00:00:00.000Z",
+            "x",
+        );
+        e.event_type = kind;
+        e
+    }
+
+    #[test]
+    fn a_failing_endpoint_queues_and_a_malformed_event_is_set_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // 503 for START: queued. Then 400 for the queued START: set aside, and END is sent.
+        let (url, bodies) = endpoint(vec![503, 400, 200]);
+        let e = emitter(dir.path(), &url);
+        let said = Said::default();
+        e.emit(&event(ol::EventType::Start), &said);
+        assert_eq!(queued_files(&e.queue_dir()).len(), 1);
+        let line = said.0.lock().expect("lock").join("\n");
+        assert!(
+            line.contains("unreachable (HTTP 503); 1 event(s) queued") && line.contains("when the run ends"),
+            "{line}"
+        );
+
+        let said = Said::default();
+        e.emit(&event(ol::EventType::Complete), &said);
+        assert!(queued_files(&e.queue_dir()).is_empty());
+        let rejected: Vec<_> =
+            fs::read_dir(dir.path().join(".repro/openlineage/rejected")).expect("rejected").collect();
+        assert_eq!(rejected.len(), 1);
+        let line = said.0.lock().expect("lock").join("\n");
+        assert!(line.contains("refused an event (HTTP 400: {\"message\":\"bad event\"})"), "{line}");
+        let bodies = bodies.lock().expect("lock");
+        assert_eq!(bodies.len(), 3);
+        assert!(
+            bodies[0].contains("\"START\"") && bodies[1].contains("\"START\"") && bodies[2].contains("\"COMPLETE\"")
+        );
+    }
+
+    #[test]
+    fn the_queue_is_sent_oldest_first_and_kept_from_the_first_failure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Nothing listens: both events wait.
+        let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", closed.local_addr().expect("addr"));
+        drop(closed);
+        let e = emitter(dir.path(), &url);
+        e.emit(&event(ol::EventType::Start), &crate::Quiet);
+        e.emit(&event(ol::EventType::Complete), &crate::Quiet);
+        assert_eq!(queued_files(&e.queue_dir()).len(), 2);
+        // The endpoint takes one event, then fails: the second stays, the first is gone.
+        let (url2, bodies) = endpoint(vec![201, 500]);
+        let mut e = e;
+        e.section.url = Some(url2);
+        let d = e.flush();
+        assert_eq!((d.sent, d.queued), (1, 1), "{d:?}");
+        assert_eq!(d.unreachable.as_deref(), Some("HTTP 500"));
+        assert!(bodies.lock().expect("lock")[0].contains("\"START\""));
+        let left = fs::read_to_string(&queued_files(&e.queue_dir())[0]).expect("queued");
+        assert!(left.contains("\"COMPLETE\""));
+        // No temp file is left behind.
+        assert_eq!(fs::read_dir(dir.path().join(".repro/tmp")).map(|d| d.count()).unwrap_or(0), 0);
+    }
+}
