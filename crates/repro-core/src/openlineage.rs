@@ -178,7 +178,7 @@ pub struct ReproRun {
     pub signal: Option<i32>,
     pub user: String,
     pub host: String,
-    /// The command line.
+    /// The command line, credentials in URLs masked (`https://***@host`).
     pub command: Vec<String>,
     /// The lineage digest of the recorded run (end events only: the record is sealed then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -454,7 +454,8 @@ fn run_facets(record: &RunRecord) -> RunFacets {
                 signal: record.signal,
                 user: record.user.clone(),
                 host: record.host.clone(),
-                command: record.script.argv.clone(),
+                // A catalogue is read by more people than the store: URL credentials are masked.
+                command: record.script.argv.iter().map(|a| crate::secrets::mask_text(a).into_owned()).collect(),
                 lineage: None,
                 replay_of: record.replay_of.as_ref().map(|r| r.to_string()),
             },
@@ -697,6 +698,9 @@ mod tests {
         let end = end_event(&r, "ml");
         assert_eq!(end.event_type, EventType::Abort);
         assert!(end.run.facets.error_message.is_some_and(|e| e.fields.message.contains("signal 15")));
+        r.script.argv.push("--from=https://user:hunter2@data.example/x".into());
+        let v = serde_json::to_value(end_event(&r, "ml")).expect("serializes");
+        assert!(!v.to_string().contains("hunter2"), "{v}");
         let failed = failed_event(&r, "ml", "2026-01-01T00:00:02.000Z", "disk full");
         assert_eq!(failed.event_type, EventType::Fail);
         assert!(failed.outputs.is_empty());
