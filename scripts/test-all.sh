@@ -33,10 +33,11 @@ fi
 git config --global user.email >/dev/null || git config --global user.email ci@example.invalid
 git config --global user.name >/dev/null || git config --global user.name "repro CI"
 
-echo "== test virtualenvs (pinned: scikit-learn; scikit-learn 1.4 for parity; securesystemslib + in-toto-attestation; the MLflow 3.x and newest 2.x clients; the frameworks)"
+echo "== test virtualenvs (pinned: scikit-learn; scikit-learn 1.4 for parity; securesystemslib + in-toto-attestation; the OpenLineage client; the MLflow 3.x and newest 2.x clients; the frameworks)"
 scripts/test-venv.sh
 scripts/test-venv.sh target/test-venv-sklearn-1.4 crates/repro-cli/tests/fixtures/sklearn-1.4.txt
 scripts/test-venv.sh target/test-venv-provenance crates/repro-cli/tests/fixtures/provenance-tools.txt
+scripts/test-venv.sh target/test-venv-openlineage crates/repro-cli/tests/fixtures/openlineage-tools.txt
 scripts/test-venv.sh target/test-venv-mlflow crates/repro-cli/tests/fixtures/mlflow-client.txt
 scripts/test-venv.sh target/test-venv-mlflow2 crates/repro-cli/tests/fixtures/mlflow2-client.txt
 echo "== MLflow's own server tests' virtualenv (the full mlflow package, pytest; pinned in crates/repro-cli/tests/fixtures/mlflow-server-tests.txt)"

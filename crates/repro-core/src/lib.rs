@@ -14,6 +14,7 @@ pub mod environment;
 pub mod error;
 pub mod metrics;
 pub mod models;
+pub mod openlineage;
 pub mod params;
 pub mod pickles;
 pub mod probe;

@@ -12,6 +12,7 @@ pub mod env;
 mod error;
 pub mod integrity;
 pub mod keys;
+pub mod openlineage;
 pub mod params;
 pub mod parity;
 pub mod registry;

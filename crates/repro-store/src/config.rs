@@ -26,6 +26,134 @@ pub struct Config {
     /// `[trust]`: the public keys this store trusts (see [`TrustSection`]).
     #[serde(default, skip_serializing_if = "TrustSection::is_empty")]
     pub trust: TrustSection,
+    /// `[openlineage]`: send OpenLineage run events for every run (see [`OpenLineageSection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openlineage: Option<OpenLineageSection>,
+}
+
+/// `[openlineage]`: each run's START and COMPLETE/FAIL/ABORT events, as OpenLineage 2-0-2
+/// `RunEvent`s, POSTed to `url` (a Marquez-compatible endpoint) and/or appended to `file`
+/// (JSON lines). Delivery never fails a run: what the endpoint does not take is queued in
+/// `.repro/openlineage/queue/` and sent first at the next event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenLineageSection {
+    /// The jobs' namespace (default `repro`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `http(s)://HOST[:PORT][/PREFIX]`: where the OpenLineage HTTP API is (Marquez's
+    /// `http://localhost:5000`). Events are POSTed to `{url}/{endpoint}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The path under `url` (default `api/v1/lineage`, as the OpenLineage clients send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The name of the environment variable holding the API key, sent as
+    /// `Authorization: Bearer KEY`. The key itself never goes in this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// A file the events are appended to, one JSON line each; relative to the folder that
+    /// holds `.repro`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Seconds an HTTP request may take (default 5, at most 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// Refused when present, with the way to give a key (a secret is never written here).
+    #[serde(default, skip_serializing)]
+    api_key: Option<toml::Value>,
+}
+
+impl OpenLineageSection {
+    pub const DEFAULT_ENDPOINT: &'static str = "api/v1/lineage";
+    pub const DEFAULT_TIMEOUT: u64 = 5;
+
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(repro_core::openlineage::DEFAULT_NAMESPACE)
+    }
+
+    /// Where events are POSTed: `{url}/{endpoint}`, when a url is configured.
+    pub fn post_url(&self) -> Option<String> {
+        let url = self.url.as_deref()?;
+        let endpoint = self.endpoint.as_deref().unwrap_or(Self::DEFAULT_ENDPOINT);
+        Some(format!("{}/{}", url.trim_end_matches('/'), endpoint.trim_start_matches('/')))
+    }
+
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout.unwrap_or(Self::DEFAULT_TIMEOUT)
+    }
+
+    /// Checks every key; the message names the key and what to write instead.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let one_line = |v: &str| !v.trim().is_empty() && !v.chars().any(char::is_control);
+        if self.api_key.is_some() {
+            return Err("[openlineage] api_key: a secret never goes in repro.toml; put the key in an environment \
+                        variable and name it: api_key_env = \"OPENLINEAGE_API_KEY\""
+                .into());
+        }
+        if self.url.is_none() && self.file.is_none() {
+            return Err("[openlineage]: set url (an OpenLineage endpoint such as Marquez's, http://HOST:5000) \
+                        and/or file (a JSON lines file), or remove the section"
+                .into());
+        }
+        if let Some(n) = &self.namespace {
+            if !one_line(n) || n.len() > 200 {
+                return Err(format!("[openlineage] namespace: '{n}' must be one line of text (200 characters at most), such as \"ml-training\""));
+            }
+        }
+        if let Some(url) = &self.url {
+            check_lineage_url(url).map_err(|m| format!("[openlineage] url: {m}"))?;
+        }
+        if let Some(e) = &self.endpoint {
+            if !one_line(e) || e.contains(char::is_whitespace) || e.contains("://") || e.contains(['?', '#']) {
+                return Err(format!(
+                    "[openlineage] endpoint: '{e}' is not a path; write a path such as \"api/v1/lineage\""
+                ));
+            }
+        }
+        if let Some(v) = &self.api_key_env {
+            let valid = !v.is_empty()
+                && v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                // Not echoed: a value that is no name may be the key itself.
+                return Err("[openlineage] api_key_env: not an environment variable's name (letters, digits, _); \
+                            write the variable's name, such as \"OPENLINEAGE_API_KEY\", never the key"
+                    .into());
+            }
+        }
+        if let Some(f) = &self.file {
+            if !one_line(f) {
+                return Err("[openlineage] file: give a file path, such as \"lineage/events.jsonl\"".into());
+            }
+        }
+        if let Some(t) = self.timeout {
+            if !(1..=60).contains(&t) {
+                return Err(format!("[openlineage] timeout: {t} is not between 1 and 60 (seconds)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks `[openlineage] url`: `http(s)://HOST…`, without credentials, a query or a fragment.
+fn check_lineage_url(url: &str) -> std::result::Result<(), String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).ok_or_else(|| {
+        format!("'{url}' is not an http:// or https:// URL; write where the OpenLineage API is, such as \"http://localhost:5000\"")
+    })?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(
+            "the URL carries credentials; put the API key in an environment variable and name it in api_key_env".into(),
+        );
+    }
+    if authority.is_empty() || url.contains(char::is_whitespace) || url.chars().any(char::is_control) {
+        return Err(format!("'{url}' names no host; write http://HOST[:PORT]"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(format!("'{url}' has a query or fragment; give the base URL, and the path in endpoint"));
+    }
+    Ok(())
 }
 
 /// `[trust]`: whose keys count. Signatures by other keys still verify (integrity) but carry
@@ -193,7 +321,14 @@ impl Config {
              # (`repro model promote`). Requirements: git_clean, env_pinned, random_seed,\n\
              # dataset_snapshot, replay_verified, signed, audit_complete, or any audit item.\n\
              # `parity = \"serving\"` also demands parity with a registered environment.\n\
-             {}",
+             {}\n\
+             # OpenLineage run events (START, then COMPLETE/FAIL/ABORT) for every run, to a\n\
+             # Marquez-compatible endpoint (POST {{url}}/api/v1/lineage) and/or a JSON lines file:\n\
+             # [openlineage]\n\
+             # namespace = \"repro\"\n\
+             # url = \"http://localhost:5000\"\n\
+             # api_key_env = \"OPENLINEAGE_API_KEY\"   # the variable holding the key, never the key\n\
+             # file = \"lineage/events.jsonl\"\n",
             toml::to_string(&Config { store: store.clone(), ..Config::default() })
                 .expect("the default config serializes"),
             toml::to_string(&Config { stages: repro_core::registry::default_policies(), ..Config::default() })
@@ -237,6 +372,9 @@ impl Config {
         }
         if let Some(url) = &config.store.objects {
             parse_objects_url(url).map_err(bad)?;
+        }
+        if let Some(section) = &config.openlineage {
+            section.validate().map_err(bad)?;
         }
         for (list, entries) in [("approvers", &config.trust.approvers), ("signers", &config.trust.signers)] {
             for t in entries {
@@ -347,6 +485,44 @@ mod tests {
             std::fs::write(&p, text).expect("write");
             let e = Config::load(&p).expect_err(text).to_string();
             assert!(e.contains(needle) && !e.contains('\n'), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn openlineage_is_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join(CONFIG_FILE);
+        std::fs::write(&p, Config::default_file()).expect("write");
+        assert!(Config::load(&p).expect("loads").openlineage.is_none(), "off unless configured");
+        std::fs::write(
+            &p,
+            "[openlineage]\nurl = \"http://localhost:5000/\"\napi_key_env = \"OL_KEY\"\nfile = \"events.jsonl\"\n",
+        )
+        .expect("write");
+        let c = Config::load(&p).expect("loads").openlineage.expect("section");
+        assert_eq!(c.namespace(), "repro");
+        assert_eq!(c.post_url().as_deref(), Some("http://localhost:5000/api/v1/lineage"));
+        assert_eq!(c.timeout_secs(), 5);
+        std::fs::write(&p, "[openlineage]\nnamespace = \"ml\"\nurl = \"https://h/x\"\nendpoint = \"/v2/events\"\n")
+            .expect("write");
+        let c = Config::load(&p).expect("loads").openlineage.expect("section");
+        assert_eq!((c.namespace(), c.post_url().as_deref()), ("ml", Some("https://h/x/v2/events")));
+        for (text, needle) in [
+            ("[openlineage]\nnamespace = \"ml\"\n", "set url"),
+            ("[openlineage]\nurl = \"localhost:5000\"\n", "[openlineage] url"),
+            ("[openlineage]\nurl = \"http://u:secret@h\"\n", "credentials"),
+            ("[openlineage]\nurl = \"http://h?token=x\"\n", "query"),
+            ("[openlineage]\nurl = \"http://h\"\napi_key = \"s3cret\"\n", "api_key_env"),
+            ("[openlineage]\nurl = \"http://h\"\napi_key_env = \"sk-123 abc\"\n", "[openlineage] api_key_env"),
+            ("[openlineage]\nurl = \"http://h\"\ntimeout = 0\n", "[openlineage] timeout"),
+            ("[openlineage]\nurl = \"http://h\"\nendpoint = \"http://x/y\"\n", "[openlineage] endpoint"),
+            ("[openlineage]\nfile = \"\"\n", "[openlineage] file"),
+            ("[openlineage]\nurl = \"http://h\"\nnamespace = \"\"\n", "[openlineage] namespace"),
+            ("[openlineage]\nurl = \"http://h\"\ntransport = \"kafka\"\n", "transport"),
+        ] {
+            std::fs::write(&p, text).expect("write");
+            let e = Config::load(&p).expect_err(text).to_string();
+            assert!(e.contains(needle) && !e.contains('\n') && !e.contains("s3cret"), "{text}: {e}");
         }
     }
 

@@ -25,6 +25,7 @@ use repro_core::record::{
 use repro_core::RunId;
 use repro_store::Store;
 
+use crate::openlineage::Lineage;
 use crate::{ExecError, Reporter, Result};
 
 mod container;
@@ -134,6 +135,23 @@ pub enum RunOutcome {
 }
 
 pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Result<RunOutcome> {
+    // OpenLineage events, when `[openlineage]` is configured: never a reason to fail the run.
+    let mut lineage = Lineage::new(store, &opts.vars, reporter);
+    let outcome = run_recorded(store, opts, reporter, &mut lineage);
+    match &outcome {
+        Ok(RunOutcome::Ran { record, .. }) => lineage.end(record, reporter),
+        Err(e) => lineage.failed(&e.to_string(), reporter),
+        Ok(RunOutcome::Refused { .. } | RunOutcome::EnvDrift { .. }) => {}
+    }
+    outcome
+}
+
+fn run_recorded(
+    store: &mut Store,
+    opts: &RunOptions,
+    reporter: &dyn Reporter,
+    lineage: &mut Lineage,
+) -> Result<RunOutcome> {
     let mut p = prepare(store, opts)?;
     for r in &p.removed {
         reporter.warn(&format!("a credential was removed before recording: {r}"));
@@ -222,6 +240,8 @@ pub fn run(store: &mut Store, opts: &RunOptions, reporter: &dyn Reporter) -> Res
     store.meta.runs().insert(&p.record, started_ms)?;
     let id = p.record.id.clone();
     reporter.message(&format!("run {} started: {}", id, opts.command.join(" ")));
+    let declared_outputs: Vec<String> = p.planned_outputs.iter().map(|(_, rel, _)| rel.clone()).collect();
+    lineage.start(&p.record, started_ms, &declared_outputs, reporter);
 
     // The run's private folder: params for the child, the metrics file, captured logs.
     let work = store.objects.tmp_dir().join(format!("{}-run-{}", std::process::id(), id));

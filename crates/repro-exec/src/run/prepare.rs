@@ -94,7 +94,11 @@ pub(super) fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared> {
     }
 
     // Observe in parallel: git, the interpreter's packages and the hardware are independent.
-    let exclude: Vec<PathBuf> = input_abs.iter().chain(output_abs.iter()).cloned().collect();
+    let mut exclude: Vec<PathBuf> = input_abs.iter().chain(output_abs.iter()).cloned().collect();
+    // repro's own OpenLineage events file is no more the code than the store is.
+    if let Some(file) = store.config.openlineage.as_ref().and_then(|o| o.file.as_ref()) {
+        exclude.push(store.project_dir().join(file));
+    }
     let max_untracked = store.config.capture.max_untracked_file_bytes;
     let (git_cap, python_env, hw) = std::thread::scope(|s| {
         let g = s.spawn(|| git::capture(&cwd, &exclude, max_untracked));
