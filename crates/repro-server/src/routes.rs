@@ -60,7 +60,7 @@ pub enum Kind {
 pub enum Body {
     /// A JSON message (`Content-Type: application/json`): every API write but one.
     Json,
-    /// Raw bytes of any type: the artifact upload.
+    /// Raw bytes of any type: the artifact uploads (the proxy's PUT, the web UI's POST).
     Raw,
     /// An HTML form with its CSRF token: sign-in and sign-out.
     Form,

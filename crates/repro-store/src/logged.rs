@@ -164,6 +164,9 @@ impl Tracking<'_> {
     }
 
     pub fn delete_logged_model_tag(&self, id: &str, key: &str) -> Result<LoggedModel> {
+        if !self.get_logged_model(id)?.tags.contains_key(key) {
+            return Err(StoreError::Missing(format!("No tag with key '{key}' found for logged model with ID '{id}'.")));
+        }
         self.update_logged_model(id, |m| {
             m.tags.remove(key);
         })

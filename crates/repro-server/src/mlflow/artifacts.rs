@@ -2,7 +2,7 @@
 //! registered versions' files are served read-only under `registry/`.
 
 use axum::body::Bytes;
-use axum::extract::State as AxState;
+use axum::extract::{Path as UrlPath, State as AxState};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,13 +14,13 @@ use crate::request::Req;
 use crate::routes::{Role, Routes};
 use crate::ApiError;
 
-/// MLflow's web UI (`/ajax-api`) only downloads.
+/// MLflow's web UI (`/ajax-api`) downloads through the proxy and uploads run-relative.
 pub(crate) fn routes() -> Routes {
     use crate::routes::{Body, Kind};
     use Method as M;
     use Role::{Read, Write};
     let [files, ajax_files] = ARTIFACT_PREFIXES;
-    Routes::new()
+    let mut r = Routes::new()
         .api(M::GET, files, Read, list_artifacts)
         .api(M::GET, &format!("{files}/{{*path}}"), Read, download_artifact)
         .add(M::PUT, &format!("{files}/{{*path}}"), Write, Kind::Api, Body::Raw, upload_artifact)
@@ -32,6 +32,18 @@ pub(crate) fn routes() -> Routes {
         .api(M::GET, "/ajax-api/2.0/mlflow/artifacts/list", Read, list_run_artifacts)
         .api(M::GET, "/get-artifact", Read, get_run_artifact)
         .api(M::GET, "/model-versions/get-artifact", Read, get_model_version_artifact)
+        .add(M::POST, "/ajax-api/2.0/mlflow/upload-artifact", Write, Kind::Api, Body::Raw, upload_run_artifact);
+    for p in super::MLFLOW_PREFIXES {
+        r = r
+            .api(
+                M::GET,
+                &format!("{p}/logged-models/{{model_id}}/artifacts/directories"),
+                Read,
+                list_logged_model_artifacts,
+            )
+            .api(M::GET, &format!("{p}/logged-models/{{model_id}}/artifacts/files"), Read, get_logged_model_artifact);
+    }
+    r
 }
 
 /// A path a client asked for inside a run or a version, refused as MLflow refuses it
@@ -72,9 +84,44 @@ fn join(root: &str, rel: &str) -> String {
 pub(crate) async fn list_run_artifacts(AxState(s): S, r: Req) -> Reply {
     let rel = relative_path(&r.opt_str("path")?.unwrap_or_default())?;
     let (root_uri, root) = run_root(&s, r.run_id()?).await?;
+    list_under(&s, root_uri, root, rel).await
+}
+
+/// `GET …/logged-models/ID/artifacts/directories[?artifact_directory_path=…]`: the same for
+/// a logged model's folder.
+pub(crate) async fn list_logged_model_artifacts(AxState(s): S, UrlPath(id): UrlPath<String>, r: Req) -> Reply {
+    let rel = relative_path(&r.opt_str("artifact_directory_path")?.unwrap_or_default())?;
+    let (root_uri, root) = logged_root(&s, id).await?;
+    list_under(&s, root_uri, root, rel).await
+}
+
+/// `GET …/logged-models/ID/artifacts/files?artifact_file_path=…`: one of its files.
+pub(crate) async fn get_logged_model_artifact(
+    AxState(s): S,
+    UrlPath(id): UrlPath<String>,
+    r: Req,
+) -> Result<Response, ApiError> {
+    let rel = r
+        .opt_str("artifact_file_path")?
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::invalid("Request must include the \"artifact_file_path\" query parameter."))?;
+    let rel = relative_path(&rel)?;
+    let (_, root) = logged_root(&s, id).await?;
+    send_artifact(&s, join(&root, &rel)).await
+}
+
+async fn logged_root(s: &std::sync::Arc<crate::State>, id: String) -> Result<(String, String), ApiError> {
+    let m = s.with_meta(move |m, _| Ok(m.tracking().get_logged_model(&id)?)).await?;
+    let uri = m.artifact_uri.clone();
+    Ok((uri, m.artifact_path().to_string()))
+}
+
+/// A folder under `root` (a run's or a logged model's), entries named from the root as
+/// MLflow names them, with the root's URI.
+async fn list_under(s: &std::sync::Arc<crate::State>, root_uri: String, root: String, rel: String) -> Reply {
     let dir = join(&root, &rel);
     let entries = s.with_meta(move |m, _| Ok(m.tracking().list_artifacts(&dir)?)).await?;
-    // The store names entries by their folder's; MLflow names them from the run's root.
+    // The store names entries by their folder's; MLflow names them from the root.
     let files: Vec<Value> = entries
         .iter()
         .map(|e| {
@@ -122,26 +169,65 @@ fn artifact_path(uri: &Uri) -> Result<String, ApiError> {
 /// `PUT …/artifacts/<path>`: the body streams to a temp file, is hashed, and becomes an
 /// object; the path then names it. Nothing is buffered whole in memory.
 pub(crate) async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::Body) -> Result<Response, ApiError> {
-    use http_body_util::BodyExt;
-    use tokio::io::AsyncWriteExt;
     let path = artifact_path(&uri)?;
     if is_registry_path(&path) {
         return Err(ApiError::invalid("Registered model files cannot be written: the registry pins them."));
     }
+    store_upload(&s, path, body, false).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=…&path=…` with the file as the raw
+/// body: what MLflow's web UI sends to add a file to a run.
+pub(crate) async fn upload_run_artifact(AxState(s): S, uri: Uri, body: axum::body::Body) -> Result<Response, ApiError> {
+    let query: std::collections::BTreeMap<String, String> =
+        crate::request::form_pairs(uri.query().unwrap_or("")).into_iter().collect();
+    let run = query
+        .get("run_uuid")
+        .or_else(|| query.get("run_id"))
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::invalid("Request must specify run_uuid."))?
+        .clone();
+    let rel =
+        query.get("path").filter(|p| !p.is_empty()).ok_or_else(|| ApiError::invalid("Request must specify path."))?;
+    let rel = relative_path(rel)?;
+    if rel.is_empty() {
+        return Err(ApiError::invalid("Request must specify path."));
+    }
+    let (_, root) = run_root(&s, run).await?;
+    store_upload(&s, join(&root, &rel), body, true).await?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// Streams a request body to a temp file, hashes it into an object, and names it `path`.
+/// Nothing is buffered whole in memory. `need_data`: an empty body is MLflow's 400.
+async fn store_upload(
+    s: &std::sync::Arc<crate::State>,
+    path: String,
+    body: axum::body::Body,
+    need_data: bool,
+) -> Result<(), ApiError> {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
     let tmp = s.objects.tmp_dir().join(format!("{}-upload-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
     let result = async {
         let mut file = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;
         let mut body = body;
+        let mut received = 0usize;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ApiError::invalid(format!("The upload could not be read: {e}")))?;
             if let Ok(data) = frame.into_data() {
+                received += data.len();
                 file.write_all(&data).await.map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;
             }
         }
         file.flush().await.map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;
         drop(file);
+        if need_data && received == 0 {
+            return Err(ApiError::invalid("Request must specify data."));
+        }
         let staged = tmp.clone();
         s.with_meta(move |m, st| {
             let (digest, size) = repro_store::objects::hash_file(&staged)
@@ -158,8 +244,7 @@ pub(crate) async fn upload_artifact(AxState(s): S, uri: Uri, body: axum::body::B
     }
     .await;
     let _ = tokio::fs::remove_file(&tmp).await;
-    result?;
-    Ok(StatusCode::OK.into_response())
+    result
 }
 
 /// Streams an artifact: the object is re-hashed from disk first (a damaged object is an

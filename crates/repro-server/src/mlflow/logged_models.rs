@@ -46,7 +46,11 @@ pub(crate) async fn create_logged_model(AxState(s): S, r: Req) -> Reply {
     check_tags(&tags)?;
     let new = NewLoggedModel {
         experiment_id,
-        name: r.opt_str("name")?.filter(|n| !n.is_empty()).unwrap_or_else(|| "model".into()),
+        // An unnamed model gets a name of its own, as in MLflow, not one every model shares.
+        name: r
+            .opt_str("name")?
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| super::runs::friendly_name(&uuid::Uuid::new_v4().simple().to_string())),
         model_type: r.opt_str("model_type")?.filter(|t| !t.is_empty()),
         source_run_id: r.opt_str("source_run_id")?.filter(|t| !t.is_empty()),
         creator_id: None,

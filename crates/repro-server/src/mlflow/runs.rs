@@ -149,7 +149,13 @@ const NOUNS: [&str; 16] = [
 ];
 
 fn run_name_for(id: &RunId) -> String {
-    let b = id.as_str().as_bytes();
+    friendly_name(id.as_str())
+}
+
+/// A readable name picked by an id (`merry-owl-217`), as MLflow names an unnamed run or
+/// logged model; the same id gives the same name.
+pub(crate) fn friendly_name(id: &str) -> String {
+    let b = id.as_bytes();
     let pick = |i: usize| b.get(i).copied().unwrap_or(0) as usize;
     format!("{}-{}-{}", ADJECTIVES[pick(0) % 16], NOUNS[pick(1) % 16], (pick(2) * 7 + pick(3)) % 1000)
 }
