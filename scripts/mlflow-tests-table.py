@@ -73,7 +73,9 @@ def render(junit):
     failed = []
     for case in ET.parse(junit).iter("testcase"):
         status, why = outcome(case)
-        if status is None:
+        # MLflow's fixture skips every FileStore variant; one listed for a reason of ours
+        # (the reason is the same as its SQL variant's) is not counted twice.
+        if status is None or (status != "FAILED" and "[file" in case.get("name", "")):
             continue
         module = case.get("classname", "").rsplit(".", 1)[-1]
         name = case.get("name", "").replace("[sqlalchemy]", "").replace("[sqlalchemy-", "[")

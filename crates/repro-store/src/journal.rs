@@ -57,6 +57,9 @@ const fn store_table(name: &'static str, key: &'static [&'static str], values: &
     Table { name, key, values, digested: &[], run: false, points: false }
 }
 
+/// Journaled tables added after the journal itself (schema version 8 on).
+const AFTER_THE_JOURNAL: &[&str] = &["run_model_inputs", "logged_model_metrics"];
+
 /// Every journaled table.
 pub const TABLES: &[Table] = &[
     Table {
@@ -96,6 +99,15 @@ pub const TABLES: &[Table] = &[
     run_table("run_tags", &["run_id", "key"], &["value"]),
     run_table("run_inputs", &["run_id", "name", "digest"], &["source_type", "source", "schema", "profile", "tags"]),
     run_table("run_model_outputs", &["run_id", "model_id", "step"], &[]),
+    run_table("run_model_inputs", &["run_id", "model_id"], &[]),
+    Table {
+        name: "logged_model_metrics",
+        key: &["run_id", "model_id", "key"],
+        values: &["value", "is_nan", "step", "timestamp_ms", "dataset_name", "dataset_digest"],
+        digested: &[],
+        run: true,
+        points: true,
+    },
     run_table("replays", &["replay_id"], &["original_id", "verdict", "report", "created_ms"]),
     store_table(
         "experiments",
@@ -727,7 +739,10 @@ pub fn entry_at(db: &Db, scope: &str, seq: i64) -> DbResult<Option<String>> {
 /// the upgrade cannot be told apart; from here on, every change can.
 pub(crate) fn genesis(db: &Db, at_ms: i64) -> DbResult<()> {
     let mut store = Journal::new();
-    for t in TABLES.iter().filter(|t| !t.run) {
+    // Genesis runs at version 7: tables a later version adds do not exist yet, and every row
+    // they will hold is journaled as it lands.
+    let tables = || TABLES.iter().filter(|t| !AFTER_THE_JOURNAL.contains(&t.name));
+    for t in tables().filter(|t| !t.run) {
         for r in db.query_rows(&t.select(), [0i64; 0])? {
             let all = row_vals(&r, t.key.len() + t.values.len())?;
             let (key, values) = all.split_at(t.key.len());
@@ -742,7 +757,7 @@ pub(crate) fn genesis(db: &Db, at_ms: i64) -> DbResult<()> {
         .collect::<DbResult<_>>()?;
     for id in ids {
         let mut j = Journal::new();
-        for t in TABLES.iter().filter(|t| t.run) {
+        for t in tables().filter(|t| t.run) {
             j.touch_run_rows(db, "genesis", t.name, &id)?;
         }
         j.append(db, at_ms)?;
@@ -785,7 +800,7 @@ mod tests {
         m.tracking()
             .create_tracked_run(&id, 0, "ada", "first", 1_000, &[("team".into(), "risk".into())], "h")
             .expect("create");
-        let pts = [MetricIn { key: "rmse".into(), value: 0.5, timestamp: 2_000, step: 1 }];
+        let pts = [MetricIn { key: "rmse".into(), value: 0.5, timestamp: 2_000, step: 1, model: None }];
         m.tracking()
             .log_batch(id.as_str(), &pts, &[("lr".into(), "0.1".into())], &[("stage".into(), "fit".into())])
             .expect("log");
@@ -817,6 +832,19 @@ mod tests {
             })
             .expect("model");
         m.tracking().log_run_outputs(id.as_str(), &[(model.model_id.clone(), 0)]).expect("outputs");
+        m.tracking().log_run_model_inputs(id.as_str(), std::slice::from_ref(&model.model_id)).expect("model inputs");
+        let point = MetricIn {
+            key: "auc".into(),
+            value: 0.9,
+            timestamp: 2_500,
+            step: 0,
+            model: Some(crate::tracking::ModelPoint {
+                model_id: model.model_id.clone(),
+                dataset_name: "holdout".into(),
+                dataset_digest: "d1".into(),
+            }),
+        };
+        m.tracking().log_batch(id.as_str(), &[point], &[], &[]).expect("model metric");
         let d = Digest::of_bytes(b"x");
         m.tracking().put_artifact(&format!("0/{id}/artifacts/model.pkl"), &d, 1).expect("artifact");
         m.tokens().create("t1", "secret-token", "read", "ci").expect("token");

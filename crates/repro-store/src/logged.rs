@@ -25,6 +25,20 @@ pub struct LoggedModel {
     pub updated_ms: i64,
     pub params: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+    /// The points runs logged against this model, oldest first.
+    pub metrics: Vec<ModelMetric>,
+}
+
+/// One point a run logged against a logged model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelMetric {
+    pub run_id: String,
+    pub key: String,
+    pub value: f64,
+    pub step: i64,
+    pub timestamp: i64,
+    pub dataset_name: String,
+    pub dataset_digest: String,
 }
 
 impl LoggedModel {
@@ -71,6 +85,7 @@ fn row(r: &crate::db::Row) -> crate::db::DbResult<LoggedModel> {
         updated_ms: r.get(10)?,
         params: map(11)?,
         tags: map(12)?,
+        metrics: Vec::new(),
     })
 }
 
@@ -130,12 +145,40 @@ impl Tracking<'_> {
     }
 
     pub fn get_logged_model(&self, id: &str) -> Result<LoggedModel> {
-        self.c
+        let mut m = self
+            .c
             .db
             .query_row(&format!("SELECT {COLUMNS} FROM logged_models WHERE model_id = ?1 AND deleted = 0"), [id], row)
             .optional()
             .map_err(self.c.err("read the logged model"))?
-            .ok_or_else(|| not_found(id))
+            .ok_or_else(|| not_found(id))?;
+        m.metrics = self.model_metrics(id)?;
+        Ok(m)
+    }
+
+    fn model_metrics(&self, id: &str) -> Result<Vec<ModelMetric>> {
+        let mut stmt = self
+            .c
+            .db
+            .prepare_cached(
+                "SELECT run_id, key, CASE WHEN is_nan THEN NULL ELSE value END, step, timestamp_ms, dataset_name, dataset_digest
+                 FROM logged_model_metrics WHERE model_id = ?1 ORDER BY timestamp_ms, step, key, run_id",
+            )
+            .map_err(self.c.err("read the logged model's metrics"))?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok(ModelMetric {
+                    run_id: r.get(0)?,
+                    key: r.get(1)?,
+                    value: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
+                    step: r.get(3)?,
+                    timestamp: r.get(4)?,
+                    dataset_name: r.get(5)?,
+                    dataset_digest: r.get(6)?,
+                })
+            })
+            .map_err(self.c.err("read the logged model's metrics"))?;
+        rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.c.err("read the logged model's metrics"))
     }
 
     /// Applies `change` to the model's row in one statement's time; unknown ids are an error.
@@ -206,6 +249,10 @@ impl Tracking<'_> {
                 out.push(m);
             }
         }
+        drop(stmt);
+        for m in &mut out {
+            m.metrics = self.model_metrics(&m.model_id)?;
+        }
         Ok(out)
     }
 
@@ -233,6 +280,37 @@ impl Tracking<'_> {
             }
             Ok(())
         })
+    }
+
+    /// `POST /runs/log-inputs`' `models`: the logged models a run took as inputs.
+    pub fn log_run_model_inputs(&self, run: &str, models: &[String]) -> Result<()> {
+        self.get_tracked_run(run)?;
+        for id in models {
+            self.get_logged_model(id)?;
+        }
+        self.c.write("record the run's model inputs", TransactionBehavior::Immediate, |tx, j| {
+            tx.lock_key(run).map_err(self.c.err("record the run's model inputs"))?;
+            for id in models {
+                let n = tx
+                    .execute("INSERT INTO run_model_inputs VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![run, id])
+                    .map_err(self.c.err("record the run's model inputs"))?;
+                if n > 0 {
+                    j.touch(tx, "inputs", "run_model_inputs", &[run.into(), id.as_str().into()])
+                        .map_err(self.c.err("record the run's model inputs"))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub fn run_model_inputs(&self, run: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .c
+            .db
+            .prepare_cached("SELECT model_id FROM run_model_inputs WHERE run_id = ?1 ORDER BY model_id")
+            .map_err(self.c.err("read the run's model inputs"))?;
+        let rows = stmt.query_map([run], |r| r.get(0)).map_err(self.c.err("read the run's model inputs"))?;
+        rows.collect::<crate::db::DbResult<Vec<_>>>().map_err(self.c.err("read the run's model inputs"))
     }
 
     pub fn run_outputs(&self, run: &str) -> Result<Vec<(String, i64)>> {

@@ -8,7 +8,7 @@ use crate::{Result, StoreError};
 
 /// The tables a store's metadata lives in, parents before the rows that refer to them.
 /// `tree_cache` is not here: it caches stat results of this machine's paths.
-pub const TABLES: [&str; 21] = [
+pub const TABLES: [&str; 23] = [
     "runs",
     "metrics",
     "snapshots",
@@ -28,6 +28,8 @@ pub const TABLES: [&str; 21] = [
     "run_inputs",
     "logged_models",
     "run_model_outputs",
+    "logged_model_metrics",
+    "run_model_inputs",
     "journal",
     "fsck_results",
 ];

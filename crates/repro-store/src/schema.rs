@@ -65,6 +65,13 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         then: Then::Nothing,
     },
     Migration { version: 7, what: "add the journal", sql: SCHEMA_V7, rowids: &[], then: Then::Genesis },
+    Migration {
+        version: 8,
+        what: "add the logged models' metrics and the runs' model inputs",
+        sql: SCHEMA_V8,
+        rowids: &[],
+        then: Then::Nothing,
+    },
 ];
 
 /// Version 1: runs, their metrics, snapshots, datasets and the stat cache.
@@ -312,6 +319,29 @@ CREATE TABLE fsck_results (
     clean BOOLEAN NOT NULL,
     problems TEXT NOT NULL
 );
+";
+
+/// Version 8: the points a run logged against a logged model (MLflow's `log_metric(model_id=…)`,
+/// with the dataset it was measured on), and the logged models a run took as inputs. Both
+/// belong to the run that logged them, so they are in its journal chain.
+pub(crate) const SCHEMA_V8: &str = "
+CREATE TABLE logged_model_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    model_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value REAL NOT NULL,
+    is_nan BOOLEAN NOT NULL DEFAULT FALSE,
+    step INTEGER NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    dataset_name TEXT NOT NULL DEFAULT '',
+    dataset_digest TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX logged_model_metrics_model ON logged_model_metrics(model_id, key);
+CREATE TABLE run_model_inputs (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    model_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, model_id)
+) WITHOUT ROWID;
 ";
 
 fn db_error(path: &Path, context: &str, source: crate::db::DbError) -> StoreError {

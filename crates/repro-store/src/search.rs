@@ -805,7 +805,7 @@ mod agree {
             let metrics: Vec<MetricIn> = s
                 .metrics
                 .iter()
-                .map(|(k, v, step)| MetricIn { key: k.to_string(), value: *v, timestamp: 5, step: *step })
+                .map(|(k, v, step)| MetricIn { key: k.to_string(), value: *v, timestamp: 5, step: *step, model: None })
                 .collect();
             m.tracking().log_batch(id.as_str(), &metrics, &pairs(&s.params), &pairs(&s.tags)).expect("log");
             let inputs: Vec<DatasetInput> = s

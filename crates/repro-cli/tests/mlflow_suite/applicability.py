@@ -93,7 +93,6 @@ NOT_APPLICABLE = {
 
 EXTERNAL = "external model versions (a source repro does not hold: runs:/ of an unknown run) are not built yet"
 GRAPHQL = "POST /graphql (what MLflow's own web UI calls) is not served yet"
-LOGGED = "logged-model gap: "
 
 GAPS = {
     "test_search_model_versions_filter_string": EXTERNAL,
@@ -109,10 +108,6 @@ GAPS = {
     "test_list_artifacts_graphql": GRAPHQL,
     "test_search_datasets_graphql": GRAPHQL,
     "test_graphql_nan_metric_handling": GRAPHQL,
-    "test_log_metric_model": LOGGED + "log_metric(model_id=...) is not attached to the model",
-    "test_log_inputs_model": LOGGED + "log-inputs' models field is ignored",
-    "test_search_logged_models": LOGGED
-    + "log_metric(model_id=...) is not attached to the model, so a search by dataset finds nothing",
     "test_update_registered_model_flow": "registered-models/rename is refused (a rename is not yet a chain event)",
 }
 

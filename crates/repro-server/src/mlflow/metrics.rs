@@ -9,7 +9,7 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use repro_core::search;
-use repro_store::tracking::MetricIn;
+use repro_store::tracking::{MetricIn, ModelPoint};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -47,7 +47,14 @@ fn metric_in(v: &Value, at: &str) -> Result<MetricIn, ApiError> {
     let value = value_f64(v.get("value"), &name("value"))?;
     let int = |field: &str| opt_int(v.get(field), &name(field));
     let timestamp = int("timestamp")?.ok_or_else(|| ApiError::missing_param(&name("timestamp")))?;
-    Ok(MetricIn { key, value, timestamp, step: int("step")?.unwrap_or(0) })
+    let text = |field: &str| opt_string(v.get(field), &name(field)).map(Option::unwrap_or_default);
+    let model_id = text("model_id")?;
+    let model = (!model_id.is_empty()).then_some(ModelPoint {
+        model_id,
+        dataset_name: text("dataset_name")?,
+        dataset_digest: text("dataset_digest")?,
+    });
+    Ok(MetricIn { key, value, timestamp, step: int("step")?.unwrap_or(0), model })
 }
 
 pub(crate) async fn log_metric(AxState(s): S, Req(r): Req) -> Reply {

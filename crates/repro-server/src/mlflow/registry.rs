@@ -141,7 +141,25 @@ pub(crate) fn logged_model_json(m: &LoggedModel, registrations: &[(String, u32)]
             }
         }
     }
-    json!({"info": info, "data": {"params": kv(&m.params), "metrics": []}})
+    let metrics: Vec<Value> = m
+        .metrics
+        .iter()
+        .map(|p| {
+            let mut point = json!({
+                "key": p.key, "value": super::Num(p.value), "timestamp": p.timestamp, "step": p.step,
+                "run_id": p.run_id, "model_id": m.model_id,
+            });
+            if let Some(o) = point.as_object_mut() {
+                for (k, v) in [("dataset_name", &p.dataset_name), ("dataset_digest", &p.dataset_digest)] {
+                    if !v.is_empty() {
+                        o.insert(k.into(), json!(v));
+                    }
+                }
+            }
+            point
+        })
+        .collect();
+    json!({"info": info, "data": {"params": kv(&m.params), "metrics": metrics}})
 }
 
 // ---- lookups --------------------------------------------------------------------------------

@@ -190,10 +190,17 @@ pub(crate) async fn create_run(AxState(s): S, Req(r): Req) -> Reply {
 
 pub(crate) async fn get_run(AxState(s): S, Req(r): Req) -> Reply {
     let id = Req(r).run_id()?;
-    let (run, outputs) =
-        s.with_meta(move |m, _| Ok((m.tracking().get_tracked_run(&id)?, m.tracking().run_outputs(&id)?))).await?;
+    let (run, outputs, model_inputs) = s
+        .with_meta(move |m, _| {
+            let t = m.tracking();
+            Ok((t.get_tracked_run(&id)?, t.run_outputs(&id)?, t.run_model_inputs(&id)?))
+        })
+        .await?;
     let mut out =
         serde_json::to_value(run_json(&run)).map_err(|e| ApiError::internal(format!("cannot write the run: {e}")))?;
+    if !model_inputs.is_empty() {
+        out["inputs"]["model_inputs"] = model_inputs.iter().map(|id| json!({"model_id": id})).collect();
+    }
     if !outputs.is_empty() {
         out["outputs"] = json!({
             "model_outputs": outputs.iter().map(|(id, step)| json!({"model_id": id, "step": step})).collect::<Vec<_>>()
@@ -325,7 +332,22 @@ pub(crate) async fn log_inputs(AxState(s): S, Req(r): Req) -> Reply {
             tags: tags.into_iter().collect(),
         });
     }
-    s.with_meta(move |m, _| Ok(m.tracking().log_inputs(&id, &inputs)?)).await?;
+    let mut models = Vec::new();
+    for item in r.list("models")? {
+        let model =
+            item.get("model_id").and_then(Value::as_str).ok_or_else(|| ApiError::missing_param("models.model_id"))?;
+        models.push(model.to_string());
+    }
+    s.with_meta(move |m, _| {
+        if !inputs.is_empty() {
+            m.tracking().log_inputs(&id, &inputs)?;
+        }
+        if !models.is_empty() {
+            m.tracking().log_run_model_inputs(&id, &models)?;
+        }
+        Ok(())
+    })
+    .await?;
     ok()
 }
 

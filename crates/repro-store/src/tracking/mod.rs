@@ -166,6 +166,17 @@ pub struct MetricIn {
     pub value: f64,
     pub timestamp: i64,
     pub step: i64,
+    /// The logged model the point measures (MLflow's `log_metric(model_id=…)`): the point is
+    /// the run's, and also one of the model's.
+    pub model: Option<ModelPoint>,
+}
+
+/// Which logged model a metric point measures, and on which dataset.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelPoint {
+    pub model_id: String,
+    pub dataset_name: String,
+    pub dataset_digest: String,
 }
 
 fn mlflow_status(status: &str) -> &'static str {
@@ -547,14 +558,15 @@ mod tests {
         {
             let m = Metadata::open(&path).expect("open");
             m.tracking().create_tracked_run(&id, 0, "ada", "r", 1, &[], "h").expect("create");
-            let pt = MetricIn { key: "acc".into(), value: 0.5, timestamp: 1, step: 0 };
+            let pt = MetricIn { key: "acc".into(), value: 0.5, timestamp: 1, step: 0, model: None };
             m.tracking().log_batch(id.as_str(), &[pt], &[("lr".into(), "0.1".into())], &[]).expect("log");
             // Back to what version 5 was.
             m.conn
                 .execute_batch(
                     "DROP INDEX runs_started; DROP INDEX run_params_value; DROP INDEX run_tags_value;
                      DROP INDEX latest_metrics_value; DROP TABLE run_model_outputs; DROP TABLE logged_models;
-                     DROP TABLE journal; DROP TABLE fsck_results; ALTER TABLE tokens DROP COLUMN email;
+                     DROP TABLE journal; DROP TABLE fsck_results; DROP TABLE logged_model_metrics;
+                     DROP TABLE run_model_inputs; ALTER TABLE tokens DROP COLUMN email;
                      ALTER TABLE tokens DROP COLUMN approver_keyid; ALTER TABLE tokens DROP COLUMN approver_key;
                      PRAGMA user_version = 5;",
                 )
@@ -562,7 +574,7 @@ mod tests {
         }
         let m = Metadata::open(&path).expect("reopen");
         let version: i64 = m.conn.query_row("PRAGMA user_version", params![], |r| r.get(0)).expect("version");
-        assert_eq!(version, 7);
+        assert_eq!(version, crate::schema::SCHEMA_VERSION);
         // What the version 5 store held is now journaled, as it was when upgraded.
         assert!(crate::journal::check_all(&m.conn).expect("check").is_empty());
         assert_eq!(
@@ -596,8 +608,13 @@ mod tests {
     #[test]
     fn a_batch_keeps_the_latest_point_of_each_key_as_one_by_one_would() {
         let (_d, m, _s) = meta();
-        let pt =
-            |key: &str, value: f64, step: i64, timestamp: i64| MetricIn { key: key.into(), value, step, timestamp };
+        let pt = |key: &str, value: f64, step: i64, timestamp: i64| MetricIn {
+            key: key.into(),
+            value,
+            step,
+            timestamp,
+            model: None,
+        };
         // The same points, in one batch and one by one, into two runs.
         let points = [
             pt("a", 1.0, 0, 5),
@@ -659,8 +676,13 @@ mod tests {
             .create_tracked_run(&id, 0, "ada", "brave-owl", 1000, &[("team".into(), "a".into())], "h")
             .expect("create");
         let p = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let pt =
-            |key: &str, value: f64, step: i64, timestamp: i64| MetricIn { key: key.into(), value, step, timestamp };
+        let pt = |key: &str, value: f64, step: i64, timestamp: i64| MetricIn {
+            key: key.into(),
+            value,
+            step,
+            timestamp,
+            model: None,
+        };
         m.tracking()
             .log_batch(
                 id.as_str(),

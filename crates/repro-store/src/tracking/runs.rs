@@ -389,6 +389,25 @@ impl Tracking<'_> {
                     "INSERT INTO metrics (run_id, key, value, step, timestamp_ms, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(|e| db(&path, "log metrics", e))?;
+            let mut model_point = tx
+                .prepare_cached(
+                    "INSERT INTO logged_model_metrics (run_id, model_id, key, value, is_nan, step, timestamp_ms, dataset_name, dataset_digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(|e| db(&path, "log metrics", e))?;
+            // A point naming a model that does not exist would be lineage to nothing.
+            let mut named: Vec<&str> =
+                metrics.iter().filter_map(|m| m.model.as_ref().map(|p| p.model_id.as_str())).collect();
+            named.sort_unstable();
+            named.dedup();
+            for model in named {
+                let there: Option<i64> = tx
+                    .query_row("SELECT 1 FROM logged_models WHERE model_id = ?1 AND deleted = 0", [model], |r| r.get(0))
+                    .optional()
+                    .map_err(|e| db(&path, "log metrics", e))?;
+                if there.is_none() {
+                    return Err(not_found(format!("Logged model with ID '{model}' not found.")));
+                }
+            }
             // Only the latest point of each key in the batch can become the key's latest, so
             // `latest_metrics` is read and written once a key, not once a point.
             let mut latest: HashMap<&str, &MetricIn> = HashMap::new();
@@ -403,6 +422,34 @@ impl Tracking<'_> {
                     &[id.into(), m.key.as_str().into()],
                     &[Val::Real(stored), Val::Int(m.step), Val::Int(m.timestamp), Val::Int(i64::from(nan))],
                 );
+                if let Some(mp) = &m.model {
+                    model_point
+                        .execute(params![
+                            id,
+                            mp.model_id,
+                            m.key,
+                            stored,
+                            nan,
+                            m.step,
+                            m.timestamp,
+                            mp.dataset_name,
+                            mp.dataset_digest
+                        ])
+                        .map_err(|e| db(&path, "log the logged model's metrics", e))?;
+                    j.add(
+                        "log",
+                        "logged_model_metrics",
+                        &[id.into(), mp.model_id.as_str().into(), m.key.as_str().into()],
+                        &[
+                            Val::Real(stored),
+                            Val::Int(i64::from(nan)),
+                            Val::Int(m.step),
+                            Val::Int(m.timestamp),
+                            mp.dataset_name.as_str().into(),
+                            mp.dataset_digest.as_str().into(),
+                        ],
+                    );
+                }
                 latest
                     .entry(&m.key)
                     .and_modify(|best| {
