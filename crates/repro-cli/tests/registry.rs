@@ -1053,3 +1053,40 @@ fn a_signed_replay_verdict_is_attested_gates_promotion_travels_in_bundles_and_ta
     let fsck = auditor.repro(&["fsck"]).expect_code(1).stdout();
     assert!(fsck.contains("signed verdict (envelope) refers to corrupt object"), "{fsck}");
 }
+
+#[test]
+fn a_signed_replay_verdict_verifies_with_securesystemslib_and_in_toto_attestation() {
+    let py = provenance_python();
+    let (t, _) = TestContext::tiny_registered();
+    let keyid = generate_key(&t, "keys")["keyid"].as_str().expect("keyid").to_string();
+    t.repro(&["replay", "tiny@1", "--key", "keys/repro.key"]).success();
+    t.repro(&["model", "attest", "tiny@1", "-o", "verdict.intoto.jsonl"]).success();
+    // The predicate is repro's own, so only the envelope and the Statement layer are checked
+    // by the third-party tools (verify_provenance.py also parses SLSA, which this is not).
+    let script = "import json, sys\n\
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key\n\
+        from google.protobuf import json_format\n\
+        from in_toto_attestation.v1 import statement_pb2\n\
+        from in_toto_attestation.v1.statement import Statement\n\
+        from securesystemslib.dsse import Envelope\n\
+        from securesystemslib.signer import SSlibKey\n\
+        key = SSlibKey.from_crypto(load_pem_public_key(open(sys.argv[2], 'rb').read()))\n\
+        envelope = Envelope.from_dict(json.loads(open(sys.argv[1]).readline()))\n\
+        accepted = envelope.verify([key], 1)\n\
+        pb = json_format.Parse(envelope.payload, statement_pb2.Statement())\n\
+        Statement.copy_from_pb(pb).validate()\n\
+        print(json.dumps({'keyids': sorted(accepted), 'predicateType': pb.predicate_type,\n\
+                          'verdict': json.loads(envelope.payload)['predicate']['verdict']}))\n";
+    let out = Command::new(&py)
+        .args(["-c", script])
+        .arg(t.path("verdict.intoto.jsonl"))
+        .arg(t.path("keys/repro.pub"))
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(
+        found,
+        serde_json::json!({"keyids": [keyid], "predicateType": "urn:repro:replay:verdict:v1", "verdict": "identical"})
+    );
+}
