@@ -348,7 +348,8 @@ pub enum ModelCmd {
         key: Option<PathBuf>,
     },
 
-    /// Write a version's signed attestations: DSSE envelopes as JSON, one per line.
+    /// Write a version's signed attestations: DSSE envelopes as JSON, one per line — its
+    /// provenance (`model sign`), then the signed verdicts of its run's replays (`replay --key`).
     ///
     /// Example: repro model attest pricing@3 -o pricing-3.intoto.jsonl
     Attest {

@@ -39,7 +39,7 @@ pub struct VerdictAttestation {
 /// when there is one (`$REPRO_KEY_DIR/repro.key` …), else none and the verdict is unsigned.
 /// Resolved before anything is built, so a bad `--key` costs nothing.
 pub fn verdict_signer(key: Option<&Path>) -> Result<Option<SigningKey>> {
-    keys::bundle_signer(key, false)
+    keys::optional_signer(key)
 }
 
 /// Every file of the run's outputs, with both digests: the statement's subjects, named as a
