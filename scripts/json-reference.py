@@ -123,6 +123,7 @@ MEANINGS = {
     "ended_at": "when the run ended (RFC 3339, UTC)",
     "entries": "the files in the snapshot: path, digest, size, mode",
     "entry": "the `[trust]` entry in repro.toml",
+    "attestation": "the signed verdict, when `repro replay` had a key: the objects of its DSSE envelope and public key, and the key id (absent when unsigned)",
     "envelope": "the DSSE envelope (payload type, base64 payload, signatures)",
     "environment": "the Python environment, OS and variables the run had",
     "error": "why the git state could not be read, or null",

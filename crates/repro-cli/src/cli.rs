@@ -348,7 +348,8 @@ pub enum ModelCmd {
         key: Option<PathBuf>,
     },
 
-    /// Write a version's signed attestations: DSSE envelopes as JSON, one per line.
+    /// Write a version's signed attestations: DSSE envelopes as JSON, one per line — its
+    /// provenance (`model sign`), then the signed verdicts of its run's replays (`replay --key`).
     ///
     /// Example: repro model attest pricing@3 -o pricing-3.intoto.jsonl
     Attest {
@@ -582,6 +583,10 @@ pub struct ReplayArgs {
     /// signed by an unknown key). Read the code first: the command runs as you.
     #[arg(long)]
     pub trust_code: bool,
+    /// Sign the verdict (an in-toto statement, DSSE) with this private key (default: your own,
+    /// $REPRO_KEY_DIR/repro.key else ~/.config/repro/repro.key, when it exists; else unsigned).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
 }
 
 fn parse_tolerance(s: &str) -> Result<(String, f64), String> {

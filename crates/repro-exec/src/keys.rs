@@ -75,12 +75,19 @@ pub fn own_key() -> Option<(PathBuf, String)> {
     Some((p, repro_core::provenance::sslib_keyid(&k)))
 }
 
-/// The key a bundle's manifest is signed with: none with `--unsigned`, the `--key` given,
-/// else your own private key when there is one (else unsigned, and the export warns).
+/// The key a bundle's manifest is signed with: none with `--unsigned`, else
+/// [`optional_signer`] (unsigned when you have no key, and the export warns).
 pub fn bundle_signer(key: Option<&Path>, unsigned: bool) -> Result<Option<SigningKey>> {
     if unsigned {
         return Ok(None);
     }
+    optional_signer(key)
+}
+
+/// The key to sign with where signing is welcome but not required (a bundle's manifest, a
+/// replay's verdict): the `--key` given, else your own private key when there is one, else
+/// none. A key that is there but unreadable is an error, never a silent "unsigned".
+pub fn optional_signer(key: Option<&Path>) -> Result<Option<SigningKey>> {
     match key {
         Some(k) => load_signing_key(k).map(Some),
         None => default_key_dir()

@@ -320,7 +320,8 @@ impl Config {
              # The model registry's stages and what a version needs to enter each\n\
              # (`repro model promote`). Requirements: git_clean, env_pinned, random_seed,\n\
              # dataset_snapshot, replay_verified, signed, audit_complete, or any audit item.\n\
-             # `parity = \"serving\"` also demands parity with a registered environment.\n\
+             # `parity = \"serving\"` also demands parity with a registered environment;\n\
+             # `signed_replay = true` a replay verdict signed by a key in [trust] signers.\n\
              {}\n\
              # OpenLineage run events (START, then COMPLETE/FAIL/ABORT) for every run, to a\n\
              # Marquez-compatible endpoint (POST {{url}}/api/v1/lineage) and/or a JSON lines file:\n\

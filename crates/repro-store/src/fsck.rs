@@ -182,7 +182,29 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
 
     // Replays: the report exists and the replay run says which run it replays.
     for r in store.meta.runs().all_replays()? {
-        check(&r.report, format!("replay {} report", r.replay), &mut report);
+        // A signed verdict's envelope and key are named by the report (see
+        // repro-exec's replay/verdict.rs); their signature is `model verify`'s to check.
+        if check(&r.report, format!("replay {} report", r.replay), &mut report) {
+            let named = store.objects.read(&r.report).ok().and_then(|b| {
+                let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+                let a = v.get("attestation")?;
+                Some([
+                    ("envelope", a.get("envelope")?.as_str()?.to_string()),
+                    ("public key", a.get("public_key")?.as_str()?.to_string()),
+                ])
+            });
+            for (what, digest) in named.into_iter().flatten() {
+                match Digest::parse(&digest) {
+                    Ok(d) => {
+                        check(&d, format!("replay {} signed verdict ({what})", r.replay), &mut report);
+                    }
+                    Err(_) => report.bad_runs.push(BadRun {
+                        run: r.replay.to_string(),
+                        problem: format!("its report names a verdict {what} '{digest}' that is not a digest"),
+                    }),
+                }
+            }
+        }
         let linked = runs.iter().find(|run| run.record.id == r.replay).and_then(|run| run.record.replay_of.as_ref());
         if linked != Some(&r.original) {
             report.bad_runs.push(BadRun {

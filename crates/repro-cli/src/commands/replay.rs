@@ -9,6 +9,8 @@ use crate::exit::Exit;
 use crate::render;
 
 pub fn replay(ctx: &Context, args: ReplayArgs) -> Result<Exit> {
+    // The key first: a wrong --key is one line before anything is built or recorded.
+    let signer = repro_exec::replay::verdict::verdict_signer(args.key.as_deref())?;
     let mut store = ctx.store()?;
     let id = store.meta.resolve_run(&args.run)?;
     let tracking = super::tracking_server(&store, true);
@@ -25,6 +27,7 @@ pub fn replay(ctx: &Context, args: ReplayArgs) -> Result<Exit> {
         tracking_token: tracking.as_ref().map(|t| t.token.clone()),
         registry_calls: tracking.as_ref().and_then(|t| t.held.clone()),
         trust_code: args.trust_code,
+        signer,
     };
     match repro_exec::replay::replay(&mut store, &opts, &ctx.ui())? {
         ReplayOutcome::EnvironmentDiffers { python, created, differences, changes } => {

@@ -115,6 +115,15 @@ pub fn replay(r: &ReplayReport, as_json: bool) -> Result<()> {
     for reason in &r.reasons {
         writeln!(o, "  {reason}")?;
     }
+    // Said only when signed: an unsigned replay reads as it always did.
+    if let Some(a) = &r.attestation {
+        writeln!(
+            o,
+            "signed    by key {} (envelope {}); `repro model attest` lists it with the version's attestations",
+            a.keyid,
+            a.envelope.short()
+        )?;
+    }
     if r.kept {
         writeln!(o, "tree      {} (kept)", r.tree)?;
     }

@@ -52,11 +52,16 @@ mod dsse;
 mod statement;
 #[cfg(test)]
 mod tests;
+mod verdict;
 
 pub use dsse::{hex_sha256, pae, sign_envelope, sslib_keyid, verify_envelope, Envelope, Signature};
 pub use statement::{
     open_statement, parse_statement, statement, statement_payload, ArtifactFile, StatementInput, StatementSummary,
     SubjectDigests,
+};
+pub use verdict::{
+    open_verdict, parse_verdict, signed_replay_unmet, verdict_statement, verdict_word, VerdictCheck, VerdictInput,
+    VerdictSummary, VERDICT_PREDICATE_TYPE,
 };
 
 /// The DSSE payload type of an in-toto statement.

@@ -498,3 +498,59 @@ fn metrics_digest_is_a_byproduct_and_reads_back() {
     other[0].value = 1.25;
     assert_ne!(crate::metrics::metrics_digest(&other), summary.metrics.expect("metrics"));
 }
+
+#[test]
+fn a_signed_verdict_opens_with_its_key_only_and_says_what_was_compared() {
+    use crate::record::Verdict;
+    use crate::replay::OutputComparison;
+    let original = sample::record();
+    let mut replay = sample::record();
+    replay.id = crate::RunId::from_bytes([9; 16]);
+    replay.replay_of = Some(original.id.clone());
+    let lineage = original.lineage();
+    let manifest = Digest::of_bytes(b"manifest");
+    let outputs = [OutputComparison {
+        path: "model.pkl".into(),
+        verdict: Verdict::Identical,
+        recorded: Some(manifest.clone()),
+        replayed: Some(manifest.clone()),
+        files: vec![],
+    }];
+    let subjects = [artifact("model.pkl", b"weights")];
+    let reasons = ["1 output bit-identical, 0 metrics equal".to_string()];
+    let input = VerdictInput {
+        original: &original,
+        original_lineage: &lineage,
+        replay: &replay,
+        replay_lineage: None,
+        verdict: Verdict::Identical,
+        reasons: &reasons,
+        outputs: &outputs,
+        subjects: &subjects,
+        judged_at: "2026-12-05T10:00:00Z",
+        repro_version: "0.1.0",
+    };
+    let statement = verdict_statement(&input).expect("statement");
+    assert_eq!(statement["predicateType"], VERDICT_PREDICATE_TYPE);
+    assert_eq!(statement["predicate"]["outputs"][0]["original"]["blake3"], manifest.hex());
+    let payload = serde_json::to_vec(&statement).expect("json");
+    let envelope = sign_envelope(&key7(), PAYLOAD_TYPE, &payload);
+    let summary = open_verdict(&envelope, &key7().verifying_key()).expect("opens");
+    assert_eq!((summary.original_run, summary.replay_run.clone()), (original.id.clone(), replay.id.clone()));
+    assert_eq!(summary.original_lineage, lineage);
+    assert_eq!((summary.verdict.as_str(), summary.reproduced), ("identical", true));
+    assert_eq!(summary.subjects["model.pkl"].sha256, hex_sha256(b"weights"));
+    // Another key, or one changed byte of the payload, does not open it.
+    let other = SigningKey::from_bytes(&[8; 32]);
+    assert!(open_verdict(&envelope, &other.verifying_key()).is_err());
+    let mut forged = envelope.clone();
+    forged.payload = String::from_utf8(forged.payload).expect("utf-8").replace("identical", "equivalent").into_bytes();
+    assert!(open_verdict(&forged, &key7().verifying_key()).is_err());
+    // A provenance statement is not a verdict, even when signed by the same key.
+    let provenance = statement_payload(&sample_statement(&original, &BTreeMap::new()));
+    let err = parse_verdict(&provenance).expect_err("not a verdict");
+    assert!(err.to_string().contains("predicateType"), "{err}");
+    // A replay whose command failed where the original succeeded says so.
+    assert_eq!(verdict_word(Verdict::Differs, Some(0), Some(1)), "failed");
+    assert_eq!(verdict_word(Verdict::Differs, Some(0), Some(0)), "differs");
+}

@@ -24,6 +24,11 @@ pub struct StagePolicy {
     /// unsigned `--as` approvals of older stores stay in the history but do not count.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub signed_approvals: bool,
+    /// The run must have a replay whose verdict is signed by a key in `[trust] signers`, and
+    /// the newest such verdict must say it reproduced. `replay_verified` alone (the audit's
+    /// latest replay, signed or not) keeps its meaning for policies that do not ask for this.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed_replay: bool,
 }
 
 /// The policies of a store that configures none.
@@ -43,6 +48,7 @@ pub fn default_policies() -> BTreeMap<String, StagePolicy> {
                 parity: None,
                 approvals: 2,
                 signed_approvals: true,
+                signed_replay: false,
             },
         ),
     ])
@@ -103,6 +109,9 @@ pub struct PromotionFacts<'a> {
     pub parity: Option<Result<Vec<String>, String>>,
     /// Each approval's signature, checked against the version and the trusted keys.
     pub approvals: Vec<super::approval::ApprovalCheck>,
+    /// Each replay of the version's run, its signed verdict checked against the version and
+    /// the trusted signers (gathered only when the policy asks for `signed_replay`).
+    pub replay_verdicts: Vec<crate::provenance::VerdictCheck>,
 }
 
 /// Every reason `version` may not enter `stage` under `policy`; empty means it may.
@@ -184,6 +193,15 @@ pub fn evaluate(version: &ModelVersion, stage: &str, policy: &StagePolicy, facts
                 format!("repro env parity {r} --against {against}"),
             ),
             Err(e) => push("parity", format!("parity with '{against}' could not be checked: {e}"), String::new()),
+        }
+    }
+    if policy.signed_replay {
+        if let Some(reason) = crate::provenance::signed_replay_unmet(&facts.replay_verdicts) {
+            push(
+                "signed_replay",
+                reason,
+                format!("repro replay {r} --key FILE, with a key in [trust] signers (repro key add FILE.pub --signer)"),
+            );
         }
     }
     if policy.approvals > 0 && policy.signed_approvals {

@@ -192,6 +192,7 @@ fn policy_lists_every_unmet_requirement() {
             person: "ada".into(),
             problem: None,
         }],
+        replay_verdicts: vec![],
     };
     let unmet = evaluate(v, "prod", policy, &facts);
     let names: Vec<&str> = unmet.iter().map(|u| u.requirement.as_str()).collect();
@@ -214,6 +215,61 @@ fn policy_lists_every_unmet_requirement() {
 
     let dev = evaluate(v, "dev", &default_policies()["dev"], &facts);
     assert_eq!(dev.iter().filter(|u| u.requirement != "parity").count(), 0);
+}
+
+#[test]
+fn signed_replay_needs_a_reproducing_verdict_by_a_trusted_key() {
+    use crate::provenance::VerdictCheck;
+    use crate::record::Verdict;
+    let record = sample::record();
+    let audit = audit_run(&record, &ObjectCheck::default(), &[], &[], false);
+    let (reg, _) = Registry::fold(&log(&[("pricing", 1, "ada", register(&record.id))]));
+    let v = &reg.models["pricing"].versions[&1];
+    let policy = StagePolicy { signed_replay: true, ..Default::default() };
+    let check = |n: u8, verdict: Verdict, keyid: Option<&str>, valid: bool, trusted: bool| VerdictCheck {
+        replay: RunId::from_bytes([n; 16]),
+        verdict,
+        created_ms: i64::from(n),
+        keyid: keyid.map(str::to_string),
+        valid,
+        trusted,
+        name: None,
+        problem: (!valid && keyid.is_some()).then(|| "the signature does not verify".into()),
+    };
+    let judge = |verdicts: Vec<VerdictCheck>| {
+        let facts = PromotionFacts {
+            record: &record,
+            audit: &audit,
+            valid_signatures: 0,
+            signature_problems: vec![],
+            parity: None,
+            approvals: vec![],
+            replay_verdicts: verdicts,
+        };
+        evaluate(v, "prod", &policy, &facts).into_iter().find(|u| u.requirement == "signed_replay").map(|u| u.reason)
+    };
+    assert_eq!(judge(vec![]).as_deref(), Some("the run has not been replayed"));
+    let unsigned = judge(vec![check(1, Verdict::Identical, None, false, false)]).expect("unmet");
+    assert!(unsigned.contains("is unsigned"), "{unsigned}");
+    let untrusted = judge(vec![check(1, Verdict::Identical, Some("ab12"), true, false)]).expect("unmet");
+    assert!(untrusted.contains("[trust] signers does not list"), "{untrusted}");
+    let forged = judge(vec![
+        check(1, Verdict::Identical, None, false, false),
+        check(2, Verdict::Identical, Some("ab12"), false, false),
+    ])
+    .expect("unmet");
+    assert!(forged.contains("does not verify"), "a forged signature is the reason given first: {forged}");
+    assert_eq!(judge(vec![check(1, Verdict::Identical, Some("ab12"), true, true)]), None);
+    // The newest trusted verdict decides, whatever came before or unsigned after.
+    let newer_differs = judge(vec![
+        check(1, Verdict::Identical, Some("ab12"), true, true),
+        check(2, Verdict::Differs, Some("ab12"), true, true),
+        check(3, Verdict::Identical, None, false, false),
+    ])
+    .expect("unmet");
+    assert!(newer_differs.contains("says differs"), "{newer_differs}");
+    // Policies that do not ask for it (every existing one) are not judged on it.
+    assert!(default_policies().values().all(|p| !p.signed_replay));
 }
 
 #[test]

@@ -144,6 +144,13 @@ pub fn export(
         }
     }
     objects.extend(replays.iter().map(|r| r.report.clone()));
+    // A signed verdict travels with its report: the envelope and key the report names.
+    for r in &replays {
+        if let Some(a) = crate::replay::verdict::attestation_in(&store.objects.read(&r.report)?) {
+            objects.insert(a.envelope);
+            objects.insert(a.public_key);
+        }
+    }
     for a in version.approvals.iter().filter_map(|a| a.signature.as_ref()) {
         objects.insert(a.envelope.clone());
         objects.insert(a.public_key.clone());

@@ -256,6 +256,8 @@ pub fn import(
             original: RunId,
             replay: RunId,
             verdict: Verdict,
+            #[serde(default)]
+            attestation: Option<crate::replay::verdict::VerdictAttestation>,
         }
         let report: Report = serde_json::from_slice(&read(&r.report)?)
             .map_err(|e| refuse(file, format!("the report of replay {} is unreadable ({e})", r.replay)))?;
@@ -267,6 +269,23 @@ pub fn import(
         }
         if !import_runs.iter().any(|x| x.record.id == r.replay) || r.original != m.run {
             return Err(refuse(file, format!("replay {} is not of run {} or is not in the bundle", r.replay, m.run)));
+        }
+        // A signed verdict must verify and be about this version, whoever signed it.
+        if let Some(a) = report.attestation {
+            let row = ReplayRow {
+                replay: r.replay.clone(),
+                original: r.original.clone(),
+                verdict: r.verdict,
+                report: r.report.clone(),
+                created_ms: r.created_ms,
+            };
+            crate::replay::verdict::check_verdict_bytes(&read(&a.envelope)?, &read(&a.public_key)?, &a, &row, &version)
+                .map_err(|e| {
+                    refuse(
+                        file,
+                        format!("the signed verdict of replay {} (key {}) does not hold: {e}", r.replay, a.keyid),
+                    )
+                })?;
         }
     }
     // Snapshot rows: counts from their manifests; content claimed only where every file is here.

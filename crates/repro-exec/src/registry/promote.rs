@@ -32,6 +32,7 @@ pub struct Facts {
     pub signature_problems: Vec<String>,
     pub parity: Option<std::result::Result<Vec<String>, String>>,
     pub approvals: Vec<repro_core::approval::ApprovalCheck>,
+    pub replay_verdicts: Vec<repro_core::provenance::VerdictCheck>,
 }
 
 pub fn gather_facts(
@@ -53,7 +54,14 @@ pub fn gather_facts(
     let parity = policy.parity.as_ref().map(|env| parity_with(store, &run, env));
     let trust = crate::trust::Trust::of(store)?;
     let approvals = super::approval::check_approvals(store, version, &trust, &[]);
-    Ok(Facts { run, audit, valid_signatures: valid, signature_problems: problems, parity, approvals })
+    // Reading every replay report and checking signatures is work only a policy that asks
+    // for signed verdicts needs.
+    let replay_verdicts = if policy.signed_replay {
+        crate::replay::verdict::check_verdicts(store, version, &trust, &[])?
+    } else {
+        Vec::new()
+    };
+    Ok(Facts { run, audit, valid_signatures: valid, signature_problems: problems, parity, approvals, replay_verdicts })
 }
 
 fn parity_with(store: &Store, run: &StoredRun, env: &str) -> std::result::Result<Vec<String>, String> {
@@ -100,6 +108,7 @@ pub fn promote(
             signature_problems: facts.signature_problems.clone(),
             parity: facts.parity.clone(),
             approvals: facts.approvals.clone(),
+            replay_verdicts: facts.replay_verdicts.clone(),
         },
     );
     if !version.lineage_holds(facts.run.lineage.as_ref(), &facts.run.record.lineage()) {
@@ -142,7 +151,10 @@ pub fn promote(
     if !unmet.is_empty() {
         return Ok(PromoteOutcome::Refused { reference: version.reference(), stage: stage.to_string(), unmet });
     }
-    let checked = policy.require.clone();
+    let mut checked = policy.require.clone();
+    if policy.signed_replay {
+        checked.push("signed_replay".into());
+    }
     let approvers: Vec<String> = if policy.signed_approvals {
         repro_core::approval::counted(&facts.approvals, stage)
     } else {

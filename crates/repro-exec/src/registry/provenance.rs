@@ -131,22 +131,25 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     Ok(SignOutcome { version, keyid, envelope: envelope_digest })
 }
 
-/// `repro model attest NAME@V`: the stored envelopes of the version, one JSON line each.
+/// `repro model attest NAME@V`: the stored envelopes of the version — its provenance
+/// signatures, then the signed verdicts of its run's replays — one JSON line each.
 pub fn attest(store: &Store, reference: &str) -> Result<(ModelVersion, Vec<String>)> {
     let version = lookup(&store.meta.models().registry()?, reference)?;
-    if version.signatures.is_empty() {
-        return Err(ExecError::Usage(format!(
-            "{} is not signed, so there is no attestation yet; run `repro model sign {}` first",
-            version.reference(),
-            version.reference()
-        )));
-    }
     let mut lines = Vec::new();
     for s in &version.signatures {
         let bytes = store.objects.read(&s.envelope)?;
         let text =
             String::from_utf8(bytes).map_err(|_| ExecError::Usage(format!("envelope {} is not text", s.envelope)))?;
         lines.push(text.trim().to_string());
+    }
+    lines.extend(crate::replay::verdict::envelopes(store, &version)?);
+    if lines.is_empty() {
+        return Err(ExecError::Usage(format!(
+            "{} is not signed, so there is no attestation yet; run `repro model sign {}` (or `repro replay {} --key FILE` for a signed verdict) first",
+            version.reference(),
+            version.reference(),
+            version.reference()
+        )));
     }
     Ok((version, lines))
 }
@@ -459,6 +462,24 @@ pub fn verify(
             }
         }
         check("approvals", problems, notes.join("; "));
+    }
+
+    // Signed replay verdicts: each must verify and be about exactly this version; whether
+    // its key is trusted is said. Unsigned replays are evidence of another, weaker kind
+    // (the audit's replay_verified) and are only counted here.
+    let trust = crate::trust::Trust::of(store)?;
+    let also: Vec<VerifyingKey> = trusted.iter().cloned().collect();
+    let verdicts = crate::replay::verdict::check_verdicts(store, &version, &trust, &also)?;
+    if verdicts.iter().any(|c| c.keyid.is_some()) {
+        let problems: Vec<String> =
+            verdicts.iter().filter(|c| c.keyid.is_some() && !c.valid).map(|c| c.describe()).collect();
+        let notes: Vec<String> = verdicts.iter().filter(|c| c.valid).map(|c| c.describe()).collect();
+        let unsigned = verdicts.iter().filter(|c| c.keyid.is_none()).count();
+        let mut detail = notes.join("; ");
+        if unsigned > 0 {
+            detail.push_str(&format!("; {unsigned} unsigned replay(s)"));
+        }
+        check("replay", problems, detail);
     }
 
     let ok = checks.iter().all(|c| c.ok);

@@ -58,6 +58,7 @@ mod environment;
 mod outputs;
 #[cfg(test)]
 mod tests;
+pub mod verdict;
 
 #[derive(Clone, Debug, Default)]
 pub struct ReplayOptions {
@@ -83,6 +84,8 @@ pub struct ReplayOptions {
     pub registry_calls: Option<HeldCalls>,
     /// Run a foreign run's code even though no trusted key signed the bundle it came from.
     pub trust_code: bool,
+    /// The key that signs the verdict ([`verdict::verdict_signer`]); none: unsigned.
+    pub signer: Option<ed25519_dalek::SigningKey>,
 }
 
 /// An MLflow registry write a replayed command made, answered as if it were done and not
@@ -173,6 +176,9 @@ pub struct ReplayReport {
     pub captured_differences: Vec<String>,
     /// MLflow registry writes the command made, answered and not written.
     pub registry_calls: Vec<HeldRegistryCall>,
+    /// The signed verdict (an in-toto statement in a DSSE envelope), when a key signed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<verdict::VerdictAttestation>,
     /// The stored report object.
     pub report_object: Option<Digest>,
 }
@@ -384,6 +390,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
         metrics,
         captured_differences,
         registry_calls,
+        attestation: None,
         report_object: None,
     };
     if opts.keep {
@@ -401,6 +408,11 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
         } else {
             let _ = fs::remove_dir_all(&area.dir);
         }
+    }
+    // The signature goes into the report before the report is stored, so the report object
+    // (named by the journaled `replays` row) is what says the verdict was signed.
+    if let Some(key) = &opts.signer {
+        report.attestation = Some(verdict::sign(store, &original, &replay_stored, &report, key)?);
     }
     let bytes = serde_json::to_vec_pretty(&report).expect("reports serialize");
     let object = store.objects.put_bytes(&bytes)?;
