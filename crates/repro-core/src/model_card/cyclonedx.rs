@@ -273,7 +273,10 @@ pub fn check(bom: &Value, f: &ModelFacts) -> Vec<String> {
         problems.push(format!("its serial number is not {}'s", f.reference()));
     }
     let m = &bom["metadata"]["component"];
-    if m["type"] != "machine-learning-model" || m["name"] != f.name.as_str() || m["version"] != f.version.to_string() {
+    if m["type"] != "machine-learning-model"
+        || m["name"] != f.name.as_str()
+        || m["version"].as_str() != Some(f.version.to_string().as_str())
+    {
         problems.push(format!("its model is not {}", f.reference()));
     }
     if property_of(m, "repro:run") != Some(f.run.as_str()) {
