@@ -150,7 +150,21 @@ pub fn sign_bom(store: &mut Store, docs: &Documents, key: Option<&Path>, actor: 
     let key_path = super::provenance::signing_key_path(key)?;
     let signing = keys::load_signing_key(&key_path)?;
     let version = &docs.version;
+    if let Some(a) = &version.archived {
+        return Err(ExecError::Usage(format!(
+            "{} is archived ({}); its BOM cannot be signed",
+            version.reference(),
+            a.reason
+        )));
+    }
+    // As `model sign`: nothing is signed on top of an edited record or a damaged store.
+    super::pinned_run(store, version)?;
     crate::integrity::vouch_for_version(store, version, &repro_core::progress::NoProgress)?;
+    for f in &version.artifact.files {
+        if prov::hex_sha256(&store.objects.read(&f.blake3)?) != f.sha256 {
+            return Err(ExecError::Usage(format!("artifact file {} changed since registration; not signing", f.path)));
+        }
+    }
     let bom: Value = serde_json::from_slice(&docs.bom).expect("the BOM just rendered is JSON");
     let statement = json!({
         "_type": prov::STATEMENT_TYPE,
