@@ -169,7 +169,8 @@ pub fn render(f: &ModelFacts) -> String {
         }
     }
     o.push_str("\n## Training\n\n");
-    o.push_str(&format!("- Command: `{}`\n", t.command.join(" ").replace('`', "'")));
+    // The very string the BOM's workflow step says was executed.
+    o.push_str(&format!("- Command: `` {} ``\n", cyclonedx::shell_words(&t.command)));
     if let Some(c) = &t.commit {
         o.push_str(&format!("- Code: git commit `{c}`{}\n", if t.dirty { " with uncommitted changes" } else { "" }));
     }

@@ -238,7 +238,7 @@ pub fn bom_bytes(f: &ModelFacts, card_sha256: &str) -> Vec<u8> {
 }
 
 /// A command line as one string a shell would split back the same way.
-fn shell_words(argv: &[String]) -> String {
+pub(crate) fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c)) {
