@@ -45,6 +45,8 @@ SECTIONS = [
     ("repro model sign", "The signatures written for a version.", ["model_sign.json.snap"]),
     ("repro model approve", "The signed approval recorded, and what the stage still needs.", ["model_approve.json.snap"]),
     ("repro model archive", "The archived version.", ["model_archive.json.snap"]),
+    ("repro model bom", "With -o: where the CycloneDX BOM went, and with --sign the envelope recorded (without -o the BOM itself is the output).", ["model_bom.json.snap"]),
+    ("repro model card", "With -o: where the model card went (without -o the Markdown itself is the output).", ["model_card.json.snap"]),
     ("repro model verify", "Every check on a version; exit 1 when any fails.", ["model_verify.json.snap"]),
     ("repro key generate", "The key pair written.", ["key_generate.json.snap"]),
     ("repro key show", "A public key's id and whether this store trusts it.", ["key_show.json.snap"]),
@@ -58,6 +60,9 @@ SECTIONS = [
 ]
 
 MEANINGS = {
+    "attestations": "signed statements about the version other than its provenance (a CycloneDX BOM signed by `repro model bom --sign`): predicate type, key id, envelope and public key objects, who and when",
+    "predicate_type": "the in-toto predicate type of the signed statement (`https://cyclonedx.org/bom`)",
+    "signed": "the signature just recorded: key id and the envelope object",
     "probe": "what the in-process probe saw inside the command's Python processes (absent for runs recorded before it); `status` says whether it ran",
     "processes": "how many Python processes reported to the probe (a launcher and each rank count one)",
     "files_opened": "distinct files the processes opened, the interpreter's and installed packages' own left out",

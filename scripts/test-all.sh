@@ -38,6 +38,7 @@ scripts/test-venv.sh
 scripts/test-venv.sh target/test-venv-sklearn-1.4 crates/repro-cli/tests/fixtures/sklearn-1.4.txt
 scripts/test-venv.sh target/test-venv-provenance crates/repro-cli/tests/fixtures/provenance-tools.txt
 scripts/test-venv.sh target/test-venv-openlineage crates/repro-cli/tests/fixtures/openlineage-tools.txt
+scripts/test-venv.sh target/test-venv-cyclonedx crates/repro-cli/tests/fixtures/cyclonedx-tools.txt
 scripts/test-venv.sh target/test-venv-mlflow crates/repro-cli/tests/fixtures/mlflow-client.txt
 scripts/test-venv.sh target/test-venv-mlflow2 crates/repro-cli/tests/fixtures/mlflow2-client.txt
 echo "== MLflow's own server tests' virtualenv (the full mlflow package, pytest; pinned in crates/repro-cli/tests/fixtures/mlflow-server-tests.txt)"

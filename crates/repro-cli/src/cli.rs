@@ -360,6 +360,42 @@ pub enum ModelCmd {
         output: Option<PathBuf>,
     },
 
+    /// Write a version's CycloneDX 1.6 ML-BOM: the model (machine-learning-model, with its
+    /// model card), the training data, every installed package (with its PURL) and the
+    /// training run (formulation). The same version gives the same bytes.
+    ///
+    /// Considerations (intended use, limitations …) come from model_card.md beside .repro
+    /// and [model_card] in .repro/repro.toml. --sign records the BOM as a signed in-toto
+    /// statement (predicate type https://cyclonedx.org/bom), listed by `repro model attest`.
+    ///
+    /// Example: repro model bom pricing@3 -o pricing-3.cdx.json --sign
+    Bom {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// Write to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Also sign it and record the signature (an `attest` event).
+        #[arg(long)]
+        sign: bool,
+        /// The private key for --sign (default: $REPRO_KEY_DIR/repro.key, else
+        /// ~/.config/repro/repro.key).
+        #[arg(long, value_name = "FILE", requires = "sign")]
+        key: Option<PathBuf>,
+    },
+
+    /// Write a version's model card (Markdown), from the same facts as its BOM, with the
+    /// sections of your model_card.md.
+    ///
+    /// Example: repro model card pricing@3 -o MODEL_CARD.md
+    Card {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// Write to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+
     /// Check a version: the registry's event chain, the run's lineage and objects, the
     /// artifact's digests and every signature. Exit 1 when anything fails.
     ///

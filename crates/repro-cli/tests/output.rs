@@ -438,6 +438,11 @@ fn a_model_version_from_register_to_archive() {
     let id = created["id"].as_str().expect("token id").to_string();
     c.text("token_revoke", &["token", "revoke", &id], 0);
 
+    c.text("model_bom", &["model", "bom", "tiny@1", "-o", "tiny-1.cdx.json"], 0);
+    c.json("model_bom.json", &["model", "bom", "tiny@2", "-o", "tiny-2.cdx.json", "--sign", "--key", &signer_key], 0);
+    c.text("model_card", &["model", "card", "tiny@1", "-o", "tiny-1.md"], 0);
+    c.json("model_card.json", &["model", "card", "tiny@2", "-o", "tiny-2.md"], 0);
+
     c.text("model_archive", &["model", "archive", "tiny@1", "--reason", "superseded"], 0);
     c.json("model_archive.json", &["model", "archive", "tiny@2", "--reason", "superseded"], 0);
     c.both("model_show_after_archive", &["model", "show", "tiny@prod"], 2);

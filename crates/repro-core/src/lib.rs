@@ -13,6 +13,7 @@ pub mod digest;
 pub mod environment;
 pub mod error;
 pub mod metrics;
+pub mod model_card;
 pub mod models;
 pub mod openlineage;
 pub mod params;

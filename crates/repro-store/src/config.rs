@@ -29,6 +29,27 @@ pub struct Config {
     /// `[openlineage]`: send OpenLineage run events for every run (see [`OpenLineageSection`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openlineage: Option<OpenLineageSection>,
+    /// `[model_card]`: what the model card and the CycloneDX BOM say about intended use and
+    /// limits (see [`ModelCardSection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_card: Option<ModelCardSection>,
+}
+
+/// `[model_card]`: considerations for every model of this store, added to those of the
+/// project's `model_card.md` (`repro model card`, `repro model bom`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCardSection {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub use_cases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limitations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tradeoffs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ethical_considerations: Vec<String>,
 }
 
 /// `[openlineage]`: each run's START and COMPLETE/FAIL/ABORT events, as OpenLineage 2-0-2

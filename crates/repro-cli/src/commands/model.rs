@@ -1,4 +1,4 @@
-//! `repro model …`: register, ls, show, promote, approve, archive, sign, attest, verify.
+//! `repro model …`: register, ls, show, promote, approve, archive, sign, attest, bom, card, verify.
 
 use anyhow::Result;
 use repro_exec::registry::{self as reg, PromoteOutcome};
@@ -67,6 +67,41 @@ pub fn model(ctx: &Context, cmd: ModelCmd) -> Result<Exit> {
                 }
                 // The envelopes themselves are the output: DSSE JSON lines, under --json too.
                 None => render::data(text.as_bytes())?,
+            }
+            Ok(Exit::Ok)
+        }
+        ModelCmd::Bom { model, output, sign, key } => {
+            let store = src.local("model bom")?;
+            let docs = reg::facts::documents(store, &model)?;
+            let signed = if sign {
+                let who = reg::actor(&ctx.cwd()?, None)?;
+                Some(reg::facts::sign_bom(store, &docs, key.as_deref(), &who)?)
+            } else {
+                None
+            };
+            match &output {
+                Some(path) => {
+                    write_file(path, &docs.bom)?;
+                    render::document_written(&docs.version, "BOM", path, signed.as_ref(), json)?;
+                }
+                // The BOM itself is the output, under --json too.
+                None => {
+                    render::data(&docs.bom)?;
+                    if let Some(s) = &signed {
+                        render::bom_signed(&docs.version, s);
+                    }
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        ModelCmd::Card { model, output } => {
+            let docs = reg::facts::documents(src.local("model card")?, &model)?;
+            match &output {
+                Some(path) => {
+                    write_file(path, docs.card.as_bytes())?;
+                    render::document_written(&docs.version, "model card", path, None, json)?;
+                }
+                None => render::data(docs.card.as_bytes())?,
             }
             Ok(Exit::Ok)
         }

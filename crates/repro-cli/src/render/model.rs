@@ -141,6 +141,39 @@ pub fn attested(v: &ModelVersion, file: &std::path::Path, envelopes: usize, as_j
     Ok(())
 }
 
+/// `model bom -o FILE` / `model card -o FILE`: what was written where (and signed).
+pub fn document_written(
+    v: &ModelVersion,
+    what: &str,
+    file: &std::path::Path,
+    signed: Option<&repro_exec::registry::facts::BomSigned>,
+    as_json: bool,
+) -> Result<()> {
+    if as_json {
+        let mut value = json!({"model": v.reference(), "file": file});
+        if let Some(s) = signed {
+            value["signed"] = json!({"keyid": s.keyid, "envelope": s.envelope});
+        }
+        return json(&value);
+    }
+    message(&format!("wrote the {what} of {} to {}", v.reference(), file.display()));
+    if let Some(s) = signed {
+        bom_signed(v, s);
+    }
+    Ok(())
+}
+
+/// `model bom --sign`: said on stderr, since stdout may be the BOM itself.
+pub fn bom_signed(v: &ModelVersion, s: &repro_exec::registry::facts::BomSigned) {
+    message(&format!(
+        "signed the BOM of {} with key {} (envelope {}); `repro model attest {}` writes it out",
+        v.reference(),
+        s.keyid,
+        s.envelope.short(),
+        v.reference()
+    ));
+}
+
 pub fn verified(r: &VerifyReport, as_json: bool) -> Result<()> {
     if as_json {
         return json(r);

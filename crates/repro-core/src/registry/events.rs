@@ -120,6 +120,14 @@ pub enum Change {
     Archive {
         reason: String,
     },
+    /// A signed statement about the version other than its provenance (a CycloneDX BOM):
+    /// the DSSE envelope and the PEM public key, as objects.
+    Attest {
+        predicate_type: String,
+        keyid: String,
+        envelope: Digest,
+        public_key: Digest,
+    },
     /// A version brought in by `repro bundle import`, with its history as the source had it.
     Import {
         run: RunId,
@@ -143,6 +151,14 @@ pub enum Change {
         /// came from the bundle). Absent in older imports: then the version's run.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         runs: Option<Vec<RunId>>,
+        /// The source's other signed statements (`attest` events).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attestations: Vec<AttestationRef>,
+        /// The CycloneDX BOM and the model card the bundle carried, as objects.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bom: Option<Digest>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<Digest>,
     },
 }
 
@@ -161,6 +177,7 @@ impl Change {
             Change::Approve { .. } => "approve",
             Change::Sign { .. } => "sign",
             Change::Archive { .. } => "archive",
+            Change::Attest { .. } => "attest",
             Change::Import { .. } => "import",
         }
     }

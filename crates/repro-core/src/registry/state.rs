@@ -32,6 +32,17 @@ pub struct SignatureRef {
     pub at_ms: i64,
 }
 
+/// A signed statement about a version other than its provenance: a CycloneDX BOM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationRef {
+    pub predicate_type: String,
+    pub keyid: String,
+    pub envelope: Digest,
+    pub public_key: Digest,
+    pub by: String,
+    pub at_ms: i64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Archived {
     pub reason: String,
@@ -136,6 +147,14 @@ pub struct ModelVersion {
     pub archived: Option<Archived>,
     pub approvals: Vec<Approval>,
     pub signatures: Vec<SignatureRef>,
+    /// Signed statements other than provenance (`repro model bom --sign`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<AttestationRef>,
+    /// The CycloneDX BOM and the model card a bundle carried, when imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_bom: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_card: Option<Digest>,
     /// The bundle it came from, when imported.
     pub imported_from: Option<Digest>,
     /// Who signed that bundle, as judged at import.
@@ -165,6 +184,9 @@ impl ModelVersion {
             archived: None,
             approvals: Vec::new(),
             signatures: Vec::new(),
+            attestations: Vec::new(),
+            imported_bom: None,
+            imported_card: None,
             imported_from: None,
             import_signer: None,
             history,
@@ -447,6 +469,9 @@ impl Registry {
                 bundle,
                 history,
                 signer,
+                attestations,
+                bom,
+                card,
                 ..
             } => {
                 let detail = match &signer {
@@ -480,6 +505,9 @@ impl Registry {
                 v.archived = archived;
                 v.approvals = approvals;
                 v.signatures = signatures;
+                v.attestations = attestations;
+                v.imported_bom = bom;
+                v.imported_card = card;
                 v.imported_from = Some(bundle);
                 v.import_signer = signer;
                 self.add_version(e, v)?;
@@ -520,6 +548,18 @@ impl Registry {
                 let v = self.version_mut(&e.model, e.version)?;
                 v.history.push(entry(format!("key {keyid}")));
                 v.signatures.push(SignatureRef { keyid, envelope, public_key, by: e.actor.clone(), at_ms: e.at_ms });
+            }
+            Change::Attest { predicate_type, keyid, envelope, public_key } => {
+                let v = self.version_mut(&e.model, e.version)?;
+                v.history.push(entry(format!("{predicate_type} signed by key {keyid}")));
+                v.attestations.push(AttestationRef {
+                    predicate_type,
+                    keyid,
+                    envelope,
+                    public_key,
+                    by: e.actor.clone(),
+                    at_ms: e.at_ms,
+                });
             }
             Change::Archive { reason } => {
                 let v = self.version_mut(&e.model, e.version)?;

@@ -159,6 +159,10 @@ pub fn export(
         objects.insert(s.envelope.clone());
         objects.insert(s.public_key.clone());
     }
+    for a in &version.attestations {
+        objects.insert(a.envelope.clone());
+        objects.insert(a.public_key.clone());
+    }
     objects.extend(version.artifact.files.iter().map(|f| f.blake3.clone()));
     objects.insert(version.artifact.snapshot.clone());
 
@@ -170,6 +174,16 @@ pub fn export(
         let (digest, _) = repro_util::hash::hash_file(&path).map_err(ExecError::io("read", &path))?;
         code = Some(BundleCode { commit: commit.clone(), object: digest.clone() });
         extra_files.push((digest, path));
+    }
+
+    // The BOM and the model card, as two more objects.
+    let (bom, card) = crate::registry::facts::for_bundle(store, &version)?;
+    let mut documents = Vec::new();
+    for (name, bytes) in [("bom.cdx.json", bom), ("model-card.md", card)] {
+        let path = scratch.0.join(name);
+        fs::write(&path, &bytes).map_err(ExecError::io("write", &path))?;
+        documents.push(Digest::of_bytes(&bytes));
+        extra_files.push((Digest::of_bytes(&bytes), path));
     }
 
     // Every object must be here and intact before anything is written.
@@ -218,6 +232,8 @@ pub fn export(
         snapshots: snapshots.into_values().collect(),
         code: code.clone(),
         objects: listed,
+        bom: documents.first().cloned(),
+        card: documents.get(1).cloned(),
     };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("bundle manifests serialize");
     let manifest_digest = Digest::of_bytes(&manifest_bytes);

@@ -339,6 +339,30 @@ pub fn import(
         }
         approvals_verified.push(sig.keyid.clone());
     }
+    // Signed BOMs: each verifies with its key and names exactly this version's files. (Whether
+    // the BOM agrees with the run is `model verify`'s `bom` check, on the imported rows.)
+    for a in &version.attestations {
+        let text = read(&a.envelope)?;
+        let ok = std::str::from_utf8(&text)
+            .ok()
+            .and_then(|t| repro_core::provenance::Envelope::parse(t).ok())
+            .zip(
+                std::str::from_utf8(&read(&a.public_key)?)
+                    .ok()
+                    .and_then(|p| <repro_core::provenance::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(p).ok()),
+            )
+            .is_some_and(|(env, k)| {
+                repro_core::provenance::sslib_keyid(&k) == a.keyid
+                    && repro_core::provenance::verify_envelope(&env, &k).is_ok()
+            });
+        if !ok {
+            return Err(refuse(file, format!("the signed {} by key {} does not verify", a.predicate_type, a.keyid)));
+        }
+    }
+    // The BOM and card travel as objects (their hashes were checked with the others).
+    for d in m.bom.iter().chain(&m.card) {
+        read(d)?;
+    }
     let mut warnings = Vec::new();
     if let (Some(t), Some(path)) = (&trusted, key) {
         let want = repro_core::provenance::sslib_keyid(t);
@@ -477,6 +501,9 @@ pub fn import(
                 bundle: bundle_digest.clone(),
                 signer: Some(signer.clone()),
                 runs: Some(added_runs.clone()),
+                attestations: version.attestations.clone(),
+                bom: m.bom.clone(),
+                card: m.card.clone(),
             },
         })
     })?;

@@ -154,6 +154,11 @@ struct BundleManifest {
     snapshots: Vec<BundleSnapshot>,
     code: Option<BundleCode>,
     objects: Vec<BundleObject>,
+    /// The version's CycloneDX BOM and model card, as objects (absent in older bundles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bom: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    card: Option<Digest>,
 }
 
 /// A private folder under `.repro/tmp`, removed on every way out (fsck removes it after a crash).

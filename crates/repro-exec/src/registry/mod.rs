@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ExecError, Result};
 
 pub mod approval;
+pub mod facts;
 mod promote;
 pub mod provenance;
 

@@ -136,10 +136,13 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
 pub fn attest(store: &Store, reference: &str) -> Result<(ModelVersion, Vec<String>)> {
     let version = lookup(&store.meta.models().registry()?, reference)?;
     let mut lines = Vec::new();
-    for s in &version.signatures {
-        let bytes = store.objects.read(&s.envelope)?;
+    // Provenance first, then the other statements (signed BOMs), each in the order signed.
+    let envelopes =
+        version.signatures.iter().map(|s| &s.envelope).chain(version.attestations.iter().map(|a| &a.envelope));
+    for envelope in envelopes {
+        let bytes = store.objects.read(envelope)?;
         let text =
-            String::from_utf8(bytes).map_err(|_| ExecError::Usage(format!("envelope {} is not text", s.envelope)))?;
+            String::from_utf8(bytes).map_err(|_| ExecError::Usage(format!("envelope {envelope} is not text")))?;
         lines.push(text.trim().to_string());
     }
     lines.extend(crate::replay::verdict::envelopes(store, &version)?);
@@ -430,6 +433,11 @@ pub fn verify(
         "with the key stored at signing; pass --key to check against a key you trust"
     };
     check("signature", problems, format!("{} valid signature(s) by {} ({how})", good.len(), good.join(", ")));
+
+    // The CycloneDX BOM: signed ones, and the BOM and card a bundle carried.
+    if let Some((problems, detail)) = super::facts::verify_documents(store, &version, trusted.as_ref())? {
+        check("bom", problems, detail);
+    }
 
     // Approvals: each signed one must verify and approve exactly this version; whether its
     // key is trusted (by [trust], or the --key given) is said, since that decides whether
