@@ -337,6 +337,17 @@ pub enum ModelCmd {
         reason: String,
     },
 
+    /// Rename a model: an event in the registry's chain. Versions, history and signatures go
+    /// with it; the old name keeps resolving (with a note) until a model takes it again.
+    ///
+    /// Example: repro model rename pricing pricing-eu
+    Rename {
+        /// The model's name now.
+        old: String,
+        /// Its new name.
+        new: String,
+    },
+
     /// Sign a version's provenance (in-toto statement, SLSA provenance, DSSE envelope).
     ///
     /// Example: repro model sign pricing@3 --key ~/.config/repro/repro.key

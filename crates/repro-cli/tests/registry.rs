@@ -1090,3 +1090,82 @@ fn a_signed_replay_verdict_verifies_with_securesystemslib_and_in_toto_attestatio
         serde_json::json!({"keyids": [keyid], "predicateType": "urn:repro:replay:verdict:v1", "verdict": "identical"})
     );
 }
+
+#[test]
+fn a_rename_is_an_event_the_signed_history_goes_along_and_the_old_name_still_resolves() {
+    let (t, _run, keyid) = signed_in_staging();
+    let r = t.repro(&["model", "rename", "pricing", "pricing-eu", "--json"]).success().json();
+    assert_eq!(r, serde_json::json!({"model": "pricing-eu", "renamed_from": "pricing", "versions": 1}));
+    assert_eq!(events(&t), 5, "one event, on the chain");
+    let kind = sql(&t, "SELECT kind || ' ' || model || ' ' || version FROM registry_events ORDER BY seq DESC LIMIT 1");
+    assert_eq!(kind, "rename pricing 0");
+
+    // The version moved with its stage, approvals, signature and history.
+    let v = show_version(&t, "pricing-eu@staging");
+    assert_eq!(v["name"], "pricing-eu");
+    assert_eq!(v["former_names"], serde_json::json!(["pricing"]));
+    assert_eq!(v["approvals"].as_array().map(Vec::len), Some(1));
+    assert_eq!(history(&v), ["register", "promote", "sign", "approve", "rename"]);
+    assert_eq!(v["history"][4]["detail"], "model renamed from pricing to pricing-eu");
+    // The old name still finds it, and says what to write from now on.
+    let old = t.repro(&["model", "show", "pricing@1", "--json"]).success();
+    assert_eq!(old.json()["name"], "pricing-eu");
+    assert!(
+        old.stderr().contains("renamed to 'pricing-eu'") && old.stderr().contains("pricing-eu@1"),
+        "{}",
+        old.stderr()
+    );
+
+    // The provenance was signed as pricing@1: it still verifies, the chain holds, fsck is clean.
+    let verify = t.repro(&["model", "verify", "pricing-eu@1", "--key", "keys/repro.pub", "--json"]).success().json();
+    assert!(check(&verify, "signature").1.contains(&keyid), "{verify:#}");
+    assert!(check(&verify, "event_chain").0, "{verify:#}");
+    t.repro(&["fsck"]).success();
+
+    // A bundle of the renamed version carries its whole history (events written under either
+    // name) and imports into a store that verifies it.
+    let bundle = t.path("pricing-eu.tar");
+    let export = t
+        .repro(&["bundle", "export", "pricing-eu@1", "-o", bundle.to_str().expect("utf-8"), "--include-data", "--json"])
+        .success()
+        .json();
+    assert_eq!(export["model"], "pricing-eu@1", "{export:#}");
+    let auditor = TestContext::new();
+    auditor.repro(&["init"]).success();
+    let imported = auditor
+        .repro(&[
+            "bundle",
+            "import",
+            bundle.to_str().expect("utf-8"),
+            "--key",
+            t.path("keys/repro.pub").to_str().expect("utf-8"),
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(imported["signatures_verified"].as_array().map(Vec::len), Some(1), "{imported:#}");
+    let there = auditor.repro(&["model", "show", "pricing-eu@1", "--json"]).success().json();
+    assert_eq!(there["former_names"], serde_json::json!(["pricing"]));
+    auditor
+        .repro(&["model", "verify", "pricing-eu@1", "--key", t.path("keys/repro.pub").to_str().expect("utf-8")])
+        .success();
+
+    // A model that takes the old name ends the redirect; its events never join the bundle of
+    // the renamed one.
+    let run = id_of(&t.train(&["--json"]).success());
+    t.repro(&["model", "register", &run, "--name", "pricing", "--artifact", "model.pkl"]).success();
+    assert_eq!(show_version(&t, "pricing@1")["name"], "pricing");
+    assert_eq!(show_version(&t, "pricing-eu@1")["name"], "pricing-eu");
+
+    // Refusals: one line, exit 2, nothing written.
+    let before = events(&t);
+    for (args, needle) in [
+        (["model", "rename", "pricing", "pricing-eu"], "a model named 'pricing-eu' exists"),
+        (["model", "rename", "nope", "fresh"], "no model named 'nope'"),
+        (["model", "rename", "pricing", "has space"], "is not a model name"),
+    ] {
+        let e = t.repro(&args).expect_code(2).error_line();
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
+    assert_eq!(events(&t), before);
+}

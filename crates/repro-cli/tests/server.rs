@@ -526,7 +526,12 @@ fn registry_flow(py: PathBuf, major: u8) {
     assert_eq!(out["duplicate_model"], "RESOURCE_ALREADY_EXISTS");
     assert_eq!(out["unknown_model"], "RESOURCE_DOES_NOT_EXIST");
     assert_eq!(out["bad_name"], "INVALID_PARAMETER_VALUE");
-    assert_eq!(out["rename"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(
+        out["rename"],
+        serde_json::json!({"name": "other", "kept": ["nothing yet", {"team": "risk"}], "old_gone": "RESOURCE_DOES_NOT_EXIST",
+            "taken": "RESOURCE_ALREADY_EXISTS", "bad": "INVALID_PARAMETER_VALUE", "back": "empty"}),
+        "{out:#}"
+    );
     assert_eq!(out["alias_version"], "1");
     assert_eq!(out["alias_status"], "READY");
     assert_eq!(out["alias_run"], true);

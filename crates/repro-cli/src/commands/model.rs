@@ -50,6 +50,12 @@ pub fn model(ctx: &Context, cmd: ModelCmd) -> Result<Exit> {
             render::archived(&v, &reason, json)?;
             Ok(Exit::Ok)
         }
+        ModelCmd::Rename { old, new } => {
+            let who = reg::actor(&ctx.cwd()?, None)?;
+            let m = repro_exec::registry::rename(src.local("model rename")?, &old, &new, &who)?;
+            render::renamed(&m, &old, json)?;
+            Ok(Exit::Ok)
+        }
         ModelCmd::Sign { model, key } => {
             let who = reg::actor(&ctx.cwd()?, None)?;
             let s = repro_exec::provenance::sign(src.local("model sign")?, &model, key.as_deref(), &who)?;

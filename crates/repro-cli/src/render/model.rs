@@ -119,6 +119,17 @@ pub fn archived(v: &ModelVersion, reason: &str, as_json: bool) -> Result<()> {
     line(&format!("archived {}: {reason}", v.reference()))
 }
 
+pub fn renamed(m: &repro_core::registry::Model, old: &str, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&json!({"model": m.name, "renamed_from": old, "versions": m.versions.len()}));
+    }
+    line(&format!(
+        "renamed {old} to {} ({} version(s) moved); '{old}' still resolves to it until a model takes that name",
+        m.name,
+        m.versions.len()
+    ))
+}
+
 pub fn signed(s: &repro_exec::provenance::SignOutcome, as_json: bool) -> Result<()> {
     if as_json {
         return json(&json!({"model": s.version.reference(), "keyid": s.keyid, "envelope": s.envelope}));

@@ -73,6 +73,11 @@ NOT_APPLICABLE = {
     "test_create_model_version_with_file_uri": FILE_ROOT,
     "test_mlflow_artifacts_rest_apis": FILE_LAYOUT,
     "test_log_artifact": FILE_LAYOUT,
+    "test_update_registered_model_flow": (
+        "refused by design: the test renames the model to 'UpdateRMTest 2'; repro model names have "
+        "no spaces, so NAME@VERSION stays one word in every shell command (a rename to a name "
+        "without one works, and is an event in the registry's chain)"
+    ),
     "test_create_logged_model": (
         "refused by design: the test names source run '123', which this store does not hold; a "
         "logged model's source run is lineage repro vouches for, so it must be a run of the store"
@@ -108,7 +113,6 @@ GAPS = {
     "test_list_artifacts_graphql": GRAPHQL,
     "test_search_datasets_graphql": GRAPHQL,
     "test_graphql_nan_metric_handling": GRAPHQL,
-    "test_update_registered_model_flow": "registered-models/rename is refused (a rename is not yet a chain event)",
 }
 
 PATTERNS = [

@@ -164,7 +164,8 @@ impl ApprovalStatement {
         let Some(want) = want else {
             return Some(format!("{} has no lineage yet: its run has not finished", version.reference()));
         };
-        let what = if self.model != want.model || self.version != want.version {
+        // Approvals given before a rename name the model as it was then.
+        let what = if !(self.model == want.model || version.known_as(&self.model)) || self.version != want.version {
             format!("it approves {}@{}, not {}", self.model, self.version, version.reference())
         } else if self.stage != want.stage {
             format!("it approves stage {}, not {stage}", self.stage)

@@ -89,6 +89,11 @@ pub enum Change {
     Unalias {
         alias: String,
     },
+    /// Renames the model (version 0): its versions and history go with it, the old name
+    /// keeps resolving to it in repro's own commands until a model takes that name again.
+    Rename {
+        to: String,
+    },
     /// Deletes the model (version 0, with all its versions) or one version, as MLflow's
     /// delete calls do. The events stay; the versions can no longer be used.
     Delete {},
@@ -159,6 +164,9 @@ pub enum Change {
         bom: Option<Digest>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         card: Option<Digest>,
+        /// The names the model had in the source before its renames.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        former_names: Vec<String>,
     },
 }
 
@@ -172,6 +180,7 @@ impl Change {
             Change::Tag { .. } => "tag",
             Change::Alias { .. } => "alias",
             Change::Unalias { .. } => "unalias",
+            Change::Rename { .. } => "rename",
             Change::Delete {} => "delete",
             Change::Promote { .. } => "promote",
             Change::Approve { .. } => "approve",

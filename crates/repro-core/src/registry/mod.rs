@@ -28,8 +28,8 @@ pub use policy::{
     default_policies, evaluate, known_requirement, validate_policies, PromotionFacts, StagePolicy, Unmet,
 };
 pub use state::{
-    identity_key, Approval, ApprovalSignature, Archived, AttestationRef, BundleSigner, HistoryEntry, LookupError,
-    Model, ModelVersion, Registry, SignatureRef, SignerStatus,
+    events_of, identity_key, Approval, ApprovalSignature, Archived, AttestationRef, BundleSigner, HistoryEntry,
+    LookupError, Model, ModelVersion, Registry, SignatureRef, SignerStatus,
 };
 
 /// The stages a store has when `repro.toml` names none.

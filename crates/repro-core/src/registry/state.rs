@@ -155,6 +155,10 @@ pub struct ModelVersion {
     pub imported_bom: Option<Digest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_card: Option<Digest>,
+    /// The names the model had before its renames, oldest first. Statements signed before a
+    /// rename name the version as it was then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_names: Vec<String>,
     /// The bundle it came from, when imported.
     pub imported_from: Option<Digest>,
     /// Who signed that bundle, as judged at import.
@@ -187,6 +191,7 @@ impl ModelVersion {
             attestations: Vec::new(),
             imported_bom: None,
             imported_card: None,
+            former_names: Vec::new(),
             imported_from: None,
             import_signer: None,
             history,
@@ -195,6 +200,11 @@ impl ModelVersion {
 
     pub fn reference(&self) -> String {
         format!("{}@{}", self.name, self.version)
+    }
+
+    /// Whether `name` is this version's model's name, now or before a rename.
+    pub fn known_as(&self, name: &str) -> bool {
+        self.name == name || self.former_names.iter().any(|n| n == name)
     }
 
     /// The lineage the version is held to: the pinned one, else (before its `pin` event)
@@ -251,6 +261,9 @@ pub struct Model {
     pub updated_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Archived>,
+    /// The names the model had before its renames, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_names: Vec<String>,
 }
 
 impl Model {
@@ -353,6 +366,9 @@ pub struct Registry {
     pub models: BTreeMap<String, Model>,
     /// The last event folded in, for anchoring signatures and conflict checks.
     pub head: Option<(u64, Digest)>,
+    /// Old name → the name it was renamed to (each rename's step; follow to the end).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub renamed: BTreeMap<String, String>,
 }
 
 impl Registry {
@@ -443,6 +459,32 @@ impl Registry {
             Change::Unalias { alias } => {
                 self.model_mut(&e.model)?.aliases.remove(&alias);
             }
+            Change::Rename { to } => {
+                if e.version != 0 {
+                    return Err("a rename names the model, not a version".into());
+                }
+                if !valid_model_name(&to) {
+                    return Err(format!("'{to}' is not a model name"));
+                }
+                if self.models.contains_key(&to) {
+                    return Err(format!("a model named '{to}' exists (or did: its history stays)"));
+                }
+                if self.models.get(&e.model).is_none_or(|m| m.deleted.is_some()) {
+                    return Err("the model is not registered".into());
+                }
+                let mut model = self.models.remove(&e.model).ok_or("the model is not registered")?;
+                let old = std::mem::replace(&mut model.name, to.clone());
+                for v in model.versions.values_mut() {
+                    v.name = to.clone();
+                    v.former_names.push(old.clone());
+                    v.history.push(entry(format!("model renamed from {old} to {to}")));
+                    v.updated_at_ms = v.updated_at_ms.max(e.at_ms);
+                }
+                model.former_names.push(old.clone());
+                model.updated_at_ms = model.updated_at_ms.max(e.at_ms);
+                self.models.insert(to.clone(), model);
+                self.renamed.insert(old, to);
+            }
             Change::Delete {} => {
                 let by = Archived { reason: "deleted".into(), by: e.actor.clone(), at_ms: e.at_ms, left_stage: None };
                 let model = self.model_mut(&e.model)?;
@@ -472,6 +514,7 @@ impl Registry {
                 attestations,
                 bom,
                 card,
+                former_names,
                 ..
             } => {
                 let detail = match &signer {
@@ -508,6 +551,7 @@ impl Registry {
                 v.attestations = attestations;
                 v.imported_bom = bom;
                 v.imported_card = card;
+                v.former_names = former_names;
                 v.imported_from = Some(bundle);
                 v.import_signer = signer;
                 self.add_version(e, v)?;
@@ -611,9 +655,25 @@ impl Registry {
         }
     }
 
-    /// `NAME@V`, or `NAME@X` for the version in stage X, else the one alias X points at.
+    /// The name a model known as `name` has now: `name` itself while a model has it, else
+    /// where its renames lead.
+    pub fn current_name<'a>(&'a self, name: &'a str) -> &'a str {
+        let mut at = name;
+        // Each step renames onto a name no model had, so the steps cannot cycle; the bound
+        // guards a rewritten log all the same.
+        for _ in 0..=self.renamed.len() {
+            match self.renamed.get(at) {
+                Some(next) if !self.models.contains_key(at) => at = next,
+                _ => break,
+            }
+        }
+        at
+    }
+
+    /// `NAME@V`, or `NAME@X` for the version in stage X, else the one alias X points at. A
+    /// model's old name (before a rename) finds it under its new one.
     pub fn lookup(&self, r: &ModelRef) -> Result<&ModelVersion, LookupError> {
-        let model = self.model(&r.name)?;
+        let model = self.model(self.current_name(&r.name))?;
         let found = match &r.selector {
             Selector::Version(v) => model.versions.get(v).ok_or_else(|| LookupError::NoVersion {
                 name: r.name.clone(),
@@ -679,6 +739,34 @@ impl Registry {
     pub fn versions_of_run(&self, run: &RunId) -> Vec<&ModelVersion> {
         self.models.values().flat_map(|m| m.versions.values()).filter(|v| &v.run == run).collect()
     }
+}
+
+/// The events that make `name@version` (a bundle carries them), in log order: the version's
+/// own, under whatever name the model had when each was written, and the renames that led to
+/// `name`. Walking back from the end, a rename onto the name the walk follows switches it to
+/// the old name, and a rename away from it ends the walk: a later model that took an old name
+/// brings none of the renamed model's events in, nor it any of theirs.
+pub fn events_of<'a>(events: &'a [Event], name: &str, version: u32) -> Vec<&'a Event> {
+    let mut current = name.to_string();
+    let mut out = Vec::new();
+    for e in events.iter().rev() {
+        if e.version == version && e.model == current {
+            out.push(e);
+        }
+        if e.version == 0 && e.kind == "rename" {
+            if let Ok(Change::Rename { to }) = e.change() {
+                if to == current {
+                    out.push(e);
+                    current = e.model.clone();
+                } else if e.model == current {
+                    // The name was another model's before it moved away: nothing earlier is ours.
+                    break;
+                }
+            }
+        }
+    }
+    out.reverse();
+    out
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for a Unix time in milliseconds (the civil-from-days algorithm of

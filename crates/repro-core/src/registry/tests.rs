@@ -416,3 +416,51 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rename_moves_the_model_and_the_old_name_redirects_until_it_is_taken() {
+    let run = RunId::from_bytes([1; 16]);
+    let rename = |to: &str| Change::Rename { to: to.into() };
+    let mut changes = vec![
+        ("a", 1, "ada", register(&run)),
+        ("a", 1, "ada", promote("staging")),
+        ("a", 0, "ada", rename("b")),
+        ("b", 1, "ada", approve("prod")),
+        ("b", 0, "ada", rename("c")),
+    ];
+    let (reg, problems) = Registry::fold(&log(&changes));
+    assert_eq!(problems, []);
+    assert_eq!(reg.models.keys().collect::<Vec<_>>(), ["c"]);
+    let v = &reg.models["c"].versions[&1];
+    assert_eq!((v.name.as_str(), v.former_names.clone()), ("c", vec!["a".to_string(), "b".to_string()]));
+    assert_eq!(v.stage.as_deref(), Some("staging"));
+    assert_eq!(v.approvals.len(), 1);
+    assert!(v.known_as("a") && v.known_as("b") && !v.known_as("d"));
+    // Old names resolve to the model now called c, through each step.
+    for old in ["a", "b", "c"] {
+        assert_eq!(reg.lookup(&ModelRef::parse(&format!("{old}@1")).expect("ref")).expect("found").name, "c");
+    }
+    assert_eq!(reg.model("a").map(|m| m.name.clone()).ok(), None, "model() itself is strict, as MLflow is");
+    // The events of c@1 are the version's own under each name, and the renames between.
+    let events = log(&changes);
+    let kinds: Vec<&str> = events_of(&events, "c", 1).iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["register", "promote", "rename", "approve", "rename"]);
+
+    // A new model named a: the redirect ends there, and its events are not c's.
+    changes.push(("a", 1, "bob", register(&run)));
+    let events = log(&changes);
+    let (reg, problems) = Registry::fold(&events);
+    assert_eq!(problems, []);
+    assert_eq!(reg.lookup(&ModelRef::parse("a@1").expect("ref")).expect("found").name, "a");
+    assert_eq!(reg.lookup(&ModelRef::parse("b@1").expect("ref")).expect("found").name, "c");
+    assert_eq!(events_of(&events, "c", 1).len(), 5);
+    assert_eq!(events_of(&events, "a", 1).len(), 1);
+
+    // Renames that cannot apply: onto a name in use, from a model that is not there, on a version.
+    for (model, version, to) in [("a", 0, "c"), ("zz", 0, "y"), ("c", 1, "y"), ("c", 0, "no space")] {
+        let mut bad = changes.clone();
+        bad.push((model, version, "eve", rename(to)));
+        let (_, problems) = Registry::fold(&log(&bad));
+        assert_eq!(problems.len(), 1, "{model}@{version} → {to}");
+    }
+}

@@ -222,9 +222,8 @@ pub fn export(
         run: version.run.clone(),
         lineage: lineage.clone(),
         include_data,
-        events: events
-            .iter()
-            .filter(|e| e.model == version.name && e.version == version.version)
+        events: repro_core::registry::events_of(&events, &version.name, version.version)
+            .into_iter()
             .map(Into::into)
             .collect(),
         runs: bundle_runs,

@@ -189,12 +189,12 @@ pub fn import(
         if e.computed_hash() != e.hash {
             return Err(refuse(file, format!("registry event {} was altered", e.describe())));
         }
-        if e.model != m.model || e.version != m.version {
-            return Err(refuse(
-                file,
-                format!("registry event {} is not about {}@{}", e.describe(), m.model, m.version),
-            ));
-        }
+    }
+    // Exactly the events that make the version: its own (under the names the model had) and
+    // the renames that led to its name now.
+    let about = repro_core::registry::events_of(&events, &m.model, m.version);
+    if let Some(e) = events.iter().find(|e| !about.iter().any(|a| a.hash == e.hash)) {
+        return Err(refuse(file, format!("registry event {} is not about {}@{}", e.describe(), m.model, m.version)));
     }
     let (registry, problems) = Registry::fold(&events);
     if let Some(p) = problems.first() {
@@ -504,6 +504,7 @@ pub fn import(
                 attestations: version.attestations.clone(),
                 bom: m.bom.clone(),
                 card: m.card.clone(),
+                former_names: version.former_names.clone(),
             },
         })
     })?;

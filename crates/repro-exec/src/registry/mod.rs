@@ -70,7 +70,47 @@ pub fn still_running(version: &ModelVersion, run: &StoredRun) -> Result<Digest> 
 /// Parses `NAME@V` / `NAME@STAGE` and finds the version, or says what exists.
 pub fn lookup(registry: &Registry, text: &str) -> Result<ModelVersion> {
     let r = parse_ref(text)?;
-    registry.lookup(&r).cloned().map_err(|e| repro_store::StoreError::UnknownModel(e.to_string()).into())
+    let found = registry.lookup(&r).cloned().map_err(|e| repro_store::StoreError::UnknownModel(e.to_string()))?;
+    if found.name != r.name {
+        // The old name still works, so a script written before the rename keeps running; the
+        // note says what to write from now on.
+        eprintln!(
+            "note: model '{}' was renamed to '{}'; {} names this version now",
+            r.name,
+            found.name,
+            found.reference()
+        );
+    }
+    Ok(found)
+}
+
+/// `repro model rename OLD NEW`: a `rename` event. The versions, their history and their
+/// signatures go with the model; the old name keeps resolving until a model takes it again.
+pub fn rename(store: &mut Store, old: &str, new: &str, actor: &str) -> Result<repro_core::registry::Model> {
+    if !repro_core::registry::valid_model_name(new) {
+        return Err(ExecError::Usage(format!(
+            "'{new}' is not a model name: use letters, digits, '-', '_' and '.', starting with a letter or digit (at most 100 characters)"
+        )));
+    }
+    store.meta.models().append(repro_util::clock::now_ms(), |reg| {
+        reg.model(old).map_err(|e| repro_store::StoreError::UnknownModel(e.to_string()))?;
+        if let Some(taken) = reg.models.get(new) {
+            return Err(ExecError::Usage(match &taken.deleted {
+                Some(_) => {
+                    format!("a model named '{new}' was deleted and its history keeps the name; pick another name")
+                }
+                None => format!("a model named '{new}' exists; pick another name"),
+            }));
+        }
+        Ok(NewEvent {
+            model: old.to_string(),
+            version: 0,
+            actor: actor.to_string(),
+            change: Change::Rename { to: new.to_string() },
+        })
+    })?;
+    let reg = store.meta.models().registry()?;
+    reg.model(new).cloned().map_err(|e| repro_store::StoreError::UnknownModel(e.to_string()).into())
 }
 
 pub fn parse_ref(text: &str) -> Result<ModelRef> {

@@ -185,7 +185,7 @@ pub fn check_signature_bytes(
     };
     let summary = prov::open_statement(&envelope, key).map_err(|e| e.to_string())?;
     let r = version.reference();
-    if summary.model != version.name || summary.version != version.version {
+    if !version.known_as(&summary.model) || summary.version != version.version {
         return Err(format!("the statement is for {}@{}, not {r}", summary.model, summary.version));
     }
     if summary.run_id != version.run {

@@ -74,12 +74,36 @@ pub(crate) async fn get_model(AxState(s): S, r: Req) -> Reply {
     Ok(Json(json!({"registered_model": model_json(live_model(&reg, &name)?)})))
 }
 
+/// A rename is an event in the registry's chain: the versions and their signed history go
+/// with the model. Through MLflow the old name is gone, as MLflow answers; repro's own
+/// commands still resolve it (with a note).
 pub(crate) async fn rename_model(AxState(s): S, r: Req) -> Reply {
     let name = model_name(&r)?;
-    live_model(&current_registry(&s).await?, &name)?;
-    Err(ApiError::invalid(format!(
-        "Registered models cannot be renamed here: '{name}' is part of its versions' hash-chained history and signed provenance. Register the versions under a new name instead."
-    )))
+    let new_name = r.str("new_name")?;
+    if new_name.is_empty() {
+        return Err(ApiError::missing_param("new_name"));
+    }
+    if !repro_core::registry::valid_model_name(&new_name) {
+        return Err(ApiError::invalid(format!(
+            "Invalid model name '{}': repro model names use letters, digits, '-', '_' and '.', start with a letter or digit, and are at most 100 characters.",
+            new_name.chars().take(120).collect::<String>()
+        )));
+    }
+    let (n, to) = (name.clone(), new_name.clone());
+    let reg = append(
+        &s,
+        "registered-models/rename",
+        move |reg| {
+            live_model(reg, &n)?;
+            if reg.models.contains_key(&to) {
+                return Err(ApiError::already_exists(format!("Registered Model (name={to}) already exists.")));
+            }
+            Ok((0, Change::Rename { to }))
+        },
+        name,
+    )
+    .await?;
+    Ok(Json(json!({"registered_model": model_json(live_model(&reg, &new_name)?)})))
 }
 
 pub(crate) async fn update_model(AxState(s): S, r: Req) -> Reply {
