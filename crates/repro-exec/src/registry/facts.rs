@@ -176,10 +176,7 @@ pub fn sign_bom(store: &mut Store, docs: &Documents, key: Option<&Path>, actor: 
         "predicate": bom,
     });
     let payload = serde_json::to_vec(&statement).expect("statements serialize");
-    let envelope = prov::sign_envelope(&signing, PAYLOAD_TYPE, &payload);
-    let keyid = prov::sslib_keyid(&signing.verifying_key());
-    let envelope_digest = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
-    let public_key = store.objects.put_bytes(keys::public_pem(&signing.verifying_key()).as_bytes())?;
+    let (keyid, envelope_digest, public_key) = super::provenance::store_signed(store, &signing, &payload)?;
     store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let now = lookup(reg, &version.reference())?;
         if now.archived.is_some() {

@@ -107,10 +107,7 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
         repro_version: env!("CARGO_PKG_VERSION"),
         metrics: Some((&metrics, points.len())),
     })?;
-    let envelope = prov::sign_envelope(&signing, PAYLOAD_TYPE, &prov::statement_payload(&statement));
-    let keyid = prov::sslib_keyid(&signing.verifying_key());
-    let envelope_digest = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
-    let public_key = store.objects.put_bytes(keys::public_pem(&signing.verifying_key()).as_bytes())?;
+    let (keyid, envelope_digest, public_key) = store_signed(store, &signing, &prov::statement_payload(&statement))?;
     store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let now = lookup(reg, &version.reference())?;
         if now.archived.is_some() {
@@ -129,6 +126,20 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     })?;
     let version = lookup(&store.meta.models().registry()?, &version.reference())?;
     Ok(SignOutcome { version, keyid, envelope: envelope_digest })
+}
+
+/// Signs an in-toto statement into a DSSE envelope and stores the envelope (one JSON line)
+/// and the PEM public key as objects: every signed statement a version or replay carries is
+/// kept this way. Returns the key id and the two objects.
+pub(crate) fn store_signed(
+    store: &Store,
+    key: &ed25519_dalek::SigningKey,
+    payload: &[u8],
+) -> Result<(String, Digest, Digest)> {
+    let envelope = prov::sign_envelope(key, PAYLOAD_TYPE, payload);
+    let envelope = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
+    let public_key = store.objects.put_bytes(keys::public_pem(&key.verifying_key()).as_bytes())?;
+    Ok((prov::sslib_keyid(&key.verifying_key()), envelope, public_key))
 }
 
 /// `repro model attest NAME@V`: the stored envelopes of the version — its provenance

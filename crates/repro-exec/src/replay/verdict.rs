@@ -12,7 +12,7 @@ use std::path::Path;
 
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use repro_core::provenance::{self as prov, ArtifactFile, VerdictCheck, VerdictInput, VerdictSummary, PAYLOAD_TYPE};
+use repro_core::provenance::{self as prov, ArtifactFile, VerdictCheck, VerdictInput, VerdictSummary};
 use repro_core::record::{RunRecord, Verdict};
 use repro_core::registry::ModelVersion;
 use repro_core::snapshot::{Manifest, SnapshotKind};
@@ -93,10 +93,8 @@ pub fn sign(
         repro_version: env!("CARGO_PKG_VERSION"),
     })?;
     let payload = serde_json::to_vec(&statement).expect("a JSON value always serializes");
-    let envelope = prov::sign_envelope(key, PAYLOAD_TYPE, &payload);
-    let envelope = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
-    let public_key = store.objects.put_bytes(keys::public_pem(&key.verifying_key()).as_bytes())?;
-    Ok(VerdictAttestation { envelope, public_key, keyid: prov::sslib_keyid(&key.verifying_key()) })
+    let (keyid, envelope, public_key) = crate::registry::provenance::store_signed(store, key, &payload)?;
+    Ok(VerdictAttestation { envelope, public_key, keyid })
 }
 
 /// The signed verdict a stored replay report names, if any (`None` also for reports written
