@@ -5,6 +5,10 @@
 //! The private key file is never readable by anyone but its owner, not even for an instant:
 //! it is created 0600 under a temporary name and only then linked into place. Loading a
 //! private key that group or others may read is refused, as ssh does.
+//!
+//! Every signed statement (provenance, a signed BOM, a replay verdict) is stored the same
+//! way, by [`store_signed`], which lives here so the registry and replay both use it
+//! without using each other.
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -19,7 +23,9 @@ use ed25519_dalek::pkcs8::{
     PrivateKeyInfo, SecretDocument, ALGORITHM_OID,
 };
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use repro_core::provenance::sslib_keyid;
+use repro_core::provenance::{self as prov, sslib_keyid, PAYLOAD_TYPE};
+use repro_core::Digest;
+use repro_store::Store;
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::{ExecError, Result};
@@ -28,6 +34,36 @@ use crate::{ExecError, Result};
 pub const PRIVATE_KEY_FILE: &str = "repro.key";
 /// The public key's file name in a key folder.
 pub const PUBLIC_KEY_FILE: &str = "repro.pub";
+
+/// The private key to sign with: `--key`, else `$REPRO_KEY_DIR` / the config folder's `repro.key`.
+pub fn signing_key_path(key: Option<&Path>) -> Result<PathBuf> {
+    if let Some(k) = key {
+        return Ok(k.to_path_buf());
+    }
+    let dir = default_key_dir().ok_or_else(|| {
+        ExecError::Usage(
+            "no key given and no home folder to look in; pass --key FILE (from `repro key generate`)".into(),
+        )
+    })?;
+    let path = dir.join(PRIVATE_KEY_FILE);
+    if !path.exists() {
+        return Err(ExecError::Usage(format!(
+            "no signing key at {}; create one with `repro key generate`, or pass --key FILE",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// Signs an in-toto statement into a DSSE envelope and stores the envelope (one JSON line)
+/// and the PEM public key as objects: every signed statement a version or replay carries is
+/// kept this way. Returns the key id and the two objects.
+pub(crate) fn store_signed(store: &Store, key: &SigningKey, payload: &[u8]) -> Result<(String, Digest, Digest)> {
+    let envelope = prov::sign_envelope(key, PAYLOAD_TYPE, payload);
+    let envelope = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
+    let public_key = store.objects.put_bytes(public_pem(&key.verifying_key()).as_bytes())?;
+    Ok((sslib_keyid(&key.verifying_key()), envelope, public_key))
+}
 
 /// Key files are a few hundred bytes; anything much larger is some other file given by
 /// mistake, and is not read whole into memory to find that out.

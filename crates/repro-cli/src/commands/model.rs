@@ -38,7 +38,7 @@ pub fn model(ctx: &Context, cmd: ModelCmd) -> Result<Exit> {
         }
         ModelCmd::Approve { model, stage, key, as_who, comment } => {
             let who = reg::actor(&ctx.cwd()?, as_who.as_deref())?;
-            let key_path = repro_exec::provenance::signing_key_path(key.as_deref())?;
+            let key_path = repro_exec::keys::signing_key_path(key.as_deref())?;
             let signer = repro_exec::keys::load_signing_key(&key_path)?;
             let a = src.approve(&model, &stage, &who, comment.as_deref(), &signer)?;
             render::approved(&a, &key_path.with_file_name(repro_exec::keys::PUBLIC_KEY_FILE), json)?;

@@ -147,7 +147,7 @@ pub struct BomSigned {
 /// envelope, stored, and recorded by an `attest` event. The BOM names the card by its
 /// SHA-256, so the signature covers the card too.
 pub fn sign_bom(store: &mut Store, docs: &Documents, key: Option<&Path>, actor: &str) -> Result<BomSigned> {
-    let key_path = super::provenance::signing_key_path(key)?;
+    let key_path = crate::keys::signing_key_path(key)?;
     let signing = keys::load_signing_key(&key_path)?;
     let version = &docs.version;
     if let Some(a) = &version.archived {
@@ -176,7 +176,7 @@ pub fn sign_bom(store: &mut Store, docs: &Documents, key: Option<&Path>, actor: 
         "predicate": bom,
     });
     let payload = serde_json::to_vec(&statement).expect("statements serialize");
-    let (keyid, envelope_digest, public_key) = super::provenance::store_signed(store, &signing, &payload)?;
+    let (keyid, envelope_digest, public_key) = crate::keys::store_signed(store, &signing, &payload)?;
     store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let now = lookup(reg, &version.reference())?;
         if now.archived.is_some() {

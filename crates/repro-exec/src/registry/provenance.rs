@@ -2,12 +2,12 @@
 //! the checks that the registry, the run and the artifact are still what was signed.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
 use repro_core::metrics::MetricPoint;
-use repro_core::provenance::{self as prov, StatementInput, PAYLOAD_TYPE};
+use repro_core::provenance::{self as prov, StatementInput};
 use repro_core::registry::{self, Change, Event, ModelVersion, SignatureRef};
 use repro_core::snapshot::Manifest;
 use repro_core::Digest;
@@ -18,26 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use super::lookup;
 use crate::{keys, ExecError, Result};
-
-/// The private key to sign with: `--key`, else `$REPRO_KEY_DIR` / the config folder's `repro.key`.
-pub fn signing_key_path(key: Option<&Path>) -> Result<PathBuf> {
-    if let Some(k) = key {
-        return Ok(k.to_path_buf());
-    }
-    let dir = keys::default_key_dir().ok_or_else(|| {
-        ExecError::Usage(
-            "no key given and no home folder to look in; pass --key FILE (from `repro key generate`)".into(),
-        )
-    })?;
-    let path = dir.join(keys::PRIVATE_KEY_FILE);
-    if !path.exists() {
-        return Err(ExecError::Usage(format!(
-            "no signing key at {}; create one with `repro key generate`, or pass --key FILE",
-            path.display()
-        )));
-    }
-    Ok(path)
-}
 
 /// SHA-256 of the objects a statement names by BLAKE3 (script, environment file, diff,
 /// params files, input manifests), where the store has them.
@@ -71,7 +51,7 @@ pub struct SignOutcome {
 /// `repro model sign NAME@V [--key FILE]`: a DSSE envelope over an in-toto statement with a
 /// SLSA provenance predicate, stored as an object and recorded by a `sign` event.
 pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str) -> Result<SignOutcome> {
-    let key_path = signing_key_path(key)?;
+    let key_path = keys::signing_key_path(key)?;
     let signing = keys::load_signing_key(&key_path)?;
     let registry = store.meta.models().registry()?;
     let version = lookup(&registry, reference)?;
@@ -107,7 +87,8 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
         repro_version: env!("CARGO_PKG_VERSION"),
         metrics: Some((&metrics, points.len())),
     })?;
-    let (keyid, envelope_digest, public_key) = store_signed(store, &signing, &prov::statement_payload(&statement))?;
+    let (keyid, envelope_digest, public_key) =
+        keys::store_signed(store, &signing, &prov::statement_payload(&statement))?;
     store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         let now = lookup(reg, &version.reference())?;
         if now.archived.is_some() {
@@ -126,20 +107,6 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
     })?;
     let version = lookup(&store.meta.models().registry()?, &version.reference())?;
     Ok(SignOutcome { version, keyid, envelope: envelope_digest })
-}
-
-/// Signs an in-toto statement into a DSSE envelope and stores the envelope (one JSON line)
-/// and the PEM public key as objects: every signed statement a version or replay carries is
-/// kept this way. Returns the key id and the two objects.
-pub(crate) fn store_signed(
-    store: &Store,
-    key: &ed25519_dalek::SigningKey,
-    payload: &[u8],
-) -> Result<(String, Digest, Digest)> {
-    let envelope = prov::sign_envelope(key, PAYLOAD_TYPE, payload);
-    let envelope = store.objects.put_bytes(format!("{}\n", envelope.to_json_line()).as_bytes())?;
-    let public_key = store.objects.put_bytes(keys::public_pem(&key.verifying_key()).as_bytes())?;
-    Ok((prov::sslib_keyid(&key.verifying_key()), envelope, public_key))
 }
 
 /// `repro model attest NAME@V`: the stored envelopes of the version — its provenance

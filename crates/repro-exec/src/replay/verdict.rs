@@ -93,7 +93,7 @@ pub fn sign(
         repro_version: env!("CARGO_PKG_VERSION"),
     })?;
     let payload = serde_json::to_vec(&statement).expect("a JSON value always serializes");
-    let (keyid, envelope, public_key) = crate::registry::provenance::store_signed(store, key, &payload)?;
+    let (keyid, envelope, public_key) = crate::keys::store_signed(store, key, &payload)?;
     Ok(VerdictAttestation { envelope, public_key, keyid })
 }
 
