@@ -60,6 +60,27 @@ pub enum Change {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model_id: Option<String>,
     },
+    /// A version whose files repro does not hold, or whose run it does not know (MLflow's
+    /// `create_model_version` with an `s3://…` source, a plain path, `runs:/` of a run this
+    /// store never saw). Its source is recorded as given; it has no lineage, and no policy
+    /// that needs evidence passes for it until an `adopt` pins its bytes.
+    External {
+        source: String,
+        /// The run id the client named, unchecked: not a run of this store.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<String>,
+        /// The files, when repro holds them after all (a logged model with no source run).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifact: Option<Artifact>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_id: Option<String>,
+    },
+    /// An external version's bytes, fetched and hashed into the store (`repro model adopt`).
+    Adopt {
+        artifact: Artifact,
+        /// Where they were read from: the source itself, or the copy `--from` named.
+        from: String,
+    },
     /// The lineage of a version registered while its run ran, fixed when the run finished.
     Pin {
         lineage: Digest,
@@ -175,6 +196,8 @@ impl Change {
         match self {
             Change::Register { .. } => "register",
             Change::Pin { .. } => "pin",
+            Change::External { .. } => "external",
+            Change::Adopt { .. } => "adopt",
             Change::Create { .. } => "create",
             Change::Describe { .. } => "describe",
             Change::Tag { .. } => "tag",

@@ -18,11 +18,13 @@ use crate::{Digest, RunId};
 
 pub mod approval;
 mod events;
+mod external;
 mod policy;
 mod state;
 #[cfg(test)]
 mod tests;
 
+pub use external::{evaluate_external, External};
 pub use events::{event_hash, verify_chain, Artifact, ArtifactFile, ChainProblem, Change, Event};
 pub use policy::{
     default_policies, evaluate, known_requirement, validate_policies, PromotionFacts, StagePolicy, Unmet,
