@@ -1274,5 +1274,4 @@ fn an_external_version_is_said_plainly_gated_by_every_evidence_policy_and_adopte
     flip_byte(&t, pkl["blake3"].as_str().expect("digest"), 0);
     let fsck = t.repro(&["fsck"]).expect_code(1);
     assert!(fsck.stdout().contains("churn@1 artifact s3://team-models/churn/7/data/model.pkl"), "{}", fsck.stdout());
-
 }

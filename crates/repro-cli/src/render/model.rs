@@ -278,8 +278,13 @@ fn show_version(v: &ModelVersion) -> Result<()> {
         }
         (None, _, Some(x)) => {
             writeln!(o, "  EXTERNAL  source {}", x.source)?;
-            let claimed = x.claimed_run.as_deref().map(|r| format!(" (the client named run '{r}', not a run of this store)"));
-            writeln!(o, "  run       none{}: no lineage, nothing repro recorded vouches for how it was made", claimed.unwrap_or_default())?;
+            let claimed =
+                x.claimed_run.as_deref().map(|r| format!(" (the client named run '{r}', not a run of this store)"));
+            writeln!(
+                o,
+                "  run       none{}: no lineage, nothing repro recorded vouches for how it was made",
+                claimed.unwrap_or_default()
+            )?;
         }
         (None, _, None) => writeln!(o, "  run       none")?,
     }

@@ -147,10 +147,18 @@ pub fn evaluate_external(version: &ModelVersion, stage: &str, policy: &StagePoli
         unmet.push(Unmet { requirement: req.clone(), reason: why(req), fix: fix.clone() });
     }
     if let Some(env) = &policy.parity {
-        unmet.push(Unmet { requirement: "parity".into(), reason: why(&format!("parity with '{env}'")), fix: fix.clone() });
+        unmet.push(Unmet {
+            requirement: "parity".into(),
+            reason: why(&format!("parity with '{env}'")),
+            fix: fix.clone(),
+        });
     }
     if policy.approvals > 0 {
-        unmet.push(Unmet { requirement: "approvals".into(), reason: why("an approval of its lineage"), fix: fix.clone() });
+        unmet.push(Unmet {
+            requirement: "approvals".into(),
+            reason: why("an approval of its lineage"),
+            fix: fix.clone(),
+        });
     }
     if policy.signed_replay {
         unmet.push(Unmet { requirement: "signed_replay".into(), reason: why("a signed replay"), fix });

@@ -762,34 +762,6 @@ impl Registry {
     }
 }
 
-/// The events that make `name@version` (a bundle carries them), in log order: the version's
-/// own, under whatever name the model had when each was written, and the renames that led to
-/// `name`. Walking back from the end, a rename onto the name the walk follows switches it to
-/// the old name, and a rename away from it ends the walk: a later model that took an old name
-/// brings none of the renamed model's events in, nor it any of theirs.
-pub fn events_of<'a>(events: &'a [Event], name: &str, version: u32) -> Vec<&'a Event> {
-    let mut current = name.to_string();
-    let mut out = Vec::new();
-    for e in events.iter().rev() {
-        if e.version == version && e.model == current {
-            out.push(e);
-        }
-        if e.version == 0 && e.kind == "rename" {
-            if let Ok(Change::Rename { to }) = e.change() {
-                if to == current {
-                    out.push(e);
-                    current = e.model.clone();
-                } else if e.model == current {
-                    // The name was another model's before it moved away: nothing earlier is ours.
-                    break;
-                }
-            }
-        }
-    }
-    out.reverse();
-    out
-}
-
 /// `YYYY-MM-DD HH:MM UTC` for a Unix time in milliseconds (the civil-from-days algorithm of
 /// H. Hinnant), so an error can say when without a clock or a time crate.
 pub(super) fn utc_minute(ms: i64) -> String {

@@ -354,10 +354,8 @@ pub fn verify(
     });
     let manifest = store.objects.read(&artifact.snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok());
     if manifest.is_none() && version.artifact.is_some() {
-        problems.push(format!(
-            "the snapshot {} of output {} is missing or corrupt",
-            artifact.snapshot, artifact.output
-        ));
+        problems
+            .push(format!("the snapshot {} of output {} is missing or corrupt", artifact.snapshot, artifact.output));
     }
     if let Some(run) = run.as_ref().filter(|_| !artifact.from_tracking()) {
         if !run.record.outputs.iter().any(|o| o.snapshot.as_ref() == Some(&artifact.snapshot)) {

@@ -193,7 +193,10 @@ fn note_version_on_logged_model(m: &repro_store::Metadata, id: &str, name: &str,
 }
 
 /// The run of this store a client named, if it is one (anything else makes the version external).
-fn run_of_store(m: &repro_store::Metadata, run: Option<&str>) -> Result<Option<repro_store::meta::StoredRun>, ApiError> {
+fn run_of_store(
+    m: &repro_store::Metadata,
+    run: Option<&str>,
+) -> Result<Option<repro_store::meta::StoredRun>, ApiError> {
     let Some(id) = run.and_then(|r| repro_core::RunId::parse(r).ok()) else { return Ok(None) };
     match m.runs().get(&id) {
         Ok(run) => Ok(Some(run)),
