@@ -67,7 +67,7 @@ python3 scripts/json-reference.py --check
 mkdir -p target
 set +e
 echo "== tests, pass 1: SQLite and a local object folder"
-cargo test --workspace --locked 2>&1 | tee target/ci-test.log
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/ci-test.log
 status=${PIPESTATUS[0]}
 echo "== tests, pass 2: PostgreSQL (127.0.0.1:5432) and S3 (moto on 127.0.0.1:9000)"
 scripts/test-shared.sh --no-fail-fast 2>&1 | tee target/ci-test-shared.log

@@ -348,6 +348,21 @@ pub enum ModelCmd {
         new: String,
     },
 
+    /// Bring an external version's files into the store: each is read, hashed (BLAKE3 and
+    /// SHA-256) and pinned by an `adopt` event, so fsck, verify and promotions check them.
+    /// A `file://` URI or a path is read directly; for any other source (s3://, gs://,
+    /// runs:/ of another server) copy the files here first and pass --from. The version
+    /// still has no run: policies that need a run's evidence stay unmet.
+    ///
+    /// Example: aws s3 cp --recursive s3://team-models/churn/7 ./churn-7 && repro model adopt churn@1 --from ./churn-7
+    Adopt {
+        /// NAME@V or NAME@STAGE.
+        model: String,
+        /// A local copy of the source's files (a folder or one file).
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
+    },
+
     /// Sign a version's provenance (in-toto statement, SLSA provenance, DSSE envelope).
     ///
     /// Example: repro model sign pricing@3 --key ~/.config/repro/repro.key

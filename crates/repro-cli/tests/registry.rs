@@ -1169,3 +1169,109 @@ fn a_rename_is_an_event_the_signed_history_goes_along_and_the_old_name_still_res
     }
     assert_eq!(events(&t), before);
 }
+
+/// POSTs one MLflow call to the server; panics unless it answers 200.
+fn mlflow_post(server: &common::Server, route: &str, body: Value) -> Value {
+    let (status, _, text) = common::http(
+        &server.uri,
+        "POST",
+        &format!("/api/2.0/mlflow/{route}"),
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{route}: {text}");
+    serde_json::from_str(&text).expect("json")
+}
+
+#[test]
+fn an_external_version_is_said_plainly_gated_by_every_evidence_policy_and_adopted_as_an_event() {
+    let t = project();
+    let server = common::Server::start(&t);
+    mlflow_post(&server, "registered-models/create", serde_json::json!({"name": "churn"}));
+    // A team's model in its own bucket, with the run id its old tracker gave it, and a
+    // runs:/ source of a run this store never saw: both are recorded as external.
+    let v1 = mlflow_post(
+        &server,
+        "model-versions/create",
+        serde_json::json!({"name": "churn", "source": "s3://team-models/churn/7", "run_id": "0a1b2c3d"}),
+    );
+    assert_eq!(v1["model_version"]["source"], "s3://team-models/churn/7", "{v1}");
+    assert_eq!(v1["model_version"]["run_id"], "0a1b2c3d");
+    let v2 = mlflow_post(
+        &server,
+        "model-versions/create",
+        serde_json::json!({"name": "churn", "source": "runs:/nosuchrun/model"}),
+    );
+    assert_eq!(v2["model_version"]["version"], "2");
+    let (status, _, text) = common::http(
+        &server.uri,
+        "GET",
+        "/api/2.0/mlflow/model-versions/get-download-uri?name=churn&version=1",
+        &[],
+        b"",
+    );
+    assert_eq!((status, text.contains("s3://team-models/churn/7")), (200, true), "{text}");
+    drop(server);
+
+    // Shown plainly: no run, no lineage, no bytes.
+    let shown = t.repro(&["model", "show", "churn@1"]).success().stdout();
+    assert!(shown.contains("EXTERNAL  source s3://team-models/churn/7"), "{shown}");
+    assert!(shown.contains("the client named run '0a1b2c3d', not a run of this store"), "{shown}");
+    assert!(shown.contains("NOT HELD") && shown.contains("repro model adopt churn@1"), "{shown}");
+    let v = show_version(&t, "churn@1");
+    assert!(v.get("run").is_none() && v.get("artifact").is_none(), "{v:#}");
+    assert_eq!(v["external"]["source"], "s3://team-models/churn/7");
+    assert_eq!(history(&v), ["external"]);
+
+    // Every policy that needs evidence is unmet, each saying why; nothing is signed.
+    let staging = t.repro(&["model", "promote", "churn@1", "--to", "staging", "--json"]).expect_code(1).json();
+    assert_eq!(unmet(&staging), ["git_clean", "env_pinned", "random_seed", "dataset_snapshot"]);
+    assert!(unmet_reason(&staging, "dataset_snapshot").contains("external version"), "{staging:#}");
+    generate_key(&t, "keys");
+    let sign = t.repro(&["model", "sign", "churn@1", "--key", "keys/repro.key"]).expect_code(2);
+    assert!(sign.stderr().contains("is an external version"), "{}", sign.stderr());
+    let verify = t.repro(&["model", "verify", "churn@1", "--json"]).expect_code(1).json();
+    let (ok, _) = check(&verify, "lineage");
+    assert!(!ok, "{verify:#}");
+    let export = t.repro(&["bundle", "export", "churn@1", "-o", "churn.bundle", "--unsigned"]).expect_code(2);
+    assert!(export.stderr().contains("external version"), "{}", export.stderr());
+    assert!(!t.path("churn.bundle").exists());
+    // A stage that requires nothing takes it, as MLflow's stages do.
+    t.repro(&["model", "promote", "churn@1", "--to", "dev"]).success();
+
+    // Adoption: repro does not reach into the bucket itself; a local copy is hashed and pinned.
+    let no_copy = t.repro(&["model", "adopt", "churn@1"]).expect_code(2);
+    assert!(no_copy.stderr().contains("pass --from PATH"), "{}", no_copy.stderr());
+    assert_eq!(no_copy.stderr().lines().count(), 1, "{}", no_copy.stderr());
+    let copy = t.path("churn-7");
+    std::fs::create_dir_all(copy.join("data")).expect("mkdir");
+    std::fs::write(copy.join("MLmodel"), "flavors: {}\n").expect("write");
+    std::fs::write(copy.join("data/model.pkl"), b"\x80\x04weights").expect("write");
+    let adopted = t.repro(&["model", "adopt", "churn@1", "--from", "churn-7", "--json"]).success().json();
+    assert_eq!(adopted["files"], 2, "{adopted:#}");
+    let v = show_version(&t, "churn@1");
+    assert_eq!(history(&v), ["external", "promote", "adopt"]);
+    let files = v["artifact"]["files"].as_array().expect("files");
+    let pkl = files.iter().find(|f| f["path"] == "s3://team-models/churn/7/data/model.pkl").expect("pkl pinned");
+    assert_eq!(pkl["sha256"], sha256sum(&copy.join("data/model.pkl")));
+    assert!(v.get("run").is_none(), "adoption pins bytes, not a run: {v:#}");
+    let again = t.repro(&["model", "adopt", "churn@1", "--from", "churn-7"]).expect_code(2);
+    assert!(again.stderr().contains("already pins its files"), "{}", again.stderr());
+    // Still no run: the evidence policies stay unmet, now saying the files are held.
+    let staging = t.repro(&["model", "promote", "churn@1", "--to", "staging", "--json"]).expect_code(1).json();
+    assert!(unmet_reason(&staging, "git_clean").contains("its files are adopted, but no run"), "{staging:#}");
+    let verify = t.repro(&["model", "verify", "churn@1", "--json"]).expect_code(1).json();
+    assert!(check(&verify, "artifact").0, "{verify:#}");
+
+    // A version of a run repro recorded is not external, and adopt says so.
+    let run = id_of(&t.train(&["--json"]).success());
+    t.repro(&["model", "register", &run, "--name", "pricing", "--artifact", "model.pkl"]).success();
+    let not_external = t.repro(&["model", "adopt", "pricing@1", "--from", "churn-7"]).expect_code(2);
+    assert!(not_external.stderr().contains("adopt is for external versions"), "{}", not_external.stderr());
+
+    // The adopted bytes are checked like any version's.
+    t.repro(&["fsck"]).success();
+    flip_byte(&t, pkl["blake3"].as_str().expect("digest"), 0);
+    let fsck = t.repro(&["fsck"]).expect_code(1);
+    assert!(fsck.stdout().contains("churn@1 artifact s3://team-models/churn/7/data/model.pkl"), "{}", fsck.stdout());
+}

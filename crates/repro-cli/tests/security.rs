@@ -108,6 +108,13 @@ fn everything(t: &TestContext) -> (String, String) {
         .expect("model id")
         .to_string();
     post(uri, &format!("{api}/runs/outputs"), &json!({"run_id": tracked, "models": [{"model_id": model, "step": 0}]}));
+    // A metric of the logged model, and the model as an input of the run (schema 8's tables).
+    post(
+        uri,
+        &format!("{api}/runs/log-metric"),
+        &json!({"run_id": tracked, "key": "acc", "value": 0.9, "timestamp": 2, "step": 0, "model_id": model}),
+    );
+    post(uri, &format!("{api}/runs/log-inputs"), &json!({"run_id": tracked, "models": [{"model_id": model}]}));
     let (code, _, answer) = http(
         uri,
         "PUT",
@@ -201,6 +208,23 @@ fn cases(t: &TestContext, run: &str, tracked: &str) -> Vec<Case> {
         format!("UPDATE run_model_outputs SET step = 5 WHERE run_id = '{tracked}'"),
         format!("DELETE FROM run_model_outputs WHERE run_id = '{tracked}'"),
         format!("INSERT INTO run_model_outputs (run_id, model_id, step) VALUES ('{tracked}', 'm-forged', 0)"),
+    );
+    add(
+        "logged_model_metrics",
+        Some(tracked),
+        format!("UPDATE logged_model_metrics SET value = 0.99 WHERE run_id = '{tracked}'"),
+        format!("DELETE FROM logged_model_metrics WHERE run_id = '{tracked}'"),
+        format!(
+            "INSERT INTO logged_model_metrics (run_id, model_id, key, value, is_nan, step, timestamp_ms)
+             VALUES ('{tracked}', 'm-forged', 'acc', 1, FALSE, 0, 1)"
+        ),
+    );
+    add(
+        "run_model_inputs",
+        Some(tracked),
+        format!("UPDATE run_model_inputs SET model_id = 'm-forged' WHERE run_id = '{tracked}'"),
+        format!("DELETE FROM run_model_inputs WHERE run_id = '{tracked}'"),
+        format!("INSERT INTO run_model_inputs (run_id, model_id) VALUES ('{tracked}', 'm-forged')"),
     );
     let replay = key_of(t, "SELECT replay_id FROM replays")[0].clone();
     add(

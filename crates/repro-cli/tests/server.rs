@@ -180,7 +180,7 @@ out = {
   "health": call("GET", "/health"),
   "version_no_source": call("POST", "/api/2.0/mlflow/model-versions/create", {"name": "m"}),
   "version_name_type": call("POST", "/api/2.0/mlflow/model-versions/create", {"name": ["a", "b"], "source": "runs:/x/m"}),
-  "version_unknown_run": call("POST", "/api/2.0/mlflow/model-versions/create", {"name": "m", "source": "runs:/nosuchrun/model"}),
+  "version_control_source": call("POST", "/api/2.0/mlflow/model-versions/create", {"name": "m", "source": "s3://b/a\nb"}),
   "version_traversal": call("POST", "/api/2.0/mlflow/model-versions/create", {"name": "m", "source": "mlflow-artifacts:/../../etc", "run_id": "x"}),
   "version_not_number": call("GET", "/api/2.0/mlflow/model-versions/get?name=m&version=abc"),
   "model_bad_name": call("POST", "/api/2.0/mlflow/registered-models/create", {"name": "../x"}),
@@ -224,7 +224,7 @@ json.dump(out, sys.stdout)
     assert_eq!(v["health"][0], 200);
     expect("version_no_source", 400, "INVALID_PARAMETER_VALUE");
     expect("version_name_type", 400, "INVALID_PARAMETER_VALUE");
-    expect("version_unknown_run", 404, "RESOURCE_DOES_NOT_EXIST");
+    expect("version_control_source", 400, "INVALID_PARAMETER_VALUE");
     expect("version_traversal", 400, "INVALID_PARAMETER_VALUE");
     expect("version_not_number", 400, "INVALID_PARAMETER_VALUE");
     expect("model_bad_name", 400, "INVALID_PARAMETER_VALUE");

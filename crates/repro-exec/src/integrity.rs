@@ -50,12 +50,15 @@ pub fn vouch_for_run(store: &Store, run: &StoredRun, progress: &dyn crate::Progr
     refuse(store, problems)
 }
 
-/// Checks a version: its run as above, and the artifact's bytes against both digests.
+/// Checks a version: its run as above, and the artifact's bytes against both digests. An
+/// external version has only what adoption pinned (if anything) to check.
 pub fn vouch_for_version(store: &Store, version: &ModelVersion, progress: &dyn crate::Progress) -> Result<()> {
-    let run = store.meta.runs().get(&version.run)?;
-    vouch_for_run(store, &run, progress)?;
+    if let Some(id) = &version.run {
+        let run = store.meta.runs().get(id)?;
+        vouch_for_run(store, &run, progress)?;
+    }
     let mut problems = Vec::new();
-    for f in &version.artifact.files {
+    for f in version.artifact.iter().flat_map(|a| &a.files) {
         match store.objects.read(&f.blake3) {
             Ok(bytes) if repro_core::provenance::hex_sha256(&bytes) == f.sha256 => {}
             Ok(_) => {

@@ -247,25 +247,33 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     report.registry.extend(problems.into_iter().map(|p| p.message));
     for v in registry.models.values().flat_map(|m| m.versions.values()) {
         let who = v.reference();
-        match runs.iter().find(|r| r.record.id == v.run) {
-            None => report.registry.push(format!("{who} pins run {}, which is not in the store", v.run)),
-            Some(run) => match (&v.lineage, &run.lineage) {
+        // An external version names no run of this store: there is no lineage to hold it to.
+        let pinned_run = v.run.as_ref().map(|id| (id, runs.iter().find(|r| &r.record.id == id)));
+        match pinned_run {
+            None if v.external.is_none() => report.registry.push(format!("{who} names no run and is not external")),
+            None => {}
+            Some((id, None)) => report.registry.push(format!("{who} pins run {id}, which is not in the store")),
+            Some((id, Some(run))) => match (&v.lineage, &run.lineage) {
                 (Some(pinned), actual) if actual.as_ref() != Some(pinned) => report.registry.push(format!(
                     "{who} pins lineage {} but run {} has {}",
                     pinned.short(),
-                    v.run.short(),
+                    id.short(),
                     actual.as_ref().map_or("none".into(), |l| l.short())
                 )),
                 (None, Some(_)) if v.deleted.is_none() => report.registry.push(format!(
                     "{who} was registered while run {} ran and was never pinned to the lineage it finished with",
-                    v.run.short()
+                    id.short()
                 )),
                 _ => {}
             },
         }
-        check(&v.artifact.snapshot, format!("{who} artifact snapshot"), &mut report);
-        for f in &v.artifact.files {
-            check(&f.blake3, format!("{who} artifact {}", f.path), &mut report);
+        if let Some(artifact) = &v.artifact {
+            check(&artifact.snapshot, format!("{who} artifact snapshot"), &mut report);
+            for f in &artifact.files {
+                check(&f.blake3, format!("{who} artifact {}", f.path), &mut report);
+            }
+        } else if v.external.is_none() {
+            report.registry.push(format!("{who} pins no files and is not external"));
         }
         for sig in &v.signatures {
             check(&sig.envelope, format!("{who} signature envelope"), &mut report);

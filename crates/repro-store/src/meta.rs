@@ -225,7 +225,7 @@ impl Metadata {
         if let Some(r) = repro_core::registry::ModelRef::parse(spec) {
             let registry = self.models().registry()?;
             match registry.lookup(&r) {
-                Ok(v) => return Ok(v.run.clone()),
+                Ok(v) => return v.run_id().cloned().map_err(StoreError::UnknownModel),
                 Err(e @ repro_core::registry::LookupError::NoModel { .. }) => {
                     return self.runs().resolve_plain(spec).map_err(|_| StoreError::UnknownModel(e.to_string()))
                 }

@@ -537,7 +537,7 @@ mod tests {
         let reg = m.models().registry().expect("fold");
         assert_eq!(reg.models["pricing"].versions.len(), 20);
         let v = reg.lookup(&ModelRef::parse("pricing@20").expect("ref")).expect("v20");
-        assert_eq!(v.run, run);
+        assert_eq!(v.run, Some(run));
     }
 
     #[test]

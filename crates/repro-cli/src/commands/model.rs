@@ -56,6 +56,12 @@ pub fn model(ctx: &Context, cmd: ModelCmd) -> Result<Exit> {
             render::renamed(&m, &old, json)?;
             Ok(Exit::Ok)
         }
+        ModelCmd::Adopt { model, from } => {
+            let who = reg::actor(&ctx.cwd()?, None)?;
+            let a = repro_exec::registry::adopt(src.local("model adopt")?, &model, from.as_deref(), &who, &ctx.ui())?;
+            render::adopted(&a, json)?;
+            Ok(Exit::Ok)
+        }
         ModelCmd::Sign { model, key } => {
             let who = reg::actor(&ctx.cwd()?, None)?;
             let s = repro_exec::provenance::sign(src.local("model sign")?, &model, key.as_deref(), &who)?;

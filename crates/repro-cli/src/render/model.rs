@@ -20,15 +20,31 @@ pub fn model_registered(v: &ModelVersion, as_json: bool) -> Result<()> {
     if as_json {
         return json(v);
     }
-    let bytes: u64 = v.artifact.files.iter().map(|f| f.size).sum();
+    let (Some(run), Some(artifact)) = (&v.run, &v.artifact) else {
+        return line(&format!("registered {} as an external version", v.reference()));
+    };
+    let bytes: u64 = artifact.files.iter().map(|f| f.size).sum();
     line(&format!(
         "registered {}: run {}, artifact {} ({} file(s), {}), lineage {}",
         v.reference(),
-        v.run.short(),
-        v.artifact.path,
-        v.artifact.files.len(),
+        run.short(),
+        artifact.path,
+        artifact.files.len(),
         human_bytes(bytes),
         v.lineage.as_ref().map_or("not yet fixed".into(), |l| l.short())
+    ))
+}
+
+pub fn adopted(a: &repro_exec::registry::AdoptOutcome, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(a);
+    }
+    line(&format!(
+        "adopted {}: {} file(s), {} from {}, pinned by BLAKE3 and SHA-256; it still has no run, so policies that need a run's evidence stay unmet",
+        a.version.reference(),
+        a.files,
+        human_bytes(a.bytes),
+        a.from
     ))
 }
 
@@ -241,7 +257,7 @@ fn show_model(m: &ModelView, stages: &[String]) -> Result<()> {
             o,
             "{:>4}  {:<10} {:<10} {:>9} {:>6}  {:<16} {}",
             v.version,
-            v.run.short(),
+            v.run.as_ref().map_or("external", |r| r.short()),
             status_of(v),
             distinct_approvals(v),
             v.signatures.len(),
@@ -255,19 +271,43 @@ fn show_model(m: &ModelView, stages: &[String]) -> Result<()> {
 fn show_version(v: &ModelVersion) -> Result<()> {
     let mut o = out();
     writeln!(o, "{} ({})", v.reference(), status_of(v))?;
-    match &v.lineage {
-        Some(l) => writeln!(o, "  run       {} (lineage {l})", v.run)?,
-        None => writeln!(o, "  run       {} (still running: the lineage is fixed when it finishes)", v.run)?,
+    match (&v.run, &v.lineage, &v.external) {
+        (Some(run), Some(l), _) => writeln!(o, "  run       {run} (lineage {l})")?,
+        (Some(run), None, _) => {
+            writeln!(o, "  run       {run} (still running: the lineage is fixed when it finishes)")?
+        }
+        (None, _, Some(x)) => {
+            writeln!(o, "  EXTERNAL  source {}", x.source)?;
+            let claimed =
+                x.claimed_run.as_deref().map(|r| format!(" (the client named run '{r}', not a run of this store)"));
+            writeln!(
+                o,
+                "  run       none{}: no lineage, nothing repro recorded vouches for how it was made",
+                claimed.unwrap_or_default()
+            )?;
+        }
+        (None, _, None) => writeln!(o, "  run       none")?,
     }
-    writeln!(
-        o,
-        "  artifact  {} (output {}, snapshot {})",
-        v.artifact.path,
-        v.artifact.output,
-        v.artifact.snapshot.short()
-    )?;
-    for f in &v.artifact.files {
-        writeln!(o, "    {} {} sha256:{}", f.path, f.blake3, f.sha256)?;
+    match (&v.artifact, &v.external) {
+        (Some(a), x) => {
+            let adopted = x.as_ref().and_then(|x| x.adopted_from.as_ref()).map(|f| format!(", adopted from {f}"));
+            writeln!(
+                o,
+                "  artifact  {} (output {}, snapshot {}{})",
+                a.path,
+                a.output,
+                a.snapshot.short(),
+                adopted.unwrap_or_default()
+            )?;
+            for f in &a.files {
+                writeln!(o, "    {} {} sha256:{}", f.path, f.blake3, f.sha256)?;
+            }
+        }
+        (None, _) => writeln!(
+            o,
+            "  artifact  NOT HELD: repro has no bytes of it; `repro model adopt {}` fetches and pins them",
+            v.reference()
+        )?,
     }
     if let Some(src) = &v.imported_from {
         match &v.import_signer {

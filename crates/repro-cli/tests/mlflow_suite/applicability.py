@@ -96,15 +96,9 @@ NOT_APPLICABLE = {
     "test_query_trace_metrics": SCOPE_GENAI,
 }
 
-EXTERNAL = "external model versions (a source repro does not hold: runs:/ of an unknown run) are not built yet"
 GRAPHQL = "POST /graphql (what MLflow's own web UI calls) is not served yet"
 
 GAPS = {
-    "test_search_model_versions_filter_string": EXTERNAL,
-    "test_search_model_versions_max_results": EXTERNAL,
-    "test_search_model_versions_order_by": EXTERNAL,
-    "test_latest_models": EXTERNAL,
-    "test_create_model_version_model_id": EXTERNAL,
     "test_graphql_handler": GRAPHQL,
     "test_graphql_handler_batching_raise_error": GRAPHQL,
     "test_get_experiment_graphql": GRAPHQL,

@@ -45,7 +45,7 @@ pub struct ApprovalStatement {
 
 impl ApprovalStatement {
     /// The statement approving `version` for `stage`; `None` while the version has no
-    /// lineage (registered through MLflow while its run still runs).
+    /// lineage (registered through MLflow while its run still runs, or external).
     pub fn of(
         version: &ModelVersion,
         stage: &str,
@@ -57,13 +57,14 @@ impl ApprovalStatement {
             model: version.name.clone(),
             version: version.version,
             stage: stage.to_string(),
-            run: version.run.to_string(),
+            run: version.run.as_ref()?.to_string(),
             lineage: version.lineage.as_ref()?.to_string(),
             approver: approver.to_string(),
             approved_at: approved_at.to_string(),
             comment: comment.map(str::to_string),
             subjects: version
                 .artifact
+                .as_ref()?
                 .files
                 .iter()
                 .map(|f| {
@@ -261,7 +262,7 @@ mod tests {
         assert_eq!(back.mismatch(&v, "prod"), None);
         assert!(back.mismatch(&v, "staging").expect("stage").contains("stage prod"));
         let mut other = v.clone();
-        other.artifact.files[0].sha256 = "ffff".into();
+        other.artifact.as_mut().expect("fixture has files").files[0].sha256 = "ffff".into();
         assert!(back.mismatch(&other, "prod").expect("bytes").contains("artifact bytes"));
         other = v.clone();
         other.version = 2;

@@ -60,6 +60,27 @@ pub enum Change {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model_id: Option<String>,
     },
+    /// A version whose files repro does not hold, or whose run it does not know (MLflow's
+    /// `create_model_version` with an `s3://…` source, a plain path, `runs:/` of a run this
+    /// store never saw). Its source is recorded as given; it has no lineage, and no policy
+    /// that needs evidence passes for it until an `adopt` pins its bytes.
+    External {
+        source: String,
+        /// The run id the client named, unchecked: not a run of this store.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<String>,
+        /// The files, when repro holds them after all (a logged model with no source run).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifact: Option<Artifact>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_id: Option<String>,
+    },
+    /// An external version's bytes, fetched and hashed into the store (`repro model adopt`).
+    Adopt {
+        artifact: Artifact,
+        /// Where they were read from: the source itself, or the copy `--from` named.
+        from: String,
+    },
     /// The lineage of a version registered while its run ran, fixed when the run finished.
     Pin {
         lineage: Digest,
@@ -175,6 +196,8 @@ impl Change {
         match self {
             Change::Register { .. } => "register",
             Change::Pin { .. } => "pin",
+            Change::External { .. } => "external",
+            Change::Adopt { .. } => "adopt",
             Change::Create { .. } => "create",
             Change::Describe { .. } => "describe",
             Change::Tag { .. } => "tag",
@@ -358,4 +381,32 @@ pub fn verify_chain(events: &[Event], anchor: Option<(u64, &Digest)>) -> Vec<Cha
         }
     }
     problems
+}
+
+/// The events that make `name@version` (a bundle carries them), in log order: the version's
+/// own, under whatever name the model had when each was written, and the renames that led to
+/// `name`. Walking back from the end, a rename onto the name the walk follows switches it to
+/// the old name, and a rename away from it ends the walk: a later model that took an old name
+/// brings none of the renamed model's events in, nor it any of theirs.
+pub fn events_of<'a>(events: &'a [Event], name: &str, version: u32) -> Vec<&'a Event> {
+    let mut current = name.to_string();
+    let mut out = Vec::new();
+    for e in events.iter().rev() {
+        if e.version == version && e.model == current {
+            out.push(e);
+        }
+        if e.version == 0 && e.kind == "rename" {
+            if let Ok(Change::Rename { to }) = e.change() {
+                if to == current {
+                    out.push(e);
+                    current = e.model.clone();
+                } else if e.model == current {
+                    // The name was another model's before it moved away: nothing earlier is ours.
+                    break;
+                }
+            }
+        }
+    }
+    out.reverse();
+    out
 }

@@ -18,18 +18,20 @@ use crate::{Digest, RunId};
 
 pub mod approval;
 mod events;
+mod external;
 mod policy;
 mod state;
 #[cfg(test)]
 mod tests;
 
-pub use events::{event_hash, verify_chain, Artifact, ArtifactFile, ChainProblem, Change, Event};
+pub use events::{event_hash, events_of, verify_chain, Artifact, ArtifactFile, ChainProblem, Change, Event};
+pub use external::{evaluate_external, External};
 pub use policy::{
     default_policies, evaluate, known_requirement, validate_policies, PromotionFacts, StagePolicy, Unmet,
 };
 pub use state::{
-    events_of, identity_key, Approval, ApprovalSignature, Archived, AttestationRef, BundleSigner, HistoryEntry,
-    LookupError, Model, ModelVersion, Registry, SignatureRef, SignerStatus,
+    identity_key, Approval, ApprovalSignature, Archived, AttestationRef, BundleSigner, HistoryEntry, LookupError,
+    Model, ModelVersion, Registry, SignatureRef, SignerStatus,
 };
 
 /// The stages a store has when `repro.toml` names none.

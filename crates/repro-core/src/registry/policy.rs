@@ -175,8 +175,8 @@ pub fn evaluate(version: &ModelVersion, stage: &str, policy: &StagePolicy, facts
                         .collect();
                     push(
                         req,
-                        format!("the audit of run {} is incomplete: {}", version.run.short(), gaps.join(", ")),
-                        format!("repro audit {}", version.run.short()),
+                        format!("the audit of run {} is incomplete: {}", facts.record.id.short(), gaps.join(", ")),
+                        format!("repro audit {}", facts.record.id.short()),
                     );
                 }
             }

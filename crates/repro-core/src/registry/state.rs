@@ -124,10 +124,17 @@ pub struct HistoryEntry {
 pub struct ModelVersion {
     pub name: String,
     pub version: u32,
-    pub run: RunId,
+    /// The run that made it; `None` for an external version (see [`External`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
     /// `None` until the run finishes, for a version registered while its run ran.
     pub lineage: Option<Digest>,
-    pub artifact: Artifact,
+    /// The files it pins; `None` for an external version not adopted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<Artifact>,
+    /// Where an external version's files live, when repro did not make them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<External>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,13 +176,20 @@ pub struct ModelVersion {
 
 impl ModelVersion {
     /// A version as its registering event makes it: in no stage, unapproved, unsigned.
-    fn fresh(e: &Event, run: RunId, lineage: Option<Digest>, artifact: Artifact, history: Vec<HistoryEntry>) -> Self {
+    pub(super) fn fresh(
+        e: &Event,
+        run: Option<RunId>,
+        lineage: Option<Digest>,
+        artifact: Option<Artifact>,
+        history: Vec<HistoryEntry>,
+    ) -> Self {
         ModelVersion {
             name: e.model.clone(),
             version: e.version,
             run,
             lineage,
             artifact,
+            external: None,
             model_id: None,
             description: None,
             tags: BTreeMap::new(),
@@ -402,9 +416,16 @@ impl Registry {
         match change {
             Change::Register { run, lineage, artifact, model_id } => {
                 let detail = format!("run {} artifact {}", run.short(), artifact.path);
-                let mut v = ModelVersion::fresh(e, run, lineage, artifact, vec![entry(detail)]);
+                let mut v = ModelVersion::fresh(e, Some(run), lineage, Some(artifact), vec![entry(detail)]);
                 v.model_id = model_id;
                 self.add_version(e, v)?;
+            }
+            Change::External { source, run_id, artifact, model_id } => {
+                let v = super::external::register(e, source, run_id, artifact, model_id, entry);
+                self.add_version(e, v)?;
+            }
+            Change::Adopt { artifact, from } => {
+                super::external::adopt(self.version_mut(&e.model, e.version)?, artifact, from, e, entry)?;
             }
             Change::Pin { lineage } => {
                 let v = self.version_mut(&e.model, e.version)?;
@@ -543,7 +564,7 @@ impl Registry {
                         other.stage = None;
                     }
                 }
-                let mut v = ModelVersion::fresh(e, run, Some(lineage), artifact, steps);
+                let mut v = ModelVersion::fresh(e, Some(run), Some(lineage), Some(artifact), steps);
                 v.stage = stage;
                 v.archived = archived;
                 v.approvals = approvals;
@@ -724,7 +745,7 @@ impl Registry {
     /// version, then `extra` changes (tags, a description) on that same version, so they land
     /// together. `None` when `name` is not a valid model name (each door words its refusal).
     pub fn registration(&self, name: &str, register: Change, extra: Vec<Change>) -> Option<Vec<(u32, Change)>> {
-        if !valid_model_name(name) || !matches!(register, Change::Register { .. }) {
+        if !valid_model_name(name) || !matches!(register, Change::Register { .. } | Change::External { .. }) {
             return None;
         }
         let version = self.next_version(name);
@@ -737,36 +758,8 @@ impl Registry {
 
     /// Every version that pins `run`, oldest first.
     pub fn versions_of_run(&self, run: &RunId) -> Vec<&ModelVersion> {
-        self.models.values().flat_map(|m| m.versions.values()).filter(|v| &v.run == run).collect()
+        self.models.values().flat_map(|m| m.versions.values()).filter(|v| v.run.as_ref() == Some(run)).collect()
     }
-}
-
-/// The events that make `name@version` (a bundle carries them), in log order: the version's
-/// own, under whatever name the model had when each was written, and the renames that led to
-/// `name`. Walking back from the end, a rename onto the name the walk follows switches it to
-/// the old name, and a rename away from it ends the walk: a later model that took an old name
-/// brings none of the renamed model's events in, nor it any of theirs.
-pub fn events_of<'a>(events: &'a [Event], name: &str, version: u32) -> Vec<&'a Event> {
-    let mut current = name.to_string();
-    let mut out = Vec::new();
-    for e in events.iter().rev() {
-        if e.version == version && e.model == current {
-            out.push(e);
-        }
-        if e.version == 0 && e.kind == "rename" {
-            if let Ok(Change::Rename { to }) = e.change() {
-                if to == current {
-                    out.push(e);
-                    current = e.model.clone();
-                } else if e.model == current {
-                    // The name was another model's before it moved away: nothing earlier is ours.
-                    break;
-                }
-            }
-        }
-    }
-    out.reverse();
-    out
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for a Unix time in milliseconds (the civil-from-days algorithm of

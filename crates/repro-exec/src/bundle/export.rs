@@ -163,8 +163,9 @@ pub fn export(
         objects.insert(a.envelope.clone());
         objects.insert(a.public_key.clone());
     }
-    objects.extend(version.artifact.files.iter().map(|f| f.blake3.clone()));
-    objects.insert(version.artifact.snapshot.clone());
+    let (run_id, artifact) = crate::registry::evidence(&version)?;
+    objects.extend(artifact.files.iter().map(|f| f.blake3.clone()));
+    objects.insert(artifact.snapshot.clone());
 
     // Code: a git bundle of the commit, as one more object.
     let mut code = None;
@@ -219,7 +220,7 @@ pub fn export(
         repro_version: env!("CARGO_PKG_VERSION").into(),
         model: version.name.clone(),
         version: version.version,
-        run: version.run.clone(),
+        run: run_id.clone(),
         lineage: lineage.clone(),
         include_data,
         events: repro_core::registry::events_of(&events, &version.name, version.version)

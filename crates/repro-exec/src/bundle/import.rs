@@ -206,7 +206,7 @@ pub fn import(
         .and_then(|model| model.versions.get(&m.version))
         .cloned()
         .ok_or_else(|| refuse(file, format!("it holds no registration of {}@{}", m.model, m.version)))?;
-    if version.run != m.run || version.lineage.as_ref().is_some_and(|l| *l != m.lineage) {
+    if version.run.as_ref() != Some(&m.run) || version.lineage.as_ref().is_some_and(|l| *l != m.lineage) {
         return Err(refuse(file, "its manifest and its registry events disagree about the run"));
     }
 
@@ -304,7 +304,8 @@ pub fn import(
     }
 
     // 4. The artifact: each file's SHA-256 as pinned.
-    for f in &version.artifact.files {
+    let artifact = version.files().map_err(|e| refuse(file, e))?;
+    for f in &artifact.files {
         if repro_core::provenance::hex_sha256(&read(&f.blake3)?) != f.sha256 {
             return Err(refuse(file, format!("artifact file {}: sha256 differs from the one pinned", f.path)));
         }
@@ -417,7 +418,7 @@ pub fn import(
             format!(
                 "this store already has a different {} (run {}); import it into another store",
                 version.reference(),
-                existing.run.short()
+                existing.run_text().unwrap_or("none")
             ),
         ));
     }
@@ -489,9 +490,9 @@ pub fn import(
             version: m.version,
             actor: actor.to_string(),
             change: Change::Import {
-                run: version.run.clone(),
+                run: m.run.clone(),
                 lineage: m.lineage.clone(),
-                artifact: version.artifact.clone(),
+                artifact: artifact.clone(),
                 stage: version.stage.clone(),
                 approvals: version.approvals.clone(),
                 signatures: version.signatures.clone(),

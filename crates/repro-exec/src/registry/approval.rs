@@ -65,12 +65,13 @@ pub fn statement(
     comment: Option<&str>,
 ) -> Result<ApprovalStatement> {
     check_comment(comment)?;
+    crate::registry::evidence(version)?;
     let at = repro_util::clock::rfc3339(repro_util::clock::now_ms());
     ApprovalStatement::of(version, stage, approver, &at, comment).ok_or_else(|| {
         ExecError::Usage(format!(
             "{} was registered while run {} was running, and the run has not finished: it can be approved once it has",
             version.reference(),
-            version.run.short()
+            version.run_text().unwrap_or("?")
         ))
     })
 }

@@ -27,10 +27,11 @@ pub const USER_CARD_FILE: &str = "model_card.md";
 /// The version's facts. `project` is where `model_card.md` is looked for (None: nowhere,
 /// as for a version checked after import, whose user sections travel in its BOM).
 pub fn gather(store: &Store, version: &ModelVersion, project: Option<&Path>) -> Result<ModelFacts> {
-    let run = store.meta.runs().get(&version.run)?;
+    let (run_id, artifact) = super::evidence(version)?;
+    let run = store.meta.runs().get(run_id)?;
     let lineage = super::still_running(version, &run)?;
     let r = &run.record;
-    let points = store.meta.runs().metrics(&version.run)?;
+    let points = store.meta.runs().metrics(run_id)?;
     let user = match project.map(|p| p.join(USER_CARD_FILE)) {
         Some(path) if path.is_file() => {
             let text = std::fs::read_to_string(&path).map_err(ExecError::io("read", &path))?;
@@ -55,12 +56,11 @@ pub fn gather(store: &Store, version: &ModelVersion, project: Option<&Path>) -> 
         registered_at: repro_util::clock::rfc3339(version.registered_at_ms),
         registered_by: version.registered_by.clone(),
         description: version.description.clone(),
-        run: version.run.as_str().to_string(),
+        run: run_id.as_str().to_string(),
         run_name: r.name.clone(),
         lineage,
-        artifact_snapshot: version.artifact.snapshot.clone(),
-        files: version
-            .artifact
+        artifact_snapshot: artifact.snapshot.clone(),
+        files: artifact
             .files
             .iter()
             .map(|f| FileFact {
@@ -159,8 +159,9 @@ pub fn sign_bom(store: &mut Store, docs: &Documents, key: Option<&Path>, actor: 
     }
     // As `model sign`: nothing is signed on top of an edited record or a damaged store.
     super::pinned_run(store, version)?;
+    let artifact = super::files(version)?;
     crate::integrity::vouch_for_version(store, version, &repro_core::progress::NoProgress)?;
-    for f in &version.artifact.files {
+    for f in &artifact.files {
         if prov::hex_sha256(&store.objects.read(&f.blake3)?) != f.sha256 {
             return Err(ExecError::Usage(format!("artifact file {} changed since registration; not signing", f.path)));
         }
@@ -168,7 +169,7 @@ pub fn sign_bom(store: &mut Store, docs: &Documents, key: Option<&Path>, actor: 
     let bom: Value = serde_json::from_slice(&docs.bom).expect("the BOM just rendered is JSON");
     let statement = json!({
         "_type": prov::STATEMENT_TYPE,
-        "subject": version.artifact.files.iter().map(|f| json!({
+        "subject": artifact.files.iter().map(|f| json!({
             "name": f.path,
             "digest": {"sha256": f.sha256, "blake3": f.blake3.hex()},
         })).collect::<Vec<_>>(),
@@ -244,8 +245,8 @@ pub fn check_attestation_bytes(
         .unwrap_or_default();
     let pinned: std::collections::BTreeMap<String, (String, String)> = version
         .artifact
-        .files
         .iter()
+        .flat_map(|a| &a.files)
         .map(|f| (f.path.clone(), (f.sha256.clone(), f.blake3.hex().to_string())))
         .collect();
     if signed != pinned {

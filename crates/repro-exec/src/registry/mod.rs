@@ -20,11 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ExecError, Result};
 
+mod adopt;
 pub mod approval;
 pub mod facts;
 mod promote;
 pub mod provenance;
 
+pub use adopt::{adopt, AdoptOutcome};
 pub use approval::ApproveOutcome;
 pub use promote::{gather_facts, promote, Facts, PromoteOutcome};
 
@@ -38,16 +40,28 @@ pub fn actor(cwd: &Path, as_who: Option<&str>) -> Result<String> {
     Ok(repro_core::actor::local(repro_capture::git::identity(cwd), user.as_deref(), &repro_util::host::hostname()))
 }
 
+/// The run and the files a version pins, or (for an external version) why it has none to
+/// show: everything that signs, exports or judges evidence starts here.
+pub fn evidence(version: &ModelVersion) -> Result<(&repro_core::RunId, &Artifact)> {
+    version.evidence().map_err(ExecError::Usage)
+}
+
+/// The files a version pins, or why repro does not hold them yet.
+pub fn files(version: &ModelVersion) -> Result<&Artifact> {
+    version.files().map_err(ExecError::Usage)
+}
+
 /// The run a version pins, refused when its record no longer hashes to the pinned lineage
 /// (so nothing is signed or exported on top of an edited record).
 /// The version's run, checked against the lineage the version is held to, and that lineage.
 pub fn pinned_run(store: &Store, version: &ModelVersion) -> Result<(StoredRun, Digest)> {
-    let run = store.meta.runs().get(&version.run)?;
+    let (id, _) = evidence(version)?;
+    let run = store.meta.runs().get(id)?;
     let lineage = still_running(version, &run)?;
     if !version.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) {
         return Err(ExecError::Usage(format!(
             "run {} no longer matches the lineage {} pins; run `repro model verify {}` and `repro fsck`",
-            version.run.short(),
+            id.short(),
             version.reference(),
             version.reference()
         )));
@@ -62,7 +76,7 @@ pub fn still_running(version: &ModelVersion, run: &StoredRun) -> Result<Digest> 
         ExecError::Usage(format!(
             "{} was registered while run {} was running, and the run has not finished: its lineage is fixed when it does",
             version.reference(),
-            version.run.short()
+            run.record.id.short()
         ))
     })
 }

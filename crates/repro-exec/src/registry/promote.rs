@@ -41,7 +41,7 @@ pub fn gather_facts(
     policy: &StagePolicy,
     progress: &dyn crate::Progress,
 ) -> Result<Facts> {
-    let run = store.meta.runs().get(&version.run)?;
+    let run = store.meta.runs().get(super::evidence(version)?.0)?;
     let audit = crate::audit::audit_run(store, &run, false, progress)?;
     let mut valid = 0;
     let mut problems = Vec::new();
@@ -96,6 +96,13 @@ pub fn promote(
         return Ok(PromoteOutcome::Already { version: Box::new(version), stage: stage.to_string() });
     }
     crate::integrity::vouch_for_version(store, &version, progress)?;
+    if version.external.is_some() {
+        let unmet = registry::evaluate_external(&version, stage, &policy);
+        return match unmet.is_empty() {
+            true => move_stage(store, version, stage, actor, Vec::new(), Vec::new()),
+            false => Ok(PromoteOutcome::Refused { reference: version.reference(), stage: stage.to_string(), unmet }),
+        };
+    }
     let facts = gather_facts(store, &version, &policy, progress)?;
     let mut unmet = registry::evaluate(
         &version,
@@ -122,7 +129,7 @@ pub fn promote(
                     version
                         .lineage_or(facts.run.lineage.as_ref())
                         .map_or("none (the run has not finished)".into(), |l| l.short()),
-                    version.run.short(),
+                    facts.run.record.id.short(),
                     facts.run.lineage.as_ref().map_or("none".into(), |l| l.short()),
                     facts.run.record.lineage().short()
                 ),
@@ -131,7 +138,7 @@ pub fn promote(
         );
     }
     // Whatever the policy, the artifact must still be the bytes the version pinned.
-    for f in &version.artifact.files {
+    for f in version.artifact.iter().flat_map(|a| &a.files) {
         let intact = store.objects.read(&f.blake3).is_ok_and(|b| repro_core::provenance::hex_sha256(&b) == f.sha256);
         if !intact {
             unmet.insert(
@@ -160,10 +167,21 @@ pub fn promote(
     } else {
         version.approvers(stage).iter().map(|a| a.by.clone()).collect()
     };
+    move_stage(store, version, stage, actor, checked, approvers)
+}
+
+/// Writes the promotion, judged outside the write lock: refused if the version changed since.
+fn move_stage(
+    store: &mut Store,
+    version: ModelVersion,
+    stage: &str,
+    actor: &str,
+    checked: Vec<String>,
+    approvers: Vec<String>,
+) -> Result<PromoteOutcome> {
     let mut from = None;
     let mut replaced = None;
     store.meta.models().append(repro_util::clock::now_ms(), |reg| {
-        // The facts were gathered outside the write lock: refuse if the version changed since.
         let now = lookup(reg, &version.reference())?;
         if now.stage != version.stage || now.archived.is_some() || now.approvals.len() < version.approvals.len() {
             return Err(ExecError::Usage(format!(

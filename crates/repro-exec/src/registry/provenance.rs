@@ -8,7 +8,7 @@ use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
 use repro_core::metrics::MetricPoint;
 use repro_core::provenance::{self as prov, StatementInput};
-use repro_core::registry::{self, Change, Event, ModelVersion, SignatureRef};
+use repro_core::registry::{self, Artifact, Change, Event, ModelVersion, SignatureRef};
 use repro_core::snapshot::Manifest;
 use repro_core::Digest;
 use repro_store::objects::Verified;
@@ -27,9 +27,8 @@ fn object_sha256(store: &Store, record: &repro_core::record::RunRecord) -> BTree
     wanted.into_iter().filter_map(|d| store.objects.read(&d).ok().map(|b| (d, prov::hex_sha256(&b)))).collect()
 }
 
-fn subjects(version: &ModelVersion) -> Vec<prov::ArtifactFile> {
-    version
-        .artifact
+fn subjects(artifact: &Artifact) -> Vec<prov::ArtifactFile> {
+    artifact
         .files
         .iter()
         .map(|f| prov::ArtifactFile {
@@ -63,18 +62,19 @@ pub fn sign(store: &mut Store, reference: &str, key: Option<&Path>, actor: &str)
         )));
     }
     let (run, lineage) = super::pinned_run(store, &version)?;
+    let artifact = super::files(&version)?;
     crate::integrity::vouch_for_version(store, &version, &repro_core::progress::NoProgress)?;
     // Sign only what still is what the version pinned.
-    for f in &version.artifact.files {
+    for f in &artifact.files {
         let bytes = store.objects.read(&f.blake3)?;
         if prov::hex_sha256(&bytes) != f.sha256 {
             return Err(ExecError::Usage(format!("artifact file {} changed since registration; not signing", f.path)));
         }
     }
-    let artifacts = subjects(&version);
+    let artifacts = subjects(artifact);
     let shas = object_sha256(store, &run.record);
     let head = registry.head.clone();
-    let points = store.meta.runs().metrics(&version.run)?;
+    let points = store.meta.runs().metrics(&run.record.id)?;
     let metrics = repro_core::metrics::metrics_digest(&points);
     let statement = prov::statement(&StatementInput {
         record: &run.record,
@@ -166,12 +166,9 @@ pub fn check_signature_bytes(
     if !version.known_as(&summary.model) || summary.version != version.version {
         return Err(format!("the statement is for {}@{}, not {r}", summary.model, summary.version));
     }
-    if summary.run_id != version.run {
-        return Err(format!(
-            "the statement names run {}, {r} pins run {}",
-            summary.run_id.short(),
-            version.run.short()
-        ));
+    let (run, artifact) = version.evidence()?;
+    if summary.run_id != *run {
+        return Err(format!("the statement names run {}, {r} pins run {}", summary.run_id.short(), run.short()));
     }
     if version.lineage.as_ref().is_some_and(|l| *l != summary.lineage) {
         return Err(format!(
@@ -181,7 +178,7 @@ pub fn check_signature_bytes(
         ));
     }
     let pinned: BTreeMap<&str, (&str, &str)> =
-        version.artifact.files.iter().map(|f| (f.path.as_str(), (f.sha256.as_str(), f.blake3.hex()))).collect();
+        artifact.files.iter().map(|f| (f.path.as_str(), (f.sha256.as_str(), f.blake3.hex()))).collect();
     let signed: BTreeMap<&str, (&str, &str)> =
         summary.subjects.iter().map(|(n, d)| (n.as_str(), (d.sha256.as_str(), d.blake3.as_str()))).collect();
     if pinned != signed {
@@ -223,7 +220,7 @@ fn check_signature_in(
 ) -> std::result::Result<(), String> {
     let envelope = store.objects.read(&s.envelope).map_err(|e| format!("envelope object: {e}"))?;
     let public_key = store.objects.read(&s.public_key).map_err(|e| format!("public key object: {e}"))?;
-    let points = store.meta.runs().metrics(&version.run).map_err(|e| e.to_string())?;
+    let points = store.meta.runs().metrics(version.run_id()?).map_err(|e| e.to_string())?;
     let summary = check_signature_bytes(&envelope, &public_key, version, s, trusted, Some(&points))?;
     // An imported version's statement names the source store's log; only ours can be checked.
     if version.imported_from.is_some() {
@@ -285,13 +282,18 @@ pub fn verify(
 
     // The run and its lineage.
     let mut problems = Vec::new();
-    let run = match store.meta.runs().get(&version.run) {
-        Ok(run) => Some(run),
-        Err(e) => {
+    let run = match version.run_id().map(|id| store.meta.runs().get(id)) {
+        Ok(Ok(run)) => Some(run),
+        Ok(Err(e)) => {
             problems.push(e.to_string());
             None
         }
+        Err(e) => {
+            problems.push(e);
+            None
+        }
     };
+    let run_short = version.run_text().map_or("none".to_string(), |r| r.chars().take(8).collect());
     let held = run.as_ref().and_then(|r| version.lineage_or(r.lineage.as_ref()).cloned());
     if let (Some(run), None) = (&run, &held) {
         problems.push(format!(
@@ -304,7 +306,7 @@ pub fn verify(
         if run.lineage.as_ref() != Some(held) {
             problems.push(format!(
                 "the store says run {} has lineage {}, {} pins {}",
-                version.run.short(),
+                run_short,
                 run.lineage.as_ref().map_or("none".into(), |l| l.short()),
                 version.reference(),
                 held.short()
@@ -313,7 +315,7 @@ pub fn verify(
         if run.record.lineage() != *held {
             problems.push(format!(
                 "the stored record of run {} was changed: it no longer hashes to its lineage",
-                version.run.short()
+                run_short
             ));
         }
         let objects = crate::audit::verify_objects(store, run, progress);
@@ -338,30 +340,29 @@ pub fn verify(
         problems,
         format!(
             "run {} hashes to {}; its objects re-hash",
-            version.run.short(),
+            run_short,
             held.as_ref().map_or("none".into(), |l| l.short())
         ),
     );
 
     // The artifact.
     let mut problems = Vec::new();
-    let manifest = store.objects.read(&version.artifact.snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok());
-    if manifest.is_none() {
-        problems.push(format!(
-            "the snapshot {} of output {} is missing or corrupt",
-            version.artifact.snapshot, version.artifact.output
-        ));
+    let empty = Artifact { path: String::new(), output: String::new(), snapshot: Digest::of_bytes(b""), files: vec![] };
+    let artifact = version.files().unwrap_or_else(|e| {
+        problems.push(e);
+        &empty
+    });
+    let manifest = store.objects.read(&artifact.snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok());
+    if manifest.is_none() && version.artifact.is_some() {
+        problems
+            .push(format!("the snapshot {} of output {} is missing or corrupt", artifact.snapshot, artifact.output));
     }
-    if let Some(run) = run.as_ref().filter(|_| !version.artifact.from_tracking()) {
-        if !run.record.outputs.iter().any(|o| o.snapshot.as_ref() == Some(&version.artifact.snapshot)) {
-            problems.push(format!(
-                "run {} has no output with snapshot {}",
-                version.run.short(),
-                version.artifact.snapshot.short()
-            ));
+    if let Some(run) = run.as_ref().filter(|_| !artifact.from_tracking()) {
+        if !run.record.outputs.iter().any(|o| o.snapshot.as_ref() == Some(&artifact.snapshot)) {
+            problems.push(format!("run {run_short} has no output with snapshot {}", artifact.snapshot.short()));
         }
     }
-    for f in &version.artifact.files {
+    for f in &artifact.files {
         match store.objects.read(&f.blake3) {
             Ok(bytes) if prov::hex_sha256(&bytes) != f.sha256 => {
                 problems.push(format!("{}: sha256 differs from the one pinned", f.path))
@@ -379,7 +380,7 @@ pub fn verify(
             }
         }
     }
-    let names: Vec<&str> = version.artifact.files.iter().map(|f| f.path.as_str()).collect();
+    let names: Vec<&str> = artifact.files.iter().map(|f| f.path.as_str()).collect();
     check("artifact", problems, format!("{} (blake3 and sha256 match)", names.join(", ")));
 
     // Signatures.

@@ -142,13 +142,14 @@ pub fn check_verdict_bytes(
         return Err(format!("the statement says {}, the store records {}", summary.verdict, row.verdict.as_str()));
     }
     let r = version.reference();
-    if summary.original_run != version.run {
-        return Err(format!("it is about run {}, {r} pins run {}", summary.original_run.short(), version.run.short()));
+    let (run, artifact) = version.evidence()?;
+    if summary.original_run != *run {
+        return Err(format!("it is about run {}, {r} pins run {}", summary.original_run.short(), run.short()));
     }
     if version.lineage.as_ref().is_some_and(|l| *l != summary.original_lineage) {
         return Err(format!("it is about lineage {}, which is not the one {r} pins", summary.original_lineage.short()));
     }
-    for f in &version.artifact.files {
+    for f in &artifact.files {
         match summary.subjects.get(&f.path) {
             Some(d) if d.sha256 == f.sha256 && d.blake3 == f.blake3.hex() => {}
             Some(_) => return Err(format!("its subject {} has other digests than {r} pins", f.path)),
@@ -168,7 +169,9 @@ pub fn check_verdicts(
     also_trusted: &[VerifyingKey],
 ) -> Result<Vec<VerdictCheck>> {
     let mut checks = Vec::new();
-    for row in store.meta.runs().replays_of(&version.run)? {
+    // An external version has no run, so no replay of it.
+    let Some(run) = &version.run else { return Ok(checks) };
+    for row in store.meta.runs().replays_of(run)? {
         let mut check = VerdictCheck {
             replay: row.replay.clone(),
             verdict: row.verdict,
@@ -210,7 +213,8 @@ pub fn check_verdicts(
 /// The stored envelopes of every signed verdict of `version`'s run, one JSON line each.
 pub fn envelopes(store: &Store, version: &ModelVersion) -> Result<Vec<String>> {
     let mut lines = Vec::new();
-    for row in store.meta.runs().replays_of(&version.run)? {
+    let Some(run) = &version.run else { return Ok(lines) };
+    for row in store.meta.runs().replays_of(run)? {
         let Some(a) = attestation_in(&store.objects.read(&row.report)?) else { continue };
         let bytes = store.objects.read(&a.envelope)?;
         let text = String::from_utf8(bytes)

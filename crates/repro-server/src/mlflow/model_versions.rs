@@ -47,12 +47,20 @@ struct Source {
     model_id: Option<String>,
 }
 
-fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str>) -> Result<Source, ApiError> {
-    let unsupported = || {
-        ApiError::invalid(format!(
-            "Unsupported model source '{}': repro registers files it holds, so the source must be an mlflow-artifacts:/, runs:/ or models:/m-… URI of this server (log the model with this tracking server first).",
-            source.chars().take(200).collect::<String>()
-        ))
+/// The longest source recorded for an external version: a URI, not a document.
+const MAX_SOURCE: usize = 4096;
+
+/// What a `source` names: files this server holds, or a place outside it (`None`: an
+/// external version — another bucket, a plain path, `runs:/` of a run this store never saw).
+fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str>) -> Result<Option<Source>, ApiError> {
+    let external = || {
+        if source.len() > MAX_SOURCE || source.chars().any(char::is_control) || source.trim().is_empty() {
+            return Err(ApiError::invalid(format!(
+                "Invalid model version source '{}': a source is a URI or a path of at most {MAX_SOURCE} characters, without control characters.",
+                source.chars().take(200).filter(|c| !c.is_control()).collect::<String>()
+            )));
+        }
+        Ok(None)
     };
     let from_logged = |id: &str| -> Result<Source, ApiError> {
         let lm = m.tracking().get_logged_model(id)?;
@@ -65,16 +73,24 @@ fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str
     let clean = |p: &str| repro_store::tracking::clean_artifact_path(p).map_err(ApiError::invalid);
     if let Some(rest) = source.strip_prefix("models:/") {
         if rest.starts_with("m-") && !rest.contains('/') {
-            return from_logged(rest);
+            return from_logged(rest).map(Some);
         }
-        return Err(unsupported());
+        return external();
     }
     if let Some(rest) = source.strip_prefix("runs:/") {
         let (run, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let tracked = m.tracking().get_tracked_run(run)?;
+        let tracked = match m.tracking().get_tracked_run(run) {
+            Ok(t) => t,
+            Err(repro_store::StoreError::Missing(_)) => return external(),
+            Err(e) => return Err(e.into()),
+        };
         let base = tracked.artifact_uri.trim_start_matches("mlflow-artifacts:").trim_start_matches('/').to_string();
         let path = if path.trim_matches('/').is_empty() { base } else { format!("{base}/{}", path.trim_matches('/')) };
-        return Ok(Source { path: clean(&path)?, run: Some(run.to_string()), model_id: model_id.map(str::to_string) });
+        return Ok(Some(Source {
+            path: clean(&path)?,
+            run: Some(run.to_string()),
+            model_id: model_id.map(str::to_string),
+        }));
     }
     if let Some(rest) = source.strip_prefix("mlflow-artifacts:") {
         // `mlflow-artifacts://host:port/p` names a server; the path is what follows it.
@@ -86,24 +102,25 @@ fn resolve_source(m: &repro_store::Metadata, source: &str, model_id: Option<&str
         if let Some(id) = model_id {
             let mut s = from_logged(id)?;
             s.path = path;
-            return Ok(s);
+            return Ok(Some(s));
         }
         // `<exp>/<run>/artifacts/…` is a run's; `<exp>/models/<m-id>/artifacts/…` a logged model's.
         let parts: Vec<&str> = path.split('/').collect();
         if parts.len() >= 3 && parts[1] == "models" && parts[2].starts_with("m-") {
             let mut s = from_logged(parts[2])?;
             s.path = path;
-            return Ok(s);
+            return Ok(Some(s));
         }
         let run = (parts.len() >= 3 && parts[2] == "artifacts").then(|| parts[1].to_string());
-        return Ok(Source { path, run, model_id: None });
+        return Ok(Some(Source { path, run, model_id: None }));
     }
-    Err(unsupported())
+    external()
 }
 
 /// Pins the files under the source's folder: each object re-hashed on read (a damaged one
-/// is an error), its sha256 computed, and a manifest of them stored as the snapshot.
-fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) -> Result<Artifact, ApiError> {
+/// is an error), its sha256 computed, and a manifest of them stored as the snapshot. `None`
+/// when the folder holds no files.
+fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) -> Result<Option<Artifact>, ApiError> {
     let mut listed = m.tracking().artifacts_under(path)?;
     if listed.is_empty() {
         if let Some((digest, size)) = m.tracking().get_artifact(path)? {
@@ -111,9 +128,7 @@ fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) ->
         }
     }
     if listed.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "No artifacts under '{path}': log the model's files (log_model / log_artifacts) before registering it."
-        )));
+        return Ok(None);
     }
     let mut files = Vec::new();
     for (p, digest, size) in listed {
@@ -147,7 +162,47 @@ fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) ->
         Some(_) => repro_core::Digest::of_bytes(&manifest.to_bytes()),
         None => st.objects.put_bytes(&manifest.to_bytes())?,
     };
-    Ok(artifact)
+    Ok(Some(artifact))
+}
+
+/// Adds `name@version` to the logged model's `mlflow.modelVersions` tag, as MLflow's server
+/// does after registering from a logged model: a JSON list, written the way Python's
+/// `json.dumps` writes it, since clients compare the text.
+fn note_version_on_logged_model(m: &repro_store::Metadata, id: &str, name: &str, version: u32) -> Result<(), ApiError> {
+    const TAG: &str = "mlflow.modelVersions";
+    let model = m.tracking().get_logged_model(id)?;
+    let mut listed: Vec<(String, u64)> = model
+        .tags
+        .get(TAG)
+        .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(t).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| Some((e.get("name")?.as_str()?.to_string(), e.get("version")?.as_u64()?)))
+        .collect();
+    let entry = (name.to_string(), u64::from(version));
+    if listed.contains(&entry) {
+        return Ok(());
+    }
+    listed.push(entry);
+    let text: Vec<String> = listed
+        .iter()
+        .map(|(n, v)| format!("{{\"name\": {}, \"version\": {v}}}", serde_json::Value::from(n.as_str())))
+        .collect();
+    m.tracking().set_logged_model_tags(id, &[(TAG.to_string(), format!("[{}]", text.join(", ")))])?;
+    Ok(())
+}
+
+/// The run of this store a client named, if it is one (anything else makes the version external).
+fn run_of_store(
+    m: &repro_store::Metadata,
+    run: Option<&str>,
+) -> Result<Option<repro_store::meta::StoredRun>, ApiError> {
+    let Some(id) = run.and_then(|r| repro_core::RunId::parse(r).ok()) else { return Ok(None) };
+    match m.runs().get(&id) {
+        Ok(run) => Ok(Some(run)),
+        Err(repro_store::StoreError::UnknownRun(_) | repro_store::StoreError::Missing(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
@@ -160,25 +215,44 @@ pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
     let description = r.opt_str("description")?.filter(|d| !d.is_empty());
     let n = name.clone();
     let by = actor();
+    let logged = model_id.clone();
     let reg = s
         .with_meta(move |m, st| {
-            let found = resolve_source(m, &source, model_id.as_deref())?;
-            let run_text = run_param.or(found.run).ok_or_else(|| {
-                ApiError::invalid(
-                    "repro pins every model version to the run that made it: pass run_id (or register a logged model that has a source run).",
-                )
-            })?;
-            let run_id = repro_core::RunId::parse(&run_text)
-                .map_err(|_| ApiError::not_found(format!("Run with id={run_text} not found")))?;
-            let run = m.runs().get(&run_id)?;
-            let artifact = pin_files(m, st, &source, &found.path)?;
-            // A finished run's lineage is pinned now; a running one's when it finishes.
-            let lineage = run.lineage.clone();
+            let register = match resolve_source(m, &source, model_id.as_deref())? {
+                Some(found) => {
+                    let run_text = run_param.clone().or(found.run.clone());
+                    match run_of_store(m, run_text.as_deref())? {
+                        Some(run) => {
+                            let artifact = pin_files(m, st, &source, &found.path)?.ok_or_else(|| {
+                                ApiError::invalid(format!(
+                                    "No artifacts under '{}': log the model's files (log_model / log_artifacts) before registering it.",
+                                    found.path
+                                ))
+                            })?;
+                            // A finished run's lineage is pinned now; a running one's when it finishes.
+                            Change::Register {
+                                run: run.record.id.clone(),
+                                lineage: run.lineage.clone(),
+                                artifact,
+                                model_id: found.model_id,
+                            }
+                        }
+                        // Files this server holds, but no run of this store behind them (a
+                        // logged model with no source run): external, with its files pinned.
+                        None => Change::External {
+                            source: source.clone(),
+                            run_id: run_text,
+                            artifact: pin_files(m, st, &source, &found.path)?,
+                            model_id: found.model_id,
+                        },
+                    }
+                }
+                None => Change::External { source: source.clone(), run_id: run_param, artifact: None, model_id },
+            };
             // The registration, its tags and its description land together or not at all.
             let mut extra: Vec<Change> =
                 tags.into_iter().map(|(key, value)| Change::Tag { key, value: Some(value) }).collect();
             extra.extend(description.map(|description| Change::Describe { description }));
-            let register = Change::Register { run: run_id, lineage, artifact, model_id: found.model_id };
             let decide = |reg: &Registry| {
                 reg.registration(&n, register, extra)
                     .ok_or_else(|| ApiError::invalid(format!("Invalid model name '{n}'.")))
@@ -202,6 +276,9 @@ pub(crate) async fn create_version(AxState(s): S, r: Req) -> Reply {
                 )
             })?;
             let v = written.first().map_or(0, |e| e.version);
+            if let Some(id) = &logged {
+                note_version_on_logged_model(m, id, &n, v)?;
+            }
             Ok((m.models().registry()?, v))
         })
         .await?;
@@ -265,7 +342,11 @@ pub(crate) async fn delete_version_tag(AxState(s): S, r: Req) -> Reply {
 pub(crate) async fn search_versions(AxState(s): S, r: Req) -> Reply {
     let clauses = search::parse_registry_filter(&r.opt_str("filter")?.unwrap_or_default())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let order = registry_order(&r.str_list("order_by")?)?;
+    let mut order = registry_order(&r.str_list("order_by")?)?;
+    if order.is_empty() {
+        // MLflow's default: the most recently changed first.
+        order.push(("last_updated_timestamp".to_string(), false));
+    }
     let limit = max_results(&r, 10_000)?;
     let offset = page_offset(&r)?;
     let reg = current_registry(&s).await?;
@@ -278,7 +359,7 @@ pub(crate) async fn search_versions(AxState(s): S, r: Req) -> Reply {
         .filter(|(v, src)| {
             let view = search::RegistryView {
                 name: &v.name,
-                run_id: Some(v.run.as_str()),
+                run_id: v.run_text(),
                 source_path: Some(src),
                 version: Some(i64::from(v.version)),
                 tags: &v.tags,
@@ -286,7 +367,7 @@ pub(crate) async fn search_versions(AxState(s): S, r: Req) -> Reply {
             search::matches_registry(&clauses, &view)
         })
         .collect();
-    // MLflow's default: newest version first.
+    // Ties: by name, then the newest version first.
     versions.sort_by(|(a, _), (b, _)| {
         for (key, asc) in &order {
             let o = match key.as_str() {

@@ -53,16 +53,22 @@ pub(crate) fn mlflow_stage(v: &ModelVersion) -> &'static str {
 
 /// The source an MLflow client sees: what it registered, or, for a version `repro model
 /// register` made, the proxy folder its files are served from.
+/// An external version's source is the URI it was registered with, as given.
 pub(crate) fn source(v: &ModelVersion) -> String {
-    if v.artifact.from_tracking() {
-        v.artifact.output.clone()
-    } else {
-        download_uri_of(v)
+    match (&v.external, &v.artifact) {
+        (Some(x), _) => x.source.clone(),
+        (None, Some(a)) if a.from_tracking() => a.output.clone(),
+        _ => download_uri_of(v),
     }
 }
 
+/// Where a client downloads the files: the proxy folder of the version's pinned files, or,
+/// for an external version repro holds nothing of, its own source.
 pub(crate) fn download_uri_of(v: &ModelVersion) -> String {
-    format!("mlflow-artifacts:/{REGISTRY_PREFIX}/{}/{}", v.name, v.version)
+    match (&v.external, &v.artifact) {
+        (Some(x), None) => x.source.clone(),
+        _ => format!("mlflow-artifacts:/{REGISTRY_PREFIX}/{}/{}", v.name, v.version),
+    }
 }
 
 pub(crate) fn version_json(v: &ModelVersion) -> Value {
@@ -75,7 +81,7 @@ pub(crate) fn version_json(v: &ModelVersion) -> Value {
         "current_stage": mlflow_stage(v),
         "description": v.description.clone().unwrap_or_default(),
         "source": source(v),
-        "run_id": v.run.as_str(),
+        "run_id": v.run_text().unwrap_or_default(),
         // repro copies nothing asynchronously: a version is complete when its event is written.
         "status": "READY",
         "tags": kv(&v.tags),
@@ -296,6 +302,7 @@ pub(crate) fn held_detail(model: &str, version: u32, change: &Change) -> String 
     };
     match change {
         Change::Register { artifact, .. } => format!("register {target} from {}", short(&artifact.output)),
+        Change::External { source, .. } => format!("register {target} from the external source {}", short(source)),
         Change::Create { .. } => format!("create the registered model {model}"),
         Change::Describe { .. } => format!("describe {target}"),
         Change::Tag { key, value: Some(v) } => format!("tag {target}: {}={}", short(key), short(v)),
@@ -416,8 +423,9 @@ pub(crate) fn list_registered(reg: &Registry, path: &str) -> Result<Vec<Value>, 
     let prefix = if sub.is_empty() { String::new() } else { format!("{sub}/") };
     let mut out: Vec<Value> = Vec::new();
     let mut dirs = std::collections::BTreeSet::new();
-    for f in &v.artifact.files {
-        let rel = v.artifact.relative(f);
+    let Some(artifact) = &v.artifact else { return Ok(out) };
+    for f in &artifact.files {
+        let rel = artifact.relative(f);
         let Some(rest) = rel.strip_prefix(&prefix) else { continue };
         match rest.split_once('/') {
             Some((dir, _)) => {
@@ -435,9 +443,10 @@ pub(crate) fn list_registered(reg: &Registry, path: &str) -> Result<Vec<Value>, 
 pub(crate) fn registered_file(reg: &Registry, path: &str) -> Result<repro_core::Digest, ApiError> {
     let (v, sub) = registry_path(reg, path)?;
     v.artifact
-        .files
         .iter()
-        .find(|f| v.artifact.relative(f) == sub)
+        .flat_map(|a| a.files.iter().map(move |f| (a, f)))
+        .find(|(a, f)| a.relative(f) == sub)
+        .map(|(_, f)| f)
         .map(|f| f.blake3.clone())
         .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))
 }

@@ -48,6 +48,8 @@ async fn unknown_versions_are_the_clients_mistake() {
         400,
         "INVALID_PARAMETER_VALUE",
     );
-    let source = json!({"name": "nope", "source": "s3://bucket/model"});
+    let source = json!({"name": "nope", "source": "s3://bucket/\u{7}model"});
     assert_error(app.call("POST", &ml("/model-versions/create"), source).await, 400, "INVALID_PARAMETER_VALUE");
+    let huge = json!({"name": "nope", "source": format!("s3://bucket/{}", "m".repeat(5000))});
+    assert_error(app.call("POST", &ml("/model-versions/create"), huge).await, 400, "INVALID_PARAMETER_VALUE");
 }

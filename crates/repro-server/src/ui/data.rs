@@ -148,7 +148,17 @@ pub(crate) fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData,
     let mut checks = BTreeMap::new();
     for model in registry.models.values() {
         for v in model.versions.values() {
-            let lineage = match m.runs().get(&v.run) {
+            let Some(run_id) = &v.run else {
+                // An external version: nothing to verify but what adoption pinned.
+                let lineage = Err(v.run_id().err().unwrap_or_default());
+                let artifact = match v.files() {
+                    Ok(a) => Ok(a.files.len()),
+                    Err(e) => Err(e),
+                };
+                checks.insert((v.name.clone(), v.version), VersionCheck { lineage, artifact });
+                continue;
+            };
+            let lineage = match m.runs().get(run_id) {
                 Ok(run) if v.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) => Ok(()),
                 Ok(run) if run.lineage.is_none() => {
                     Err("the run is still running: its lineage is pinned when it finishes".to_string())
@@ -157,14 +167,15 @@ pub(crate) fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData,
                 Err(e) => Err(format!("the run is not in this store: {e}")),
             };
             let mut bad = Vec::new();
-            for f in &v.artifact.files {
+            let files = v.artifact.as_ref().map_or(&[][..], |a| &a.files[..]);
+            for f in files {
                 match state.objects.verify(&f.blake3).unwrap_or(Verified::Missing) {
                     Verified::Ok { .. } => {}
                     Verified::Missing => bad.push(format!("{} missing", f.path)),
                     Verified::Corrupt => bad.push(format!("{} corrupt", f.path)),
                 }
             }
-            let artifact = if bad.is_empty() { Ok(v.artifact.files.len()) } else { Err(bad.join(", ")) };
+            let artifact = if bad.is_empty() { Ok(files.len()) } else { Err(bad.join(", ")) };
             checks.insert((v.name.clone(), v.version), VersionCheck { lineage, artifact });
         }
     }

@@ -295,8 +295,8 @@ pub(crate) async fn models_page(AxState(s): S) -> Response {
             }
             let files: BTreeSet<String> = v
                 .artifact
-                .files
                 .iter()
+                .flat_map(|a| &a.files)
                 .map(|f| format!("{} <code>{}</code>", esc(&f.path), esc(f.blake3.as_str())))
                 .collect();
             let _ = write!(
@@ -305,8 +305,11 @@ pub(crate) async fn models_page(AxState(s): S) -> Response {
                  <td>{approvals}</td><td>{signatures}</td><td>{}</td></tr>",
                 esc(&enc(&v.reference())),
                 esc(&v.reference()),
-                run_link(v.run.as_str()),
-                esc(&v.artifact.path),
+                match &v.run {
+                    Some(run) => run_link(run.as_str()),
+                    None => format!("external: {}", esc(v.source_uri().unwrap_or(""))),
+                },
+                esc(v.artifact.as_ref().map_or("(files not held)", |a| a.path.as_str())),
                 files.into_iter().collect::<Vec<_>>().join("<br>"),
                 esc(&v.registered_by),
                 esc(&repro_store::rfc3339(v.registered_at_ms)),

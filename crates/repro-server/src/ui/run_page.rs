@@ -126,7 +126,7 @@ pub(crate) async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Respo
                 esc(&enc(&v.reference())),
                 esc(&v.reference()),
                 opt(v.stage.as_deref()),
-                esc(&v.artifact.path),
+                esc(v.artifact.as_ref().map_or("", |a| a.path.as_str())),
                 if matches { "ok" } else { "bad" },
                 if matches { "matches the run" } else { "does NOT match the run's record" }
             );
