@@ -97,7 +97,6 @@ NOT_APPLICABLE = {
 }
 
 EXTERNAL = "external model versions (a source repro does not hold: runs:/ of an unknown run) are not built yet"
-GRAPHQL = "POST /graphql (what MLflow's own web UI calls) is not served yet"
 
 GAPS = {
     "test_search_model_versions_filter_string": EXTERNAL,
@@ -105,14 +104,6 @@ GAPS = {
     "test_search_model_versions_order_by": EXTERNAL,
     "test_latest_models": EXTERNAL,
     "test_create_model_version_model_id": EXTERNAL,
-    "test_graphql_handler": GRAPHQL,
-    "test_graphql_handler_batching_raise_error": GRAPHQL,
-    "test_get_experiment_graphql": GRAPHQL,
-    "test_get_metric_history_bulk_interval_graphql": GRAPHQL,
-    "test_search_runs_graphql": GRAPHQL,
-    "test_list_artifacts_graphql": GRAPHQL,
-    "test_search_datasets_graphql": GRAPHQL,
-    "test_graphql_nan_metric_handling": GRAPHQL,
 }
 
 PATTERNS = [
