@@ -164,7 +164,8 @@ pub(crate) enum JobRun {
 }
 
 /// MLflow's message types: each a GraphQL object under MLflow's name, read from the REST
-/// JSON with whatever it leaves out as the protobuf default (`Proto` fields).
+/// JSON with whatever it leaves out as the protobuf default (`Proto` fields). A `///` comment
+/// becomes the schema's description; MLflow's types have none, so notes on them are `//`.
 macro_rules! messages {
     ($(
         $(#[$attr:meta])*
@@ -199,7 +200,7 @@ messages! {
         message: Proto<String>,
     }
 
-    /// Kept for MLflow's schema: its resolvers report failures in `errors`, never here.
+    // Kept for MLflow's schema: its resolvers report failures in `errors`, never here.
     "ApiError" => struct ApiErrorObject {
         code: Proto<String>,
         message: Proto<String>,
@@ -238,8 +239,8 @@ messages! {
         lifecycle_stage: Proto<String>,
     }
 
-    /// A metric as a run's data holds it (MLflow's `MlflowMetricExtension`, whose value is null
-    /// for a NaN).
+    // A metric as a run's data holds it (MLflow's `MlflowMetricExtension`, whose value is null
+    // for a NaN).
     "MlflowMetricExtension" => struct Metric {
         key: Proto<String>,
         #[serde(deserialize_with = "finite")]
@@ -290,8 +291,8 @@ messages! {
         model_outputs: Proto<Vec<ModelOutput>>,
     }
 
-    /// A run, with its experiment and registered versions on demand (MLflow's
-    /// `MlflowRunExtension`).
+    // A run, with its experiment and registered versions on demand (MLflow's
+    // `MlflowRunExtension`).
     #[graphql(complex)]
     "MlflowRunExtension" => struct Run {
         info: Proto<RunInfo>,
