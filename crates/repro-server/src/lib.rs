@@ -182,6 +182,7 @@ pub(crate) fn declare() -> routes::Routes {
         .merge(mlflow::logged_models::routes())
         .merge(mlflow::routes())
         .merge(mlflow::artifacts::routes())
+        .merge(mlflow::graphql::routes())
         .merge(native::routes())
         .merge(ui::routes())
         .merge(auth::login::routes())

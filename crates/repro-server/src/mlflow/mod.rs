@@ -1,9 +1,11 @@
 //! The MLflow REST API (`/api/2.0/mlflow/…`, also under `/ajax-api`), with MLflow's field
 //! names, defaults and error codes (see `shared/reference/mlflow-rest.md`): one module per
 //! resource, each declaring its own routes; what several of them write or render lives here.
+//! `graphql` serves MLflow's GraphQL endpoint through the other modules' handlers.
 
 pub(crate) mod artifacts;
 pub(crate) mod experiments;
+pub(crate) mod graphql;
 pub(crate) mod logged_models;
 pub(crate) mod metrics;
 pub(crate) mod model_versions;

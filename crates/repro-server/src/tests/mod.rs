@@ -7,6 +7,7 @@ mod support;
 mod artifacts;
 mod auth;
 mod experiments;
+mod graphql;
 mod logged_models;
 mod metrics;
 mod model_versions;
