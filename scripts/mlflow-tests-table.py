@@ -47,6 +47,11 @@ checks this page against the run; `scripts/mlflow-tests-table.py --write` remake
 
 Each test also has a `[file]` variant that MLflow's fixture itself skips ("FileStore is no
 longer supported"); those are not listed.
+
+MLflow's stages have no gates and its tests move any version to any stage, so the suite's
+store declares repro's stages with nothing required (as a team migrating from MLflow starts
+out); the gates themselves are tested by repro's own tests. Versions the tests register from
+sources repro does not hold (`runs:/run_id/model`) are external versions.
 """
 
 
