@@ -217,6 +217,11 @@ pub enum Cmd {
     #[command(subcommand)]
     Token(TokenCmd),
 
+    /// OpenLineage events ([openlineage] in .repro/repro.toml): events the endpoint did not take
+    /// wait in .repro/openlineage/queue/ and go out before the next run's.
+    #[command(subcommand)]
+    Lineage(LineageCmd),
+
     /// Serve the store over HTTP: the MLflow tracking API (MLflow clients log into repro), the
     /// native JSON API under /api/v1 (what `repro --server URL` reads) and the web UI at /ui.
     ///
@@ -441,6 +446,15 @@ pub enum Role {
     Read,
     Write,
     Admin,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LineageCmd {
+    /// Send the queued events now, oldest first, stopping at the first the endpoint does not
+    /// take; exit 1 while events stay queued or were refused.
+    ///
+    /// Example: repro lineage flush
+    Flush,
 }
 
 #[derive(Subcommand, Debug)]

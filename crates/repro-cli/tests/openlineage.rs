@@ -355,3 +355,69 @@ fn openlineage_settings_are_checked_with_one_line_naming_the_key() {
     // Nothing ran, nothing was queued.
     assert!(!t.path(".repro/openlineage").exists());
 }
+
+#[test]
+fn a_killed_repro_ends_its_run_with_abort_at_fsck_and_flush_sends_the_queue() {
+    let t = TestContext::sklearn_project();
+    // A port nothing listens on yet: the endpoint is down until started on it below.
+    let log = t.path("received.jsonl");
+    let probe = Endpoint::start(&log, 0);
+    let port = probe.port;
+    probe.stop();
+    t.append(
+        ".repro/repro.toml",
+        &format!("\n[openlineage]\nfile = \"lineage.jsonl\"\nurl = \"http://127.0.0.1:{port}\"\n"),
+    );
+    let file = t.path("lineage.jsonl");
+
+    // repro itself killed (-9) while its command runs: START was sent, no end ever will be.
+    let mut child = t.cmd().args(["run", "--seed", "3", "--", "sleep", "2"]).spawn().expect("repro run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while events(&file).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no START within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let started = events(&file);
+    assert_eq!(started.len(), 1, "{started:#?}");
+    let run_uuid = started[0]["run"]["runId"].as_str().expect("run id").to_string();
+
+    // fsck finds the run interrupted and ends it with ABORT, saying why.
+    let fsck = t.repro(&["fsck", "--json"]).success().json();
+    let interrupted = fsck["interrupted"].as_array().expect("interrupted");
+    assert_eq!(interrupted.len(), 1, "{fsck:#}");
+    assert_eq!(uuid_of(interrupted[0].as_str().expect("id")), run_uuid);
+    let ev = events(&file);
+    assert_eq!(ev.iter().map(|e| e["eventType"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["START", "ABORT"]);
+    assert_eq!(ev[1]["run"]["runId"], run_uuid.as_str());
+    assert!(ev[0]["eventTime"].as_str() <= ev[1]["eventTime"].as_str(), "{ev:#?}");
+    let why = facet(&ev[1], "errorMessage")["message"].as_str().expect("message");
+    assert!(why.contains("repro stopped before recording the run's end"), "{why}");
+    assert_eq!(check_with_client(&[&file]).len(), 2, "the client reads START and ABORT");
+    // Found once: a second fsck sends nothing more.
+    t.repro(&["fsck"]).success();
+    assert_eq!(events(&file).len(), 2);
+
+    // Both went to the queue too (the endpoint is down); flush says they are still there.
+    let down = t.repro(&["lineage", "flush"]).expect_code(1);
+    assert!(down.stdout().contains("2 event(s) still queued"), "{}", down.stdout());
+    let endpoint = Endpoint::start(&log, port);
+    let up = t.repro(&["lineage", "flush", "--json"]).success().json();
+    assert_eq!(up["delivery"]["sent_from_queue"], 2, "{up:#}");
+    assert_eq!(up["delivery"]["queued"], 0, "{up:#}");
+    let got = posts(&log);
+    assert_eq!(
+        got.iter().map(|p| p["body"]["eventType"].as_str().unwrap_or("")).collect::<Vec<_>>(),
+        ["START", "ABORT"]
+    );
+    endpoint.stop();
+    let again = t.repro(&["lineage", "flush"]).success();
+    assert!(again.stdout().contains("nothing left in the queue"), "{}", again.stdout());
+
+    // A store that sends events nowhere: one line, exit 2.
+    let other = TestContext::sklearn_project();
+    let none = other.repro(&["lineage", "flush"]).expect_code(2);
+    assert!(none.stderr().contains("set url in [openlineage]"), "{}", none.stderr());
+    assert_eq!(none.stderr().lines().count(), 1, "{}", none.stderr());
+}

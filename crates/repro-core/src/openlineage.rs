@@ -569,6 +569,9 @@ fn failure_message(record: &RunRecord) -> String {
     let exit = match (record.signal, record.exit_code) {
         (Some(sig), _) => format!("the command was ended by signal {sig}"),
         (None, Some(code)) => format!("the command exited with status {code}"),
+        (None, None) if record.status == RunStatus::Interrupted => {
+            "repro stopped before recording the run's end (killed or crashed); repro fsck found it".to_string()
+        }
         (None, None) => format!("the run ended {}", record.status.as_str()),
     };
     match record.probe.as_ref().and_then(|p| p.exception.as_ref()) {

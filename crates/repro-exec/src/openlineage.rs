@@ -42,7 +42,7 @@ pub struct Emitter {
 }
 
 /// What one delivery did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Delivery {
     /// Events the endpoint took (queued ones included).
     pub sent: usize,
@@ -366,6 +366,53 @@ impl Lineage {
         let (Some(emitter), Some(record)) = (&self.emitter, self.started.take()) else { return };
         let time = repro_util::clock::rfc3339(repro_util::clock::now_ms());
         emitter.emit(&ol::failed_event(&record, emitter.namespace(), &time, message), reporter);
+    }
+}
+
+/// `repro lineage flush`: sends what waits in the queue, in order, now. Refused (exit 2) when
+/// the store sends events nowhere; the caller says how many are left when the endpoint is down.
+pub fn flush_queue(
+    store: &Store,
+    vars: &BTreeMap<String, String>,
+    reporter: &dyn Reporter,
+) -> crate::Result<(String, Delivery)> {
+    let no_url = || {
+        crate::ExecError::Usage(
+            "this store sends OpenLineage events to no endpoint: set url in [openlineage] in .repro/repro.toml".into(),
+        )
+    };
+    let emitter = Emitter::new(store, vars, reporter).ok_or_else(no_url)?;
+    let url = emitter.section.post_url().ok_or_else(no_url)?;
+    Ok((url, emitter.flush()))
+}
+
+/// ABORT for runs whose repro died before recording their end (`kill -9`, a crash, a lost
+/// machine), once `repro fsck` has found them: the catalogue saw their START, and without an
+/// end they would stay running there for ever. Sent at the time they were found.
+pub fn abort_interrupted(
+    store: &Store,
+    runs: &[repro_core::RunId],
+    vars: &BTreeMap<String, String>,
+    reporter: &dyn Reporter,
+) {
+    if runs.is_empty() {
+        return;
+    }
+    let Some(emitter) = Emitter::new(store, vars, reporter) else { return };
+    let now = repro_util::clock::rfc3339(repro_util::clock::now_ms());
+    for id in runs {
+        let run = match store.meta.runs().get(id) {
+            Ok(run) => run,
+            Err(e) => {
+                reporter.warn(&format!("no OpenLineage ABORT for run {}: {e}", id.short()));
+                continue;
+            }
+        };
+        let mut event = ol::end_event(&run.record, emitter.namespace());
+        if run.record.ended_at.is_none() {
+            event.event_time = now.clone();
+        }
+        emitter.emit(&event, reporter);
     }
 }
 

@@ -74,6 +74,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Cmd::Key(cmd) => key::key(&ctx, cmd),
         Cmd::Bundle(cmd) => bundle::bundle(&ctx, cmd),
         Cmd::Token(cmd) => token::token(&ctx, cmd),
+        Cmd::Lineage(crate::cli::LineageCmd::Flush) => fsck::lineage_flush(&ctx),
         Cmd::Serve { host, port, allowed_hosts, trusted_proxies, max_connections } => {
             serve::serve(&ctx, &host, port, allowed_hosts, trusted_proxies, max_connections)
         }

@@ -90,3 +90,28 @@ pub fn initialized(root: &std::path::Path, as_json: bool) -> Result<()> {
     }
     line(&format!("initialized an empty repro store in {}", root.display()))
 }
+
+pub fn lineage_flushed(url: &str, d: &repro_exec::openlineage::Delivery, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&serde_json::json!({"endpoint": url, "delivery": d}));
+    }
+    let mut said = vec![format!("OpenLineage: {} queued event(s) delivered to {url}", d.sent_from_queue)];
+    for r in &d.rejected {
+        said.push(format!("refused by the endpoint ({r}); kept in .repro/openlineage/rejected/"));
+    }
+    if d.dropped > 0 {
+        said.push(format!("{} oldest event(s) dropped: the queue was full", d.dropped));
+    }
+    match &d.unreachable {
+        Some(why) => said.push(format!(
+            "{} event(s) still queued: the endpoint did not take them ({why}); run `repro lineage flush` again when it is up",
+            d.queued
+        )),
+        None if d.queued == 0 => said.push("nothing left in the queue".into()),
+        None => said.push(format!("{} event(s) still queued", d.queued)),
+    }
+    for s in said {
+        line(&s)?;
+    }
+    Ok(())
+}
