@@ -564,7 +564,8 @@ fn registry_flow(py: PathBuf, major: u8) {
     assert_eq!(out["paging"], serde_json::json!([1, true]));
     assert_eq!(out["to_production"], "INVALID_STATE", "the prod policy refuses a tracking-only run");
     assert_eq!(out["to_none"], "INVALID_PARAMETER_VALUE");
-    assert_eq!(out["foreign_source"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(out["foreign_source"], serde_json::json!({"source": "s3://bucket/model", "run_id": true, "version": "3"}));
+    assert_eq!(out["foreign_to_staging"], "INVALID_STATE", "the staging policy refuses an external version");
     if model_id.is_some() {
         assert_eq!(out["logged_model"], serde_json::json!({"status": "READY", "name": "skmodel", "source_run": true}));
         assert_eq!(out["logged_search"], serde_json::json!([true]));
@@ -590,6 +591,8 @@ fn registry_flow(py: PathBuf, major: u8) {
     let names: Vec<&str> =
         listed.as_array().expect("models").iter().map(|m| m["name"].as_str().expect("name")).collect();
     assert!(names.contains(&"churn"), "{listed:#}");
+    let external = t.repro(&["model", "show", "plain@3"]).success().stdout();
+    assert!(external.contains("EXTERNAL  source s3://bucket/model") && external.contains("NOT HELD"), "{external}");
     // The registered files verify from the store (the version is unsigned, so verify says so).
     let verify = t.repro(&["model", "verify", "churn@1", "--json"]).expect_code(1).json();
     let checks = verify["checks"].as_array().expect("checks");
