@@ -1193,9 +1193,9 @@ fn an_external_version_is_said_plainly_gated_by_every_evidence_policy_and_adopte
     let v1 = mlflow_post(
         &server,
         "model-versions/create",
-        serde_json::json!({"name": "churn", "source": "s3://team-models/churn/7", "run_id": "0a1b2c3d"}),
+        serde_json::json!({"name": "churn", "source": "gs://team-models/churn/7", "run_id": "0a1b2c3d"}),
     );
-    assert_eq!(v1["model_version"]["source"], "s3://team-models/churn/7", "{v1}");
+    assert_eq!(v1["model_version"]["source"], "gs://team-models/churn/7", "{v1}");
     assert_eq!(v1["model_version"]["run_id"], "0a1b2c3d");
     let v2 = mlflow_post(
         &server,
@@ -1210,17 +1210,17 @@ fn an_external_version_is_said_plainly_gated_by_every_evidence_policy_and_adopte
         &[],
         b"",
     );
-    assert_eq!((status, text.contains("s3://team-models/churn/7")), (200, true), "{text}");
+    assert_eq!((status, text.contains("gs://team-models/churn/7")), (200, true), "{text}");
     drop(server);
 
     // Shown plainly: no run, no lineage, no bytes.
     let shown = t.repro(&["model", "show", "churn@1"]).success().stdout();
-    assert!(shown.contains("EXTERNAL  source s3://team-models/churn/7"), "{shown}");
+    assert!(shown.contains("EXTERNAL  source gs://team-models/churn/7"), "{shown}");
     assert!(shown.contains("the client named run '0a1b2c3d', not a run of this store"), "{shown}");
     assert!(shown.contains("NOT HELD") && shown.contains("repro model adopt churn@1"), "{shown}");
     let v = show_version(&t, "churn@1");
     assert!(v.get("run").is_none() && v.get("artifact").is_none(), "{v:#}");
-    assert_eq!(v["external"]["source"], "s3://team-models/churn/7");
+    assert_eq!(v["external"]["source"], "gs://team-models/churn/7");
     assert_eq!(history(&v), ["external"]);
 
     // Every policy that needs evidence is unmet, each saying why; nothing is signed.
@@ -1252,7 +1252,7 @@ fn an_external_version_is_said_plainly_gated_by_every_evidence_policy_and_adopte
     let v = show_version(&t, "churn@1");
     assert_eq!(history(&v), ["external", "promote", "adopt"]);
     let files = v["artifact"]["files"].as_array().expect("files");
-    let pkl = files.iter().find(|f| f["path"] == "s3://team-models/churn/7/data/model.pkl").expect("pkl pinned");
+    let pkl = files.iter().find(|f| f["path"] == "gs://team-models/churn/7/data/model.pkl").expect("pkl pinned");
     assert_eq!(pkl["sha256"], sha256sum(&copy.join("data/model.pkl")));
     assert!(v.get("run").is_none(), "adoption pins bytes, not a run: {v:#}");
     let again = t.repro(&["model", "adopt", "churn@1", "--from", "churn-7"]).expect_code(2);
@@ -1269,9 +1269,49 @@ fn an_external_version_is_said_plainly_gated_by_every_evidence_policy_and_adopte
     let not_external = t.repro(&["model", "adopt", "pricing@1", "--from", "churn-7"]).expect_code(2);
     assert!(not_external.stderr().contains("adopt is for external versions"), "{}", not_external.stderr());
 
+    adopt_from_the_bucket(&t);
+
     // The adopted bytes are checked like any version's.
     t.repro(&["fsck"]).success();
     flip_byte(&t, pkl["blake3"].as_str().expect("digest"), 0);
     let fsck = t.repro(&["fsck"]).expect_code(1);
-    assert!(fsck.stdout().contains("churn@1 artifact s3://team-models/churn/7/data/model.pkl"), "{}", fsck.stdout());
+    assert!(fsck.stdout().contains("churn@1 artifact gs://team-models/churn/7/data/model.pkl"), "{}", fsck.stdout());
+}
+
+/// In the S3 pass: a version whose source is a folder in a bucket is adopted straight from
+/// it (the objects are put there with plain PUTs, as any tool would), and a key that is
+/// missing is one line.
+fn adopt_from_the_bucket(t: &TestContext) {
+    let (Some(bucket), Ok(endpoint)) = (common::s3_bucket(), std::env::var("AWS_ENDPOINT_URL")) else {
+        eprintln!("the s3:// adoption runs in the S3 pass (REPRO_TEST_S3_BUCKET, AWS_ENDPOINT_URL)");
+        return;
+    };
+    let prefix = format!("adopt-{}", std::process::id());
+    for (key, body) in [("MLmodel", &b"flavors: {}\n"[..]), ("data/model.pkl", &b"\x80\x04bucket"[..])] {
+        let (status, _, text) = common::http(&endpoint, "PUT", &format!("/{bucket}/{prefix}/m/{key}"), &[], body);
+        assert_eq!(status, 200, "PUT {key}: {text}");
+    }
+    let server = common::Server::start(t);
+    let source = format!("s3://{bucket}/{prefix}/m");
+    let v = mlflow_post(&server, "model-versions/create", serde_json::json!({"name": "churn", "source": source}));
+    let number = v["model_version"]["version"].as_str().expect("version").to_string();
+    let missing = mlflow_post(
+        &server,
+        "model-versions/create",
+        serde_json::json!({"name": "churn", "source": format!("s3://{bucket}/{prefix}/nothing")}),
+    );
+    drop(server);
+    let adopted = t.repro(&["model", "adopt", &format!("churn@{number}"), "--json"]).success().json();
+    assert_eq!((adopted["files"].as_u64(), adopted["from"].as_str()), (Some(2), Some(source.as_str())), "{adopted:#}");
+    let v = show_version(t, &format!("churn@{number}"));
+    let files: Vec<&str> =
+        v["artifact"]["files"].as_array().expect("files").iter().filter_map(|f| f["path"].as_str()).collect();
+    assert_eq!(files, [format!("{source}/MLmodel"), format!("{source}/data/model.pkl")]);
+    let none = missing["model_version"]["version"].as_str().expect("version");
+    let r = t.repro(&["model", "adopt", &format!("churn@{none}")]).expect_code(2);
+    assert!(r.stderr().contains("holds no object and no folder of objects"), "{}", r.stderr());
+    assert_eq!(r.stderr().lines().count(), 1, "{}", r.stderr());
+    // Nothing of the downloads is left behind.
+    let left: Vec<_> = std::fs::read_dir(t.path(".repro/tmp")).expect("tmp").flatten().collect();
+    assert!(left.iter().all(|e| !e.file_name().to_string_lossy().contains("adopt")), "{left:?}");
 }

@@ -564,7 +564,10 @@ fn registry_flow(py: PathBuf, major: u8) {
     assert_eq!(out["paging"], serde_json::json!([1, true]));
     assert_eq!(out["to_production"], "INVALID_STATE", "the prod policy refuses a tracking-only run");
     assert_eq!(out["to_none"], "INVALID_PARAMETER_VALUE");
-    assert_eq!(out["foreign_source"], serde_json::json!({"source": "s3://bucket/model", "run_id": true, "version": "3"}));
+    assert_eq!(
+        out["foreign_source"],
+        serde_json::json!({"source": "s3://bucket/model", "run_id": true, "version": "3"})
+    );
     assert_eq!(out["foreign_to_staging"], "INVALID_STATE", "the staging policy refuses an external version");
     if model_id.is_some() {
         assert_eq!(out["logged_model"], serde_json::json!({"status": "READY", "name": "skmodel", "source_run": true}));

@@ -18,6 +18,7 @@ pub mod datasets;
 pub mod db;
 pub mod environments;
 mod error;
+pub mod fetch;
 pub mod fsck;
 pub mod journal;
 pub mod logged;

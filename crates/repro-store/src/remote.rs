@@ -56,7 +56,7 @@ const ADVICE: &str = "check that the object store is reachable and AWS_* credent
 
 /// One bucket and prefix, and the client that reaches it.
 pub struct Remote {
-    store: AmazonS3,
+    pub(crate) store: AmazonS3,
     bucket: String,
     /// `PREFIX/objects`: every object key starts with it.
     objects: Key,
@@ -187,7 +187,7 @@ impl Remote {
         self.objects.clone().join(&hex[..2]).join(&hex[2..])
     }
 
-    fn error(&self, action: String, e: &object_store::Error) -> StoreError {
+    pub(crate) fn error(&self, action: String, e: &object_store::Error) -> StoreError {
         StoreError::Remote(Box::new(RemoteFailure {
             action,
             url: self.url.clone(),
@@ -209,7 +209,7 @@ impl Remote {
         lock(&self.present).contains(digest)
     }
 
-    fn block_on<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) fn block_on<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
         runtime()?.block_on(f)
     }
 

@@ -2,8 +2,9 @@
 //! store. Each file is read once, hashed (BLAKE3 and SHA-256) and stored as an object; a
 //! manifest of them is the version's snapshot; one `adopt` event pins them. From then on the
 //! bytes are checked like any version's (fsck, verify, promotion), and the history says where
-//! they were read from. Adoption pins bytes, not training: the version still has no run, so
-//! policies that need a run's evidence stay unmet.
+//! they were read from (an `s3://` source is downloaded with the shared tier's client first).
+//! Adoption pins bytes, not training: the version still has no run, so policies that need a
+//! run's evidence stay unmet.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,11 +24,29 @@ pub struct AdoptOutcome {
     pub bytes: u64,
 }
 
+/// A private folder under `.repro/tmp` for a downloaded source, removed on every way out
+/// (fsck removes it after a crash).
+struct Download(PathBuf);
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The local folder or file to read an external source from: `--from`, else the source
-/// itself when it is a `file://` URI or a path. Other schemes are named with what to do.
-fn local_source(source: &str, from: Option<&Path>) -> Result<PathBuf> {
+/// itself when it is a `file://` URI or a path, else a copy of an `s3://` source downloaded
+/// into `scratch`. Other schemes are named with what to do.
+fn local_source(store: &Store, source: &str, from: Option<&Path>, scratch: &mut Option<Download>) -> Result<PathBuf> {
     if let Some(p) = from {
         return Ok(p.to_path_buf());
+    }
+    if source.starts_with("s3://") {
+        let dir = store.root().join("tmp").join(format!("{}-adopt", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).map_err(ExecError::io("create", &dir))?;
+        let download = scratch.insert(Download(dir));
+        return Ok(repro_store::fetch::copy_tree(source, &download.0)?);
     }
     if let Some(rest) = source.strip_prefix("file://") {
         // `file:///abs` and `file://localhost/abs`; any other host is another machine.
@@ -39,7 +58,7 @@ fn local_source(source: &str, from: Option<&Path>) -> Result<PathBuf> {
         return Ok(PathBuf::from(source));
     }
     Err(ExecError::Usage(format!(
-        "repro cannot read {source} itself; copy the files here (e.g. `aws s3 cp --recursive`, `gsutil cp -r`) and pass --from PATH"
+        "repro cannot read {source} itself (it reads s3://, file:// and paths); copy the files here (e.g. `gsutil cp -r`) and pass --from PATH"
     )))
 }
 
@@ -104,7 +123,8 @@ pub fn adopt(
         )));
     }
     let source = external.source.clone();
-    let root = local_source(&source, from)?;
+    let mut download = None;
+    let root = local_source(store, &source, from, &mut download)?;
     let listed = walk(&root)?;
     let single = fs::symlink_metadata(&root).map_err(ExecError::io("read", &root))?.is_file();
     progress.start("adopting files", listed.len() as u64);
@@ -133,8 +153,11 @@ pub fn adopt(
     progress.finish();
     let kind = if single { SnapshotKind::File } else { SnapshotKind::Dir };
     let snapshot = store.objects.put_bytes(&Manifest::new(kind, entries).to_bytes())?;
+    let read_from = match (&download, from) {
+        (Some(_), None) => source.clone(),
+        _ => root.canonicalize().unwrap_or(root).display().to_string(),
+    };
     let artifact = Artifact { path: source.clone(), output: source, snapshot, files };
-    let read_from = root.canonicalize().unwrap_or(root).display().to_string();
     let (name, number) = (version.name.clone(), version.version);
     store.meta.models().append(repro_util::clock::now_ms(), |reg| {
         // Checked again under the write lock: two adoptions of one version cannot both land.
