@@ -18,6 +18,7 @@ pub mod parity;
 pub mod registry;
 pub mod replay;
 pub mod run;
+mod scratch;
 pub mod tokens;
 pub mod trust;
 pub mod views;

@@ -27,6 +27,7 @@ use repro_store::Store;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::lookup;
+use crate::scratch::Scratch;
 use crate::{keys, ExecError, Result};
 
 mod export;
@@ -159,25 +160,6 @@ struct BundleManifest {
     bom: Option<Digest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     card: Option<Digest>,
-}
-
-/// A private folder under `.repro/tmp`, removed on every way out (fsck removes it after a crash).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(store: &Store, what: &str) -> Result<Scratch> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = store.root().join("tmp").join(format!("{}-{what}-{n}", std::process::id()));
-        fs::create_dir_all(&dir).map_err(ExecError::io("create", &dir))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 fn started_ms(record: &RunRecord) -> i64 {

@@ -13,6 +13,7 @@ use repro_core::record::FileEntry;
 use repro_core::snapshot::{Manifest, SnapshotKind};
 
 use super::*;
+use crate::scratch::Scratch;
 
 /// What an adoption pinned.
 #[derive(Debug, Serialize)]
@@ -24,28 +25,15 @@ pub struct AdoptOutcome {
     pub bytes: u64,
 }
 
-/// A private folder under `.repro/tmp` for a downloaded source, removed on every way out
-/// (fsck removes it after a crash).
-struct Download(PathBuf);
-
-impl Drop for Download {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The local folder or file to read an external source from: `--from`, else the source
 /// itself when it is a `file://` URI or a path, else a copy of an `s3://` source downloaded
 /// into `scratch`. Other schemes are named with what to do.
-fn local_source(store: &Store, source: &str, from: Option<&Path>, scratch: &mut Option<Download>) -> Result<PathBuf> {
+fn local_source(store: &Store, source: &str, from: Option<&Path>, scratch: &mut Option<Scratch>) -> Result<PathBuf> {
     if let Some(p) = from {
         return Ok(p.to_path_buf());
     }
     if source.starts_with("s3://") {
-        let dir = store.root().join("tmp").join(format!("{}-adopt", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).map_err(ExecError::io("create", &dir))?;
-        let download = scratch.insert(Download(dir));
+        let download = scratch.insert(Scratch::new(store, "adopt")?);
         return Ok(repro_store::fetch::copy_tree(source, &download.0)?);
     }
     if let Some(rest) = source.strip_prefix("file://") {
