@@ -66,7 +66,8 @@ pub enum Change {
     /// that needs evidence passes for it until an `adopt` pins its bytes.
     External {
         source: String,
-        /// The run id the client named, unchecked: not a run of this store.
+        /// The run id the client named, unchecked: even when it names a run of this store,
+        /// nothing says that run made these files.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         run_id: Option<String>,
         /// The files, when repro holds them after all (a logged model with no source run).

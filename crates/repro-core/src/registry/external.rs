@@ -12,7 +12,8 @@ use super::*;
 pub struct External {
     /// The source URI as the client gave it.
     pub source: String,
-    /// The run id the client named, unchecked (not a run of this store).
+    /// The run id the client named, unchecked (even a run of this store is not taken to have
+    /// made the files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_run: Option<String>,
     /// Where the adopted bytes were read from, once adopted.
@@ -62,7 +63,7 @@ impl ModelVersion {
         match (&self.run, &self.external) {
             (Some(run), _) => Ok(run),
             (None, Some(x)) => Err(format!(
-                "{} is an external version (source {}): no run of this store made it, so there is no lineage to check",
+                "{} is an external version (source {}): repro recorded no run as making it, so there is no lineage to check",
                 self.reference(),
                 x.source
             )),
