@@ -1216,7 +1216,10 @@ fn an_external_version_is_said_plainly_gated_by_every_evidence_policy_and_adopte
     // Shown plainly: no run, no lineage, no bytes.
     let shown = t.repro(&["model", "show", "churn@1"]).success().stdout();
     assert!(shown.contains("EXTERNAL  source gs://team-models/churn/7"), "{shown}");
-    assert!(shown.contains("the client named run '0a1b2c3d', unchecked: repro does not vouch that it made these files"), "{shown}");
+    assert!(
+        shown.contains("the client named run '0a1b2c3d', unchecked: repro does not vouch that it made these files"),
+        "{shown}"
+    );
     assert!(shown.contains("NOT HELD") && shown.contains("repro model adopt churn@1"), "{shown}");
     let v = show_version(&t, "churn@1");
     assert!(v.get("run").is_none() && v.get("artifact").is_none(), "{v:#}");

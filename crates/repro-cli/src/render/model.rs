@@ -278,8 +278,9 @@ fn show_version(v: &ModelVersion) -> Result<()> {
         }
         (None, _, Some(x)) => {
             writeln!(o, "  EXTERNAL  source {}", x.source)?;
-            let claimed =
-                x.claimed_run.as_deref().map(|r| format!(" (the client named run '{r}', unchecked: repro does not vouch that it made these files)"));
+            let claimed = x.claimed_run.as_deref().map(|r| {
+                format!(" (the client named run '{r}', unchecked: repro does not vouch that it made these files)")
+            });
             writeln!(
                 o,
                 "  run       none{}: no lineage, nothing repro recorded vouches for how it was made",
