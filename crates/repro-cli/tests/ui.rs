@@ -62,8 +62,16 @@ fn the_web_ui_shows_a_real_run_in_headless_chromium() {
     let (code, html) = http_get(&server.uri, "/ui?filter=metrics.rmse%20%3C%3C%3C%201");
     assert_eq!(code, 400, "a bad filter is a 400 page: {html}");
     assert!(html.contains("Bad filter"), "{html}");
-    let (code, _) = http_get(&server.uri, "/ui/runs/not-a-run");
+    let (code, html) = http_get(&server.uri, "/ui/runs/not-a-run");
     assert_eq!(code, 404);
+    assert!(html.contains("no run matches") && html.contains("Back to the runs table"), "{html}");
+    // What the CLI prints (8-character ids, names, NAME@STAGE) opens the run's page.
+    for spec in [&a[..8], "deeper", "latest", "pricing@1", "pricing@staging"] {
+        let (code, head, _) = common::http(&server.uri, "GET", &format!("/ui/runs/{spec}"), &[], b"");
+        let to = if spec == "deeper" || spec == "latest" { &b } else { &a };
+        assert_eq!(code, 303, "{spec}");
+        assert_eq!(common::header(&head, "location"), Some(format!("/ui/runs/{to}").as_str()), "{spec}");
+    }
     let (code, _) = http_get(&server.uri, &format!("/ui/diff?a={a}"));
     assert_eq!(code, 400);
     let (code, html) = http_get(&server.uri, &format!("/ui/runs/{a}"));

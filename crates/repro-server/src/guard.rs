@@ -202,6 +202,11 @@ pub(crate) async fn check(AxState(g): AxState<Guard>, req: Request, next: Next) 
     let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     let route = matched.as_deref().and_then(|p| g.table.get(req.method(), p)).cloned();
     let kind = route.as_ref().map_or_else(|| kind_of_path(req.uri().path()), |r| r.kind);
+    // A page made for a signed-in browser (or a token) may show what only that caller may
+    // read: no cache, shared or private, keeps it, and Back after sign-out shows nothing.
+    let credentialed = kind == Kind::Ui
+        && (req.headers().contains_key(axum::http::header::AUTHORIZATION)
+            || crate::auth::login::session_of(req.headers()).is_some());
     let mut response = match admit(&g, req, route.as_ref(), matched.as_deref(), kind) {
         Err(refused) => refused,
         Ok((req, route)) => crate::auth::authorize(&g.state, &route, req, next).await,
@@ -217,6 +222,9 @@ pub(crate) async fn check(AxState(g): AxState<Guard>, req: Request, next: Next) 
             ),
         );
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        if credentialed {
+            headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
     }
     response
 }
@@ -315,6 +323,10 @@ fn unknown(kind: Kind, method: &Method, path: &str, path_known: bool) -> Respons
             "ENDPOINT_NOT_FOUND",
             format!("No API endpoint at {}; GET /api/v1 lists the native API", short(path)),
         ),
+        // A person who mistyped a page's URL is not told about the MLflow API.
+        (false, false) if kind == Kind::Ui => {
+            (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND", format!("No page at {}", short(path)))
+        }
         (false, false) => return refuse(kind, StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND", no_endpoint_message(path)),
     };
     refuse(kind, status, code, message)

@@ -67,6 +67,16 @@ fn too_small(have: Role, need: Role, method: &Method, path: &str) -> ApiError {
     ApiError::forbidden(message)
 }
 
+/// A refusal written for whom the route is for: a page for the UI, the JSON envelope for
+/// the APIs.
+fn refusal(ui: bool, e: ApiError) -> Response {
+    if ui {
+        crate::ui::api_error_page(e)
+    } else {
+        e.into_response()
+    }
+}
+
 /// Lets a request through to its handler when its caller has the role its route needs
 /// (`routes`). Without tokens in the store everyone has every role: the server is open to
 /// whoever reaches it (loopback unless told otherwise, and the guard's Host and Origin
@@ -84,7 +94,7 @@ pub(crate) async fn authorize(state: &Arc<State>, route: &Route, req: Request, n
         if repro_store::tokens::token_hash(t) == *h {
             // `repro run`'s own token writes, as the command's MLflow client must.
             if Role::Write < route.role {
-                return too_small(Role::Write, route.role, req.method(), req.uri().path()).into_response();
+                return refusal(ui, too_small(Role::Write, route.role, req.method(), req.uri().path()));
             }
             return next.run(req).await;
         }
@@ -93,7 +103,7 @@ pub(crate) async fn authorize(state: &Arc<State>, route: &Route, req: Request, n
     let checked = state.with_meta(move |m, _| Ok(m.tokens().identity(lookup.as_deref())?)).await;
     let (any, found) = match checked {
         Ok(found) => found,
-        Err(e) => return e.into_response(),
+        Err(e) => return refusal(ui, e),
     };
     if !any {
         return next.run(req).await;
@@ -107,18 +117,20 @@ pub(crate) async fn authorize(state: &Arc<State>, route: &Route, req: Request, n
             let wanted = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/ui");
             Redirect::to(&login::login_url(wanted)).into_response()
         }
-        None => ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "UNAUTHENTICATED",
-            message: if token.is_some() {
-                "The token is not valid for this server; create one with `repro token create`.".into()
-            } else {
-                "This server requires a token: send `Authorization: Bearer <token>` (MLFLOW_TRACKING_TOKEN for the MLflow client).".into()
+        None => refusal(
+            ui,
+            ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                code: "UNAUTHENTICATED",
+                message: if token.is_some() {
+                    "The token is not valid for this server; create one with `repro token create`.".into()
+                } else {
+                    "This server requires a token: send `Authorization: Bearer <token>` (MLFLOW_TRACKING_TOKEN for the MLflow client).".into()
+                },
             },
-        }
-        .into_response(),
+        ),
         Some((role, _)) if role_of(&role) < route.role => {
-            too_small(role_of(&role), route.role, req.method(), req.uri().path()).into_response()
+            refusal(ui, too_small(role_of(&role), route.role, req.method(), req.uri().path()))
         }
         Some((_, name)) => {
             // Registry events through the MLflow door are by the token that asked.

@@ -74,6 +74,33 @@ impl App {
     }
 }
 
+/// A GET answered with its headers, the body as text (for the pages).
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) html: String,
+}
+
+impl Page {
+    pub(crate) fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+impl App {
+    /// GETs `path` (query string included) as a browser would, without following redirects.
+    pub(crate) async fn page(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut req = Request::builder().method("GET").uri(path).header("host", "127.0.0.1");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let answer = self.router.clone().oneshot(req.body(AxBody::empty()).expect("request")).await.expect("answer");
+        let (status, headers) = (answer.status(), answer.headers().clone());
+        let bytes = axum::body::to_bytes(answer.into_body(), 64 << 20).await.expect("body");
+        Page { status, headers, html: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+}
+
 /// The MLflow path of an endpoint.
 pub(crate) fn ml(rest: &str) -> String {
     format!("/api/2.0/mlflow{rest}")

@@ -80,10 +80,57 @@ pub(crate) struct RunData {
     pub(crate) manifests: BTreeMap<Digest, Manifest>,
     pub(crate) stdout: Option<String>,
     pub(crate) stderr: Option<String>,
+    /// False for a run a tracking client created (`tracking.origin = 'api'`): its record's
+    /// code, command, seed, environment and hardware are placeholders, not captured facts.
+    pub(crate) captured: bool,
+    /// The run as the tracking API sees it: the params, tags and metrics clients logged.
+    pub(crate) tracked: TrackedRun,
+    pub(crate) replay_of: Option<ReplayOf>,
 }
 
-pub(crate) fn parse_run_id(id: &str) -> Result<RunId, ApiError> {
-    RunId::parse(id.trim()).map_err(|_| ApiError::not_found(format!("No run with id '{id}'.")))
+/// A RUN as the CLI takes it (a full id, a 4+ character prefix, a name, `latest`,
+/// `NAME@V`, `NAME@STAGE`), resolved by the store's own resolver so the UI and the CLI
+/// cannot disagree; errors carry the CLI's wording (unknown is a 404, ambiguous a 400).
+pub(crate) fn resolve_run(m: &Metadata, spec: &str) -> Result<RunId, ApiError> {
+    m.resolve_run(spec).map_err(|e| ApiError::from(repro_exec::ExecError::Store(e)))
+}
+
+/// How a replay run relates to the run it replayed: the verdict recorded for it, and the
+/// report's reasons and per-output results when the report object can be read.
+pub(crate) struct ReplayOf {
+    pub(crate) original: RunId,
+    /// `None` while the replay has no verdict (still running, or it failed before one).
+    pub(crate) row: Option<ReplayRow>,
+    pub(crate) reasons: Vec<String>,
+    /// (output path, its verdict).
+    pub(crate) outputs: Vec<(String, String)>,
+}
+
+fn replay_of(st: &Store, run: &StoredRun) -> Result<Option<ReplayOf>, ApiError> {
+    let Some(original) = run.record.replay_of.clone() else { return Ok(None) };
+    // No lookup by replay id exists; a run has few replays, so filtering is cheap.
+    let row = st.meta.runs().replays_of(&original)?.into_iter().find(|r| r.replay == run.record.id);
+    // The report is exec's serialized `ReplayReport`; read leniently, as reports written by
+    // older versions may lack fields, and the verdict above stands without them.
+    let report: Option<serde_json::Value> =
+        row.as_ref().and_then(|r| st.objects.read(&r.report).ok()).and_then(|b| serde_json::from_slice(&b).ok());
+    let strings = |v: Option<&serde_json::Value>| -> Vec<String> {
+        v.and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let reasons = strings(report.as_ref().and_then(|r| r.get("reasons")));
+    let outputs = report
+        .as_ref()
+        .and_then(|r| r.get("outputs"))
+        .and_then(|o| o.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| Some((o.get("path")?.as_str()?.to_string(), o.get("verdict")?.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(ReplayOf { original, row, reasons, outputs }))
 }
 
 pub(crate) fn log_tail(objects: &Objects, d: Option<&Digest>) -> Option<String> {
@@ -106,7 +153,21 @@ pub(crate) fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> 
     let audit = repro_exec::audit::audit_run(st, &run, false, &NoProgress)?;
     let stdout = log_tail(&st.objects, run.record.logs.stdout.as_ref());
     let stderr = log_tail(&st.objects, run.record.logs.stderr.as_ref());
-    Ok(RunData { run, metrics, replays, audit, versions, manifests, stdout, stderr })
+    let tracked = st.meta.tracking().get_tracked_run(id.as_str())?;
+    let replay_of = replay_of(st, &run)?;
+    Ok(RunData {
+        run,
+        metrics,
+        replays,
+        audit,
+        versions,
+        manifests,
+        stdout,
+        stderr,
+        captured: tracked.captured,
+        tracked,
+        replay_of,
+    })
 }
 
 // ---- diff -------------------------------------------------------------------------------
@@ -117,9 +178,11 @@ pub(crate) struct DiffData {
     pub(crate) diff: RunDiff,
 }
 
-pub(crate) fn load_diff(st: &mut Store, a: &RunId, b: &RunId) -> Result<DiffData, ApiError> {
-    let a = st.meta.runs().get(a)?;
-    let b = st.meta.runs().get(b)?;
+/// `a` and `b` are RUN specs, as the CLI's `repro diff A B` takes them.
+pub(crate) fn load_diff(st: &mut Store, a: &str, b: &str) -> Result<DiffData, ApiError> {
+    let (a, b) = (resolve_run(&st.meta, a)?, resolve_run(&st.meta, b)?);
+    let a = st.meta.runs().get(&a)?;
+    let b = st.meta.runs().get(&b)?;
     let diff = repro_exec::diff::diff_runs(st, &a, &b)?;
     Ok(DiffData { a, b, diff })
 }

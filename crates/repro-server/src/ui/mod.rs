@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State as AxState};
+use axum::extract::{FromRequestParts, Path, Query, State as AxState};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use repro_core::Digest;
@@ -20,7 +21,35 @@ mod pages;
 mod run_page;
 
 pub(crate) type S = AxState<Arc<State>>;
-pub(crate) type Params = Query<BTreeMap<String, String>>;
+
+/// A page's query string. axum's own `Query` answers a malformed one (bad percent-encoding,
+/// not UTF-8) in plain text; a page answers with an HTML 400 instead.
+pub(crate) struct Params(pub(crate) BTreeMap<String, String>);
+
+impl<St: Send + Sync> FromRequestParts<St> for Params {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Response> {
+        match Query::<BTreeMap<String, String>>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(Params(q)),
+            Err(e) => Err(error_page(StatusCode::BAD_REQUEST, "Bad Request", &e.body_text())),
+        }
+    }
+}
+
+/// One path segment (`{id}`), for the same reason as `Params`.
+pub(crate) struct Segment(pub(crate) String);
+
+impl<St: Send + Sync> FromRequestParts<St> for Segment {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Response> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(p)) => Ok(Segment(p)),
+            Err(e) => Err(error_page(StatusCode::BAD_REQUEST, "Bad Request", &e.body_text())),
+        }
+    }
+}
 
 /// How many param and metric keys the runs table shows as columns.
 pub(crate) const MAX_KEY_COLUMNS: usize = 6;
@@ -109,15 +138,22 @@ pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
+/// Every error under `/ui` — an unknown path (the guard's refusals), an unknown run, bad
+/// input — is this page: the usual header and stylesheet, the one-line message escaped, and
+/// a way back, so a person who mistypes a URL is not handed the API's JSON.
 pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!("<h1>{}</h1><div class=\"error\">{}</div>", esc(title), esc(message));
+    let body = format!(
+        "<h1>{}</h1><div class=\"error\" id=\"error-message\">{}</div>\
+         <p><a href=\"/ui\" id=\"back\">Back to the runs table</a></p>",
+        esc(title),
+        esc(message)
+    );
     (status, page(title, &body)).into_response()
 }
 
-/// A failed store call as a page (a missing run is a 404, anything else a 500).
+/// A failed call as a page, titled by its status (Not Found, Bad Request …).
 pub(crate) fn api_error_page(e: ApiError) -> Response {
-    let title = if e.status == StatusCode::NOT_FOUND { "Not found" } else { "Error" };
-    error_page(e.status, title, &e.message)
+    error_page(e.status, e.status.canonical_reason().unwrap_or("Error"), &e.message)
 }
 
 pub(crate) fn status_class(s: &str) -> &'static str {

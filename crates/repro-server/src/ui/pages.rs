@@ -3,20 +3,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use axum::extract::{Query, State as AxState};
+use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use repro_core::search;
 use repro_store::meta::StoredRun;
 
-use super::data::{load_diff, load_models, load_runs, parse_run_id, RunsData};
+use super::data::{load_diff, load_models, load_runs, RunsData};
 use super::{
     api_error_page, enc, error_page, esc, fmt_num, opt, page, run_link, status_class, Params, MAX_KEY_COLUMNS, S,
 };
 
 // ---- runs table -------------------------------------------------------------------------
 
-pub(crate) async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
+pub(crate) async fn runs_page(AxState(s): S, Params(q): Params) -> Response {
     let filter = q.get("filter").cloned().unwrap_or_default();
     let order = q.get("order").cloned().unwrap_or_default();
     let mut problems = Vec::new();
@@ -131,17 +131,13 @@ pub(crate) async fn runs_page(AxState(s): S, Query(q): Params) -> Response {
     (status, page("Runs", &body)).into_response()
 }
 
-pub(crate) async fn diff_page(AxState(s): S, Query(q): Params) -> Response {
+pub(crate) async fn diff_page(AxState(s): S, Params(q): Params) -> Response {
     let (Some(a), Some(b)) = (q.get("a").filter(|v| !v.trim().is_empty()), q.get("b").filter(|v| !v.trim().is_empty()))
     else {
-        return error_page(StatusCode::BAD_REQUEST, "Diff", "Give two runs: /ui/diff?a=RUN_ID&b=RUN_ID");
+        return error_page(StatusCode::BAD_REQUEST, "Diff", "Give two runs: /ui/diff?a=RUN&b=RUN (an id, a 4+ character id prefix, a run name, latest, or NAME@VERSION)");
     };
-    let ids = parse_run_id(a).and_then(|a| Ok((a, parse_run_id(b)?)));
-    let (ia, ib) = match ids {
-        Ok(x) => x,
-        Err(e) => return api_error_page(e),
-    };
-    let data = match s.with_store(move |st| load_diff(st, &ia, &ib)).await {
+    let (a, b) = (a.clone(), b.clone());
+    let data = match s.with_store(move |st| load_diff(st, &a, &b)).await {
         Ok(d) => d,
         Err(e) => return api_error_page(e),
     };

@@ -3,26 +3,47 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use axum::extract::{Path as AxPath, State as AxState};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State as AxState;
+use axum::response::{IntoResponse, Redirect, Response};
 use repro_core::audit::{self};
 use repro_core::metrics::MetricPoint;
 use repro_core::record::RunRecord;
 use repro_core::snapshot::Manifest;
 use repro_core::Digest;
 
-use super::data::{load_run, parse_run_id};
-use super::{api_error_page, digest_cell, enc, esc, fmt_num, opt, page, param_text, run_link, status_class, S};
+use super::data::{load_run, resolve_run, RunData};
+use super::{
+    api_error_page, digest_cell, enc, esc, fmt_num, opt, page, param_text, run_link, status_class, Segment, S,
+};
 
-pub(crate) async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Response {
-    let rid = match parse_run_id(&id) {
+/// What the page says in place of a fact repro never recorded (a run a tracking client
+/// created: its record holds placeholders, which must not read as captured values).
+const NOT_CAPTURED: &str = "not captured: created through the MLflow API";
+
+fn not_captured() -> String {
+    format!("<span class=\"missing not-captured\">{NOT_CAPTURED}</span>")
+}
+
+/// `/ui/runs/RUN`: RUN is anything the CLI takes. A spec that is not the run's full id is
+/// answered with a redirect to the canonical URL, so what is bookmarked or shared names
+/// one run for good (`latest` and a stage move on).
+pub(crate) async fn run_page(AxState(s): S, Segment(spec): Segment) -> Response {
+    let wanted = spec.clone();
+    let rid = match s.with_meta(move |m, _| resolve_run(m, &wanted)).await {
         Ok(r) => r,
         Err(e) => return api_error_page(e),
     };
+    if rid.as_str() != spec {
+        return Redirect::to(&format!("/ui/runs/{}", enc(rid.as_str()))).into_response();
+    }
     let data = match s.with_store(move |st| load_run(st, &rid)).await {
         Ok(d) => d,
         Err(e) => return api_error_page(e),
     };
+    render(&data)
+}
+
+fn render(data: &RunData) -> Response {
     let r = &data.run.record;
     let mut b = String::new();
     let _ = write!(
@@ -35,8 +56,8 @@ pub(crate) async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Respo
         b,
         "<table><tr><th>Status</th><td class=\"{}\">{}{}</td></tr><tr><th>Started</th><td>{}</td></tr>\
          <tr><th>Ended</th><td>{}</td></tr><tr><th>User / host</th><td>{} @ {}</td></tr>\
-         <tr><th>Command</th><td><code>{}</code> <span class=\"muted\">in {}</span></td></tr>\
-         <tr><th>Lineage digest</th><td>{}</td></tr>{}</table>",
+         <tr><th>Command</th><td>{}</td></tr>\
+         <tr><th>Lineage digest</th><td>{}</td></tr></table>",
         status_class(r.status.as_str()),
         esc(r.status.as_str()),
         r.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default(),
@@ -44,27 +65,24 @@ pub(crate) async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Respo
         opt(r.ended_at.as_deref()),
         esc(&r.user),
         esc(&r.host),
-        esc(&r.script.argv.join(" ")),
-        esc(&r.script.workdir),
+        command(data),
         digest_cell(data.run.lineage.as_ref()),
-        r.replay_of
-            .as_ref()
-            .map(|o| format!("<tr><th>Replay of</th><td>{}</td></tr>", run_link(o.as_str())))
-            .unwrap_or_default()
     );
-    lineage_sections(&mut b, r, &data.manifests);
+    replay_of_section(&mut b, data);
+    if data.captured {
+        lineage_sections(&mut b, r, &data.manifests);
+    } else {
+        uncaptured_sections(&mut b, &data.tracked.params);
+    }
 
     b.push_str("<h2 id=\"audit\">Audit</h2>");
+    let audit = audit_as_shown(data);
     let _ = write!(
         b,
         "<p>{}</p><table id=\"audit-items\"><tr><th>Item</th><th>Status</th><th>Detail</th><th>Fix</th></tr>",
-        if data.audit.complete {
-            "<span class=\"ok\">complete</span>"
-        } else {
-            "<span class=\"bad\">incomplete</span>"
-        }
+        if audit.complete { "<span class=\"ok\">complete</span>" } else { "<span class=\"bad\">incomplete</span>" }
     );
-    for item in &data.audit.items {
+    for item in &audit.items {
         let st = item.status.as_str();
         let _ = write!(
             b,
@@ -135,6 +153,112 @@ pub(crate) async fn run_page(AxState(s): S, AxPath(id): AxPath<String>) -> Respo
     }
     let title = format!("Run {}", r.id.short());
     page(&title, &b).into_response()
+}
+
+/// The command line, or why there is none.
+fn command(data: &RunData) -> String {
+    let s = &data.run.record.script;
+    if !data.captured {
+        return not_captured();
+    }
+    format!("<code>{}</code> <span class=\"muted\">in {}</span>", esc(&s.argv.join(" ")), esc(&s.workdir))
+}
+
+/// The audit as the page shows it. For a run a tracking client created, the items that
+/// describe what `repro run` captures would be judged from the record's placeholders
+/// (seed 0, no CPU); they say "not captured" instead. A replay run's replay item says whose
+/// replay it is and its verdict, not "never replayed".
+fn audit_as_shown(data: &RunData) -> audit::AuditReport {
+    const CAPTURE_ITEMS: [&str; 7] = [
+        "git_commit",
+        "environment_file",
+        "dataset_snapshot",
+        "random_seed",
+        "training_script",
+        "installed_packages",
+        "hardware",
+    ];
+    let mut report = data.audit.clone();
+    for item in &mut report.items {
+        if !data.captured && CAPTURE_ITEMS.contains(&item.name.as_str()) {
+            item.status = audit::ItemStatus::Missing;
+            item.detail = NOT_CAPTURED.to_string();
+            item.fix = Some("run the script under `repro run` to capture it".to_string());
+        }
+        if let (Some(of), true) = (&data.replay_of, item.name == "replay_verified" && data.replays.is_empty()) {
+            let (status, verdict) = match &of.row {
+                Some(row) if row.verdict.reproduced() => (audit::ItemStatus::Ok, row.verdict.as_str()),
+                Some(row) => (audit::ItemStatus::Missing, row.verdict.as_str()),
+                None => (audit::ItemStatus::Warn, "no verdict recorded"),
+            };
+            item.status = status;
+            item.detail = format!("this run is a replay of {}: {verdict}", of.original.short());
+            item.fix = None;
+        }
+    }
+    report.complete = audit::is_complete(&report.items, report.strict);
+    report
+}
+
+/// A replay run says first whose replay it is and what the comparison found.
+fn replay_of_section(b: &mut String, data: &RunData) {
+    let Some(of) = &data.replay_of else { return };
+    let _ = write!(b, "<h2 id=\"replay-of\">Replay of {}</h2>", run_link(of.original.as_str()));
+    let Some(row) = &of.row else {
+        b.push_str(
+            "<p class=\"warn\" id=\"replay-verdict\">no verdict recorded (the replay is running, or stopped \
+             before comparing)</p>",
+        );
+        return;
+    };
+    let v = row.verdict.as_str();
+    let _ = write!(
+        b,
+        "<p>Verdict: <span class=\"{}\" id=\"replay-verdict\">{v}</span> <span class=\"muted\">at {} · report {}</span> \
+         · <a href=\"/ui/diff?a={}&amp;b={}\">diff against the original</a></p>",
+        status_class(v),
+        esc(&repro_store::rfc3339(row.created_ms)),
+        digest_cell(Some(&row.report)),
+        enc(of.original.as_str()),
+        enc(row.replay.as_str())
+    );
+    if !of.reasons.is_empty() {
+        b.push_str("<ul id=\"replay-reasons\">");
+        for reason in &of.reasons {
+            let _ = write!(b, "<li>{}</li>", esc(reason));
+        }
+        b.push_str("</ul>");
+    }
+    if !of.outputs.is_empty() {
+        b.push_str("<table id=\"replay-outputs\"><tr><th>Output</th><th>Verdict</th></tr>");
+        for (path, verdict) in &of.outputs {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td class=\"{}\">{}</td></tr>",
+                esc(path),
+                status_class(verdict),
+                esc(verdict)
+            );
+        }
+        b.push_str("</table>");
+    }
+}
+
+/// The lineage sections of a run a tracking client created: what it logged (params,
+/// outputs it cannot have) is shown elsewhere; what repro captures is said to be absent.
+fn uncaptured_sections(b: &mut String, logged: &BTreeMap<String, String>) {
+    let nc = not_captured();
+    let _ = write!(
+        b,
+        "<h2 id=\"capture\">Capture</h2><p class=\"muted\">This run was created by an MLflow client, not by \
+         <code>repro run</code>: repro stored what the client logged (params, metrics, tags, artifacts) and \
+         captured nothing else.</p><table id=\"not-captured\"><tr><th>Code state</th><td>{nc}</td></tr>\
+         <tr><th>Script</th><td>{nc}</td></tr><tr><th>Environment</th><td>{nc}</td></tr>\
+         <tr><th>Hardware</th><td>{nc}</td></tr><tr><th>Data inputs</th><td>{nc}</td></tr>\
+         <tr><th>Seed</th><td>{nc}</td></tr></table>"
+    );
+    b.push_str("<h2 id=\"params\">Params</h2>");
+    key_values(b, logged);
 }
 
 fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, Manifest>) {
@@ -238,23 +362,7 @@ fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, 
     }
 
     b.push_str("<h2 id=\"params\">Params</h2>");
-    let mut params: BTreeMap<String, String> =
-        r.params.values.iter().map(|(k, v)| (k.clone(), param_text(v))).collect();
-    for (k, v) in &r.params.logged {
-        params.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    if params.is_empty() {
-        b.push_str("<p class=\"muted\">none</p>");
-    } else {
-        b.push_str("<table id=\"params-table\"><tr><th>Key</th><th>Value</th></tr>");
-        for (k, v) in &params {
-            let _ = write!(b, "<tr><td><code>{}</code></td><td>{}</td></tr>", esc(k), esc(v));
-        }
-        b.push_str("</table>");
-    }
-    for f in &r.params.files {
-        let _ = write!(b, "<p>Params file {} {}</p>", esc(&f.path), digest_cell(Some(&f.digest)));
-    }
+    params_table(b, r);
 
     let _ = write!(
         b,
@@ -293,6 +401,31 @@ fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, 
         }
         b.push_str("</table>");
     }
+}
+
+/// The params the run was given or logged, and its params files.
+fn params_table(b: &mut String, r: &RunRecord) {
+    let mut params: BTreeMap<String, String> =
+        r.params.values.iter().map(|(k, v)| (k.clone(), param_text(v))).collect();
+    for (k, v) in &r.params.logged {
+        params.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    key_values(b, &params);
+    for f in &r.params.files {
+        let _ = write!(b, "<p>Params file {} {}</p>", esc(&f.path), digest_cell(Some(&f.digest)));
+    }
+}
+
+fn key_values(b: &mut String, params: &BTreeMap<String, String>) {
+    if params.is_empty() {
+        b.push_str("<p class=\"muted\">none</p>");
+        return;
+    }
+    b.push_str("<table id=\"params-table\"><tr><th>Key</th><th>Value</th></tr>");
+    for (k, v) in params {
+        let _ = write!(b, "<tr><td><code>{}</code></td><td>{}</td></tr>", esc(k), esc(v));
+    }
+    b.push_str("</table>");
 }
 
 /// One inline SVG line chart per metric key, step on x.
