@@ -372,8 +372,12 @@ fn a_killed_repro_ends_its_run_with_abort_at_fsck_and_flush_sends_the_queue() {
 
     // repro itself killed (-9) while its command runs: START was sent, no end ever will be.
     let mut child = t.cmd().args(["run", "--seed", "3", "--", "sleep", "2"]).spawn().expect("repro run");
+    // Killed once START is in the file and in the queue (the endpoint is down), not between
+    // the two writes.
+    let queue = t.path(".repro/openlineage/queue");
+    let queued = || std::fs::read_dir(&queue).map(|d| d.flatten().count()).unwrap_or(0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while events(&file).is_empty() {
+    while events(&file).is_empty() || queued() == 0 {
         assert!(std::time::Instant::now() < deadline, "no START within 30 s");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
