@@ -3,11 +3,11 @@
 //! HTTP clients do (`{url}/api/v1/lineage`, `Content-Type: application/json`, the key as
 //! `Authorization: Bearer`).
 //!
-//! Nothing here fails a run. An event the endpoint does not take — connection refused, a
-//! timeout, a 5xx, a 401 — is queued in `.repro/openlineage/queue/` (one file each, written to
-//! a temp file and renamed), and every later delivery, this run's or the next one's, first
-//! sends the queue in order and stops at the first failure, so the endpoint sees each run's
-//! START before its end. An event the endpoint refuses as malformed (400, 413, 422) would be
+//! Nothing here fails a run, and nothing is lost to a killed repro. Every event is queued in
+//! `.repro/openlineage/queue/` (one file each, written to a temp file and renamed) before it
+//! is sent; an event the endpoint does not take — connection refused, a timeout, a 5xx, a
+//! 401 — stays there, and every delivery, this run's or the next one's, sends the queue in
+//! order and stops at the first failure, so the endpoint sees each run's START before its end. An event the endpoint refuses as malformed (400, 413, 422) would be
 //! refused again: it is moved to `.repro/openlineage/rejected/` and said so. Problems are one
 //! line each on the reporter.
 
@@ -158,14 +158,28 @@ impl Emitter {
     fn deliver(&self, new: Option<&[u8]>) -> Delivery {
         let mut d = Delivery::default();
         let queue = self.queue_dir();
+        // Written ahead: a new event is in the queue before it is sent, so a repro killed
+        // before or during the POST loses nothing (at worst the endpoint gets it twice, which
+        // OpenLineage consumers take: events are keyed by run and type). Only when it cannot
+        // be queued is it sent straight away.
+        let mut direct = None;
+        let mine = match new.map(|bytes| (bytes, self.enqueue(bytes))) {
+            Some((_, Ok(path))) => Some(path),
+            Some((bytes, Err(e))) => {
+                direct = Some((bytes, e));
+                None
+            }
+            None => None,
+        };
         // One delivery at a time per store, so two runs never send a queued event twice.
         let _lock = match self.lock() {
             Ok(l) => l,
             Err(e) => {
-                d.unreachable = Some(format!("cannot lock the queue: {e}"));
-                if let Some(bytes) = new {
-                    self.enqueue_reporting(bytes, &mut d);
+                let mut why = format!("cannot lock the queue: {e}");
+                if let Some((_, queue_error)) = &direct {
+                    why.push_str(&format!("; the event could not be queued either: {queue_error}"));
                 }
+                d.unreachable = Some(why);
                 d.queued = queued_files(&queue).len();
                 return d;
             }
@@ -176,7 +190,9 @@ impl Emitter {
                 Post::Sent => {
                     let _ = fs::remove_file(&file);
                     d.sent += 1;
-                    d.sent_from_queue += 1;
+                    if mine.as_ref() != Some(&file) {
+                        d.sent_from_queue += 1;
+                    }
                 }
                 Post::Rejected(why) => {
                     self.keep_rejected(&file);
@@ -188,20 +204,13 @@ impl Emitter {
                 }
             }
         }
-        if let Some(bytes) = new {
+        if let Some((bytes, queue_error)) = direct {
+            let lost = |why: String| format!("{why}; the event could not be queued either: {queue_error}");
             match d.unreachable.is_none().then(|| self.post(bytes)) {
                 Some(Post::Sent) => d.sent += 1,
-                Some(Post::Rejected(why)) => {
-                    if let Ok(tmp) = self.write_temp(bytes) {
-                        self.keep_rejected(&tmp);
-                    }
-                    d.rejected.push(why);
-                }
-                Some(Post::Unreachable(why)) => {
-                    d.unreachable = Some(why);
-                    self.enqueue_reporting(bytes, &mut d);
-                }
-                None => self.enqueue_reporting(bytes, &mut d),
+                Some(Post::Rejected(why)) => d.rejected.push(why),
+                Some(Post::Unreachable(why)) => d.unreachable = Some(lost(why)),
+                None => d.unreachable = d.unreachable.take().map(lost),
             }
         }
         let mut waiting = queued_files(&queue);
@@ -257,7 +266,7 @@ impl Emitter {
 
     /// Queues an event: a complete temp file renamed into the queue, so the queue never holds
     /// half an event.
-    fn enqueue(&self, bytes: &[u8]) -> std::io::Result<()> {
+    fn enqueue(&self, bytes: &[u8]) -> std::io::Result<PathBuf> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let queue = self.queue_dir();
         fs::create_dir_all(&queue)?;
@@ -268,20 +277,14 @@ impl Emitter {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        fs::rename(&tmp, queue.join(name)).inspect_err(|_| {
+        let path = queue.join(name);
+        fs::rename(&tmp, &path).inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
         })?;
         if let Ok(d) = fs::File::open(&queue) {
             let _ = d.sync_all();
         }
-        Ok(())
-    }
-
-    fn enqueue_reporting(&self, bytes: &[u8], d: &mut Delivery) {
-        if let Err(e) = self.enqueue(bytes) {
-            let why = d.unreachable.take().unwrap_or_default();
-            d.unreachable = Some(format!("{why}; the event could not be queued either: {e}"));
-        }
+        Ok(path)
     }
 
     fn keep_rejected(&self, file: &Path) {
