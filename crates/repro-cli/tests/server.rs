@@ -1175,3 +1175,28 @@ fn every_route_answers_each_role_as_the_table_says() {
         }
     }
 }
+
+#[test]
+fn a_run_created_through_the_api_is_audited_as_not_captured_never_by_its_placeholders() {
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    let server = Server::start(&t);
+    let (code, _, text) = common::http(
+        &server.uri,
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        &[("Content-Type", "application/json")],
+        br#"{"experiment_id": "0", "run_name": "api-made"}"#,
+    );
+    assert_eq!(code, 200, "{text}");
+    let created: Value = serde_json::from_str(&text).expect("json");
+    let id = created["run"]["info"]["run_id"].as_str().expect("run id").to_string();
+    drop(server);
+    let report = t.repro(&["audit", &id, "--json"]).expect_code(1).json();
+    for name in ["random_seed", "hardware", "training_script", "git_commit"] {
+        assert_eq!(status(&report, name), "missing", "{report:#}");
+        assert_eq!(item(&report, name)["detail"], "not captured: created through the MLflow API");
+    }
+    let said = t.repro(&["audit", &id]).expect_code(1).stdout();
+    assert!(!said.contains("generated") && !said.contains("usable cores"), "{said}");
+}

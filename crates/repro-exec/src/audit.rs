@@ -88,6 +88,11 @@ pub fn audit_run(
     let registry = registry_mentions(store, run)?;
     let mut report = audit::audit_run(&run.record, &check, &registry, &replays, strict);
     report.name.clone_from(&run.name);
+    match store.meta.tracking().get_tracked_run(run.record.id.as_str()) {
+        Ok(tracked) if !tracked.captured => audit::mark_not_captured(&mut report),
+        Ok(_) | Err(repro_store::StoreError::Missing(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(report)
 }
 

@@ -136,6 +136,33 @@ fn item(name: &str, status: ItemStatus, detail: impl Into<String>, fix: Option<&
     AuditItem { name: name.to_string(), status, detail: detail.into(), fix: fix.map(str::to_string) }
 }
 
+/// What an audit says in place of a fact repro never recorded: a run a tracking client
+/// created through the MLflow API has placeholders (no command, seed 0, no CPU) where a
+/// `repro run` has captured facts.
+pub const NOT_CAPTURED: &str = "not captured: created through the MLflow API";
+
+/// The items judged from what `repro run` captures.
+pub const CAPTURE_ITEMS: [&str; 7] = [
+    "git_commit",
+    "environment_file",
+    "dataset_snapshot",
+    "random_seed",
+    "training_script",
+    "installed_packages",
+    "hardware",
+];
+
+/// Rewrites the capture items of a run a tracking client created: missing, "not captured",
+/// never judged from the placeholders (which would read "seed 0 was generated").
+pub fn mark_not_captured(report: &mut AuditReport) {
+    for item in report.items.iter_mut().filter(|i| CAPTURE_ITEMS.contains(&i.name.as_str())) {
+        item.status = ItemStatus::Missing;
+        item.detail = NOT_CAPTURED.to_string();
+        item.fix = Some("run the script under `repro run` to capture it".to_string());
+    }
+    report.complete = is_complete(&report.items, report.strict);
+}
+
 /// Whether a set of items makes a complete audit.
 pub fn is_complete(items: &[AuditItem], strict: bool) -> bool {
     items.iter().all(|i| match i.status {

@@ -18,7 +18,7 @@ use super::{
 
 /// What the page says in place of a fact repro never recorded (a run a tracking client
 /// created: its record holds placeholders, which must not read as captured values).
-const NOT_CAPTURED: &str = "not captured: created through the MLflow API";
+const NOT_CAPTURED: &str = audit::NOT_CAPTURED;
 
 fn not_captured() -> String {
     format!("<span class=\"missing not-captured\">{NOT_CAPTURED}</span>")
@@ -164,27 +164,12 @@ fn command(data: &RunData) -> String {
     format!("<code>{}</code> <span class=\"muted\">in {}</span>", esc(&s.argv.join(" ")), esc(&s.workdir))
 }
 
-/// The audit as the page shows it. For a run a tracking client created, the items that
-/// describe what `repro run` captures would be judged from the record's placeholders
-/// (seed 0, no CPU); they say "not captured" instead. A replay run's replay item says whose
-/// replay it is and its verdict, not "never replayed".
+/// The audit as the page shows it (exec's audit already says "not captured" for a run a
+/// tracking client created): a replay run's replay item says whose replay it is and its
+/// verdict, not "never replayed".
 fn audit_as_shown(data: &RunData) -> audit::AuditReport {
-    const CAPTURE_ITEMS: [&str; 7] = [
-        "git_commit",
-        "environment_file",
-        "dataset_snapshot",
-        "random_seed",
-        "training_script",
-        "installed_packages",
-        "hardware",
-    ];
     let mut report = data.audit.clone();
     for item in &mut report.items {
-        if !data.captured && CAPTURE_ITEMS.contains(&item.name.as_str()) {
-            item.status = audit::ItemStatus::Missing;
-            item.detail = NOT_CAPTURED.to_string();
-            item.fix = Some("run the script under `repro run` to capture it".to_string());
-        }
         if let (Some(of), true) = (&data.replay_of, item.name == "replay_verified" && data.replays.is_empty()) {
             let (status, verdict) = match &of.row {
                 Some(row) if row.verdict.reproduced() => (audit::ItemStatus::Ok, row.verdict.as_str()),
