@@ -1195,7 +1195,7 @@ fn a_run_created_through_the_api_is_audited_as_not_captured_never_by_its_placeho
     let report = t.repro(&["audit", &id, "--json"]).expect_code(1).json();
     for name in ["random_seed", "hardware", "training_script", "git_commit"] {
         assert_eq!(status(&report, name), "missing", "{report:#}");
-        assert_eq!(item(&report, name)["detail"], "not captured: created through the MLflow API");
+        assert_eq!(item(&report, name)["detail"], "not captured: created through the MLflow tracking API");
     }
     let said = t.repro(&["audit", &id]).expect_code(1).stdout();
     assert!(!said.contains("generated") && !said.contains("usable cores"), "{said}");

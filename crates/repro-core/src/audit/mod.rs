@@ -139,7 +139,7 @@ fn item(name: &str, status: ItemStatus, detail: impl Into<String>, fix: Option<&
 /// What an audit says in place of a fact repro never recorded: a run a tracking client
 /// created through the MLflow API has placeholders (no command, seed 0, no CPU) where a
 /// `repro run` has captured facts.
-pub const NOT_CAPTURED: &str = "not captured: created through the MLflow API";
+pub const NOT_CAPTURED: &str = "not captured: created through the MLflow tracking API";
 
 /// The items judged from what `repro run` captures.
 pub const CAPTURE_ITEMS: [&str; 7] = [

@@ -141,7 +141,7 @@ async fn an_api_run_page_says_what_was_not_captured() {
     {
         assert!(!html.contains(invented), "{invented}: {html}");
     }
-    assert!(html.contains("<tr><th>Command</th><td><span class=\"missing not-captured\">not captured: created through the MLflow API</span>"), "{html}");
+    assert!(html.contains("<tr><th>Command</th><td><span class=\"missing not-captured\">not captured: created through the MLflow tracking API</span>"), "{html}");
     for what in ["Code state", "Script", "Environment", "Hardware", "Seed"] {
         assert!(
             html.contains(&format!("<tr><th>{what}</th><td><span class=\"missing not-captured\">not captured")),
