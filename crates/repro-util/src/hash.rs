@@ -37,8 +37,44 @@ pub fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
     Ok((Digest::from_hash(hasher.finalize()), len))
 }
 
+/// A file's BLAKE3 digest, lowercase hex SHA-256 and size, read once in bounded chunks: for
+/// files in-toto statements name by SHA-256 too (an adopted model may be gigabytes).
+pub fn hash_file_with_sha256(path: &Path) -> std::io::Result<(Digest, String, u64)> {
+    use sha2::Digest as _;
+    let mut file = File::open(path)?;
+    let mut blake = blake3::Hasher::new();
+    let mut sha = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        blake.update(&buf[..n]);
+        sha.update(&buf[..n]);
+        len += n as u64;
+    }
+    let hex: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((Digest::from_hash(blake.finalize()), hex, len))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn both_digests_match_the_whole_file_hashed_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("model.bin");
+        // Over one chunk, and not a multiple of it.
+        let bytes: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let (blake3, sha256, len) = super::hash_file_with_sha256(&path).expect("hash");
+        assert_eq!(blake3, Digest::of_bytes(&bytes));
+        assert_eq!(sha256, repro_core::provenance::hex_sha256(&bytes));
+        assert_eq!(len, bytes.len() as u64);
+    }
+
     use super::*;
 
     #[test]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use repro_core::record::FileEntry;
 use repro_core::snapshot::{Manifest, SnapshotKind};
+use repro_store::objects::FileStat;
 
 use super::*;
 use crate::scratch::Scratch;
@@ -121,19 +122,15 @@ pub fn adopt(
     let mut entries = Vec::new();
     let mut total = 0u64;
     for (rel, path) in &listed {
-        // Read once: both digests come from the very bytes stored.
-        let bytes = fs::read(path).map_err(ExecError::io("read", path))?;
-        let blake3 = repro_core::Digest::of_bytes(&bytes);
-        batch.add_bytes(&blake3, &bytes)?;
-        let size = bytes.len() as u64;
+        // Hashed in bounded chunks (a model may be gigabytes), then copied; the copy is
+        // refused if the file changed between the two (`add_copy` compares size and mtime).
+        let seen = FileStat::of(&fs::metadata(path).map_err(ExecError::io("read", path))?);
+        let (blake3, sha256, size) =
+            repro_util::hash::hash_file_with_sha256(path).map_err(ExecError::io("read", path))?;
+        batch.add_copy(&blake3, path, &seen)?;
         total += size;
         let pinned_path = if single { source.clone() } else { format!("{}/{rel}", source.trim_end_matches('/')) };
-        files.push(ArtifactFile {
-            path: pinned_path,
-            size,
-            blake3: blake3.clone(),
-            sha256: repro_core::provenance::hex_sha256(&bytes),
-        });
+        files.push(ArtifactFile { path: pinned_path, size, blake3: blake3.clone(), sha256 });
         entries.push(FileEntry { path: rel.clone(), size, mode: 0o644, digest: blake3 });
         progress.advance(1);
     }
