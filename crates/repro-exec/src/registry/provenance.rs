@@ -11,6 +11,7 @@ use repro_core::provenance::{self as prov, StatementInput};
 use repro_core::registry::{self, Artifact, Change, Event, ModelVersion, SignatureRef};
 use repro_core::snapshot::Manifest;
 use repro_core::Digest;
+use repro_store::meta::StoredRun;
 use repro_store::objects::Verified;
 use repro_store::registry::NewEvent;
 use repro_store::Store;
@@ -346,41 +347,14 @@ pub fn verify(
     );
 
     // The artifact.
-    let mut problems = Vec::new();
-    let empty = Artifact { path: String::new(), output: String::new(), snapshot: Digest::of_bytes(b""), files: vec![] };
-    let artifact = version.files().unwrap_or_else(|e| {
-        problems.push(e);
-        &empty
-    });
-    let manifest = store.objects.read(&artifact.snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok());
-    if manifest.is_none() && version.artifact.is_some() {
-        problems
-            .push(format!("the snapshot {} of output {} is missing or corrupt", artifact.snapshot, artifact.output));
-    }
-    if let Some(run) = run.as_ref().filter(|_| !artifact.from_tracking()) {
-        if !run.record.outputs.iter().any(|o| o.snapshot.as_ref() == Some(&artifact.snapshot)) {
-            problems.push(format!("run {run_short} has no output with snapshot {}", artifact.snapshot.short()));
-        }
-    }
-    for f in &artifact.files {
-        match store.objects.read(&f.blake3) {
-            Ok(bytes) if prov::hex_sha256(&bytes) != f.sha256 => {
-                problems.push(format!("{}: sha256 differs from the one pinned", f.path))
-            }
-            Ok(_) => {}
-            Err(_) => match store.objects.verify(&f.blake3) {
-                Ok(Verified::Missing) => problems.push(format!("{}: object {} is missing", f.path, f.blake3)),
-                _ => problems
-                    .push(format!("{}: object {} is corrupt (it no longer hashes to its name)", f.path, f.blake3)),
-            },
-        }
-        if let Some(m) = &manifest {
-            if !m.entries.iter().any(|e| e.digest == f.blake3 && e.size == f.size) {
-                problems.push(format!("{}: not in the output's snapshot", f.path));
-            }
-        }
-    }
-    let names: Vec<&str> = artifact.files.iter().map(|f| f.path.as_str()).collect();
+    let (problems, names) = match version.files() {
+        Ok(artifact) => (
+            artifact_problems(store, artifact, run.as_ref(), &run_short),
+            artifact.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        ),
+        // An external version not adopted: no bytes to check, and that is the problem.
+        Err(e) => (vec![e], Vec::new()),
+    };
     check("artifact", problems, format!("{} (blake3 and sha256 match)", names.join(", ")));
 
     // Signatures.
@@ -471,4 +445,39 @@ pub fn verify(
 
     let ok = checks.iter().all(|c| c.ok);
     Ok(VerifyReport { reference: version.reference(), ok, checks })
+}
+
+/// What is wrong with a version's pinned files: the snapshot, the run output it should be
+/// (for files of a run's output), and each file's bytes against both digests.
+fn artifact_problems(store: &Store, artifact: &Artifact, run: Option<&StoredRun>, run_short: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let manifest = store.objects.read(&artifact.snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok());
+    if manifest.is_none() {
+        problems
+            .push(format!("the snapshot {} of output {} is missing or corrupt", artifact.snapshot, artifact.output));
+    }
+    if let Some(run) = run.filter(|_| !artifact.from_tracking()) {
+        if !run.record.outputs.iter().any(|o| o.snapshot.as_ref() == Some(&artifact.snapshot)) {
+            problems.push(format!("run {run_short} has no output with snapshot {}", artifact.snapshot.short()));
+        }
+    }
+    for f in &artifact.files {
+        match store.objects.read(&f.blake3) {
+            Ok(bytes) if prov::hex_sha256(&bytes) != f.sha256 => {
+                problems.push(format!("{}: sha256 differs from the one pinned", f.path))
+            }
+            Ok(_) => {}
+            Err(_) => match store.objects.verify(&f.blake3) {
+                Ok(Verified::Missing) => problems.push(format!("{}: object {} is missing", f.path, f.blake3)),
+                _ => problems
+                    .push(format!("{}: object {} is corrupt (it no longer hashes to its name)", f.path, f.blake3)),
+            },
+        }
+        if let Some(m) = &manifest {
+            if !m.entries.iter().any(|e| e.digest == f.blake3 && e.size == f.size) {
+                problems.push(format!("{}: not in the output's snapshot", f.path));
+            }
+        }
+    }
+    problems
 }
