@@ -217,7 +217,7 @@ pub(crate) async fn check(AxState(g): AxState<Guard>, req: Request, next: Next) 
         headers.insert(
             "content-security-policy",
             HeaderValue::from_static(
-                "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
+                "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
                  frame-ancestors 'none'; base-uri 'none'",
             ),
         );

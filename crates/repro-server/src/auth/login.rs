@@ -13,7 +13,6 @@
 //! (`--trusted-proxy`, see `guard`).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,8 +25,10 @@ use serde::Deserialize;
 
 use crate::request::Https;
 use crate::routes::{Role, Routes};
-use crate::ui::{enc, esc, page};
+use crate::ui::enc;
+use crate::ui::layout::page;
 use crate::State;
+use maud::{html, Markup};
 
 /// The sign-in form and sign-out are open to all: the one takes a token, the other ends only
 /// the session its own cookie names; both check a CSRF token.
@@ -181,22 +182,24 @@ fn https_of(h: Option<Extension<Https>>) -> bool {
     h.is_some_and(|Extension(Https(on))| on)
 }
 
-fn form(state: &State, nonce: &str, next: &str, problem: Option<&str>) -> String {
-    let mut b = String::from("<h1>Sign in</h1>");
-    if let Some(p) = problem {
-        let _ = write!(b, "<div class=\"error\" id=\"login-error\">{}</div>", esc(p));
+fn form(state: &State, nonce: &str, next: &str, problem: Option<&str>) -> Markup {
+    html! {
+        h1 { "Sign in" }
+        @if let Some(p) = problem {
+            div.error #login-error { (p) }
+        }
+        p {
+            "This server needs a token. " code { "repro token create --role read" }
+            " on its store makes one."
+        }
+        form method="post" action=(LOGIN) #login {
+            input type="hidden" name="next" value=(next);
+            input type="hidden" name="csrf" value=(csrf(state, "login", nonce).to_hex());
+            label { "Token " input type="password" name="token" autocomplete="current-password" autofocus; }
+            " "
+            button type="submit" { "Sign in" }
+        }
     }
-    let _ = write!(
-        b,
-        "<p>This server needs a token. <code>repro token create --role read</code> on its store makes one.</p>\
-         <form method=\"post\" action=\"{LOGIN}\" id=\"login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <label>Token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" autofocus></label> \
-         <button type=\"submit\">Sign in</button></form>",
-        esc(next),
-        csrf(state, "login", nonce).to_hex()
-    );
-    b
 }
 
 /// The sign-in page (with `status`), setting the nonce cookie when the browser has none.
@@ -209,7 +212,7 @@ fn form_page(
     problem: Option<&str>,
 ) -> Response {
     let (nonce, set) = nonce(headers, https);
-    let mut response = (status, page("Sign in", &form(state, &nonce, next, problem))).into_response();
+    let mut response = (status, page("Sign in", &[], form(state, &nonce, next, problem))).into_response();
     if let Some(value) = set.and_then(|c| HeaderValue::from_str(&c).ok()) {
         response.headers_mut().append(SET_COOKIE, value);
     }

@@ -1,72 +1,22 @@
-//! What the pages show, read from the store on the blocking pool, apart from how it is
-//! written as HTML.
+//! What the run page shows, read from the store on the blocking pool, apart from how it is
+//! written as HTML; and how every page resolves a RUN.
 
 use std::collections::BTreeMap;
 
 use repro_core::audit::AuditReport;
-use repro_core::diff::RunDiff;
 use repro_core::metrics::MetricPoint;
-use repro_core::registry::{verify_chain, ModelVersion, Registry};
-use repro_core::search;
+use repro_core::registry::ModelVersion;
 use repro_core::snapshot::Manifest;
 use repro_core::{Digest, RunId};
 use repro_store::fsck::NoProgress;
 use repro_store::meta::{ReplayRow, StoredRun};
-use repro_store::objects::Verified;
-use repro_store::search::{ParamSource, RunQuery};
 use repro_store::tracking::TrackedRun;
 use repro_store::{Metadata, Objects, Store};
 
-use crate::{ApiError, State};
+use crate::ApiError;
 
-/// How many runs the runs table shows at most (the first, in the chosen order); the count
-/// above it says how many matched.
-const MAX_TABLE_ROWS: usize = 1000;
 /// How much of each log the run page shows (its end).
 const LOG_TAIL: usize = 64 * 1024;
-
-// ---- runs table -------------------------------------------------------------------------
-
-/// The runs table: the active runs of every experiment that match (at most
-/// `MAX_TABLE_ROWS`), how many matched, how many there are, and the experiments' names.
-pub(crate) struct RunsData {
-    pub(crate) runs: Vec<TrackedRun>,
-    pub(crate) matched: usize,
-    pub(crate) total: usize,
-    pub(crate) experiments: BTreeMap<i64, String>,
-}
-
-/// `searched` is false when the filter or order did not parse: then nothing matches.
-pub(crate) fn load_runs(
-    m: &mut Metadata,
-    clauses: &[search::Clause],
-    order_by: &[search::OrderBy],
-    searched: bool,
-) -> Result<RunsData, ApiError> {
-    let experiments: BTreeMap<i64, String> =
-        m.tracking().list_experiments()?.into_iter().map(|e| (e.experiment_id, e.name)).collect();
-    // Experiment 0 holds the runs `repro run` captured, whether or not it has a row.
-    let ids: Vec<i64> = std::iter::once(0).chain(experiments.keys().copied().filter(|k| *k != 0)).collect();
-    // A running captured run's params are in its record, not yet in the tracking
-    // tables: show (and filter and sort on) them too.
-    let all = RunQuery {
-        experiments: &ids,
-        stages: &["active"],
-        clauses: &[],
-        order: &[],
-        offset: 0,
-        limit: None,
-        params: ParamSource::WithRecord,
-    };
-    let total = m.tracking().count_runs(&all)?;
-    let (runs, matched) = if searched {
-        let q = RunQuery { clauses, order: order_by, limit: Some(MAX_TABLE_ROWS), ..all };
-        (m.tracking().search_runs(&q)?, m.tracking().count_runs(&q)?)
-    } else {
-        (Vec::new(), 0)
-    };
-    Ok(RunsData { runs, matched, total, experiments })
-}
 
 // ---- one run ----------------------------------------------------------------------------
 
@@ -168,79 +118,4 @@ pub(crate) fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> 
         tracked,
         replay_of,
     })
-}
-
-// ---- diff -------------------------------------------------------------------------------
-
-pub(crate) struct DiffData {
-    pub(crate) a: StoredRun,
-    pub(crate) b: StoredRun,
-    pub(crate) diff: RunDiff,
-}
-
-/// `a` and `b` are RUN specs, as the CLI's `repro diff A B` takes them.
-pub(crate) fn load_diff(st: &mut Store, a: &str, b: &str) -> Result<DiffData, ApiError> {
-    let (a, b) = (resolve_run(&st.meta, a)?, resolve_run(&st.meta, b)?);
-    let a = st.meta.runs().get(&a)?;
-    let b = st.meta.runs().get(&b)?;
-    let diff = repro_exec::diff::diff_runs(st, &a, &b)?;
-    Ok(DiffData { a, b, diff })
-}
-
-// ---- models -----------------------------------------------------------------------------
-
-/// One version's checks.
-pub(crate) struct VersionCheck {
-    pub(crate) lineage: Result<(), String>,
-    pub(crate) artifact: Result<usize, String>,
-}
-
-pub(crate) struct ModelsData {
-    pub(crate) registry: Registry,
-    pub(crate) chain_problems: Vec<String>,
-    pub(crate) checks: BTreeMap<(String, u32), VersionCheck>,
-}
-
-pub(crate) fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData, ApiError> {
-    let events = m.models().events()?;
-    let anchor = m.models().anchor()?;
-    let mut chain_problems: Vec<String> =
-        verify_chain(&events, anchor.event()).into_iter().map(|p| format!("#{}: {}", p.seq, p.message)).collect();
-    chain_problems.extend(anchor.problem());
-    let registry = m.models().registry()?;
-    let mut checks = BTreeMap::new();
-    for model in registry.models.values() {
-        for v in model.versions.values() {
-            let Some(run_id) = &v.run else {
-                // An external version: nothing to verify but what adoption pinned.
-                let lineage = Err(v.run_id().err().unwrap_or_default());
-                let artifact = match v.files() {
-                    Ok(a) => Ok(a.files.len()),
-                    Err(e) => Err(e),
-                };
-                checks.insert((v.name.clone(), v.version), VersionCheck { lineage, artifact });
-                continue;
-            };
-            let lineage = match m.runs().get(run_id) {
-                Ok(run) if v.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) => Ok(()),
-                Ok(run) if run.lineage.is_none() => {
-                    Err("the run is still running: its lineage is pinned when it finishes".to_string())
-                }
-                Ok(_) => Err("the run's record no longer hashes to the registered lineage".to_string()),
-                Err(e) => Err(format!("the run is not in this store: {e}")),
-            };
-            let mut bad = Vec::new();
-            let files = v.artifact.as_ref().map_or(&[][..], |a| &a.files[..]);
-            for f in files {
-                match state.objects.verify(&f.blake3).unwrap_or(Verified::Missing) {
-                    Verified::Ok { .. } => {}
-                    Verified::Missing => bad.push(format!("{} missing", f.path)),
-                    Verified::Corrupt => bad.push(format!("{} corrupt", f.path)),
-                }
-            }
-            let artifact = if bad.is_empty() { Ok(files.len()) } else { Err(bad.join(", ")) };
-            checks.insert((v.name.clone(), v.version), VersionCheck { lineage, artifact });
-        }
-    }
-    Ok(ModelsData { registry, chain_problems, checks })
 }

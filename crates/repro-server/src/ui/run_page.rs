@@ -12,9 +12,10 @@ use repro_core::snapshot::Manifest;
 use repro_core::Digest;
 
 use super::data::{load_run, resolve_run, RunData};
-use super::{
-    api_error_page, digest_cell, enc, esc, fmt_num, opt, page, param_text, run_link, status_class, Segment, S,
-};
+use super::layout::{digest_s, opt_s, run_link_s};
+use super::layout::{page, status_class};
+use super::{api_error_page, enc, esc, fmt_num, param_text, Segment, S};
+use maud::PreEscaped;
 
 /// What the page says in place of a fact repro never recorded (a run a tracking client
 /// created: its record holds placeholders, which must not read as captured values).
@@ -62,11 +63,11 @@ fn render(data: &RunData) -> Response {
         esc(r.status.as_str()),
         r.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default(),
         esc(&r.started_at),
-        opt(r.ended_at.as_deref()),
+        opt_s(r.ended_at.as_deref()),
         esc(&r.user),
         esc(&r.host),
         command(data),
-        digest_cell(data.run.lineage.as_ref()),
+        digest_s(data.run.lineage.as_ref()),
     );
     replay_of_section(&mut b, data);
     if data.captured {
@@ -91,7 +92,7 @@ fn render(data: &RunData) -> Response {
             status_class(st),
             st,
             esc(&item.detail),
-            opt(item.fix.as_deref())
+            opt_s(item.fix.as_deref())
         );
     }
     b.push_str("</table>");
@@ -123,10 +124,10 @@ fn render(data: &RunData) -> Response {
             let _ = write!(
                 b,
                 "<tr><td>{}</td><td class=\"{}\">{v}</td><td>{}</td><td>{}</td></tr>",
-                run_link(rp.replay.as_str()),
+                run_link_s(rp.replay.as_str()),
                 status_class(v),
                 esc(&repro_store::rfc3339(rp.created_ms)),
-                digest_cell(Some(&rp.report))
+                digest_s(Some(&rp.report))
             );
         }
         b.push_str("</table>");
@@ -143,7 +144,7 @@ fn render(data: &RunData) -> Response {
                 "<tr><td><a href=\"/ui/models#{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                 esc(&enc(&v.reference())),
                 esc(&v.reference()),
-                opt(v.stage.as_deref()),
+                opt_s(v.stage.as_deref()),
                 esc(v.artifact.as_ref().map_or("", |a| a.path.as_str())),
                 if matches { "ok" } else { "bad" },
                 if matches { "matches the run" } else { "does NOT match the run's record" }
@@ -152,7 +153,7 @@ fn render(data: &RunData) -> Response {
         b.push_str("</table>");
     }
     let title = format!("Run {}", r.id.short());
-    page(&title, &b).into_response()
+    page(&title, &[], PreEscaped(b)).into_response()
 }
 
 /// The command line, or why there is none.
@@ -188,7 +189,7 @@ fn audit_as_shown(data: &RunData) -> audit::AuditReport {
 /// A replay run says first whose replay it is and what the comparison found.
 fn replay_of_section(b: &mut String, data: &RunData) {
     let Some(of) = &data.replay_of else { return };
-    let _ = write!(b, "<h2 id=\"replay-of\">Replay of {}</h2>", run_link(of.original.as_str()));
+    let _ = write!(b, "<h2 id=\"replay-of\">Replay of {}</h2>", run_link_s(of.original.as_str()));
     let Some(row) = &of.row else {
         b.push_str(
             "<p class=\"warn\" id=\"replay-verdict\">no verdict recorded (the replay is running, or stopped \
@@ -203,7 +204,7 @@ fn replay_of_section(b: &mut String, data: &RunData) {
          · <a href=\"/ui/diff?a={}&amp;b={}\">diff against the original</a></p>",
         status_class(v),
         esc(&repro_store::rfc3339(row.created_ms)),
-        digest_cell(Some(&row.report)),
+        digest_s(Some(&row.report)),
         enc(of.original.as_str()),
         enc(row.replay.as_str())
     );
@@ -254,12 +255,12 @@ fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, 
         "<tr><th>Commit</th><td><code>{}</code></td></tr><tr><th>Branch</th><td>{}</td></tr>\
          <tr><th>Remote</th><td>{}</td></tr><tr><th>Dirty</th><td class=\"{}\">{}</td></tr>\
          <tr><th>Diff</th><td>{}{}</td></tr><tr><th>Untracked files stored</th><td>{}</td></tr>",
-        opt(c.commit.as_deref()),
-        opt(c.branch.as_deref()),
-        opt(c.remote.as_deref()),
+        opt_s(c.commit.as_deref()),
+        opt_s(c.branch.as_deref()),
+        opt_s(c.remote.as_deref()),
         if c.dirty { "warn" } else { "ok" },
         if c.dirty { "yes" } else { "no" },
-        digest_cell(c.diff.as_ref()),
+        digest_s(c.diff.as_ref()),
         if c.diff_files.is_empty() {
             String::new()
         } else {
@@ -277,9 +278,9 @@ fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, 
         b,
         "<h2 id=\"script\">Script</h2><table><tr><th>Path</th><td>{}</td></tr><tr><th>Digest</th><td>{}</td></tr>\
          <tr><th>Git state</th><td>{}</td></tr></table>",
-        opt(s.path.as_deref()),
-        digest_cell(s.digest.as_ref()),
-        opt(s.git_state.as_deref())
+        opt_s(s.path.as_deref()),
+        digest_s(s.digest.as_ref()),
+        opt_s(s.git_state.as_deref())
     );
 
     let env = &r.environment;
@@ -290,7 +291,7 @@ fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, 
                 b,
                 "<tr><th>Python</th><td>{}</td></tr><tr><th>Interpreter</th><td><code>{}</code> ({})</td></tr>\
                  <tr><th>Installed packages</th><td>{}</td></tr>",
-                opt(p.version.as_deref()),
+                opt_s(p.version.as_deref()),
                 esc(&p.executable),
                 esc(&p.kind),
                 p.packages.len()
@@ -308,7 +309,7 @@ fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, 
                  <tr><th>Pins</th><td>{} pinned, {} loose, {} unpinned</td></tr>",
                 esc(&d.path),
                 esc(&d.format),
-                digest_cell(Some(&d.digest)),
+                digest_s(Some(&d.digest)),
                 count("pinned"),
                 count("loose"),
                 count("unpinned")
@@ -337,7 +338,7 @@ fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, 
                 b,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&i.path),
-                digest_cell(Some(&i.snapshot)),
+                digest_s(Some(&i.snapshot)),
                 i.files,
                 i.bytes,
                 if i.reference { "reference only" } else { "yes" }
@@ -368,7 +369,7 @@ fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, 
                 "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&o.path),
                 if o.missing { " <span class=\"bad\">(missing)</span>" } else { "" },
-                digest_cell(o.snapshot.as_ref()),
+                digest_s(o.snapshot.as_ref()),
                 o.files,
                 o.bytes
             );
@@ -378,7 +379,7 @@ fn lineage_sections(b: &mut String, r: &RunRecord, manifests: &BTreeMap<Digest, 
                         b,
                         "<tr class=\"file\"><td>&nbsp;&nbsp;{}</td><td>{}</td><td></td><td>{}</td></tr>",
                         esc(&e.path),
-                        digest_cell(Some(&e.digest)),
+                        digest_s(Some(&e.digest)),
                         e.size
                     );
                 }
@@ -397,7 +398,7 @@ fn params_table(b: &mut String, r: &RunRecord) {
     }
     key_values(b, &params);
     for f in &r.params.files {
-        let _ = write!(b, "<p>Params file {} {}</p>", esc(&f.path), digest_cell(Some(&f.digest)));
+        let _ = write!(b, "<p>Params file {} {}</p>", esc(&f.path), digest_s(Some(&f.digest)));
     }
 }
 
