@@ -218,7 +218,6 @@ pub fn resolve_side(store: &Store, text: &str, cwd: Option<&Path>, runs: bool) -
 /// setuptools and wheel aside); a declared file's exact pins must be installed at that
 /// version and its ranges satisfied.
 pub fn drift(spec: &EnvironmentSpec, actual: Option<&PythonEnvironment>) -> Vec<String> {
-    use std::str::FromStr;
     let Some(actual) = actual else {
         return vec!["no Python interpreter was found to check against it".into()];
     };
@@ -239,41 +238,40 @@ pub fn drift(spec: &EnvironmentSpec, actual: Option<&PythonEnvironment>) -> Vec<
             );
         }
         EnvironmentSpec::Declared { declared } => {
-            for r in &declared.requirements {
-                let name = normalize_package_name(&r.name);
-                if name == "python" || repro_core::diff::INSTALLER_TOOLING.contains(&name.as_str()) {
-                    continue;
-                }
-                let Some(installed) = actual.packages.iter().find(|p| normalize_package_name(&p.name) == name) else {
-                    out.push(
-                        format!("{} {} declared ({}), not installed", r.name, r.spec, r.origin).replace("  ", " "),
-                    );
-                    continue;
-                };
-                let ok = match environment::exact_version(&r.spec) {
-                    Some(v) if r.status == PinStatus::Pinned => v == installed.version,
-                    _ if r.spec.trim().is_empty() => true,
-                    _ => {
-                        match (
-                            pep508_rs::pep440_rs::VersionSpecifiers::from_str(&r.spec),
-                            pep508_rs::pep440_rs::Version::from_str(&installed.version),
-                        ) {
-                            (Ok(specs), Ok(v)) => specs.contains(&v),
-                            // Not a PEP 440 range (a conda spec): nothing to judge by.
-                            _ => true,
-                        }
-                    }
-                };
-                if !ok {
-                    out.push(format!(
-                        "{}: {} declared ({}), {} installed",
-                        r.name, r.spec, r.origin, installed.version
-                    ));
-                }
-            }
+            out.extend(declared.requirements.iter().filter_map(|r| requirement_drift(r, &actual.packages)));
         }
     }
     out
+}
+
+/// How the installed packages depart from one declared requirement (`None`: satisfied,
+/// or Python or an installer tool, which a declared file does not pin for the model): an
+/// exact pin must be installed at that version and a range satisfied. The run page's
+/// declared-vs-installed table marks drift by this, so it and `env check`/`drift` agree.
+pub fn requirement_drift(r: &DeclaredRequirement, installed: &[InstalledPackage]) -> Option<String> {
+    use std::str::FromStr;
+    let name = normalize_package_name(&r.name);
+    if name == "python" || repro_core::diff::INSTALLER_TOOLING.contains(&name.as_str()) {
+        return None;
+    }
+    let Some(installed) = installed.iter().find(|p| normalize_package_name(&p.name) == name) else {
+        return Some(format!("{} {} declared ({}), not installed", r.name, r.spec, r.origin).replace("  ", " "));
+    };
+    let ok = match environment::exact_version(&r.spec) {
+        Some(v) if r.status == PinStatus::Pinned => v == installed.version,
+        _ if r.spec.trim().is_empty() => true,
+        _ => {
+            match (
+                pep508_rs::pep440_rs::VersionSpecifiers::from_str(&r.spec),
+                pep508_rs::pep440_rs::Version::from_str(&installed.version),
+            ) {
+                (Ok(specs), Ok(v)) => specs.contains(&v),
+                // Not a PEP 440 range (a conda spec): nothing to judge by.
+                _ => true,
+            }
+        }
+    };
+    (!ok).then(|| format!("{}: {} declared ({}), {} installed", r.name, r.spec, r.origin, installed.version))
 }
 
 /// The training side of `parity`: `NAME:V` of a registered environment, else a run, else

@@ -255,18 +255,32 @@ pub(crate) async fn download_artifact(AxState(s): S, uri: Uri) -> Result<Respons
 
 /// Streams the file at a store artifact path (a run's, or `registry/NAME/V/…`).
 async fn send_artifact(s: &std::sync::Arc<crate::State>, path: String) -> Result<Response, ApiError> {
-    use tokio::io::AsyncReadExt;
     let name = path.rsplit('/').next().unwrap_or("artifact").to_string();
+    let digest = s
+        .with_meta(move |m, _| {
+            if is_registry_path(&path) {
+                return registered_file(&m.models().registry()?, &path);
+            }
+            Ok(m.tracking()
+                .get_artifact(&path)?
+                .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))?
+                .0)
+        })
+        .await?;
+    send_object(s, digest, &name).await
+}
+
+/// Streams one stored object as a download named `name`: re-hashed from disk first (a
+/// damaged object is an error, never served), then sent in chunks, so a model of
+/// gigabytes never sits in memory. The web UI's file downloads are served by this too.
+pub(crate) async fn send_object(
+    s: &std::sync::Arc<crate::State>,
+    digest: repro_core::Digest,
+    name: &str,
+) -> Result<Response, ApiError> {
+    use tokio::io::AsyncReadExt;
     let (file, size) = s
-        .with_meta(move |m, st| {
-            let digest = if is_registry_path(&path) {
-                registered_file(&m.models().registry()?, &path)?
-            } else {
-                m.tracking()
-                    .get_artifact(&path)?
-                    .ok_or_else(|| ApiError::not_found(format!("Artifact '{path}' does not exist")))?
-                    .0
-            };
+        .with_meta(move |_, st| {
             let size = match st.objects.verify(&digest)? {
                 repro_store::objects::Verified::Ok { bytes } => bytes,
                 repro_store::objects::Verified::Missing => {
@@ -296,10 +310,10 @@ async fn send_artifact(s: &std::sync::Arc<crate::State>, path: String) -> Result
     });
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, content_type(&name).to_string()),
+            (axum::http::header::CONTENT_TYPE, content_type(name).to_string()),
             (axum::http::header::CONTENT_LENGTH, size.to_string()),
             // Logged bytes are the client's: a browser saves them, never renders them here.
-            (axum::http::header::CONTENT_DISPOSITION, attachment(&name)),
+            (axum::http::header::CONTENT_DISPOSITION, attachment(name)),
         ],
         axum::body::Body::from_stream(chunks),
     )

@@ -67,7 +67,7 @@ async fn every_ui_route_takes_a_run_as_the_cli_does() {
     assert_eq!(app.redirect("/ui/runs/pricing@1").await, canonical(&old));
     let page = app.page(&canonical(&new), &[]).await;
     assert_eq!(page.status, 200, "{}", page.html);
-    assert!(page.html.contains(&format!("<code id=\"run-id\">{new}</code>")), "{}", page.html);
+    assert!(page.html.contains(&format!("id=\"run-id\" title=\"the run's full id\">{new}</code>")), "{}", page.html);
     assert!(page.html.contains("<span id=\"run-name\">baseline</span>"));
 
     // The diff takes the same specs, unredirected.
@@ -142,19 +142,18 @@ async fn an_api_run_page_says_what_was_not_captured() {
     {
         assert!(!html.contains(invented), "{invented}: {html}");
     }
-    assert!(html.contains("<tr><th>Command</th><td><span class=\"missing not-captured\">not captured: created through the MLflow tracking API</span>"), "{html}");
-    for what in ["Code state", "Script", "Environment", "Hardware", "Seed"] {
+    for what in ["Code state", "Command", "Environment", "Hardware", "Data inputs", "Seed"] {
         assert!(
             html.contains(&format!("<tr><th>{what}</th><td><span class=\"missing not-captured\">not captured")),
             "{what}: {html}"
         );
     }
     // What the client logged is shown.
-    assert!(html.contains("<td><code>lr</code></td><td>0.1</td>"), "{html}");
+    assert!(html.contains("<td><code>lr</code></td><td class=\"wrap\">0.1</td>"), "{html}");
     // The audit's capture items say so too, not what the placeholders would make them.
     assert!(
         html.contains(
-            "<tr data-item=\"hardware\"><td><code>hardware</code></td><td class=\"bad\">missing</td><td>not captured"
+            "<tr data-item=\"hardware\"><td><code>hardware</code></td><td><span class=\"badge bad\" title=\"\">missing</span></td><td>not captured"
         ),
         "{html}"
     );
@@ -193,8 +192,8 @@ async fn a_replay_runs_page_shows_its_original_and_verdict() {
     let page = app.page(&format!("/ui/runs/{replay}"), &[]).await;
     assert_eq!(page.status, 200, "{}", page.html);
     let html = &page.html;
-    assert!(html.contains(&format!("Replay of <a class=\"mono\" href=\"/ui/runs/{original}\">")), "{html}");
-    assert!(html.contains("<span class=\"ok\" id=\"replay-verdict\">identical</span>"), "{html}");
+    assert!(html.contains(&format!("replay of <a class=\"mono id\" href=\"/ui/runs/{original}\"")), "{html}");
+    assert!(html.contains("<span id=\"replay-verdict\" class=\"ok\">identical</span>"), "{html}");
     assert!(html.contains("<li>every output is bit-identical</li>"), "{html}");
     assert!(html.contains("<td>model/&lt;w&gt;.bin</td><td class=\"ok\">identical</td>"), "{html}");
     assert!(!html.contains("never replayed"), "{html}");

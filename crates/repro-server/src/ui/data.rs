@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use repro_core::audit::AuditReport;
 use repro_core::metrics::MetricPoint;
 use repro_core::registry::ModelVersion;
-use repro_core::snapshot::Manifest;
 use repro_core::{Digest, RunId};
 use repro_store::fsck::NoProgress;
 use repro_store::meta::{ReplayRow, StoredRun};
@@ -18,6 +17,9 @@ use crate::ApiError;
 /// How much of each log the run page shows (its end).
 const LOG_TAIL: usize = 64 * 1024;
 
+/// How much of a stored diff or params file the run page shows inline.
+pub(crate) const TEXT_LIMIT: usize = 256 * 1024;
+
 // ---- one run ----------------------------------------------------------------------------
 
 /// Everything the run page shows, read on the blocking pool.
@@ -27,7 +29,6 @@ pub(crate) struct RunData {
     pub(crate) replays: Vec<ReplayRow>,
     pub(crate) audit: AuditReport,
     pub(crate) versions: Vec<ModelVersion>,
-    pub(crate) manifests: BTreeMap<Digest, Manifest>,
     pub(crate) stdout: Option<String>,
     pub(crate) stderr: Option<String>,
     /// False for a run a tracking client created (`tracking.origin = 'api'`): its record's
@@ -36,6 +37,12 @@ pub(crate) struct RunData {
     /// The run as the tracking API sees it: the params, tags and metrics clients logged.
     pub(crate) tracked: TrackedRun,
     pub(crate) replay_of: Option<ReplayOf>,
+    /// The stored `git diff` of a dirty tree, as text (its end cut past `TEXT_LIMIT`).
+    pub(crate) diff: Option<String>,
+    /// Every file of the run a person may open: outputs, logged artifacts, params files.
+    pub(crate) files: Vec<super::files::RunFile>,
+    /// The params files' text, by path, where small and text.
+    pub(crate) params_text: BTreeMap<String, String>,
 }
 
 /// A RUN as the CLI takes it (a full id, a 4+ character prefix, a name, `latest`,
@@ -105,17 +112,35 @@ pub(crate) fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> 
     let stderr = log_tail(&st.objects, run.record.logs.stderr.as_ref());
     let tracked = st.meta.tracking().get_tracked_run(id.as_str())?;
     let replay_of = replay_of(st, &run)?;
+    let diff = run.record.code.diff.as_ref().and_then(|d| st.objects.read(d).ok()).map(|b| {
+        let mut text = String::from_utf8_lossy(&b[..b.len().min(TEXT_LIMIT)]).into_owned();
+        if b.len() > TEXT_LIMIT {
+            text.push_str(&format!("\n… ({} more bytes; download the diff to read them)\n", b.len() - TEXT_LIMIT));
+        }
+        text
+    });
+    let files = super::files::run_files(st, &run, &tracked, &manifests)?;
+    let params_text = run
+        .record
+        .params
+        .files
+        .iter()
+        .filter(|f| f.size as usize <= TEXT_LIMIT)
+        .filter_map(|f| Some((f.path.clone(), super::files::text_of(&st.objects.read(&f.digest).ok()?)?)))
+        .collect();
     Ok(RunData {
         run,
         metrics,
         replays,
         audit,
         versions,
-        manifests,
         stdout,
         stderr,
         captured: tracked.captured,
         tracked,
         replay_of,
+        diff,
+        files,
+        params_text,
     })
 }

@@ -17,9 +17,12 @@ use crate::State;
 
 mod compare;
 mod data;
+mod files;
 pub(crate) mod layout;
+mod lineage;
 mod models;
 mod run_page;
+mod run_sections;
 mod runs;
 
 pub(crate) use layout::{api_error_page, error_page};
@@ -73,6 +76,8 @@ pub(crate) fn routes() -> Routes {
         .page(M::GET, "/ui", Read, runs::runs_page)
         .page(M::GET, "/ui/", Read, root)
         .page(M::GET, "/ui/runs/{id}", Read, run_page::run_page)
+        .page(M::GET, "/ui/runs/{id}/file", Read, files::file_page)
+        .page(M::GET, "/ui/runs/{id}/raw", Read, files::file_raw)
         .page(M::GET, "/ui/diff", Read, compare::diff_page)
         .page(M::GET, "/ui/models", Read, models::models_page)
         .page(M::GET, "/ui/static/links.js", Role::Public, links_js)
@@ -122,7 +127,6 @@ pub(crate) async fn links_js() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::run_page::svg_chart;
     use super::*;
 
     #[test]
@@ -134,13 +138,5 @@ mod tests {
     fn query_components_are_percent_encoded() {
         assert_eq!(enc("metrics.rmse ASC"), "metrics.rmse%20ASC");
         assert_eq!(enc("a&b=<c>"), "a%26b%3D%3Cc%3E");
-    }
-
-    #[test]
-    fn charts_are_svg_and_survive_one_point_and_none() {
-        assert!(svg_chart("rmse", &[(0, 1.0)]).starts_with("<svg"));
-        assert!(svg_chart("rmse", &[]).contains("no finite values"));
-        let two = svg_chart("<k>", &[(0, 1.0), (10, 0.5)]);
-        assert!(two.contains("<polyline") && two.contains("&lt;k&gt;") && !two.contains("<k>"));
     }
 }
