@@ -160,6 +160,12 @@ pub fn mark_not_captured(report: &mut AuditReport) {
         item.detail = NOT_CAPTURED.to_string();
         item.fix = Some("run the script under `repro run` to capture it".to_string());
     }
+    // `repro replay` rebuilds from what was captured; with nothing captured, advising it
+    // would send the user into an error.
+    for item in report.items.iter_mut().filter(|i| i.name == "replay_verified" && i.status != ItemStatus::Ok) {
+        item.detail = "cannot be replayed: nothing was captured to rebuild it from".to_string();
+        item.fix = Some("run the script under `repro run`; a replay can then rebuild it".to_string());
+    }
     report.complete = is_complete(&report.items, report.strict);
 }
 

@@ -16,3 +16,4 @@ mod registered_models;
 mod router;
 mod runs;
 mod ui;
+mod ui_run;

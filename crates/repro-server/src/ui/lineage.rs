@@ -98,12 +98,18 @@ pub(crate) fn lineage_svg(
         inputs.push(node(format!("commit {}", c.branch.as_deref().unwrap_or("")), sub, here("code"), class));
         let env = &r.environment;
         let (sub, class) = match (&env.python, &env.declared) {
-            (Some(p), Some(d)) => {
-                (format!("Python {} · {} pkgs · {}", p.version.as_deref().unwrap_or("?"), p.packages.len(), d.path), "ok")
-            }
-            (Some(p), None) => {
-                (format!("Python {} · {} pkgs · no declared file", p.version.as_deref().unwrap_or("?"), p.packages.len()), "warn")
-            }
+            (Some(p), Some(d)) => (
+                format!("Python {} · {} pkgs · {}", p.version.as_deref().unwrap_or("?"), p.packages.len(), d.path),
+                "ok",
+            ),
+            (Some(p), None) => (
+                format!(
+                    "Python {} · {} pkgs · no declared file",
+                    p.version.as_deref().unwrap_or("?"),
+                    p.packages.len()
+                ),
+                "warn",
+            ),
             (None, _) => ("no interpreter captured".to_string(), "warn"),
         };
         inputs.push(node("environment", sub, here("environment"), class));

@@ -376,7 +376,11 @@ pub(crate) fn metrics(data: &RunData) -> Markup {
 
 fn svg_chart(key: &str, pts: &[(i64, f64)]) -> String {
     use std::fmt::Write as _;
-    let mut svg = format!("<svg class=\"metric-chart\" data-metric=\"{}\" viewBox=\"0 0 360 40\"><title>{}</title>", esc(key), esc(key));
+    let mut svg = format!(
+        "<svg class=\"metric-chart\" data-metric=\"{}\" viewBox=\"0 0 360 40\"><title>{}</title>",
+        esc(key),
+        esc(key)
+    );
     for p in pts.iter().take(1000) {
         let _ = write!(svg, "<circle cx=\"{}\" cy=\"20\" r=\"1\"/>", p.0);
     }
