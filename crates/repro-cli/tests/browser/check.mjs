@@ -1,22 +1,14 @@
-// Opens the repro web UI of a real store in Debian's headless Chromium (driven by
-// playwright-core; no browser download), checks each page's content and saves a full-page
-// screenshot of each.
-//
-//   node check.mjs <base-url> <out-dir> <run-id> <run-id-2>
-//   node check.mjs <base-url> <out-dir> <run-id> <run-id-2> <token>   (the store has tokens:
-//       sign in through the login page, browse, sign out)
-//
-// The browser: $CHROMIUM, else /usr/bin/chromium. Exits non-zero on the first failed check.
-
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [base, outDir, runA, runB, token] = process.argv.slice(2);
-if (!base || !outDir || !runA || !runB) {
-  console.error("usage: node check.mjs <base-url> <out-dir> <run-id> <run-id-2>");
+const [base, outDir, idsFile, token] = process.argv.slice(2);
+if (!base || !outDir || !idsFile) {
+  console.error("usage: node check.mjs <base-url> <out-dir> <ids.json> [token]");
   process.exit(2);
 }
+const ids = JSON.parse(readFileSync(idsFile, "utf8"));
+const runA = ids.a;
 mkdirSync(outDir, { recursive: true });
 
 function check(cond, what) {
@@ -53,59 +45,76 @@ try {
 }
 process.exit(failed ? 1 : 0);
 
+// Nothing on a page is wider than the window: tables scroll inside their own box.
+async function fitsTheWindow(page, what) {
+  const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(over <= 1, `${what} fits the window (${over}px over)`);
+}
+
 // Every page of a store without tokens.
 async function browse(page, visit, dialogs) {
-  // The runs table.
-  let p = await visit("/ui", "runs.png");
-  check(p.status === 200, "/ui answers 200");
-  check(p.html.includes(runA) && p.html.includes(runB), "the runs table lists both runs");
-  check((await page.locator(`a[href="/ui/runs/${runA}"]`).count()) > 0, "the run id links to its page");
-  check(p.text.includes("param model.max_depth"), "a param column is shown");
-  check(/metric \w+/.test(p.text), "a metric column is shown");
-  check(p.text.includes("<script>alert(1)</script>"), "the hostile run name is shown as text");
-  check(!p.html.includes("<script>alert(1)</script>"), "the hostile run name is escaped in the HTML");
+  await runsTable(page, visit);
+  await runPages(page, visit);
+  await comparePages(page, visit);
+  await registry(page, visit);
+  check(dialogs.length === 0, "no script ran (no dialogs)");
+}
 
-  // Sorting and filtering.
-  p = await visit("/ui?order=" + encodeURIComponent("params.`model.max_depth` DESC"), "runs-sorted.png");
-  check(p.status === 200, "sorting by a param answers 200");
-  const ids = await page.locator("#runs tbody tr td:first-child a").allInnerTexts();
-  check(ids.length === 2, "both runs are listed when sorted");
-  p = await visit("/ui?filter=" + encodeURIComponent(`attributes.run_id = '${runB}'`), "runs-filtered.png");
-  check(p.status === 200 && p.html.includes(runB) && !p.html.includes(`/ui/runs/${runA}"`), "a filter narrows the table");
-  p = await visit("/ui?filter=" + encodeURIComponent("metrics.rmse <<< 1"), "runs-bad-filter.png");
-  check(p.status === 400, "a bad filter answers 400");
-  check((await page.locator("#filter-error").count()) === 1, "a bad filter shows the error");
-
-  // One run.
-  p = await visit(`/ui/runs/${runA}`, "run.png");
+// The run pages: a trained run with its verdict card and lineage, a failed, a dirty, a
+// replay, an API-created and a 50,000-step run.
+async function runPages(page, visit) {
+  let p = await visit(`/ui/runs/${runA}`, "run.png");
   check(p.status === 200, "the run page answers 200");
   check((await page.locator("#run-id").innerText()) === runA, "the run page shows the run id");
-  check(p.text.includes("model.pkl"), "the run page lists model.pkl");
+  const verdict = page.locator("#verdict");
+  check((await verdict.count()) === 1, "the run page leads with a verdict card");
+  check(/\d+\/\d+/.test(await page.locator("#verdict-audit").innerText()), "the card gives the audit score n/N");
+  check((await page.locator("#verdict-code").innerText()).includes("clean"), "the card says the tree was clean");
+  check(/replayed 1×; latest [0-9a-f]{8}: identical/.test(await page.locator("#verdict-replay").innerText()), "the card gives the replay verdict");
+  check((await page.locator("#verdict-models").innerText()).includes("pricing@1"), "the card names the model version");
+  check((await page.locator("svg#lineage g.node").count()) >= 6, "the lineage picture draws inputs, run, outputs, versions, replays");
+  check((await page.locator("svg#lineage").innerHTML()).includes("pricing@1"), "the lineage reaches the model version");
   const modelRow = page.locator("#outputs-table tr", { hasText: "model.pkl" }).first();
   check(/blake3:[0-9a-f]{16,}/.test(await modelRow.innerText()), "model.pkl's digest is shown");
   check((await page.locator('tr[data-item="git_commit"]').count()) === 1, "the audit lists git_commit");
-  check((await page.locator("svg.metric-chart").count()) > 0, "a metric chart is drawn as SVG");
-  check(p.html.includes("<svg"), "the page holds an <svg");
+  check((await page.locator("#packages tr").count()) > 3, "declared requirements are listed against installed packages");
+  check(/\d+ not declared/.test(await page.locator("#env-summary").innerText()), "packages installed but not declared are flagged");
+  check((await page.locator("pre.params-file").innerText()).includes("max_depth"), "the params file's text is shown");
   check(p.text.includes("train.py"), "the script is shown");
-  check(p.text.includes("pricing@1"), "the model version pinning the run is shown");
+  await fitsTheWindow(page, "the run page");
+  await page.locator("#files-table a", { hasText: "model.pkl" }).first().click();
+  check((await page.locator("#download").count()) === 1, "an output file opens with a download link");
+
+  p = await visit(`/ui/runs/${ids.failed}`, "run-failed.png");
+  check((await page.locator("#verdict.bad").count()) === 1, "a failed run's card is red");
+  check((await page.locator("#stderr-lead").innerText()).includes("boom: column price is missing"), "a failed run leads with its stderr tail");
+
+  p = await visit(`/ui/runs/${ids.dirty}`, "run-dirty.png");
+  check((await page.locator("#verdict-code").innerText()).includes("dirty"), "a dirty run says so on its card");
+  check((await page.locator("#git-diff span.add").count()) >= 1, "the stored diff is shown as a coloured patch");
+  check((await page.locator("#git-diff").innerText()).includes("an uncommitted tweak"), "the diff holds the change");
+
+  p = await visit(`/ui/runs/${ids.replay}`, "run-replay.png");
+  check((await page.locator("#replay-verdict").innerText()) === "identical", "a replay shows its verdict");
+  check((await page.locator("#replay-outputs").innerText()).includes("model.pkl"), "a replay shows per-output results");
+  check(!p.text.includes("never replayed"), "a replay's page does not say never replayed");
+
+  p = await visit(`/ui/runs/${ids.api}`, "run-api.png");
+  check((await page.locator("#not-captured").count()) === 1, "an API run says what was not captured");
+  for (const invented of ["generated by repro", "usable cores", "Command: in"]) {
+    check(!p.text.includes(invented), `an API run invents nothing ("${invented}")`);
+  }
+  check((await page.locator("#tags-table").innerText()).includes("team"), "an API run's tags are shown");
+  check((await page.locator("#files-table").innerText()).includes("eval/notes.txt"), "an API run's artifact is listed");
+  check(p.text.includes("28029.79") || p.text.includes("28,029.79"), "a one-point metric keeps its leading digits");
+
+  const resp = await page.goto(base + `/ui/runs/${ids.long}`);
+  const bytes = (await resp.body()).length;
+  check(bytes <= 200 * 1024, `the 50,000-step run page is ${bytes} bytes (≤ 200 KB)`);
+  await page.screenshot({ path: join(outDir, "run-long.png"), fullPage: true });
 
   const missing = await visit("/ui/runs/00000000000000000000000000000000", "run-missing.png");
   check(missing.status === 404, "an unknown run is a 404 page");
-
-  // The diff.
-  p = await visit(`/ui/diff?a=${runA}&b=${runB}`, "diff.png");
-  check(p.status === 200, "the diff page answers 200");
-  check(p.text.includes("Likely causes"), "the diff page ranks likely causes");
-  check(p.text.includes("model.max_depth"), "the diff names the changed param");
-
-  // The registry.
-  p = await visit("/ui/models", "models.png");
-  check(p.status === 200, "the models page answers 200");
-  check((await page.locator("#model-pricing").count()) === 1, "the model pricing is listed");
-  check(p.text.includes("staging"), "its stage is shown");
-  check(p.text.includes("lineage matches") && p.text.includes("chain ok"), "its verify status is shown");
-
-  check(dialogs.length === 0, "no script ran (no dialogs)");
 }
 
 // The login page of a store with tokens: a wrong token is refused, the right one gives an
