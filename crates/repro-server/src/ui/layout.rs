@@ -38,7 +38,9 @@ pre{background:#fff;border:1px solid var(--line);padding:.6em;overflow:auto;max-
 .badge.muted{color:var(--muted);background:#f0f1f4}
 .error{background:#fde8ea;border:1px solid #e6a1aa;padding:.6em;margin:.6em 0}
 .muted{color:var(--muted)}.charts{display:flex;flex-wrap:wrap;gap:1em}
-.chart{background:#fff;border:1px solid var(--line);padding:.4em}
+.chart{background:#fff;border:1px solid var(--line);padding:.4em;margin:0;width:540px;max-width:100%}.chart svg{width:100%;height:auto}
+.legend{list-style:none;padding:0;margin:.2em 0;display:flex;flex-wrap:wrap;gap:.3em 1em;font-size:.85em}
+.swatch{display:inline-block;width:.9em;height:.9em;border-radius:2px;vertical-align:middle}
 .card{background:#fff;border:1px solid var(--line);border-left:5px solid var(--line);padding:.6em 1em;margin:.6em 0}
 .card.ok{border-left-color:var(--ok);font-weight:normal;color:inherit}.card.bad{border-left-color:var(--bad);font-weight:normal;color:inherit}
 .card.warn{border-left-color:#d29a00;font-weight:normal;color:inherit}

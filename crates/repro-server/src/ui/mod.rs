@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::routes::{Role, Routes};
 use crate::State;
 
+mod charts;
 mod compare;
 mod data;
 mod files;

@@ -9,11 +9,12 @@ use maud::{html, Markup, PreEscaped};
 use repro_core::audit::{self, AuditReport, ItemStatus};
 use repro_core::record::RunStatus;
 
+use super::charts::{with_opts, ChartOpts};
 use super::data::{load_run, resolve_run, RunData};
 use super::layout::{badge, crumb, duration, page, run_link, status_class};
 use super::lineage::lineage_svg;
 use super::run_sections as sections;
-use super::{api_error_page, enc, Segment, S};
+use super::{api_error_page, enc, error_page, Params, Segment, S};
 
 /// How many lines of a failed run's stderr lead its page.
 const STDERR_LEAD: usize = 30;
@@ -21,20 +22,24 @@ const STDERR_LEAD: usize = 30;
 /// `/ui/runs/RUN`: RUN is anything the CLI takes. A spec that is not the run's full id is
 /// answered with a redirect to the canonical URL, so what is bookmarked or shared names
 /// one run for good (`latest` and a stage move on).
-pub(crate) async fn run_page(AxState(s): S, Segment(spec): Segment) -> Response {
+pub(crate) async fn run_page(AxState(s): S, Segment(spec): Segment, Params(q): Params) -> Response {
+    let opts = match ChartOpts::from_query(&q) {
+        Ok(o) => o,
+        Err(e) => return error_page(axum::http::StatusCode::BAD_REQUEST, "Bad Request", &e),
+    };
     let wanted = spec.clone();
     let rid = match s.with_meta(move |m, _| resolve_run(m, &wanted)).await {
         Ok(r) => r,
         Err(e) => return api_error_page(e),
     };
     if rid.as_str() != spec {
-        return Redirect::to(&format!("/ui/runs/{}", enc(rid.as_str()))).into_response();
+        return Redirect::to(&with_opts(&format!("/ui/runs/{}", enc(rid.as_str())), &opts, &[])).into_response();
     }
     let data = match s.with_store(move |st| load_run(st, &rid)).await {
         Ok(d) => d,
         Err(e) => return api_error_page(e),
     };
-    render(&data)
+    render(&data, &opts)
 }
 
 /// The name a run is shown by: its name, else what it is ("replay of 510ac05b"), else its
@@ -47,7 +52,7 @@ pub(crate) fn display_name(data: &RunData) -> String {
     }
 }
 
-fn render(data: &RunData) -> Response {
+fn render(data: &RunData, opts: &ChartOpts) -> Response {
     let r = &data.run.record;
     let name = display_name(data);
     let audit = audit_as_shown(data);
@@ -63,7 +68,7 @@ fn render(data: &RunData) -> Response {
         }
         h2 #lineage-heading { "Lineage" }
         div.scroll { (lineage_svg(&data.run, &data.versions, &data.replays, data.captured, true)) }
-        (sections::metrics(data))
+        (sections::metrics(data, opts))
         (sections::params(data))
         @if data.captured {
             (sections::code(data))

@@ -5,16 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use maud::{html, Markup, PreEscaped};
+use maud::{html, Markup};
 use repro_core::audit;
 use repro_core::diff::normalize_package_name;
 use repro_core::environment::pin_note;
-use repro_core::metrics::MetricPoint;
 
+use super::charts::{chart_controls, metric_section, ChartOpts, Series};
 use super::data::RunData;
 use super::files::FileKind;
 use super::layout::{badge, count, dash, digest, opt, run_link, status_class};
-use super::{esc, fmt_num, param_text};
+use super::param_text;
 
 pub(crate) fn not_captured() -> Markup {
     let nc = audit::NOT_CAPTURED;
@@ -353,37 +353,14 @@ pub(crate) fn versions(data: &RunData) -> Markup {
     }
 }
 
-/// Until the shared charts land: one small chart per metric key; single points as a table.
-pub(crate) fn metrics(data: &RunData) -> Markup {
-    let mut series: BTreeMap<&str, Vec<&MetricPoint>> = BTreeMap::new();
-    for p in &data.metrics {
-        series.entry(p.key.as_str()).or_default().push(p);
-    }
+/// The run's metrics: charts of the keys with a history, a table of the single values.
+pub(crate) fn metrics(data: &RunData, opts: &ChartOpts) -> Markup {
+    let id = data.run.record.id.as_str();
+    let series =
+        [Series { label: data.run.name.clone().unwrap_or_else(|| id.to_string()), href: None, points: &data.metrics }];
     html! {
         h2 #metrics { "Metrics" }
-        @if series.is_empty() { p.muted { "no metrics" } }
-        div.charts {
-            @for (key, pts) in &series {
-                @let pts: Vec<(i64, f64)> = pts.iter().filter(|p| p.value.is_finite()).map(|p| (p.step, p.value)).collect();
-                div.chart {
-                    div { b { (key) } " " span.muted { "last " (pts.last().map(|p| fmt_num(p.1)).unwrap_or_default()) " · " (count(pts.len(), "point", "points")) } }
-                    (PreEscaped(svg_chart(key, &pts)))
-                }
-            }
-        }
+        @if !data.metrics.is_empty() { (chart_controls(opts, &format!("/ui/runs/{}#metrics", super::enc(id)), &[])) }
+        (metric_section(&series, opts))
     }
-}
-
-fn svg_chart(key: &str, pts: &[(i64, f64)]) -> String {
-    use std::fmt::Write as _;
-    let mut svg = format!(
-        "<svg class=\"metric-chart\" data-metric=\"{}\" viewBox=\"0 0 360 40\"><title>{}</title>",
-        esc(key),
-        esc(key)
-    );
-    for p in pts.iter().take(1000) {
-        let _ = write!(svg, "<circle cx=\"{}\" cy=\"20\" r=\"1\"/>", p.0);
-    }
-    svg.push_str("</svg>");
-    svg
 }
