@@ -141,9 +141,13 @@ fn name_missing_data(store: &Store, run: &StoredRun, check: &mut ObjectCheck) ->
 
 /// The model versions that pin a run, with whether each still agrees with its lineage.
 pub fn registry_mentions(store: &Store, run: &StoredRun) -> crate::Result<Vec<audit::RegistryMention>> {
-    let registry = store.meta.models().registry()?;
+    Ok(mentions_in(&store.meta.models().registry()?, run))
+}
+
+/// The same from a registry already read: a page of many runs reads it once.
+pub fn mentions_in(registry: &repro_core::registry::Registry, run: &StoredRun) -> Vec<audit::RegistryMention> {
     let actual = run.record.lineage();
-    Ok(registry
+    registry
         .versions_of_run(&run.record.id)
         .into_iter()
         .map(|v| audit::RegistryMention {
@@ -152,7 +156,7 @@ pub fn registry_mentions(store: &Store, run: &StoredRun) -> crate::Result<Vec<au
             archived: v.archived.is_some(),
             lineage_matches: v.lineage_holds(run.lineage.as_ref(), &actual),
         })
-        .collect())
+        .collect()
 }
 
 /// The replays of a run, oldest first, as the audit and `repro show` present them.

@@ -50,6 +50,9 @@ form input[type=text]{width:40em;max-width:90%;font-family:ui-monospace,monospac
 .diff .add{background:#e6f4ea;color:#0b5323}.diff .del{background:#fde8ea;color:#8c0018}.diff .hunk{color:#1f45c4}
 .diff .file{font-weight:700}
 tr.differs td{background:#fff8e1}
+table.compact td,table.compact th{padding:.15em .45em;white-space:nowrap;max-width:22em;overflow:hidden;text-overflow:ellipsis}
+table.compact td.name{max-width:16em}
+nav.pages{margin:.4em 0}fieldset{border:1px solid var(--line);margin:.3em 0}form.filters{margin:.3em 0}
 @media print{header,nav.crumbs,form,.noprint{display:none}main{max-width:none;padding:0}
 body{background:#fff;font-size:11pt}.chart,svg,.card,tr{break-inside:avoid}h2{break-after:avoid}
 pre{max-height:none;overflow:visible}.scroll{overflow:visible}a{color:inherit;text-decoration:none}

@@ -45,6 +45,21 @@ impl<St: Send + Sync> FromRequestParts<St> for Params {
     }
 }
 
+/// The query string as its pairs in order, repeated keys kept (`cols=a&cols=b`, what a form
+/// of checkboxes sends); errors as `Params`.
+pub(crate) struct Pairs(pub(crate) Vec<(String, String)>);
+
+impl<St: Send + Sync> FromRequestParts<St> for Pairs {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Response> {
+        match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(Pairs(q)),
+            Err(e) => Err(error_page(StatusCode::BAD_REQUEST, "Bad Request", &e.body_text())),
+        }
+    }
+}
+
 /// One path segment (`{id}`), for the same reason as `Params`.
 pub(crate) struct Segment(pub(crate) String);
 
@@ -58,9 +73,6 @@ impl<St: Send + Sync> FromRequestParts<St> for Segment {
         }
     }
 }
-
-/// How many param and metric keys the runs table shows as columns.
-pub(crate) const MAX_KEY_COLUMNS: usize = 6;
 
 // Set (by the auth check) while a page is made for a browser signed in with the login
 // form, so the page offers to sign out: the sign-out form's CSRF token.
@@ -80,6 +92,7 @@ pub(crate) fn routes() -> Routes {
         .page(M::GET, "/ui/runs/{id}/file", Read, files::file_page)
         .page(M::GET, "/ui/runs/{id}/raw", Read, files::file_raw)
         .page(M::GET, "/ui/diff", Read, compare::diff_page)
+        .page(M::GET, "/ui/compare", Read, compare::compare_page)
         .page(M::GET, "/ui/models", Read, models::models_page)
         .page(M::GET, "/ui/static/links.js", Role::Public, links_js)
 }
