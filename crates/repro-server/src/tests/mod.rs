@@ -16,4 +16,5 @@ mod registered_models;
 mod router;
 mod runs;
 mod ui;
+mod ui_pages;
 mod ui_run;
