@@ -147,6 +147,13 @@ pub enum Change {
     Archive {
         reason: String,
     },
+    /// A promotion the stage's policy refused, with each unmet requirement as the refusal
+    /// said it: the history shows what was tried, by whom, and why it was stopped. It
+    /// changes nothing else.
+    Refuse {
+        stage: String,
+        unmet: Vec<String>,
+    },
     /// A signed statement about the version other than its provenance (a CycloneDX BOM):
     /// the DSSE envelope and the PEM public key, as objects.
     Attest {
@@ -210,6 +217,7 @@ impl Change {
             Change::Approve { .. } => "approve",
             Change::Sign { .. } => "sign",
             Change::Archive { .. } => "archive",
+            Change::Refuse { .. } => "refuse",
             Change::Attest { .. } => "attest",
             Change::Import { .. } => "import",
         }

@@ -626,6 +626,10 @@ impl Registry {
                     at_ms: e.at_ms,
                 });
             }
+            Change::Refuse { stage, unmet } => {
+                let v = self.version_mut(&e.model, e.version)?;
+                v.history.push(entry(format!("refused for {stage}: {}", unmet.join("; "))));
+            }
             Change::Archive { reason } => {
                 let v = self.version_mut(&e.model, e.version)?;
                 v.history.push(entry(reason.clone()));

@@ -100,7 +100,7 @@ pub fn promote(
         let unmet = registry::evaluate_external(&version, stage, &policy);
         return match unmet.is_empty() {
             true => move_stage(store, version, stage, actor, Vec::new(), Vec::new()),
-            false => Ok(PromoteOutcome::Refused { reference: version.reference(), stage: stage.to_string(), unmet }),
+            false => refuse(store, &version, stage, actor, unmet),
         };
     }
     let facts = gather_facts(store, &version, &policy, progress)?;
@@ -156,7 +156,7 @@ pub fn promote(
         }
     }
     if !unmet.is_empty() {
-        return Ok(PromoteOutcome::Refused { reference: version.reference(), stage: stage.to_string(), unmet });
+        return refuse(store, &version, stage, actor, unmet);
     }
     let mut checked = policy.require.clone();
     if policy.signed_replay {
@@ -168,6 +168,27 @@ pub fn promote(
         version.approvers(stage).iter().map(|a| a.by.clone()).collect()
     };
     move_stage(store, version, stage, actor, checked, approvers)
+}
+
+/// Records the refusal in the version's history (a `refuse` event: who tried, for which
+/// stage, every unmet requirement), so the registry shows what was stopped and why.
+fn refuse(
+    store: &mut Store,
+    version: &ModelVersion,
+    stage: &str,
+    actor: &str,
+    unmet: Vec<Unmet>,
+) -> Result<PromoteOutcome> {
+    let reasons: Vec<String> = unmet.iter().map(|u| format!("{}: {}", u.requirement, u.reason)).collect();
+    store.meta.models().append(repro_util::clock::now_ms(), |_| {
+        Ok::<_, ExecError>(NewEvent {
+            model: version.name.clone(),
+            version: version.version,
+            actor: actor.to_string(),
+            change: Change::Refuse { stage: stage.to_string(), unmet: reasons.clone() },
+        })
+    })?;
+    Ok(PromoteOutcome::Refused { reference: version.reference(), stage: stage.to_string(), unmet })
 }
 
 /// Writes the promotion, judged outside the write lock: refused if the version changed since.
