@@ -28,7 +28,9 @@ pub mod provenance;
 
 pub use adopt::{adopt, AdoptOutcome};
 pub use approval::ApproveOutcome;
-pub use promote::{gather_facts, promote, Facts, PromoteOutcome};
+pub use promote::{
+    facts_for_readiness, gather_facts, promote, readiness, Facts, PromoteOutcome, Readiness, Requirement,
+};
 
 /// Who is acting: `--as`, else git's `user.name <user.email>`, else `$USER@host`
 /// (`repro_core::actor` writes the name).

@@ -228,3 +228,108 @@ fn move_stage(
     let version = found(store, &version.name, version.version)?;
     Ok(PromoteOutcome::Promoted { version: Box::new(version), stage: stage.to_string(), from, replaced })
 }
+
+/// One requirement of a stage's policy, judged for a version as it stands.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Requirement {
+    pub name: String,
+    pub met: bool,
+    /// Why not (the refusal's words), or what was counted ("approvals 1/2").
+    pub detail: String,
+}
+
+/// Whether a version could enter a stage now, requirement by requirement: what `promote`
+/// would decide, without promoting.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Readiness {
+    pub stage: String,
+    /// The version holds this stage already.
+    pub held: bool,
+    pub ready: bool,
+    pub requirements: Vec<Requirement>,
+}
+
+/// The facts every stage's policy is judged on, gathered once (the audit re-hashes the
+/// run's objects): `None` for an external version, which has no run.
+pub fn facts_for_readiness(
+    store: &Store,
+    version: &ModelVersion,
+    progress: &dyn crate::Progress,
+) -> Result<Option<Facts>> {
+    if version.external.is_some() {
+        return Ok(None);
+    }
+    let policies = store.config.stage_policies();
+    let wide = StagePolicy { signed_replay: policies.values().any(|p| p.signed_replay), ..StagePolicy::default() };
+    Ok(Some(gather_facts(store, version, &wide, progress)?))
+}
+
+/// Every configured stage's readiness for `version`, judged on `facts`
+/// (`facts_for_readiness`), parity per stage that names an environment.
+pub fn readiness(store: &Store, version: &ModelVersion, facts: Option<&Facts>) -> Vec<Readiness> {
+    let policies = store.config.stage_policies();
+    let mut out = Vec::new();
+    for (stage, policy) in &policies {
+        let unmet = match facts {
+            None => registry::evaluate_external(version, stage, policy),
+            Some(f) => registry::evaluate(
+                version,
+                stage,
+                policy,
+                &PromotionFacts {
+                    record: &f.run.record,
+                    audit: &f.audit,
+                    valid_signatures: f.valid_signatures,
+                    signature_problems: f.signature_problems.clone(),
+                    parity: policy.parity.as_ref().map(|env| parity_with(store, &f.run, env)),
+                    approvals: f.approvals.clone(),
+                    replay_verdicts: f.replay_verdicts.clone(),
+                },
+            ),
+        };
+        let mut names: Vec<String> = Vec::new();
+        if policy.from.is_some() {
+            names.push("from".into());
+        }
+        names.extend(policy.require.iter().cloned());
+        if policy.approvals > 0 {
+            names.push("approvals".into());
+        }
+        if policy.signed_replay {
+            names.push("signed_replay".into());
+        }
+        if policy.parity.is_some() {
+            names.push("parity".into());
+        }
+        // Requirements the evaluation adds on its own (archived, a missing artifact).
+        for u in &unmet {
+            if !names.contains(&u.requirement) {
+                names.insert(0, u.requirement.clone());
+            }
+        }
+        let counted = match (facts, policy.signed_approvals) {
+            (Some(f), true) => repro_core::registry::approval::counted(&f.approvals, stage).len(),
+            _ => version.approvers(stage).len(),
+        };
+        let requirements = names
+            .into_iter()
+            .map(|name| {
+                let problems: Vec<&str> =
+                    unmet.iter().filter(|u| u.requirement == name).map(|u| u.reason.as_str()).collect();
+                let detail = match (name.as_str(), problems.is_empty()) {
+                    ("approvals", _) => format!("{counted}/{}", policy.approvals),
+                    (_, false) => problems.join("; "),
+                    (_, true) => String::new(),
+                };
+                Requirement { met: problems.is_empty(), name, detail }
+            })
+            .collect();
+        out.push(Readiness {
+            stage: stage.clone(),
+            held: version.stage.as_deref() == Some(stage.as_str()),
+            ready: unmet.is_empty(),
+            requirements,
+        });
+    }
+    out
+}

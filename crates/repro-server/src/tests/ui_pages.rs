@@ -133,3 +133,48 @@ async fn any_number_of_runs_compare_by_what_the_cli_takes() {
     assert_eq!(page.status, 400);
     assert!(page.html.contains("compare at most 50"), "{}", page.html);
 }
+
+#[tokio::test]
+async fn the_registry_has_a_page_per_model_and_per_version() {
+    let app = App::new();
+    let run = logged_run(&app, "train", 1_000, &[("lr", "0.1")], &[1.0]).await;
+    assert_eq!(app.upload(&run, "model/weights.txt", "w=1").await, 200);
+    app.call("POST", &ml("/registered-models/create"), json!({"name": "pricing"})).await;
+    let create = json!({"name": "pricing", "source": format!("runs:/{run}/model"), "run_id": run});
+    let (status, body) = app.call("POST", &ml("/model-versions/create"), create).await;
+    assert_eq!(status, 200, "{body}");
+
+    let list = app.page("/ui/models", &[]).await;
+    assert_eq!(list.status, 200, "{}", list.html);
+    assert!(list.html.contains("href=\"/ui/models/pricing\"><b>pricing</b>"), "{}", list.html);
+    assert!(list.html.contains("<p class=\"ok\" id=\"chain\">Event chain intact: 2 events"), "{}", list.html);
+
+    let model = app.page("/ui/models/pricing", &[]).await;
+    assert_eq!(model.status, 200, "{}", model.html);
+    assert!(model.html.contains("<table id=\"versions\">") && model.html.contains(">v1</a>"), "{}", model.html);
+    assert!(model.html.contains("data-kind=\"register\""), "the history lists the registration: {}", model.html);
+
+    let version = app.page("/ui/models/pricing%401", &[]).await;
+    assert_eq!(version.status, 200, "{}", version.html);
+    let html = &version.html;
+    assert!(html.contains("id=\"verify\""), "{html}");
+    assert!(
+        html.contains("<tr data-check=\"event_chain\"><th>event_chain</th><td><span class=\"ok\">✓</span>"),
+        "{html}"
+    );
+    // Readiness per stage, from the store's default policies: staging and prod are not.
+    assert!(html.contains("<tr data-stage=\"prod\">"), "{html}");
+    assert!(html.contains("approvals 0/2 ✗"), "{html}");
+    assert!(html.contains("id=\"version-files\"") && html.contains("weights.txt"), "{html}");
+    assert!(html.contains("/report\""), "the version links its report");
+
+    for (path, says) in [
+        ("/ui/models/nope", "There is no model 'nope'"),
+        ("/ui/models/pricing%409", "model 'pricing' has no version 9"),
+        ("/ui/models/%3Cb%3E%401", "&lt;b&gt;"),
+    ] {
+        let page = app.page(path, &[]).await;
+        assert_eq!(page.status, 404, "{path}: {}", page.html);
+        assert!(page.html.contains(says), "{path}: {}", page.html);
+    }
+}

@@ -52,7 +52,8 @@ form input[type=text]{width:40em;max-width:90%;font-family:ui-monospace,monospac
 tr.differs td{background:#fff8e1}
 table.compact td,table.compact th{padding:.15em .45em;white-space:nowrap;max-width:22em;overflow:hidden;text-overflow:ellipsis}
 table.compact td.name{max-width:16em}
-nav.pages{margin:.4em 0}fieldset{border:1px solid var(--line);margin:.3em 0}form.filters{margin:.3em 0}
+nav.pages{margin:.4em 0}ol.timeline{padding-left:1.2em}ol.timeline li{margin:.2em 0}ol.timeline li.refuse{background:#fde8ea}
+.req{white-space:nowrap}table.facts th{width:9em}fieldset{border:1px solid var(--line);margin:.3em 0}form.filters{margin:.3em 0}
 @media print{header,nav.crumbs,form,.noprint{display:none}main{max-width:none;padding:0}
 body{background:#fff;font-size:11pt}.chart,svg,.card,tr{break-inside:avoid}h2{break-after:avoid}
 pre{max-height:none;overflow:visible}.scroll{overflow:visible}a{color:inherit;text-decoration:none}
@@ -168,12 +169,6 @@ pub(crate) fn run_link(id: &RunId) -> Markup {
     html! { a.mono.id href={ "/ui/runs/" (id.as_str()) } title=(id.as_str()) { (id.short()) } }
 }
 
-/// A run id given as text (a record may name a run this store does not hold).
-pub(crate) fn run_link_str(id: &str) -> Markup {
-    let short = id.get(..8).unwrap_or(id);
-    html! { a.mono.id href={ "/ui/runs/" (super::enc(id)) } title=(id) { (short) } }
-}
-
 /// A digest shown short, whole on hover and when printed or copied.
 pub(crate) fn digest(d: Option<&Digest>) -> Markup {
     match d {
@@ -220,17 +215,6 @@ pub(crate) fn duration(ms: i64) -> String {
         60_000..=3_599_999 => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
         _ => format!("{} h {} min", ms / 3_600_000, ms % 3_600_000 / 60_000),
     }
-}
-
-// Strings for the pages not yet written as templates.
-pub(crate) fn digest_s(d: Option<&Digest>) -> String {
-    digest(d).into_string()
-}
-pub(crate) fn opt_s(s: Option<&str>) -> String {
-    opt(s).into_string()
-}
-pub(crate) fn run_link_s(id: &str) -> String {
-    run_link_str(id).into_string()
 }
 
 #[cfg(test)]

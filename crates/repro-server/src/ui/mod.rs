@@ -94,6 +94,7 @@ pub(crate) fn routes() -> Routes {
         .page(M::GET, "/ui/diff", Read, compare::diff_page)
         .page(M::GET, "/ui/compare", Read, compare::compare_page)
         .page(M::GET, "/ui/models", Read, models::models_page)
+        .page(M::GET, "/ui/models/{spec}", Read, models::model_page)
         .page(M::GET, "/ui/static/links.js", Role::Public, links_js)
 }
 
@@ -103,15 +104,6 @@ pub(crate) async fn root() -> Redirect {
 }
 
 // ---- text helpers -----------------------------------------------------------------------
-
-/// Escapes text for HTML element content and quoted attribute values: for the few strings
-/// built outside a template (SVG attributes made by hand).
-pub(crate) fn esc(s: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(s.len());
-    let _ = maud::Escaper::new(&mut out).write_str(s);
-    out
-}
 
 /// Percent-encodes a query-string component.
 pub(crate) fn enc(s: &str) -> String {
@@ -142,11 +134,6 @@ pub(crate) async fn links_js() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_everything_html_cares_about() {
-        assert_eq!(esc("<script>alert(\"x\")</script>&"), "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;");
-    }
 
     #[test]
     fn query_components_are_percent_encoded() {

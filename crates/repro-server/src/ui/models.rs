@@ -1,183 +1,306 @@
-//! The model registry pages.
-
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+//! The registry pages: every model (`/ui/models`), one model (`/ui/models/NAME`: its
+//! versions and their history) and one version (`/ui/models/NAME@V`, `NAME@STAGE`): its
+//! facts, both digests of each file, readiness per stage from `repro.toml`, the event
+//! timeline with refused promotions, and its signatures and approvals verified here, by the
+//! server, with the same code as `repro model verify`.
 
 use axum::extract::State as AxState;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use maud::PreEscaped;
-use repro_store::Metadata;
+use maud::{html, Markup};
+use repro_core::audit::AuditReport;
+use repro_core::registry::approval::ApprovalCheck;
+use repro_core::registry::{verify_chain, Model, ModelVersion, Registry};
+use repro_exec::registry::provenance::VerifyReport;
+use repro_exec::registry::Readiness;
+use repro_store::fsck::NoProgress;
+use repro_store::meta::ReplayRow;
+use repro_store::Store;
 
-use super::layout::{page, run_link_s};
-use super::{api_error_page, enc, esc, S};
-use crate::{ApiError, State};
-use repro_core::registry::{verify_chain, Registry};
-use repro_store::objects::Verified;
+use super::layout::{badge, crumb, dash, digest, page, run_link, status_class};
+use super::{api_error_page, enc, error_page, Segment, S};
+use crate::ApiError;
+
+// ---- all models -------------------------------------------------------------------------
 
 pub(crate) async fn models_page(AxState(s): S) -> Response {
-    let data = match s.with_meta(load_models).await {
+    let loaded = s
+        .with_meta(|m, _| {
+            let events = m.models().events()?;
+            let anchor = m.models().anchor()?;
+            let mut problems: Vec<String> = verify_chain(&events, anchor.event())
+                .into_iter()
+                .map(|p| format!("#{}: {}", p.seq, p.message))
+                .collect();
+            problems.extend(anchor.problem());
+            Ok((m.models().registry()?, problems, events.len()))
+        })
+        .await;
+    let (registry, problems, events) = match loaded {
+        Ok(x) => x,
+        Err(e) => return api_error_page(e),
+    };
+    let body = html! {
+        h1 { "Model registry" }
+        (chain(&problems, events))
+        @if registry.models.values().all(|m| m.deleted.is_some()) { p.muted { "No models registered." } }
+        div.scroll {
+            table #models {
+                tr { th { "Model" } th { "Versions" } th { "Stages" } th { "Aliases" } th { "Latest" } th { "Last change" } }
+                @for model in registry.models.values().filter(|m| m.deleted.is_none()) {
+                    tr id={ "model-" (model.name) } {
+                        td { a href={ "/ui/models/" (enc(&model.name)) } { b { (model.name) } } }
+                        td.num { (model.live().count()) }
+                        td { @for v in model.live().filter(|v| v.stage.is_some()) {
+                            a href={ "/ui/models/" (enc(&v.reference())) } { (badge("info", &format!("{} v{}", v.stage.as_deref().unwrap_or(""), v.version), "stage")) } " "
+                        } }
+                        td { @for (a, v) in &model.aliases { code { "@" (a) } " → v" (v) " " } }
+                        td { @if let Some(v) = model.live().next_back() { a href={ "/ui/models/" (enc(&v.reference())) } { "v" (v.version) } } }
+                        td.nowrap { (repro_store::rfc3339(model.updated_at_ms)) }
+                    }
+                }
+            }
+        }
+    };
+    page("Models", &[], body).into_response()
+}
+
+fn chain(problems: &[String], events: usize) -> Markup {
+    html! {
+        @if problems.is_empty() {
+            p #chain.ok { "Event chain intact: " (events) " events, each hashed and linked to the one before." }
+        } @else {
+            div #chain.error { b { "Event chain broken:" } ul { @for p in problems { li { (p) } } } }
+        }
+    }
+}
+
+// ---- one model or one version -----------------------------------------------------------
+
+/// Everything a version page (and the audit report) shows about one version.
+pub(crate) struct VersionData {
+    pub(crate) version: ModelVersion,
+    pub(crate) verify: VerifyReport,
+    pub(crate) readiness: Vec<Readiness>,
+    pub(crate) approvals: Vec<ApprovalCheck>,
+    pub(crate) audit: Option<AuditReport>,
+    pub(crate) replays: Vec<ReplayRow>,
+}
+
+/// `NAME@V` or `NAME@STAGE`, read and checked as `repro model verify` checks it.
+pub(crate) fn load_version(st: &mut Store, spec: &str) -> Result<VersionData, ApiError> {
+    let registry = st.meta.models().registry()?;
+    let version = repro_exec::registry::lookup(&registry, spec).map_err(not_found)?;
+    let verify = repro_exec::registry::provenance::verify(st, &version.reference(), None, &NoProgress)?;
+    let facts = repro_exec::registry::facts_for_readiness(st, &version, &NoProgress).ok().flatten();
+    let readiness = repro_exec::registry::readiness(st, &version, facts.as_ref());
+    let trust = repro_exec::trust::Trust::of(st)?;
+    let approvals = repro_exec::registry::approval::check_approvals(st, &version, &trust, &[]);
+    let replays = match &version.run {
+        Some(run) => st.meta.runs().replays_of(run)?,
+        None => Vec::new(),
+    };
+    Ok(VersionData { version, verify, readiness, approvals, audit: facts.map(|f| f.audit), replays })
+}
+
+/// An unknown model or version is the client's mistake, said in the CLI's words.
+fn not_found(e: repro_exec::ExecError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        repro_exec::ExecError::Usage(_) => ApiError::not_found(message),
+        other => ApiError::from(other),
+    }
+}
+
+/// `/ui/models/NAME`, `/ui/models/NAME@V`, `/ui/models/NAME@STAGE`.
+pub(crate) async fn model_page(AxState(s): S, Segment(spec): Segment) -> Response {
+    if !spec.contains('@') {
+        let name = spec.clone();
+        let loaded = s.with_meta(move |m, _| Ok(m.models().registry()?)).await;
+        let registry: Registry = match loaded {
+            Ok(r) => r,
+            Err(e) => return api_error_page(e),
+        };
+        return match registry.models.get(&name).filter(|m| m.deleted.is_none()) {
+            Some(model) => page(&name, &[crumb("Models", "/ui/models")], model_body(model)).into_response(),
+            None => error_page(
+                StatusCode::NOT_FOUND,
+                "Not Found",
+                &format!("There is no model '{name}'. /ui/models lists the models there are."),
+            ),
+        };
+    }
+    let wanted = spec.clone();
+    let data = match s.with_store(move |st| load_version(st, &wanted)).await {
         Ok(d) => d,
         Err(e) => return api_error_page(e),
     };
-    let mut b = String::from("<h1>Model registry</h1>");
-    if data.chain_problems.is_empty() {
-        b.push_str("<p id=\"chain\" class=\"ok\">Event chain intact (hashes link, anchor present).</p>");
-    } else {
-        b.push_str("<div id=\"chain\" class=\"error\"><b>Event chain broken:</b><ul>");
-        for p in &data.chain_problems {
-            let _ = write!(b, "<li>{}</li>", esc(p));
-        }
-        b.push_str("</ul></div>");
-    }
-    b.push_str(
-        "<p class=\"muted\">Signatures are listed by key id; their cryptographic check is \
-         <code>repro model verify</code>.</p>",
-    );
-    if data.registry.models.is_empty() {
-        b.push_str("<p class=\"muted\">No models registered.</p>");
-    }
-    let chain_ok = data.chain_problems.is_empty();
-    for model in data.registry.models.values().filter(|m| m.deleted.is_none()) {
-        let _ = write!(b, "<h2 class=\"model\" id=\"model-{0}\">{0}</h2>", esc(&model.name));
-        if !model.aliases.is_empty() {
-            let aliases: Vec<String> =
-                model.aliases.iter().map(|(a, v)| format!("<code>@{}</code> → v{v}", esc(a))).collect();
-            let _ = write!(b, "<p class=\"muted\">Aliases: {}</p>", aliases.join(", "));
-        }
-        b.push_str(
-            "<table><tr><th>Version</th><th>Stage</th><th>Run</th><th>Artifact</th><th>Registered</th>\
-             <th>Approvals</th><th>Signatures</th><th>Verify</th></tr>",
-        );
-        for v in model.live() {
-            let stage = match (&v.stage, &v.archived) {
-                (_, Some(a)) => format!("<span class=\"muted\">archived: {}</span>", esc(&a.reason)),
-                (Some(st), None) => format!("<span class=\"stage\">{}</span>", esc(st)),
-                (None, None) => "<span class=\"muted\">—</span>".into(),
-            };
-            let approvals = if v.approvals.is_empty() {
-                "<span class=\"muted\">none</span>".to_string()
-            } else {
-                v.approvals
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{} for {} at {}{}",
-                            esc(&a.by),
-                            esc(&a.stage),
-                            esc(&repro_store::rfc3339(a.at_ms)),
-                            a.comment.as_deref().map(|c| format!(" — “{}”", esc(c))).unwrap_or_default()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("<br>")
-            };
-            let signatures = if v.signatures.is_empty() {
-                "<span class=\"muted\">unsigned</span>".to_string()
-            } else {
-                v.signatures
-                    .iter()
-                    .map(|sg| format!("<code>{}</code> by {}", esc(&sg.keyid), esc(&sg.by)))
-                    .collect::<Vec<_>>()
-                    .join("<br>")
-            };
-            let mut verify = Vec::new();
-            verify.push(if chain_ok {
-                "<span class=\"ok\">chain ok</span>".to_string()
-            } else {
-                "<span class=\"bad\">chain broken</span>".to_string()
-            });
-            if let Some(c) = data.checks.get(&(v.name.clone(), v.version)) {
-                verify.push(match &c.lineage {
-                    Ok(()) => "<span class=\"ok\">lineage matches</span>".to_string(),
-                    Err(e) => format!("<span class=\"bad\">lineage: {}</span>", esc(e)),
-                });
-                verify.push(match &c.artifact {
-                    Ok(n) => format!("<span class=\"ok\">artifact ok ({n} files)</span>"),
-                    Err(e) => format!("<span class=\"bad\">artifact: {}</span>", esc(e)),
-                });
-            }
-            let files: BTreeSet<String> = v
-                .artifact
-                .iter()
-                .flat_map(|a| &a.files)
-                .map(|f| format!("{} <code>{}</code>", esc(&f.path), esc(f.blake3.as_str())))
-                .collect();
-            let _ = write!(
-                b,
-                "<tr id=\"{}\"><td>{}</td><td>{stage}</td><td>{}</td><td>{}<br>{}</td><td>{} at {}</td>\
-                 <td>{approvals}</td><td>{signatures}</td><td>{}</td></tr>",
-                esc(&enc(&v.reference())),
-                esc(&v.reference()),
-                match &v.run {
-                    Some(run) => run_link_s(run.as_str()),
-                    None => format!("external: {}", esc(v.source_uri().unwrap_or(""))),
-                },
-                esc(v.artifact.as_ref().map_or("(files not held)", |a| a.path.as_str())),
-                files.into_iter().collect::<Vec<_>>().join("<br>"),
-                esc(&v.registered_by),
-                esc(&repro_store::rfc3339(v.registered_at_ms)),
-                verify.join("<br>")
-            );
-        }
-        b.push_str("</table>");
-    }
-    page("Models", &[], PreEscaped(b)).into_response()
+    let v = &data.version;
+    let crumbs = [crumb("Models", "/ui/models"), crumb(v.name.clone(), format!("/ui/models/{}", enc(&v.name)))];
+    page(&format!("{} v{}", v.name, v.version), &crumbs, version_body(&data, true)).into_response()
 }
 
-// ---- models -----------------------------------------------------------------------------
-
-/// One version's checks.
-pub(crate) struct VersionCheck {
-    pub(crate) lineage: Result<(), String>,
-    pub(crate) artifact: Result<usize, String>,
-}
-
-pub(crate) struct ModelsData {
-    pub(crate) registry: Registry,
-    pub(crate) chain_problems: Vec<String>,
-    pub(crate) checks: BTreeMap<(String, u32), VersionCheck>,
-}
-
-pub(crate) fn load_models(m: &mut Metadata, state: &State) -> Result<ModelsData, ApiError> {
-    let events = m.models().events()?;
-    let anchor = m.models().anchor()?;
-    let mut chain_problems: Vec<String> =
-        verify_chain(&events, anchor.event()).into_iter().map(|p| format!("#{}: {}", p.seq, p.message)).collect();
-    chain_problems.extend(anchor.problem());
-    let registry = m.models().registry()?;
-    let mut checks = BTreeMap::new();
-    for model in registry.models.values() {
-        for v in model.versions.values() {
-            let Some(run_id) = &v.run else {
-                // An external version: nothing to verify but what adoption pinned.
-                let lineage = Err(v.run_id().err().unwrap_or_default());
-                let artifact = match v.files() {
-                    Ok(a) => Ok(a.files.len()),
-                    Err(e) => Err(e),
-                };
-                checks.insert((v.name.clone(), v.version), VersionCheck { lineage, artifact });
-                continue;
-            };
-            let lineage = match m.runs().get(run_id) {
-                Ok(run) if v.lineage_holds(run.lineage.as_ref(), &run.record.lineage()) => Ok(()),
-                Ok(run) if run.lineage.is_none() => {
-                    Err("the run is still running: its lineage is pinned when it finishes".to_string())
-                }
-                Ok(_) => Err("the run's record no longer hashes to the registered lineage".to_string()),
-                Err(e) => Err(format!("the run is not in this store: {e}")),
-            };
-            let mut bad = Vec::new();
-            let files = v.artifact.as_ref().map_or(&[][..], |a| &a.files[..]);
-            for f in files {
-                match state.objects.verify(&f.blake3).unwrap_or(Verified::Missing) {
-                    Verified::Ok { .. } => {}
-                    Verified::Missing => bad.push(format!("{} missing", f.path)),
-                    Verified::Corrupt => bad.push(format!("{} corrupt", f.path)),
+fn model_body(model: &Model) -> Markup {
+    html! {
+        h1 { "Model " (model.name) }
+        @if let Some(d) = &model.description { p { (d) } }
+        @if !model.aliases.is_empty() {
+            p { "Aliases: " @for (a, v) in &model.aliases { code { "@" (a) } " → " a href={ "/ui/models/" (enc(&model.name)) "@" (v) } { "v" (v) } " " } }
+        }
+        div.scroll {
+            table #versions {
+                tr { th { "Version" } th { "Stage" } th { "Run" } th { "Files" } th { "Approvals" } th { "Signatures" } th { "Registered" } }
+                @for v in model.versions.values().rev() {
+                    tr {
+                        td { a href={ "/ui/models/" (enc(&v.reference())) } { "v" (v.version) } }
+                        td { (stage_badge(v)) }
+                        td { @match &v.run { Some(r) => (run_link(r)), None => span.muted { "external" } } }
+                        td { @for f in v.artifact.iter().flat_map(|a| &a.files) { code { (f.path) } " " } }
+                        td.num { (v.approvals.len()) }
+                        td.num { (v.signatures.len()) }
+                        td.nowrap { (repro_store::rfc3339(v.registered_at_ms)) " by " (v.registered_by) }
+                    }
                 }
             }
-            let artifact = if bad.is_empty() { Ok(files.len()) } else { Err(bad.join(", ")) };
-            checks.insert((v.name.clone(), v.version), VersionCheck { lineage, artifact });
+        }
+        h2 { "History" }
+        (timeline(model.versions.values().flat_map(|v| v.history.iter().map(move |h| (v.version, h)))))
+    }
+}
+
+fn stage_badge(v: &ModelVersion) -> Markup {
+    match (&v.stage, &v.archived) {
+        (_, Some(a)) => badge("muted", "archived", &a.reason),
+        (Some(s), None) => badge("info", s, "stage"),
+        (None, None) => html! { span.muted { "no stage" } },
+    }
+}
+
+/// Events, newest first; a refused promotion stands out with its reasons.
+fn timeline<'a>(entries: impl Iterator<Item = (u32, &'a repro_core::registry::HistoryEntry)>) -> Markup {
+    let mut entries: Vec<_> = entries.collect();
+    entries.sort_by_key(|(_, h)| std::cmp::Reverse(h.seq));
+    html! {
+        ol.timeline #timeline {
+            @for (version, h) in &entries {
+                li class={ "event " (h.kind) } data-kind=(h.kind) {
+                    span.nowrap.muted { (repro_store::rfc3339(h.at_ms)) } " "
+                    (badge(match h.kind.as_str() { "refuse" => "bad", "promote" | "sign" | "approve" => "ok", _ => "muted" }, &h.kind, &format!("event #{}", h.seq)))
+                    " v" (version) " by " b { (h.by) } ": " span.wrap { (h.detail) }
+                }
+            }
         }
     }
-    Ok(ModelsData { registry, chain_problems, checks })
+}
+
+/// A version's page body; `links` false for the standalone report.
+pub(crate) fn version_body(d: &VersionData, links: bool) -> Markup {
+    let v = &d.version;
+    html! {
+        h1 { (v.name) " v" (v.version) " " (stage_badge(v)) }
+        (verification(d))
+        table.facts {
+            tr { th { "Run" } td { @match &v.run {
+                Some(r) => { @if links { (run_link(r)) } @else { code { (r.as_str()) } } }
+                None => span.muted { "external: no run (" (v.external.as_ref().map_or("", |e| e.source.as_str())) ")" }
+            } } }
+            @if let Some(a) = &d.audit {
+                @let ok = a.items.iter().filter(|i| i.status == repro_core::audit::ItemStatus::Ok).count();
+                tr { th { "Run audit" } td { (badge(if a.complete { "ok" } else { "bad" }, &format!("{ok}/{}", a.items.len()), "audit items that pass"))
+                    @if a.complete { " complete" } @else { " incomplete" } } }
+            }
+            tr { th { "Lineage" } td { (digest(v.lineage.as_ref())) } }
+            tr { th { "Registered" } td { (repro_store::rfc3339(v.registered_at_ms)) " by " (v.registered_by) } }
+            @if !v.aliases.is_empty() { tr { th { "Aliases" } td { @for a in &v.aliases { code { "@" (a) } " " } } } }
+            @if let Some(desc) = &v.description { tr { th { "Description" } td { (desc) } } }
+            @if links { tr { th { "Audit report" } td { a #report-link href={ "/ui/models/" (enc(&v.reference())) "/report" } { "open the report an auditor can read" } } } }
+        }
+        h2 #files { "Files" }
+        div.scroll {
+            table #version-files {
+                tr { th { "Path" } th { "Size" } th { "BLAKE3" } th { "SHA-256" } }
+                @for f in v.artifact.iter().flat_map(|a| &a.files) {
+                    tr {
+                        td { code { (f.path) } }
+                        td.num { (repro_core::audit::human_bytes(f.size)) }
+                        td { (digest(Some(&f.blake3))) }
+                        td { code.digest title=(f.sha256) { (f.sha256) } }
+                    }
+                }
+            }
+        }
+        h2 #readiness { "Readiness per stage" }
+        p.muted { "Each stage's policy from repro.toml, judged now as " code { "repro model promote" } " would judge it." }
+        div.scroll {
+            table #readiness-table {
+                tr { th { "Stage" } th { "Verdict" } th { "Requirements" } }
+                @for r in &d.readiness {
+                    tr data-stage=(r.stage) {
+                        td { b { (r.stage) } }
+                        td { @if r.held { (badge("info", "holds it", "")) } @else if r.ready { (badge("ok", "ready", "")) } @else { (badge("bad", "not ready", "")) } }
+                        td {
+                            @for q in &r.requirements {
+                                span title=(q.detail) class={ "req " (if q.met { "ok" } else { "bad" }) } {
+                                    (q.name) @if q.name == "approvals" { " " (q.detail) } " " (if q.met { "✓" } else { "✗" })
+                                }
+                                @if !q.met && q.name != "approvals" { span.muted.wrap { " (" (q.detail) ")" } }
+                                " · "
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 #approvals { "Approvals" }
+        @if d.approvals.is_empty() { p.muted { "none" } } @else {
+            table #approvals-table {
+                tr { th { "Stage" } th { "By (as the event says)" } th { "Counted as" } th { "Signature" } th { "Comment" } }
+                @for (a, check) in v.approvals.iter().zip(&d.approvals) {
+                    tr {
+                        td { (a.stage) }
+                        td { (a.by) }
+                        td { (check.person) @if !check.trusted { " " (badge("warn", "untrusted key", "the key is not in [trust] approvers")) } }
+                        td { @if check.valid { span.ok { "✓ verifies" } } @else { span.bad { "✗ " (check.problem.as_deref().unwrap_or("does not verify")) } }
+                            @if let Some(k) = &check.keyid { " " code.digest title=(k) { (k) } } }
+                        td { (a.comment.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        h2 #replays { "Replays of the run" }
+        @if d.replays.is_empty() { p.muted { "none" } } @else {
+            table #version-replays {
+                tr { th { "Replay" } th { "Verdict" } th { "When" } }
+                @for r in &d.replays {
+                    tr {
+                        td { @if links { (run_link(&r.replay)) } @else { code { (r.replay.as_str()) } } }
+                        td { (badge(status_class(r.verdict.as_str()), r.verdict.as_str(), "")) }
+                        td { (repro_store::rfc3339(r.created_ms)) }
+                    }
+                }
+            }
+        }
+        h2 #history { "History" }
+        (timeline(v.history.iter().map(|h| (v.version, h))))
+    }
+}
+
+/// The server's own verification (`repro model verify`): chain, lineage, artifact,
+/// signatures, approvals, replays, each with its finding.
+fn verification(d: &VersionData) -> Markup {
+    html! {
+        section.card.(if d.verify.ok { "ok" } else { "bad" }) #verify {
+            b { @if d.verify.ok { "Verified by this server" } @else { "Verification FAILED" } }
+            " " span.muted { "(the checks of " code { "repro model verify " (d.version.reference()) } ")" }
+            table.facts #verify-checks {
+                @for c in &d.verify.checks {
+                    tr data-check=(c.name) {
+                        th { (c.name) }
+                        td { @if c.ok { span.ok { "✓" } } @else { span.bad { "✗" } } " " span.wrap { (c.detail) } }
+                    }
+                }
+                @if d.verify.checks.is_empty() { tr { td { (dash()) } } }
+            }
+        }
+    }
 }
