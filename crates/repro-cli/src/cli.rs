@@ -188,6 +188,22 @@ pub enum Cmd {
         run_b: String,
     },
 
+    /// Write the audit report of a model version: one self-contained HTML file (no network,
+    /// no script) an auditor can read without repro and print to PDF — the checklist with
+    /// fixes, the lineage picture, the environment, metrics, the registry history with
+    /// approvals and signatures verified, replays, and what it cannot vouch for.
+    ///
+    /// Example: repro report pricing@1 -o pricing-1.html
+    ///
+    /// Example: repro report pricing@prod -o - > report.html
+    Report {
+        /// The version: NAME@V or NAME@STAGE.
+        model: String,
+        /// Where to write it (default: report-NAME-V.html here, e.g. report-pricing-1.html; `-` for stdout).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+
     /// Data snapshots and named datasets.
     #[command(subcommand)]
     Data(DataCmd),

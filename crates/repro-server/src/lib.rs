@@ -30,6 +30,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use error::{ApiError, ServerError};
+
+/// The audit report of a model version (`NAME@V`, `NAME@STAGE`) as one self-contained HTML
+/// document: what `repro report` writes and `/ui/models/NAME@V/report` serves. An unknown
+/// version is an error with a 4xx status.
+pub fn audit_report(store: &mut repro_store::Store, spec: &str) -> Result<String, ApiError> {
+    ui::report::render(store, spec)
+}
 pub use listener::Limits;
 use repro_store::{Metadata, Objects};
 

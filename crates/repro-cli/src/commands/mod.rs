@@ -13,6 +13,7 @@ mod key;
 mod migrate_store;
 mod model;
 mod replay;
+mod report;
 mod run;
 mod runs;
 mod serve;
@@ -34,6 +35,7 @@ fn local_only(cmd: &Cmd) -> Option<&'static str> {
         Cmd::MigrateStore(_) => "migrate-store",
         Cmd::Run(_) => "run",
         Cmd::Replay(_) => "replay",
+        Cmd::Report { .. } => "report",
         Cmd::Data(DataCmd::Snapshot { .. }) => "data snapshot",
         Cmd::Env(EnvCmd::Capture { .. }) => "env capture",
         Cmd::Env(EnvCmd::Check { .. }) => "env check",
@@ -68,6 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Cmd::Audit { run, strict } => audit::audit(&ctx, &run, strict),
         Cmd::Replay(args) => replay::replay(&ctx, args),
         Cmd::Diff { run_a, run_b } => diff::diff(&ctx, &run_a, &run_b),
+        Cmd::Report { model, output } => report::report(&ctx, &model, output.as_deref()),
         Cmd::Data(cmd) => data::data(&ctx, cmd),
         Cmd::Env(cmd) => env::env(&ctx, cmd),
         Cmd::Model(cmd) => model::model(&ctx, cmd),

@@ -351,3 +351,16 @@ fn show_version(v: &ModelVersion) -> Result<()> {
     }
     Ok(())
 }
+
+/// `repro report -o FILE`: which report was written where.
+pub fn report_written(model: &str, file: &std::path::Path, bytes: usize, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&json!({"model": model, "file": file, "bytes": bytes}));
+    }
+    message(&format!(
+        "wrote the audit report of {model} to {} ({}); open it in a browser, or print it to PDF",
+        file.display(),
+        repro_core::audit::human_bytes(bytes as u64)
+    ));
+    Ok(())
+}

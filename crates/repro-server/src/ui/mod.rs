@@ -22,6 +22,7 @@ mod files;
 pub(crate) mod layout;
 mod lineage;
 mod models;
+pub(crate) mod report;
 mod run_page;
 mod run_sections;
 mod runs;
@@ -95,6 +96,7 @@ pub(crate) fn routes() -> Routes {
         .page(M::GET, "/ui/compare", Read, compare::compare_page)
         .page(M::GET, "/ui/models", Read, models::models_page)
         .page(M::GET, "/ui/models/{spec}", Read, models::model_page)
+        .page(M::GET, "/ui/models/{spec}/report", Read, report::report_page)
         .page(M::GET, "/ui/static/links.js", Role::Public, links_js)
 }
 
