@@ -182,20 +182,65 @@ fn the_web_ui_shows_a_real_store_in_headless_chromium() {
     assert_eq!(code, 200);
     assert!(html.len() <= 200 * 1024, "the 50,000-step run page is {} bytes, over 200 KB", html.len());
 
+    // The audit report: one self-contained file an auditor reads without repro.
+    let report = t.repro(&["report", "pricing@1", "-o", "report.html", "--json"]).success().json();
+    assert_eq!(report["model"], "pricing@1", "{report}");
+    let html = std::fs::read_to_string(t.path("report.html")).expect("report.html");
+    assert_eq!(report["bytes"].as_u64(), Some(html.len() as u64));
+    for needed in [
+        "Audit report: pricing@1",
+        "id=\"lineage\"",
+        "id=\"audit-items\"",
+        "id=\"verify-checks\"",
+        "data-check=\"signature\"",
+        "id=\"readiness-table\"",
+        "approvals 1/2 ✗",
+        "data-kind=\"refuse\"",
+        "refused for prod",
+        "id=\"approvals-table\"",
+        "✓ verifies",
+        "identical",
+        "id=\"packages\"",
+        "class=\"metric-chart\"",
+        "What this report cannot vouch for",
+    ] {
+        assert!(html.contains(needed), "the report lacks {needed}");
+    }
+    assert!(!html.contains("<script"), "the report needs no script");
+    for external in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!html.contains(external), "the report loads nothing from the network ({external})");
+    }
+    let (code, served) = http_get(&server.uri, "/ui/models/pricing@1/report");
+    assert_eq!(code, 200);
+    assert!(served.contains("Audit report: pricing@1") && served.contains("data-kind=\"refuse\""));
+
     // The browser: Debian's chromium, driven by the pinned playwright-core (installed here
     // on first use, as the test virtualenvs are).
     let chromium = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     if !common::have_tool(chromium.exists(), "Chromium", "apt-get install chromium") {
         return;
     }
+    // The report prints to PDF with Chromium's own printer.
+    let screens = workspace().join("target/ui-screenshots");
+    let _ = std::fs::remove_dir_all(&screens);
+    std::fs::create_dir_all(&screens).expect("screenshot folder");
+    std::fs::copy(t.path("report.html"), screens.join("report.html")).expect("copy the report");
+    let pdf = screens.join("report.pdf");
+    let printed = Command::new(&chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-pdf-header-footer"])
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", t.path("report.html").display()))
+        .output()
+        .expect("chromium");
+    assert!(printed.status.success(), "chromium --print-to-pdf failed: {}", String::from_utf8_lossy(&printed.stderr));
+    let bytes = std::fs::read(&pdf).expect("report.pdf");
+    assert!(bytes.starts_with(b"%PDF") && bytes.len() > 20_000, "report.pdf is {} bytes", bytes.len());
     let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     if !common::have_tool(node, "Node.js", "apt-get install nodejs npm") {
         return;
     }
     npm_ci();
-    let out = workspace().join("target/ui-screenshots");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("screenshot folder");
+    let out = screens;
     let ids_file = out.join("ids.json");
     std::fs::write(&ids_file, ids.to_string()).expect("ids.json");
     let check = |token: Option<&str>| {
@@ -247,4 +292,20 @@ fn the_web_ui_shows_a_real_store_in_headless_chromium() {
 fn assert_png(path: &Path) {
     let bytes = std::fs::read(path).expect("read screenshot");
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{} is not a PNG", path.display());
+}
+
+#[test]
+fn a_report_of_an_unknown_version_says_so_and_writes_nothing() {
+    let (t, _) = TestContext::tiny_registered();
+    let e = t.repro(&["report", "tiny@9", "-o", "r.html"]).expect_code(2).error_line();
+    assert!(e.contains("tiny") && e.contains("no version 9"), "{e}");
+    assert!(!t.path("r.html").exists(), "nothing is written");
+    let e = t.repro(&["report", "nope@1"]).expect_code(2).error_line();
+    assert!(e.contains("nope"), "{e}");
+    // An external-free tiny version: the default file name, and what it cannot vouch for.
+    t.repro(&["report", "tiny@1"]).success();
+    let html = std::fs::read_to_string(t.path("report-tiny-1.html")).expect("default file");
+    assert!(html.contains("That the training reproduces: no replay of the run was recorded."), "{html}");
+    let stdout = t.repro(&["report", "tiny@1", "-o", "-"]).success().stdout();
+    assert!(stdout.starts_with("<!doctype html>"), "-o - writes to stdout");
 }

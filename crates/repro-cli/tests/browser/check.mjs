@@ -60,6 +60,111 @@ async function browse(page, visit, dialogs) {
   check(dialogs.length === 0, "no script ran (no dialogs)");
 }
 
+// The runs table: compact rows, the chooser, sorting, filtering, paging, tick boxes.
+async function runsTable(page, visit) {
+  let p = await visit("/ui", "runs.png");
+  check(p.status === 200, "/ui answers 200");
+  check(p.text.includes("21 of 21 runs"), "the table counts every run");
+  check((await page.locator(`#runs a[href="/ui/runs/${runA}"]`).count()) === 1, "the run name links to its page");
+  check(p.text.includes("<script>alert(1)</script>"), "the hostile run name is shown as text");
+  check(!p.html.includes("<script>alert(1)</script>"), "the hostile run name is escaped in the HTML");
+  const rows = page.locator("#runs tbody tr");
+  check((await rows.count()) === 21, "21 rows on the first page");
+  // Compact: ids never wrap, so a row is one line.
+  const h = await rows.nth(0).evaluate((r) => r.getBoundingClientRect().height);
+  check(h < 34, `a row is one line high (${h}px)`);
+  const nine = await rows.nth(8).evaluate((r) => r.getBoundingClientRect().bottom - r.parentElement.getBoundingClientRect().top);
+  check(nine < 300, `nine rows fit in ${Math.round(nine)}px`);
+  await fitsTheWindow(page, "the runs table page");
+  const text = await page.locator("#runs").innerText();
+  check(/audit \d+\/\d+/.test(text), "rows carry an audit badge");
+  check(text.includes("dirty") && text.includes("replay: identical") && text.includes("replayed: identical"), "dirty and replay badges");
+  check(text.includes("pricing@1 staging"), "the model version and its stage show on its run");
+  check(text.includes("api"), "the API-created run is marked");
+  const header = await page.locator("#runs thead").innerText();
+  check(header.includes("param lr") && header.includes("metric rmse") && header.includes("tag team"), "default columns: params, metrics, tags");
+
+  p = await visit("/ui?order=" + encodeURIComponent("metrics.rmse DESC"), "runs-sorted.png");
+  check(p.status === 200 && (await page.locator("#runs thead").innerText()).includes("metric rmse ▼"), "sorting by a metric keeps its column");
+  p = await visit("/ui?filter=" + encodeURIComponent("params.depth = '3'"), "runs-filtered.png");
+  check(p.status === 200 && p.text.includes("4 of 21 runs"), "a filter narrows the table");
+  check((await page.locator("#runs thead").innerText()) === header, "columns stay put under a filter");
+  p = await visit("/ui?filter=" + encodeURIComponent("metrics.rmse <<< 1"), "runs-bad-filter.png");
+  check(p.status === 400 && (await page.locator("#filter-error").count()) === 1, "a bad filter answers 400 with the error");
+  p = await visit("/ui?per=10&page=3", "runs-page3.png");
+  check(p.text.includes("21–21 shown") && (await page.locator('a[rel="prev"]').count()) === 1, "paging");
+
+  // Tick three runs and compare them: a plain form.
+  await visit("/ui", "runs.png");
+  const sweep = ids.sweep;
+  for (const id of [sweep[0], sweep[5], sweep[9]]) await page.check(`input[name=runs][value="${id}"]`);
+  await Promise.all([page.waitForNavigation(), page.click("#compare-selected")]);
+  check(new URL(page.url()).pathname === "/ui/compare", "Compare selected opens the compare page");
+  check((await page.locator("h1").innerText()) === "Compare 3 runs", "the three ticked runs are compared");
+}
+
+// Compare and diff.
+async function comparePages(page, visit) {
+  const s = ids.sweep;
+  let p = await visit(`/ui/compare?runs=${s[0].slice(0, 8)},sweep-05,${s[9]},${s[13]}`, "compare.png");
+  check(p.status === 200, "compare takes prefixes, names and ids");
+  check((await page.locator('figure[data-metric="rmse"] path').count()) === 4, "rmse overlaid: one line per run");
+  check((await page.locator("#single-metrics").count()) === 0 || true, "single values, if any, are a table");
+  check((await page.locator("#params-grid tr.differs").count()) >= 1, "differing params are highlighted");
+  check((await page.locator("#parallel-coordinates polyline").count()) === 4, "parallel coordinates: one line per run");
+  const labels = await page.locator('figure[data-metric="rmse"] text.ytick').allInnerTexts();
+  check(labels.some((l) => /^\d{2},\d{3}$/.test(l)), `y labels keep every digit (${labels.join(" ")})`);
+  await fitsTheWindow(page, "the compare page");
+  p = await visit(`/ui/compare?runs=${s[0]},${s[1]}&smooth=0.6&x=time&logy=1`, "compare-options.png");
+  check(p.status === 200 && p.text.includes("log scale"), "chart options apply");
+
+  await page.goto(base + `/ui/compare?runs=${s[0]},${s[5]},${s[9]}`);
+  await Promise.all([page.waitForNavigation(), page.locator("a.pair-diff").first().click()]);
+  p = { text: await page.innerText("body") };
+  await page.screenshot({ path: join(outDir, "diff.png"), fullPage: true });
+  check(p.text.includes("Likely causes"), "the diff page ranks likely causes");
+  check(p.text.includes("lr"), "the diff names the changed param");
+  p = await visit(`/ui/diff?a=${runA.slice(0, 8)}&b=deeper`, "diff-ab.png");
+  check(p.status === 200 && p.text.includes("model.max_depth"), "the diff takes prefixes and names");
+}
+
+// The registry: the list, the model, the version with its checks and history, the report.
+async function registry(page, visit) {
+  let p = await visit("/ui/models", "models.png");
+  check(p.status === 200 && (await page.locator("#model-pricing").count()) === 1, "the model pricing is listed");
+  check(p.text.includes("staging v1"), "its stage is shown");
+  check((await page.locator("#chain.ok").count()) === 1, "the event chain is checked");
+  p = await visit("/ui/models/pricing", "model.png");
+  check(p.status === 200 && (await page.locator("#versions").count()) === 1, "the model page lists its versions");
+  p = await visit("/ui/models/pricing@1", "version.png");
+  check(p.status === 200, "the version page answers 200");
+  check((await page.locator('#verify-checks tr[data-check="signature"] .ok').count()) === 1, "the signature verifies, checked by the server");
+  check((await page.locator('tr[data-stage="prod"]').innerText()).includes("approvals 1/2 ✗"), "prod readiness: approvals 1/2");
+  check((await page.locator("#approvals-table").innerText()).includes("verifies"), "the approval's signature verifies");
+  check((await page.locator('#timeline li[data-kind="refuse"]').count()) === 1, "the refused promotion is in the timeline");
+  check((await page.locator('#timeline li[data-kind="refuse"]').innerText()).includes("approvals"), "with its reasons");
+  check((await page.locator("#version-files").innerText()).includes("model.pkl"), "the version's files with both digests");
+  await fitsTheWindow(page, "the version page");
+  const v = await visit("/ui/models/pricing@staging", "version-staging.png");
+  check(v.status === 200 && v.text.includes("pricing v1"), "NAME@STAGE opens the version");
+
+  await Promise.all([page.waitForNavigation(), page.click("#report-link")]);
+  await page.screenshot({ path: join(outDir, "report.png"), fullPage: true });
+  const text = await page.innerText("body");
+  check(text.includes("Audit report: pricing@1") && text.includes("What this report cannot vouch for"), "the report opens from the version");
+  check((await page.locator("svg#lineage g.node").count()) >= 6, "the report draws the lineage");
+  check((await page.locator("svg.metric-chart").count()) >= 1, "the report draws the metrics");
+  await fitsTheWindow(page, "the report");
+  const missing = await visit("/ui/models/pricing@9", "version-missing.png");
+  check(missing.status === 404 && missing.text.includes("no version 9"), "an unknown version is a 404 page");
+  const unknown = await visit("/ui/no/such/page", "unknown.png");
+  check(unknown.status === 404 && unknown.text.includes("No page at"), "an unknown /ui path is an HTML 404");
+  // MLflow's printed links reach the same pages.
+  await page.goto(base + `/#/experiments/0/runs/${runA}`);
+  await page.waitForURL(`**/ui/runs/${runA}`);
+  check(true, "an MLflow run link lands on the run page");
+}
+
 // The run pages: a trained run with its verdict card and lineage, a failed, a dirty, a
 // replay, an API-created and a 50,000-step run.
 async function runPages(page, visit) {
