@@ -201,7 +201,7 @@ fn the_web_ui_shows_a_real_store_in_headless_chromium() {
         "✓ verifies",
         "identical",
         "id=\"packages\"",
-        "class=\"metric-chart\"",
+        "id=\"single-metrics\"",
         "What this report cannot vouch for",
     ] {
         assert!(html.contains(needed), "the report lacks {needed}");
