@@ -14,6 +14,7 @@
 //! accepting threads.
 
 mod auth;
+mod download;
 mod error;
 mod guard;
 mod listener;

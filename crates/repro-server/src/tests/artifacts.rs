@@ -30,7 +30,7 @@ async fn missing_and_escaping_artifacts_are_the_clients_mistake() {
 
 #[test]
 fn downloads_are_typed_as_mlflow_types_them_and_never_as_html() {
-    use crate::mlflow::artifacts::content_type;
+    use crate::download::content_type;
     // MLflow's test_mime_type_for_download_artifacts_api expectations.
     for (name, want) in [
         ("a.txt", "text/plain"),

@@ -125,7 +125,7 @@ pub(crate) fn metric_section(series: &[Series], opts: &ChartOpts) -> Markup {
     }
     for per_run in keys.values_mut() {
         for pts in per_run.iter_mut() {
-            pts.sort_by(|a, b| (a.step, a.timestamp_ms).cmp(&(b.step, b.timestamp_ms)));
+            pts.sort_by_key(|p| (p.step, p.timestamp_ms));
         }
     }
     let (charted, single): (Vec<_>, Vec<_>) =
@@ -248,6 +248,8 @@ const H: f64 = 240.0;
 const TOP: f64 = 12.0;
 const RIGHT: f64 = 14.0;
 const BOTTOM: f64 = 34.0;
+/// One run's points in data coordinates (x, y).
+type Line = Vec<(f64, f64)>;
 /// Width of one label character at the 10 px font, generous for digits and commas.
 const CHAR_W: f64 = 6.4;
 
@@ -255,7 +257,7 @@ fn chart(key: &str, series: &[Series], per_run: &[Vec<&MetricPoint>], opts: &Cha
     let mut skipped = 0usize;
     let mut nonpositive = 0usize;
     // Per run: (x, y) after x choice, non-finite and (log) non-positive dropped, smoothed.
-    let lines: Vec<(Vec<(f64, f64)>, Vec<(f64, f64)>)> = per_run
+    let lines: Vec<(Line, Line)> = per_run
         .iter()
         .map(|pts| {
             let t0 = pts.iter().filter_map(|p| p.timestamp_ms).min();
@@ -477,8 +479,12 @@ mod tests {
         let o = ChartOpts::from_query(&q(&[("smooth", "0.6"), ("x", "time"), ("logy", "1")])).expect("ok");
         assert_eq!(o, ChartOpts { smooth: 0.6, x: XAxis::Time, logy: true });
         assert_eq!(o.query(), "smooth=0.6&x=time&logy=1");
-        assert!(ChartOpts::from_query(&q(&[("smooth", "2")])).unwrap_err().contains("from 0 to 0.99"));
-        assert!(ChartOpts::from_query(&q(&[("x", "wall")])).unwrap_err().contains("neither step nor time"));
+        assert!(ChartOpts::from_query(&q(&[("smooth", "2")]))
+            .expect_err("smooth 2 is out of range")
+            .contains("from 0 to 0.99"));
+        assert!(ChartOpts::from_query(&q(&[("x", "wall")]))
+            .expect_err("x=wall is unknown")
+            .contains("neither step nor time"));
         assert!(ChartOpts::from_query(&q(&[("logy", "maybe")])).is_err());
     }
 

@@ -15,8 +15,8 @@ use repro_store::meta::StoredRun;
 use repro_store::Store;
 
 use super::charts::{chart_controls, colour, metric_section, ChartOpts, Series};
-use super::data::resolve_run;
 use super::layout::{badge, crumb, dash, opt, page, run_link, status_class};
+use super::resolve_run;
 use super::{api_error_page, enc, error_page, fmt_num, param_text, Pairs, Params, S};
 use crate::ApiError;
 

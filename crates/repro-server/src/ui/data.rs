@@ -10,15 +10,12 @@ use repro_core::{Digest, RunId};
 use repro_store::fsck::NoProgress;
 use repro_store::meta::{ReplayRow, StoredRun};
 use repro_store::tracking::TrackedRun;
-use repro_store::{Metadata, Objects, Store};
+use repro_store::{Objects, Store};
 
 use crate::ApiError;
 
 /// How much of each log the run page shows (its end).
 const LOG_TAIL: usize = 64 * 1024;
-
-/// How much of a stored diff or params file the run page shows inline.
-pub(crate) const TEXT_LIMIT: usize = 256 * 1024;
 
 // ---- one run ----------------------------------------------------------------------------
 
@@ -37,19 +34,12 @@ pub(crate) struct RunData {
     /// The run as the tracking API sees it: the params, tags and metrics clients logged.
     pub(crate) tracked: TrackedRun,
     pub(crate) replay_of: Option<ReplayOf>,
-    /// The stored `git diff` of a dirty tree, as text (its end cut past `TEXT_LIMIT`).
+    /// The stored `git diff` of a dirty tree, as text (its end cut past `files::TEXT_LIMIT`).
     pub(crate) diff: Option<String>,
     /// Every file of the run a person may open: outputs, logged artifacts, params files.
     pub(crate) files: Vec<super::files::RunFile>,
     /// The params files' text, by path, where small and text.
     pub(crate) params_text: BTreeMap<String, String>,
-}
-
-/// A RUN as the CLI takes it (a full id, a 4+ character prefix, a name, `latest`,
-/// `NAME@V`, `NAME@STAGE`), resolved by the store's own resolver so the UI and the CLI
-/// cannot disagree; errors carry the CLI's wording (unknown is a 404, ambiguous a 400).
-pub(crate) fn resolve_run(m: &Metadata, spec: &str) -> Result<RunId, ApiError> {
-    m.resolve_run(spec).map_err(|e| ApiError::from(repro_exec::ExecError::Store(e)))
 }
 
 /// How a replay run relates to the run it replayed: the verdict recorded for it, and the
@@ -113,9 +103,12 @@ pub(crate) fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> 
     let tracked = st.meta.tracking().get_tracked_run(id.as_str())?;
     let replay_of = replay_of(st, &run)?;
     let diff = run.record.code.diff.as_ref().and_then(|d| st.objects.read(d).ok()).map(|b| {
-        let mut text = String::from_utf8_lossy(&b[..b.len().min(TEXT_LIMIT)]).into_owned();
-        if b.len() > TEXT_LIMIT {
-            text.push_str(&format!("\n… ({} more bytes; download the diff to read them)\n", b.len() - TEXT_LIMIT));
+        let mut text = String::from_utf8_lossy(&b[..b.len().min(super::files::TEXT_LIMIT)]).into_owned();
+        if b.len() > super::files::TEXT_LIMIT {
+            text.push_str(&format!(
+                "\n… ({} more bytes; download the diff to read them)\n",
+                b.len() - super::files::TEXT_LIMIT
+            ));
         }
         text
     });
@@ -125,7 +118,7 @@ pub(crate) fn load_run(st: &mut Store, id: &RunId) -> Result<RunData, ApiError> 
         .params
         .files
         .iter()
-        .filter(|f| f.size as usize <= TEXT_LIMIT)
+        .filter(|f| f.size as usize <= super::files::TEXT_LIMIT)
         .filter_map(|f| Some((f.path.clone(), super::files::text_of(&st.objects.read(&f.digest).ok()?)?)))
         .collect();
     Ok(RunData {

@@ -2,7 +2,7 @@
 //! params files, each with a preview page (text shown escaped, images shown as images) and
 //! a download. Only files the run's own record or artifact folder names can be opened: the
 //! path is looked up among them, never joined onto anything, and downloads are served by
-//! the API's `send_object` (re-hashed first, `attachment`, content types that never run).
+//! `download::send_object` (re-hashed first, `attachment`, content types that never run).
 
 use std::collections::BTreeMap;
 
@@ -15,10 +15,13 @@ use repro_store::meta::StoredRun;
 use repro_store::tracking::TrackedRun;
 use repro_store::Store;
 
-use super::data::{resolve_run, TEXT_LIMIT};
 use super::layout::{crumb, digest, page};
+use super::resolve_run;
 use super::{api_error_page, enc, error_page, Params, Segment, S};
 use crate::ApiError;
+
+/// How much of a stored diff or params file the run page shows inline.
+pub(crate) const TEXT_LIMIT: usize = 256 * 1024;
 
 /// What a file is to the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,7 +195,7 @@ pub(crate) async fn file_raw(AxState(s): S, Segment(spec): Segment, Params(q): P
         Err(r) => return r,
     };
     let name = file.path.rsplit('/').next().unwrap_or(&file.path).to_string();
-    match crate::mlflow::artifacts::send_object(&s.0, file.digest, &name).await {
+    match crate::download::send_object(&s.0, file.digest, &name).await {
         Ok(r) => r,
         Err(e) => api_error_page(e),
     }

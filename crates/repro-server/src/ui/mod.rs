@@ -107,6 +107,13 @@ pub(crate) async fn root() -> Redirect {
 
 // ---- text helpers -----------------------------------------------------------------------
 
+/// A RUN as the CLI takes it (a full id, a 4+ character prefix, a name, `latest`,
+/// `NAME@V`, `NAME@STAGE`), resolved by the store's own resolver so the UI and the CLI
+/// cannot disagree; errors carry the CLI's wording (unknown is a 404, ambiguous a 400).
+pub(crate) fn resolve_run(m: &repro_store::Metadata, spec: &str) -> Result<repro_core::RunId, crate::ApiError> {
+    m.resolve_run(spec).map_err(|e| crate::ApiError::from(repro_exec::ExecError::Store(e)))
+}
+
 /// Percent-encodes a query-string component.
 pub(crate) fn enc(s: &str) -> String {
     crate::request::encode_component(s)

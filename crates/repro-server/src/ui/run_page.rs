@@ -10,9 +10,10 @@ use repro_core::audit::{self, AuditReport, ItemStatus};
 use repro_core::record::RunStatus;
 
 use super::charts::{with_opts, ChartOpts};
-use super::data::{load_run, resolve_run, RunData};
+use super::data::{load_run, RunData};
 use super::layout::{badge, crumb, duration, page, run_link, status_class};
 use super::lineage::lineage_svg;
+use super::resolve_run;
 use super::run_sections as sections;
 use super::{api_error_page, enc, error_page, Params, Segment, S};
 
