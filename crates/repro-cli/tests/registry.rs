@@ -45,6 +45,27 @@ fn events(t: &TestContext) -> usize {
     sql(t, "SELECT count(*) FROM registry_events").parse().expect("a count")
 }
 
+/// The newest event's kind and payload, read behind repro's back.
+fn last_event(t: &TestContext) -> (String, Value) {
+    let kind = sql(t, "SELECT kind FROM registry_events ORDER BY seq DESC LIMIT 1");
+    let payload = sql(t, "SELECT payload FROM registry_events ORDER BY seq DESC LIMIT 1");
+    (kind, serde_json::from_str(&payload).expect("payload JSON"))
+}
+
+/// The newest event is a refusal for `stage` naming exactly `unmet` (the requirements, in order).
+fn assert_refusal_recorded(t: &TestContext, stage: &str, unmet: &[&str]) {
+    let (kind, payload) = last_event(t);
+    assert_eq!(kind, "refuse", "{payload:#}");
+    assert_eq!(payload["stage"], stage, "{payload:#}");
+    let named: Vec<&str> = payload["unmet"]
+        .as_array()
+        .expect("unmet")
+        .iter()
+        .map(|u| u.as_str().expect("text").split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(named, unmet, "{payload:#}");
+}
+
 /// Files under the store's object folder.
 fn object_files(t: &TestContext) -> usize {
     fn walk(p: &Path) -> usize {
@@ -198,7 +219,8 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
         unmet_reason(&refused, "approvals").contains("needs 2 approvals signed by distinct trusted approvers"),
         "{refused:#}"
     );
-    assert_eq!(events(&t), 2, "a refused promotion appends no event");
+    assert_eq!(events(&t), 3, "a refused promotion is recorded, with what stopped it");
+    assert_refusal_recorded(&t, "prod", &["replay_verified", "signed", "approvals"]);
     let human = t.repro(&["model", "promote", "pricing@1", "--to", "prod"]).expect_code(1).stdout();
     assert!(human.contains("3 requirement(s) unmet"), "{human}");
     for (name, fix) in [
@@ -208,7 +230,7 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
     ] {
         assert!(human.contains(name) && human.contains(fix), "{name} / {fix} missing from:\n{human}");
     }
-    assert_eq!(events(&t), 2);
+    assert_eq!(events(&t), 4, "each attempt is recorded");
 
     // A key pair: the private half readable by its owner only.
     let key = generate_key(&t, "keys");
@@ -228,7 +250,7 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
     let s = sign(&t, "pricing@1", "keys");
     assert_eq!(s["keyid"], keyid.as_str());
     assert_eq!(s["model"], "pricing@1");
-    assert_eq!(events(&t), 3);
+    assert_eq!(events(&t), 5);
 
     // Approvals are signatures. Ada's own key (the default one, in her key folder) is
     // trusted by the store as hers.
@@ -266,7 +288,8 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
     let still = t.repro(&["model", "promote", "pricing@1", "--to", "prod", "--json"]).expect_code(1).json();
     assert_eq!(unmet(&still), ["approvals"], "replayed and signed now: {still:#}");
     assert!(unmet_reason(&still, "approvals").contains(&format!("has 1 ({ADA})")), "{still:#}");
-    assert_eq!(events(&t), 5, "two approvals recorded, the refusal nothing");
+    assert_eq!(events(&t), 8, "two approvals and the refusal recorded");
+    assert_refusal_recorded(&t, "prod", &["approvals"]);
 
     let bob = approve(&t, "pricing@1", "prod", BOB);
     assert_eq!((bob["repeated"].as_bool(), bob["approvers"].as_u64()), (Some(false), Some(2)));
@@ -275,9 +298,9 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
     let p = t.repro(&["model", "promote", "pricing@1", "--to", "prod", "--json"]).success().json();
     assert_eq!(p["outcome"], "promoted", "{p:#}");
     assert_eq!((p["stage"].as_str(), p["from"].as_str()), (Some("prod"), Some("staging")));
-    assert_eq!(events(&t), 7);
-    let promote: Value =
-        serde_json::from_str(&sql(&t, "SELECT payload FROM registry_events WHERE seq = 7")).expect("payload JSON");
+    assert_eq!(events(&t), 10);
+    let (kind, promote) = last_event(&t);
+    assert_eq!(kind, "promote");
     assert_eq!(promote["approvers"], serde_json::json!([ADA, BOB]), "distinct approvers, first approval each");
     assert!(promote["checked"].as_array().expect("checked").iter().any(|c| c == "replay_verified"));
 
@@ -291,7 +314,10 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
     assert_eq!(approvals[0]["comment"], "reviewed the replay");
     assert_eq!(approvals[2]["by"], BOB);
     assert_eq!(shown["signatures"][0]["keyid"], keyid.as_str());
-    assert_eq!(history(&shown), ["register", "promote", "sign", "approve", "approve", "approve", "promote"]);
+    assert_eq!(
+        history(&shown),
+        ["register", "promote", "refuse", "refuse", "sign", "approve", "approve", "refuse", "approve", "promote"]
+    );
     let text = t.repro(&["model", "show", "pricing@1"]).success().stdout();
     assert!(text.contains("pricing@1 (prod)") && text.contains("reviewed the replay"), "{text}");
 
@@ -301,7 +327,7 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
     for name in ["event_chain", "lineage", "artifact", "signature"] {
         assert!(check(&verified, name).0, "{name}: {verified:#}");
     }
-    assert!(check(&verified, "event_chain").1.contains("7 events"), "{verified:#}");
+    assert!(check(&verified, "event_chain").1.contains("10 events"), "{verified:#}");
     // README's `--key repro.pub`: a bare name not found here is the one in the key folder
     // (REPRO_KEY_DIR here), and a missing one names both places.
     let home = t.tmp.path().join("verify-keys");
@@ -351,7 +377,7 @@ fn auditor_story_run_register_staging_refused_for_prod_then_replay_sign_approve_
     let ls = t.repro(&["model", "ls", "--json"]).success().json();
     assert_eq!(ls[0]["stages"], serde_json::json!({"prod": 1}), "{ls:#}");
     let fsck = t.repro(&["fsck", "--json"]).success().json();
-    assert_eq!((fsck["clean"].as_bool(), fsck["registry_events"].as_u64()), (Some(true), Some(7)), "{fsck:#}");
+    assert_eq!((fsck["clean"].as_bool(), fsck["registry_events"].as_u64()), (Some(true), Some(10)), "{fsck:#}");
 }
 
 #[test]
@@ -410,14 +436,14 @@ fn a_new_version_takes_the_stage_and_an_archived_version_is_out_for_good() {
     generate_key(&t, "keys");
     let e = t.repro(&["model", "sign", "pricing@1", "--key", "keys/repro.key"]).expect_code(2).error_line();
     assert!(e.contains("pricing@1 is archived") && e.contains("cannot be signed"), "{e}");
-    assert_eq!(events(&t), n, "refusals append no event");
+    assert_eq!(events(&t), n + 1, "the refused promotion is recorded; the errors write nothing");
 
     // The model lists both versions with their histories.
     let m = t.repro(&["model", "show", "pricing", "--json"]).success().json();
     assert_eq!((m["latest"].as_u64(), m["stages"].clone()), (Some(2), serde_json::json!({"staging": 2})), "{m:#}");
     let versions = m["versions"].as_array().expect("versions");
     assert_eq!(versions.len(), 2);
-    assert_eq!(history(&versions[0]), ["register", "promote", "promote", "promote", "archive"]);
+    assert_eq!(history(&versions[0]), ["register", "promote", "promote", "promote", "archive", "refuse"]);
     assert_eq!(history(&versions[1]), ["register", "promote"]);
     assert!(versions[0]["archived"].is_object() && versions[1]["archived"].is_null());
     let text = t.repro(&["model", "show", "pricing"]).success().stdout();
@@ -606,7 +632,7 @@ fn promote_refuses_a_version_whose_run_record_was_edited() {
     let r = t.repro(&["model", "promote", "pricing@1", "--to", "staging", "--json"]);
     assert_eq!(r.code(), 2, "a tampered record entered staging: {}", r.stdout());
     assert!(r.error_line().contains("runs: edited behind repro's back (record)"), "{}", r.error_line());
-    assert_eq!(events(&t), 1);
+    assert_eq!(events(&t), 2, "the refusal is recorded, the tampered attempt writes nothing");
 }
 
 // ---- keys and signatures ------------------------------------------------------------------
@@ -781,7 +807,8 @@ fn a_custom_policy_with_parity_against_a_registered_serving_environment() {
     assert_eq!(unmet(&refused), ["parity"], "{refused:#}");
     let reason = unmet_reason(&refused, "parity");
     assert!(reason.contains("'serving'") && reason.contains("scikit-learn") && reason.contains("1.2.2"), "{reason}");
-    assert_eq!(events(&t), n);
+    assert_eq!(events(&t), n + 1);
+    assert_refusal_recorded(&t, "prod", &["parity"]);
 
     // The serving image fixed (serving:2 pins what the run trained with): prod.
     t.repro(&["env", "register", "requirements.txt", "--name", "serving"]).success();
@@ -1253,7 +1280,7 @@ fn an_external_version_is_said_plainly_gated_by_every_evidence_policy_and_adopte
     let adopted = t.repro(&["model", "adopt", "churn@1", "--from", "churn-7", "--json"]).success().json();
     assert_eq!(adopted["files"], 2, "{adopted:#}");
     let v = show_version(&t, "churn@1");
-    assert_eq!(history(&v), ["external", "promote", "adopt"]);
+    assert_eq!(history(&v), ["external", "refuse", "promote", "adopt"]);
     let files = v["artifact"]["files"].as_array().expect("files");
     let pkl = files.iter().find(|f| f["path"] == "gs://team-models/churn/7/data/model.pkl").expect("pkl pinned");
     assert_eq!(pkl["sha256"], sha256sum(&copy.join("data/model.pkl")));

@@ -103,11 +103,16 @@ fn remote_mode_prints_what_local_mode_prints_and_the_server_guards_the_registry(
     // Registry changes through the server, open (no tokens yet): promote to dev.
     let r = t.repro(&["--server", &uri, "model", "promote", "pricing@1", "--to", "dev", "--json"]).success();
     assert_eq!(r.json()["outcome"], "promoted");
-    // A refusal is exit 1, as locally, and changes nothing.
-    let before = t.repro(&["model", "show", "pricing@1", "--json"]).success().stdout();
+    // A refusal is exit 1, as locally: the stage stays, and the history records the attempt
+    // under the server's identity for it (no tokens yet: anyone who can reach it).
     let r = t.repro(&["--server", &uri, "model", "promote", "pricing@1", "--to", "prod"]).expect_code(1);
     assert!(r.stdout().contains("refused: pricing@1 cannot enter prod"), "{}", r.stdout());
-    assert_eq!(t.repro(&["model", "show", "pricing@1", "--json"]).success().stdout(), before);
+    let after = t.repro(&["model", "show", "pricing@1", "--json"]).success().json();
+    assert_eq!(after["stage"], "dev", "{after:#}");
+    let last = after["history"].as_array().and_then(|h| h.last()).cloned().unwrap_or_default();
+    assert_eq!(last["kind"], "refuse", "{after:#}");
+    assert!(last["by"].as_str().unwrap_or_default().contains("anyone who can reach repro serve"), "{last:#}");
+    assert!(last["detail"].as_str().unwrap_or_default().starts_with("refused for prod: "), "{last:#}");
 
     // Tokens: none → a clear error; a wrong one → refused; read reads but cannot change the
     // registry; write approves but cannot promote; admin promotes.
@@ -121,6 +126,11 @@ fn remote_mode_prints_what_local_mode_prints_and_the_server_guards_the_registry(
     let local_runs = t.repro(&["runs", "--json"]).success().stdout();
     let r = t.repro(&["--server", &uri, "--token", &read, "runs", "--json"]).success();
     assert_eq!(r.stdout(), local_runs);
+    let history_len = |t: &TestContext| {
+        let shown = t.repro(&["model", "show", "pricing@1", "--json"]).success().json();
+        shown["history"].as_array().map(Vec::len).unwrap_or_default()
+    };
+    let events_before = history_len(&t);
     let r = t.repro(&["--server", &uri, "--token", &read, "model", "promote", "pricing@1", "--to", "staging"]);
     let r = r.expect_code(2);
     assert!(r.error_line().contains("A read token cannot POST"), "{}", r.stderr());
@@ -130,6 +140,7 @@ fn remote_mode_prints_what_local_mode_prints_and_the_server_guards_the_registry(
     assert!(r.expect_code(2).error_line().contains("needs an admin token (this one is write)"));
     let r = t.repro(&["--server", &uri, "--token", &write, "model", "archive", "pricing@1", "--reason", "x"]);
     assert!(r.expect_code(2).error_line().contains("needs an admin token"));
+    assert_eq!(history_len(&t), events_before, "a promotion the token may not ask for is not even a refusal");
     // A write token approves only when it is bound to the approver's key, and the approver
     // is the token's person, whatever the statement claims.
     let r = t.repro(&["--server", &uri, "--token", &write, "model", "approve", "pricing@1", "--stage", "prod"]);
@@ -272,10 +283,7 @@ fn the_web_ui_signs_in_with_a_token_and_a_session_cookie() {
     assert_eq!(header(&head, "location"), Some("/ui/login?next=%2Fui%2Fmodels"));
     let (code, _, page) = http(uri, "GET", "/ui/login?next=%2Fui%2Fmodels", &[], b"");
     assert_eq!(code, 200);
-    assert!(
-        page.contains("<form method=\"post\" action=\"/ui/login\"") && page.contains("type=\"password\""),
-        "{page}"
-    );
+    assert!(page.contains("method=\"post\" action=\"/ui/login\"") && page.contains("type=\"password\""), "{page}");
     // The APIs still answer 401 JSON, not a redirect.
     let (code, _, body) = http(uri, "GET", "/api/v1/runs", &[], b"");
     assert_eq!(code, 401, "{body}");

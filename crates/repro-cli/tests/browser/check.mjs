@@ -51,6 +51,29 @@ async function fitsTheWindow(page, what) {
   check(over <= 1, `${what} fits the window (${over}px over)`);
 }
 
+// Printed on A4 (718 CSS pixels between Chromium's default margins), nothing reaches past
+// the page's right edge and no box cuts its text (an ellipsis or a hidden overflow).
+async function fitsAPrintedPage(page, what) {
+  await page.emulateMedia({ media: "print" });
+  await page.setViewportSize({ width: 718, height: 1000 });
+  const cut = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const bad = [];
+    for (const el of document.querySelectorAll("body *")) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      const name = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.className && typeof el.className === "string" ? "." + el.className.split(" ")[0] : "");
+      if (r.right > width + 1) bad.push(`${name} ends at ${Math.round(r.right)}px`);
+      const style = getComputedStyle(el);
+      if (style.overflowX !== "visible" && el.scrollWidth > el.clientWidth + 1) bad.push(`${name} hides ${el.scrollWidth - el.clientWidth}px`);
+    }
+    return bad;
+  });
+  await page.emulateMedia({ media: "screen" });
+  await page.setViewportSize({ width: 1400, height: 900 });
+  check(cut.length === 0, `${what} prints on A4 without cut-off content (${cut.slice(0, 6).join("; ")})`);
+}
+
 // Every page of a store without tokens.
 async function browse(page, visit, dialogs) {
   await runsTable(page, visit);
@@ -154,6 +177,7 @@ async function registry(page, visit) {
   check((await page.locator("svg#lineage g.node").count()) >= 6, "the report draws the lineage");
   check((await page.locator("#single-metrics td.num").count()) >= 1, "the report shows the metrics (single values as a table)");
   await fitsTheWindow(page, "the report");
+  await fitsAPrintedPage(page, "the report");
   const missing = await visit("/ui/models/pricing@9", "version-missing.png");
   check(missing.status === 404 && missing.text.includes("no version 9"), "an unknown version is a 404 page");
   const unknown = await visit("/ui/no/such/page", "unknown.png");
