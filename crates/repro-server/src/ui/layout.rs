@@ -57,7 +57,9 @@ nav.pages{margin:.4em 0}ol.timeline{padding-left:1.2em}ol.timeline li{margin:.2e
 @media print{header,nav.crumbs,form,.noprint{display:none}main{max-width:none;padding:0}
 body{background:#fff;font-size:11pt}.chart,svg,.card,tr{break-inside:avoid}h2{break-after:avoid}
 pre{max-height:none;overflow:visible}.scroll{overflow:visible}a{color:inherit;text-decoration:none}
-.digest{max-width:none;overflow:visible;white-space:normal;overflow-wrap:anywhere}}
+.digest{max-width:none;overflow:visible;white-space:normal;overflow-wrap:anywhere}
+table{max-width:100%}td,th{overflow-wrap:anywhere}.id,.nowrap,.req{white-space:normal}.side{display:block}
+table.compact td,table.compact th{white-space:normal;max-width:none;overflow:visible}svg{max-width:100%;height:auto}}
 ";
 
 /// A link in the breadcrumb trail above a page's title.
