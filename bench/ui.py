@@ -7,7 +7,7 @@ shape bench/server.py uses), then times GET requests of the runs table:
 
   /ui                               the first page, default columns
   /ui?page=1000                     a page deep in the table (OFFSET 49,950)
-  /ui?order=metrics.acc DESC        sorted by a metric
+  /ui?order=metrics.acc DESC        sorted by a metric (the first page, and page 1,000)
   /ui?filter=params.lr = '0.01'     a filter that matches a third of the runs
 
 and one run page, each `--n` times after two warm-up requests, reporting p50 and p95 of the
@@ -104,11 +104,16 @@ def main():
     ap.add_argument("--runs", type=int, default=100_000)
     ap.add_argument("--n", type=int, default=30)
     ap.add_argument("--out", default="bench/results-ui.json")
+    ap.add_argument("--store", help="keep the seeded store in this folder and reuse it when it is already there "
+                                    "(seeding 100,000 runs takes about 4 minutes)")
     args = ap.parse_args()
     repro = os.path.abspath(args.repro)
-    work = tempfile.mkdtemp(prefix="repro-bench-ui-")
+    work = os.path.abspath(args.store) if args.store else tempfile.mkdtemp(prefix="repro-bench-ui-")
+    seeded = args.store and os.path.exists(os.path.join(work, ".repro"))
     try:
-        subprocess.run([repro, "init"], cwd=work, check=True, capture_output=True)
+        if not seeded:
+            os.makedirs(work, exist_ok=True)
+            subprocess.run([repro, "init"], cwd=work, check=True, capture_output=True)
         port = free_port()
         srv = subprocess.Popen([repro, "serve", "--port", str(port)], cwd=work,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -120,15 +125,19 @@ def main():
             except requests.RequestException:
                 time.sleep(0.1)
         t = time.perf_counter()
-        seed(url, args.runs)
+        if not seeded:
+            seed(url, args.runs)
         setup = time.perf_counter() - t
-        print(f"seeded {args.runs} runs in {setup:.0f} s", flush=True)
-        first = requests.get(url + "/api/2.0/mlflow/runs/search",
-                             json={"experiment_ids": ["0"], "max_results": 1}).json()["runs"][0]["info"]["run_id"]
+        print(f"seeded {args.runs} runs in {setup:.0f} s" if not seeded else f"reusing the store in {work}", flush=True)
+        found = requests.post(url + "/api/2.0/mlflow/runs/search",
+                              json={"experiment_ids": ["0"], "max_results": 1})
+        found.raise_for_status()
+        first = found.json()["runs"][0]["info"]["run_id"]
         paths = [
             "/ui",
             "/ui?page=1000",
             "/ui?order=" + urllib.parse.quote("metrics.acc DESC"),
+            "/ui?page=1000&order=" + urllib.parse.quote("metrics.acc DESC"),
             "/ui?filter=" + urllib.parse.quote("params.lr = '0.01'"),
             f"/ui/runs/{first}",
         ]
@@ -140,11 +149,17 @@ def main():
         srv.terminate()
         srv.wait(timeout=30)
         json.dump({"runs": args.runs, "seed_s": setup, "results": results}, open(args.out, "w"), indent=1)
-        ok = all(r["p50_ms"] <= 150 for r in results[:4])
-        print("target (runs table ≤ 150 ms at p50):", "met" if ok else "MISSED")
+        # The target covers the table as people open it: first page, a deep page in the default
+        # order, a sort, a filter. A deep page of a sorted table is reported, not judged: its
+        # OFFSET walks the metric's index through every skipped run.
+        judged = [r for r in results if r["path"].startswith("/ui") and not r["path"].startswith("/ui/runs")
+                  and not ("page=" in r["path"] and "order=" in r["path"])]
+        ok = all(r["p50_ms"] <= 150 for r in judged)
+        print("target (runs table ≤ 150 ms at p50; deep sorted page not judged):", "met" if ok else "MISSED")
         return 0 if ok else 1
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.store:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -200,23 +200,96 @@ impl Builder {
 /// With a `driver`, the runs are first narrowed by that clause's index (it must be one of
 /// `q.clauses`, which stay in the WHERE clause: the narrowing only changes the plan).
 pub fn select(q: &RunQuery<'_>, driver: Option<Driver<'_>>) -> Statement {
+    select_part(q, driver, Part::All)
+}
+
+/// Which of the runs a search reads: all of them, or — when it sorts first by a metric — the
+/// runs with a real value of that metric (read in the order of its index, so the first page
+/// of 100,000 runs sorted by a metric reads about a page) or the others (NaN, then absent:
+/// they sort after every real value, whichever the direction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    All,
+    Valued,
+    Unvalued,
+}
+
+/// Whether `q` sorts first by a metric, so that [`Part::Valued`] and [`Part::Unvalued`] apply.
+pub fn sorted_by_metric(q: &RunQuery<'_>) -> bool {
+    q.order.first().is_some_and(|o| o.entity == EntityType::Metric)
+}
+
+/// [`select`] of one [`Part`]; `Valued` and `Unvalued` need [`sorted_by_metric`].
+pub fn select_part(q: &RunQuery<'_>, driver: Option<Driver<'_>>, part: Part) -> Statement {
     let mut b = Builder { args: Vec::new() };
-    let (joins, order) = order_by(&mut b, q.order, q.params);
-    let filter = where_clause(&mut b, q, driver);
+    let order = order_by(&mut b, q.order, q.params);
+    let mut filter = where_clause(&mut b, q, driver);
+    let (source, joins, order) = match (part, &order.first_metric) {
+        (Part::Valued, Some(key)) => {
+            filter.push_str(&format!(" AND o0.key = {key} AND o0.is_nan = FALSE"));
+            // The metric's index first: its order is the page's order, and the walk stops
+            // once the page is full.
+            let source = "latest_metrics o0 JOIN runs r ON r.id = o0.run_id LEFT JOIN tracking t ON t.run_id = r.id";
+            (source.to_string(), order.joins[1..].concat(), order.terms[1..].join(", "))
+        }
+        (Part::Unvalued, Some(_)) => {
+            filter.push_str(" AND (o0.run_id IS NULL OR o0.is_nan)");
+            (RUN_SOURCE.to_string(), order.joins.concat(), order.terms.join(", "))
+        }
+        _ => (RUN_SOURCE.to_string(), order.joins.concat(), order.terms.join(", ")),
+    };
     let limit = q.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
     let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
     let (limit, offset) = (b.bind(Arg::Int(limit)), b.bind(Arg::Int(offset)));
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM {RUN_SOURCE}{joins} WHERE {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        "SELECT {RUN_COLUMNS} FROM {source}{joins} WHERE {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
     );
     Statement { sql, args: b.args }
 }
 
-/// The statement that counts the runs `q` matches (ignoring its order and page).
-pub fn count(q: &RunQuery<'_>) -> Statement {
+/// How many runs of `q` have a real value of the metric it sorts by first (the size of its
+/// [`Part::Valued`]).
+pub fn count_valued(q: &RunQuery<'_>) -> Statement {
     let mut b = Builder { args: Vec::new() };
     let filter = where_clause(&mut b, q, None);
-    Statement { sql: format!("SELECT COUNT(*) FROM {RUN_SOURCE} WHERE {filter}"), args: b.args }
+    let key = q.order.first().map(|o| b.text(&o.key)).unwrap_or_else(|| b.text(""));
+    let sql = format!(
+        "SELECT COUNT(*) FROM latest_metrics o0 JOIN runs r ON r.id = o0.run_id LEFT JOIN tracking t ON t.run_id = r.id \
+         WHERE {filter} AND o0.key = {key} AND o0.is_nan = FALSE"
+    );
+    Statement { sql, args: b.args }
+}
+
+/// The statement that counts the runs `q` matches (ignoring its order and page), or up to
+/// `cap` of them: a count that stops once the answer is "at least `cap`" walks only as far as
+/// that many matches.
+pub fn count(q: &RunQuery<'_>, cap: Option<usize>) -> Statement {
+    let mut b = Builder { args: Vec::new() };
+    if q.clauses.is_empty() {
+        // Without clauses the join per run is not needed (it is most of the cost at 100,000
+        // runs): a run without a tracking row is an active run of experiment 0 (the
+        // COALESCEs of RUN_SOURCE's readers), and the foreign key guarantees each tracking row
+        // its run, so the untracked runs are #runs − #tracking. Three counts of one table.
+        let tracked = format!(
+            "(SELECT COUNT(*) FROM tracking t WHERE t.experiment_id IN {} AND t.lifecycle_stage IN {})",
+            b.int_list(q.experiments),
+            b.list(q.stages)
+        );
+        let sql = match q.experiments.contains(&0) && q.stages.contains(&"active") {
+            true => format!("SELECT {tracked} + (SELECT COUNT(*) FROM runs) - (SELECT COUNT(*) FROM tracking)"),
+            false => format!("SELECT {tracked}"),
+        };
+        return Statement { sql, args: b.args };
+    }
+    let filter = where_clause(&mut b, q, None);
+    let sql = match cap {
+        Some(cap) => {
+            let cap = b.bind(Arg::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
+            format!("SELECT COUNT(*) FROM (SELECT 1 FROM {RUN_SOURCE} WHERE {filter} LIMIT {cap}) AS capped")
+        }
+        None => format!("SELECT COUNT(*) FROM {RUN_SOURCE} WHERE {filter}"),
+    };
+    Statement { sql, args: b.args }
 }
 
 /// The clauses of `q` that could narrow it through an index; which one, if any, is the
@@ -467,15 +540,28 @@ fn int_cond(b: &mut Builder, c: &Clause, col: &str) -> String {
 }
 
 /// The joins the order needs and the ORDER BY terms, ending with MLflow's default.
-fn order_by(b: &mut Builder, order: &[OrderBy], params: ParamSource) -> (String, String) {
-    let mut joins = String::new();
+/// An ORDER BY as SQL: one join per sorted key (`o0`, `o1`, …) and the terms. When the first
+/// key is a metric, `joins[0]` is its join, `terms[0]` its rank (value, NaN, absent) and
+/// `first_metric` the placeholder of its key.
+struct Order {
+    joins: Vec<String>,
+    terms: Vec<String>,
+    first_metric: Option<String>,
+}
+
+fn order_by(b: &mut Builder, order: &[OrderBy], params: ParamSource) -> Order {
+    let mut joins: Vec<String> = Vec::new();
     let mut terms: Vec<String> = Vec::new();
+    let mut first_metric = None;
     for (i, o) in order.iter().enumerate() {
         let dir = if o.ascending { "ASC" } else { "DESC" };
         match o.entity {
             EntityType::Metric => {
                 let key = b.text(&o.key);
-                joins.push_str(&format!(" LEFT JOIN latest_metrics o{i} ON o{i}.run_id = r.id AND o{i}.key = {key}"));
+                joins.push(format!(" LEFT JOIN latest_metrics o{i} ON o{i}.run_id = r.id AND o{i}.key = {key}"));
+                if i == 0 {
+                    first_metric = Some(key);
+                }
                 // Real values, then NaN, then absent, whichever the direction.
                 terms.push(format!("CASE WHEN o{i}.run_id IS NULL THEN 2 WHEN o{i}.is_nan THEN 1 ELSE 0 END"));
                 terms.push(format!("o{i}.value {dir}"));
@@ -483,7 +569,7 @@ fn order_by(b: &mut Builder, order: &[OrderBy], params: ParamSource) -> (String,
             EntityType::Param | EntityType::Tag => {
                 let table = if o.entity == EntityType::Param { "run_params" } else { "run_tags" };
                 let key = b.text(&o.key);
-                joins.push_str(&format!(" LEFT JOIN {table} o{i} ON o{i}.run_id = r.id AND o{i}.key = {key}"));
+                joins.push(format!(" LEFT JOIN {table} o{i} ON o{i}.run_id = r.id AND o{i}.key = {key}"));
                 let value = match (o.entity, params) {
                     (EntityType::Param, ParamSource::WithRecord) => {
                         format!("COALESCE(o{i}.value, {})", record_param(&key))
@@ -515,7 +601,7 @@ fn order_by(b: &mut Builder, order: &[OrderBy], params: ParamSource) -> (String,
     // MLflow's default, which also breaks every tie: `runs_started` serves it as it stands.
     terms.push("r.started_ms DESC".to_string());
     terms.push("r.id".to_string());
-    (joins, terms.join(", "))
+    Order { joins, terms, first_metric }
 }
 
 #[cfg(test)]
@@ -553,7 +639,11 @@ mod tests {
         for text in nasty {
             let clauses = parse_filter(text).expect("parses");
             let order = parse_order_by(&["params.`o'); DROP TABLE runs; --` DESC".to_string()]).expect("order");
-            for st in [select(&query(&clauses, &order), None), count(&query(&clauses, &order))] {
+            for st in [
+                select(&query(&clauses, &order), None),
+                count(&query(&clauses, &order), None),
+                count(&query(&clauses, &order), Some(3)),
+            ] {
                 for word in ["DROP", "DELETE", "1=1", "--"] {
                     assert!(!st.sql.contains(word), "{text}: {}", st.sql);
                 }
@@ -885,6 +975,27 @@ mod agree {
             m.tracking().search_runs(q).expect("search").into_iter().map(|r| r.run_id.to_string()).collect();
         prop_assert_eq!(&got, &want, "{:?}", q);
         prop_assert_eq!(m.tracking().count_runs(q).expect("count"), total, "{:?}", q);
+        for cap in [1, 2, total + 1] {
+            prop_assert_eq!(
+                m.tracking().count_runs_upto(q, cap).expect("count"),
+                total.min(cap),
+                "cap {}: {:?}",
+                cap,
+                q
+            );
+        }
+        // Sorted by a metric, the index-first way (valued runs, then the others) agrees too,
+        // whether or not search_runs took it.
+        if sorted_by_metric(q) {
+            let got: Vec<String> = m
+                .tracking()
+                .search_metric_first(q)
+                .expect("search")
+                .into_iter()
+                .map(|r| r.run_id.to_string())
+                .collect();
+            prop_assert_eq!(&got, &want, "metric first: {:?}", q);
+        }
         // Every way of narrowing the search first gives the same answer.
         for d in drivers(q) {
             prop_assert_eq!(&in_sql(m, q, Some(d)), &want, "driver {:?}: {:?}", d, q);

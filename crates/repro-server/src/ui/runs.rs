@@ -28,6 +28,9 @@ const DEFAULT_METRICS: usize = 4;
 const DEFAULT_TAGS: usize = 2;
 /// The newest runs of the experiment the default columns and the chooser's keys come from.
 const KEY_SAMPLE: usize = 200;
+/// A filtered table counts its matches up to here and then says "10000+": counting every
+/// match of a filter that a third of 100,000 runs pass costs more than the page itself.
+const COUNT_CAP: usize = 10_000;
 
 /// What the query asked for.
 struct Ask {
@@ -208,7 +211,7 @@ fn render(ask: &Ask, d: &RunsData, problems: &[String]) -> Markup {
             }
         }
         p.muted #runs-count {
-            (d.matched) " of " (d.total) " runs"
+            (d.matched) @if !d.matched_exact { "+" } " of " (d.total) " runs"
             @if d.matched > 0 { " · " (offset_text(ask, d.matched)) }
         }
         form #compare method="get" action="/ui/compare" {
@@ -260,7 +263,7 @@ fn render(ask: &Ask, d: &RunsData, problems: &[String]) -> Markup {
         }
         nav.pages #pages {
             @if ask.page > 1 { a rel="prev" href=(ask.href(&[("page", Some((ask.page - 1).to_string()))])) { "← newer" } " " }
-            span { "page " (ask.page) " of " (pages) }
+            span { "page " (ask.page) " of " (pages) @if !d.matched_exact { "+" } }
             @if ask.page < pages { " " a rel="next" href=(ask.href(&[("page", Some((ask.page + 1).to_string()))])) { "older →" } }
             " · per page "
             @for n in [25, 50, 100, 200] {
@@ -323,6 +326,8 @@ struct RunsData {
     runs: Vec<TrackedRun>,
     facts: Vec<RowFacts>,
     matched: usize,
+    /// False when `matched` is a floor: the count stopped at the cap.
+    matched_exact: bool,
     total: usize,
     experiments: BTreeMap<i64, String>,
     keys: Keys,
@@ -389,11 +394,19 @@ fn load_runs(
     let tags: Vec<Vec<String>> = sample.iter().map(user_tags).collect();
     default_cols.extend(most_common(tags.iter().flatten(), DEFAULT_TAGS).into_iter().map(|k| format!("tags.{k}")));
 
-    let (runs, matched) = if searched {
+    let (runs, matched, matched_exact) = if searched {
         let q = RunQuery { clauses, order: order_by, offset, limit: Some(per), ..all };
-        (m.tracking().search_runs(&q)?, m.tracking().count_runs(&q)?)
+        let runs = m.tracking().search_runs(&q)?;
+        if clauses.is_empty() {
+            (runs, total, true)
+        } else {
+            // Always far enough to know whether there is a page after this one.
+            let cap = COUNT_CAP.max(offset + per + 1);
+            let n = m.tracking().count_runs_upto(&q, cap)?;
+            (runs, n, n < cap)
+        }
     } else {
-        (Vec::new(), 0)
+        (Vec::new(), 0, true)
     };
     let mut keys = Keys::default();
     for r in sample.iter().chain(&runs) {
@@ -403,7 +416,7 @@ fn load_runs(
     }
     let registry = m.models().registry()?;
     let facts = runs.iter().map(|r| row_facts(m, &registry, r)).collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(RunsData { runs, facts, matched, total, experiments, keys, default_cols })
+    Ok(RunsData { runs, facts, matched, matched_exact, total, experiments, keys, default_cols })
 }
 
 fn row_facts(m: &Metadata, registry: &repro_core::registry::Registry, r: &TrackedRun) -> Result<RowFacts, ApiError> {

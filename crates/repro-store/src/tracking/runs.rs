@@ -245,14 +245,49 @@ impl Tracking<'_> {
     /// filter, order and page are answered in SQL (`search.rs`), so only the page is read.
     pub fn search_runs(&self, q: &RunQuery<'_>) -> Result<Vec<TrackedRun>> {
         let driver = self.pick_driver(q)?;
-        let st = search::select(q, driver);
+        if driver.is_none() && search::sorted_by_metric(q) {
+            return self.search_metric_first(q);
+        }
+        self.read_statement(search::select(q, driver), q.params)
+    }
+
+    /// A search sorted first by a metric, without a clause worth narrowing by: the runs with a
+    /// real value come from the metric's index in order (the first page reads about a page,
+    /// not every run), and only a page that reaches past them reads the others.
+    pub(crate) fn search_metric_first(&self, q: &RunQuery<'_>) -> Result<Vec<TrackedRun>> {
+        let limit = q.limit.unwrap_or(usize::MAX);
+        let mut page = self.read_statement(search::select_part(q, None, search::Part::Valued), q.params)?;
+        if page.len() >= limit {
+            return Ok(page);
+        }
+        // The valued runs ended on this page, or before it (then count them to know where).
+        let valued = match page.is_empty() {
+            true => self.count(search::count_valued(q))?,
+            false => q.offset + page.len(),
+        };
+        let rest = RunQuery { offset: q.offset.saturating_sub(valued), limit: Some(limit - page.len()), ..*q };
+        page.extend(self.read_statement(search::select_part(&rest, None, search::Part::Unvalued), q.params)?);
+        Ok(page)
+    }
+
+    fn read_statement(&self, st: search::Statement, params: ParamSource) -> Result<Vec<TrackedRun>> {
         let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
-        self.read_runs(&st.sql, &args, q.params)
+        self.read_runs(&st.sql, &args, params)
     }
 
     /// How many runs `q` matches, whatever its page.
     pub fn count_runs(&self, q: &RunQuery<'_>) -> Result<usize> {
-        let st = search::count(q);
+        self.count(search::count(q, None))
+    }
+
+    /// How many runs `q` matches, counting no further than `cap` (the answer is then `cap`):
+    /// a table that says "10,000+" need not walk 100,000 runs to say so.
+    pub fn count_runs_upto(&self, q: &RunQuery<'_>, cap: usize) -> Result<usize> {
+        // Without clauses the count is exact and cheap whatever the cap.
+        Ok(self.count(search::count(q, Some(cap)))?.min(cap))
+    }
+
+    fn count(&self, st: search::Statement) -> Result<usize> {
         let args: Vec<&dyn crate::db::Arg> = st.args.iter().map(|a| a as &dyn crate::db::Arg).collect();
         let n: i64 = self
             .c
