@@ -104,6 +104,10 @@ async function runsTable(page, visit) {
   check(text.includes("dirty") && text.includes("replay: identical") && text.includes("replayed: identical"), "dirty and replay badges");
   check(text.includes("pricing@1 staging"), "the model version and its stage show on its run");
   check(text.includes("api"), "the API-created run is marked");
+  // innerText reads clipped text too: each badge must lie inside its cell, not under an ellipsis.
+  const clipped = await page.locator("#runs .badge").evaluateAll((badges) =>
+    badges.filter((b) => b.getBoundingClientRect().right > b.closest("td").getBoundingClientRect().right + 1).map((b) => b.textContent));
+  check(clipped.length === 0, `every badge is visible (clipped: ${clipped.join(", ")})`);
   const header = await page.locator("#runs thead").innerText();
   check(header.includes("param lr") && header.includes("metric rmse") && header.includes("tag team"), "default columns: params, metrics, tags");
 

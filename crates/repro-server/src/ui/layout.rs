@@ -51,7 +51,7 @@ form input[type=text]{width:40em;max-width:90%;font-family:ui-monospace,monospac
 .diff .file{font-weight:700}
 tr.differs td{background:#fff8e1}
 table.compact td,table.compact th{padding:.15em .45em;white-space:nowrap;max-width:22em;overflow:hidden;text-overflow:ellipsis}
-table.compact td.name{max-width:16em}
+table.compact td.name{max-width:16em}table.compact td.badges{max-width:none;overflow:visible}
 nav.pages{margin:.4em 0}ol.timeline{padding-left:1.2em}ol.timeline li{margin:.2em 0}ol.timeline li.refuse{background:#fde8ea}
 .req{white-space:nowrap}table.facts th{width:9em}fieldset{border:1px solid var(--line);margin:.3em 0}form.filters{margin:.3em 0}
 @media print{header,nav.crumbs,form,.noprint{display:none}main{max-width:none;padding:0}

@@ -239,12 +239,13 @@ pub(crate) fn version_body(d: &VersionData, links: bool) -> Markup {
                         td { b { (r.stage) } }
                         td { @if r.held { (badge("info", "holds it", "")) } @else if r.ready { (badge("ok", "ready", "")) } @else { (badge("bad", "not ready", "")) } }
                         td {
-                            @for q in &r.requirements {
+                            @if r.requirements.is_empty() { span.muted { "nothing required" } }
+                            @for (i, q) in r.requirements.iter().enumerate() {
+                                @if i > 0 { " · " }
                                 span title=(q.detail) class={ "req " (if q.met { "ok" } else { "bad" }) } {
                                     (q.name) @if q.name == "approvals" { " " (q.detail) } " " (if q.met { "✓" } else { "✗" })
                                 }
                                 @if !q.met && q.name != "approvals" { span.muted.wrap { " (" (q.detail) ")" } }
-                                " · "
                             }
                         }
                     }

@@ -242,7 +242,7 @@ fn render(ask: &Ask, d: &RunsData, problems: &[String]) -> Markup {
                                 td { span class=(status_class(r.status)) { (r.status.to_ascii_lowercase()) } }
                                 td.nowrap title=(repro_store::rfc3339(r.start_time)) { (ago(r.start_time, now)) }
                                 td.nowrap.num { @match r.end_time { Some(e) => (duration(e - r.start_time)), None => (dash()) } }
-                                td.nowrap { (badges(facts)) }
+                                td.nowrap.badges { (badges(facts)) }
                                 @for c in &cols {
                                     @let (group, key) = c.split_once('.').unwrap_or(("params", c));
                                     @match group {
