@@ -496,6 +496,13 @@ pub struct ReplayArgs {
     /// Leave the rebuilt tree for inspection (under .repro/replays/ unless --workdir).
     #[arg(long)]
     pub keep: bool,
+    /// Hard-link the inputs to the store's read-only objects instead of giving each a file of
+    /// its own (by default a reflink where the file system has them, else a copy): nothing is
+    /// copied, so a 20 GB dataset is in place at once. The files are the objects — their
+    /// mode is the objects' (read-only), and a command that writes to its inputs as root
+    /// would change the store (fsck names such an object as corrupt).
+    #[arg(long)]
+    pub link_data: bool,
     /// Run a bundle's code even though no key in `[trust]` signed the bundle (unsigned, or
     /// signed by an unknown key). Read the code first: the command runs as you.
     #[arg(long)]

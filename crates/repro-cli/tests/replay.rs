@@ -370,6 +370,28 @@ fn replay_in_a_chosen_workdir_with_a_chosen_interpreter() {
     assert!(kept.join("train.py").is_file() && kept.join("data/train.csv").is_file());
     assert!(kept.join("model.pkl").is_file(), "the replayed output is there to inspect");
 
+    // --link-data: the input is the store's object itself (one inode), hashed once, and the
+    // replay is as identical; the store stays clean.
+    use std::os::unix::fs::MetadataExt;
+    let linked = outside.path().join("linked");
+    let r = t
+        .repro(&["replay", &a, "--workdir", linked.to_str().expect("utf-8"), "--keep", "--link-data", "--json"])
+        .success()
+        .json();
+    assert_eq!(r["verdict"], "identical", "{r:#}");
+    assert_eq!(r["inputs"][0]["how"], "linked to the store's objects", "{r:#}");
+    let data = std::fs::metadata(linked.join("data/train.csv")).expect("stat");
+    assert!(data.nlink() >= 2, "a hard link: {} links", data.nlink());
+    let objects = t.path(".repro/objects");
+    let same_inode = std::fs::read_dir(&objects)
+        .expect("objects")
+        .flatten()
+        .filter_map(|shard| std::fs::read_dir(shard.path()).ok())
+        .flat_map(|files| files.flatten())
+        .any(|f| f.metadata().map(|m| m.ino() == data.ino()).unwrap_or(false));
+    assert!(same_inode, "data/train.csv is one of the store's objects");
+    assert_eq!(t.repro(&["fsck", "--json"]).success().json()["clean"], true);
+
     // --python that does not exist: bad input, nothing built.
     let e = t.repro(&["replay", &a, "--python", "/no/such/python"]).expect_code(2).error_line();
     assert!(e.contains("/no/such/python"), "{e}");

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 pub use config::{check_db_url, parse_objects_url, Config, StoreSection};
 pub use error::{RemoteFailure, StoreError};
 pub use meta::Metadata;
-pub use objects::{Batch, Objects};
+pub use objects::{Batch, Objects, Placement, Restored};
 pub use remote::Remote;
 // Re-exported: most crates read the clock through the store, which records its times.
 pub use repro_util::clock::{now_ms, rfc3339};

@@ -240,22 +240,30 @@ impl Objects {
         }
     }
 
-    /// Copies an object out to `dest` (with `mode`), verifying the bytes that landed: the
-    /// copy goes to a temp name beside `dest`, is re-hashed, and only then renamed into place,
-    /// so `dest` is either the verified content or untouched.
-    /// With a remote, the object is fetched first, and a corrupt cached copy is fetched again.
+    /// Copies an object out to `dest` (with `mode`), verified: see [`Objects::restore_as`].
     pub fn restore(&self, digest: &Digest, dest: &Path, mode: u32) -> Result<u64> {
-        match self.restore_cached(digest, dest, mode) {
+        self.restore_as(digest, dest, mode, Placement::Own).map(|(bytes, _)| bytes)
+    }
+
+    /// Puts an object at `dest`, verifying the bytes `dest` will read: the file is made under
+    /// a temp name beside `dest`, hashed, and only then renamed into place, so `dest` is either
+    /// the verified content or untouched. [`Placement::Own`] clones the object where the file
+    /// system can (FICLONE: no bytes copied, then one read to hash) and otherwise copies it,
+    /// hashing while it copies (one read, not two); [`Placement::Link`] hard-links the
+    /// object after hashing it (falling back to `Own` across file systems).
+    /// With a remote, the object is fetched first, and a corrupt cached copy is fetched again.
+    pub fn restore_as(&self, digest: &Digest, dest: &Path, mode: u32, placement: Placement) -> Result<(u64, Restored)> {
+        match self.restore_cached(digest, dest, mode, placement) {
             Err(StoreError::ObjectMissing(_) | StoreError::ObjectCorrupt(_)) if self.remote.is_some() => {
                 self.evict(digest);
                 self.fetch(digest)?;
-                self.restore_cached(digest, dest, mode)
+                self.restore_cached(digest, dest, mode, placement)
             }
             restored => restored,
         }
     }
 
-    fn restore_cached(&self, digest: &Digest, dest: &Path, mode: u32) -> Result<u64> {
+    fn restore_cached(&self, digest: &Digest, dest: &Path, mode: u32, placement: Placement) -> Result<(u64, Restored)> {
         let src = self.path_of(digest);
         let dir = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
@@ -268,15 +276,47 @@ impl Objects {
             let _ = fs::remove_file(&tmp);
             e
         };
-        match fs::copy(&src, &tmp) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !src.exists() => {
-                return Err(cleanup(StoreError::ObjectMissing(digest.clone())))
+        let missing_or = |e: std::io::Error, action: &'static str| match e.kind() {
+            std::io::ErrorKind::NotFound if !src.exists() => StoreError::ObjectMissing(digest.clone()),
+            _ => StoreError::Io { action, path: src.clone(), source: e },
+        };
+        if placement == Placement::Link {
+            // The link reads the object itself: hash the object, then link it.
+            let (got, bytes) = hash_file(&src).map_err(|e| missing_or(e, "read"))?;
+            if got != *digest {
+                return Err(StoreError::ObjectCorrupt(digest.clone()));
             }
-            Err(e) => return Err(cleanup(StoreError::Io { action: "copy", path: src, source: e })),
+            match fs::hard_link(&src, &tmp) {
+                Ok(()) => {
+                    fs::rename(&tmp, dest).map_err(|e| {
+                        cleanup(StoreError::Io { action: "write", path: dest.to_path_buf(), source: e })
+                    })?;
+                    return Ok((bytes, Restored::Linked));
+                }
+                // Another file system (or one without hard links): a file of its own.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EPERM | libc::EMLINK)) => {}
+                Err(e) => return Err(cleanup(StoreError::Io { action: "link", path: tmp.clone(), source: e })),
+            }
         }
-        let (got, bytes) =
-            hash_file(&tmp).map_err(|e| cleanup(StoreError::Io { action: "read", path: tmp.clone(), source: e }))?;
+        let source = File::open(&src).map_err(|e| missing_or(e, "read"))?;
+        let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| StoreError::Io {
+            action: "create",
+            path: tmp.clone(),
+            source: e,
+        })?;
+        let (got, bytes, how) = match clone_file(&source, &out) {
+            Ok(()) => {
+                let (got, bytes) = hash_file(&tmp)
+                    .map_err(|e| cleanup(StoreError::Io { action: "read", path: tmp.clone(), source: e }))?;
+                (got, bytes, Restored::Reflinked)
+            }
+            Err(_) => {
+                let (got, bytes) = repro_util::hash::copy_hashing(&src, &mut out)
+                    .map_err(|e| cleanup(StoreError::Io { action: "copy", path: src.clone(), source: e }))?;
+                (got, bytes, Restored::Copied)
+            }
+        };
+        drop(out);
         if got != *digest {
             return Err(cleanup(StoreError::ObjectCorrupt(digest.clone())));
         }
@@ -284,7 +324,7 @@ impl Objects {
             .map_err(|e| cleanup(StoreError::Io { action: "chmod", path: tmp.clone(), source: e }))?;
         fs::rename(&tmp, dest)
             .map_err(|e| cleanup(StoreError::Io { action: "write", path: dest.to_path_buf(), source: e }))?;
-        Ok(bytes)
+        Ok((bytes, how))
     }
 
     /// Every object, with the name it claims (files whose names are not digests are
@@ -533,6 +573,44 @@ fn syncfs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How [`Objects::restore_as`] places an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A file of its own: a reflink where the file system has them, else a hashing copy.
+    Own,
+    /// A hard link to the read-only object (`repro replay --link-data`): nothing copied, but
+    /// the file *is* the object — a process that may write read-only files (root) and does
+    /// would change the object, which fsck then names as corrupt.
+    Link,
+}
+
+/// How an object was placed: what [`Placement::Own`] or [`Placement::Link`] came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restored {
+    Reflinked,
+    Copied,
+    Linked,
+}
+
+/// Makes `dest` share `src`'s blocks (FICLONE: Btrfs, XFS, bcachefs, OCFS2 …); an error
+/// where the file system cannot, and the caller copies.
+#[cfg(target_os = "linux")]
+fn clone_file(src: &File, dest: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open for the duration of the call; FICLONE takes the
+    // source descriptor as its argument and touches no memory of ours.
+    let r = unsafe { libc::ioctl(dest.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+    match r {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn clone_file(_: &File, _: &File) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
 pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -601,6 +679,52 @@ mod tests {
         assert!(matches!(o.read(&d), Err(StoreError::ObjectCorrupt(_))));
         let missing = Digest::of_bytes(b"nope");
         assert_eq!(o.verify(&missing).expect("verify"), Verified::Missing);
+    }
+
+    #[test]
+    fn every_placement_restores_verified_bytes_and_a_damaged_object_leaves_dest_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let (d, o) = store();
+        let big: Vec<u8> = (0..(5 << 20) + 3).map(|i| (i % 241) as u8).collect();
+        let out = d.path().join("tree");
+        for (name, bytes) in [("small.csv", b"a,b\n1,2\n".to_vec()), ("big.bin", big)] {
+            let digest = o.put_bytes(&bytes).expect("put");
+            let own = out.join("own").join(name);
+            let (n, how) = o.restore_as(&digest, &own, 0o640, Placement::Own).expect("own");
+            assert_eq!(n, bytes.len() as u64);
+            // This machine's file systems have no reflinks; where they do, the clone is hashed.
+            assert!(matches!(how, Restored::Copied | Restored::Reflinked), "{how:?}");
+            assert!(fs::read(&own).expect("read") == bytes);
+            assert_eq!(fs::metadata(&own).expect("stat").mode() & 0o777, 0o640);
+            assert_ne!(fs::metadata(&own).expect("stat").ino(), fs::metadata(o.path_of(&digest)).expect("stat").ino());
+
+            let linked = out.join("link").join(name);
+            let (n, how) = o.restore_as(&digest, &linked, 0o640, Placement::Link).expect("link");
+            assert_eq!((n, how), (bytes.len() as u64, Restored::Linked));
+            assert_eq!(
+                fs::metadata(&linked).expect("stat").ino(),
+                fs::metadata(o.path_of(&digest)).expect("stat").ino()
+            );
+            assert!(fs::read(&linked).expect("read") == bytes);
+        }
+
+        // A damaged object: no placement puts it anywhere, and nothing is left beside dest.
+        let digest = o.put_bytes(b"the real bytes").expect("put");
+        let p = o.path_of(&digest);
+        set_mode(&p, 0o644).expect("chmod");
+        fs::write(&p, b"the fake bytes").expect("write");
+        for placement in [Placement::Own, Placement::Link] {
+            let dest = out.join("damaged").join(format!("{placement:?}"));
+            assert!(matches!(o.restore_as(&digest, &dest, 0o644, placement), Err(StoreError::ObjectCorrupt(_))));
+            assert!(!dest.exists());
+            let left: Vec<_> = fs::read_dir(out.join("damaged")).expect("ls").flatten().collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+        let missing = Digest::of_bytes(b"never stored");
+        for placement in [Placement::Own, Placement::Link] {
+            let dest = out.join("missing");
+            assert!(matches!(o.restore_as(&missing, &dest, 0o644, placement), Err(StoreError::ObjectMissing(_))));
+        }
     }
 
     #[test]

@@ -37,6 +37,34 @@ pub fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
     Ok((Digest::from_hash(hasher.finalize()), len))
 }
 
+/// Copies `src` into `dest` and hashes the bytes on the way: one read of the source, not a
+/// copy and then a second read to verify it. Bounded memory, as [`hash_file`]: small files
+/// whole, large ones through mapped windows (hashed on every core, then written).
+pub fn copy_hashing(src: &Path, dest: &mut File) -> std::io::Result<(Digest, u64)> {
+    use std::io::Write;
+    let mut file = File::open(src)?;
+    let len = file.metadata()?.len();
+    if len <= SMALL_FILE {
+        let mut buf = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut buf)?;
+        dest.write_all(&buf)?;
+        return Ok((Digest::of_bytes(&buf), buf.len() as u64));
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut offset = 0u64;
+    while offset < len {
+        let size = WINDOW.min(len - offset);
+        // SAFETY: as in `hash_file`; the sources are the store's read-only objects.
+        let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(size as usize).map(&file)? };
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        hasher.update_rayon(&map);
+        dest.write_all(&map)?;
+        offset += size;
+    }
+    Ok((Digest::from_hash(hasher.finalize()), len))
+}
+
 /// A file's BLAKE3 digest, lowercase hex SHA-256 and size, read once in bounded chunks: for
 /// files in-toto statements name by SHA-256 too (an adopted model may be gigabytes).
 pub fn hash_file_with_sha256(path: &Path) -> std::io::Result<(Digest, String, u64)> {
@@ -76,6 +104,22 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_hashing_copy_is_the_file_and_its_digest_small_and_large() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for len in [0usize, 5, (SMALL_FILE as usize) + 1, (WINDOW as usize) + 4099] {
+            let src = dir.path().join(format!("src-{len}"));
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            std::fs::write(&src, &bytes).expect("write");
+            let dest_path = dir.path().join(format!("dest-{len}"));
+            let mut dest = File::create(&dest_path).expect("create");
+            let (digest, n) = copy_hashing(&src, &mut dest).expect("copy");
+            drop(dest);
+            assert_eq!((digest, n), (Digest::of_bytes(&bytes), len as u64));
+            assert!(std::fs::read(&dest_path).expect("read") == bytes, "{len} bytes copied as they were");
+        }
+    }
 
     #[test]
     fn large_files_hash_like_small_ones() {

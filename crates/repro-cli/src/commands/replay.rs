@@ -21,6 +21,7 @@ pub fn replay(ctx: &Context, args: ReplayArgs) -> Result<Exit> {
         create_env: args.create_env,
         tolerances: args.tolerance.into_iter().collect(),
         keep: args.keep,
+        link_data: args.link_data,
         cwd: ctx.cwd()?,
         vars: ctx.vars(),
         tracking_uri: tracking.as_ref().map(|t| t.uri()),

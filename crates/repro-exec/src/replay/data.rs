@@ -8,8 +8,10 @@ pub(super) fn restore_inputs(
     store: &Store,
     rec: &RunRecord,
     tree: &Path,
+    link_data: bool,
     reporter: &dyn Reporter,
 ) -> Result<Vec<InputReport>> {
+    let placement = if link_data { repro_store::Placement::Link } else { repro_store::Placement::Own };
     let mut out = Vec::new();
     for input in &rec.inputs {
         let manifest = read_manifest(store, &input.snapshot, &rec.id)?;
@@ -36,13 +38,28 @@ pub(super) fn restore_inputs(
                     let r = if dest.is_dir() { fs::remove_dir_all(dest) } else { fs::remove_file(dest) };
                     r.map_err(ExecError::io("replace", dest))?;
                 }
+                let mut linked = 0usize;
+                let mut reflinked = 0usize;
                 for e in &manifest.entries {
                     let target = files_at(dest, e);
-                    store.objects.restore(&e.digest, &target, e.mode).map_err(|err| {
+                    let (_, how) = store.objects.restore_as(&e.digest, &target, e.mode, placement).map_err(|err| {
                         cannot(&rec.id, format!("file {} of input {} cannot be restored: {err}", e.path, input.path))
                     })?;
+                    match how {
+                        repro_store::Restored::Linked => linked += 1,
+                        repro_store::Restored::Reflinked => reflinked += 1,
+                        repro_store::Restored::Copied => {}
+                    }
                 }
-                "restored from the store"
+                if reflinked > 0 {
+                    reporter.message(&format!("{} of {} reflinked (no bytes copied)", reflinked, input.path));
+                }
+                match (link_data, linked == manifest.entries.len()) {
+                    (true, true) => "linked to the store's objects",
+                    // --link-data across file systems: what could not be linked got a file.
+                    (true, false) => "restored from the store (some files could not be linked: another file system)",
+                    (false, _) => "restored from the store",
+                }
             }
             (dest, _) => {
                 reporter.message(&format!("verifying input {} in place", input.path));

@@ -73,6 +73,9 @@ pub struct ReplayOptions {
     pub tolerances: BTreeMap<String, f64>,
     /// Leave the rebuilt tree (and environment) for inspection.
     pub keep: bool,
+    /// Hard-link inputs to the store's objects ([`repro_store::Placement::Link`]) instead of
+    /// giving each a file of its own.
+    pub link_data: bool,
     pub cwd: PathBuf,
     pub vars: BTreeMap<String, String>,
     /// The tracking server the replayed command logs into, as `repro run` gives one. It
@@ -140,7 +143,8 @@ pub struct InputReport {
     pub dataset: Option<String>,
     pub files: u64,
     pub bytes: u64,
-    /// `restored from the store`, or `verified in place` for inputs outside the repository.
+    /// `restored from the store`, `linked to the store's objects` (`--link-data`), or `verified in
+    /// place` for inputs outside the repository.
     pub how: &'static str,
 }
 
@@ -300,7 +304,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     code.origin = origin;
 
     // 2. Data.
-    let inputs = restore_inputs(store, &rec, &area.tree, reporter)?;
+    let inputs = restore_inputs(store, &rec, &area.tree, opts.link_data, reporter)?;
 
     // 3. Environment.
     let mut env_report = None;
