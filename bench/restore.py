@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Replay's input restore of a large dataset against `cp` (issue 19: ≤ 1.2× `cp --reflink=auto`,
+≤ 1.5× `cp` on a file system without reflinks).
+
+Builds a git repository whose script only opens one large input, `data/big.bin` (deterministic
+bytes, generated here, never committed), records it with `repro run --data data/big.bin` (the
+snapshot copies it into the store), then alternates, `--rounds` times:
+
+  cp --reflink=auto data/big.bin DEST          the anchor (a reflink where the file system has them)
+  repro replay RUN                             restore (reflink or a copy hashed while written) + rerun
+  repro replay RUN --link-data                 hard links to the store's objects (hashed once)
+
+A replay's time is the whole command: the restore plus checking out the commit, checking the
+interpreter's packages and running the script (about a second, measured with a 1 MiB input
+and reported as `replay_floor_s`). Page cache: the file is smaller than the machine's memory,
+so the reads are warm for both sides; the writes are not synced by either. Run:
+
+    cargo build --release -p repro-cli
+    python3 bench/restore.py --repro target/release/repro --gib 10 --work /tmp/restore-bench
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+CHUNK = 64 << 20
+
+
+def sh(*args, cwd=None, env=None):
+    r = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, args))} failed ({r.returncode}): {r.stderr.strip()[-800:]}")
+    return r.stdout
+
+
+def generate(path, size):
+    block = bytearray(random.Random(19).randbytes(CHUNK))
+    with open(path, "wb") as f:
+        written, i = 0, 0
+        while written < size:
+            block[:8] = i.to_bytes(8, "little")  # every chunk differs
+            n = min(CHUNK, size - written)
+            f.write(block[:n])
+            written, i = written + n, i + 1
+
+
+def project(repro, work, size):
+    if os.path.exists(work):
+        shutil.rmtree(work)
+    os.makedirs(os.path.join(work, "data"))
+    with open(os.path.join(work, "train.py"), "w") as f:
+        f.write("with open('data/big.bin', 'rb') as f:\n    f.read(1)\n")
+    with open(os.path.join(work, ".gitignore"), "w") as f:
+        f.write("data/\n")
+    env = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="b@x.invalid",
+               GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="b@x.invalid")
+    sh("git", "init", "-q", cwd=work)
+    sh("git", "add", "-A", cwd=work)
+    sh("git", "commit", "-qm", "bench", cwd=work, env=env)
+    sh(repro, "init", cwd=work)
+    t = time.perf_counter()
+    generate(os.path.join(work, "data/big.bin"), size)
+    gen = time.perf_counter() - t
+    t = time.perf_counter()
+    out = sh(repro, "run", "--json", "--seed", "1", "--data", "data/big.bin", "--", sys.executable, "train.py", cwd=work)
+    snap = time.perf_counter() - t
+    return json.loads(out)["id"], gen, snap
+
+
+def timed(args, cwd):
+    t = time.perf_counter()
+    sh(*args, cwd=cwd)
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repro", default="target/release/repro")
+    ap.add_argument("--gib", type=float, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--work", default="/tmp/restore-bench")
+    ap.add_argument("--out", default="bench/results-restore.json")
+    args = ap.parse_args()
+    repro = os.path.abspath(args.repro)
+    size = int(args.gib * (1 << 30))
+
+    floor_run, _, _ = project(repro, args.work + "-floor", 1 << 20)
+    floor = statistics.median(timed([repro, "replay", floor_run], args.work + "-floor") for _ in range(3))
+    shutil.rmtree(args.work + "-floor")
+
+    run, gen, snap = project(repro, args.work, size)
+    print(f"{args.gib:g} GiB generated in {gen:.1f} s, recorded (snapshot into the store) in {snap:.1f} s", flush=True)
+    dest = os.path.join(args.work, "cp-dest.bin")
+    times = {"cp --reflink=auto": [], "repro replay": [], "repro replay --link-data": []}
+    for i in range(args.rounds):
+        times["cp --reflink=auto"].append(timed(["cp", "--reflink=auto", "data/big.bin", dest], args.work))
+        os.remove(dest)
+        times["repro replay"].append(timed([repro, "replay", run], args.work))
+        times["repro replay --link-data"].append(timed([repro, "replay", run, "--link-data"], args.work))
+        print(f"  round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    anchor = med["cp --reflink=auto"]
+    result = {"gib": args.gib, "replay_floor_s": floor, "generate_s": gen, "record_s": snap, "rounds": times,
+              "median_s": med, "ratio_to_cp": {k: v / anchor for k, v in med.items()}}
+    for k, v in med.items():
+        print(f"{k:<28} median {v:7.2f} s   {v / anchor:5.2f}× cp   {size / v / (1 << 30):6.2f} GiB/s")
+    print(f"replay floor (1 MiB input): {floor:.2f} s")
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    shutil.rmtree(args.work)
+
+
+if __name__ == "__main__":
+    main()
