@@ -311,7 +311,7 @@ impl Objects {
                 (got, bytes, Restored::Reflinked)
             }
             Err(_) => {
-                let (got, bytes) = repro_util::hash::copy_hashing(&src, &mut out)
+                let (got, bytes) = repro_util::hash::copy_hashing(source, &mut out)
                     .map_err(|e| cleanup(StoreError::Io { action: "copy", path: src.clone(), source: e }))?;
                 (got, bytes, Restored::Copied)
             }

@@ -226,11 +226,8 @@ pub fn select_part(q: &RunQuery<'_>, driver: Option<Driver<'_>>, part: Part) -> 
     let mut filter = where_clause(&mut b, q, driver);
     let (source, joins, order) = match (part, &order.first_metric) {
         (Part::Valued, Some(key)) => {
-            filter.push_str(&format!(" AND o0.key = {key} AND o0.is_nan = FALSE"));
-            // The metric's index first: its order is the page's order, and the walk stops
-            // once the page is full.
-            let source = "latest_metrics o0 JOIN runs r ON r.id = o0.run_id LEFT JOIN tracking t ON t.run_id = r.id";
-            (source.to_string(), order.joins[1..].concat(), order.terms[1..].join(", "))
+            filter.push_str(&valued(key));
+            (VALUED_SOURCE.to_string(), order.joins[1..].concat(), order.terms[1..].join(", "))
         }
         (Part::Unvalued, Some(_)) => {
             filter.push_str(" AND (o0.run_id IS NULL OR o0.is_nan)");
@@ -253,11 +250,16 @@ pub fn count_valued(q: &RunQuery<'_>) -> Statement {
     let mut b = Builder { args: Vec::new() };
     let filter = where_clause(&mut b, q, None);
     let key = q.order.first().map(|o| b.text(&o.key)).unwrap_or_else(|| b.text(""));
-    let sql = format!(
-        "SELECT COUNT(*) FROM latest_metrics o0 JOIN runs r ON r.id = o0.run_id LEFT JOIN tracking t ON t.run_id = r.id \
-         WHERE {filter} AND o0.key = {key} AND o0.is_nan = FALSE"
-    );
-    Statement { sql, args: b.args }
+    Statement { sql: format!("SELECT COUNT(*) FROM {VALUED_SOURCE} WHERE {filter}{}", valued(&key)), args: b.args }
+}
+
+/// [`Part::Valued`]'s runs, the metric's index first: its order is the page's order, and the
+/// walk stops once the page is full.
+const VALUED_SOURCE: &str = "latest_metrics o0 JOIN runs r ON r.id = o0.run_id LEFT JOIN tracking t ON t.run_id = r.id";
+
+/// The condition on [`VALUED_SOURCE`]'s `o0`: the metric `key` (a placeholder), a real value.
+fn valued(key: &str) -> String {
+    format!(" AND o0.key = {key} AND o0.is_nan = FALSE")
 }
 
 /// The statement that counts the runs `q` matches (ignoring its order and page), or up to
@@ -539,7 +541,6 @@ fn int_cond(b: &mut Builder, c: &Clause, col: &str) -> String {
     format!("{col} {op} {}", b.bind(Arg::Int(ti)))
 }
 
-/// The joins the order needs and the ORDER BY terms, ending with MLflow's default.
 /// An ORDER BY as SQL: one join per sorted key (`o0`, `o1`, …) and the terms. When the first
 /// key is a metric, `joins[0]` is its join, `terms[0]` its rank (value, NaN, absent) and
 /// `first_metric` the placeholder of its key.
@@ -549,6 +550,7 @@ struct Order {
     first_metric: Option<String>,
 }
 
+/// The joins the order needs and the ORDER BY terms, ending with MLflow's default.
 fn order_by(b: &mut Builder, order: &[OrderBy], params: ParamSource) -> Order {
     let mut joins: Vec<String> = Vec::new();
     let mut terms: Vec<String> = Vec::new();

@@ -14,11 +14,24 @@ const WINDOW: u64 = 32 * 1024 * 1024;
 /// Hashes a file with bounded memory: small files are read whole, large ones through
 /// mapped windows hashed on every core.
 pub fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
-    let mut file = File::open(path)?;
+    read_hashing(File::open(path)?, |_| Ok(()))
+}
+
+/// Copies `src` into `dest` and hashes the bytes on the way: one read of the source, not a
+/// copy and then a second read to verify it. Bounded memory, as [`hash_file`].
+pub fn copy_hashing(src: File, dest: &mut File) -> std::io::Result<(Digest, u64)> {
+    use std::io::Write;
+    read_hashing(src, |bytes| dest.write_all(bytes))
+}
+
+/// Reads `file` once, hashing it and handing each piece to `sink` in order: small files
+/// whole, large ones through mapped windows (hashed on every core, then handed on).
+fn read_hashing(mut file: File, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<(Digest, u64)> {
     let len = file.metadata()?.len();
     if len <= SMALL_FILE {
         let mut buf = Vec::with_capacity(len as usize);
         file.read_to_end(&mut buf)?;
+        sink(&buf)?;
         return Ok((Digest::of_bytes(&buf), buf.len() as u64));
     }
     let mut hasher = blake3::Hasher::new();
@@ -27,39 +40,13 @@ pub fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
         let size = WINDOW.min(len - offset);
         // SAFETY: the map is read-only and dropped before the next window; a file truncated
         // underneath us would fault, which the caller's change check cannot prevent, so we
-        // only map files we just stat'ed (the snapshot re-checks size and mtime afterwards).
+        // only map files we just stat'ed (the snapshot re-checks size and mtime afterwards;
+        // copies read the store's read-only objects).
         let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(size as usize).map(&file)? };
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Sequential);
         hasher.update_rayon(&map);
-        offset += size;
-    }
-    Ok((Digest::from_hash(hasher.finalize()), len))
-}
-
-/// Copies `src` into `dest` and hashes the bytes on the way: one read of the source, not a
-/// copy and then a second read to verify it. Bounded memory, as [`hash_file`]: small files
-/// whole, large ones through mapped windows (hashed on every core, then written).
-pub fn copy_hashing(src: &Path, dest: &mut File) -> std::io::Result<(Digest, u64)> {
-    use std::io::Write;
-    let mut file = File::open(src)?;
-    let len = file.metadata()?.len();
-    if len <= SMALL_FILE {
-        let mut buf = Vec::with_capacity(len as usize);
-        file.read_to_end(&mut buf)?;
-        dest.write_all(&buf)?;
-        return Ok((Digest::of_bytes(&buf), buf.len() as u64));
-    }
-    let mut hasher = blake3::Hasher::new();
-    let mut offset = 0u64;
-    while offset < len {
-        let size = WINDOW.min(len - offset);
-        // SAFETY: as in `hash_file`; the sources are the store's read-only objects.
-        let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(size as usize).map(&file)? };
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        hasher.update_rayon(&map);
-        dest.write_all(&map)?;
+        sink(&map)?;
         offset += size;
     }
     Ok((Digest::from_hash(hasher.finalize()), len))
@@ -114,7 +101,7 @@ mod tests {
             std::fs::write(&src, &bytes).expect("write");
             let dest_path = dir.path().join(format!("dest-{len}"));
             let mut dest = File::create(&dest_path).expect("create");
-            let (digest, n) = copy_hashing(&src, &mut dest).expect("copy");
+            let (digest, n) = copy_hashing(File::open(&src).expect("open"), &mut dest).expect("copy");
             drop(dest);
             assert_eq!((digest, n), (Digest::of_bytes(&bytes), len as u64));
             assert!(std::fs::read(&dest_path).expect("read") == bytes, "{len} bytes copied as they were");
