@@ -498,7 +498,7 @@ pub struct ReplayArgs {
     pub keep: bool,
     /// Hard-link the inputs to the store's read-only objects instead of giving each a file of
     /// its own (by default a reflink where the file system has them, else a copy): nothing is
-    /// copied, so a 20 GB dataset is in place at once. The files are the objects — their
+    /// written, so a 20 GB dataset is in place after one hash. The files are the objects — their
     /// mode is the objects' (read-only), and a command that writes to its inputs as root
     /// would change the store (fsck names such an object as corrupt).
     #[arg(long)]
