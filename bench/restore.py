@@ -4,7 +4,7 @@
 
 Builds a git repository whose script only opens one large input, `data/big.bin` (deterministic
 bytes, generated here, never committed), records it with `repro run --data data/big.bin` (the
-snapshot copies it into the store), then alternates, `--rounds` times:
+snapshot copies it into the store), then runs, `--rounds` times (the order turning each round):
 
   cp --reflink=auto data/big.bin DEST          the anchor (a reflink where the file system has them)
   repro replay RUN                             restore (reflink or a copy hashed while written) + rerun
@@ -13,10 +13,15 @@ snapshot copies it into the store), then alternates, `--rounds` times:
 A replay's time is the whole command: the restore plus checking out the commit, checking the
 interpreter's packages and running the script (about a second, measured with a 1 MiB input
 and reported as `replay_floor_s`). Page cache: the file is smaller than the machine's memory,
-so the reads are warm for both sides; the writes are not synced by either. Run:
+so the reads are warm for both sides. Each command is timed until its writes are on disk (`sync`
+before, untimed, and after, timed): without it, one command's time depends on how much of the
+previous one's 10 GiB the kernel still had to write back (cp measured 4.8 to 11.0 s). With `--cold`
+(root) the page cache is dropped before each command too, so both sides read the whole input
+from disk: otherwise `cp` reads `data/big.bin` and the replay reads the store's copy, and which of
+the two the 24 GiB of memory still holds decides the round. Run:
 
     cargo build --release -p repro-cli
-    python3 bench/restore.py --repro target/release/repro --gib 10 --work /tmp/restore-bench
+    python3 bench/restore.py --repro target/release/repro --gib 10 --work /tmp/restore-bench --cold
 """
 import argparse
 import json
@@ -29,6 +34,7 @@ import sys
 import time
 
 CHUNK = 64 << 20
+COLD = False  # --cold: the page cache is dropped before each command
 
 
 def sh(*args, cwd=None, env=None):
@@ -73,8 +79,15 @@ def project(repro, work, size):
 
 
 def timed(args, cwd):
+    """Seconds until the command's writes are on disk: `sync` first (untimed, so no command pays
+    for the one before it), then the command and `sync` (both sides write the whole input)."""
+    subprocess.run(["sync"], check=True)
+    if COLD:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("1\n")
     t = time.perf_counter()
     sh(*args, cwd=cwd)
+    subprocess.run(["sync"], check=True)
     return time.perf_counter() - t
 
 
@@ -82,10 +95,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repro", default="target/release/repro")
     ap.add_argument("--gib", type=float, default=10)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--work", default="/tmp/restore-bench")
     ap.add_argument("--out", default="bench/results-restore.json")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the page cache before each command (root): every read comes from disk")
     args = ap.parse_args()
+    global COLD
+    COLD = args.cold
     repro = os.path.abspath(args.repro)
     size = int(args.gib * (1 << 30))
 
@@ -97,11 +114,21 @@ def main():
     print(f"{args.gib:g} GiB generated in {gen:.1f} s, recorded (snapshot into the store) in {snap:.1f} s", flush=True)
     dest = os.path.join(args.work, "cp-dest.bin")
     times = {"cp --reflink=auto": [], "repro replay": [], "repro replay --link-data": []}
-    for i in range(args.rounds):
+    def cp():
         times["cp --reflink=auto"].append(timed(["cp", "--reflink=auto", "data/big.bin", dest], args.work))
         os.remove(dest)
+
+    def replay():
         times["repro replay"].append(timed([repro, "replay", run], args.work))
+
+    def linked():
         times["repro replay --link-data"].append(timed([repro, "replay", run, "--link-data"], args.work))
+
+    for i in range(args.rounds):
+        # The order turns each round: the disk's speed drifts over minutes on this VM.
+        order = [cp, replay, linked]
+        for step in order[i % 3:] + order[:i % 3]:
+            step()
         print(f"  round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     anchor = med["cp --reflink=auto"]

@@ -36,6 +36,10 @@ pub struct Request<'a> {
     pub reference: bool,
     /// Register as a version of this dataset name, with this source description.
     pub dataset: Option<(&'a str, &'a str)>,
+    /// Files this process has just written and verified (a replay's restored input): their
+    /// stats and digests answer in place of the stored stat cache, even the ones written
+    /// in the last two seconds, since nothing else writes to a replay's private tree.
+    pub verified: Option<&'a TreeCache>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -82,7 +86,10 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
     tracing::debug!(files = found.len(), "walked");
 
     let root_key = root.display().to_string();
-    let cache = store.meta.datasets().tree_cache(&root_key)?;
+    let cache = match req.verified {
+        Some(v) => v.clone(),
+        None => store.meta.datasets().tree_cache(&root_key)?,
+    };
     // Raw BLAKE3 digests: made into text only where a manifest or an object needs them.
     let mut digests: Vec<Option<[u8; 32]>> = Vec::with_capacity(found.len());
     let mut rows = cache.files.iter().peekable();
@@ -120,7 +127,7 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
             .collect();
         progress.finish();
         for (i, r) in results {
-            digests[i] = Some(raw(&r?));
+            digests[i] = Some(r?.raw());
             fresh[i] = true;
         }
         Ok(())
@@ -239,10 +246,6 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
         new_bytes,
         dataset,
     })
-}
-
-fn raw(d: &Digest) -> [u8; 32] {
-    blake3::Hash::from_hex(d.hex()).map(|h| *h.as_bytes()).expect("a Digest is always 64 hex digits")
 }
 
 fn text(raw: &[u8; 32]) -> Digest {

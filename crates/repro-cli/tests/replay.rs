@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{id_of, item, status, TestContext};
+use common::{id_of, item, status, Run, TestContext};
 use serde_json::Value;
 
 /// `repro run --json` of the example with the given interpreter; returns the run id.
@@ -363,9 +363,21 @@ fn replay_in_a_chosen_workdir_with_a_chosen_interpreter() {
     assert!(!wd.exists(), "the tree is removed without --keep");
 
     // An existing empty --workdir with --keep: the tree stays there, the folder itself too.
+    // The replay run's snapshot takes the digests the restore verified instead of hashing
+    // the input again (the snapshot's debug trace says how many files it hashed).
     let kept = outside.path().join("kept");
     std::fs::create_dir(&kept).expect("mkdir");
-    let r = t.repro(&["replay", &a, "--workdir", kept.to_str().expect("utf-8"), "--keep", "--json"]).success().json();
+    let args = ["replay", &a, "--workdir", kept.to_str().expect("utf-8"), "--keep", "--json"];
+    let out = t.cmd().args(args).env("RUST_LOG", "repro_capture::snapshot=debug").output().expect("run repro");
+    let r = Run { args: args.iter().map(|s| s.to_string()).collect(), out }.success();
+    let trace = r.stderr();
+    let input_trace = trace
+        .split("snapshot start")
+        .find(|s| s.lines().next().is_some_and(|l| l.ends_with("data/train.csv")))
+        .unwrap_or_else(|| panic!("the input's snapshot is traced: {trace}"));
+    let hashed = input_trace.lines().find(|l| l.contains(" hashed=")).expect("the snapshot's trace");
+    assert!(hashed.ends_with("hashed=0"), "the restored input was hashed again: {hashed}");
+    let r = r.json();
     assert_eq!(r["verdict"], "identical");
     assert!(kept.join("train.py").is_file() && kept.join("data/train.csv").is_file());
     assert!(kept.join("model.pkl").is_file(), "the replayed output is there to inspect");

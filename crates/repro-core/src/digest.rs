@@ -38,6 +38,11 @@ impl Digest {
         &self.0[Self::PREFIX.len()..]
     }
 
+    /// The 32 raw bytes (compact, for caches that hold many digests).
+    pub fn raw(&self) -> [u8; 32] {
+        blake3::Hash::from_hex(self.hex()).map(|h| *h.as_bytes()).expect("a Digest is always 64 hex digits")
+    }
+
     /// A short form for people: `blake3:1a2b3c4d5e6f`.
     pub fn short(&self) -> String {
         format!("{}{}", Self::PREFIX, &self.hex()[..12])

@@ -18,10 +18,39 @@ pub fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
 }
 
 /// Copies `src` into `dest` and hashes the bytes on the way: one read of the source, not a
-/// copy and then a second read to verify it. Bounded memory, as [`hash_file`].
+/// copy and then a second read to verify it. Bounded memory, as [`hash_file`]. For a large
+/// file, one thread writes a window while the others hash the next, so the copy costs about
+/// the larger of the two rather than their sum.
 pub fn copy_hashing(src: File, dest: &mut File) -> std::io::Result<(Digest, u64)> {
     use std::io::Write;
-    read_hashing(src, |bytes| dest.write_all(bytes))
+    let len = src.metadata()?.len();
+    if len <= SMALL_FILE {
+        return read_hashing(src, |bytes| dest.write_all(bytes));
+    }
+    std::thread::scope(|scope| {
+        // One window in flight beside the one being hashed: at most three mapped at once.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<memmap2::Mmap>(1);
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            for window in rx {
+                dest.write_all(&window)?;
+            }
+            Ok(())
+        });
+        let mut hasher = blake3::Hasher::new();
+        let mut offset = 0u64;
+        while offset < len {
+            let size = WINDOW.min(len - offset);
+            let window = map_window(&src, offset, size)?;
+            hasher.update_rayon(&window);
+            if tx.send(window).is_err() {
+                break; // the writer stopped: its error is returned below
+            }
+            offset += size;
+        }
+        drop(tx);
+        writer.join().unwrap_or_else(|_| Err(std::io::Error::other("the copying thread panicked")))?;
+        Ok((Digest::from_hash(hasher.finalize()), len))
+    })
 }
 
 /// Reads `file` once, hashing it and handing each piece to `sink` in order: small files
@@ -38,18 +67,24 @@ fn read_hashing(mut file: File, mut sink: impl FnMut(&[u8]) -> std::io::Result<(
     let mut offset = 0u64;
     while offset < len {
         let size = WINDOW.min(len - offset);
-        // SAFETY: the map is read-only and dropped before the next window; a file truncated
-        // underneath us would fault, which the caller's change check cannot prevent, so we
-        // only map files we just stat'ed (the snapshot re-checks size and mtime afterwards;
-        // copies read the store's read-only objects).
-        let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(size as usize).map(&file)? };
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
+        let map = map_window(&file, offset, size)?;
         hasher.update_rayon(&map);
         sink(&map)?;
         offset += size;
     }
     Ok((Digest::from_hash(hasher.finalize()), len))
+}
+
+/// Maps `size` bytes of `file` from `offset`, read-only, for one sequential pass.
+fn map_window(file: &File, offset: u64, size: u64) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and dropped after its window is used; a file truncated
+    // underneath us would fault, which the caller's change check cannot prevent, so we
+    // only map files we just stat'ed (the snapshot re-checks size and mtime afterwards;
+    // copies read the store's read-only objects).
+    let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(size as usize).map(file)? };
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
 }
 
 /// A file's BLAKE3 digest, lowercase hex SHA-256 and size, read once in bounded chunks: for
@@ -105,6 +140,9 @@ mod tests {
             drop(dest);
             assert_eq!((digest, n), (Digest::of_bytes(&bytes), len as u64));
             assert!(std::fs::read(&dest_path).expect("read") == bytes, "{len} bytes copied as they were");
+            // A destination that cannot be written is an error, never a hang or a digest.
+            let mut read_only = File::open(&dest_path).expect("open");
+            assert!(copy_hashing(File::open(&src).expect("open"), &mut read_only).is_err() || len == 0, "{len}");
         }
     }
 

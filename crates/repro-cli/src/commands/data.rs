@@ -25,7 +25,7 @@ pub fn data(ctx: &Context, cmd: DataCmd) -> Result<Exit> {
             let source = canonical.display().to_string();
             let outcome = snapshot::snapshot(
                 &mut store,
-                &Request { path: &canonical, reference, dataset: Some((&name, &source)) },
+                &Request { path: &canonical, reference, dataset: Some((&name, &source)), verified: None },
                 &ctx.ui(),
             )?;
             render::snapshot(&outcome, ctx.json)?;

@@ -38,6 +38,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<Exit> {
         // nbclient command when it starts the process (in a replay too).
         command: args.notebook.map_or(args.command, |nb| vec![nb]),
         image: args.image,
+        restored: Vec::new(),
         cwd,
         vars: ctx.vars(),
         stdout_to_stderr: ctx.json,

@@ -1,6 +1,13 @@
 //! Step 2 of a replay: each input restored from the store and re-hashed.
 
+use repro_store::datasets::{CachedFile, TreeCache};
+use repro_store::objects::FileStat;
+
 use super::*;
+
+/// What a replay restored: one report per input, and for each input restored from the store,
+/// its absolute path with the stats and digests the restore verified (for the run's snapshot).
+type Restore = (Vec<InputReport>, Vec<(PathBuf, TreeCache)>);
 
 // ---- 2. data ---------------------------------------------------------------------------
 
@@ -10,9 +17,10 @@ pub(super) fn restore_inputs(
     tree: &Path,
     link_data: bool,
     reporter: &dyn Reporter,
-) -> Result<Vec<InputReport>> {
+) -> Result<Restore> {
     let placement = if link_data { repro_store::Placement::Link } else { repro_store::Placement::Own };
     let mut out = Vec::new();
+    let mut restored = Vec::new();
     for input in &rec.inputs {
         let manifest = read_manifest(store, &input.snapshot, &rec.id)?;
         let relative = inside(tree, &input.path);
@@ -40,17 +48,31 @@ pub(super) fn restore_inputs(
                 }
                 let mut linked = 0usize;
                 let mut reflinked = 0usize;
+                let mut verified = Vec::with_capacity(manifest.entries.len());
+                let mut same_modes = true;
                 for e in &manifest.entries {
                     let target = files_at(dest, e);
                     let (_, how) = store.objects.restore_as(&e.digest, &target, e.mode, placement).map_err(|err| {
                         cannot(&rec.id, format!("file {} of input {} cannot be restored: {err}", e.path, input.path))
                     })?;
+                    // The file as it stands after the rename (which changes its ctime).
+                    let stat = fs::symlink_metadata(&target)
+                        .map(|m| FileStat::of(&m))
+                        .map_err(ExecError::io("read", &target))?;
+                    same_modes &= stat.mode == e.mode;
+                    verified.push(CachedFile { rel: e.path.clone(), stat, blake3: e.digest.raw() });
                     match how {
                         repro_store::Restored::Linked => linked += 1,
                         repro_store::Restored::Reflinked => reflinked += 1,
                         repro_store::Restored::Copied => {}
                     }
                 }
+                verified.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+                // Linked files keep the objects' read-only mode: the digests still answer, but
+                // the manifest (which records modes) is made anew.
+                let abs = fs::canonicalize(dest).map_err(ExecError::io("read", dest))?;
+                restored
+                    .push((abs, TreeCache { manifest: same_modes.then(|| input.snapshot.clone()), files: verified }));
                 if reflinked > 0 {
                     reporter.message(&format!("{} of {} reflinked (no bytes copied)", reflinked, input.path));
                 }
@@ -106,5 +128,5 @@ pub(super) fn restore_inputs(
             how,
         });
     }
-    Ok(out)
+    Ok((out, restored))
 }

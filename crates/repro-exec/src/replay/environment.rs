@@ -266,5 +266,7 @@ pub(super) fn run_options(
         auto_data: false,
         // The caller's REPRO_IMAGE (in `vars`) and the runtime still say where the replay ran.
         image: None,
+        // Filled in by the caller from the restore.
+        restored: Vec::new(),
     })
 }

@@ -304,7 +304,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     code.origin = origin;
 
     // 2. Data.
-    let inputs = restore_inputs(store, &rec, &area.tree, opts.link_data, reporter)?;
+    let (inputs, restored) = restore_inputs(store, &rec, &area.tree, opts.link_data, reporter)?;
 
     // 3. Environment.
     let mut env_report = None;
@@ -351,6 +351,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     let mut run_opts = run_options(store, &rec, &area, interpreter.as_deref(), opts)?;
     run_opts.tracking_uri = opts.tracking_uri.clone();
     run_opts.tracking_token = opts.tracking_token.clone();
+    run_opts.restored = restored;
     reporter.message(&format!("running: {}", run_opts.command.join(" ")));
     let (replay_id, status, exit_code, replay_record) = match crate::run::run(store, &run_opts, reporter)? {
         RunOutcome::Ran { id, status, exit_code, record } => (id, status, exit_code, record),

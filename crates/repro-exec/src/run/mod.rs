@@ -112,6 +112,9 @@ pub struct RunOptions {
     /// `--image NAME[:TAG][@sha256:…]`: the container image the run happens in (else
     /// `REPRO_IMAGE`, else what the runtime says).
     pub image: Option<String>,
+    /// Set by `repro replay`: each input it restored (by absolute path) with the stats and
+    /// digests its restore verified, so the run's snapshot does not hash them a second time.
+    pub restored: Vec<(PathBuf, repro_store::datasets::TreeCache)>,
 }
 
 #[derive(Debug)]
@@ -221,9 +224,10 @@ fn run_recorded(
     for (abs, rel) in &p.planned_inputs {
         reporter.message(&format!("snapshotting {rel}"));
         let source = abs.display().to_string();
+        let verified = opts.restored.iter().find(|(p, _)| p == abs).map(|(_, c)| c);
         let out = snapshot::snapshot(
             store,
-            &Request { path: abs, reference: false, dataset: Some((rel, &source)) },
+            &Request { path: abs, reference: false, dataset: Some((rel, &source)), verified },
             reporter.progress(),
         )?;
         p.record.inputs.push(DataRef {
@@ -369,8 +373,11 @@ fn run_recorded(
             continue;
         }
         reporter.message(&format!("snapshotting output {rel}"));
-        let out =
-            snapshot::snapshot(store, &Request { path: abs, reference: false, dataset: None }, reporter.progress())?;
+        let out = snapshot::snapshot(
+            store,
+            &Request { path: abs, reference: false, dataset: None, verified: None },
+            reporter.progress(),
+        )?;
         p.record.outputs.push(OutputRef {
             path: rel.clone(),
             snapshot: Some(out.digest),
@@ -462,7 +469,7 @@ fn auto_data(
         let source = abs.display().to_string();
         let out = snapshot::snapshot(
             store,
-            &Request { path: &abs, reference: false, dataset: Some((&u.path, &source)) },
+            &Request { path: &abs, reference: false, dataset: Some((&u.path, &source)), verified: None },
             reporter.progress(),
         )?;
         record.inputs.push(DataRef {
