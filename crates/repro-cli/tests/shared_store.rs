@@ -529,3 +529,79 @@ fn the_database_password_comes_from_pgpassword_and_is_never_written() {
         }
     }
 }
+
+/// The requests a command sent to the bucket (its `repro_store::remote` debug trace).
+fn bucket_requests(t: &TestContext, args: &[&str]) -> (Value, u64) {
+    let out = t.cmd().args(args).env("RUST_LOG", "repro_store::remote=debug").output().expect("run repro");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    let requests = stderr
+        .lines()
+        .rev()
+        .filter_map(|l| l.split("requests=").nth(1))
+        .find_map(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    (serde_json::from_slice(&out.stdout).expect("json"), requests)
+}
+
+#[test]
+fn a_resnapshot_asks_the_bucket_about_what_changed_only_until_fsck_says_otherwise() {
+    let t = TestContext::new();
+    let Some(backend) = shared_backend(&t) else { return };
+    init_with(&t, &backend);
+    for i in 0..200 {
+        t.write(&format!("tree/d{}/f{i}.csv", i % 7), &format!("row,{i}\n"));
+    }
+    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    let age = |rel: &str| {
+        let f = std::fs::File::options().write(true).open(t.path(rel)).expect("open");
+        f.set_modified(past).expect("set mtime");
+    };
+    for i in 0..200 {
+        age(&format!("tree/d{}/f{i}.csv", i % 7));
+    }
+    let snap = ["data", "snapshot", "tree", "--json"];
+    let (cold, sent) = bucket_requests(&t, &snap);
+    assert_eq!(cold["new_objects"], 201);
+    assert!(sent >= 201, "every object went up: {sent} requests");
+
+    // One file changed: its object and the manifest go up, the 199 others are known to be there.
+    t.write("tree/d0/f0.csv", "row,changed\n");
+    age("tree/d0/f0.csv");
+    let (one, sent) = bucket_requests(&t, &snap);
+    assert_eq!((one["hashed_files"].as_u64(), one["new_objects"].as_u64()), (Some(1), Some(2)), "{one:#}");
+    assert!(sent <= 4, "a one-file change sent {sent} requests to the bucket");
+
+    // Without the store's memory of the bucket, every cached file is looked up again.
+    std::fs::remove_file(t.path(".repro/bucket-objects")).expect("the store remembers the bucket in a file");
+    t.write("tree/d0/f7.csv", "row,changed 7\n");
+    age("tree/d0/f7.csv");
+    let (_, sent) = bucket_requests(&t, &snap);
+    assert!(sent >= 199, "without it, {sent} requests");
+
+    // Someone deletes an object from the bucket: the store still trusts its memory (a snapshot
+    // records the tree as stored), until fsck lists the bucket, names the damage and forgets.
+    let shown = t.repro(&["data", "show", "tree", "--json"]).success().json();
+    let victim = shown["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["path"] == "d3/f3.csv")
+        .and_then(|e| e["digest"].as_str())
+        .expect("d3/f3.csv")
+        .to_string();
+    t.delete_object(&victim);
+    t.write("tree/d1/f1.csv", "row,changed 1\n");
+    age("tree/d1/f1.csv");
+    let (trusted, _) = bucket_requests(&t, &snap);
+    assert_eq!(trusted["new_objects"], 2, "the memory is trusted: {trusted:#}");
+    let fsck = t.repro(&["fsck", "--json"]).expect_code(1).json();
+    assert!(fsck.to_string().contains(&victim), "fsck names the deleted object: {fsck:#}");
+    // Now the next snapshot asks about it, finds it gone and uploads it again.
+    t.write("tree/d2/f2.csv", "row,changed 2\n");
+    age("tree/d2/f2.csv");
+    let (healed, sent) = bucket_requests(&t, &snap);
+    assert_eq!(healed["new_objects"], 3, "the changed file, the deleted one and the manifest: {healed:#}");
+    assert!(sent <= 6, "{sent} requests");
+    assert_eq!(t.repro(&["fsck", "--json"]).success().json()["clean"], true);
+}

@@ -125,6 +125,11 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
     report.objects = digests.len();
     report.bytes = bytes.into_inner();
+    // What the bucket was just seen to hold, re-hashed, is all a later snapshot may take as
+    // uploaded without asking (an object deleted behind repro's back is forgotten here).
+    if let Some(remote) = store.objects.remote() {
+        remote.set_known(&good)?;
+    }
     let check = |d: &Digest, referrer: String, report: &mut FsckReport| {
         if !good.contains(d) {
             let problem = if report.corrupt.contains(d) { "corrupt" } else { "missing" };

@@ -21,6 +21,7 @@ mod error;
 pub mod fetch;
 pub mod fsck;
 pub mod journal;
+mod known;
 pub mod logged;
 pub mod meta;
 pub mod migrate;

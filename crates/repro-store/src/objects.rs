@@ -22,6 +22,8 @@ use repro_core::Digest;
 
 // Re-exported: exec and the server hash files under this name.
 pub use repro_util::hash::hash_file;
+// Re-exported: the store's other small files (the registry anchor, repro.toml) are written so too.
+pub use repro_util::fs::write_durably;
 
 // Re-exported: fsck and the remote tier both name it through here.
 use crate::remote::Remote;
@@ -66,6 +68,9 @@ impl Objects {
         }
         let tmp = root.join(TMP_DIR);
         fs::create_dir_all(&tmp).map_err(StoreError::io("create", &tmp))?;
+        if let Some(remote) = &remote {
+            remote.attach_known(crate::known::path_in(root));
+        }
         Ok(Objects { dir, tmp, remote })
     }
 
@@ -622,29 +627,6 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
         let _ = (path, mode);
         Ok(())
     }
-}
-
-/// Writes a small file atomically and durably (temp, fsync, rename, fsync folder).
-pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    // pid and a per-process counter: threads of one process (the server) never share a temp file.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::fs::File;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -49,9 +50,9 @@ const PART: usize = 16 * 1024 * 1024;
 const CONCURRENCY: usize = 8;
 /// Existence checks (HEAD, no body) in flight at once.
 const LOOKUPS: usize = 32;
-/// Digests remembered as present in the bucket; past this the memory is dropped, which only
-/// costs a HEAD per object again.
-const REMEMBERED: usize = 1 << 20;
+/// Digests remembered as present in the bucket (32 bytes each); past this the memory is
+/// dropped, which only costs a HEAD per object again.
+const REMEMBERED: usize = 1 << 23;
 const ADVICE: &str = "check that the object store is reachable and AWS_* credentials are set";
 
 /// One bucket and prefix, and the client that reaches it.
@@ -62,9 +63,15 @@ pub struct Remote {
     objects: Key,
     url: String,
     endpoint: String,
-    /// Digests this process has seen in the bucket (uploaded, found, or downloaded). Objects
-    /// are never deleted, so this saves asking again whether a cached object is uploaded.
-    present: Mutex<HashSet<Digest>>,
+    /// Digests seen in the bucket (uploaded, found, or downloaded), by this process or, through
+    /// the stores' `bucket-objects` files ([`crate::known`]), by earlier ones. Objects are never
+    /// deleted by repro, so this saves asking again whether a cached object is uploaded.
+    present: Mutex<HashSet<[u8; 32]>>,
+    /// Remembered since the last save, and the files they are appended to.
+    unsaved: Mutex<Vec<[u8; 32]>>,
+    known_files: Mutex<Vec<PathBuf>>,
+    /// Requests sent to the bucket by this process (the debug trace reports them).
+    requests: AtomicU64,
 }
 
 impl std::fmt::Debug for Remote {
@@ -169,7 +176,17 @@ impl Remote {
         let store = builder.build().map_err(|e| unusable(one_line(&e.to_string()), &endpoint))?;
         let objects: Key = prefix.split('/').filter(|p| !p.is_empty()).chain(["objects"]).collect();
         let url = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
-        Ok(Remote { store, bucket, objects, url, endpoint, present: Mutex::new(HashSet::new()) })
+        Ok(Remote {
+            store,
+            bucket,
+            objects,
+            url,
+            endpoint,
+            present: Mutex::new(HashSet::new()),
+            unsaved: Mutex::new(Vec::new()),
+            known_files: Mutex::new(Vec::new()),
+            requests: AtomicU64::new(0),
+        })
     }
 
     /// `s3://BUCKET[/PREFIX]`.
@@ -198,19 +215,73 @@ impl Remote {
     }
 
     fn remember(&self, digest: &Digest) {
+        let raw = digest.raw();
         let mut present = lock(&self.present);
         if present.len() >= REMEMBERED {
             present.clear();
         }
-        present.insert(digest.clone());
+        if present.insert(raw) {
+            lock(&self.unsaved).push(raw);
+        }
     }
 
     pub(crate) fn remembered(&self, digest: &Digest) -> bool {
-        lock(&self.present).contains(digest)
+        lock(&self.present).contains(&digest.raw())
+    }
+
+    /// The bucket said it does not hold `digest`: if it was remembered, what was remembered is
+    /// wrong (someone deleted objects), so every store's file of it is dropped.
+    fn forget(&self, digest: &Digest) {
+        if lock(&self.present).remove(&digest.raw()) {
+            tracing::warn!(%digest, "an object remembered as in the bucket is gone; asking the bucket again from now on");
+            lock(&self.unsaved).clear();
+            for f in lock(&self.known_files).iter() {
+                crate::known::drop_file(f);
+            }
+        }
+    }
+
+    /// Trusts and keeps up to date the store's file of the objects known to be in the bucket.
+    /// Read once per process and file: a server opens its store per request.
+    pub(crate) fn attach_known(&self, file: PathBuf) {
+        let mut files = lock(&self.known_files);
+        if !files.contains(&file) {
+            lock(&self.present).extend(crate::known::load(&file, &self.url));
+            files.push(file);
+        }
+    }
+
+    /// Makes the remembered set exactly `digests` (fsck's verified listing), in memory and on disk.
+    pub(crate) fn set_known(&self, digests: &HashSet<Digest>) -> Result<()> {
+        let raw: HashSet<[u8; 32]> = digests.iter().map(Digest::raw).collect();
+        lock(&self.unsaved).clear();
+        for f in lock(&self.known_files).iter() {
+            crate::known::replace(f, &self.url, raw.iter()).map_err(StoreError::io("write", f))?;
+        }
+        *lock(&self.present) = raw;
+        Ok(())
+    }
+
+    /// Appends what was remembered since the last save to the stores' files. A failure only
+    /// costs HEADs in a later process, so it is logged, not returned.
+    fn save_known(&self) {
+        let unsaved = std::mem::take(&mut *lock(&self.unsaved));
+        for f in lock(&self.known_files).iter() {
+            if let Err(e) = crate::known::append(f, &self.url, &unsaved) {
+                tracing::warn!(file = %f.display(), error = %e, "cannot remember the objects known to be in the bucket");
+            }
+        }
+    }
+
+    fn sent(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn block_on<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
-        runtime()?.block_on(f)
+        let out = runtime()?.block_on(f);
+        self.save_known();
+        tracing::debug!(requests = self.requests.load(Ordering::Relaxed), "bucket requests so far");
+        out
     }
 
     /// Checks that the bucket exists and answers (a listing of the prefix); a missing bucket
@@ -243,6 +314,7 @@ impl Remote {
         if self.remembered(digest) {
             return Ok(true);
         }
+        self.sent();
         match self.store.head(&self.key(digest)).await {
             Ok(_) => {
                 self.remember(digest);
@@ -298,6 +370,7 @@ impl Remote {
             return Err(StoreError::ObjectCorrupt(digest.clone()));
         }
         let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+        self.sent();
         match self.store.put_opts(&self.key(digest), PutPayload::from(bytes), create).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
@@ -322,6 +395,7 @@ impl Remote {
                 }
                 part.truncate(n);
                 hasher.update(&part);
+                self.sent();
                 upload
                     .put_part(PutPayload::from(part))
                     .await
@@ -373,9 +447,13 @@ impl Remote {
     }
 
     async fn stream(&self, digest: &Digest, mut sink: Option<(&mut File, &Path)>) -> Result<Verified> {
+        self.sent();
         let got = match self.store.get(&self.key(digest)).await {
             Ok(g) => g,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Verified::Missing),
+            Err(object_store::Error::NotFound { .. }) => {
+                self.forget(digest);
+                return Ok(Verified::Missing);
+            }
             Err(e) => return Err(self.error(format!("download object {digest} from"), &e)),
         };
         let mut body = got.into_stream();
@@ -400,6 +478,7 @@ impl Remote {
     /// not objects come back as `Err(s3://…)`.
     pub fn list(&self) -> Result<Vec<std::result::Result<Digest, String>>> {
         self.block_on(async {
+            self.sent();
             let listed: Vec<object_store::ObjectMeta> = self
                 .store
                 .list(Some(&self.objects))
