@@ -92,17 +92,17 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
     };
     // Raw BLAKE3 digests: made into text only where a manifest or an object needs them.
     let mut digests: Vec<Option<[u8; 32]>> = Vec::with_capacity(found.len());
-    let mut rows = cache.files.iter().peekable();
-    let mut unchanged = found.len() == cache.files.len();
+    let mut rows = cache.files().peekable();
+    let mut unchanged = found.len() == cache.len();
     for f in &found {
-        while rows.peek().is_some_and(|c| c.rel < f.rel) {
+        while rows.peek().is_some_and(|c| c.rel < f.rel.as_str()) {
             rows.next();
         }
         let hit = rows.peek().filter(|c| c.rel == f.rel && same_file(&c.stat, &f.stat)).map(|c| c.blake3);
         unchanged &= hit.is_some() && rows.peek().is_some_and(|c| c.stat.mode == f.stat.mode);
         digests.push(hit);
     }
-    tracing::debug!(cached = cache.files.len(), unchanged, "stat cache merged");
+    tracing::debug!(cached = cache.len(), unchanged, "stat cache merged");
 
     let batch = store.objects.batch()?;
     let hashed_files = AtomicU64::new(0);
@@ -194,14 +194,13 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
         None
     } else {
         let cutoff = now_ns() - RACY_NS;
-        let cacheable: Vec<CachedFile> = found
-            .iter()
-            .zip(&digests)
-            .filter(|(f, _)| f.stat.mtime_ns < cutoff)
-            .map(|(f, d)| CachedFile { rel: f.rel.clone(), stat: f.stat, blake3: *d.as_ref().expect("digest") })
-            .collect();
-        let complete = cacheable.len() == found.len();
-        Some(TreeCache { manifest: complete.then(|| digest.clone()), files: cacheable }).filter(|c| *c != cache)
+        let complete = found.iter().all(|f| f.stat.mtime_ns < cutoff);
+        let cacheable = found.iter().zip(&digests).filter(|(f, _)| f.stat.mtime_ns < cutoff).map(|(f, d)| CachedFile {
+            rel: &f.rel,
+            stat: f.stat,
+            blake3: *d.as_ref().expect("digest"),
+        });
+        Some(TreeCache::new(complete.then(|| digest.clone()), cacheable)).filter(|c| *c != cache)
     };
     let cache_changed = new_cache.is_some();
 

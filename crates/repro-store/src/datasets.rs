@@ -34,73 +34,113 @@ pub struct DatasetVersion {
 
 /// The stat cache of one snapshot root: what each file looked like when it was hashed,
 /// sorted by relative path, and the manifest digest they made (when every file was cacheable).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Kept in its compact binary form (one row per root, since reading 20,000 rows costs more
+/// than the walk it is meant to save) and read in place: at a million files, decoding every
+/// row into a string of its own cost 0.4 s and 140 MB, a fifth of an unchanged re-snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TreeCache {
     pub manifest: Option<Digest>,
-    pub files: Vec<CachedFile>,
+    encoded: Vec<u8>,
+    files: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CachedFile {
-    pub rel: String,
+/// One file of a [`TreeCache`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CachedFile<'a> {
+    pub rel: &'a str,
     pub stat: FileStat,
-    /// The raw BLAKE3 digest (kept raw: turning 20,000 of them into text costs more
+    /// The raw BLAKE3 digest (kept raw: turning a million of them into text costs more
     /// than the rest of a re-snapshot).
     pub blake3: [u8; 32],
 }
 
+const CACHE_MAGIC: &[u8; 4] = b"RTC1";
+
+impl Default for TreeCache {
+    fn default() -> Self {
+        TreeCache { manifest: None, encoded: CACHE_MAGIC.to_vec(), files: 0 }
+    }
+}
+
 impl TreeCache {
-    /// A compact binary form: one row per root instead of one per file, because reading
-    /// 20,000 rows costs more than the walk it is meant to save.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.files.len() * 96);
-        out.extend_from_slice(b"RTC1");
-        for f in &self.files {
-            out.extend_from_slice(&(f.rel.len() as u32).to_le_bytes());
-            out.extend_from_slice(f.rel.as_bytes());
+    /// A cache of `files` (sorted by `rel`), made by `manifest` when every file of the tree is in it.
+    pub fn new<'a>(manifest: Option<Digest>, files: impl IntoIterator<Item = CachedFile<'a>>) -> TreeCache {
+        let mut encoded = CACHE_MAGIC.to_vec();
+        let mut count = 0;
+        for f in files {
+            encoded.extend_from_slice(&(f.rel.len() as u32).to_le_bytes());
+            encoded.extend_from_slice(f.rel.as_bytes());
             for v in [f.stat.dev, f.stat.ino, f.stat.size, f.stat.mtime_ns as u64, f.stat.ctime_ns as u64] {
-                out.extend_from_slice(&v.to_le_bytes());
+                encoded.extend_from_slice(&v.to_le_bytes());
             }
-            out.extend_from_slice(&f.stat.mode.to_le_bytes());
-            out.extend_from_slice(&f.blake3);
+            encoded.extend_from_slice(&f.stat.mode.to_le_bytes());
+            encoded.extend_from_slice(&f.blake3);
+            count += 1;
         }
-        out
+        TreeCache { manifest, encoded, files: count }
     }
 
-    /// Decodes; anything malformed is `None` (a damaged cache is only a cache miss).
-    pub fn decode(bytes: &[u8]) -> Option<Vec<CachedFile>> {
-        let mut rest = bytes.strip_prefix(b"RTC1")?;
-        let mut files = Vec::new();
-        fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-            if rest.len() < n {
-                return None;
-            }
-            let (a, b) = rest.split_at(n);
-            *rest = b;
-            Some(a)
-        }
-        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    /// Checks a stored form; anything malformed is `None` (a damaged cache is only a cache miss).
+    pub fn from_encoded(manifest: Option<Digest>, encoded: Vec<u8>) -> Option<TreeCache> {
+        let mut rest = encoded.strip_prefix(CACHE_MAGIC)?;
+        let mut files = 0;
         while !rest.is_empty() {
-            let len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
-            let rel = std::str::from_utf8(take(&mut rest, len)?).ok()?.to_string();
-            let nums = take(&mut rest, 40)?;
-            let mode = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?);
-            let raw: [u8; 32] = take(&mut rest, 32)?.try_into().ok()?;
-            files.push(CachedFile {
-                rel,
-                stat: FileStat {
-                    dev: u64_of(&nums[0..8]),
-                    ino: u64_of(&nums[8..16]),
-                    size: u64_of(&nums[16..24]),
-                    mtime_ns: u64_of(&nums[24..32]) as i64,
-                    ctime_ns: u64_of(&nums[32..40]) as i64,
-                    mode,
-                },
-                blake3: raw,
-            });
+            next_file(&mut rest)?;
+            files += 1;
         }
-        Some(files)
+        Some(TreeCache { manifest, encoded, files })
     }
+
+    /// The stored form.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    pub fn len(&self) -> usize {
+        self.files
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files == 0
+    }
+
+    /// The files, in order, read in place.
+    pub fn files(&self) -> impl Iterator<Item = CachedFile<'_>> {
+        // Checked when made: every record decodes.
+        let mut rest = self.encoded.get(CACHE_MAGIC.len()..).unwrap_or_default();
+        std::iter::from_fn(move || next_file(&mut rest))
+    }
+}
+
+/// Reads one record off the front of `rest`; `None` at the end or on anything malformed.
+fn next_file<'a>(rest: &mut &'a [u8]) -> Option<CachedFile<'a>> {
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if rest.len() < n {
+            return None;
+        }
+        let (a, b) = rest.split_at(n);
+        *rest = b;
+        Some(a)
+    }
+    let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    let len = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize;
+    let rel = std::str::from_utf8(take(rest, len)?).ok()?;
+    let nums = take(rest, 40)?;
+    let mode = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?);
+    let blake3: [u8; 32] = take(rest, 32)?.try_into().ok()?;
+    Some(CachedFile {
+        rel,
+        stat: FileStat {
+            dev: u64_of(&nums[0..8]),
+            ino: u64_of(&nums[8..16]),
+            size: u64_of(&nums[16..24]),
+            mtime_ns: u64_of(&nums[24..32]) as i64,
+            ctime_ns: u64_of(&nums[32..40]) as i64,
+            mode,
+        },
+        blake3,
+    })
 }
 
 /// The `snapshots`, `datasets` and `tree_cache` tables.
@@ -187,7 +227,7 @@ impl Datasets<'_> {
             tx.execute(
                 "INSERT INTO tree_cache (root, manifest, files) VALUES (?1, ?2, ?3)
                  ON CONFLICT(root) DO UPDATE SET manifest = excluded.manifest, files = excluded.files",
-                params![root, cache.manifest.as_ref().map(Digest::as_str), cache.encode()],
+                params![root, cache.manifest.as_ref().map(Digest::as_str), cache.encoded()],
             )
             .map_err(e("update stat cache"))?;
         }
@@ -299,13 +339,9 @@ impl Datasets<'_> {
             .query_row("SELECT manifest, files FROM tree_cache WHERE root = ?1", [root], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(self.c.err("read stat cache"))?;
-        Ok(match row {
-            Some((manifest, blob)) => match TreeCache::decode(&blob) {
-                Some(files) => TreeCache { manifest: manifest.and_then(|m| Digest::parse(&m).ok()), files },
-                None => TreeCache::default(),
-            },
-            None => TreeCache::default(),
-        })
+        Ok(row
+            .and_then(|(manifest, blob)| TreeCache::from_encoded(manifest.and_then(|m| Digest::parse(&m).ok()), blob))
+            .unwrap_or_default())
     }
 
     /// Every stored record, for fsck.
@@ -342,19 +378,28 @@ mod tests {
     #[test]
     fn tree_cache_round_trips_and_garbage_is_a_miss() {
         let f = CachedFile {
-            rel: "a/b.csv".into(),
+            rel: "a/b.csv",
             stat: FileStat { dev: 1, ino: 2, size: 3, mtime_ns: -4, ctime_ns: 5, mode: 0o644 },
             blake3: [7; 32],
         };
-        let c = TreeCache { manifest: None, files: vec![f.clone(), CachedFile { rel: "é".into(), ..f }] };
-        assert_eq!(TreeCache::decode(&c.encode()).expect("decodes"), c.files);
+        let files = vec![f, CachedFile { rel: "é", ..f }];
+        let c = TreeCache::new(None, files.clone());
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.files().collect::<Vec<_>>(), files);
+        let back = TreeCache::from_encoded(None, c.encoded().to_vec()).expect("decodes");
+        assert_eq!(back, c);
         for bad in [&b""[..], b"RTC", b"RTC1\x05\0\0\0ab", b"XXXX"] {
-            assert!(TreeCache::decode(bad).is_none() || bad == b"RTC1", "{bad:?}");
+            assert!(TreeCache::from_encoded(None, bad.to_vec()).is_none(), "{bad:?}");
         }
-        assert_eq!(TreeCache::decode(b"RTC1").expect("empty"), vec![]);
-        let enc = c.encode();
+        let empty = TreeCache::from_encoded(None, b"RTC1".to_vec()).expect("empty");
+        assert!(empty.is_empty() && empty == TreeCache::default());
+        let enc = c.encoded().to_vec();
         for cut in 4..enc.len() {
-            let _ = TreeCache::decode(&enc[..cut]);
+            let partial = TreeCache::from_encoded(None, enc[..cut].to_vec());
+            // Only a cut between records decodes, and then to a prefix of the files.
+            if let Some(p) = partial {
+                assert_eq!(p.files().collect::<Vec<_>>(), files[..p.len()].to_vec(), "cut at {cut}");
+            }
         }
     }
 }

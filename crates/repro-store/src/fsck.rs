@@ -348,16 +348,13 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
 fn check_tree_cache(store: &Store) -> Result<Vec<String>> {
     let mut dropped = Vec::new();
     for (root, manifest, files) in store.meta.datasets().tree_cache_rows()? {
-        let cached = crate::datasets::TreeCache::decode(&files);
+        let cached = crate::datasets::TreeCache::from_encoded(None, files);
         let agrees = match (&manifest, cached) {
             (Some(m), Some(cached)) => match store.objects.read(m).ok().and_then(|b| Manifest::from_bytes(&b).ok()) {
                 Some(manifest) => {
-                    let mut want: Vec<(String, u64)> =
-                        manifest.entries.iter().map(|e| (e.digest.hex().to_string(), e.size)).collect();
-                    let mut have: Vec<(String, u64)> = cached
-                        .iter()
-                        .map(|f| (f.blake3.iter().map(|b| format!("{b:02x}")).collect(), f.stat.size))
-                        .collect();
+                    let mut want: Vec<([u8; 32], u64)> =
+                        manifest.entries.iter().map(|e| (e.digest.raw(), e.size)).collect();
+                    let mut have: Vec<([u8; 32], u64)> = cached.files().map(|f| (f.blake3, f.stat.size)).collect();
                     want.sort();
                     have.sort();
                     want == have

@@ -60,19 +60,18 @@ pub(super) fn restore_inputs(
                         .map(|m| FileStat::of(&m))
                         .map_err(ExecError::io("read", &target))?;
                     same_modes &= stat.mode == e.mode;
-                    verified.push(CachedFile { rel: e.path.clone(), stat, blake3: e.digest.raw() });
+                    verified.push(CachedFile { rel: &e.path, stat, blake3: e.digest.raw() });
                     match how {
                         repro_store::Restored::Linked => linked += 1,
                         repro_store::Restored::Reflinked => reflinked += 1,
                         repro_store::Restored::Copied => {}
                     }
                 }
-                verified.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+                verified.sort_unstable_by(|a, b| a.rel.cmp(b.rel));
                 // Linked files keep the objects' read-only mode: the digests still answer, but
                 // the manifest (which records modes) is made anew.
                 let abs = fs::canonicalize(dest).map_err(ExecError::io("read", dest))?;
-                restored
-                    .push((abs, TreeCache { manifest: same_modes.then(|| input.snapshot.clone()), files: verified }));
+                restored.push((abs, TreeCache::new(same_modes.then(|| input.snapshot.clone()), verified)));
                 if reflinked > 0 {
                     reporter.message(&format!("{} of {} reflinked (no bytes copied)", reflinked, input.path));
                 }
