@@ -233,7 +233,8 @@ impl Remote {
     /// wrong (someone deleted objects), so every store's file of it is dropped.
     fn forget(&self, digest: &Digest) {
         if lock(&self.present).remove(&digest.raw()) {
-            tracing::warn!(%digest, "an object remembered as in the bucket is gone; asking the bucket again from now on");
+            // Not a warning of its own: the caller reports the missing object in one line.
+            tracing::debug!(%digest, "an object remembered as in the bucket is gone; asking the bucket again from now on");
             lock(&self.unsaved).clear();
             for f in lock(&self.known_files).iter() {
                 crate::known::drop_file(f);
@@ -268,7 +269,7 @@ impl Remote {
         let unsaved = std::mem::take(&mut *lock(&self.unsaved));
         for f in lock(&self.known_files).iter() {
             if let Err(e) = crate::known::append(f, &self.url, &unsaved) {
-                tracing::warn!(file = %f.display(), error = %e, "cannot remember the objects known to be in the bucket");
+                tracing::debug!(file = %f.display(), error = %e, "cannot remember the objects known to be in the bucket");
             }
         }
     }
