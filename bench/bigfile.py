@@ -18,33 +18,12 @@ sides read most of it from disk; they alternate, so neither always follows the o
 import argparse
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
 import time
 
-CHUNK = 64 << 20
-
-
-def generate(path, size):
-    block = bytearray(random.Random(19).randbytes(CHUNK))
-    with open(path, "wb") as f:
-        written, i = 0, 0
-        while written < size:
-            block[:8] = i.to_bytes(8, "little")  # every chunk differs
-            n = min(CHUNK, size - written)
-            f.write(block[:n])
-            written, i = written + n, i + 1
-
-
-def measured(args, cwd):
-    """(wall seconds, peak RSS in MiB, stdout) of one command under GNU time."""
-    r = subprocess.run(["/usr/bin/time", "-f", "%e %M", *args], cwd=cwd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()[-800:]}")
-    wall, rss_kib = r.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(rss_kib) / 1024, r.stdout
+from benchlib import generate_big, measured
 
 
 def main():
@@ -63,7 +42,7 @@ def main():
     os.makedirs(args.work)
     big = os.path.join(args.work, "big.bin")
     t = time.perf_counter()
-    generate(big, size)
+    generate_big(big, size)
     print(f"{args.gib:g} GiB generated in {time.perf_counter() - t:.1f} s", flush=True)
 
     rounds = {"b3sum": [], "repro --reference": []}

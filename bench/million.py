@@ -30,6 +30,8 @@ import statistics
 import subprocess
 import time
 
+from benchlib import measured
+
 
 def generate(tree, files):
     """`files` files of 1–8 KiB: 100 folders × 100 folders × up to 100 files, deterministic."""
@@ -47,16 +49,6 @@ def generate(tree, files):
     for root, _, names in os.walk(tree):
         for n in names:
             os.utime(os.path.join(root, n), (past, past))
-
-
-def measured(args, cwd, shell=False, env=None):
-    """(wall seconds, peak RSS MiB, stdout) under GNU time."""
-    cmd = ["/usr/bin/time", "-f", "%e %M"] + (["bash", "-c", args] if shell else list(args))
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        raise SystemExit(f"{args} failed ({r.returncode}): {r.stderr.strip()[-800:]}")
-    wall, rss = r.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(rss) / 1024, r.stdout
 
 
 def warm(tree):

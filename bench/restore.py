@@ -26,14 +26,14 @@ the two the 24 GiB of memory still holds decides the round. Run:
 import argparse
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 
-CHUNK = 64 << 20
+from benchlib import generate_big
+
 COLD = False  # --cold: the page cache is dropped before each command
 
 
@@ -42,17 +42,6 @@ def sh(*args, cwd=None, env=None):
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, args))} failed ({r.returncode}): {r.stderr.strip()[-800:]}")
     return r.stdout
-
-
-def generate(path, size):
-    block = bytearray(random.Random(19).randbytes(CHUNK))
-    with open(path, "wb") as f:
-        written, i = 0, 0
-        while written < size:
-            block[:8] = i.to_bytes(8, "little")  # every chunk differs
-            n = min(CHUNK, size - written)
-            f.write(block[:n])
-            written, i = written + n, i + 1
 
 
 def project(repro, work, size):
@@ -70,7 +59,7 @@ def project(repro, work, size):
     sh("git", "commit", "-qm", "bench", cwd=work, env=env)
     sh(repro, "init", cwd=work)
     t = time.perf_counter()
-    generate(os.path.join(work, "data/big.bin"), size)
+    generate_big(os.path.join(work, "data/big.bin"), size)
     gen = time.perf_counter() - t
     t = time.perf_counter()
     out = sh(repro, "run", "--json", "--seed", "1", "--data", "data/big.bin", "--", sys.executable, "train.py", cwd=work)

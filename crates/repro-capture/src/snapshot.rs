@@ -86,9 +86,13 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
     tracing::debug!(files = found.len(), "walked");
 
     let root_key = root.display().to_string();
+    let stored;
     let cache = match req.verified {
-        Some(v) => v.clone(),
-        None => store.meta.datasets().tree_cache(&root_key)?,
+        Some(v) => v,
+        None => {
+            stored = store.meta.datasets().tree_cache(&root_key)?;
+            &stored
+        }
     };
     // Raw BLAKE3 digests: made into text only where a manifest or an object needs them.
     let mut digests: Vec<Option<[u8; 32]>> = Vec::with_capacity(found.len());
@@ -200,7 +204,7 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
             stat: f.stat,
             blake3: *d.as_ref().expect("digest"),
         });
-        Some(TreeCache::new(complete.then(|| digest.clone()), cacheable)).filter(|c| *c != cache)
+        Some(TreeCache::new(complete.then(|| digest.clone()), cacheable)).filter(|c| c != cache)
     };
     let cache_changed = new_cache.is_some();
 

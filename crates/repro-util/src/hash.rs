@@ -36,20 +36,12 @@ pub fn copy_hashing(src: File, dest: &mut File) -> std::io::Result<(Digest, u64)
             }
             Ok(())
         });
-        let mut hasher = blake3::Hasher::new();
-        let mut offset = 0u64;
-        while offset < len {
-            let size = WINDOW.min(len - offset);
-            let window = map_window(&src, offset, size)?;
-            hasher.update_rayon(&window);
-            if tx.send(window).is_err() {
-                break; // the writer stopped: its error is returned below
-            }
-            offset += size;
-        }
+        let hashed =
+            hash_windows(&src, len, |window| tx.send(window).map_err(|_| std::io::Error::other("the copy stopped")));
         drop(tx);
+        // The writer's own error says more than "the copy stopped".
         writer.join().unwrap_or_else(|_| Err(std::io::Error::other("the copying thread panicked")))?;
-        Ok((Digest::from_hash(hasher.finalize()), len))
+        Ok((hashed?, len))
     })
 }
 
@@ -63,16 +55,26 @@ fn read_hashing(mut file: File, mut sink: impl FnMut(&[u8]) -> std::io::Result<(
         sink(&buf)?;
         return Ok((Digest::of_bytes(&buf), buf.len() as u64));
     }
+    Ok((hash_windows(&file, len, |window| sink(&window))?, len))
+}
+
+/// Hashes the first `len` bytes of `file` through mapped windows, on every core, handing each
+/// window to `each` once it is hashed; an error from `each` stops the pass.
+fn hash_windows(
+    file: &File,
+    len: u64,
+    mut each: impl FnMut(memmap2::Mmap) -> std::io::Result<()>,
+) -> std::io::Result<Digest> {
     let mut hasher = blake3::Hasher::new();
     let mut offset = 0u64;
     while offset < len {
         let size = WINDOW.min(len - offset);
-        let map = map_window(&file, offset, size)?;
-        hasher.update_rayon(&map);
-        sink(&map)?;
+        let window = map_window(file, offset, size)?;
+        hasher.update_rayon(&window);
+        each(window)?;
         offset += size;
     }
-    Ok((Digest::from_hash(hasher.finalize()), len))
+    Ok(Digest::from_hash(hasher.finalize()))
 }
 
 /// Maps `size` bytes of `file` from `offset`, read-only, for one sequential pass.
