@@ -158,10 +158,11 @@ fn record_as_before_stripping(t: &TestContext, id: &str, remote: &str) {
         "UPDATE runs SET record = '{text}', lineage = '{digest}', record_object = '{digest}' WHERE id = '{id}'"
     ));
     // And the store as that repro left it: before the facts journal (schema 6), which the
-    // next open journals as it finds it, and before the logged models' metrics (schema 8).
+    // next open journals as it finds it, before the logged models' metrics (schema 8) and
+    // the stat cache's chunk rows (schema 9).
     let v6 = "DROP TABLE journal; DROP TABLE fsck_results; ALTER TABLE tokens DROP COLUMN email; \
               ALTER TABLE tokens DROP COLUMN approver_keyid; ALTER TABLE tokens DROP COLUMN approver_key; \
-              DROP TABLE logged_model_metrics; DROP TABLE run_model_inputs;";
+              DROP TABLE logged_model_metrics; DROP TABLE run_model_inputs; DROP TABLE tree_cache_chunks;";
     if t.db_url().is_some() {
         t.sql(&format!("{v6} UPDATE repro_schema SET version = 6;"));
     } else {

@@ -17,6 +17,9 @@ pub enum CoreError {
     Signature(String),
     #[error("invalid provenance statement: {0}")]
     Statement(String),
+    /// A manifest object (or a chunk of one) that is not what it should be.
+    #[error("{0}")]
+    Manifest(String),
     #[error("invalid dataset name '{0}': use letters, digits, '-', '_', '.', '/' (no ':')")]
     DatasetName(String),
 }

@@ -5,7 +5,7 @@
 use std::io::{Read, Seek};
 
 use repro_core::models::{self, ModelFile};
-use repro_core::snapshot::{Manifest, SnapshotKind};
+use repro_core::snapshot::SnapshotKind;
 use repro_store::meta::StoredRun;
 use repro_store::Store;
 use serde::{Deserialize, Serialize};
@@ -36,7 +36,7 @@ pub fn understand_outputs(store: &Store, run: &StoredRun) -> Vec<Artifact> {
     let mut looked = 0usize;
     for o in &run.record.outputs {
         let Some(s) = &o.snapshot else { continue };
-        let Some(m) = store.objects.read(s).ok().and_then(|b| Manifest::from_bytes(&b).ok()) else { continue };
+        let Some(m) = store.objects.manifest(s).ok() else { continue };
         for e in &m.entries {
             if looked >= MAX_FILES {
                 return out;

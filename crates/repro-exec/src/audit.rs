@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use repro_core::audit::{self, AuditReport, ObjectCheck};
 use repro_core::record::ReplaySummary;
-use repro_core::snapshot::{Manifest, SnapshotKind};
+use repro_core::snapshot::SnapshotKind;
 use repro_core::Digest;
 use repro_store::meta::StoredRun;
 use repro_store::objects::Verified;
@@ -26,8 +26,11 @@ pub fn run_objects(store: &Store, run: &StoredRun) -> (Vec<Digest>, Vec<Digest>)
         .chain(run.record.outputs.iter().filter_map(|o| o.snapshot.clone()))
         .collect();
     for s in snapshots {
-        match store.objects.read(&s).ok().and_then(|b| Manifest::from_bytes(&b).ok()) {
-            Some(m) => all.extend(m.entries.into_iter().map(|e| e.digest)),
+        match store.objects.manifest(&s).ok() {
+            Some(m) => {
+                all.extend(store.objects.manifest_chunks(&s).unwrap_or_default());
+                all.extend(m.entries.into_iter().map(|e| e.digest))
+            }
             None => unreadable.push(s),
         }
     }
@@ -106,8 +109,7 @@ fn name_missing_data(store: &Store, run: &StoredRun, check: &mut ObjectCheck) ->
     }
     let mut absent_snapshots = false;
     for input in run.record.inputs.iter().filter(|i| !i.reference) {
-        let Some(manifest) = store.objects.read(&input.snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok())
-        else {
+        let Some(manifest) = store.objects.manifest(&input.snapshot).ok() else {
             continue;
         };
         let mut hit = false;

@@ -6,11 +6,12 @@ use repro_core::Digest;
 use crate::conn::{db, parse_digest, Conn};
 use crate::db::{params, OptionalExtension, TransactionBehavior, Val};
 use crate::journal::Journal;
-use crate::objects::FileStat;
 use crate::{Result, StoreError};
 
-/// A stat-cache row as stored: root, manifest, encoded files.
-pub(crate) type CacheRow = (String, Option<Digest>, Vec<u8>);
+/// The whole-cache blob of a root whose files are in chunk rows: no files.
+const TREE_CACHE_EMPTY: &[u8; 4] = b"RTC1";
+
+pub use crate::tree_cache::{CacheChunk, CacheUpdate, CachedFile, TreeCache};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotRow {
@@ -30,117 +31,6 @@ pub struct DatasetVersion {
     pub source: String,
     pub reference: bool,
     pub created_ms: i64,
-}
-
-/// The stat cache of one snapshot root: what each file looked like when it was hashed,
-/// sorted by relative path, and the manifest digest they made (when every file was cacheable).
-///
-/// Kept in its compact binary form (one row per root, since reading 20,000 rows costs more
-/// than the walk it is meant to save) and read in place: at a million files, decoding every
-/// row into a string of its own cost 0.4 s and 140 MB, a fifth of an unchanged re-snapshot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TreeCache {
-    pub manifest: Option<Digest>,
-    encoded: Vec<u8>,
-    files: usize,
-}
-
-/// One file of a [`TreeCache`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CachedFile<'a> {
-    pub rel: &'a str,
-    pub stat: FileStat,
-    /// The raw BLAKE3 digest (kept raw: turning a million of them into text costs more
-    /// than the rest of a re-snapshot).
-    pub blake3: [u8; 32],
-}
-
-const CACHE_MAGIC: &[u8; 4] = b"RTC1";
-
-impl Default for TreeCache {
-    fn default() -> Self {
-        TreeCache { manifest: None, encoded: CACHE_MAGIC.to_vec(), files: 0 }
-    }
-}
-
-impl TreeCache {
-    /// A cache of `files` (sorted by `rel`), made by `manifest` when every file of the tree is in it.
-    pub fn new<'a>(manifest: Option<Digest>, files: impl IntoIterator<Item = CachedFile<'a>>) -> TreeCache {
-        let mut encoded = CACHE_MAGIC.to_vec();
-        let mut count = 0;
-        for f in files {
-            encoded.extend_from_slice(&(f.rel.len() as u32).to_le_bytes());
-            encoded.extend_from_slice(f.rel.as_bytes());
-            for v in [f.stat.dev, f.stat.ino, f.stat.size, f.stat.mtime_ns as u64, f.stat.ctime_ns as u64] {
-                encoded.extend_from_slice(&v.to_le_bytes());
-            }
-            encoded.extend_from_slice(&f.stat.mode.to_le_bytes());
-            encoded.extend_from_slice(&f.blake3);
-            count += 1;
-        }
-        TreeCache { manifest, encoded, files: count }
-    }
-
-    /// Checks a stored form; anything malformed is `None` (a damaged cache is only a cache miss).
-    pub fn from_encoded(manifest: Option<Digest>, encoded: Vec<u8>) -> Option<TreeCache> {
-        let mut rest = encoded.strip_prefix(CACHE_MAGIC)?;
-        let mut files = 0;
-        while !rest.is_empty() {
-            next_file(&mut rest)?;
-            files += 1;
-        }
-        Some(TreeCache { manifest, encoded, files })
-    }
-
-    /// The stored form.
-    pub fn encoded(&self) -> &[u8] {
-        &self.encoded
-    }
-
-    pub fn len(&self) -> usize {
-        self.files
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.files == 0
-    }
-
-    /// The files, in order, read in place.
-    pub fn files(&self) -> impl Iterator<Item = CachedFile<'_>> {
-        // Checked when made: every record decodes.
-        let mut rest = self.encoded.get(CACHE_MAGIC.len()..).unwrap_or_default();
-        std::iter::from_fn(move || next_file(&mut rest))
-    }
-}
-
-/// Reads one record off the front of `rest`; `None` at the end or on anything malformed.
-fn next_file<'a>(rest: &mut &'a [u8]) -> Option<CachedFile<'a>> {
-    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if rest.len() < n {
-            return None;
-        }
-        let (a, b) = rest.split_at(n);
-        *rest = b;
-        Some(a)
-    }
-    let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-    let len = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize;
-    let rel = std::str::from_utf8(take(rest, len)?).ok()?;
-    let nums = take(rest, 40)?;
-    let mode = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?);
-    let blake3: [u8; 32] = take(rest, 32)?.try_into().ok()?;
-    Some(CachedFile {
-        rel,
-        stat: FileStat {
-            dev: u64_of(&nums[0..8]),
-            ino: u64_of(&nums[8..16]),
-            size: u64_of(&nums[16..24]),
-            mtime_ns: u64_of(&nums[24..32]) as i64,
-            ctime_ns: u64_of(&nums[32..40]) as i64,
-            mode,
-        },
-        blake3,
-    })
 }
 
 /// The `snapshots`, `datasets` and `tree_cache` tables.
@@ -207,7 +97,7 @@ impl Datasets<'_> {
         &self,
         row: &SnapshotRow,
         dataset: Option<(&str, &str, bool)>,
-        cache: Option<(&str, &TreeCache)>,
+        cache: Option<(&str, &CacheUpdate<'_>)>,
     ) -> Result<Option<DatasetVersion>> {
         let path = self.c.path.to_path_buf();
         let e = |c: &'static str| {
@@ -224,12 +114,29 @@ impl Datasets<'_> {
         let mut j = Journal::new();
         j.touch(&tx, "snapshot", "snapshots", &[row.digest.as_str().into()]).map_err(e("record snapshot"))?;
         if let Some((root, cache)) = cache {
+            // The whole-cache blob of older stores is emptied: the chunk rows hold the files now.
             tx.execute(
                 "INSERT INTO tree_cache (root, manifest, files) VALUES (?1, ?2, ?3)
                  ON CONFLICT(root) DO UPDATE SET manifest = excluded.manifest, files = excluded.files",
-                params![root, cache.manifest.as_ref().map(Digest::as_str), cache.encoded()],
+                params![root, cache.manifest.as_ref().map(Digest::as_str), &TREE_CACHE_EMPTY[..]],
             )
             .map_err(e("update stat cache"))?;
+            if cache.replace {
+                tx.execute("DELETE FROM tree_cache_chunks WHERE root = ?1", params![root])
+                    .map_err(e("update stat cache"))?;
+            }
+            for first in &cache.drop {
+                tx.execute("DELETE FROM tree_cache_chunks WHERE root = ?1 AND first = ?2", params![root, *first])
+                    .map_err(e("update stat cache"))?;
+            }
+            for c in &cache.write {
+                tx.execute(
+                    "INSERT INTO tree_cache_chunks (root, first, chunk, stored, files) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(root, first) DO UPDATE SET chunk = excluded.chunk, stored = excluded.stored, files = excluded.files",
+                    params![root, c.first, c.digest.as_ref().map(Digest::as_str), c.stored, c.encoded()],
+                )
+                .map_err(e("update stat cache"))?;
+            }
         }
         let mut version = None;
         if let Some((name, source, reference)) = dataset {
@@ -331,7 +238,8 @@ impl Datasets<'_> {
         rows.into_iter().next().ok_or_else(|| StoreError::UnknownDataset(spec.to_string()))
     }
 
-    /// The stat cache of a snapshot root (an absolute path).
+    /// The stat cache of a snapshot root (an absolute path). A row that does not decode is
+    /// left out: a damaged cache is only a cache miss.
     pub fn tree_cache(&self, root: &str) -> Result<TreeCache> {
         let row: Option<(Option<String>, Vec<u8>)> = self
             .c
@@ -339,67 +247,57 @@ impl Datasets<'_> {
             .query_row("SELECT manifest, files FROM tree_cache WHERE root = ?1", [root], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(self.c.err("read stat cache"))?;
-        Ok(row
-            .and_then(|(manifest, blob)| TreeCache::from_encoded(manifest.and_then(|m| Digest::parse(&m).ok()), blob))
-            .unwrap_or_default())
-    }
-
-    /// Every stored record, for fsck.
-    /// Every stat-cache row: (root, manifest, encoded files).
-    pub(crate) fn tree_cache_rows(&self) -> Result<Vec<CacheRow>> {
+        let Some((manifest, whole)) = row else { return Ok(TreeCache::default()) };
+        // Read without the memory map: the rows are copied out whole, once, and mapped
+        // as well they would count twice against the snapshot's memory (110 MB at a
+        // million files).
+        let sqlite = !self.c.db.is_postgres();
+        let mmap = |size: i64| -> Result<()> {
+            if sqlite {
+                self.c
+                    .db
+                    .execute_batch(&format!("PRAGMA mmap_size = {size}"))
+                    .map_err(self.c.err("read stat cache"))?;
+            }
+            Ok(())
+        };
+        mmap(0)?;
         let rows = self
             .c
             .db
-            .query_rows("SELECT root, manifest, files FROM tree_cache", params![])
-            .map_err(self.c.err("read the stat cache"))?;
-        let mut out = Vec::new();
+            .query_rows("SELECT first, chunk, stored, files FROM tree_cache_chunks WHERE root = ?1", [root])
+            .map_err(self.c.err("read stat cache"));
+        mmap(crate::db::MMAP_SIZE)?;
+        let rows = rows?;
+        // A store from before chunked caches kept each root's files in one blob.
+        let mut chunks: Vec<CacheChunk> =
+            CacheChunk::from_encoded(String::new(), None, false, whole).into_iter().collect();
         for r in rows {
-            let root: String = r.get(0).map_err(self.c.err("read the stat cache"))?;
-            let manifest: Option<String> = r.get(1).map_err(self.c.err("read the stat cache"))?;
-            let files: Vec<u8> = r.get(2).unwrap_or_default();
-            out.push((root, manifest.and_then(|m| Digest::parse(&m).ok()), files));
+            let first: String = r.get(0).map_err(self.c.err("read stat cache"))?;
+            let chunk: Option<String> = r.get(1).map_err(self.c.err("read stat cache"))?;
+            let stored: bool = r.get(2).map_err(self.c.err("read stat cache"))?;
+            let files: Vec<u8> = r.get(3).unwrap_or_default();
+            let digest = chunk.and_then(|d| Digest::parse(&d).ok());
+            chunks.extend(CacheChunk::from_encoded(first, digest, stored, files));
         }
-        Ok(out)
+        Ok(TreeCache::from_chunks(manifest.and_then(|m| Digest::parse(&m).ok()), chunks))
     }
 
-    pub(crate) fn drop_tree_cache(&self, root: &str) -> Result<()> {
-        self.c
+    /// Every root with a stat cache, for fsck.
+    pub(crate) fn tree_cache_roots(&self) -> Result<Vec<String>> {
+        let rows = self
+            .c
             .db
-            .execute("DELETE FROM tree_cache WHERE root = ?1", [root])
-            .map_err(self.c.err("drop a stat-cache row"))?;
-        Ok(())
+            .query_rows("SELECT root FROM tree_cache UNION SELECT root FROM tree_cache_chunks", params![])
+            .map_err(self.c.err("read the stat cache"))?;
+        rows.into_iter().map(|r| r.get(0).map_err(self.c.err("read the stat cache"))).collect()
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tree_cache_round_trips_and_garbage_is_a_miss() {
-        let f = CachedFile {
-            rel: "a/b.csv",
-            stat: FileStat { dev: 1, ino: 2, size: 3, mtime_ns: -4, ctime_ns: 5, mode: 0o644 },
-            blake3: [7; 32],
-        };
-        let files = vec![f, CachedFile { rel: "é", ..f }];
-        let c = TreeCache::new(None, files.clone());
-        assert_eq!(c.len(), 2);
-        assert_eq!(c.files().collect::<Vec<_>>(), files);
-        let back = TreeCache::from_encoded(None, c.encoded().to_vec()).expect("decodes");
-        assert_eq!(back, c);
-        for bad in [&b""[..], b"RTC", b"RTC1\x05\0\0\0ab", b"XXXX"] {
-            assert!(TreeCache::from_encoded(None, bad.to_vec()).is_none(), "{bad:?}");
+    /// Drops a root's stat cache: its next snapshot hashes every file again.
+    pub(crate) fn drop_tree_cache(&self, root: &str) -> Result<()> {
+        for sql in ["DELETE FROM tree_cache WHERE root = ?1", "DELETE FROM tree_cache_chunks WHERE root = ?1"] {
+            self.c.db.execute(sql, [root]).map_err(self.c.err("drop a stat-cache row"))?;
         }
-        let empty = TreeCache::from_encoded(None, b"RTC1".to_vec()).expect("empty");
-        assert!(empty.is_empty() && empty == TreeCache::default());
-        let enc = c.encoded().to_vec();
-        for cut in 4..enc.len() {
-            let partial = TreeCache::from_encoded(None, enc[..cut].to_vec());
-            // Only a cut between records decodes, and then to a prefix of the files.
-            if let Some(p) = partial {
-                assert_eq!(p.files().collect::<Vec<_>>(), files[..p.len()].to_vec(), "cut at {cut}");
-            }
-        }
+        Ok(())
     }
 }

@@ -29,6 +29,8 @@ pub enum StoreError {
     ObjectMissing(Digest),
     #[error("object {0} is corrupt (its content no longer hashes to its name); run `repro fsck` and restore the store from a backup")]
     ObjectCorrupt(Digest),
+    #[error("object {digest} is not a readable snapshot manifest ({problem}); run `repro fsck`")]
+    NotAManifest { digest: Digest, problem: String },
     #[error("no run matches '{0}'; `repro runs` lists the runs (a run is named by id, a 4+ character id prefix, its name, or `latest`)")]
     UnknownRun(String),
     #[error("{0}; the registry was changed behind repro's back, so nothing more is written to it: run `repro fsck` and restore .repro from a backup")]

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use repro_core::environment::EnvironmentSpec;
 use repro_core::record::{RunRecord, RunStatus};
-use repro_core::snapshot::Manifest;
 use repro_core::{Digest, RunId};
 use serde::Serialize;
 
@@ -319,8 +318,11 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         if !check(&s.digest, who.clone(), &mut report) {
             continue;
         }
-        let manifest = match store.objects.read(&s.digest).map(|b| Manifest::from_bytes(&b)) {
-            Ok(Ok(m)) => m,
+        for c in store.objects.manifest_chunks(&s.digest).unwrap_or_default() {
+            check(&c, format!("{who} manifest chunk"), &mut report);
+        }
+        let manifest = match store.objects.manifest(&s.digest) {
+            Ok(m) => m,
             _ => {
                 report.bad_runs.push(BadRun { run: who.clone(), problem: "manifest object is not a manifest".into() });
                 continue;
@@ -343,32 +345,43 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
 }
 
 /// Drops stat-cache rows that disagree with the manifest they name (or name none): a cache
-/// row is trusted for files whose stat matches, so a wrong hash in it would be recorded as
-/// the file's content. Dropping costs the next snapshot of that root one re-hash.
+/// row is trusted for files whose stat matches, and a chunk's digest for the manifest chunk
+/// its files make, so a wrong hash in either would be recorded as the tree's content.
+/// Dropping costs the next snapshot of that root one re-hash.
 fn check_tree_cache(store: &Store) -> Result<Vec<String>> {
     let mut dropped = Vec::new();
-    for (root, manifest, files) in store.meta.datasets().tree_cache_rows()? {
-        let cached = crate::datasets::TreeCache::from_encoded(None, files);
-        let agrees = match (&manifest, cached) {
-            (Some(m), Some(cached)) => match store.objects.read(m).ok().and_then(|b| Manifest::from_bytes(&b).ok()) {
-                Some(manifest) => {
-                    let mut want: Vec<([u8; 32], u64)> =
-                        manifest.entries.iter().map(|e| (e.digest.raw(), e.size)).collect();
-                    let mut have: Vec<([u8; 32], u64)> = cached.files().map(|f| (f.blake3, f.stat.size)).collect();
-                    want.sort();
-                    have.sort();
-                    want == have
-                }
-                None => false,
-            },
-            _ => false,
-        };
+    for root in store.meta.datasets().tree_cache_roots()? {
+        let cache = store.meta.datasets().tree_cache(&root)?;
+        let agrees = cache.manifest.as_ref().and_then(|m| store.objects.manifest(m).ok()).is_some_and(|manifest| {
+            let mut want: Vec<([u8; 32], u64)> = manifest.entries.iter().map(|e| (e.digest.raw(), e.size)).collect();
+            let mut have: Vec<([u8; 32], u64)> = cache.files().map(|(_, f)| (f.blake3, f.stat.size)).collect();
+            want.sort();
+            have.sort();
+            want == have && cache.chunks().iter().all(|c| chunk_agrees(store, c))
+        });
         if !agrees {
             store.meta.datasets().drop_tree_cache(&root)?;
             dropped.push(format!("tree_cache: the stat cache of {root} did not match its manifest; dropped (the next snapshot re-hashes it)"));
         }
     }
     Ok(dropped)
+}
+
+/// A cache chunk that names a manifest chunk holds exactly that chunk's files.
+fn chunk_agrees(store: &Store, c: &crate::datasets::CacheChunk) -> bool {
+    let Some(d) = &c.digest else { return true };
+    let Ok(bytes) = store.objects.read(d) else { return false };
+    let said = repro_core::snapshot::ChunkRef {
+        first: c.first.clone(),
+        files: c.len() as u64,
+        bytes: c.files().map(|f| f.stat.size).sum(),
+        digest: d.clone(),
+    };
+    repro_core::snapshot::parse_chunk(&bytes, &said).is_ok_and(|entries| {
+        entries.iter().zip(c.files()).all(|(e, f)| {
+            e.path == f.rel && e.size == f.stat.size && e.mode == f.stat.mode && e.digest.raw() == f.blake3
+        })
+    })
 }
 
 /// Removes temp folders of batches whose writer process is gone.

@@ -147,6 +147,7 @@ pub const TABLES: &[Table] = &[
 pub const NOT_JOURNALED: &[(&str, &str)] = &[
     ("latest_metrics", "a cache of each metric's latest point: fsck rebuilds it from metrics"),
     ("tree_cache", "a stat cache: fsck drops rows that disagree with the manifest they name"),
+    ("tree_cache_chunks", "the stat cache's chunks: fsck drops a root's rows when they disagree with its manifest"),
     ("registry_events", "the registry's own hash chain, anchored in registry.head"),
     ("journal", "the journal itself: each entry's hash and its chain are re-derived"),
     ("repro_schema", "PostgreSQL's schema version: fsck checks it is the version this repro knows"),

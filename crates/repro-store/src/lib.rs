@@ -23,6 +23,7 @@ pub mod fsck;
 pub mod journal;
 mod known;
 pub mod logged;
+mod manifests;
 pub mod meta;
 pub mod migrate;
 pub mod objects;
@@ -34,6 +35,7 @@ mod schema;
 pub mod search;
 pub mod tokens;
 pub mod tracking;
+mod tree_cache;
 pub mod verdicts;
 
 use std::path::{Path, PathBuf};

@@ -61,7 +61,7 @@ impl Metadata {
         // Read the database through a memory map: a search touches thousands of pages, and
         // copying each one through a read() costs more than the lookup. The pages are the
         // kernel's file cache, not the process's own memory.
-        conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(configure)?;
+        conn.pragma_update(None, "mmap_size", crate::db::MMAP_SIZE).map_err(configure)?;
         let anchor = path.with_file_name(crate::registry::ANCHOR_FILE);
         let m = Metadata { conn: Db::sqlite(conn, path), path: path.to_path_buf(), anchor };
         crate::schema::migrate(&m.conn, &m.path, &m.anchor)?;

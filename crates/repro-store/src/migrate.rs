@@ -7,7 +7,7 @@ use crate::meta::{db, Metadata};
 use crate::{Result, StoreError};
 
 /// The tables a store's metadata lives in, parents before the rows that refer to them.
-/// `tree_cache` is not here: it caches stat results of this machine's paths.
+/// `tree_cache` and `tree_cache_chunks` are not here: it caches stat results of this machine's paths.
 pub const TABLES: [&str; 23] = [
     "runs",
     "metrics",

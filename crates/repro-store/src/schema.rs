@@ -72,6 +72,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         rowids: &[],
         then: Then::Nothing,
     },
+    Migration { version: 9, what: "add the stat cache's chunk rows", sql: SCHEMA_V9, rowids: &[], then: Then::Nothing },
 ];
 
 /// Version 1: runs, their metrics, snapshots, datasets and the stat cache.
@@ -294,6 +295,20 @@ CREATE TABLE run_model_outputs (
     model_id TEXT NOT NULL,
     step INTEGER NOT NULL,
     PRIMARY KEY (run_id, model_id, step)
+) WITHOUT ROWID;
+";
+
+/// Version 9: the stat cache kept per manifest chunk (keyed by the chunk's first path), so
+/// a re-snapshot rewrites the rows of the chunks that changed. Roots cached before keep
+/// their one blob in `tree_cache.files` until their next snapshot moves it here.
+pub(crate) const SCHEMA_V9: &str = "
+CREATE TABLE tree_cache_chunks (
+    root TEXT NOT NULL,
+    first TEXT NOT NULL,
+    chunk TEXT,
+    stored BOOLEAN NOT NULL,
+    files BLOB NOT NULL,
+    PRIMARY KEY (root, first)
 ) WITHOUT ROWID;
 ";
 

@@ -23,14 +23,19 @@ fn run_objects(store: &Store, run: &StoredRun, data: bool, out: &mut BTreeSet<Di
     let rec = &run.record;
     out.extend(run.record_object.clone());
     out.extend(rec.referenced_objects());
+    let unreadable = |s: &Digest, e: repro_store::StoreError| {
+        ExecError::Usage(format!("snapshot {s} of run {} is unreadable ({e})", rec.id.short()))
+    };
+    // Every manifest travels whole: a chunked one's chunks go with its root.
+    for s in rec.inputs.iter().map(|i| &i.snapshot).chain(rec.outputs.iter().filter_map(|o| o.snapshot.as_ref())) {
+        out.extend(store.objects.manifest_chunks(s).map_err(|e| unreadable(s, e))?);
+    }
     let mut snaps: Vec<&Digest> = rec.outputs.iter().filter_map(|o| o.snapshot.as_ref()).collect();
     if data {
         snaps.extend(rec.inputs.iter().filter(|i| !i.reference).map(|i| &i.snapshot));
     }
     for s in snaps {
-        let m = Manifest::from_bytes(&store.objects.read(s)?).map_err(|e| {
-            ExecError::Usage(format!("snapshot {s} of run {} is unreadable ({e}); run `repro fsck`", rec.id.short()))
-        })?;
+        let m = store.objects.manifest(s).map_err(|e| unreadable(s, e))?;
         out.extend(m.entries.into_iter().map(|e| e.digest));
     }
     Ok(())

@@ -290,8 +290,14 @@ pub fn import(
     }
     // Snapshot rows: counts from their manifests; content claimed only where every file is here.
     for s in &m.snapshots {
-        let manifest = Manifest::from_bytes(&read(&s.digest)?)
-            .map_err(|e| refuse(file, format!("snapshot {} is not a manifest ({e})", s.digest)))?;
+        let not_manifest =
+            |e: repro_core::CoreError| refuse(file, format!("snapshot {} is not a manifest ({e})", s.digest));
+        let manifest = match repro_core::snapshot::parse(&read(&s.digest)?).map_err(not_manifest)? {
+            repro_core::snapshot::ManifestObject::Whole(m) => m,
+            repro_core::snapshot::ManifestObject::Chunked(root) => {
+                Manifest::assemble(root, |c| read(&c.digest), not_manifest)?
+            }
+        };
         if manifest.entries.len() as u64 != s.files || manifest.total_bytes() != s.bytes {
             return Err(refuse(file, format!("snapshot {} is listed with the wrong size", s.digest)));
         }

@@ -137,7 +137,7 @@ pub fn adopt(
     batch.commit()?;
     progress.finish();
     let kind = if single { SnapshotKind::File } else { SnapshotKind::Dir };
-    let snapshot = store.objects.put_bytes(&Manifest::new(kind, entries).to_bytes())?;
+    let snapshot = store.objects.put_manifest(&Manifest::new(kind, entries))?;
     let read_from = match (&download, from) {
         (Some(_), None) => source.clone(),
         _ => root.canonicalize().unwrap_or(root).display().to_string(),

@@ -11,7 +11,6 @@ use repro_core::record::RunStatus;
 use repro_core::registry::{
     self, Artifact, ArtifactFile, Change, ModelRef, ModelVersion, PromotionFacts, Registry, StagePolicy, Unmet,
 };
-use repro_core::snapshot::Manifest;
 use repro_core::Digest;
 use repro_store::meta::StoredRun;
 use repro_store::registry::NewEvent;
@@ -191,10 +190,9 @@ fn resolve_artifact(store: &Store, run: &StoredRun, given: &Path, cwd: &Path) ->
                 want.strip_prefix(&format!("{out}/")).map(str::to_string)
             };
             let Some(inside) = inside else { continue };
-            let manifest =
-                store.objects.read(snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok()).ok_or_else(|| {
-                    ExecError::Usage(format!("the snapshot of output {} is unreadable; run `repro fsck`", o.path))
-                })?;
+            let manifest = store.objects.manifest(snapshot).ok().ok_or_else(|| {
+                ExecError::Usage(format!("the snapshot of output {} is unreadable; run `repro fsck`", o.path))
+            })?;
             let entries: Vec<_> = manifest
                 .entries
                 .iter()

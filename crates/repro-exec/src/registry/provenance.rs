@@ -9,7 +9,6 @@ use ed25519_dalek::VerifyingKey;
 use repro_core::metrics::MetricPoint;
 use repro_core::provenance::{self as prov, StatementInput};
 use repro_core::registry::{self, Artifact, Change, Event, ModelVersion, SignatureRef};
-use repro_core::snapshot::Manifest;
 use repro_core::Digest;
 use repro_store::meta::StoredRun;
 use repro_store::objects::Verified;
@@ -451,7 +450,7 @@ pub fn verify(
 /// (for files of a run's output), and each file's bytes against both digests.
 fn artifact_problems(store: &Store, artifact: &Artifact, run: Option<&StoredRun>, run_short: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let manifest = store.objects.read(&artifact.snapshot).ok().and_then(|b| Manifest::from_bytes(&b).ok());
+    let manifest = store.objects.manifest(&artifact.snapshot).ok();
     if manifest.is_none() {
         problems
             .push(format!("the snapshot {} of output {} is missing or corrupt", artifact.snapshot, artifact.output));

@@ -509,7 +509,10 @@ fn check_objects(store: &Store, run: &StoredRun) -> Result<()> {
 }
 
 fn read_manifest(store: &Store, digest: &Digest, run: &RunId) -> Result<Manifest> {
-    let bytes = store.objects.read(digest)?;
-    Manifest::from_bytes(&bytes)
-        .map_err(|e| cannot(run, format!("the manifest {} is not a manifest ({e}); run `repro fsck`", digest.short())))
+    store.objects.manifest(digest).map_err(|e| match e {
+        repro_store::StoreError::NotAManifest { problem, .. } => {
+            cannot(run, format!("the manifest {} is not a manifest ({problem}); run `repro fsck`", digest.short()))
+        }
+        e => e.into(),
+    })
 }

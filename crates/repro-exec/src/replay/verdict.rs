@@ -15,7 +15,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use repro_core::provenance::{self as prov, ArtifactFile, VerdictCheck, VerdictInput, VerdictSummary};
 use repro_core::record::{RunRecord, Verdict};
 use repro_core::registry::ModelVersion;
-use repro_core::snapshot::{Manifest, SnapshotKind};
+use repro_core::snapshot::SnapshotKind;
 use repro_core::Digest;
 use repro_store::meta::{ReplayRow, StoredRun};
 use repro_store::Store;
@@ -48,9 +48,10 @@ fn output_files(store: &Store, record: &RunRecord) -> Result<Vec<ArtifactFile>> 
     let mut files = Vec::new();
     for o in &record.outputs {
         let Some(snapshot) = &o.snapshot else { continue };
-        let manifest = Manifest::from_bytes(&store.objects.read(snapshot)?).map_err(|e| {
-            ExecError::Usage(format!("the snapshot of output {} is unreadable ({e}); run `repro fsck`", o.path))
-        })?;
+        let manifest = store
+            .objects
+            .manifest(snapshot)
+            .map_err(|e| ExecError::Usage(format!("the snapshot of output {} is unreadable ({e})", o.path)))?;
         let out = o.path.trim_end_matches('/');
         for e in &manifest.entries {
             let bytes = store.objects.read(&e.digest)?;

@@ -159,8 +159,8 @@ fn pin_files(m: &repro_store::Metadata, st: &State, source: &str, path: &str) ->
     let manifest = repro_core::snapshot::Manifest::new(kind, entries);
     // A replay's registration is held, not written: its manifest is named, not stored.
     artifact.snapshot = match &st.held {
-        Some(_) => repro_core::Digest::of_bytes(&manifest.to_bytes()),
-        None => st.objects.put_bytes(&manifest.to_bytes())?,
+        Some(_) => manifest.digest(),
+        None => st.objects.put_manifest(&manifest)?,
     };
     Ok(Some(artifact))
 }

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 mod values;
 
 pub(crate) use values::params;
+/// How much of a SQLite database its reads map (set when a store opens it).
+pub(crate) const MMAP_SIZE: i64 = 1 << 30;
+
 pub use values::{Arg, ColIndex, FromVal, Params, Row, Val};
 
 /// What went wrong talking to the database.

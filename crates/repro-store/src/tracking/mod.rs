@@ -566,7 +566,7 @@ mod tests {
                     "DROP INDEX runs_started; DROP INDEX run_params_value; DROP INDEX run_tags_value;
                      DROP INDEX latest_metrics_value; DROP TABLE run_model_outputs; DROP TABLE logged_models;
                      DROP TABLE journal; DROP TABLE fsck_results; DROP TABLE logged_model_metrics;
-                     DROP TABLE run_model_inputs; ALTER TABLE tokens DROP COLUMN email;
+                     DROP TABLE run_model_inputs; DROP TABLE tree_cache_chunks; ALTER TABLE tokens DROP COLUMN email;
                      ALTER TABLE tokens DROP COLUMN approver_keyid; ALTER TABLE tokens DROP COLUMN approver_key;
                      PRAGMA user_version = 5;",
                 )
