@@ -82,6 +82,16 @@ def main():
         generate(tree, args.files)
         open(marker, "w").close()
         print(f"{args.files} files generated in {time.perf_counter() - t:.0f} s", flush=True)
+    dvc_repo = os.path.join(args.work, "dvc")
+    if args.dvc:
+        # Set up before anything is timed: hard-linking the tree changes every file's ctime,
+        # which would make repro's next snapshot hash the whole tree again.
+        shutil.rmtree(dvc_repo, ignore_errors=True)
+        os.makedirs(dvc_repo)
+        subprocess.run(["git", "init", "-q"], cwd=dvc_repo, check=True)
+        subprocess.run([args.dvc, "init", "-q"], cwd=dvc_repo, check=True)
+        subprocess.run([args.dvc, "config", "cache.type", "copy"], cwd=dvc_repo, check=True)
+        subprocess.run(["cp", "-al", tree, os.path.join(dvc_repo, "tree")], check=True)
     tree_bytes = int(subprocess.run(["du", "-sb", tree], capture_output=True, text=True).stdout.split()[0])
     warm(tree)
     res = {"files": args.files, "tree_bytes": tree_bytes, "runs": {}}
@@ -104,19 +114,12 @@ def main():
     wall, rss, out = measured([repro, "data", "snapshot", tree, "--json"], store)
     record("repro copying snapshot", wall, rss, {"new_objects": json.loads(out)["new_objects"]})
     if args.dvc:
-        dvc_repo = os.path.join(args.work, "dvc")
-        shutil.rmtree(dvc_repo, ignore_errors=True)
-        os.makedirs(dvc_repo)
-        subprocess.run(["git", "init", "-q"], cwd=dvc_repo, check=True)
-        subprocess.run([args.dvc, "init", "-q"], cwd=dvc_repo, check=True)
-        subprocess.run([args.dvc, "config", "cache.type", "copy"], cwd=dvc_repo, check=True)
-        subprocess.run(["cp", "-al", tree, os.path.join(dvc_repo, "tree")], check=True)
         record("dvc add (cache.type copy)", *measured([args.dvc, "add", "-q", "tree"], dvc_repo)[:2])
     for _ in range(args.reps):
         wall, rss, out = measured([repro, "data", "snapshot", tree, "--json"], store)
         record("repro unchanged re-snapshot", wall, rss, {"hashed": json.loads(out)["hashed_files"]})
         if args.dvc:
-            record("dvc status", *measured([args.dvc, "status", "-q"], os.path.join(args.work, "dvc"))[:2])
+            record("dvc status", *measured([args.dvc, "status", "-q"], dvc_repo)[:2])
     for i in range(args.reps):
         n = args.files // 2 + i * 17
         victim = os.path.join(tree, f"p{n // 10000:03}", f"q{(n // 100) % 100:02}", f"f{n:07}.bin")

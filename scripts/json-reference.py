@@ -31,6 +31,7 @@ SECTIONS = [
     ("repro data snapshot", "The dataset version a file or folder was stored as.", ["data_snapshot.json.snap"]),
     ("repro data ls", "Datasets and their versions.", ["data_ls.json.snap"]),
     ("repro data show", "One dataset version and its files.", ["data_show.json.snap"]),
+    ("repro data diff", "The files two dataset versions differ in, and how much of their manifests was read.", ["data_diff.json.snap"]),
     ("repro env check", "Each dependency of an environment file, classified.", ["env_check.json.snap"]),
     ("repro env register", "The registered environment version.", ["env_register.json.snap"]),
     ("repro env ls", "Registered environments.", ["env_ls.json.snap"]),
@@ -60,6 +61,14 @@ SECTIONS = [
 ]
 
 MEANINGS = {
+    "added": "files only the second version has: path, digest, size, mode",
+    "removed": "files only the first version has",
+    "changed": "files in both whose content or mode differs: path, and the file `before` and `after`",
+    "before": "the file as the first version lists it: size, mode, digest",
+    "after": "the file as the second version lists it",
+    "unchanged": "files in both with the same content and mode",
+    "chunks": "how the manifests were read: chunks of each (`a`, `b`; 0 for a manifest kept whole) and chunks both share, which were not read",
+    "shared": "chunks both manifests name: they hold the same files, so they were not read",
     "attestations": "signed statements about the version other than its provenance (a CycloneDX BOM signed by `repro model bom --sign`): predicate type, key id, envelope and public key objects, who and when",
     "predicate_type": "the in-toto predicate type of the signed statement (`https://cyclonedx.org/bom`)",
     "signed": "the signature just recorded: key id and the envelope object",

@@ -279,20 +279,21 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
     tracing::debug!(new_objects, new_bytes, "objects durable");
 
     // The cache to keep, chunk by chunk: every file not modified in the last two seconds.
-    // A chunk's row is written only when it changed.
+    // A chunk's row is written only when it changed. A replay's tree keeps none: it is
+    // private to the replay, and its restore's digests were the cache.
     let cutoff = now_ns() - RACY_NS;
     let complete = found.iter().all(|f| f.stat.mtime_ns < cutoff);
     let mut new_chunks: Vec<CacheChunk> = Vec::new();
     let mut kept: Vec<&str> = Vec::with_capacity(ranges.len());
     for (k, r) in ranges.iter().enumerate() {
         let first = found[r.start].rel.as_str();
-        kept.push(first);
         let old = cache.chunk(first);
         let stored = !req.reference || old.is_some_and(|c| c.stored);
         if let Some(old) = reusable(r, &fresh) {
             if old.stored != stored {
                 new_chunks.push(old.with_stored(stored));
             }
+            kept.push(first);
             continue;
         }
         let cacheable: Vec<usize> = r.clone().filter(|&i| found[i].stat.mtime_ns < cutoff).collect();
@@ -306,6 +307,11 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
             blake3: *digests[i].as_ref().expect("digest"),
         });
         let chunk = CacheChunk::new(first.to_string(), chunk_digest, stored, files);
+        // A chunk with no file old enough to trust has no row (an old one is dropped).
+        if chunk.is_empty() {
+            continue;
+        }
+        kept.push(first);
         if old != Some(&chunk) {
             new_chunks.push(chunk);
         }
@@ -313,10 +319,9 @@ pub fn snapshot(store: &mut Store, req: &Request<'_>, progress: &dyn Progress) -
     let manifest = complete.then(|| digest.clone());
     let gone: Vec<&str> =
         cache.chunks().iter().map(|c| c.first.as_str()).filter(|f| kept.binary_search(f).is_err()).collect();
-    let update =
-        CacheUpdate { manifest, write: new_chunks.iter().collect(), drop: gone, replace: req.verified.is_some() };
-    let cache_changed =
-        !update.write.is_empty() || !update.drop.is_empty() || update.manifest != cache.manifest || update.replace;
+    let update = CacheUpdate { manifest, write: new_chunks.iter().collect(), drop: gone };
+    let cache_changed = req.verified.is_none()
+        && (!update.write.is_empty() || !update.drop.is_empty() || update.manifest != cache.manifest);
     tracing::debug!(rows = update.write.len(), dropped = update.drop.len(), "stat cache");
 
     let files = found.len() as u64;

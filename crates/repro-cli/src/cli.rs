@@ -553,6 +553,17 @@ pub enum DataCmd {
         /// NAME (newest version) or NAME:VERSION.
         dataset: String,
     },
+    /// Show the files two dataset versions differ in: added, removed, changed.
+    ///
+    /// Of two big (chunked) versions only the chunks they do not share are read, so the cost
+    /// follows what changed, not the size of the dataset.
+    /// Example: repro data diff train:1 train:2
+    Diff {
+        /// NAME (newest version) or NAME:VERSION.
+        a: String,
+        /// NAME (newest version) or NAME:VERSION.
+        b: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -85,6 +85,13 @@ impl Source {
         }
     }
 
+    pub fn dataset_diff(&self, a: &str, b: &str) -> Result<repro_exec::diff::DatasetDiff> {
+        match self {
+            Source::Local(s) => Ok(repro_exec::diff::datasets(s, a, b)?),
+            Source::Remote(c) => c.get(&format!("/api/v1/data-diff?a={}&b={}", enc(a), enc(b))),
+        }
+    }
+
     pub fn environments(&self) -> Result<Vec<EnvironmentRow>> {
         match self {
             Source::Local(s) => Ok(views::environments(s)?),

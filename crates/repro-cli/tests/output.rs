@@ -316,6 +316,7 @@ fn capture_inspect_replay_and_diff() {
     c.json("data_snapshot.json", &["data", "snapshot", "params.yaml", "--name", "params"], 0);
     c.both("data_ls", &["data", "ls"], 0);
     c.both("data_show", &["data", "show", "train"], 0);
+    c.both("data_diff", &["data", "diff", "train", "params"], 0);
 
     c.both("env_check", &["env", "check", "requirements.txt"], 0);
     c.text("env_register", &["env", "register", "--name", "baseline", "requirements.txt"], 0);

@@ -24,6 +24,8 @@ fn remote_mode_prints_what_local_mode_prints_and_the_server_guards_the_registry(
     t.repro(&["env", "register", "requirements.txt", "--name", "training"]).success();
     let datasets = t.repro(&["data", "ls", "--json"]).success().json();
     let dataset = datasets[0]["name"].as_str().expect("a dataset").to_string();
+    let list = datasets.as_array().expect("datasets");
+    let last_dataset = list[list.len() - 1]["name"].as_str().expect("a dataset").to_string();
 
     let server = Server::start(&t);
     let uri = server.uri.clone();
@@ -40,6 +42,7 @@ fn remote_mode_prints_what_local_mode_prints_and_the_server_guards_the_registry(
         vec!["diff", "baseline", "deeper"],
         vec!["data", "ls"],
         vec!["data", "show", &dataset],
+        vec!["data", "diff", &dataset, &last_dataset],
         vec!["env", "ls"],
         vec!["env", "show", "training"],
         vec!["env", "diff", "training:1", &a],

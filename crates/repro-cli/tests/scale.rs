@@ -75,6 +75,17 @@ fn a_big_tree_is_chunked_and_one_change_rewrites_one_chunk() {
     assert_eq!(show["files"], FILES);
     let changed = show["entries"].as_array().expect("entries").iter().find(|e| e["path"] == "d07/f07007.txt");
     assert_eq!(changed.expect("listed")["size"], 8);
+    // data diff names the one file, having read one chunk of each side.
+    let d = t.repro(&["data", "diff", "big:1", "big:2", "--json"]).success().json();
+    assert_eq!(d["changed"].as_array().map(Vec::len), Some(1), "{d:#}");
+    assert_eq!(d["changed"][0]["path"], "d07/f07007.txt");
+    assert_eq!((d["added"].as_array().map(Vec::len), d["removed"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    assert_eq!(d["unchanged"], FILES - 1);
+    assert_eq!((d["chunks"]["a"].clone(), d["chunks"]["shared"].clone()), (chunks.into(), (chunks - 1).into()));
+    let human = t.repro(&["data", "diff", "big:1", "big:2"]).success().stdout();
+    assert!(human.contains("1 changed, 0 added, 0 removed") && human.contains("~ d07/f07007.txt"), "{human}");
+    let e = t.repro(&["data", "diff", "big:1", "nope"]).expect_code(2).error_line();
+    assert!(e.contains("nope") && e.contains("repro data ls"), "{e}");
 
     // A file added and one removed: the manifest made from the cache is the one a fresh
     // hash of the tree makes.
@@ -89,6 +100,10 @@ fn a_big_tree_is_chunked_and_one_change_rewrites_one_chunk() {
     let fresh = t.repro(&["data", "snapshot", "tree", "--reference", "--json"]).success().json();
     assert_eq!(fresh["hashed_files"], FILES);
     assert_eq!(fresh["digest"], moved["digest"], "incremental and fresh manifests agree");
+    let d = t.repro(&["data", "diff", "big:2", "big:3", "--json"]).success().json();
+    assert_eq!(d["added"][0]["path"], "d03/zz-new.txt", "{d:#}");
+    assert_eq!(d["removed"][0]["path"], "d04/f00004.txt", "{d:#}");
+    assert_eq!(d["changed"].as_array().map(Vec::len), Some(0));
     assert_eq!(t.repro(&["fsck", "--json"]).success().json()["clean"], true);
 
     // A missing chunk is a broken reference fsck names.

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use repro_core::diff::{self, DiffInput, RunDiff};
 use repro_core::metrics::last_values;
-use repro_core::record::RunRecord;
-use repro_core::snapshot::{self, ChunkedRoot, Manifest, ManifestObject};
+use repro_core::record::{FileEntry, RunRecord};
+use repro_core::snapshot::{self, ChangedFile, ChunkedRoot, Manifest, ManifestObject};
 use repro_core::Digest;
 use repro_store::meta::StoredRun;
 use repro_store::Store;
+use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
@@ -80,9 +81,9 @@ fn compared(store: &Store, a: &RunRecord, b: &RunRecord) -> BTreeMap<Digest, Man
     let mut out = BTreeMap::new();
     for (x, y) in &pairs {
         if uses[x] == 1 && uses[y] == 1 {
-            if let Some((mx, my)) = differing_chunks(store, x, y) {
-                out.insert((*x).clone(), mx);
-                out.insert((*y).clone(), my);
+            if let Some(cut) = differing_chunks(store, x, y) {
+                out.insert((*x).clone(), cut.a);
+                out.insert((*y).clone(), cut.b);
             }
         }
     }
@@ -97,9 +98,26 @@ fn compared(store: &Store, a: &RunRecord, b: &RunRecord) -> BTreeMap<Digest, Man
     out
 }
 
-/// Two chunked manifests cut down to the chunks they do not share; `None` unless both are
-/// chunked and every chunk read verifies.
-fn differing_chunks(store: &Store, x: &Digest, y: &Digest) -> Option<(Manifest, Manifest)> {
+/// Two chunked manifests cut down to the chunks they do not share, and how many chunks
+/// each has and shares.
+struct Cut {
+    a: Manifest,
+    b: Manifest,
+    chunks: ChunkReads,
+}
+
+/// How a comparison of two snapshots read their manifests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkReads {
+    /// Chunks of each manifest (0 for one kept whole).
+    pub a: usize,
+    pub b: usize,
+    /// Chunks both name: not read, since they hold the same files.
+    pub shared: usize,
+}
+
+/// `None` unless both are chunked and every chunk read verifies.
+fn differing_chunks(store: &Store, x: &Digest, y: &Digest) -> Option<Cut> {
     let root = |d: &Digest| match snapshot::parse(&store.objects.read(d).ok()?).ok()? {
         ManifestObject::Chunked(r) => Some(r),
         ManifestObject::Whole(_) => None,
@@ -109,6 +127,7 @@ fn differing_chunks(store: &Store, x: &Digest, y: &Digest) -> Option<(Manifest, 
         let in_x: HashSet<&Digest> = rx.chunks.iter().map(|c| &c.digest).collect();
         ry.chunks.iter().filter(|c| in_x.contains(&c.digest)).map(|c| c.digest.clone()).collect()
     };
+    let chunks = ChunkReads { a: rx.chunks.len(), b: ry.chunks.len(), shared: shared.len() };
     let part = |r: ChunkedRoot| {
         let chunks: Vec<_> = r.chunks.into_iter().filter(|c| !shared.contains(&c.digest)).collect();
         let files = chunks.iter().map(|c| c.files).sum();
@@ -116,5 +135,52 @@ fn differing_chunks(store: &Store, x: &Digest, y: &Digest) -> Option<(Manifest, 
         let root = ChunkedRoot { chunks, files, bytes, ..r };
         Manifest::assemble(root, |c| store.objects.read(&c.digest).map_err(|_| ()), |_| ()).ok()
     };
-    Some((part(rx)?, part(ry)?))
+    Some(Cut { a: part(rx)?, b: part(ry)?, chunks })
+}
+
+/// `repro data diff A B`: the files two dataset versions differ in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetDiff {
+    pub a: DatasetSide,
+    pub b: DatasetSide,
+    pub added: Vec<FileEntry>,
+    pub removed: Vec<FileEntry>,
+    pub changed: Vec<ChangedFile>,
+    /// Files in both with the same content and mode.
+    pub unchanged: u64,
+    pub chunks: ChunkReads,
+}
+
+/// One side of a [`DatasetDiff`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSide {
+    pub name: String,
+    pub version: u32,
+    pub snapshot: Digest,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Compares two dataset versions (NAME or NAME:VERSION each) file by file, reading of two
+/// chunked manifests only the chunks they do not share.
+pub fn datasets(store: &Store, a: &str, b: &str) -> Result<DatasetDiff> {
+    let side = |spec: &str| -> Result<DatasetSide> {
+        let v = store.meta.datasets().get(spec)?;
+        let row = store.meta.datasets().snapshot(&v.snapshot)?;
+        Ok(DatasetSide {
+            name: v.name,
+            version: v.version,
+            files: row.as_ref().map_or(0, |r| r.files),
+            bytes: row.as_ref().map_or(0, |r| r.bytes),
+            snapshot: v.snapshot,
+        })
+    };
+    let (a, b) = (side(a)?, side(b)?);
+    let (ma, mb, chunks) = match differing_chunks(store, &a.snapshot, &b.snapshot) {
+        Some(cut) => (cut.a, cut.b, cut.chunks),
+        None => (store.objects.manifest(&a.snapshot)?, store.objects.manifest(&b.snapshot)?, ChunkReads::default()),
+    };
+    let d = snapshot::compare(&ma.entries, &mb.entries);
+    let unchanged = a.files.saturating_sub((d.removed.len() + d.changed.len()) as u64);
+    Ok(DatasetDiff { a, b, added: d.added, removed: d.removed, changed: d.changed, unchanged, chunks })
 }

@@ -41,6 +41,7 @@ pub(crate) fn routes() -> Routes {
         .api(M::GET, "/api/v1/diff", Read, diff)
         .api(M::GET, "/api/v1/data", Read, datasets)
         .api(M::GET, "/api/v1/data/{dataset}", Read, dataset)
+        .api(M::GET, "/api/v1/data-diff", Read, data_diff)
         .api(M::GET, "/api/v1/environments", Read, environments)
         .api(M::GET, "/api/v1/environments/{env}", Read, environment)
         .api(M::GET, "/api/v1/env-diff", Read, env_diff)
@@ -73,6 +74,7 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/diff?a={run}&b={run}", "repro diff A B"),
     ("GET", "/api/v1/data", "repro data ls"),
     ("GET", "/api/v1/data/{name[:version]}", "repro data show"),
+    ("GET", "/api/v1/data-diff?a={name[:version]}&b={name[:version]}", "repro data diff A B"),
     ("GET", "/api/v1/environments", "repro env ls"),
     ("GET", "/api/v1/environments/{name[:version]}", "repro env show"),
     ("GET", "/api/v1/env-diff?a=&b=", "repro env diff A B (registered environments or runs)"),
@@ -237,6 +239,12 @@ pub(crate) async fn dataset(AxState(s): S, d: Seg, q: Q) -> Reply<views::Dataset
     let d = segment(d, "dataset")?;
     Params::parse(q, &[])?;
     from_store(&s, move |st| Ok(views::dataset(st, &d)?)).await
+}
+
+pub(crate) async fn data_diff(AxState(s): S, q: Q) -> Reply<repro_exec::diff::DatasetDiff> {
+    let p = Params::parse(q, &["a", "b"])?;
+    let (a, b) = (p.required("a", "first dataset")?, p.required("b", "second dataset")?);
+    from_store(&s, move |st| Ok(repro_exec::diff::datasets(st, &a, &b)?)).await
 }
 
 pub(crate) async fn environments(AxState(s): S, q: Q) -> Reply<Vec<repro_store::environments::EnvironmentRow>> {

@@ -121,10 +121,6 @@ impl Datasets<'_> {
                 params![root, cache.manifest.as_ref().map(Digest::as_str), &TREE_CACHE_EMPTY[..]],
             )
             .map_err(e("update stat cache"))?;
-            if cache.replace {
-                tx.execute("DELETE FROM tree_cache_chunks WHERE root = ?1", params![root])
-                    .map_err(e("update stat cache"))?;
-            }
             for first in &cache.drop {
                 tx.execute("DELETE FROM tree_cache_chunks WHERE root = ?1 AND first = ?2", params![root, *first])
                     .map_err(e("update stat cache"))?;

@@ -177,8 +177,6 @@ pub struct CacheUpdate<'a> {
     pub manifest: Option<Digest>,
     pub write: Vec<&'a CacheChunk>,
     pub drop: Vec<&'a str>,
-    /// Every other row of the root goes (a replay's tree, cached from what it restored).
-    pub replace: bool,
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `repro data snapshot|ls|show`: data snapshots and named datasets.
+//! `repro data snapshot|ls|show|diff`: data snapshots and named datasets.
 
 use anyhow::Result;
 use repro_capture::snapshot::{self, Request};
@@ -32,6 +32,7 @@ pub fn data(ctx: &Context, cmd: DataCmd) -> Result<Exit> {
         }
         DataCmd::Ls => render::datasets(&ctx.source()?.datasets()?, ctx.json)?,
         DataCmd::Show { dataset } => render::dataset(&ctx.source()?.dataset(&dataset)?, ctx.json)?,
+        DataCmd::Diff { a, b } => render::dataset_diff(&ctx.source()?.dataset_diff(&a, &b)?, ctx.json)?,
     }
     Ok(Exit::Ok)
 }

@@ -83,3 +83,53 @@ pub fn dataset(d: &DatasetShow, as_json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+pub fn dataset_diff(d: &repro_exec::diff::DatasetDiff, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(d);
+    }
+    const SHOWN: usize = 50;
+    let mut o = out();
+    let name = |s: &repro_exec::diff::DatasetSide| format!("{}:{}", s.name, s.version);
+    writeln!(o, "{} → {}", name(&d.a), name(&d.b))?;
+    writeln!(o, "snapshot  {} → {}", d.a.snapshot.short(), d.b.snapshot.short())?;
+    writeln!(o, "files     {} → {} ({} → {})", d.a.files, d.b.files, human_bytes(d.a.bytes), human_bytes(d.b.bytes))?;
+    let mut summary = format!(
+        "{} changed, {} added, {} removed, {} unchanged",
+        d.changed.len(),
+        d.added.len(),
+        d.removed.len(),
+        d.unchanged
+    );
+    if d.chunks.shared > 0 {
+        summary.push_str(&format!(
+            " ({} of {} chunks shared and not read)",
+            d.chunks.shared,
+            d.chunks.a.max(d.chunks.b)
+        ));
+    }
+    writeln!(o, "{summary}")?;
+    for c in d.changed.iter().take(SHOWN) {
+        let what = if c.before.digest == c.after.digest {
+            format!("mode {:o} → {:o}", c.before.mode, c.after.mode)
+        } else {
+            format!(
+                "{} → {}  {} → {}",
+                human_bytes(c.before.size),
+                human_bytes(c.after.size),
+                c.before.digest.short(),
+                c.after.digest.short()
+            )
+        };
+        writeln!(o, "  ~ {}  {what}", c.path)?;
+    }
+    for (sign, list) in [("+", &d.added), ("-", &d.removed)] {
+        for e in list.iter().take(SHOWN) {
+            writeln!(o, "  {sign} {}  {}  {}", e.path, human_bytes(e.size), e.digest.short())?;
+        }
+    }
+    if [d.changed.len(), d.added.len(), d.removed.len()].iter().any(|&n| n > SHOWN) {
+        writeln!(o, "  … the first {SHOWN} of each shown (--json lists all)")?;
+    }
+    Ok(())
+}

@@ -299,6 +299,62 @@ pub fn parse_chunk(bytes: &[u8], said: &ChunkRef) -> Result<Vec<FileEntry>, Core
     Ok(c.entries)
 }
 
+/// A file whose content or mode differs between two manifests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedFile {
+    pub path: String,
+    pub before: FileState,
+    pub after: FileState,
+}
+
+/// A file as one manifest lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    pub size: u64,
+    pub mode: u32,
+    pub digest: Digest,
+}
+
+/// What differs between two lists of entries, each sorted by path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryDiff {
+    pub added: Vec<FileEntry>,
+    pub removed: Vec<FileEntry>,
+    pub changed: Vec<ChangedFile>,
+}
+
+/// Compares two manifests' entries (sorted by path, as manifests keep them) in one pass.
+pub fn compare(a: &[FileEntry], b: &[FileEntry]) -> EntryDiff {
+    let state = |e: &FileEntry| FileState { size: e.size, mode: e.mode, digest: e.digest.clone() };
+    let mut out = EntryDiff::default();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.path == y.path => {
+                if x.digest != y.digest || x.mode != y.mode {
+                    out.changed.push(ChangedFile { path: x.path.clone(), before: state(x), after: state(y) });
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.path < y.path => {
+                out.removed.push(x.clone());
+                i += 1;
+            }
+            (Some(x), None) => {
+                out.removed.push(x.clone());
+                i += 1;
+            }
+            (_, Some(y)) => {
+                out.added.push(y.clone());
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
 /// A dataset name people type after `--data NAME:` or in `repro data show`: one line, no
 /// `:` (which separates the name from a version elsewhere).
 pub fn check_dataset_name(name: &str) -> Result<(), CoreError> {

@@ -110,3 +110,17 @@ fn a_borrowed_entry_serializes_as_the_entry_it_stands_for() {
     let borrowed = EntryRef { path: &e.path, size: e.size, mode: e.mode, digest: RawDigest(e.digest.raw()) };
     assert_eq!(chunk_bytes(&[borrowed]), chunk_bytes(std::slice::from_ref(&e)));
 }
+
+#[test]
+fn compare_finds_what_was_added_removed_and_changed() {
+    let a = Manifest::new(SnapshotKind::Dir, vec![entry("a", b"1"), entry("b", b"2"), entry("c", b"3")]);
+    let mut moded = entry("c", b"3");
+    moded.mode = 0o755;
+    let b = Manifest::new(SnapshotKind::Dir, vec![entry("b", b"changed"), moded, entry("d", b"4")]);
+    let d = compare(&a.entries, &b.entries);
+    assert_eq!(d.removed.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert_eq!(d.added.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["d"]);
+    assert_eq!(d.changed.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+    assert_eq!((d.changed[1].before.mode, d.changed[1].after.mode), (0o644, 0o755));
+    assert_eq!(compare(&a.entries, &a.entries), EntryDiff::default());
+}

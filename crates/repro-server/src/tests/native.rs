@@ -21,6 +21,8 @@ async fn unknown_references_are_the_clients_mistake() {
     assert!(body["message"].as_str().is_some_and(|m| m.contains("repro runs")), "{body}");
     assert_error(app.call("GET", "/api/v1/models/nope", json!({})).await, 404, "RESOURCE_DOES_NOT_EXIST");
     assert_error(app.call("GET", "/api/v1/data/nope", json!({})).await, 404, "RESOURCE_DOES_NOT_EXIST");
+    assert_error(app.call("GET", "/api/v1/data-diff?a=nope&b=nope", json!({})).await, 404, "RESOURCE_DOES_NOT_EXIST");
+    assert_error(app.call("GET", "/api/v1/data-diff?a=nope", json!({})).await, 400, "INVALID_PARAMETER_VALUE");
     let promote = json!({"to": "prod", "as": "someone"});
     assert_error(app.call("POST", "/api/v1/models/nope@1/promote", promote).await, 400, "INVALID_PARAMETER_VALUE");
 }
