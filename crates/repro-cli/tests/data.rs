@@ -6,16 +6,16 @@ use std::time::{Duration, SystemTime};
 
 use common::TestContext;
 
-/// Ages every file under `dir` so the stat cache may trust it (fresh files are not cached).
-fn age(dir: &std::path::Path) {
-    let past = SystemTime::now() - Duration::from_secs(60);
-    for e in std::fs::read_dir(dir).expect("ls").flatten() {
-        if e.path().is_dir() {
+/// Ages a file, or every file under a folder, so the stat cache may trust it (fresh files
+/// are not cached).
+fn age(path: &std::path::Path) {
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).expect("ls").flatten() {
             age(&e.path());
-        } else {
-            let f = std::fs::File::options().write(true).open(e.path()).expect("open");
-            f.set_modified(past).expect("set mtime");
         }
+    } else {
+        let f = std::fs::File::options().write(true).open(path).expect("open");
+        f.set_modified(SystemTime::now() - Duration::from_secs(60)).expect("set mtime");
     }
 }
 
@@ -105,6 +105,35 @@ fn a_removed_object_is_restored_by_the_next_copying_snapshot() {
     assert_eq!(r["new_objects"], 1);
     assert_eq!(t.repro(&["data", "show", "d", "--json"]).success().json()["stored"], true);
     t.repro(&["fsck"]).success();
+}
+
+#[test]
+fn the_stat_cache_vouches_for_stored_objects_until_fsck_finds_one_gone() {
+    let t = TestContext::new();
+    t.repro(&["init"]).success();
+    for i in 0..20 {
+        t.write(&format!("d/f{i}.txt"), &format!("file {i}"));
+    }
+    age(&t.path("d"));
+    t.repro(&["data", "snapshot", "d"]).success();
+    let victim = t.repro(&["data", "show", "d", "--json"]).success().json()["entries"][3]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    t.delete_object(&victim);
+    // Its row says f3's object was stored: a copying snapshot does not look for it again.
+    t.write("d/f0.txt", "changed 0");
+    age(&t.path("d/f0.txt"));
+    let trusted = t.repro(&["data", "snapshot", "d", "--json"]).success().json();
+    assert_eq!(trusted["new_objects"], 2, "the changed file and the manifest: {trusted:#}");
+    // fsck names the damage and takes the rows' word back: the next snapshot stores it again.
+    let fsck = t.repro(&["fsck", "--json"]).expect_code(1).json();
+    assert!(fsck.to_string().contains(&victim), "{fsck:#}");
+    t.write("d/f1.txt", "changed 1");
+    age(&t.path("d/f1.txt"));
+    let healed = t.repro(&["data", "snapshot", "d", "--json"]).success().json();
+    assert_eq!(healed["new_objects"], 3, "the changed file, the lost one and the manifest: {healed:#}");
+    assert_eq!(t.repro(&["fsck", "--json"]).success().json()["clean"], true);
 }
 
 #[test]

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use common::{id_of, TestContext};
 use serde_json::Value;
 
-const FILES: usize = 20_000;
+/// Past the 8,192 files a manifest keeps whole: about ten chunks.
+const FILES: usize = 10_000;
 
 /// Writes FILES small files in 50 folders, aged so the stat cache trusts them.
 fn big_tree(t: &TestContext, dir: &str) {
@@ -48,7 +49,7 @@ fn a_big_tree_is_chunked_and_one_change_rewrites_one_chunk() {
     let root = root_of(&t, &cold["digest"]);
     assert_eq!(root["manifest_version"], 2, "a tree past 8,192 files is chunked");
     let chunks = root["chunks"].as_array().expect("chunks").len();
-    assert!((8..60).contains(&chunks), "{chunks} chunks");
+    assert!((4..40).contains(&chunks), "{chunks} chunks");
     assert_eq!(cold["new_objects"], FILES + chunks + 1, "every file, every chunk, the root");
     let rows = t.sql("SELECT count(*) FROM tree_cache_chunks");
     assert_eq!(rows.trim(), chunks.to_string(), "one stat-cache row per chunk");
@@ -177,7 +178,9 @@ fn kill_9_during_a_chunked_snapshot_leaves_a_store_fsck_calls_clean() {
     big_tree(&t, "tree");
     // Kills land while files are stored, while chunks and the root are written, and while
     // the stat cache's rows are: each round changes a file so there is something to write.
-    for (round, delay_ms) in [30u64, 150, 400, 900, 1600].into_iter().enumerate() {
+    // Fewer rounds against PostgreSQL + S3, where each fsck lists and checks the bucket.
+    let delays: &[u64] = if t.db_url().is_some() { &[150, 900] } else { &[30, 150, 400, 900, 1600] };
+    for (round, &delay_ms) in delays.iter().enumerate() {
         let mut child = t
             .cmd()
             .args(["data", "snapshot", "tree", "--name", "big"])

@@ -289,6 +289,15 @@ impl Datasets<'_> {
         rows.into_iter().map(|r| r.get(0).map_err(self.c.err("read the stat cache"))).collect()
     }
 
+    /// No stat-cache row vouches for stored objects any more (fsck found some gone).
+    pub(crate) fn forget_stored(&self) -> Result<()> {
+        self.c
+            .db
+            .execute("UPDATE tree_cache_chunks SET stored = ?1", params![false])
+            .map_err(self.c.err("update the stat cache"))?;
+        Ok(())
+    }
+
     /// Drops a root's stat cache: its next snapshot hashes every file again.
     pub(crate) fn drop_tree_cache(&self, root: &str) -> Result<()> {
         for sql in ["DELETE FROM tree_cache WHERE root = ?1", "DELETE FROM tree_cache_chunks WHERE root = ?1"] {

@@ -334,6 +334,12 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             }
         }
     }
+    // A stat-cache row vouches that its files' objects were stored, so a copying snapshot
+    // does not look for them: once objects are found missing or corrupt, no row does, and
+    // the next snapshots look again and store what is gone.
+    if !report.corrupt.is_empty() || !report.broken_references.is_empty() {
+        store.meta.datasets().forget_stored()?;
+    }
     report.clean = report.corrupt.is_empty()
         && report.stray.is_empty()
         && report.broken_references.is_empty()
