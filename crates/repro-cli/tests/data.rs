@@ -2,22 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
-
-use common::TestContext;
-
-/// Ages a file, or every file under a folder, so the stat cache may trust it (fresh files
-/// are not cached).
-fn age(path: &std::path::Path) {
-    if path.is_dir() {
-        for e in std::fs::read_dir(path).expect("ls").flatten() {
-            age(&e.path());
-        }
-    } else {
-        let f = std::fs::File::options().write(true).open(path).expect("open");
-        f.set_modified(SystemTime::now() - Duration::from_secs(60)).expect("set mtime");
-    }
-}
+use common::{age, TestContext};
 
 #[test]
 fn same_content_same_version_changed_content_next_version() {

@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use common::{id_of, TestContext};
+use common::{age, id_of, TestContext};
 use serde_json::Value;
 
 /// Past the 8,192 files a manifest keeps whole: about ten chunks.
@@ -20,19 +20,6 @@ fn big_tree(t: &TestContext, dir: &str) {
         t.write(&format!("{dir}/d{:02}/f{i:05}.txt", i % 50), &format!("file {i}\n"));
     }
     age(&t.path(dir));
-}
-
-/// Ages a file, or every file under a folder (which changes their ctime: the stat cache
-/// then hashes them again).
-fn age(path: &std::path::Path) {
-    if path.is_dir() {
-        for e in std::fs::read_dir(path).expect("ls").flatten() {
-            age(&e.path());
-        }
-    } else {
-        let f = std::fs::File::options().write(true).open(path).expect("open");
-        f.set_modified(SystemTime::now() - Duration::from_secs(60)).expect("set mtime");
-    }
 }
 
 fn root_of(t: &TestContext, digest: &Value) -> Value {

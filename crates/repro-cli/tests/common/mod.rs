@@ -389,6 +389,20 @@ impl Run {
 }
 
 /// A name no other test uses.
+/// Ages a file, or every file under a folder, so the stat cache may trust it (files modified
+/// in the last two seconds are not cached). Setting the mtime changes the ctime, so the next
+/// snapshot hashes what was aged once more.
+pub fn age(path: &Path) {
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).expect("ls").flatten() {
+            age(&e.path());
+        }
+    } else {
+        let f = std::fs::File::options().write(true).open(path).expect("open");
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60)).expect("set mtime");
+    }
+}
+
 pub fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

@@ -206,7 +206,7 @@ pub fn parse(bytes: &[u8]) -> Result<ManifestObject, CoreError> {
 
 /// Whether a path ends a chunk: decided by the path alone, so unchanged stretches of a tree
 /// keep their chunks when files elsewhere come and go.
-pub fn ends_chunk(path: &str) -> bool {
+fn ends_chunk(path: &str) -> bool {
     let h = blake3::hash(path.as_bytes());
     let first: [u8; 8] = h.as_bytes()[..8].try_into().expect("8 bytes");
     u64::from_le_bytes(first).is_multiple_of(CHUNK_AVERAGE)
@@ -258,7 +258,7 @@ pub fn chunk_bytes<E: Serialize>(entries: &[E]) -> Vec<u8> {
 }
 
 /// What the root says of one chunk.
-pub fn chunk_ref(entries: &[FileEntry], digest: Digest) -> ChunkRef {
+fn chunk_ref(entries: &[FileEntry], digest: Digest) -> ChunkRef {
     ChunkRef {
         first: entries.first().map(|e| e.path.clone()).unwrap_or_default(),
         files: entries.len() as u64,
