@@ -18,13 +18,17 @@
 //!   and a DELETE without a body (what the MLflow client sends) needs none.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State as AxState};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, TRANSFER_ENCODING};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, TRANSFER_ENCODING};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::request::Https;
 use crate::routes::{Body, Kind, Route, Table};
@@ -199,6 +203,7 @@ fn short(s: &str) -> String {
 
 /// The checks before the handler, then the headers after it.
 pub(crate) async fn check(AxState(g): AxState<Guard>, req: Request, next: Next) -> Response {
+    let (req, body_read) = watched(req);
     let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     let route = matched.as_deref().and_then(|p| g.table.get(req.method(), p)).cloned();
     let kind = route.as_ref().map_or_else(|| kind_of_path(req.uri().path()), |r| r.kind);
@@ -212,6 +217,13 @@ pub(crate) async fn check(AxState(g): AxState<Guard>, req: Request, next: Next) 
         Ok((req, route)) => crate::auth::authorize(&g.state, &route, req, next).await,
     };
     let headers = response.headers_mut();
+    if body_read.is_some_and(|read| !read.load(Ordering::Acquire)) {
+        // A refusal answers before the body is read. The server then drops the connection,
+        // and a client that had put it back in its pool would send its next request into
+        // a closed socket ("Remote end closed connection without response"); saying so
+        // keeps the client from reusing it.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     if kind == Kind::Ui {
         headers.insert(
@@ -227,6 +239,47 @@ pub(crate) async fn check(AxState(g): AxState<Guard>, req: Request, next: Next) 
         }
     }
     response
+}
+
+/// The request with its body counted: the flag turns true once the body has been read to
+/// its end. `None` for a request without a body.
+fn watched(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
+    if req.body().is_end_stream() {
+        return (req, None);
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(WatchedBody { inner: body, read: Arc::clone(&read) });
+    (Request::from_parts(parts, body), Some(read))
+}
+
+struct WatchedBody {
+    inner: axum::body::Body,
+    read: Arc<AtomicBool>,
+}
+
+impl HttpBody for WatchedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Everything decided from the request alone.

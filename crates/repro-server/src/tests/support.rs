@@ -19,7 +19,7 @@ pub(crate) fn store() -> (tempfile::TempDir, Arc<State>) {
 /// The app over a fresh store (the store's folder lives as long as the app).
 pub(crate) struct App {
     pub(crate) dir: tempfile::TempDir,
-    router: axum::Router,
+    pub(crate) router: axum::Router,
 }
 
 impl App {
