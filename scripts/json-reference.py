@@ -58,6 +58,7 @@ SECTIONS = [
     ("repro token create", "The new token: shown once, only its hash is stored.", ["token_create.json.snap"]),
     ("repro token ls", "Tokens: ids, roles, names; never the tokens.", ["token_ls.json.snap"]),
     ("repro fsck", "What the store check found; exit 1 when anything is damaged.", ["fsck.json.snap"]),
+    ("repro man", "With --out: every manual page written, repro.1 first (without --out, repro(1) itself is the output; `repro completions SHELL` prints its script the same way).", ["man.json.snap"]),
 ]
 
 MEANINGS = {
@@ -147,6 +148,7 @@ MEANINGS = {
     "facts": "the head of the run's fact journal: sequence number and hash (what signatures cover)",
     "field": "the field that differs",
     "file": "the file written or read",
+    "written": "the files written, as paths the command was given",
     "imports": "the distributions a model file's pickles import when loaded, in order of first use",
     "library": "the distribution that wrote a model file (lightgbm, xgboost, torch, scikit-learn; for ONNX the converter: skl2onnx, torch)",
     "files": "files: count, or one entry per file",

@@ -8,7 +8,9 @@
 #
 # Installs (each step skipped when already done): git, sqlite3, python3-venv, Chromium,
 # Node.js/npm, the PostgreSQL client and server binaries (apt); the pinned test virtualenvs
-# (PyPI, the frameworks one with PyTorch included); playwright-core (npm, no browser download); moto (PyPI); cargo-machete (crates.io).
+# (PyPI, the frameworks one with PyTorch included); playwright-core (npm, no browser download); moto (PyPI); cargo-machete (crates.io);
+# for the wheel and the static binary, maturin, pytest and uv (PyPI), musl-tools (apt) and
+# rustup's x86_64-unknown-linux-musl target.
 # Under REPRO_TEST_REQUIRE_ALL=1 (set here) a test that would skip for a missing tool fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # The web UI test drives Debian's headless Chromium with playwright-core (Node.js).
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+# The static binary (scripts/test-dist.sh) links with musl's C library; `man` reads its pages.
+command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
+command -v man >/dev/null || need_apt+=(man-db)
 # The shared-backend pass: psql/pg_dump (edits and backups behind repro's back) and the
 # PostgreSQL server binaries (a private cluster the fault test starts and restarts).
 command -v psql >/dev/null || need_apt+=(postgresql-client)
@@ -45,6 +50,10 @@ echo "== MLflow's own server tests' virtualenv (the full mlflow package, pytest;
 scripts/test-venv.sh target/test-venv-mlflow-server crates/repro-cli/tests/fixtures/mlflow-server-tests.txt
 echo "== frameworks virtualenv (pinned in requirements-frameworks.txt: LightGBM, XGBoost, PyTorch from PyPI — its CUDA build, run on the CPU —, ONNX, nbclient; about 4 GB, 3-6 minutes)"
 scripts/test-venv.sh target/test-venv-frameworks requirements-frameworks.txt
+
+echo "== wheel tools (maturin, pytest, uv; pinned in scripts/wheel-tools.txt) and the musl target"
+scripts/test-venv.sh target/wheel-tools scripts/wheel-tools.txt
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 
 echo "== browser driver for the web UI test (playwright-core, pinned; no browser download)"
 (cd crates/repro-cli/tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
@@ -78,4 +87,9 @@ for log in target/ci-test.log target/ci-test-shared.log; do
   failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
   echo "tests ($log): $passed passed, $failed failed"
 done
-[ "$status" -eq 0 ] && [ "$shared" -eq 0 ]
+echo "== the wheel and the static binary, as users install them (scripts/test-dist.sh)"
+set +e
+REPRO_DIST_PROFILE=dist-ci scripts/test-dist.sh 2>&1 | tee target/ci-dist.log
+dist=${PIPESTATUS[0]}
+set -e
+[ "$status" -eq 0 ] && [ "$shared" -eq 0 ] && [ "$dist" -eq 0 ]

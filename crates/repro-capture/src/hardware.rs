@@ -145,9 +145,20 @@ fn libc_version() -> Option<String> {
     Some(format!("glibc {}", v.to_string_lossy()))
 }
 
+/// The static (musl) build shares no libc with the machine, but the libc that matters is
+/// the one the training process runs on: the system's. glibc names itself through getconf
+/// ("glibc 2.36", what the glibc build records); a musl system (Alpine) has its loader in /lib.
 #[cfg(all(target_os = "linux", target_env = "musl"))]
 fn libc_version() -> Option<String> {
-    Some("musl".into())
+    let named = std::process::Command::new("getconf").arg("GNU_LIBC_VERSION").output().ok();
+    if let Some(out) = named.filter(|o| o.status.success()) {
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !version.is_empty() {
+            return Some(version);
+        }
+    }
+    let loaders = std::fs::read_dir("/lib").ok()?;
+    loaders.flatten().any(|e| e.file_name().to_string_lossy().starts_with("ld-musl-")).then(|| "musl".into())
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -280,6 +280,33 @@ pub enum Cmd {
     ///
     /// Example: repro fsck
     Fsck,
+
+    /// Print the completion script for a shell on stdout. The wheel (pip/uv) already
+    /// installs the bash, zsh and fish ones under its environment's share/ folder.
+    ///
+    /// Examples:
+    ///   repro completions bash > ~/.local/share/bash-completion/completions/repro
+    ///   repro completions zsh > ~/.zfunc/_repro      (with fpath+=~/.zfunc before compinit)
+    ///   repro completions fish > ~/.config/fish/completions/repro.fish
+    ///   repro completions powershell >> $PROFILE
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+
+    /// The manual pages: repro(1) on stdout, or with --out one page per command
+    /// (repro.1, repro-run.1, repro-model-promote.1, …) written into a folder.
+    ///
+    /// Examples:
+    ///   repro man | man -l -
+    ///   repro man --out ~/.local/share/man/man1
+    #[command(verbatim_doc_comment)]
+    Man {
+        /// The folder to write every page into (created when missing).
+        #[arg(long, short, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

@@ -45,13 +45,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The command line, with `--help` naming every variable repro reads.
-fn parse() -> Result<cli::Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
+/// The command line, with `--help` naming every variable repro reads (completions and the
+/// manual pages are made from it too).
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory;
     let cmd = cli::Cli::command();
     let long =
         format!("{}\n\n{}", cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default(), context::variables_help());
-    let mut cmd = cmd.after_long_help(long);
+    cmd.after_long_help(long)
+}
+
+fn parse() -> Result<cli::Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cmd = command();
     let matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
     cli::Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
@@ -89,6 +95,8 @@ fn usage_error(e: &clap::Error, args: &[String]) -> String {
             parts.push(msg.trim().to_string());
         } else if let Some(tip) = line.strip_prefix("tip:") {
             parts.push(tip.trim().to_string());
+        } else if let Some(values) = line.strip_prefix("[possible values:") {
+            parts.push(format!("one of: {}", values.trim_end_matches(']').trim()));
         }
     }
     if parts.is_empty() {

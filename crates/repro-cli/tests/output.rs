@@ -489,3 +489,15 @@ fn docs_json_md_describes_exactly_the_pinned_json() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `repro man --out`: every page it wrote, in the order `--help` lists the commands.
+#[test]
+fn manual_pages() {
+    if skip_on_shared_backends() {
+        return;
+    }
+    let t = TestContext::new();
+    let mut c = Contract::new(&t);
+    c.text("man", &["man", "--out", "man1"], 0);
+    c.json("man.json", &["man", "--out", "man1"], 0);
+}

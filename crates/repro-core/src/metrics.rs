@@ -95,10 +95,17 @@ pub fn parse_line(line: usize, text: &str) -> Result<Option<MetricsLine>, CoreEr
             .as_str()
             .filter(|k| !k.is_empty())
             .ok_or_else(|| err("\"metric\" must be a non-empty string".into()))?;
-        let value = obj
-            .get("value")
-            .and_then(Value::as_f64)
-            .ok_or_else(|| err(format!("metric '{key}' needs a numeric \"value\"")))?;
+        // JSON has no NaN or infinities: they come as the strings MLflow uses (what
+        // `repro.log_metric` writes for them).
+        let value = match obj.get("value") {
+            Some(Value::String(s)) if s == "NaN" => Some(f64::NAN),
+            Some(Value::String(s)) if s == "Infinity" => Some(f64::INFINITY),
+            Some(Value::String(s)) if s == "-Infinity" => Some(f64::NEG_INFINITY),
+            other => other.and_then(Value::as_f64),
+        }
+        .ok_or_else(|| {
+            err(format!("metric '{key}' needs a numeric \"value\" (or \"NaN\", \"Infinity\", \"-Infinity\")"))
+        })?;
         let step = match obj.get("step") {
             None | Some(Value::Null) => 0,
             Some(s) => s.as_i64().ok_or_else(|| err(format!("metric '{key}': \"step\" must be an integer")))?,
@@ -156,6 +163,22 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(parse_line(3, "   ").expect("ok"), None);
+    }
+
+    #[test]
+    fn non_finite_values_come_as_mlflows_strings_and_other_strings_are_refused() {
+        let value = |line: &str| match parse_line(1, line) {
+            Ok(Some(MetricsLine::Metric(p))) => Ok(p.value),
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert!(value(r#"{"metric": "loss", "value": "NaN"}"#).expect("NaN").is_nan());
+        assert_eq!(value(r#"{"metric": "loss", "value": "Infinity"}"#), Ok(f64::INFINITY));
+        assert_eq!(value(r#"{"metric": "loss", "value": "-Infinity"}"#), Ok(f64::NEG_INFINITY));
+        for bad in [r#""nan""#, r#""0.5""#, "null", "true"] {
+            let e = value(&format!(r#"{{"metric": "loss", "value": {bad}}}"#)).expect_err(bad);
+            assert!(e.contains("metric 'loss' needs a numeric"), "{e}");
+        }
     }
 
     #[test]

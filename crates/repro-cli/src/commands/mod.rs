@@ -17,6 +17,7 @@ mod report;
 mod run;
 mod runs;
 mod serve;
+mod shell;
 mod show;
 mod token;
 
@@ -82,6 +83,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             serve::serve(&ctx, &host, port, allowed_hosts, trusted_proxies, max_connections)
         }
         Cmd::Fsck => fsck::fsck(&ctx),
+        Cmd::Completions { shell } => shell::completions(shell),
+        Cmd::Man { out } => shell::man(out.as_deref(), ctx.json),
     }
 }
 
