@@ -12,9 +12,8 @@
 #
 #   scripts/test-dist.sh
 #
-# REPRO_DIST_PROFILE (default release) is the cargo profile; CI may use a cheaper one to stay
-# within its time (the files are the same). Published wheels come from
-# .github/workflows/release.yml, built with --release.
+# Built with --release, as .github/workflows/release.yml builds the published wheels
+# (REPRO_DIST_PROFILE=NAME picks another cargo profile, for a quicker local try).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
@@ -48,7 +47,7 @@ ls -l "$wheel"
 
 say "wheel: pip install into a fresh venv, no Rust on PATH"
 bare "$bare_path" "$py" -m venv "$work/venv"
-grep -v "^maturin" scripts/wheel-tools.txt > "$work/test-tools.txt"
+grep -v "^maturin" scripts/wheel-tools.txt > "$work/test-tools.txt"  # pytest, mypy, uv
 bare "$bare_path" "$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" -r "$work/test-tools.txt"
 venv_path="$work/venv/bin:$bare_path"
 test "$(bare "$venv_path" sh -c 'command -v repro')" = "$work/venv/bin/repro"
@@ -63,6 +62,9 @@ say "wheel: the helper's tests (pytest), \`import repro\` from the installed whe
 origin="$(cd "$work" && bare "$venv_path" python -c 'import repro; print(repro.__file__)')"
 case "$origin" in "$work/venv/"*) ;; *) echo "error: import repro found $origin, not the wheel's" >&2; exit 1;; esac
 (cd "$work" && bare "$venv_path" python -m pytest -q -p no:cacheprovider --import-mode=importlib "$REPO/python/tests")
+# What py.typed promises: the installed helper passes mypy --strict, as a user's checker sees it.
+printf 'import repro\nx: int = repro.seed()\nrepro.log_metric("m", 1.0, step=x)\n' > "$work/typed.py"
+(cd "$work" && bare "$venv_path" mypy --strict --no-incremental typed.py)
 
 say "wheel: the quick start from the venv's repro"
 bare "$venv_path" "$REPO/scripts/quickstart.sh" --installed "$work/quickstart-wheel"

@@ -41,7 +41,9 @@ def in_run() -> bool:
     return bool(os.environ.get("REPRO_METRICS"))
 
 
-def _outside(what: str) -> None:
+def _outside(what: str, depth: int) -> None:
+    """Warns once; ``depth`` is how many frames of this module lie between the warning and
+    the caller's line, so that the warning names the script's line."""
     global _warned
     with _lock:
         if _warned:
@@ -52,7 +54,7 @@ def _outside(what: str) -> None:
         "do nothing and repro.seed()/repro.params() give their defaults. Start the script with "
         "`repro run -- python SCRIPT` to record them.",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=depth + 2,
     )
 
 
@@ -65,7 +67,7 @@ def _name(kind: str, name: object) -> str:
 def _append(record: Dict[str, Any]) -> None:
     path = os.environ.get("REPRO_METRICS")
     if not path:
-        _outside("REPRO_METRICS is not set")
+        _outside("REPRO_METRICS is not set", 2)
         return
     # One write of one line per record, in append mode: lines from threads and from the
     # processes of one run (torchrun's ranks) never interleave within a line.
@@ -122,7 +124,7 @@ def seed(default: int = 0) -> int:
     """The run's seed (``REPRO_SEED``); ``default`` outside ``repro run``."""
     raw = os.environ.get("REPRO_SEED")
     if raw is None or not raw.strip():
-        _outside("REPRO_SEED is not set")
+        _outside("REPRO_SEED is not set", 1)
         return default
     try:
         return int(raw.strip())
@@ -136,7 +138,7 @@ def params() -> Dict[str, Any]:
     global _params
     path = os.environ.get("REPRO_PARAMS")
     if not path:
-        _outside("REPRO_PARAMS is not set")
+        _outside("REPRO_PARAMS is not set", 1)
         return {}
     with _lock:
         if _params is None:

@@ -48,6 +48,12 @@ def test_outside_a_run_everything_is_a_no_op_that_warns_once():
     assert "repro run" in str(caught[0].message)
     # The warning points at the caller's line, not at the helper.
     assert caught[0].filename == __file__
+    for call in (lambda: repro.seed(), lambda: repro.params(), lambda: repro.log_param("a", 1)):
+        repro._warned = False
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert [w.filename for w in caught] == [__file__]
 
 
 @pytest.mark.parametrize(
@@ -192,7 +198,7 @@ def test_a_real_repro_run_records_what_the_helper_logged(tmp_path):
     assert "seed 5 depth 3" in done.stdout
     assert "RuntimeWarning" not in done.stderr
     show = json.loads(run(binary, "show", "latest", "--json").stdout)
-    assert show["status"] == "succeeded", show["status"]
+    assert show["status"] == "finished", show["status"]
     assert show["params"]["logged"] == {"arch": "mlp"}
     loss = [(m["step"], m["value"]) for m in show["metrics"] if m["key"] == "loss"]
     assert sorted(loss) == [(0, 0.5), (1, 0.25), (2, 0.5 / 3)]
