@@ -10,7 +10,9 @@
 #     quick start again from a clean folder with only it on PATH (and the libc it records is
 #     the machine's, not its own).
 #
-#   scripts/test-dist.sh
+#   scripts/test-dist.sh          build the wheel, then try it
+#   scripts/test-dist.sh build    only build target/wheels/repro_ml-….whl
+#   scripts/test-dist.sh test     only try the wheel already in target/wheels
 #
 # Built with --release, as .github/workflows/release.yml builds the published wheels
 # (REPRO_DIST_PROFILE=NAME picks another cargo profile, for a quicker local try).
@@ -18,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
 profile="${REPRO_DIST_PROFILE:-release}"
+phase="${1:-all}"
+case "$phase" in all|build|test) ;; *) echo "error: unknown phase '$phase'; use build, test or nothing (both)" >&2; exit 2;; esac
 py="$(python3 -c "import sys; print(sys.executable)")"
 work="$(mktemp -d -t repro-dist.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
@@ -33,17 +37,20 @@ for tool in cargo rustc; do
   fi
 done
 
-tools=target/wheel-tools
-scripts/test-venv.sh "$tools" scripts/wheel-tools.txt
-target=x86_64-unknown-linux-musl
-command -v musl-gcc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools; }
-rustup target list --installed | grep -qx "$target" || rustup target add "$target"
-say "build: maturin build --profile $profile --target $target"
-rm -rf target/wheels
-"$tools/bin/maturin" build --profile "$profile" --locked --target "$target" \
-  --compatibility manylinux2014 musllinux_1_2 --out target/wheels
+if [ "$phase" != test ]; then
+  tools=target/wheel-tools
+  scripts/test-venv.sh "$tools" scripts/wheel-tools.txt
+  target=x86_64-unknown-linux-musl
+  command -v musl-gcc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools; }
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+  say "build: maturin build --profile $profile --target $target"
+  rm -rf target/wheels
+  "$tools/bin/maturin" build --profile "$profile" --locked --target "$target" \
+    --compatibility manylinux2014 musllinux_1_2 --out target/wheels
+fi
 wheel="$(ls target/wheels/repro_ml-*-py3-none-manylinux2014_x86_64.*musllinux_1_2_x86_64.whl)"
 ls -l "$wheel"
+[ "$phase" = build ] && exit 0
 
 say "wheel: pip install into a fresh venv, no Rust on PATH"
 bare "$bare_path" "$py" -m venv "$work/venv"
