@@ -10,6 +10,13 @@ snapshot copies it into the store), then runs, `--rounds` times (the order turni
   repro replay RUN                             restore (reflink or a copy hashed while written) + rerun
   repro replay RUN --link-data                 hard links to the store's objects (hashed once)
 
+On a file system with reflinks, a replay does not read back a clone whose object's stamp says it
+is unchanged since it was hashed (`unread_files` in its JSON, recorded per round here). The first
+replay after the recording hashes the clone and stamps the object; a `--link-data` replay changes
+the object's ctime (a hard link does), so the plain replay after it reads again. `--no-link`
+leaves the linked variant out, to measure the stamped replay alone. `restore_s` is a replay's
+time less the floor below: what the restore itself cost, to set beside `cp`.
+
 A replay's time is the whole command: the restore plus checking out the commit, checking the
 interpreter's packages and running the script (about a second, measured with a 1 MiB input
 and reported as `replay_floor_s`). Page cache: the file is smaller than the machine's memory,
@@ -67,7 +74,7 @@ def project(repro, work, size):
     return json.loads(out)["id"], gen, snap
 
 
-def timed(args, cwd):
+def timed(args, cwd, out=None):
     """Seconds until the command's writes are on disk: `sync` first (untimed, so no command pays
     for the one before it), then the command and `sync` (both sides write the whole input)."""
     subprocess.run(["sync"], check=True)
@@ -75,9 +82,12 @@ def timed(args, cwd):
         with open("/proc/sys/vm/drop_caches", "w") as f:
             f.write("1\n")
     t = time.perf_counter()
-    sh(*args, cwd=cwd)
+    stdout = sh(*args, cwd=cwd)
     subprocess.run(["sync"], check=True)
-    return time.perf_counter() - t
+    took = time.perf_counter() - t
+    if out is not None:
+        out.append(stdout)
+    return took
 
 
 def main():
@@ -89,6 +99,7 @@ def main():
     ap.add_argument("--out", default="bench/results-restore.json")
     ap.add_argument("--cold", action="store_true",
                     help="drop the page cache before each command (root): every read comes from disk")
+    ap.add_argument("--no-link", action="store_true", help="leave out the --link-data replay")
     args = ap.parse_args()
     global COLD
     COLD = args.cold
@@ -102,30 +113,39 @@ def main():
     run, gen, snap = project(repro, args.work, size)
     print(f"{args.gib:g} GiB generated in {gen:.1f} s, recorded (snapshot into the store) in {snap:.1f} s", flush=True)
     dest = os.path.join(args.work, "cp-dest.bin")
-    times = {"cp --reflink=auto": [], "repro replay": [], "repro replay --link-data": []}
+    times = {"cp --reflink=auto": [], "repro replay": []}
+    if not args.no_link:
+        times["repro replay --link-data"] = []
+    unread = []
     def cp():
         times["cp --reflink=auto"].append(timed(["cp", "--reflink=auto", "data/big.bin", dest], args.work))
         os.remove(dest)
 
     def replay():
-        times["repro replay"].append(timed([repro, "replay", run], args.work))
+        out = []
+        times["repro replay"].append(timed([repro, "replay", run, "--json"], args.work, out))
+        unread.append(json.loads(out[0])["inputs"][0].get("unread_files", 0))
 
     def linked():
         times["repro replay --link-data"].append(timed([repro, "replay", run, "--link-data"], args.work))
 
     for i in range(args.rounds):
         # The order turns each round: the disk's speed drifts over minutes on this VM.
-        order = [cp, replay, linked]
-        for step in order[i % 3:] + order[:i % 3]:
+        order = [cp, replay] + ([] if args.no_link else [linked])
+        for step in order[i % len(order):] + order[:i % len(order)]:
             step()
-        print(f"  round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+        print(f"  round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
+              + f" (replay's unread files: {unread[-1]})", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     anchor = med["cp --reflink=auto"]
     result = {"gib": args.gib, "replay_floor_s": floor, "generate_s": gen, "record_s": snap, "rounds": times,
-              "median_s": med, "ratio_to_cp": {k: v / anchor for k, v in med.items()}}
+              "median_s": med, "ratio_to_cp": {k: v / anchor for k, v in med.items()},
+              "replay_unread_files": unread,
+              "restore_s": {k: v - floor for k, v in med.items() if k.startswith("repro")}}
     for k, v in med.items():
         print(f"{k:<28} median {v:7.2f} s   {v / anchor:5.2f}× cp   {size / v / (1 << 30):6.2f} GiB/s")
-    print(f"replay floor (1 MiB input): {floor:.2f} s")
+    print(f"replay floor (1 MiB input): {floor:.2f} s; restore (median less the floor): "
+          + ", ".join(f"{k} {v:.3f} s" for k, v in result["restore_s"].items()))
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
     shutil.rmtree(args.work)

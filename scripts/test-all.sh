@@ -11,6 +11,7 @@
 # (PyPI, the frameworks one with PyTorch included); playwright-core (npm, no browser download); moto (PyPI); cargo-machete (crates.io);
 # for the wheel and the static binary, maturin, pytest and uv (PyPI), musl-tools (apt) and
 # rustup's x86_64-unknown-linux-musl target.
+# xfsprogs (apt), for a small XFS image with reflinks (scripts/reflink-fs.sh), where the machine may mount one.
 # Under REPRO_TEST_REQUIRE_ALL=1 (set here) a test that would skip for a missing tool fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +85,17 @@ command -v cargo-machete >/dev/null || cargo install --locked cargo-machete@0.9.
 cargo machete
 echo "== docs/json.md describes exactly the pinned JSON"
 python3 scripts/json-reference.py --check
+
+echo "== a file system with reflinks for the reflinked-restore tests (XFS on a loop device, where the machine allows it)"
+REPRO_TEST_REFLINK_DIR=$(scripts/reflink-fs.sh mount)
+if [ -n "$REPRO_TEST_REFLINK_DIR" ]; then
+  export REPRO_TEST_REFLINK_DIR
+  trap 'scripts/reflink-fs.sh unmount' EXIT
+  echo "mounted at $REPRO_TEST_REFLINK_DIR"
+else
+  unset REPRO_TEST_REFLINK_DIR
+  echo "none here: those tests check the copying restore only"
+fi
 
 mkdir -p target
 set +e

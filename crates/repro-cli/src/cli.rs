@@ -530,6 +530,11 @@ pub struct ReplayArgs {
     /// would change the store (fsck names such an object as corrupt).
     #[arg(long)]
     pub link_data: bool,
+    /// Read back and hash every restored input file. By default a file placed as a reflink (no
+    /// bytes copied) is not read when the store's stamp says its object hashed right and has not
+    /// changed since (same inode, size, mtime and ctime; `repro fsck` re-stamps what it verifies).
+    #[arg(long)]
+    pub verify_data: bool,
     /// Run a bundle's code even though no key in `[trust]` signed the bundle (unsigned, or
     /// signed by an unknown key). Read the code first: the command runs as you.
     #[arg(long)]

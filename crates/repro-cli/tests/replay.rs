@@ -409,3 +409,66 @@ fn replay_in_a_chosen_workdir_with_a_chosen_interpreter() {
     assert!(e.contains("/no/such/python"), "{e}");
     assert_no_leftovers(&t);
 }
+
+/// A replay on a file system with reflinks (XFS, Btrfs) clones each input from the store and,
+/// where the object's stamp says it hashed right and has not changed since, does not read the
+/// clone back. scripts/test-all.sh mounts such a file system where it can and names it in
+/// `REPRO_TEST_REFLINK_DIR`; elsewhere every input is copied, and read, whatever the stamps say.
+#[test]
+fn stamped_inputs_are_cloned_without_a_read_and_a_changed_object_is_refused() {
+    let base = std::env::var_os("REPRO_TEST_REFLINK_DIR").map(std::path::PathBuf::from);
+    let t = match &base {
+        Some(b) => TestContext::new_in(b),
+        None => TestContext::new(),
+    };
+    let reflinks = base.is_some();
+    t.write(
+        "train.py",
+        "import hashlib, pathlib\n\
+         data = pathlib.Path('data/big.bin').read_bytes()\n\
+         pathlib.Path('digest.txt').write_text(hashlib.sha256(data).hexdigest())\n",
+    );
+    t.write(".gitignore", "data/\n");
+    let big: Vec<u8> = (0..(3u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::create_dir_all(t.path("data")).expect("mkdir");
+    std::fs::write(t.path("data/big.bin"), &big).expect("write data");
+    t.git(&["init", "-q", "-b", "main"]);
+    t.commit_all("initial");
+    t.repro(&["init"]).success();
+    let py = t.python();
+    let py = py.to_str().expect("utf-8");
+    let a =
+        id_of(&t.repro(&["run", "--json", "--seed", "1", "--data", "data/big.bin", "--", py, "train.py"]).success());
+
+    // Written just now, the object is not stamped: the first replay reads its clone back (and
+    // stamps it, the object being old enough by then); the second does not; --verify-data does.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let stamped = |extra: &[&str]| {
+        let r = t.repro(&[&["replay", &a, "--json"], extra].concat()).success().json();
+        assert_eq!(r["verdict"], "identical", "{r:#}");
+        assert_eq!(r["inputs"][0]["how"], "restored from the store", "{r:#}");
+        r["inputs"][0]["unread_files"].as_u64().expect("unread_files")
+    };
+    assert_eq!(stamped(&[]), 0);
+    assert_eq!(stamped(&[]), u64::from(reflinks), "the second replay trusts the stamp where it cloned");
+    assert_eq!(stamped(&["--verify-data"]), 0);
+    if reflinks {
+        assert!(t.path(".repro/object-stamps").is_file());
+    }
+
+    // The object changed behind repro's back (same inode, same size: only its ctime tells):
+    // the stamp no longer vouches, the clone is read, and the replay refuses the input.
+    let shown = t.show_json(&a);
+    let manifest = shown["inputs"][0]["snapshot"].as_str().expect("snapshot");
+    let m: Value = serde_json::from_slice(&t.read_object(manifest)).expect("manifest json");
+    let file = m["entries"][0]["digest"].as_str().expect("digest").to_string();
+    let mut forged = big.clone();
+    forged[1 << 20] ^= 1;
+    t.write_object(&file, &forged);
+    let line = t.repro(&["replay", &a]).expect_code(2).error_line();
+    assert!(line.contains("input data/big.bin") && line.contains("corrupt"), "{line}");
+    assert_no_leftovers(&t);
+    // fsck names it too.
+    let report = t.repro(&["fsck", "--json"]).expect_code(1).json();
+    assert_eq!(report["clean"], false, "{report:#}");
+}

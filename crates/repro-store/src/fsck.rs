@@ -97,6 +97,11 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             Err(p) => report.stray.push(p.display().to_string()),
         }
     }
+    if store.objects.remote().is_none() {
+        // Every local object is re-hashed below and the intact ones stamped again: after fsck the
+        // stamps vouch for exactly what it verified.
+        store.objects.clear_stamps();
+    }
     progress.start("verifying objects", digests.len() as u64);
     let bytes = AtomicU64::new(0);
     let objects = &store.objects;

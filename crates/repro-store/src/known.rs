@@ -11,21 +11,18 @@
 //! may record an object as stored that someone removed since; fsck then names that snapshot's
 //! broken reference. A read that finds a listed object gone drops the whole file.
 //!
-//! Format: `RBK1`, the bucket URL's length (u32 LE) and the URL (a file written for another
-//! bucket is ignored), then 36-byte records: the raw digest and the first 4 bytes of the BLAKE3
-//! of those 32 bytes. Processes append whole records with `O_APPEND`; a record that fails its
-//! check (a torn write at power loss) ends the trusted part. Losing records costs HEADs only,
-//! so appends are not synced.
+//! The file is a [`crate::records`] file: its header is `RBK1`, the bucket URL's length (u32 LE)
+//! and the URL (a file written for another bucket is ignored), its records raw digests. Losing
+//! records costs HEADs only.
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::records;
 
 /// The file's name inside the store's folder.
 pub const FILE: &str = "bucket-objects";
 const MAGIC: &[u8; 4] = b"RBK1";
-const RECORD: usize = 36;
 
 fn header(url: &str) -> Vec<u8> {
     let mut h = MAGIC.to_vec();
@@ -34,62 +31,29 @@ fn header(url: &str) -> Vec<u8> {
     h
 }
 
-fn record(raw: &[u8; 32]) -> [u8; RECORD] {
-    let mut r = [0u8; RECORD];
-    r[..32].copy_from_slice(raw);
-    r[32..].copy_from_slice(&blake3::hash(raw).as_bytes()[..4]);
-    r
-}
-
 /// The digests recorded for the bucket at `url`; nothing when the file is absent, damaged at
 /// its start or written for another bucket.
 pub fn load(path: &Path, url: &str) -> HashSet<[u8; 32]> {
-    let Ok(bytes) = fs::read(path) else { return HashSet::new() };
-    let Some(rest) = bytes.strip_prefix(header(url).as_slice()) else { return HashSet::new() };
-    let mut known = HashSet::with_capacity(rest.len() / RECORD);
-    for r in rest.chunks_exact(RECORD) {
-        let raw: [u8; 32] = r[..32].try_into().unwrap_or([0; 32]);
-        if record(&raw) != r {
-            break;
-        }
-        known.insert(raw);
-    }
+    let mut known = HashSet::new();
+    records::load(path, &header(url), 32, |raw| {
+        known.insert(raw.try_into().unwrap_or([0; 32]));
+    });
     known
 }
 
 /// Appends `digests` (one write); creates the file with its header first when there is none.
 pub fn append(path: &Path, url: &str, digests: &[[u8; 32]]) -> std::io::Result<()> {
-    if digests.is_empty() {
-        return Ok(());
-    }
-    let head = header(url);
-    let mut first = vec![0u8; head.len()];
-    let ours =
-        fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut first)).is_ok() && first == head;
-    if !ours {
-        // No file, or one about another bucket (the store moved): a new file, which appears
-        // whole (header included) or not at all.
-        repro_util::fs::write_durably(path, &head)?;
-    }
-    let mut out = Vec::with_capacity(digests.len() * RECORD);
-    for d in digests {
-        out.extend_from_slice(&record(d));
-    }
-    OpenOptions::new().append(true).open(path)?.write_all(&out)
+    records::append(path, &header(url), digests.iter().map(|d| d.as_slice()))
 }
 
 /// Replaces the file with exactly `digests` (fsck's verified listing of the bucket).
 pub fn replace<'a>(path: &Path, url: &str, digests: impl Iterator<Item = &'a [u8; 32]>) -> std::io::Result<()> {
-    let mut out = header(url);
-    for d in digests {
-        out.extend_from_slice(&record(d));
-    }
-    repro_util::fs::write_durably(path, &out)
+    records::replace(path, &header(url), digests.map(|d| d.as_slice()))
 }
 
 /// Forgets everything (a listed object was found gone): the next process asks the bucket.
 pub fn drop_file(path: &Path) {
-    let _ = fs::remove_file(path);
+    records::drop_file(path)
 }
 
 /// Where the store at `root` keeps the file.
@@ -100,6 +64,7 @@ pub fn path_in(root: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn appends_and_replaces_round_trip_and_damage_ends_the_trusted_part() {
@@ -122,7 +87,7 @@ mod tests {
         bytes.truncate(bytes.len() - 5);
         fs::write(&p, &bytes).expect("write");
         assert_eq!(load(&p, url), HashSet::from([a, b]));
-        let at = header(url).len() + RECORD + 3;
+        let at = header(url).len() + 36 + 3;
         bytes[at] ^= 1;
         fs::write(&p, &bytes).expect("write");
         assert_eq!(load(&p, url), HashSet::from([a]));

@@ -24,10 +24,13 @@ use repro_core::Digest;
 pub use repro_util::hash::hash_file;
 // Re-exported: the store's other small files (the registry anchor, repro.toml) are written so too.
 pub use repro_util::fs::write_durably;
+// Re-exported: the stat cache and capture name it through here.
+pub use repro_util::fs::FileStat;
 
 // Re-exported: fsck and the remote tier both name it through here.
 use crate::remote::Remote;
 pub use crate::remote::Verified;
+use crate::stamps::Stamps;
 use crate::{Result, StoreError};
 
 const OBJECTS_DIR: &str = "objects";
@@ -37,6 +40,7 @@ pub struct Objects {
     dir: PathBuf,
     tmp: PathBuf,
     remote: Option<Arc<Remote>>,
+    stamps: Stamps,
 }
 
 impl Objects {
@@ -71,7 +75,7 @@ impl Objects {
         if let Some(remote) = &remote {
             remote.attach_known(crate::known::path_in(root));
         }
-        Ok(Objects { dir, tmp, remote })
+        Ok(Objects { dir, tmp, remote, stamps: Stamps::in_store(root) })
     }
 
     /// The shared tier, when the store has one.
@@ -235,40 +239,69 @@ impl Objects {
         }
     }
 
+    /// Re-hashes the local copy, stamping it ([`crate::stamps`]) when it hashed right.
     fn verify_cached(&self, digest: &Digest) -> Result<Verified> {
         let path = self.path_of(digest);
-        match hash_file(&path) {
-            Ok((d, bytes)) if d == *digest => Ok(Verified::Ok { bytes }),
+        let hashed = File::open(&path).and_then(|f| {
+            let before = FileStat::of(&f.metadata()?);
+            let (d, bytes) = repro_util::hash::hash_open(f.try_clone()?)?;
+            Ok((d, bytes, before, FileStat::of(&f.metadata()?)))
+        });
+        match hashed {
+            Ok((d, bytes, before, after)) if d == *digest => {
+                self.stamps.stamp(digest, &before, &after);
+                Ok(Verified::Ok { bytes })
+            }
             Ok(_) => Ok(Verified::Corrupt),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Verified::Missing),
             Err(e) => Err(StoreError::Io { action: "read", path, source: e }),
         }
     }
 
+    /// Forgets every stamp: fsck re-hashes every local object and stamps the intact ones anew.
+    pub(crate) fn clear_stamps(&self) {
+        self.stamps.clear();
+    }
+
     /// Copies an object out to `dest` (with `mode`), verified: see [`Objects::restore_as`].
     pub fn restore(&self, digest: &Digest, dest: &Path, mode: u32) -> Result<u64> {
-        self.restore_as(digest, dest, mode, Placement::Own).map(|(bytes, _)| bytes)
+        self.restore_as(digest, dest, mode, Placement::Own, ReadBack::UnlessStamped).map(|(bytes, _)| bytes)
     }
 
     /// Puts an object at `dest`, verifying the bytes `dest` will read: the file is made under
     /// a temp name beside `dest`, hashed, and only then renamed into place, so `dest` is either
     /// the verified content or untouched. [`Placement::Own`] clones the object where the file
-    /// system can (FICLONE: no bytes copied, then one read to hash) and otherwise copies it,
-    /// hashing while it copies (one read, not two); [`Placement::Link`] hard-links the
-    /// object after hashing it (falling back to `Own` across file systems).
+    /// system can (FICLONE: no bytes copied, then one read to hash, skipped where the object's
+    /// stamp vouches for it and `read` allows) and otherwise copies it, hashing while it copies
+    /// (one read, not two); [`Placement::Link`] hard-links the object after hashing it (falling
+    /// back to `Own` across file systems).
     /// With a remote, the object is fetched first, and a corrupt cached copy is fetched again.
-    pub fn restore_as(&self, digest: &Digest, dest: &Path, mode: u32, placement: Placement) -> Result<(u64, Restored)> {
-        match self.restore_cached(digest, dest, mode, placement) {
+    pub fn restore_as(
+        &self,
+        digest: &Digest,
+        dest: &Path,
+        mode: u32,
+        placement: Placement,
+        read: ReadBack,
+    ) -> Result<(u64, Restored)> {
+        match self.restore_cached(digest, dest, mode, placement, read) {
             Err(StoreError::ObjectMissing(_) | StoreError::ObjectCorrupt(_)) if self.remote.is_some() => {
                 self.evict(digest);
                 self.fetch(digest)?;
-                self.restore_cached(digest, dest, mode, placement)
+                self.restore_cached(digest, dest, mode, placement, read)
             }
             restored => restored,
         }
     }
 
-    fn restore_cached(&self, digest: &Digest, dest: &Path, mode: u32, placement: Placement) -> Result<(u64, Restored)> {
+    fn restore_cached(
+        &self,
+        digest: &Digest,
+        dest: &Path,
+        mode: u32,
+        placement: Placement,
+        read: ReadBack,
+    ) -> Result<(u64, Restored)> {
         let src = self.path_of(digest);
         let dir = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
@@ -304,6 +337,8 @@ impl Objects {
             }
         }
         let source = File::open(&src).map_err(|e| missing_or(e, "read"))?;
+        let stat_of = |f: &File| f.metadata().map(|m| FileStat::of(&m));
+        let before = stat_of(&source).map_err(|e| missing_or(e, "read"))?;
         let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| StoreError::Io {
             action: "create",
             path: tmp.clone(),
@@ -311,9 +346,20 @@ impl Objects {
         })?;
         let (got, bytes, how) = match clone_file(&source, &out) {
             Ok(()) => {
-                let (got, bytes) = hash_file(&tmp)
-                    .map_err(|e| cleanup(StoreError::Io { action: "read", path: tmp.clone(), source: e }))?;
-                (got, bytes, Restored::Reflinked)
+                // The clone holds the object's bytes as they were when it was made: checking
+                // the object's stat after the clone covers a change made during it.
+                let cloned = stat_of(&source).map_err(|e| missing_or(e, "read"))?;
+                if read == ReadBack::UnlessStamped && cloned == before && self.stamps.vouch(digest, &cloned) {
+                    (digest.clone(), cloned.size, Restored::Reflinked { read: false })
+                } else {
+                    let (got, bytes) = hash_file(&tmp)
+                        .map_err(|e| cleanup(StoreError::Io { action: "read", path: tmp.clone(), source: e }))?;
+                    if got == *digest {
+                        let after = stat_of(&source).map_err(|e| missing_or(e, "read"))?;
+                        self.stamps.stamp(digest, &before, &after);
+                    }
+                    (got, bytes, Restored::Reflinked { read: true })
+                }
             }
             Err(_) => {
                 let (got, bytes) = repro_util::hash::copy_hashing(source, &mut out)
@@ -358,43 +404,6 @@ impl Objects {
             }
         }
         Ok(out)
-    }
-}
-
-/// What a file looked like: the fields a stat cache compares, and its permission bits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FileStat {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub mode: u32,
-}
-
-impl FileStat {
-    #[cfg(unix)]
-    pub fn of(m: &fs::Metadata) -> FileStat {
-        use std::os::unix::fs::MetadataExt;
-        FileStat {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.len(),
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-            mode: m.mode() & 0o7777,
-        }
-    }
-
-    #[cfg(not(unix))]
-    pub fn of(m: &fs::Metadata) -> FileStat {
-        let mtime_ns = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
-        FileStat { dev: 0, ino: 0, size: m.len(), mtime_ns, ctime_ns: mtime_ns, mode: 0o644 }
     }
 }
 
@@ -592,9 +601,22 @@ pub enum Placement {
 /// How an object was placed: what [`Placement::Own`] or [`Placement::Link`] came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restored {
-    Reflinked,
+    /// A clone of the object's blocks; `read: false` when its stamp vouched for the bytes.
+    Reflinked {
+        read: bool,
+    },
     Copied,
     Linked,
+}
+
+/// Whether [`Objects::restore_as`] reads a reflinked clone back to hash it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBack {
+    /// Unless the object's stamp ([`crate::stamps`]) vouches that it hashed right and has not
+    /// changed since.
+    UnlessStamped,
+    /// Always (`repro replay --verify-data`).
+    Always,
 }
 
 /// Makes `dest` share `src`'s blocks (FICLONE: Btrfs, XFS, bcachefs, OCFS2 …); an error
@@ -672,16 +694,17 @@ mod tests {
         for (name, bytes) in [("small.csv", b"a,b\n1,2\n".to_vec()), ("big.bin", big)] {
             let digest = o.put_bytes(&bytes).expect("put");
             let own = out.join("own").join(name);
-            let (n, how) = o.restore_as(&digest, &own, 0o640, Placement::Own).expect("own");
+            let (n, how) = o.restore_as(&digest, &own, 0o640, Placement::Own, ReadBack::UnlessStamped).expect("own");
             assert_eq!(n, bytes.len() as u64);
             // This machine's file systems have no reflinks; where they do, the clone is hashed.
-            assert!(matches!(how, Restored::Copied | Restored::Reflinked), "{how:?}");
+            assert!(matches!(how, Restored::Copied | Restored::Reflinked { read: true }), "{how:?}");
             assert!(fs::read(&own).expect("read") == bytes);
             assert_eq!(fs::metadata(&own).expect("stat").mode() & 0o777, 0o640);
             assert_ne!(fs::metadata(&own).expect("stat").ino(), fs::metadata(o.path_of(&digest)).expect("stat").ino());
 
             let linked = out.join("link").join(name);
-            let (n, how) = o.restore_as(&digest, &linked, 0o640, Placement::Link).expect("link");
+            let (n, how) =
+                o.restore_as(&digest, &linked, 0o640, Placement::Link, ReadBack::UnlessStamped).expect("link");
             assert_eq!((n, how), (bytes.len() as u64, Restored::Linked));
             assert_eq!(
                 fs::metadata(&linked).expect("stat").ino(),
@@ -697,7 +720,10 @@ mod tests {
         fs::write(&p, b"the fake bytes").expect("write");
         for placement in [Placement::Own, Placement::Link] {
             let dest = out.join("damaged").join(format!("{placement:?}"));
-            assert!(matches!(o.restore_as(&digest, &dest, 0o644, placement), Err(StoreError::ObjectCorrupt(_))));
+            assert!(matches!(
+                o.restore_as(&digest, &dest, 0o644, placement, ReadBack::UnlessStamped),
+                Err(StoreError::ObjectCorrupt(_))
+            ));
             assert!(!dest.exists());
             let left: Vec<_> = fs::read_dir(out.join("damaged")).expect("ls").flatten().collect();
             assert!(left.is_empty(), "{left:?}");
@@ -705,8 +731,66 @@ mod tests {
         let missing = Digest::of_bytes(b"never stored");
         for placement in [Placement::Own, Placement::Link] {
             let dest = out.join("missing");
-            assert!(matches!(o.restore_as(&missing, &dest, 0o644, placement), Err(StoreError::ObjectMissing(_))));
+            assert!(matches!(
+                o.restore_as(&missing, &dest, 0o644, placement, ReadBack::UnlessStamped),
+                Err(StoreError::ObjectMissing(_))
+            ));
         }
+    }
+
+    #[test]
+    fn a_stamp_spares_the_read_of_a_clone_and_an_object_changed_since_is_read_and_refused() {
+        // On the file system with reflinks that scripts/test-all.sh mounts where it can, the
+        // clone path; elsewhere the copy, which reads the object whatever its stamp says.
+        let base = std::env::var_os("REPRO_TEST_REFLINK_DIR").map(PathBuf::from);
+        let dir = match &base {
+            Some(b) => tempfile::tempdir_in(b),
+            None => tempfile::tempdir(),
+        }
+        .expect("tempdir");
+        Objects::create(dir.path(), None).expect("create");
+        let o = Objects::open(dir.path(), None).expect("open");
+        let bytes: Vec<u8> = (0..(2 << 20) + 7).map(|i| (i % 251) as u8).collect();
+        let digest = o.put_bytes(&bytes).expect("put");
+        let stat = || FileStat::of(&fs::metadata(o.path_of(&digest)).expect("stat"));
+        assert_eq!(o.verify(&digest).expect("verify"), Verified::Ok { bytes: bytes.len() as u64 });
+        assert!(!o.stamps.vouch(&digest, &stat()), "an object written just now is not stamped");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(o.verify(&digest).expect("verify"), Verified::Ok { bytes: bytes.len() as u64 });
+        assert!(o.stamps.vouch(&digest, &stat()), "hashed, and settled");
+        assert!(Objects::open(dir.path(), None).expect("open").stamps.vouch(&digest, &stat()), "kept on disk");
+
+        let probe = dir.path().join("probe");
+        fs::write(&probe, b"p").expect("write");
+        let reflinks = clone_file(
+            &File::open(&probe).expect("open"),
+            &File::create(dir.path().join("probe-clone")).expect("create"),
+        )
+        .is_ok();
+        assert!(base.is_none() || reflinks, "REPRO_TEST_REFLINK_DIR has no reflinks");
+        let out = dir.path().join("out");
+        for (read, expected) in [
+            (ReadBack::UnlessStamped, Restored::Reflinked { read: false }),
+            (ReadBack::Always, Restored::Reflinked { read: true }),
+        ] {
+            let dest = out.join(format!("{read:?}"));
+            let (n, how) = o.restore_as(&digest, &dest, 0o640, Placement::Own, read).expect("restore");
+            assert_eq!((n, how), (bytes.len() as u64, if reflinks { expected } else { Restored::Copied }));
+            assert!(fs::read(&dest).expect("read") == bytes);
+        }
+
+        // Changed in place: same inode, same size, a new ctime. The stamp no longer vouches, so
+        // the clone (or copy) is read, found wrong and never put in place.
+        set_mode(&o.path_of(&digest), 0o644).expect("chmod");
+        let mut f = fs::OpenOptions::new().write(true).open(o.path_of(&digest)).expect("open");
+        f.write_all(b"forged").expect("write");
+        drop(f);
+        assert!(!o.stamps.vouch(&digest, &stat()));
+        let dest = out.join("after");
+        let r = o.restore_as(&digest, &dest, 0o640, Placement::Own, ReadBack::UnlessStamped);
+        assert!(matches!(r, Err(StoreError::ObjectCorrupt(_))), "{r:?}");
+        assert!(!dest.exists());
+        assert_eq!(o.verify(&digest).expect("verify"), Verified::Corrupt);
     }
 
     #[test]

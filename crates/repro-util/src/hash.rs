@@ -14,7 +14,12 @@ const WINDOW: u64 = 32 * 1024 * 1024;
 /// Hashes a file with bounded memory: small files are read whole, large ones through
 /// mapped windows hashed on every core.
 pub fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
-    read_hashing(File::open(path)?, |_| Ok(()))
+    hash_open(File::open(path)?)
+}
+
+/// [`hash_file`] of a file already open (whose stat the caller takes before and after).
+pub fn hash_open(file: File) -> std::io::Result<(Digest, u64)> {
+    read_hashing(file, |_| Ok(()))
 }
 
 /// Copies `src` into `dest` and hashes the bytes on the way: one read of the source, not a

@@ -22,6 +22,7 @@ pub fn replay(ctx: &Context, args: ReplayArgs) -> Result<Exit> {
         tolerances: args.tolerance.into_iter().collect(),
         keep: args.keep,
         link_data: args.link_data,
+        verify_data: args.verify_data,
         cwd: ctx.cwd()?,
         vars: ctx.vars(),
         tracking_uri: tracking.as_ref().map(|t| t.uri()),

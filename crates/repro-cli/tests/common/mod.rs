@@ -29,6 +29,13 @@ impl TestContext {
         TestContext { tmp, dir, scratch: Default::default(), prefixes: Default::default() }
     }
 
+    /// An empty folder under `base` (another file system, say).
+    pub fn new_in(base: &Path) -> TestContext {
+        let tmp = tempfile::tempdir_in(base).expect("tempdir");
+        let dir = tmp.path().canonicalize().expect("canonical");
+        TestContext { tmp, dir, scratch: Default::default(), prefixes: Default::default() }
+    }
+
     /// A git repository holding a copy of examples/sklearn-pricing, its data generated,
     /// everything committed, and a repro store.
     pub fn sklearn_project() -> TestContext {

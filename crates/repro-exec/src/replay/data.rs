@@ -16,12 +16,15 @@ pub(super) fn restore_inputs(
     rec: &RunRecord,
     tree: &Path,
     link_data: bool,
+    verify_data: bool,
     reporter: &dyn Reporter,
 ) -> Result<Restore> {
     let placement = if link_data { repro_store::Placement::Link } else { repro_store::Placement::Own };
+    let read = if verify_data { repro_store::ReadBack::Always } else { repro_store::ReadBack::UnlessStamped };
     let mut out = Vec::new();
     let mut restored = Vec::new();
     for input in &rec.inputs {
+        let mut unread_files = 0;
         let manifest = read_manifest(store, &input.snapshot, &rec.id)?;
         let relative = inside(tree, &input.path);
         // Where the recorded content is read from: the store, or (reference-only and
@@ -48,13 +51,18 @@ pub(super) fn restore_inputs(
                 }
                 let mut linked = 0usize;
                 let mut reflinked = 0usize;
+                let mut unread = 0u64;
                 let mut verified = Vec::with_capacity(manifest.entries.len());
                 let mut same_modes = true;
                 for e in &manifest.entries {
                     let target = files_at(dest, e);
-                    let (_, how) = store.objects.restore_as(&e.digest, &target, e.mode, placement).map_err(|err| {
-                        cannot(&rec.id, format!("file {} of input {} cannot be restored: {err}", e.path, input.path))
-                    })?;
+                    let (_, how) =
+                        store.objects.restore_as(&e.digest, &target, e.mode, placement, read).map_err(|err| {
+                            cannot(
+                                &rec.id,
+                                format!("file {} of input {} cannot be restored: {err}", e.path, input.path),
+                            )
+                        })?;
                     // The file as it stands after the rename (which changes its ctime).
                     let stat = fs::symlink_metadata(&target)
                         .map(|m| FileStat::of(&m))
@@ -63,7 +71,10 @@ pub(super) fn restore_inputs(
                     verified.push(CachedFile { rel: &e.path, stat, blake3: e.digest.raw() });
                     match how {
                         repro_store::Restored::Linked => linked += 1,
-                        repro_store::Restored::Reflinked => reflinked += 1,
+                        repro_store::Restored::Reflinked { read } => {
+                            reflinked += 1;
+                            unread += u64::from(!read);
+                        }
                         repro_store::Restored::Copied => {}
                     }
                 }
@@ -73,8 +84,19 @@ pub(super) fn restore_inputs(
                 let abs = fs::canonicalize(dest).map_err(ExecError::io("read", dest))?;
                 restored.push((abs, TreeCache::new(same_modes.then(|| input.snapshot.clone()), verified)));
                 if reflinked > 0 {
-                    reporter.message(&format!("{} of {} reflinked (no bytes copied)", reflinked, input.path));
+                    reporter.message(&format!(
+                        "{} of {} reflinked (no bytes copied){}",
+                        repro_core::audit::count(reflinked as u64, "file"),
+                        input.path,
+                        match unread {
+                            0 => String::new(),
+                            n => format!(
+                                "; {n} not read back: the store's stamps vouch they are unchanged since they were hashed (--verify-data reads them)"
+                            ),
+                        }
+                    ));
                 }
+                unread_files = unread;
                 match (link_data, linked == manifest.entries.len()) {
                     (true, true) => "linked to the store's objects",
                     // --link-data across file systems: what could not be linked got a file.
@@ -125,6 +147,7 @@ pub(super) fn restore_inputs(
             files: input.files,
             bytes: input.bytes,
             how,
+            unread_files,
         });
     }
     Ok((out, restored))

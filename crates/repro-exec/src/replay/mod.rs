@@ -76,6 +76,8 @@ pub struct ReplayOptions {
     /// Hard-link inputs to the store's objects ([`repro_store::Placement::Link`]) instead of
     /// giving each a file of its own.
     pub link_data: bool,
+    /// Read back every reflinked input file, even where the store's stamp vouches for its object.
+    pub verify_data: bool,
     pub cwd: PathBuf,
     pub vars: BTreeMap<String, String>,
     /// The tracking server the replayed command logs into, as `repro run` gives one. It
@@ -146,6 +148,9 @@ pub struct InputReport {
     /// `restored from the store`, `linked to the store's objects` (`--link-data`), or `verified in
     /// place` for inputs outside the repository.
     pub how: &'static str,
+    /// Files placed as reflinks and not read back, because the store's stamp vouched for their
+    /// object ([`repro_store::ReadBack`]); 0 with `--verify-data`.
+    pub unread_files: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -304,7 +309,7 @@ pub fn replay(store: &mut Store, opts: &ReplayOptions, reporter: &dyn Reporter) 
     code.origin = origin;
 
     // 2. Data.
-    let (inputs, restored) = restore_inputs(store, &rec, &area.tree, opts.link_data, reporter)?;
+    let (inputs, restored) = restore_inputs(store, &rec, &area.tree, opts.link_data, opts.verify_data, reporter)?;
 
     // 3. Environment.
     let mut env_report = None;
