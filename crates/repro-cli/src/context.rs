@@ -94,6 +94,10 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "REPRO_TEST_VENV", meaning: "tests only: where the shared test virtualenv lives" },
     Variable { name: "REPRO_TEST_FRAMEWORKS_VENV", meaning: "tests only: where the frameworks test virtualenv lives" },
     Variable { name: "REPRO_TEST_REQUIRE_ALL", meaning: "tests only: a missing optional tool fails the test" },
+    Variable {
+        name: "REPRO_TEST_REFLINK_DIR",
+        meaning: "tests only: a folder on a file system with reflinks (scripts/reflink-fs.sh), for the reflinked-restore tests",
+    },
 ];
 
 /// The "Environment variables" section of `repro --help`.

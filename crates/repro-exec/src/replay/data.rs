@@ -24,7 +24,7 @@ pub(super) fn restore_inputs(
     let mut out = Vec::new();
     let mut restored = Vec::new();
     for input in &rec.inputs {
-        let mut unread_files = 0;
+        let mut unread_files = 0u64;
         let manifest = read_manifest(store, &input.snapshot, &rec.id)?;
         let relative = inside(tree, &input.path);
         // Where the recorded content is read from: the store, or (reference-only and
@@ -51,7 +51,6 @@ pub(super) fn restore_inputs(
                 }
                 let mut linked = 0usize;
                 let mut reflinked = 0usize;
-                let mut unread = 0u64;
                 let mut verified = Vec::with_capacity(manifest.entries.len());
                 let mut same_modes = true;
                 for e in &manifest.entries {
@@ -73,7 +72,7 @@ pub(super) fn restore_inputs(
                         repro_store::Restored::Linked => linked += 1,
                         repro_store::Restored::Reflinked { read } => {
                             reflinked += 1;
-                            unread += u64::from(!read);
+                            unread_files += u64::from(!read);
                         }
                         repro_store::Restored::Copied => {}
                     }
@@ -88,7 +87,7 @@ pub(super) fn restore_inputs(
                         "{} of {} reflinked (no bytes copied){}",
                         repro_core::audit::count(reflinked as u64, "file"),
                         input.path,
-                        match unread {
+                        match unread_files {
                             0 => String::new(),
                             n => format!(
                                 "; {n} not read back: the store's stamps vouch they are unchanged since they were hashed (--verify-data reads them)"
@@ -96,7 +95,6 @@ pub(super) fn restore_inputs(
                         }
                     ));
                 }
-                unread_files = unread;
                 match (link_data, linked == manifest.entries.len()) {
                     (true, true) => "linked to the store's objects",
                     // --link-data across file systems: what could not be linked got a file.
