@@ -244,7 +244,7 @@ impl Objects {
         let path = self.path_of(digest);
         let hashed = File::open(&path).and_then(|f| {
             let before = FileStat::of(&f.metadata()?);
-            let (d, bytes) = repro_util::hash::hash_open(f.try_clone()?)?;
+            let (d, bytes) = repro_util::hash::hash_open(&f)?;
             Ok((d, bytes, before, FileStat::of(&f.metadata()?)))
         });
         match hashed {

@@ -14,11 +14,11 @@ const WINDOW: u64 = 32 * 1024 * 1024;
 /// Hashes a file with bounded memory: small files are read whole, large ones through
 /// mapped windows hashed on every core.
 pub fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
-    hash_open(File::open(path)?)
+    hash_open(&File::open(path)?)
 }
 
 /// [`hash_file`] of a file already open (whose stat the caller takes before and after).
-pub fn hash_open(file: File) -> std::io::Result<(Digest, u64)> {
+pub fn hash_open(file: &File) -> std::io::Result<(Digest, u64)> {
     read_hashing(file, |_| Ok(()))
 }
 
@@ -30,7 +30,7 @@ pub fn copy_hashing(src: File, dest: &mut File) -> std::io::Result<(Digest, u64)
     use std::io::Write;
     let len = src.metadata()?.len();
     if len <= SMALL_FILE {
-        return read_hashing(src, |bytes| dest.write_all(bytes));
+        return read_hashing(&src, |bytes| dest.write_all(bytes));
     }
     std::thread::scope(|scope| {
         // One window in flight beside the one being hashed: at most three mapped at once.
@@ -52,7 +52,7 @@ pub fn copy_hashing(src: File, dest: &mut File) -> std::io::Result<(Digest, u64)
 
 /// Reads `file` once, hashing it and handing each piece to `sink` in order: small files
 /// whole, large ones through mapped windows (hashed on every core, then handed on).
-fn read_hashing(mut file: File, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<(Digest, u64)> {
+fn read_hashing(mut file: &File, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<(Digest, u64)> {
     let len = file.metadata()?.len();
     if len <= SMALL_FILE {
         let mut buf = Vec::with_capacity(len as usize);
@@ -60,7 +60,7 @@ fn read_hashing(mut file: File, mut sink: impl FnMut(&[u8]) -> std::io::Result<(
         sink(&buf)?;
         return Ok((Digest::of_bytes(&buf), buf.len() as u64));
     }
-    Ok((hash_windows(&file, len, |window| sink(&window))?, len))
+    Ok((hash_windows(file, len, |window| sink(&window))?, len))
 }
 
 /// Hashes the first `len` bytes of `file` through mapped windows, on every core, handing each

@@ -24,9 +24,7 @@ pub struct TestContext {
 impl TestContext {
     /// An empty folder.
     pub fn new() -> TestContext {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().canonicalize().expect("canonical");
-        TestContext { tmp, dir, scratch: Default::default(), prefixes: Default::default() }
+        TestContext::new_in(&std::env::temp_dir())
     }
 
     /// An empty folder under `base` (another file system, say).
